@@ -1,0 +1,45 @@
+"""Shared helpers for the benchmarks: statistics, a scratch station, process CPU and memory readings."""
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def summary(samples_ms: list[float]) -> str:
+    """'median X ms, p99 Y ms' of a list of milliseconds."""
+    ordered = sorted(samples_ms)
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return f"median {statistics.median(ordered):.3f} ms, p99 {p99:.3f} ms"
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    """The sample at the given fraction (0..1) of the sorted list."""
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
+
+
+def scratch_config() -> Path:
+    """A configuration whose database is in a fresh temporary folder."""
+    folder = Path(tempfile.mkdtemp(prefix="kiosk-bench-"))
+    path = folder / "kiosk.toml"
+    path.write_text(f'[storage]\ndatabase = "{folder / "kiosk.db"}"\n[screen]\nfullscreen = false\n')
+    return path
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def rss_mb(pid: int | str = "self") -> float:
+    """Resident memory of a process in MB."""
+    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE / 1e6

@@ -1,0 +1,61 @@
+"""Resident memory over 1,000 scripted journeys through the real loop, store, screens and simulated terminal."""
+from __future__ import annotations
+
+import gc
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import common
+
+from drivers.fake_terminal import FakeTerminal
+from kiosk import config, flow
+from kiosk.loop import Loop
+from kiosk.scenario import ManualClock, Runner, parse
+from kiosk.store import Store
+from screens.display import Display
+
+JOURNEYS = 1000
+JOURNEY = """
+tap start
+type {plate}
+tap continue
+duration 60
+tap pay
+expect screen paid
+tap done
+tap rate:5
+advance 10s
+expect screen welcome
+"""
+
+
+def main() -> None:
+    """Print the figures."""
+    settings = config.load(common.scratch_config())
+    clock = ManualClock(datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc))
+    store = Store.open(Path(settings.storage.database), settings.station.id, clock())
+    display = Display(settings, headless=True)
+    terminal = FakeTerminal(lambda event: loop.post(event))
+    loop = Loop(flow.initial(settings, clock()), store, terminal, display, clock)
+    runner = Runner(loop, display, terminal, clock, Path("."))
+    readings: dict[int, float] = {0: common.rss_mb()}
+    began = time.perf_counter()
+    for n in range(1, JOURNEYS + 1):
+        _, steps = parse(JOURNEY.format(plate=f"B-{n:05d}"), f"journey {n}")
+        runner.run(steps)
+        if n in (1, 100, 500, 1000):
+            gc.collect()
+            readings[n] = common.rss_mb()
+    elapsed = time.perf_counter() - began
+    print(f"{JOURNEYS} journeys in {elapsed:.1f} s ({elapsed / JOURNEYS * 1000:.1f} ms each, rendering every frame)")
+    print("resident memory: " + ", ".join(f"after {n}: {mb:.1f} MB" for n, mb in readings.items()))
+    print(f"growth from journey 100 to 1000: {readings[1000] - readings[100]:+.1f} MB "
+          f"(target: < 80 MB in all, no growth)")
+    print(f"sessions stored: {len(store.rows('parking_session'))}")
+    display.close()
+    store.close()
+
+
+if __name__ == "__main__":
+    main()

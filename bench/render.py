@@ -1,0 +1,61 @@
+"""Render time of every screen at 800x480: median and p99 over 500 full frames each."""
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import common  # noqa: F401  (sets the SDL dummy driver)
+
+from kiosk import flow
+from kiosk.config import Settings
+from kiosk.records import FaultRecord, SessionRecord
+from screens.display import Display
+
+FRAMES = 500
+NOW = datetime(2026, 1, 5, 10, 0, tzinfo=ZoneInfo("Europe/Berlin")).astimezone(timezone.utc)
+
+
+def states(settings: Settings) -> dict[str, flow.State]:
+    """One representative state per screen and overlay."""
+    base = flow.initial(settings, NOW)
+    session = SessionRecord("s1", "B-AB123", settings.zone.name, NOW, NOW + timedelta(hours=1), 60, 200, "EUR",
+                            "paid", "p1", None, NOW)
+    fault = FaultRecord("card_terminal", "unreachable", "critical", "x", "no_card_payment", NOW)
+    return {
+        "welcome": base,
+        "plate": replace(base, screen=flow.Screen.PLATE, plate="B-AB123"),
+        "duration": replace(base, screen=flow.Screen.DURATION, plate="B-AB123", minutes=60),
+        "paying": replace(base, screen=flow.Screen.PAYING, payment=flow.Payment(200, "EUR", NOW, "p1", "Insert card")),
+        "paid": replace(base, screen=flow.Screen.PAID, plate="B-AB123", session=session),
+        "declined": replace(base, screen=flow.Screen.DECLINED, plate="B-AB123", minutes=60,
+                            decline=flow.Decline("declined", 5, "Declined")),
+        "feedback": replace(base, screen=flow.Screen.FEEDBACK),
+        "out_of_service": replace(base, screen=flow.Screen.OUT_OF_SERVICE, faults=(fault,)),
+        "help overlay": replace(base, help=flow.Help(NOW, "t1")),
+        "warning overlay": replace(base, screen=flow.Screen.PLATE, plate="B-AB", warning_since=NOW),
+    }
+
+
+def main() -> None:
+    """Print the figures."""
+    settings = Settings()
+    display = Display(settings, headless=True)
+    print(f"render time per full frame, {FRAMES} frames, {settings.screen.width}x{settings.screen.height}")
+    worst = 0.0
+    for name, state in states(settings).items():
+        samples = []
+        for i in range(FRAMES):
+            now = NOW + timedelta(seconds=i)
+            start = time.perf_counter()
+            display.render(state, now)
+            samples.append((time.perf_counter() - start) * 1000)
+        worst = max(worst, common.percentile(samples, 0.99))
+        print(f"  {name:16s} {common.summary(samples)}")
+    print(f"worst p99 {worst:.3f} ms (target < 5 ms)")
+    display.close()
+
+
+if __name__ == "__main__":
+    main()

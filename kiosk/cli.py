@@ -1,0 +1,168 @@
+"""Command line and composition root: the only place that wires real or simulated devices to the loop."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from dataclasses import replace
+from datetime import datetime, timezone
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import Callable
+from zoneinfo import ZoneInfo
+
+from kiosk import config, flow
+from kiosk.loop import Loop
+from kiosk.records import FaultRecord
+from kiosk.scenario import ManualClock, Runner, ScenarioDisplay, ScenarioError, ScriptableTerminal, Step, parse
+from kiosk.store import StorageError, Store
+
+log = logging.getLogger("kiosk")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `kiosk` command."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=getattr(logging, args.log_level), stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+    return int(args.command(args))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kiosk", description="Parking pay station service.")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the station")
+    run.add_argument("--config", type=Path, help="TOML configuration file (default: built-in demo settings)")
+    run.add_argument("--simulate", action="store_true", help="simulated card terminal and GPIO, for a desktop")
+    run.add_argument("--headless", action="store_true", help="no window (SDL dummy video driver)")
+    run.add_argument("--scenario", type=Path, help="replay a scenario file on a manual clock, then exit")
+    run.set_defaults(command=_run)
+
+    check = commands.add_parser("check-config", help="validate a configuration file")
+    check.add_argument("file", type=Path)
+    check.set_defaults(command=_check_config)
+
+    show_version = commands.add_parser("version", help="print the firmware version")
+    show_version.set_defaults(command=lambda args: print(f"kiosk {package_version('kiosk')}") or EXIT_OK)
+    return parser
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    try:
+        settings = config.load(args.file)
+    except config.ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"{args.file}: {len(exc.problems)} problem(s)", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"{args.file}: OK (station {settings.station.id}, zone {settings.zone.name})")
+    return EXIT_OK
+
+
+def _settings(args: argparse.Namespace) -> config.Settings:
+    if args.config is not None:
+        return config.load(args.config)
+    settings = config.Settings()
+    if args.simulate:
+        state_home = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+        database = str((state_home / "kiosk" / "simulate.db").absolute())
+        settings = replace(settings, storage=replace(settings.storage, database=database),
+                           screen=replace(settings.screen, fullscreen=False))
+    return settings
+
+
+def _open_store(settings: config.Settings, now: datetime) -> tuple[Store | None, tuple[FaultRecord, ...]]:
+    """Open the database; a broken one becomes a fault (out of service), never a crash loop."""
+    from kiosk.faults import kind_of
+
+    try:
+        store = Store.open(Path(settings.storage.database), settings.station.id, now)
+    except StorageError as exc:
+        kind = kind_of("storage", exc.reason)
+        log.critical("database %s unusable (%s): %s", settings.storage.database, exc.reason, exc)
+        fault = FaultRecord("storage", exc.reason, kind.severity, f"{kind.message} {exc}", kind.parker_impact, now)
+        return None, (fault,)
+    for fault in store.active_faults():
+        if fault.component == "storage":
+            store.clear_fault("storage", now)
+    for payment in store.resolve_pending_payments(now):
+        log.warning("payment %s left pending by the last run resolved as %s", payment.id, payment.state)
+    return store, tuple(f for f in store.active_faults() if f.component != "storage")
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        settings = _settings(args)
+    except config.ConfigError as exc:
+        for problem in exc.problems:
+            log.critical("configuration: %s", problem)
+        return EXIT_USAGE
+    if not args.simulate:
+        log.critical("no production card terminal driver yet: the ZVT driver is issue #3; use --simulate")
+        return EXIT_USAGE
+    if args.headless or args.scenario:
+        os.environ["SDL_VIDEODRIVER"] = "dummy"
+        os.environ["SDL_AUDIODRIVER"] = "dummy"
+
+    steps: list[Step] = []
+    clock: Callable[[], datetime] = _utc_now
+    if args.scenario is not None:
+        try:
+            start, steps = parse(args.scenario.read_text(encoding="utf-8"), str(args.scenario))
+        except (OSError, ScenarioError) as exc:
+            log.critical("scenario: %s", exc)
+            return EXIT_USAGE
+        clock = ManualClock(start or _default_start(settings))
+
+    from drivers.fake_terminal import FakeTerminal
+    from screens.display import Display
+
+    now = clock()
+    store, faults = _open_store(settings, now)
+    display = Display(settings, headless=args.headless or args.scenario is not None)
+    journal = Path(settings.storage.database).with_suffix(".terminal.jsonl")
+    terminal = FakeTerminal(lambda event: loop.post(event), journal_path=journal)
+    loop = Loop(flow.initial(settings, now), store, terminal, display, clock, faults)
+    try:
+        if args.scenario is not None:
+            return _replay(loop, display, terminal, clock, steps, args.scenario)
+        signal.signal(signal.SIGTERM, lambda *_: loop.stop())
+        signal.signal(signal.SIGINT, lambda *_: loop.stop())
+        log.info("station %s starting (zone %s, simulated devices)", settings.station.id, settings.zone.name)
+        loop.run()
+        return EXIT_OK
+    finally:
+        display.close()
+        if store is not None:
+            store.close()
+
+
+def _replay(loop: Loop, display: ScenarioDisplay, terminal: ScriptableTerminal, clock: ManualClock,
+            steps: list[Step], path: Path) -> int:
+    try:
+        Runner(loop, display, terminal, clock, path.parent).run(steps)
+    except ScenarioError as exc:
+        print(f"scenario failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"scenario passed: {len(steps)} steps")
+    return EXIT_OK
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _default_start(settings: config.Settings) -> datetime:
+    """Scenarios start on a Monday at 09:00 in the zone unless they say `start`."""
+    return datetime(2026, 1, 5, 9, 0, tzinfo=ZoneInfo(settings.zone.timezone)).astimezone(timezone.utc)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,419 @@
+"""Station configuration: one TOML file (or an MQTT cfg/desired mapping) -> frozen, validated settings."""
+
+import dataclasses
+import functools
+import re
+import types
+import tomllib
+import zoneinfo
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated, Any, Mapping, Union, get_args, get_origin, get_type_hints
+
+from babel.numbers import get_currency_precision, list_currencies
+
+from kiosk.tariff import RateBand, Tariff, validate as validate_tariff
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass(frozen=True)
+class Check:
+    """Annotated metadata: a predicate on the converted value and what was expected."""
+
+    predicate: Any
+    expected: str
+
+
+def between(low: int, high: int) -> Check:
+    """An integer in [low, high]."""
+    return Check(lambda v: low <= v <= high, f"an integer from {low} to {high}")
+
+
+def one_of(*choices: Any) -> Check:
+    """One of a fixed set of values."""
+    return Check(lambda v: v in choices, "one of " + ", ".join(repr(c) for c in choices))
+
+
+def matches(pattern: str, expected: str) -> Check:
+    """A string matching a regular expression."""
+    compiled = re.compile(pattern)
+    return Check(lambda v: bool(compiled.fullmatch(v)), expected)
+
+
+def _valid_regex(value: str) -> bool:
+    try:
+        re.compile(value)
+    except re.error:
+        return False
+    return True
+
+
+def _valid_timezone(value: str) -> bool:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+Port = Annotated[int, between(1, 65535)]
+Seconds = Annotated[int, between(1, 86400)]
+GpioPin = Annotated[int, between(0, 27)]
+
+
+@dataclass(frozen=True)
+class StationSettings:
+    """Identity of this station: also its MQTT client id and topic segment."""
+
+    id: Annotated[str, matches(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", "letters, digits, '_', '.', '-' (1-64, no '/', '+', '#')")] = "SIM-0001"
+
+
+@dataclass(frozen=True)
+class ZoneSettings:
+    """The parking zone this station sells."""
+
+    name: Annotated[str, matches(r".{1,40}", "1 to 40 characters")] = "Demo Zone"
+    timezone: Annotated[str, Check(_valid_timezone, "an IANA time zone such as 'Europe/Berlin'")] = "Europe/Berlin"
+    currency: Annotated[str, Check(lambda v: v in list_currencies(), "an ISO 4217 currency code such as 'EUR'")] = "EUR"
+
+
+@dataclass(frozen=True)
+class BandSettings:
+    """One rate band as written in the file (converted to a tariff RateBand)."""
+
+    days: tuple[Annotated[str, one_of(*WEEKDAYS)], ...]
+    start: Annotated[str, matches(r"([01]\d|2[0-3]):[0-5]\d", "a time 'HH:MM' from 00:00 to 23:59")]
+    end: Annotated[str, matches(r"([01]\d|2[0-3]):[0-5]\d|24:00", "a time 'HH:MM' from 00:01 to 24:00")]
+    rate_per_hour: Annotated[str, matches(r"\d{1,6}(\.\d{1,3})?", "an amount like \"2.00\" (a string, in major units)")]
+
+
+@dataclass(frozen=True)
+class TariffSettings:
+    """Tariff as written in the file: bands plus purchase rules."""
+
+    bands: tuple[BandSettings, ...] = (
+        BandSettings(("mon", "tue", "wed", "thu", "fri"), "08:00", "18:00", "2.00"),
+        BandSettings(("mon", "tue", "wed", "thu", "fri"), "18:00", "20:00", "1.00"),
+        BandSettings(("sat",), "08:00", "14:00", "1.50"),
+    )
+    increment_minutes: Annotated[int, between(1, 240)] = 15
+    minimum_minutes: Annotated[int, between(1, 1440)] = 15
+    maximum_minutes: Annotated[int, between(1, 10080)] = 180
+    daily_cap: Annotated[str, matches(r"\d{1,6}(\.\d{1,3})?", "an amount like \"12.00\"")] | None = None
+    quick_picks_minutes: tuple[Annotated[int, between(1, 10080)], ...] = (30, 60, 120)
+
+
+@dataclass(frozen=True)
+class PlateSettings:
+    """Which licence plates the keyboard accepts."""
+
+    pattern: Annotated[str, Check(_valid_regex, "a valid regular expression")] = r"[A-Z0-9](-?[A-Z0-9]){1,9}"
+    max_length: Annotated[int, between(2, 16)] = 10
+
+
+@dataclass(frozen=True)
+class LanguageSettings:
+    """Languages offered on the Welcome screen."""
+
+    default: Annotated[str, matches(r"[a-z]{2}", "a two-letter language code")] = "en"
+    available: tuple[Annotated[str, matches(r"[a-z]{2}", "a two-letter language code")], ...] = ("en",)
+
+
+@dataclass(frozen=True)
+class ScreenSettings:
+    """The touch panel."""
+
+    width: Annotated[int, between(320, 3840)] = 800
+    height: Annotated[int, between(240, 3840)] = 480
+    orientation: Annotated[str, one_of("landscape", "portrait")] = "landscape"
+    fullscreen: bool = True
+
+
+@dataclass(frozen=True)
+class TerminalSettings:
+    """The ZVT card terminal on a serial line."""
+
+    port: Annotated[str, matches(r"/.+", "an absolute device path such as '/dev/ttyUSB0'")] = "/dev/ttyUSB0"
+    baud: Annotated[int, one_of(9600, 19200, 38400, 57600, 115200)] = 9600
+    password: Annotated[str, matches(r"\d{6}", "six digits")] = "000000"
+    payment_timeout_s: Annotated[int, between(30, 600)] = 180
+    status_interval_s: Seconds = 60
+
+
+@dataclass(frozen=True)
+class GpioSettings:
+    """BCM pin numbers of the help button, its LED and the cabinet door switch."""
+
+    help_button: GpioPin = 17
+    help_led: GpioPin = 27
+    door_switch: GpioPin = 22
+    button_stuck_s: Seconds = 30
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """Where the station keeps its SQLite database."""
+
+    database: Annotated[str, matches(r"/.+", "an absolute file path")] = "/var/lib/kiosk/kiosk.db"
+
+
+@dataclass(frozen=True)
+class MqttSettings:
+    """The operator's broker (an empty host means: keep everything in the outbox)."""
+
+    host: str = ""
+    port: Port = 8883
+    tls: bool = True
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    username: str = ""
+    password_file: str = ""
+    keepalive_s: Annotated[int, between(5, 3600)] = 30
+    telemetry_interval_s: Seconds = 300
+
+
+@dataclass(frozen=True)
+class TimeoutSettings:
+    """How long screens wait for the parker."""
+
+    inactivity_s: Annotated[int, between(10, 600)] = 60
+    warning_s: Annotated[int, between(5, 120)] = 15
+    sleep_s: Annotated[int, between(10, 86400)] = 300
+    paid_s: Annotated[int, between(5, 600)] = 30
+    declined_s: Annotated[int, between(5, 600)] = 60
+    feedback_s: Annotated[int, between(5, 600)] = 20
+
+
+@dataclass(frozen=True)
+class LinkSettings:
+    """Where parkers can go when the station cannot help them itself."""
+
+    receipt_url: Annotated[str, matches(r"https?://\S+", "an http(s) URL; {station} and {payment} are filled in")] = "https://receipts.example.org/{station}/{payment}"
+    app_url: Annotated[str, matches(r"(https?://\S+)?", "an http(s) URL or empty")] = "https://pay.example.org/zone"
+    help_phone: str = ""
+    nearest_station: str = ""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of the station, validated and immutable."""
+
+    station: StationSettings = field(default_factory=StationSettings)
+    zone: ZoneSettings = field(default_factory=ZoneSettings)
+    tariff: TariffSettings = field(default_factory=TariffSettings)
+    plate: PlateSettings = field(default_factory=PlateSettings)
+    languages: LanguageSettings = field(default_factory=LanguageSettings)
+    screen: ScreenSettings = field(default_factory=ScreenSettings)
+    terminal: TerminalSettings = field(default_factory=TerminalSettings)
+    gpio: GpioSettings = field(default_factory=GpioSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    mqtt: MqttSettings = field(default_factory=MqttSettings)
+    timeouts: TimeoutSettings = field(default_factory=TimeoutSettings)
+    links: LinkSettings = field(default_factory=LinkSettings)
+    version: Annotated[int, between(0, 2**31 - 1)] = 0
+
+    @functools.cached_property
+    def tariff_engine(self) -> Tariff:
+        """The tariff in engine form (amounts in minor units)."""
+        return _build_tariff(self)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a configuration: where and what was expected."""
+
+    source: str
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.key}: {self.message}"
+
+
+class ConfigError(Exception):
+    """A configuration was rejected; `problems` lists every reason."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems
+
+
+def load(path: Path) -> Settings:
+    """Read and validate a TOML file; raise ConfigError naming the file and each bad key."""
+    source = str(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError([Problem(source, "(file)", f"cannot read: {exc.strerror or exc}")]) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError([Problem(source, "(file)", f"not UTF-8 text: {exc.reason}")]) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([Problem(source, "(syntax)", f"not valid TOML: {exc}")]) from exc
+    return from_mapping(raw, source)
+
+
+def from_mapping(raw: Mapping[str, Any], source: str) -> Settings:
+    """Validate a mapping (parsed TOML or remote JSON) into Settings, collecting every problem."""
+    problems: list[Problem] = []
+    settings = _convert(raw, Settings, "", source, problems)
+    if not problems:
+        problems.extend(_cross_checks(settings, source))
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+def to_mapping(settings: Settings) -> dict[str, Any]:
+    """The settings as plain data (tuples become lists), e.g. for `cfg/reported`."""
+    def plain(value: Any) -> Any:
+        if dataclasses.is_dataclass(value):
+            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, tuple):
+            return [plain(v) for v in value]
+        return value
+    return plain(settings)
+
+
+def _convert(value: Any, annotation: Any, key: str, source: str, problems: list[Problem]) -> Any:
+    """Convert `value` to `annotation`, appending a Problem for each mismatch."""
+    checks: tuple[Check, ...] = ()
+    if get_origin(annotation) is Annotated:
+        annotation, *meta = get_args(annotation)
+        checks = tuple(m for m in meta if isinstance(m, Check))
+    origin = get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        options = [a for a in get_args(annotation) if a is not type(None)]
+        if value is None:
+            return None
+        return _convert(value, options[0], key, source, problems)
+    if dataclasses.is_dataclass(annotation):
+        return _convert_dataclass(value, annotation, key, source, problems)
+    if origin is tuple:
+        item_type = get_args(annotation)[0]
+        if not isinstance(value, list):
+            problems.append(Problem(source, key, f"expected a list, got {_describe(value)}"))
+            return ()
+        return tuple(_convert(v, item_type, f"{key}[{i}]", source, problems) for i, v in enumerate(value))
+    if annotation is int and (isinstance(value, bool) or not isinstance(value, int)):
+        problems.append(Problem(source, key, f"expected an integer, got {_describe(value)}"))
+        return 0
+    if annotation is bool and not isinstance(value, bool):
+        problems.append(Problem(source, key, f"expected true or false, got {_describe(value)}"))
+        return False
+    if annotation is str and not isinstance(value, str):
+        problems.append(Problem(source, key, f"expected a string, got {_describe(value)}"))
+        return ""
+    for check in checks:
+        if not check.predicate(value):
+            problems.append(Problem(source, key, f"expected {check.expected}, got {value!r}"))
+    return value
+
+
+def _convert_dataclass(value: Any, cls: type, key: str, source: str, problems: list[Problem]) -> Any:
+    if not isinstance(value, Mapping):
+        problems.append(Problem(source, key or "(top level)", f"expected a table, got {_describe(value)}"))
+        return cls()
+    hints = get_type_hints(cls, include_extras=True)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for unknown in sorted(set(value) - names):
+        problems.append(Problem(source, _join(key, unknown), "unknown key; valid keys here: " + ", ".join(sorted(names))))
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name in value:
+            kwargs[f.name] = _convert(value[f.name], hints[f.name], _join(key, f.name), source, problems)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            problems.append(Problem(source, _join(key, f.name), "missing; this key is required"))
+            return None
+    return cls(**kwargs)
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _describe(value: Any) -> str:
+    kinds = {bool: "a boolean", int: "an integer", float: "a decimal number", str: "a string", list: "a list", dict: "a table"}
+    return f"{kinds.get(type(value), type(value).__name__)} ({value!r})"
+
+
+def parse_amount(text: str, currency: str) -> int:
+    """Exact conversion of a major-unit string like "2.50" to integer minor units."""
+    digits = get_currency_precision(currency)
+    try:
+        amount = Decimal(text)
+    except InvalidOperation as exc:
+        raise ValueError(f"not an amount: {text!r}") from exc
+    minor = amount.scaleb(digits)
+    if minor != minor.to_integral_value():
+        raise ValueError(f"{text!r} has more than {digits} decimals for {currency}")
+    return int(minor)
+
+
+def _minute_of_day(text: str) -> int:
+    hours, minutes = text.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def _build_tariff(settings: Settings) -> Tariff:
+    currency = settings.zone.currency
+    t = settings.tariff
+    return Tariff(
+        timezone=settings.zone.timezone,
+        currency=currency,
+        bands=tuple(
+            RateBand(
+                weekdays=frozenset(WEEKDAYS.index(d) for d in band.days),
+                start_minute=_minute_of_day(band.start),
+                end_minute=_minute_of_day(band.end),
+                rate_per_hour=parse_amount(band.rate_per_hour, currency),
+            )
+            for band in t.bands
+        ),
+        increment_minutes=t.increment_minutes,
+        minimum_minutes=t.minimum_minutes,
+        maximum_minutes=t.maximum_minutes,
+        daily_cap=None if t.daily_cap is None else parse_amount(t.daily_cap, currency),
+    )
+
+
+def _cross_checks(settings: Settings, source: str) -> list[Problem]:
+    """Rules that involve more than one key."""
+    problems: list[Problem] = []
+    currency = settings.zone.currency
+    for i, band in enumerate(settings.tariff.bands):
+        if not band.days:
+            problems.append(Problem(source, f"tariff.bands[{i}].days", "expected at least one weekday"))
+        if band.end != "24:00" and _minute_of_day(band.end) <= _minute_of_day(band.start):
+            problems.append(Problem(source, f"tariff.bands[{i}]", f"end {band.end} must be after start {band.start} (split bands that cross midnight)"))
+        try:
+            parse_amount(band.rate_per_hour, currency)
+        except ValueError as exc:
+            problems.append(Problem(source, f"tariff.bands[{i}].rate_per_hour", str(exc)))
+    if settings.tariff.daily_cap is not None:
+        try:
+            parse_amount(settings.tariff.daily_cap, currency)
+        except ValueError as exc:
+            problems.append(Problem(source, "tariff.daily_cap", str(exc)))
+    if problems:
+        return problems
+    problems.extend(Problem(source, "tariff", message) for message in validate_tariff(settings.tariff_engine))
+    t = settings.tariff
+    for i, pick in enumerate(t.quick_picks_minutes):
+        if pick % t.increment_minutes or not t.minimum_minutes <= pick <= t.maximum_minutes:
+            problems.append(Problem(source, f"tariff.quick_picks_minutes[{i}]", f"expected a multiple of {t.increment_minutes} between {t.minimum_minutes} and {t.maximum_minutes}, got {pick}"))
+    if settings.languages.default not in settings.languages.available:
+        problems.append(Problem(source, "languages.default", f"expected one of languages.available {list(settings.languages.available)}, got {settings.languages.default!r}"))
+    landscape = settings.screen.width >= settings.screen.height
+    if landscape != (settings.screen.orientation == "landscape"):
+        problems.append(Problem(source, "screen.orientation", f"{settings.screen.orientation!r} does not match {settings.screen.width}x{settings.screen.height}"))
+    if settings.timeouts.warning_s >= settings.timeouts.inactivity_s:
+        problems.append(Problem(source, "timeouts.warning_s", "expected less than timeouts.inactivity_s"))
+    mqtt = settings.mqtt
+    if mqtt.host and bool(mqtt.cert_file) != bool(mqtt.key_file):
+        problems.append(Problem(source, "mqtt.cert_file", "cert_file and key_file go together"))
+    if mqtt.host and mqtt.password_file and not mqtt.username:
+        problems.append(Problem(source, "mqtt.username", "password_file needs a username"))
+    return problems

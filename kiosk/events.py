@@ -1,0 +1,215 @@
+"""Typed, immutable events that flow into the main loop, and the effects the state machines ask for."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from kiosk.config import Settings
+from kiosk.records import FaultRecord, PaymentResultData, SessionRecord
+
+# ---- events: facts that happened (from the parker, devices, the store, the clock) ----
+
+
+@dataclass(frozen=True)
+class Tap:
+    """The parker released a touch inside the target with this id."""
+
+    target: str
+
+
+@dataclass(frozen=True)
+class Tick:
+    """A deadline the state machine asked for has been reached."""
+
+
+@dataclass(frozen=True)
+class HelpPressed:
+    """The physical help button (or its stand-in) was pressed."""
+
+
+@dataclass(frozen=True)
+class HelpReleased:
+    """The physical help button was released."""
+
+
+@dataclass(frozen=True)
+class SessionLookedUp:
+    """Answer to LookupSession: the plate's active session in this zone, if any."""
+
+    plate: str
+    session: SessionRecord | None
+
+
+@dataclass(frozen=True)
+class PaymentPending:
+    """The pending payment row is durable and the terminal has been asked to charge."""
+
+    payment_id: str
+
+
+@dataclass(frozen=True)
+class PaymentNotStarted:
+    """The payment could not even be recorded as pending, so the terminal was never asked."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class TerminalStatus:
+    """An intermediate status text from the card terminal, to be shown word for word."""
+
+    payment_id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class PaymentAuthorized:
+    """The terminal approved the card and waits for the station's vending answer."""
+
+    payment_id: str
+    result: PaymentResultData
+
+
+@dataclass(frozen=True)
+class PaymentDeclined:
+    """The terminal ended the payment without charging (declined, aborted, failed)."""
+
+    payment_id: str
+    result_code: int
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class SessionCommitted:
+    """The paid session and its payment are durable (answer to CommitSession)."""
+
+    payment_id: str
+    session: SessionRecord
+
+
+@dataclass(frozen=True)
+class CommitFailed:
+    """The paid session could not be stored; the payment must be refused."""
+
+    payment_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class FaultsChanged:
+    """The set of active faults changed."""
+
+    faults: tuple[FaultRecord, ...]
+
+
+@dataclass(frozen=True)
+class HelpTicketOpened:
+    """Answer to OpenHelpTicket: the ticket is durable."""
+
+    ticket_id: str
+
+
+@dataclass(frozen=True)
+class SettingsChanged:
+    """New validated settings; they take effect for the next parker."""
+
+    settings: Settings
+
+
+Event = (
+    Tap | Tick | HelpPressed | HelpReleased | SessionLookedUp | PaymentPending | PaymentNotStarted | TerminalStatus
+    | PaymentAuthorized | PaymentDeclined | SessionCommitted | CommitFailed | FaultsChanged
+    | HelpTicketOpened | SettingsChanged
+)
+
+# ---- effects: what a state machine asks the loop to do ----
+
+
+@dataclass(frozen=True)
+class LookupSession:
+    """Find the plate's active session in the zone; answer with SessionLookedUp."""
+
+    plate: str
+    zone: str
+
+
+@dataclass(frozen=True)
+class BeginPayment:
+    """Store a pending payment, then ask the terminal to charge; answer with PaymentPending."""
+
+    plate: str
+    zone: str
+    amount: int
+    currency: str
+    minutes: int
+    starts: datetime
+    expires: datetime
+    extends_id: str | None
+
+
+@dataclass(frozen=True)
+class CancelPayment:
+    """Ask the terminal to abort the payment in progress."""
+
+
+@dataclass(frozen=True)
+class CommitSession:
+    """Store the approved payment and its session in one transaction; answer SessionCommitted or CommitFailed."""
+
+    payment_id: str
+    result: PaymentResultData
+
+
+@dataclass(frozen=True)
+class ConfirmPayment:
+    """The vending answer to the terminal: accept books the payment, refuse reverses it."""
+
+    payment_id: str
+    accept: bool
+
+
+@dataclass(frozen=True)
+class FailPayment:
+    """Record that a payment ended without a session (declined or reversed)."""
+
+    payment_id: str
+    state: str
+    result_code: int
+
+
+@dataclass(frozen=True)
+class SaveFeedback:
+    """Store the parker's rating."""
+
+    rating: int
+    session_id: str | None
+
+
+@dataclass(frozen=True)
+class OpenHelpTicket:
+    """Open a durable help ticket with the context an agent needs; answer HelpTicketOpened."""
+
+    context: dict[str, Any] = field(hash=False)
+
+
+@dataclass(frozen=True)
+class CloseHelpTicket:
+    """Close a help ticket with an outcome."""
+
+    ticket_id: str
+    outcome: str
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """The event meant nothing in this state; the loop logs why."""
+
+    event: object
+    reason: str
+
+
+Effect = (
+    LookupSession | BeginPayment | CancelPayment | CommitSession | ConfirmPayment | FailPayment
+    | SaveFeedback | OpenHelpTicket | CloseHelpTicket | Ignored
+)

@@ -1,0 +1,218 @@
+"""The main loop: one thread owns the journey state, runs effects, asks for renders and blocks when idle."""
+from __future__ import annotations
+
+import logging
+import queue
+from datetime import datetime, timedelta
+from typing import Callable, Protocol
+
+from kiosk import crashpoints, flow
+from kiosk.events import (
+    BeginPayment, CancelPayment, CloseHelpTicket, CommitFailed, CommitSession, ConfirmPayment, Effect,
+    Event, FailPayment, FaultsChanged, HelpTicketOpened, Ignored, LookupSession, OpenHelpTicket,
+    PaymentNotStarted, PaymentPending, SaveFeedback, SessionCommitted, SessionLookedUp, Tick,
+)
+from kiosk.faults import kind_of
+from kiosk.records import FaultRecord
+from kiosk.store import StorageError, Store
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+class Display(Protocol):
+    """What the loop needs from the screen (screens.display.Display implements it)."""
+
+    quit_requested: bool
+
+    def render(self, state: flow.State, now: datetime) -> None: ...
+
+    def wait(self, timeout: float | None) -> list[Event]: ...
+
+    def wake(self) -> None: ...
+
+
+class Terminal(Protocol):
+    """What the loop needs from the card terminal (drivers.terminal.PaymentTerminal)."""
+
+    def start_payment(self, payment_id: str, amount: int, currency: str) -> None: ...
+
+    def cancel_payment(self) -> None: ...
+
+    def confirm_payment(self, payment_id: str, accept: bool) -> None: ...
+
+
+class Loop:
+    """Owns the state; everything else only posts events."""
+
+    def __init__(self, state: flow.State, store: Store | None, terminal: Terminal, display: Display,
+                 clock: Clock, faults: tuple[FaultRecord, ...] = ()) -> None:
+        self.state = state
+        self.store = store
+        self.terminal = terminal
+        self.display = display
+        self.clock = clock
+        self._inbox: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        self._faults = {f.component: f for f in faults}
+        self._rendered: tuple[flow.State, datetime] | None = None
+        self._stopping = False
+        if faults:
+            self.post(FaultsChanged(tuple(faults)))
+
+    def post(self, event: Event) -> None:
+        """Queue an event from any thread and wake the loop."""
+        self._inbox.put(event)
+        self.display.wake()
+
+    def stop(self) -> None:
+        """Ask run() to return (from any thread)."""
+        self._stopping = True
+        self.display.wake()
+
+    def run(self) -> None:
+        """Process events until stopped or the window is closed; block while nothing happens."""
+        self.settle()
+        log.info("ready: waiting for parkers")
+        while not self._stopping and not self.display.quit_requested:
+            self.settle()
+            now = self.clock()
+            wake_at = min(t for t in (flow.deadline(self.state), self._next_redraw(now)) if t is not None)
+            timeout = max(0.0, (wake_at - now).total_seconds())
+            for event in self.display.wait(timeout):
+                self.handle(event)
+
+    def settle(self) -> None:
+        """Handle every queued event and every due deadline, then render if anything visible changed."""
+        while True:
+            try:
+                event = self._inbox.get_nowait()
+            except queue.Empty:
+                due = flow.deadline(self.state)
+                if due is None or self.clock() < due:
+                    break
+                event = Tick()
+            self.handle(event)
+        self.render_if_changed()
+
+    def handle(self, event: Event) -> None:
+        """Step the journey with one event and run the effects it asks for."""
+        now = self.clock()
+        self.state, effects = flow.step(self.state, event, now)
+        for effect in effects:
+            self._run(effect, now)
+
+    def render_if_changed(self) -> None:
+        """Draw only when the state or the shown clock changed."""
+        now = self.clock()
+        shown = (self.state, self._clock_shown(now))
+        if shown != self._rendered:
+            first = self._rendered is None
+            self.display.render(self.state, now)
+            if first:
+                log.info("first frame drawn")
+            self._rendered = shown
+
+    def raise_fault(self, component: str, code: str, now: datetime, detail: str = "") -> None:
+        """Record a fault (durably when the store works) and tell the journey."""
+        kind = kind_of(component, code)
+        message = f"{kind.message} {detail}".strip()
+        record = FaultRecord(component, code, kind.severity, message, kind.parker_impact, now)
+        current = self._faults.get(component)
+        if current is not None and current.code == code:
+            return
+        log.error("fault raised: %s/%s (%s): %s", component, code, kind.severity, message)
+        if self.store is not None:
+            try:
+                record = self.store.raise_fault(component, code, kind.severity, message, kind.parker_impact, now)
+            except StorageError as exc:
+                log.error("fault %s/%s kept in memory only: %s", component, code, exc)
+        self._faults[component] = record
+        self.post(FaultsChanged(tuple(self._faults.values())))
+
+    def clear_fault(self, component: str, now: datetime) -> None:
+        """Clear a component's fault and tell the journey."""
+        if self._faults.pop(component, None) is None:
+            return
+        log.info("fault cleared: %s", component)
+        if self.store is not None:
+            try:
+                self.store.clear_fault(component, now)
+            except StorageError as exc:
+                log.error("clearing fault %s not stored: %s", component, exc)
+        self.post(FaultsChanged(tuple(self._faults.values())))
+
+    def _seconds_shown(self) -> bool:
+        """A countdown or a waiting time is on screen, so the picture changes every second."""
+        return self.state.warning_since is not None or self.state.help is not None
+
+    def _clock_shown(self, now: datetime) -> datetime:
+        """The clock as the screen shows it: to the second while a countdown runs, else to the minute."""
+        if self._seconds_shown():
+            return now.replace(microsecond=0)
+        return now.replace(second=0, microsecond=0)
+
+    def _next_redraw(self, now: datetime) -> datetime:
+        step = timedelta(seconds=1) if self._seconds_shown() else timedelta(minutes=1)
+        return self._clock_shown(now) + step
+
+    def _run(self, effect: Effect, now: datetime) -> None:
+        if isinstance(effect, Ignored):
+            log.info("ignored %s: %s", type(effect.event).__name__, effect.reason)
+            return
+        if isinstance(effect, (CancelPayment, ConfirmPayment)):
+            self._run_terminal(effect)
+            return
+        if self.store is None:
+            log.error("cannot %s: no usable database", type(effect).__name__)
+            self._storage_unavailable(effect)
+            return
+        try:
+            self._run_stored(effect, now)
+        except StorageError as exc:
+            self.raise_fault("storage", exc.reason, now, str(exc))
+            self._storage_unavailable(effect)
+
+    def _run_terminal(self, effect: CancelPayment | ConfirmPayment) -> None:
+        if isinstance(effect, CancelPayment):
+            self.terminal.cancel_payment()
+            return
+        self.terminal.confirm_payment(effect.payment_id, effect.accept)
+        if effect.accept:
+            crashpoints.reached("payment.confirmed")
+
+    def _run_stored(self, effect: Effect, now: datetime) -> None:
+        store = self.store
+        assert store is not None
+        if isinstance(effect, LookupSession):
+            self.post(SessionLookedUp(effect.plate, store.active_session(effect.plate, effect.zone, now)))
+        elif isinstance(effect, BeginPayment):
+            record = store.begin_payment(effect.plate, effect.zone, effect.amount, effect.currency, effect.minutes,
+                                         effect.starts, effect.expires, effect.extends_id, now)
+            self.post(PaymentPending(record.id))
+            self.terminal.start_payment(record.id, effect.amount, effect.currency)
+        elif isinstance(effect, CommitSession):
+            crashpoints.reached("payment.approved")
+            session = store.commit_paid_session(effect.payment_id, effect.result, now)
+            crashpoints.reached("payment.committed")
+            self.post(SessionCommitted(effect.payment_id, session))
+        elif isinstance(effect, FailPayment):
+            try:
+                store.fail_payment(effect.payment_id, effect.state, effect.result_code, now)
+            except ValueError as exc:
+                log.warning("payment %s not marked %s: %s", effect.payment_id, effect.state, exc)
+        elif isinstance(effect, SaveFeedback):
+            store.save_feedback(effect.rating, effect.session_id, now)
+        elif isinstance(effect, OpenHelpTicket):
+            self.post(HelpTicketOpened(store.open_help_ticket(effect.context, now)))
+        elif isinstance(effect, CloseHelpTicket):
+            store.set_help_ticket_state(effect.ticket_id, "closed", now, outcome=effect.outcome)
+        else:
+            raise TypeError(f"no executor for {effect!r}")
+
+    def _storage_unavailable(self, effect: Effect) -> None:
+        """Answer effects that needed the database so the journey never waits forever."""
+        if isinstance(effect, CommitSession):
+            self.post(CommitFailed(effect.payment_id, "storage unavailable"))
+        elif isinstance(effect, BeginPayment):
+            self.post(PaymentNotStarted("storage unavailable"))

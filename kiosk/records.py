@@ -1,0 +1,93 @@
+"""Plain, immutable records that cross the storage boundary (no peewee types)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """A parking session: the right to park ``plate`` in ``zone`` until ``expires``.
+
+    ``kind`` is ``"paid"`` (then ``payment_id`` is set) or ``"courtesy"`` (amount 0,
+    no payment). ``amount`` is in integer minor units of ``currency``.
+    """
+
+    id: str
+    plate: str
+    zone: str
+    starts: datetime
+    expires: datetime
+    minutes: int
+    amount: int
+    currency: str
+    kind: str
+    payment_id: str | None
+    extends_id: str | None
+    created: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentRecord:
+    """A card payment attempt and what the terminal answered.
+
+    ``state`` is ``"pending"``, ``"approved"``, ``"declined"`` or ``"reversed"``.
+    Only receipt data is kept: brand, masked PAN, auth code, receipt and trace numbers.
+    """
+
+    id: str
+    plate: str
+    zone: str
+    amount: int
+    currency: str
+    state: str
+    minutes: int
+    starts: datetime
+    expires: datetime
+    extends_id: str | None
+    result_code: int | None
+    brand: str | None
+    masked_pan: str | None
+    auth_code: str | None
+    receipt_no: str | None
+    trace_no: str | None
+    created: datetime
+    updated: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class FaultRecord:
+    """An active fault of one component (at most one per component)."""
+
+    component: str
+    code: str
+    severity: str
+    message: str
+    parker_impact: str
+    since: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """One queued MQTT message; ``seq`` is set for events only, ``topic`` has no prefix."""
+
+    id: int
+    seq: int | None
+    topic: str
+    payload: str
+    qos: int
+    retain: bool
+    created: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentResultData:
+    """What the payment terminal returned for an approved payment (input to the store)."""
+
+    result_code: int
+    brand: str | None
+    masked_pan: str | None
+    auth_code: str | None
+    receipt_no: str | None
+    trace_no: str | None

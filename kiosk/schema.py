@@ -1,0 +1,215 @@
+"""Database schema: peewee models for queries and the append-only migrations that create the tables."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+import peewee as pw
+
+
+def _utc(value: datetime, name: str) -> datetime:
+    """Return ``value`` in UTC; reject anything but a timezone-aware datetime."""
+    if not isinstance(value, datetime) or value.utcoffset() is None:
+        raise ValueError(f"{name} must be a timezone-aware datetime, got {value!r}")
+    return value.astimezone(timezone.utc)
+
+
+def _stamp(value: datetime) -> str:
+    """Storage form: fixed-width ISO 8601 UTC with microseconds, so text order is time order."""
+    return _utc(value, "timestamp").replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+# --- models: used for queries only; the schema itself is created by MIGRATIONS ------------------------------
+
+
+class UtcDateTimeField(pw.Field):
+    """An aware datetime stored as UTC text (see ``_stamp``) and read back as aware UTC."""
+
+    field_type = "TEXT"
+
+    def db_value(self, value: datetime | None) -> str | None:
+        """Convert to the storage form; naive datetimes raise ValueError."""
+        return None if value is None else _stamp(value)
+
+    def python_value(self, value: str | None) -> datetime | None:
+        """Parse the storage form."""
+        if value is None:
+            return None
+        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+
+
+class _Model(pw.Model):
+    class Meta:
+        database = None  # unbound: every query is executed on the Store's own database
+        legacy_table_names = False  # ParkingSession -> parking_session
+
+
+class MetaRow(_Model):
+    """Key/value facts about the database file: ``schema_version``, ``last_boot``."""
+
+    key = pw.TextField(primary_key=True)
+    value = pw.TextField()
+
+    class Meta:
+        table_name = "meta"
+
+
+class Counter(_Model):
+    """Durable counters ``boot`` and ``seq``."""
+
+    name = pw.TextField(primary_key=True)
+    value = pw.IntegerField()
+
+
+class ParkingSession(_Model):
+    """A right to park, paid or courtesy."""
+
+    id = pw.TextField(primary_key=True)
+    plate = pw.TextField()
+    zone = pw.TextField()
+    starts = UtcDateTimeField()
+    expires = UtcDateTimeField()
+    minutes = pw.IntegerField()
+    amount = pw.IntegerField()
+    currency = pw.TextField()
+    kind = pw.TextField()
+    reason = pw.TextField(null=True)
+    payment_id = pw.TextField(null=True)
+    extends_id = pw.TextField(null=True)
+    created = UtcDateTimeField()
+
+
+class Payment(_Model):
+    """A card payment attempt and the terminal's receipt data."""
+
+    id = pw.TextField(primary_key=True)
+    plate = pw.TextField()
+    zone = pw.TextField()
+    amount = pw.IntegerField()
+    currency = pw.TextField()
+    state = pw.TextField()
+    minutes = pw.IntegerField()
+    starts = UtcDateTimeField()
+    expires = UtcDateTimeField()
+    extends_id = pw.TextField(null=True)
+    result_code = pw.IntegerField(null=True)
+    brand = pw.TextField(null=True)
+    masked_pan = pw.TextField(null=True)
+    auth_code = pw.TextField(null=True)
+    receipt_no = pw.TextField(null=True)
+    trace_no = pw.TextField(null=True)
+    created = UtcDateTimeField()
+    updated = UtcDateTimeField()
+
+
+class Fault(_Model):
+    """Fault history; a component's active fault has ``cleared_at`` NULL."""
+
+    id = pw.AutoField()
+    component = pw.TextField()
+    code = pw.TextField()
+    severity = pw.TextField()
+    message = pw.TextField()
+    parker_impact = pw.TextField()
+    raised_at = UtcDateTimeField()
+    cleared_at = UtcDateTimeField(null=True)
+
+
+class HelpTicket(_Model):
+    """A parker's help request; ``context`` is JSON text."""
+
+    id = pw.TextField(primary_key=True)
+    state = pw.TextField()
+    opened_at = UtcDateTimeField()
+    accepted_at = UtcDateTimeField(null=True)
+    closed_at = UtcDateTimeField(null=True)
+    outcome = pw.TextField(null=True)
+    context = pw.TextField()
+
+
+class HelpMessage(_Model):
+    """One message of a help ticket's conversation."""
+
+    id = pw.AutoField()
+    ticket_id = pw.TextField()
+    direction = pw.TextField()
+    text = pw.TextField()
+    created = UtcDateTimeField()
+
+
+class Feedback(_Model):
+    """A parker's rating, 1..5."""
+
+    id = pw.AutoField()
+    rating = pw.IntegerField()
+    session_id = pw.TextField(null=True)
+    created = UtcDateTimeField()
+
+
+class Outbox(_Model):
+    """Messages for the MQTT publisher; ``sent`` is set when the broker acknowledged."""
+
+    id = pw.AutoField()
+    seq = pw.IntegerField(null=True)
+    topic = pw.TextField()
+    payload = pw.TextField()
+    qos = pw.IntegerField()
+    retain = pw.BooleanField()
+    created = UtcDateTimeField()
+    sent = UtcDateTimeField(null=True)
+
+
+MODELS = (MetaRow, Counter, ParkingSession, Payment, Fault, HelpTicket, HelpMessage, Feedback, Outbox)
+
+# --- migrations ------------------------------------------------------------------------------------------------
+
+_SCHEMA_1 = (
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE counter (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+    "INSERT INTO counter (name, value) VALUES ('boot', 0), ('seq', 0)",
+    """CREATE TABLE parking_session (id TEXT PRIMARY KEY, plate TEXT NOT NULL, zone TEXT NOT NULL,
+        starts TEXT NOT NULL, expires TEXT NOT NULL, minutes INTEGER NOT NULL CHECK (minutes > 0),
+        amount INTEGER NOT NULL CHECK (amount >= 0), currency TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('paid', 'courtesy')), reason TEXT,
+        payment_id TEXT UNIQUE REFERENCES payment (id), extends_id TEXT REFERENCES parking_session (id),
+        created TEXT NOT NULL, CHECK ((kind = 'paid') = (payment_id IS NOT NULL)))""",
+    "CREATE INDEX parking_session_plate_zone_expires ON parking_session (plate, zone, expires)",
+    """CREATE TABLE payment (id TEXT PRIMARY KEY, plate TEXT NOT NULL, zone TEXT NOT NULL,
+        amount INTEGER NOT NULL CHECK (amount > 0), currency TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'approved', 'declined', 'reversed')),
+        minutes INTEGER NOT NULL CHECK (minutes > 0), starts TEXT NOT NULL, expires TEXT NOT NULL,
+        extends_id TEXT REFERENCES parking_session (id), result_code INTEGER, brand TEXT, masked_pan TEXT,
+        auth_code TEXT, receipt_no TEXT, trace_no TEXT, created TEXT NOT NULL, updated TEXT NOT NULL)""",
+    "CREATE INDEX payment_pending ON payment (created) WHERE state = 'pending'",
+    """CREATE TABLE fault (id INTEGER PRIMARY KEY, component TEXT NOT NULL, code TEXT NOT NULL,
+        severity TEXT NOT NULL CHECK (severity IN ('info', 'warning', 'critical')), message TEXT NOT NULL,
+        parker_impact TEXT NOT NULL, raised_at TEXT NOT NULL, cleared_at TEXT)""",
+    "CREATE UNIQUE INDEX fault_active ON fault (component) WHERE cleared_at IS NULL",
+    """CREATE TABLE help_ticket (id TEXT PRIMARY KEY,
+        state TEXT NOT NULL CHECK (state IN ('waiting', 'connected', 'closed')), opened_at TEXT NOT NULL,
+        accepted_at TEXT, closed_at TEXT, outcome TEXT, context TEXT NOT NULL CHECK (json_valid(context)))""",
+    """CREATE TABLE help_message (id INTEGER PRIMARY KEY, ticket_id TEXT NOT NULL REFERENCES help_ticket (id),
+        direction TEXT NOT NULL CHECK (direction IN ('to_parker', 'from_parker')), text TEXT NOT NULL,
+        created TEXT NOT NULL)""",
+    "CREATE INDEX help_message_ticket ON help_message (ticket_id)",
+    """CREATE TABLE feedback (id INTEGER PRIMARY KEY, rating INTEGER NOT NULL CHECK (rating BETWEEN 1 AND 5),
+        session_id TEXT REFERENCES parking_session (id), created TEXT NOT NULL)""",
+    """CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, seq INTEGER UNIQUE, topic TEXT NOT NULL,
+        payload TEXT NOT NULL, qos INTEGER NOT NULL CHECK (qos IN (0, 1, 2)),
+        retain INTEGER NOT NULL CHECK (retain IN (0, 1)), created TEXT NOT NULL, sent TEXT)""",
+    "CREATE INDEX outbox_unsent ON outbox (id) WHERE sent IS NULL",
+    "CREATE INDEX outbox_sent ON outbox (sent) WHERE sent IS NOT NULL",
+)
+
+
+def _migration_1_initial(db: pw.SqliteDatabase) -> None:
+    """Create the first schema. Frozen SQL, not the models: later changes are new migrations."""
+    for statement in _SCHEMA_1:
+        db.execute_sql(statement)
+
+
+Migration = Callable[[pw.SqliteDatabase], None]
+# Append only: MIGRATIONS[n - 1] takes the schema from version n - 1 to n, in one transaction
+# together with the schema_version update.
+MIGRATIONS: list[Migration] = [_migration_1_initial]

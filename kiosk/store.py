@@ -1,0 +1,599 @@
+"""SQLite storage: opening and migrating the database, durable counters and the outbox."""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import re
+import sqlite3
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import fields
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import peewee as pw
+
+from kiosk.records import FaultRecord, OutboxRow, PaymentRecord, PaymentResultData, SessionRecord
+from kiosk.schema import (
+    MIGRATIONS, MODELS, Counter, Fault, Feedback, HelpMessage, HelpTicket, MetaRow, Outbox, ParkingSession, Payment,
+    _stamp, _utc,
+)
+
+log = logging.getLogger(__name__)
+
+REASONS = ("corrupt", "unwritable", "full", "too_new", "io")
+BUSY_TIMEOUT_MS = 5000
+COURTESY_CURRENCY = "XXX"  # ISO 4217 for "no currency involved": courtesy sessions cost nothing
+SEVERITIES = ("info", "warning", "critical")
+HELP_STATES = ("waiting", "connected", "closed")
+HELP_DIRECTIONS = ("to_parker", "from_parker")
+_MARK_CHUNK = 500  # ids per UPDATE ... IN (...), well under SQLite's variable limit
+_MASKED_PAN_MAX_DIGITS = 10  # first 6 + last 4 at most
+_SQLITE_REASONS = {
+    sqlite3.SQLITE_CORRUPT: "corrupt", sqlite3.SQLITE_NOTADB: "corrupt", sqlite3.SQLITE_FULL: "full",
+    sqlite3.SQLITE_CANTOPEN: "unwritable", sqlite3.SQLITE_READONLY: "unwritable",
+    sqlite3.SQLITE_PERM: "unwritable", sqlite3.SQLITE_AUTH: "unwritable",
+    sqlite3.SQLITE_IOERR: "io", sqlite3.SQLITE_BUSY: "io", sqlite3.SQLITE_LOCKED: "io",
+    sqlite3.SQLITE_NOMEM: "io", sqlite3.SQLITE_PROTOCOL: "io", sqlite3.SQLITE_NOLFS: "io",
+}
+_OS_UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS, errno.EEXIST, errno.ENOTDIR)
+_EXPLAIN = {
+    "corrupt": "the database file is damaged or is not a kiosk database; it was left untouched",
+    "unwritable": "the database file or its directory cannot be opened for writing",
+    "full": "the disk or the database size limit is full",
+    "too_new": "the database was written by a newer firmware with an unknown schema",
+    "io": "the database could not be read or written",
+}
+R = TypeVar("R")
+M = TypeVar("M", bound=pw.Model)
+_TABLES: dict[str, type[pw.Model]] = {model._meta.table_name: model for model in MODELS}
+
+
+class StorageError(Exception):
+    """The database cannot be used; ``reason`` is one of ``REASONS`` (see docs/storage.md)."""
+
+    def __init__(self, reason: str, path: Path, detail: str) -> None:
+        if reason not in REASONS:
+            raise ValueError(f"unknown storage error reason {reason!r}; valid: {', '.join(REASONS)}")
+        super().__init__(f"{path}: {_EXPLAIN[reason]} ({detail})")
+        self.reason = reason
+        self.path = path
+
+
+def _classify(exc: BaseException) -> str | None:
+    """Map a sqlite3/peewee/OS error to a StorageError reason; None means a bug, not the disk."""
+    err = getattr(exc, "orig", exc)
+    if isinstance(err, sqlite3.Error):
+        code = getattr(err, "sqlite_errorcode", None)
+        return None if code is None else _SQLITE_REASONS.get(code & 0xFF)
+    if isinstance(err, OSError):
+        if err.errno == errno.ENOSPC:
+            return "full"
+        return "unwritable" if err.errno in _OS_UNWRITABLE else "io"
+    return None
+
+
+def _ts(value: datetime) -> str:
+    """MQTT form: ISO 8601 UTC with milliseconds and ``Z``."""
+    return _utc(value, "timestamp").replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+
+
+def _json(value: Any) -> str:
+    """Compact UTF-8 JSON, keys in insertion order, as published on MQTT."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _text(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _int(name: str, value: Any, minimum: int, maximum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be an integer <= {maximum}, got {value!r}")
+    return value
+
+
+def _choice(name: str, value: Any, allowed: Sequence[str]) -> str:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
+def _where(plate: str, zone: str, minutes: int, starts: datetime, expires: datetime) -> None:
+    _text("plate", plate)
+    _text("zone", zone)
+    _int("minutes", minutes, 1)
+    if _utc(expires, "expires") <= _utc(starts, "starts"):
+        raise ValueError(f"expires {expires} must be after starts {starts}")
+
+
+# --- rows -> records and event data ----------------------------------------------------------------------------
+
+
+def _record(cls: type[R], row: pw.Model, **extra: Any) -> R:
+    names = (f.name for f in fields(cls) if f.name not in extra)
+    return cls(**{name: getattr(row, name) for name in names}, **extra)
+
+
+def _session_data(s: SessionRecord, reason: str | None) -> dict[str, Any]:
+    return {"session_id": s.id, "plate": s.plate, "zone": s.zone, "kind": s.kind, "starts": _ts(s.starts),
+            "expires": _ts(s.expires), "minutes": s.minutes, "amount": s.amount, "currency": s.currency,
+            "payment_id": s.payment_id, "extends_id": s.extends_id, "reason": reason}
+
+
+def _payment_data(p: PaymentRecord, session_id: str | None) -> dict[str, Any]:
+    # The masked PAN stays on the station: receipts need it, staff do not.
+    return {"payment_id": p.id, "state": p.state, "plate": p.plate, "zone": p.zone, "amount": p.amount,
+            "currency": p.currency, "minutes": p.minutes, "result_code": p.result_code, "brand": p.brand,
+            "auth_code": p.auth_code, "receipt_no": p.receipt_no, "trace_no": p.trace_no, "session_id": session_id}
+
+
+class Store:
+    """The station's SQLite database, owned by one thread (the loop); see docs/storage.md."""
+
+    def __init__(self, db: pw.SqliteDatabase, path: Path, station_id: str) -> None:
+        """Wrap a not yet connected database; use ``Store.open``."""
+        self._db = db
+        self._path = path
+        self._station_id = station_id
+        self._boot = 0
+
+    @classmethod
+    def open(cls, path: Path, station_id: str, now: datetime) -> Store:
+        """Open (create, check, migrate) the database and count one boot.
+
+        Raises StorageError with reason corrupt, unwritable, full, too_new or io. A file that
+        fails the checks is never deleted or rewritten.
+        """
+        _utc(now, "now")
+        _text("station_id", station_id)
+        path = Path(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(_classify(exc) or "io", path, str(exc)) from exc
+        pragmas = [("busy_timeout", BUSY_TIMEOUT_MS), ("foreign_keys", "ON"), ("synchronous", "FULL")]
+        db = pw.SqliteDatabase(str(path), pragmas=pragmas, timeout=BUSY_TIMEOUT_MS / 1000, autoconnect=False)
+        store = cls(db, path, station_id)
+        try:
+            with store._guard():
+                version = store._inspect()
+                db.connect()
+                store._enable_wal()
+                store._migrate(version)
+                with store._write():
+                    store._boot = store._bump("boot")
+                    MetaRow.replace(key="last_boot", value=_stamp(now)).execute(db)
+        except StorageError as exc:
+            log.error("cannot open database: %s", exc)
+            db.close()
+            raise
+        except BaseException:
+            db.close()
+            raise
+        log.info("database %s open for station %s, boot %d", path, station_id, store._boot)
+        return store
+
+    def close(self) -> None:
+        """Close the connection (SQLite checkpoints the WAL). Safe to call twice."""
+        with self._guard():
+            self._db.close()
+
+    def __enter__(self) -> Store:
+        """Use as a context manager that closes the store."""
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Close the store."""
+        self.close()
+
+    @property
+    def boot(self) -> int:
+        """The boot counter after this open's increment (1 on a fresh database)."""
+        return self._boot
+
+    @property
+    def station_id(self) -> str:
+        """The station id given to ``open``."""
+        return self._station_id
+
+    def _inspect(self) -> int:
+        """Check integrity and return the schema version, on a read-only connection.
+
+        Read-only, so that a file that fails is not even checkpointed into when closed.
+        """
+        if not self._path.exists():
+            return 0
+        if not self._path.is_file():
+            raise StorageError("unwritable", self._path, "not a regular file")
+        uri = self._path.absolute().as_uri() + "?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+        try:
+            rows = conn.execute("PRAGMA integrity_check").fetchall()
+            if rows != [("ok",)]:
+                detail = "; ".join(str(row[0]) for row in rows[:5])
+                raise StorageError("corrupt", self._path, f"integrity_check: {detail}")
+            names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+            if "meta" not in names:
+                if {name for name in names if not name.startswith("sqlite_")}:
+                    raise StorageError("corrupt", self._path, "tables present but no kiosk schema")
+                return 0
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        finally:
+            conn.close()
+        if row is None or not row[0].isdigit():
+            raise StorageError("corrupt", self._path, f"bad schema_version {row and row[0]!r}")
+        version = int(row[0])
+        if version > len(MIGRATIONS):
+            detail = f"schema version {version}, this firmware knows up to {len(MIGRATIONS)}"
+            raise StorageError("too_new", self._path, detail)
+        return version
+
+    def _enable_wal(self) -> None:
+        mode = self._db.execute_sql("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode != "wal":
+            raise StorageError("io", self._path, f"cannot use WAL journal mode, got {mode!r}")
+
+    def _migrate(self, version: int) -> None:
+        for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
+            with self._write():
+                migration(self._db)
+                MetaRow.replace(key="schema_version", value=str(number)).execute(self._db)
+            log.info("schema migrated to version %d by %s", number, migration.__name__)
+
+    # --- transactions, errors, counters, outbox rows ---------------------------------------------------------
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Turn disk-level SQLite/OS errors into StorageError; let programming errors through."""
+        try:
+            yield
+        except (pw.PeeweeException, sqlite3.Error, OSError) as exc:
+            reason = _classify(exc)
+            if reason is None:
+                raise
+            raise StorageError(reason, self._path, str(exc)) from exc
+
+    @contextmanager
+    def _write(self) -> Iterator[None]:
+        """One write transaction: all of the body is committed, or none of it."""
+        with self._guard():
+            self._db.execute_sql("BEGIN IMMEDIATE")
+            try:
+                yield
+                self._db.execute_sql("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
+
+    def _rollback(self) -> None:
+        if not self._db.connection().in_transaction:
+            return  # SQLite already rolled back by itself (it may, e.g. on SQLITE_FULL)
+        try:
+            self._db.execute_sql("ROLLBACK")
+        except pw.PeeweeException:
+            log.exception("rollback failed on %s", self._path)
+
+    def _bump(self, name: str) -> int:
+        Counter.update(value=Counter.value + 1).where(Counter.name == name).execute(self._db)
+        return Counter.select(Counter.value).where(Counter.name == name).scalar(self._db)
+
+    def _insert_outbox(self, topic: str, payload: str, qos: int, retain: bool, seq: int | None, now: datetime) -> int:
+        row = dict(seq=seq, topic=topic, payload=payload, qos=qos, retain=retain, created=now)
+        return Outbox.insert(**row).execute(self._db)
+
+    def _event(self, kind: str, data: dict[str, Any], now: datetime) -> None:
+        seq = self._bump("seq")
+        envelope = {"id": str(uuid.uuid4()), "seq": seq, "boot": self._boot, "ts": _ts(now), "kind": kind, "data": data}
+        self._insert_outbox(f"event/{kind}", _json(envelope), 1, False, seq, now)
+
+    def _one(self, model: type[M], key: str | int, what: str) -> M:
+        row = model.select().where(model._meta.primary_key == key).first(self._db)
+        if row is None:
+            raise ValueError(f"unknown {what} {key!r}")
+        return row
+
+    # --- payments and sessions ---------------------------------------------------------------------------------
+
+    def begin_payment(self, plate: str, zone: str, amount: int, currency: str, minutes: int, starts: datetime,
+                      expires: datetime, extends_id: str | None, now: datetime) -> PaymentRecord:
+        """Record a card payment about to be asked of the terminal (state pending, no event yet)."""
+        _where(plate, zone, minutes, starts, expires)
+        _int("amount", amount, 1)
+        if not isinstance(currency, str) or not re.fullmatch(r"[A-Z]{3}", currency):
+            raise ValueError(f"currency must be an ISO 4217 code, got {currency!r}")
+        _utc(now, "now")
+        payment_id = str(uuid.uuid4())
+        with self._write():
+            if extends_id is not None:
+                self._one(ParkingSession, extends_id, "session")
+            Payment.insert(id=payment_id, plate=plate, zone=zone, amount=amount, currency=currency, state="pending",
+                           minutes=minutes, starts=starts, expires=expires, extends_id=extends_id, created=now,
+                           updated=now).execute(self._db)
+            payment = _record(PaymentRecord, self._one(Payment, payment_id, "payment"))
+        log.info("payment %s pending: %d %s in zone %s", payment_id, amount, currency, zone)
+        return payment
+
+    def commit_paid_session(self, payment_id: str, result: PaymentResultData, now: datetime) -> SessionRecord:
+        """Approve a pending payment and create its session, with both events, in one transaction.
+
+        Raises ValueError if the payment is unknown or no longer pending: one payment never
+        yields two sessions.
+        """
+        _int("result_code", result.result_code, 0)
+        if sum(ch.isdigit() for ch in result.masked_pan or "") > _MASKED_PAN_MAX_DIGITS:
+            raise ValueError("masked_pan shows more than the first 6 and last 4 digits")
+        _utc(now, "now")
+        with self._write():
+            pending = self._pending(payment_id)
+            Payment.update(state="approved", result_code=result.result_code, brand=result.brand,
+                           masked_pan=result.masked_pan, auth_code=result.auth_code, receipt_no=result.receipt_no,
+                           trace_no=result.trace_no, updated=now).where(Payment.id == payment_id).execute(self._db)
+            session = self._insert_session(
+                pending.plate, pending.zone, pending.minutes, pending.starts, pending.expires, now,
+                amount=pending.amount, currency=pending.currency, kind="paid", payment_id=payment_id,
+                extends_id=pending.extends_id)
+            payment = _record(PaymentRecord, self._one(Payment, payment_id, "payment"))
+            self._event("payment", _payment_data(payment, session.id), now)
+            self._event("session", _session_data(session, None), now)
+        log.info("payment %s approved: session %s until %s", payment_id, session.id, session.expires)
+        return session
+
+    def fail_payment(self, payment_id: str, state: str, result_code: int | None, now: datetime) -> PaymentRecord:
+        """Mark a pending payment ``declined`` or ``reversed`` and report it."""
+        _choice("state", state, ("declined", "reversed"))
+        if result_code is not None:
+            _int("result_code", result_code, 0)
+        _utc(now, "now")
+        with self._write():
+            self._pending(payment_id)
+            Payment.update(state=state, result_code=result_code, updated=now).where(
+                Payment.id == payment_id).execute(self._db)
+            payment = _record(PaymentRecord, self._one(Payment, payment_id, "payment"))
+            self._event("payment", _payment_data(payment, None), now)
+        log.info("payment %s %s, result code %s", payment_id, state, result_code)
+        return payment
+
+    def grant_courtesy_session(self, plate: str, zone: str, minutes: int, starts: datetime, expires: datetime,
+                               reason: str, now: datetime) -> SessionRecord:
+        """Create a free session (amount 0, currency XXX, no payment) and report it."""
+        _where(plate, zone, minutes, starts, expires)
+        _text("reason", reason)
+        _utc(now, "now")
+        with self._write():
+            session = self._insert_session(plate, zone, minutes, starts, expires, now, amount=0,
+                                           currency=COURTESY_CURRENCY, kind="courtesy", reason=reason)
+            self._event("session", _session_data(session, reason), now)
+        log.info("courtesy session %s in zone %s: %s", session.id, zone, reason)
+        return session
+
+    def active_session(self, plate: str, zone: str, now: datetime) -> SessionRecord | None:
+        """The session of ``plate`` in ``zone`` with the latest expiry after ``now``, if any."""
+        query = ParkingSession.select().where(
+            ParkingSession.plate == plate, ParkingSession.zone == zone, ParkingSession.expires > _utc(now, "now"),
+        ).order_by(ParkingSession.expires.desc())
+        with self._guard():
+            row = query.first(self._db)
+        return None if row is None else _record(SessionRecord, row)
+
+    def resolve_pending_payments(self, now: datetime) -> list[PaymentRecord]:
+        """At start-up, settle every pending payment: approved if it has a session, else reversed.
+
+        The terminal reverses any payment the station never confirmed, so a pending payment
+        without a session was not taken. Returns the changed payments; one event each.
+        """
+        _utc(now, "now")
+        changed = []
+        with self._write():
+            for pending in self._pending_rows():
+                session_id = ParkingSession.select(ParkingSession.id).where(
+                    ParkingSession.payment_id == pending.id).scalar(self._db)
+                state = "reversed" if session_id is None else "approved"
+                Payment.update(state=state, updated=now).where(Payment.id == pending.id).execute(self._db)
+                payment = _record(PaymentRecord, self._one(Payment, pending.id, "payment"))
+                self._event("payment", _payment_data(payment, session_id), now)
+                changed.append(payment)
+        for payment in changed:
+            log.warning("pending payment %s resolved at start-up: %s", payment.id, payment.state)
+        return changed
+
+    def pending_payments(self) -> list[PaymentRecord]:
+        """Payments still waiting for the terminal's result, oldest first."""
+        with self._guard():
+            return [_record(PaymentRecord, row) for row in self._pending_rows()]
+
+    def _pending_rows(self) -> list[Payment]:
+        query = Payment.select().where(Payment.state == "pending").order_by(Payment.created)
+        return list(query.execute(self._db))
+
+    def _pending(self, payment_id: str) -> Payment:
+        row = self._one(Payment, payment_id, "payment")
+        if row.state != "pending":
+            raise ValueError(f"payment {payment_id} is {row.state}, not pending")
+        return row
+
+    def _insert_session(self, plate: str, zone: str, minutes: int, starts: datetime, expires: datetime,
+                        now: datetime, **columns: Any) -> SessionRecord:
+        session_id = str(uuid.uuid4())
+        ParkingSession.insert(id=session_id, plate=plate, zone=zone, minutes=minutes, starts=starts,
+                              expires=expires, created=now, **columns).execute(self._db)
+        return _record(SessionRecord, self._one(ParkingSession, session_id, "session"))
+
+    # --- faults ------------------------------------------------------------------------------------------------
+
+    def raise_fault(self, component: str, code: str, severity: str, message: str, parker_impact: str,
+                    now: datetime) -> FaultRecord:
+        """Make ``code`` the active fault of ``component``, replacing another code.
+
+        Idempotent: raising the code that is already active writes nothing and returns it.
+        """
+        for name, value in (("component", component), ("code", code), ("message", message),
+                            ("parker_impact", parker_impact)):
+            _text(name, value)
+        _choice("severity", severity, SEVERITIES)
+        _utc(now, "now")
+        with self._write():
+            current = self._active_fault(component)
+            if current is not None and current.code == code:
+                return _record(FaultRecord, current, since=current.raised_at)
+            if current is not None:
+                Fault.update(cleared_at=now).where(Fault.id == current.id).execute(self._db)
+            fault_id = Fault.insert(component=component, code=code, severity=severity, message=message,
+                                    parker_impact=parker_impact, raised_at=now).execute(self._db)
+            row = self._one(Fault, fault_id, "fault")
+            fault = _record(FaultRecord, row, since=row.raised_at)
+            self._report_fault(fault, True, now)
+        log.warning("fault %s/%s (%s): %s", component, code, severity, message)
+        return fault
+
+    def clear_fault(self, component: str, now: datetime) -> bool:
+        """Clear the active fault of ``component``; False (and nothing written) if there is none."""
+        _utc(now, "now")
+        with self._write():
+            current = self._active_fault(component)
+            if current is None:
+                return False
+            Fault.update(cleared_at=now).where(Fault.id == current.id).execute(self._db)
+            self._report_fault(_record(FaultRecord, current, since=current.raised_at), False, now)
+        log.info("fault %s/%s cleared", component, current.code)
+        return True
+
+    def active_faults(self) -> list[FaultRecord]:
+        """Every active fault, ordered by component."""
+        query = Fault.select().where(Fault.cleared_at.is_null()).order_by(Fault.component)
+        with self._guard():
+            return [_record(FaultRecord, row, since=row.raised_at) for row in query.execute(self._db)]
+
+    def _active_fault(self, component: str) -> Fault | None:
+        return Fault.select().where(Fault.component == component, Fault.cleared_at.is_null()).first(self._db)
+
+    def _report_fault(self, fault: FaultRecord, active: bool, now: datetime) -> None:
+        retained = {"active": active, "code": fault.code, "severity": fault.severity,
+                    "since": _ts(fault.since if active else now), "message": fault.message,
+                    "parker_impact": fault.parker_impact}
+        self._insert_outbox(f"fault/{fault.component}", _json(retained), 1, True, None, now)
+        self._event("fault", {"component": fault.component, "code": fault.code, "severity": fault.severity,
+                              "message": fault.message, "parker_impact": fault.parker_impact, "active": active}, now)
+
+    # --- feedback and help -------------------------------------------------------------------------------------
+
+    def save_feedback(self, rating: int, session_id: str | None, now: datetime) -> None:
+        """Store a parker's rating (1..5), optionally for a session, and report it."""
+        _int("rating", rating, 1, 5)
+        _utc(now, "now")
+        with self._write():
+            if session_id is not None:
+                self._one(ParkingSession, session_id, "session")
+            Feedback.insert(rating=rating, session_id=session_id, created=now).execute(self._db)
+            self._event("feedback", {"rating": rating, "session_id": session_id}, now)
+
+    def open_help_ticket(self, context: dict[str, Any], now: datetime) -> str:
+        """Open a help ticket in state ``waiting`` and report it; returns the ticket id."""
+        if not isinstance(context, dict):
+            raise ValueError(f"context must be a dict, got {type(context).__name__}")
+        try:
+            context_json = _json(context)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"context is not JSON-serialisable: {exc}") from exc
+        _utc(now, "now")
+        ticket_id = str(uuid.uuid4())
+        with self._write():
+            HelpTicket.insert(id=ticket_id, state="waiting", opened_at=now, context=context_json).execute(self._db)
+            self._event("help", {"ticket": ticket_id, "state": "waiting", "context": context}, now)
+        log.info("help ticket %s opened", ticket_id)
+        return ticket_id
+
+    def set_help_ticket_state(self, ticket_id: str, state: str, now: datetime, outcome: str | None = None) -> None:
+        """Move an open ticket to ``waiting``, ``connected`` or ``closed`` (final) and report it."""
+        _choice("state", state, HELP_STATES)
+        _utc(now, "now")
+        with self._write():
+            ticket = self._open_ticket(ticket_id)
+            changes: dict[str, Any] = {"state": state, "outcome": outcome}
+            if state == "connected" and ticket.accepted_at is None:
+                changes["accepted_at"] = now
+            if state == "closed":
+                changes["closed_at"] = now
+            HelpTicket.update(**changes).where(HelpTicket.id == ticket_id).execute(self._db)
+            self._event("help", {"ticket": ticket_id, "state": state, "outcome": outcome}, now)
+        log.info("help ticket %s %s", ticket_id, state)
+
+    def add_help_message(self, ticket_id: str, direction: str, text: str, now: datetime) -> None:
+        """Add a message to an open ticket's conversation and report it."""
+        _choice("direction", direction, HELP_DIRECTIONS)
+        _text("text", text)
+        _utc(now, "now")
+        with self._write():
+            ticket = self._open_ticket(ticket_id)
+            HelpMessage.insert(ticket_id=ticket_id, direction=direction, text=text, created=now).execute(self._db)
+            data = {"ticket": ticket_id, "state": ticket.state, "direction": direction, "text": text}
+            self._event("help", data, now)
+
+    def _open_ticket(self, ticket_id: str) -> HelpTicket:
+        ticket = self._one(HelpTicket, ticket_id, "help ticket")
+        if ticket.state == "closed":
+            raise ValueError(f"help ticket {ticket_id} is closed")
+        return ticket
+
+    # --- outbox, for the MQTT publisher ------------------------------------------------------------------------
+
+    def unsent_outbox(self, after_id: int, limit: int) -> list[OutboxRow]:
+        """Up to ``limit`` unsent rows with id > ``after_id``, in id (= commit) order."""
+        _int("after_id", after_id, 0)
+        _int("limit", limit, 1)
+        query = Outbox.select().where(Outbox.sent.is_null(), Outbox.id > after_id).order_by(Outbox.id).limit(limit)
+        with self._guard():
+            return [_record(OutboxRow, row) for row in query.execute(self._db)]
+
+    def mark_sent(self, ids: Sequence[int], now: datetime) -> int:
+        """Mark rows as delivered (PUBACK received); returns how many were newly marked."""
+        _utc(now, "now")
+        ids = list(ids)
+        marked = 0
+        with self._write():
+            for start in range(0, len(ids), _MARK_CHUNK):
+                chunk = ids[start:start + _MARK_CHUNK]
+                query = Outbox.update(sent=now).where(Outbox.id.in_(chunk), Outbox.sent.is_null())
+                marked += query.execute(self._db)
+        return marked
+
+    def outbox_depth(self) -> int:
+        """How many rows wait to be sent."""
+        with self._guard():
+            return Outbox.select().where(Outbox.sent.is_null()).count(self._db)
+
+    def prune_sent(self, older_than: datetime) -> int:
+        """Delete rows sent before ``older_than``; returns how many. Unsent rows are never pruned."""
+        _utc(older_than, "older_than")
+        with self._write():
+            return Outbox.delete().where(Outbox.sent < older_than).execute(self._db)
+
+    # --- inspection --------------------------------------------------------------------------------------------
+
+    def rows(self, table: str, **equals: Any) -> list[dict[str, Any]]:
+        """Read-only: rows of ``table`` whose columns equal ``equals``, in insertion order.
+
+        Datetimes come back as their stored text (ISO 8601 UTC, microseconds, ``Z``). An
+        unknown table or column raises ValueError naming the valid ones.
+        """
+        model = _TABLES.get(table)
+        if model is None:
+            raise ValueError(f"unknown table {table!r}; valid: {', '.join(_TABLES)}")
+        columns = model._meta.fields
+        unknown = sorted(set(equals) - set(columns))
+        if unknown:
+            raise ValueError(f"unknown column {', '.join(unknown)} in {table}; valid: {', '.join(columns)}")
+        query = model.select().order_by(pw.SQL("rowid")).dicts()
+        if equals:
+            query = query.where(*(columns[name] == value for name, value in equals.items()))
+        with self._guard():
+            result = list(query.execute(self._db))
+        return [{k: _stamp(v) if isinstance(v, datetime) else v for k, v in row.items()} for row in result]

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Install what the station needs into ./.venv (with --test: also what the tests need).
+# Works on a fresh Debian / Raspberry Pi OS with Python 3.11+; uses sudo only for apt-get.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+extras=""
+case "${1:-}" in
+  "") ;;
+  --test) extras="[test]" ;;
+  *) echo "usage: $0 [--test]" >&2; exit 2 ;;
+esac
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
+  echo "Python 3.11 or newer is needed (found $(python3 --version 2>&1))" >&2; exit 1; }
+
+debian_packages=()
+python3 -c 'import ensurepip, venv' 2>/dev/null || debian_packages+=(python3-venv)
+if [ ${#debian_packages[@]} -gt 0 ]; then
+  as_root apt-get update -q
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${debian_packages[@]}"
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e ".${extras}"
+echo "installed: $(.venv/bin/kiosk version)"

@@ -1,0 +1,61 @@
+"""Declined: why the payment did not go through in words, what to do next, and the terminal's own text."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from kiosk.flow import State
+from screens.i18n import N_
+from screens.widgets import Flex, Frame, cols, rows
+
+REASONS = {
+    "declined": N_("Your card was declined by the bank."),
+    "unreadable": N_("Your card could not be read."),
+    "expired": N_("Your card has expired."),
+    "aborted": N_("The payment was cancelled."),
+    "terminal": N_("The card terminal had a problem."),
+    "terminal_timeout": N_("The card terminal did not answer. You have not been charged."),
+    "not_stored": N_("Your parking could not be saved. You have not been charged."),
+}
+OTHER_REASON = N_("The payment did not go through.")
+
+NEXT_STEPS = {
+    "declined": N_("Please use another card."),
+    "unreadable": N_("Please try again: hold the card flat on the reader, or use another card."),
+    "expired": N_("Please use another card."),
+    "aborted": N_("Try again when you are ready."),
+}
+OTHER_NEXT_STEP = N_("Please try again. If it happens again, use another card or press Help.")
+
+# Texts that are not the terminal's words for the parker (e.g. a storage error) are not shown.
+TERMINAL_TEXT_REASONS = frozenset({"declined", "unreadable", "expired", "aborted", "terminal"})
+
+
+def draw(frame: Frame, state: State, now: datetime) -> None:
+    """Draw the Declined screen."""
+    _, m, p = frame._, frame.m, frame.palette
+    frame.fill(p.bg)
+    decline = state.decline
+    reason = decline.reason if decline is not None else ""
+    app_url = state.settings.links.app_url
+    main, footer = rows(frame.content(), [Flex(), m.primary], m.gap)
+    split = cols if m.landscape else rows
+    info, app = split(main, [Flex(), m.px(220) if app_url else 0], m.gap * 2)
+
+    title_box, next_box, terminal_box = rows(info, [m.px(100), Flex(), m.px(90)], m.gap)
+    frame.text(_(REASONS.get(reason, OTHER_REASON)), title_box, size=m.title, bold=True, fg=p.error, valign="bottom")
+    next_step = _(NEXT_STEPS.get(reason, OTHER_NEXT_STEP))
+    if app_url:
+        next_step += "\n" + _("You can also pay by app: scan the QR code.")
+    frame.text(next_step, next_box, size=m.body)
+    if decline is not None and decline.terminal_text and reason in TERMINAL_TEXT_REASONS:
+        frame.box(terminal_box, p.card, p.border)
+        frame.text(_("Card terminal: {text}").format(text=decline.terminal_text), terminal_box.inflate(-m.px(20), -m.px(8)),
+                   size=m.body, bg=p.card, valign="middle")
+    if app_url:
+        frame.qr(app_url, _("Pay by app"), app)
+
+    retry, change, help_box, _space, done = cols(footer, [m.px(220), m.px(190), m.px(120), Flex(), m.px(150)], m.gap)
+    frame.button("retry", _("Try again"), retry, primary=True)
+    frame.button("change", _("Change time"), change)
+    frame.button("help", _("Help"), help_box)
+    frame.button("done", _("Done"), done)

@@ -1,0 +1,67 @@
+"""Out of service: says so and why in parker words, and offers the alternatives; the help button still works."""
+from __future__ import annotations
+
+from datetime import datetime
+
+import pygame
+
+from kiosk import faults
+from kiosk.flow import State
+from screens.i18n import N_, translator
+from screens.widgets import Flex, Frame, cols, rows
+
+TITLES = {
+    faults.IMPACT_NO_CARD: N_("Card payment is not available"),
+    faults.IMPACT_OUT_OF_SERVICE: N_("This pay station is out of service"),
+}
+REASONS = {
+    faults.IMPACT_NO_CARD: N_("The card terminal is not working, so you cannot pay by card here at the moment."),
+    faults.IMPACT_OUT_OF_SERVICE: N_("This station cannot take payments at the moment."),
+}
+
+
+def impact(state: State) -> str:
+    """What the blocking fault means for parkers (out of service when no fault says more)."""
+    fault = faults.blocking(state.faults)
+    return fault.parker_impact if fault is not None else faults.IMPACT_OUT_OF_SERVICE
+
+
+def alternatives(state: State) -> list[str]:
+    """Other ways to pay or get help, from the configured links."""
+    _ = translator(state.language)
+    links = state.settings.links
+    result = []
+    if links.app_url:
+        result.append(_("Pay by app: scan the QR code."))
+    if links.nearest_station:
+        result.append(_("Nearest pay station: {place}").format(place=links.nearest_station))
+    if links.help_phone:
+        result.append(_("Help line: {phone}").format(phone=links.help_phone))
+    result.append(_("The help button still works: press the red button to talk to a person."))
+    return result
+
+
+def draw(frame: Frame, state: State, now: datetime) -> None:
+    """Draw the Out of service screen."""
+    _, m, p = frame._, frame.m, frame.palette
+    frame.fill(p.bg)
+    kind = impact(state)
+    band = frame.rect.copy()
+    band.h = m.px(90)
+    frame.fill(p.alert, band)
+    frame.text(_(TITLES[kind]), band.inflate(-2 * m.margin, -m.px(8)), size=m.title, bold=True, fg=p.on_alert,
+               bg=p.alert, valign="middle")
+
+    content = frame.content()
+    body = pygame.Rect(content.x, band.bottom + m.gap, content.w, content.bottom - band.bottom - m.gap)
+    main, footer = rows(body, [Flex(), m.target], m.gap)
+    app_url = state.settings.links.app_url
+    split = cols if m.landscape else rows
+    info, app = split(main, [Flex(), m.px(220) if app_url else 0], m.gap * 2)
+    why_box, more_box = rows(info, [m.px(72), Flex()], m.gap)
+    frame.text(_(REASONS[kind]), why_box, size=m.body, bold=True)
+    frame.text("\n".join(alternatives(state)), more_box, size=m.body)
+    if app_url:
+        frame.qr(app_url, _("Pay by app"), app)
+    _space, help_box = cols(footer, [Flex(), m.px(200)], m.gap)
+    frame.button("help", _("Help"), help_box)

@@ -1,0 +1,40 @@
+"""Paying: the amount, 'present your card', the terminal's own status text, and Cancel."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from kiosk.flow import State
+from screens.i18n import format_money
+from screens.widgets import Flex, Frame, cols, rows
+
+
+def draw(frame: Frame, state: State, now: datetime) -> None:
+    """Draw the Paying screen."""
+    _, m, p = frame._, frame.m, frame.palette
+    frame.fill(p.bg)
+    payment = state.payment
+    amount_box, title_box, status_box, footer = rows(frame.content(), [m.px(70), m.px(56), Flex(), m.primary], m.gap)
+    if payment is not None:
+        frame.text(format_money(payment.amount, payment.currency, state.language), amount_box, size=m.huge, bold=True,
+                   align="center", valign="middle")
+    frame.text(_("Present your card to the terminal"), title_box, size=m.title, bold=True, align="center", valign="middle")
+
+    frame.box(status_box, p.card, p.border)
+    inner = status_box.inflate(-m.px(32), -m.px(16))
+    if payment is not None and payment.status_text:
+        frame.text(payment.status_text, inner, size=m.title, bg=p.card, align="center", valign="middle")
+    else:
+        frame.text(_("Waiting for the card terminal…"), inner, size=m.body, fg=p.muted, bg=p.card, align="center",
+                   valign="middle")
+
+    banner, cancel = cols(footer, [Flex(), m.px(330)], m.gap)
+    if state.help is not None:
+        frame.box(banner, p.notice, p.on_notice)
+        frame.text(_("A person is being called. Please wait."), banner.inflate(-m.px(20), -m.px(8)), size=m.body,
+                   bold=True, fg=p.on_notice, bg=p.notice, valign="middle")
+    if payment is not None and payment.committing:
+        frame.button("cancel", _("Confirming your parking…"), cancel, enabled=False)
+    elif payment is not None and payment.cancelling:
+        frame.button("cancel", _("Cancelling…"), cancel, enabled=False)
+    else:
+        frame.button("cancel", _("Cancel"), cancel, enabled=payment is not None)

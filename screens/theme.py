@@ -1,0 +1,192 @@
+"""Colours (normal and high contrast), sizes scaled from the panel, and the WCAG contrast ratio."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+Color = tuple[int, int, int]
+
+# Design reference: the 800x480 7" panel. Sizes below are in reference pixels and are
+# scaled by the panel's short side, so 48 px there is about 9 mm on either panel.
+REFERENCE_SHORT_SIDE = 480
+
+
+@dataclass(frozen=True)
+class Palette:
+    """Every colour the screens use; text is only drawn in the pairs listed by text_pairs()."""
+
+    bg: Color
+    fg: Color
+    muted: Color
+    card: Color
+    border: Color
+    primary: Color
+    on_primary: Color
+    primary_pressed: Color
+    on_primary_pressed: Color
+    secondary: Color
+    on_secondary: Color
+    secondary_pressed: Color
+    disabled: Color
+    on_disabled: Color
+    error: Color
+    notice: Color
+    on_notice: Color
+    alert: Color
+    on_alert: Color
+    plate: Color
+    on_plate: Color
+    plate_band: Color
+    sleep: Color
+    on_sleep: Color
+    sleep_pressed: Color
+    qr_dark: Color
+    qr_light: Color
+
+    def text_pairs(self) -> list[tuple[str, Color, Color]]:
+        """(name, foreground, background) of every text colour pair the widgets may draw."""
+        return [
+            ("fg/bg", self.fg, self.bg),
+            ("muted/bg", self.muted, self.bg),
+            ("error/bg", self.error, self.bg),
+            ("fg/card", self.fg, self.card),
+            ("muted/card", self.muted, self.card),
+            ("error/card", self.error, self.card),
+            ("fg/secondary_pressed", self.fg, self.secondary_pressed),
+            ("on_primary/primary", self.on_primary, self.primary),
+            ("on_primary_pressed/primary_pressed", self.on_primary_pressed, self.primary_pressed),
+            ("on_secondary/secondary", self.on_secondary, self.secondary),
+            ("on_secondary/secondary_pressed", self.on_secondary, self.secondary_pressed),
+            ("on_disabled/disabled", self.on_disabled, self.disabled),
+            ("on_notice/notice", self.on_notice, self.notice),
+            ("on_alert/alert", self.on_alert, self.alert),
+            ("on_plate/plate", self.on_plate, self.plate),
+            ("on_sleep/sleep", self.on_sleep, self.sleep),
+            ("on_sleep/sleep_pressed", self.on_sleep, self.sleep_pressed),
+            ("qr_dark/qr_light", self.qr_dark, self.qr_light),
+        ]
+
+
+NORMAL = Palette(
+    bg=(244, 246, 248), fg=(17, 24, 39), muted=(68, 76, 90), card=(255, 255, 255), border=(100, 108, 122),
+    primary=(0, 80, 179), on_primary=(255, 255, 255), primary_pressed=(0, 46, 110), on_primary_pressed=(255, 255, 255),
+    secondary=(255, 255, 255), on_secondary=(17, 24, 39), secondary_pressed=(200, 218, 250),
+    disabled=(226, 229, 234), on_disabled=(84, 92, 105),
+    error=(168, 0, 28), notice=(255, 240, 196), on_notice=(61, 45, 0),
+    alert=(168, 0, 28), on_alert=(255, 255, 255),
+    plate=(255, 255, 255), on_plate=(0, 0, 0), plate_band=(0, 51, 153),
+    sleep=(0, 0, 0), on_sleep=(170, 170, 170), sleep_pressed=(40, 40, 40),
+    qr_dark=(0, 0, 0), qr_light=(255, 255, 255),
+)
+
+HIGH_CONTRAST = Palette(
+    bg=(0, 0, 0), fg=(255, 255, 255), muted=(225, 225, 225), card=(0, 0, 0), border=(255, 255, 255),
+    primary=(255, 214, 0), on_primary=(0, 0, 0), primary_pressed=(255, 255, 255), on_primary_pressed=(0, 0, 0),
+    secondary=(0, 0, 0), on_secondary=(255, 255, 255), secondary_pressed=(70, 70, 70),
+    disabled=(0, 0, 0), on_disabled=(190, 190, 190),
+    error=(255, 160, 150), notice=(0, 0, 0), on_notice=(255, 214, 0),
+    alert=(255, 214, 0), on_alert=(0, 0, 0),
+    plate=(255, 255, 255), on_plate=(0, 0, 0), plate_band=(0, 51, 153),
+    sleep=(0, 0, 0), on_sleep=(200, 200, 200), sleep_pressed=(50, 50, 50),
+    qr_dark=(0, 0, 0), qr_light=(255, 255, 255),
+)
+
+
+def palette(high_contrast: bool) -> Palette:
+    """The palette for the parker's contrast choice."""
+    return HIGH_CONTRAST if high_contrast else NORMAL
+
+
+def minimum_contrast(high_contrast: bool) -> float:
+    """The contrast ratio every text pair must reach: 4.5 (WCAG AA), 7 in high-contrast mode."""
+    return 7.0 if high_contrast else 4.5
+
+
+def _luminance(color: Color) -> float:
+    """WCAG 2 relative luminance of an sRGB colour."""
+    def channel(value: int) -> float:
+        c = value / 255
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+    r, g, b = (channel(v) for v in color[:3])
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast_ratio(a: Color, b: Color) -> float:
+    """WCAG 2 contrast ratio of two colours, from 1 (same) to 21 (black on white)."""
+    la, lb = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Sizes in panel pixels, scaled from the 800x480 design reference by the panel's short side."""
+
+    width: int
+    height: int
+    scale: float
+
+    @classmethod
+    def for_panel(cls, width: int, height: int) -> Metrics:
+        """Metrics for a panel of this size."""
+        return cls(width, height, min(width, height) / REFERENCE_SHORT_SIDE)
+
+    @property
+    def landscape(self) -> bool:
+        """True when the panel is wider than tall."""
+        return self.width >= self.height
+
+    def px(self, reference: float) -> int:
+        """A reference-pixel size on this panel."""
+        return max(1, round(reference * self.scale))
+
+    # Touch targets (UX.md: >= 9 mm, primary 12-15 mm, gaps >= 2 mm).
+    @property
+    def target(self) -> int:
+        """Height of an ordinary touch target."""
+        return self.px(56)
+
+    @property
+    def primary(self) -> int:
+        """Height of a primary action."""
+        return self.px(76)
+
+    @property
+    def gap(self) -> int:
+        """Space between touch targets and blocks."""
+        return self.px(12)
+
+    @property
+    def key_gap(self) -> int:
+        """Space between keyboard keys."""
+        return self.px(10)
+
+    @property
+    def margin(self) -> int:
+        """Space around the screen's content."""
+        return self.px(12)
+
+    # Text sizes (font pixel size). Noto Sans caps are 0.714 em: 36 px -> 26 px caps, about 5 mm on the 7" panel.
+    @property
+    def title(self) -> int:
+        """The main instruction."""
+        return self.px(36)
+
+    @property
+    def huge(self) -> int:
+        """The one number that matters (price, expiry)."""
+        return self.px(48)
+
+    @property
+    def body(self) -> int:
+        """Ordinary text."""
+        return self.px(24)
+
+    @property
+    def small(self) -> int:
+        """Secondary text; the smallest size text may shrink to."""
+        return self.px(20)
+
+    @property
+    def button(self) -> int:
+        """Button labels."""
+        return self.px(26)
+

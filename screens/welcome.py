@@ -1,0 +1,101 @@
+"""Welcome: zone, tariff in words, local time, Start, languages, contrast, help hint and notices."""
+from __future__ import annotations
+
+from datetime import datetime
+
+import pygame
+
+from kiosk import faults
+from kiosk.flow import State
+from kiosk.tariff import Tariff
+from screens.i18n import N_, day_names, format_clock, format_date, format_duration, format_money, translator
+from screens.widgets import Flex, Frame, cols, rows
+
+NOTICES = {
+    "card_terminal": N_("Card payment may be slow or fail at the moment."),
+}
+OTHER_NOTICE = N_("Some functions of this station may not work at the moment.")
+
+
+def _day_ranges(weekdays: frozenset[int], names: tuple[str, ...]) -> str:
+    """'Mon-Fri', 'Sat', 'Mon, Wed-Thu' from weekday numbers (0 = Monday)."""
+    runs: list[list[int]] = []
+    for day in sorted(weekdays):
+        if runs and runs[-1][-1] == day - 1:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    return ", ".join(names[r[0]] if len(r) == 1 else f"{names[r[0]]}-{names[r[-1]]}" for r in runs)
+
+
+def _hhmm(minute: int) -> str:
+    return f"{minute // 60:02d}:{minute % 60:02d}"
+
+
+def tariff_lines(tariff: Tariff, language: str) -> list[str]:
+    """The tariff in words: one line per rate band, then the maximum stay, daily cap and free times."""
+    _ = translator(language)
+    names = day_names(language)
+    lines = []
+    for band in sorted(tariff.bands, key=lambda b: (min(b.weekdays), b.start_minute)):
+        if band.rate_per_hour:
+            price = _("{price}/h").format(price=format_money(band.rate_per_hour, tariff.currency, language))
+        else:
+            price = _("free")
+        lines.append(_("{days} {start}-{end}  {price}").format(
+            days=_day_ranges(band.weekdays, names), start=_hhmm(band.start_minute), end=_hhmm(band.end_minute), price=price))
+    lines.append(_("Maximum stay {duration}").format(duration=format_duration(tariff.maximum_minutes, language)))
+    if tariff.daily_cap is not None:
+        lines.append(_("At most {price} per day").format(price=format_money(tariff.daily_cap, tariff.currency, language)))
+    lines.append(_("Free at other times"))
+    return lines
+
+
+def notice_lines(state: State) -> list[str]:
+    """A parker-facing line for each fault that affects parkers but still lets them pay."""
+    _ = translator(state.language)
+    lines = [_(NOTICES.get(fault.component, OTHER_NOTICE)) for fault in faults.notices(state.faults)]
+    if lines and state.settings.links.app_url:
+        lines.append(_("You can also pay by app."))
+    return list(dict.fromkeys(lines))
+
+
+def draw(frame: Frame, state: State, now: datetime) -> None:
+    """Draw the Welcome screen."""
+    _, m, p = frame._, frame.m, frame.palette
+    settings = state.settings
+    frame.fill(p.bg)
+    header, body, footer = rows(frame.content(), [m.target, Flex(), m.target], m.gap)
+
+    languages = settings.languages.available if len(settings.languages.available) > 1 else ()
+    name_box, clock_box, *lang_boxes = cols(header, [Flex(), m.px(230)] + [m.px(72)] * len(languages), m.gap)
+    frame.text(settings.zone.name, name_box, size=m.px(32), bold=True, valign="middle")
+    tz = settings.zone.timezone
+    clock = f"{format_date(now, tz, state.language)}  {format_clock(now, tz)}"
+    frame.text(clock, clock_box, size=m.body, bold=True, align="right", valign="middle")
+    for code, box in zip(languages, lang_boxes):
+        frame.button(f"lang:{code}", code.upper(), box, primary=code == state.language)
+
+    split = cols if m.landscape else rows
+    info, start_box = split(body, [Flex(), m.px(330)], m.gap * 2)
+    notices = notice_lines(state)
+    notice_height = m.px(36) * (len(notices) + 1) if notices else 0
+    heading, prices, notice_box = rows(info, [m.px(40), Flex(), notice_height], m.px(6))
+    frame.text(_("Prices"), heading, size=m.body, bold=True, valign="bottom")
+    frame.text("\n".join(tariff_lines(settings.tariff_engine, state.language)), prices, size=m.body)
+    if notices:
+        frame.box(notice_box, p.notice, p.on_notice)
+        frame.text("\n".join(notices), notice_box.inflate(-m.px(20), -m.px(12)), size=m.small, bold=True,
+                   fg=p.on_notice, bg=p.notice, valign="middle")
+
+    title_box, button_box = rows(start_box, [Flex(), m.px(150)], m.gap)
+    frame.text(_("Pay for your parking here"), title_box, size=m.title, bold=True, valign="bottom")
+    frame.button("start", _("Start"), button_box, primary=True, size=m.px(44))
+
+    hint_box, contrast_box, help_box = cols(footer, [Flex(), m.px(210), m.px(130)], m.gap)
+    radius = m.px(14)
+    pygame.draw.circle(frame.surface, p.error, (hint_box.x + radius, hint_box.centery), radius)
+    hint_box.x, hint_box.w = hint_box.x + 2 * radius + m.px(10), hint_box.w - 2 * radius - m.px(10)
+    frame.text(_("Press the red button to talk to a person"), hint_box, size=m.small, bold=True, valign="middle")
+    frame.button("contrast", _("High contrast"), contrast_box, primary=state.high_contrast)
+    frame.button("help", _("Help"), help_box)

@@ -1,0 +1,269 @@
+"""Shared widgets: a Frame that draws and records targets and texts; layout, buttons, plate, keyboard, QR."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import pygame
+import segno
+
+from screens.fonts import LRU, Fonts
+from screens.i18n import Translate, translator
+from screens.theme import Color, Metrics, Palette
+
+ELLIPSIS = "…"
+_LAYOUTS: LRU[tuple[int, tuple[str, ...]]] = LRU(1024)
+_QR_CODES: LRU[pygame.Surface] = LRU(8)
+_SCRIMS: LRU[pygame.Surface] = LRU(2)
+
+
+@dataclass(frozen=True)
+class Flex:
+    """A share of the space left over by fixed sizes in rows() and cols()."""
+
+    weight: float = 1.0
+
+
+def _split(start: int, length: int, sizes: Sequence[int | Flex], gap: int) -> list[tuple[int, int]]:
+    fixed = sum(s for s in sizes if isinstance(s, int))
+    weights = sum(s.weight for s in sizes if isinstance(s, Flex))
+    spare = max(0, length - fixed - gap * (len(sizes) - 1))
+    spans, pos = [], float(start)
+    for s in sizes:
+        size = s if isinstance(s, int) else spare * s.weight / weights
+        spans.append((round(pos), round(pos + size) - round(pos)))
+        pos += size + gap
+    return spans
+
+
+def rows(rect: pygame.Rect, sizes: Sequence[int | Flex], gap: int) -> list[pygame.Rect]:
+    """Cut rect into horizontal bands, top to bottom: ints are fixed heights, Flex shares the rest."""
+    return [pygame.Rect(rect.x, y, rect.w, h) for y, h in _split(rect.y, rect.h, sizes, gap)]
+
+
+def cols(rect: pygame.Rect, sizes: Sequence[int | Flex], gap: int) -> list[pygame.Rect]:
+    """Cut rect into vertical bands, left to right: ints are fixed widths, Flex shares the rest."""
+    return [pygame.Rect(x, rect.y, w, rect.h) for x, w in _split(rect.x, rect.w, sizes, gap)]
+
+
+@dataclass(frozen=True)
+class Key:
+    """One keyboard key: its target id, label and width in key units."""
+
+    target: str
+    label: str
+    weight: float = 1.0
+
+
+class Frame:
+    """One frame being drawn: draws on a surface and records the tap targets, texts and colour pairs."""
+
+    def __init__(self, surface: pygame.Surface, fonts: Fonts, palette: Palette, language: str,
+                 pressed: str | None = None) -> None:
+        self.surface = surface
+        self.fonts = fonts
+        self.palette = palette
+        self.language = language
+        self.pressed = pressed
+        self.m = Metrics.for_panel(*surface.get_size())
+        self._: Translate = translator(language)
+        self.targets: dict[str, pygame.Rect] = {}
+        self.texts: list[str] = []
+        self.pairs: set[tuple[Color, Color]] = set()
+
+    @property
+    def rect(self) -> pygame.Rect:
+        """The whole screen."""
+        return self.surface.get_rect()
+
+    def content(self) -> pygame.Rect:
+        """The screen inside its margin."""
+        return self.rect.inflate(-2 * self.m.margin, -2 * self.m.margin)
+
+    def fill(self, color: Color, rect: pygame.Rect | None = None) -> None:
+        """Paint a rectangle (default: the whole screen)."""
+        self.surface.fill(color, rect)
+
+    def box(self, rect: pygame.Rect, color: Color, border: Color | None = None, width: int = 2) -> None:
+        """A rounded panel, optionally outlined."""
+        radius = self.m.px(10)
+        pygame.draw.rect(self.surface, color, rect, border_radius=radius)
+        if border is not None:
+            pygame.draw.rect(self.surface, border, rect, width=max(1, self.m.px(width)), border_radius=radius)
+
+    # ---- text ----
+
+    def text(self, text: str, rect: pygame.Rect, *, size: int, bold: bool = False, fg: Color | None = None,
+             bg: Color | None = None, align: str = "left", valign: str = "top", min_size: int | None = None) -> pygame.Rect:
+        """Draw text wrapped into rect, shrinking down to min_size if needed; return the area used."""
+        if not text:
+            return pygame.Rect(rect.x, rect.y, rect.w, 0)
+        fg = self.palette.fg if fg is None else fg
+        bg = self.palette.bg if bg is None else bg
+        size, lines = self._fit(text, rect.w, rect.h, size, bold, min(size, min_size or self.m.small))
+        step = self.fonts.font(size, bold).get_linesize()
+        height = step * len(lines)
+        y = {"top": rect.y, "middle": rect.centery - height // 2, "bottom": rect.bottom - height}[valign]
+        used = pygame.Rect(rect.x, y, 0, height)
+        for i, line in enumerate(lines):
+            surface = self.fonts.render(line, size, bold, fg, bg)
+            width = surface.get_width()
+            x = {"left": rect.x, "center": rect.centerx - width // 2, "right": rect.right - width}[align]
+            self.surface.blit(surface, (x, y + i * step))
+            used.union_ip(pygame.Rect(x, y + i * step, width, step))
+        self.texts.extend(text.split("\n"))
+        self.pairs.add((fg, bg))
+        return used
+
+    def _fit(self, text: str, width: int, height: int, size: int, bold: bool, min_size: int) -> tuple[int, tuple[str, ...]]:
+        key = (text, width, height, size, bold, min_size)
+        return _LAYOUTS.get(key, lambda: self._layout(text, width, height, size, bold, min_size))
+
+    def _layout(self, text: str, width: int, height: int, size: int, bold: bool, min_size: int) -> tuple[int, tuple[str, ...]]:
+        current = size
+        while True:
+            lines = self._wrap(text, width, current, bold)
+            step = self.fonts.font(current, bold).get_linesize()
+            fits = len(lines) * step <= height and all(self.fonts.size(line, current, bold)[0] <= width for line in lines)
+            if fits or current <= min_size:
+                break
+            current = max(min_size, current - max(1, current // 12))
+        if fits:
+            return current, tuple(lines)
+        keep = lines[:max(1, height // step)]
+        last = keep[-1]
+        while last and self.fonts.size(last + ELLIPSIS, current, bold)[0] > width:
+            last = last[:-1]
+        return current, tuple(keep[:-1] + [last + ELLIPSIS])
+
+    def _wrap(self, text: str, width: int, size: int, bold: bool) -> list[str]:
+        lines: list[str] = []
+        for paragraph in text.split("\n"):
+            line = ""
+            for word in paragraph.split(" "):
+                candidate = f"{line} {word}" if line else word
+                if line and self.fonts.size(candidate, size, bold)[0] > width:
+                    lines.append(line)
+                    line = word
+                else:
+                    line = candidate
+            lines.append(line)
+        return lines
+
+    # ---- touch targets ----
+
+    def colors(self, target: str, *, primary: bool = False, enabled: bool = True) -> tuple[Color, Color]:
+        """(text, background) of a button in its current state (normal, pressed, disabled)."""
+        p = self.palette
+        pressed = self.pressed == target
+        if not enabled:
+            return p.on_disabled, p.disabled
+        if primary:
+            return (p.on_primary_pressed, p.primary_pressed) if pressed else (p.on_primary, p.primary)
+        return p.on_secondary, (p.secondary_pressed if pressed else p.secondary)
+
+    def button(self, target: str, label: str, rect: pygame.Rect, *, primary: bool = False, enabled: bool = True,
+               size: int | None = None) -> tuple[Color, Color]:
+        """A touch target; disabled ones are drawn muted and are not tappable. Returns its (text, background)."""
+        fg, bg = self.colors(target, primary=primary, enabled=enabled)
+        if not enabled:
+            self.box(rect, bg, self.palette.on_disabled, width=1)
+        else:
+            self.box(rect, bg, None if primary else self.palette.border, width=2)
+            self.targets[target] = pygame.Rect(rect)
+        pad = self.m.px(6)
+        self.text(label, rect.inflate(-2 * pad, -pad), size=size or self.m.button, bold=True, fg=fg, bg=bg,
+                  align="center", valign="middle")
+        return fg, bg
+
+    def area(self, target: str, rect: pygame.Rect, bg: Color, pressed_bg: Color) -> Color:
+        """An invisible touch target covering rect (e.g. the whole screen); returns the background drawn."""
+        color = pressed_bg if self.pressed == target else bg
+        self.fill(color, rect)
+        self.targets[target] = pygame.Rect(rect)
+        return color
+
+    def scrim(self) -> None:
+        """Dim everything drawn so far and drop its targets: an overlay's targets are the only ones."""
+        size = self.surface.get_size()
+
+        def make() -> pygame.Surface:
+            veil = pygame.Surface(size)
+            veil.fill((0, 0, 0))
+            veil.set_alpha(180)
+            return veil
+        self.surface.blit(_SCRIMS.get(size, make), (0, 0))
+        self.targets.clear()
+
+    # ---- special widgets ----
+
+    def plate(self, text: str, rect: pygame.Rect, *, cursor: bool = False) -> None:
+        """A licence plate: white, black border, blue band on the left, the text large and centred."""
+        p = self.palette
+        border = self.m.px(4)
+        pygame.draw.rect(self.surface, p.plate, rect, border_radius=self.m.px(8))
+        band = pygame.Rect(rect.x, rect.y, max(self.m.px(14), rect.h * 3 // 10), rect.h)
+        pygame.draw.rect(self.surface, p.plate_band, band, border_top_left_radius=self.m.px(8),
+                         border_bottom_left_radius=self.m.px(8))
+        pygame.draw.rect(self.surface, p.on_plate, rect, width=border, border_radius=self.m.px(8))
+        inner = pygame.Rect(band.right, rect.y, rect.right - band.right, rect.h).inflate(-2 * border - self.m.px(8), -2 * border)
+        size = rect.h * 62 // 100
+        caret = self.m.px(4) if cursor else 0
+        used = self.text(text, inner.inflate(-2 * caret, 0), size=size, bold=True, fg=p.on_plate, bg=p.plate,
+                         align="center", valign="middle", min_size=self.m.small)
+        if cursor:
+            x = used.right + caret if text else inner.centerx
+            cap = size * 3 // 4
+            pygame.draw.rect(self.surface, p.on_plate, (x, inner.centery - cap // 2, caret, cap))
+
+    def keyboard(self, rect: pygame.Rect, key_rows: Sequence[Sequence[Key]]) -> None:
+        """Keys in rows; every row uses the same key unit so that columns line up."""
+        gap = self.m.key_gap
+        units = max(sum(k.weight for k in row) for row in key_rows)
+        columns = max(len(row) for row in key_rows)
+        unit = (rect.w - gap * (columns - 1)) / units
+        for band, row in zip(rows(rect, [Flex()] * len(key_rows), gap), key_rows):
+            x = float(rect.x)
+            for key in row:
+                width = key.weight * unit + (key.weight - 1) * gap
+                cell = pygame.Rect(round(x), band.y, round(x + width) - round(x), band.h)
+                fg, _ = self.button(key.target, key.label, cell, size=self.m.px(30))
+                if key.target == "backspace":
+                    self._backspace_icon(cell, fg)
+                x += width + gap
+
+    def _backspace_icon(self, cell: pygame.Rect, color: Color) -> None:
+        h = min(cell.h // 2, cell.w // 3)
+        w = h * 3 // 2
+        left, top = cell.centerx - w // 2, cell.centery - h // 2
+        tip = h // 2
+        outline = [(left, top + h // 2), (left + tip, top), (left + w, top), (left + w, top + h), (left + tip, top + h)]
+        line = max(2, self.m.px(3))
+        pygame.draw.polygon(self.surface, color, outline, width=line)
+        cx, cy, r = left + tip + (w - tip) // 2, top + h // 2, h // 5
+        pygame.draw.line(self.surface, color, (cx - r, cy - r), (cx + r, cy + r), line)
+        pygame.draw.line(self.surface, color, (cx - r, cy + r), (cx + r, cy - r), line)
+
+    def qr(self, data: str, caption: str, rect: pygame.Rect) -> None:
+        """A QR code (dark on light, with its quiet zone) as large as fits, its caption just below, centred in rect."""
+        line = self.fonts.font(self.m.small, True).get_linesize()
+        side = min(rect.w, rect.h - line - self.m.px(4))
+        p = self.palette
+        code = _QR_CODES.get((data, side, p.qr_dark, p.qr_light), lambda: _qr_surface(data, side, p.qr_dark, p.qr_light))
+        placed = code.get_rect(centerx=rect.centerx, centery=rect.centery - (line + self.m.px(4)) // 2)
+        self.surface.blit(code, placed)
+        below = pygame.Rect(rect.x, placed.bottom + self.m.px(4), rect.w, line)
+        self.text(caption, below, size=self.m.small, bold=True, align="center")
+
+
+def _qr_surface(data: str, side: int, dark: Color, light: Color) -> pygame.Surface:
+    matrix = [list(row) for row in segno.make_qr(data, error="m").matrix_iter(scale=1, border=4)]
+    n = len(matrix)
+    small = pygame.Surface((n, n))
+    small.fill(light)
+    for y, row in enumerate(matrix):
+        for x, dot in enumerate(row):
+            if dot:
+                small.set_at((x, y), dark)
+    module = max(1, side // n)
+    return pygame.transform.scale(small, (n * module, n * module))

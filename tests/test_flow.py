@@ -1,0 +1,386 @@
+"""Journey state machine: every transition, timeouts, and illegal events in every state."""
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from kiosk import flow
+from kiosk.config import Settings
+from kiosk.events import (
+    BeginPayment, CancelPayment, CloseHelpTicket, CommitFailed, CommitSession, ConfirmPayment, FailPayment,
+    FaultsChanged, HelpPressed, HelpReleased, HelpTicketOpened, Ignored, LookupSession, OpenHelpTicket,
+    PaymentAuthorized, PaymentDeclined, PaymentNotStarted, PaymentPending, SaveFeedback, SessionCommitted,
+    SessionLookedUp, SettingsChanged, Tap, TerminalStatus, Tick,
+)
+from kiosk.flow import Screen
+from kiosk.records import FaultRecord, PaymentResultData, SessionRecord
+
+BERLIN = ZoneInfo("Europe/Berlin")
+NOW = datetime(2026, 1, 5, 10, 0, tzinfo=BERLIN).astimezone(timezone.utc)  # a Monday, 2.00 EUR/h band
+SETTINGS = Settings()
+RESULT = PaymentResultData(0, "Visa", "411111******1111", "123456", "0001", "000001")
+
+
+def session(plate: str = "AB123", minutes: int = 60, expires: datetime | None = None) -> SessionRecord:
+    expires = expires or NOW + timedelta(minutes=minutes)
+    return SessionRecord("s1", plate, SETTINGS.zone.name, NOW, expires, minutes, 200, "EUR", "paid", "p1", None, NOW)
+
+
+def fault(impact: str) -> FaultRecord:
+    return FaultRecord("storage", "full", "critical", "disk full", impact, NOW)
+
+
+def run(state: flow.State, *events: object, now: datetime = NOW) -> tuple[flow.State, list[object]]:
+    effects: list[object] = []
+    for event in events:
+        state, more = flow.step(state, event, now)
+        effects.extend(more)
+    return state, effects
+
+
+def welcome() -> flow.State:
+    return flow.initial(SETTINGS, NOW)
+
+
+def at_plate(plate: str = "AB123") -> flow.State:
+    state, _ = run(welcome(), Tap("start"), *[Tap(f"key:{c}") for c in plate])
+    return state
+
+
+def at_duration(existing: SessionRecord | None = None) -> flow.State:
+    state, _ = run(at_plate(), SessionLookedUp("AB123", existing))
+    return state
+
+
+def at_paying() -> flow.State:
+    state, _ = run(at_duration(), Tap("pay"), PaymentPending("p1"))
+    return state
+
+
+def at_paid() -> flow.State:
+    state, _ = run(at_paying(), PaymentAuthorized("p1", RESULT), SessionCommitted("p1", session()))
+    return state
+
+
+def at_declined() -> flow.State:
+    state, _ = run(at_paying(), PaymentDeclined("p1", 0x05, "Declined"))
+    return state
+
+
+def at_feedback() -> flow.State:
+    state, _ = run(at_paid(), Tap("done"))
+    return state
+
+
+def at_thanks() -> flow.State:
+    state, _ = run(at_feedback(), Tap("rate:5"))
+    return state
+
+
+def out_of_service() -> flow.State:
+    state, _ = run(welcome(), FaultsChanged((fault("out_of_service"),)))
+    return state
+
+
+STATES = {
+    Screen.WELCOME: welcome, Screen.PLATE: at_plate, Screen.DURATION: at_duration, Screen.PAYING: at_paying,
+    Screen.PAID: at_paid, Screen.DECLINED: at_declined, Screen.FEEDBACK: at_feedback, Screen.THANKS: at_thanks,
+    Screen.OUT_OF_SERVICE: out_of_service,
+}
+
+# ---- the happy path and its effects ----
+
+
+def test_full_journey_effects_in_order() -> None:
+    state, effects = run(welcome(), Tap("start"), *[Tap(f"key:{c}") for c in "AB123"], Tap("continue"))
+    assert effects == [LookupSession("AB123", SETTINGS.zone.name)]
+    state, effects = run(state, SessionLookedUp("AB123", None))
+    assert state.screen is Screen.DURATION and state.minutes == 15
+    state, effects = run(state, Tap("plus"), Tap("plus"), Tap("plus"), Tap("pay"))
+    assert state.screen is Screen.PAYING
+    (begin,) = effects
+    assert isinstance(begin, BeginPayment)
+    assert (begin.amount, begin.currency, begin.minutes) == (200, "EUR", 60)
+    assert begin.expires == NOW + timedelta(hours=1)
+    state, effects = run(state, PaymentPending("p1"), TerminalStatus("p1", "Insert card"))
+    assert state.payment is not None and state.payment.status_text == "Insert card"
+    state, effects = run(state, PaymentAuthorized("p1", RESULT))
+    assert effects == [CommitSession("p1", RESULT)], "the station commits before confirming"
+    assert state.screen is Screen.PAYING
+    state, effects = run(state, SessionCommitted("p1", session()))
+    assert effects == [ConfirmPayment("p1", True)] and state.screen is Screen.PAID
+    state, effects = run(state, Tap("done"), Tap("rate:4"))
+    assert effects == [SaveFeedback(4, "s1")] and state.screen is Screen.THANKS
+    state, _ = run(state, Tick(), now=NOW + timedelta(seconds=flow.THANKS_S))
+    assert state.screen is Screen.WELCOME and state.plate == ""
+
+
+def test_plate_keyboard_and_validation() -> None:
+    state = at_plate("A")
+    state, effects = run(state, Tap("continue"))
+    assert state.screen is Screen.PLATE and state.message == "plate_invalid" and effects == []
+    state, _ = run(state, Tap("key:B"), Tap("backspace"), Tap("key:-"), Tap("key:7"))
+    assert state.plate == "A-7"
+    state, _ = run(state, Tap("clear"))
+    assert state.plate == ""
+    state, _ = run(state, *[Tap("key:9")] * 12)
+    assert state.plate == "9" * SETTINGS.plate.max_length and state.message == "plate_too_long"
+
+
+def test_duration_limits_and_quick_picks() -> None:
+    state, _ = run(at_duration(), Tap("minus"))
+    assert state.minutes == 15
+    state, _ = run(state, *[Tap("plus")] * 20)
+    assert state.minutes == SETTINGS.tariff.maximum_minutes
+    state, effects = run(state, Tap("pick:30"))
+    assert state.minutes == 30 and effects == []
+    state, effects = run(state, Tap("pick:999"))
+    assert state.minutes == 30 and isinstance(effects[0], Ignored)
+
+
+def test_extension_starts_at_expiry_and_counts_max_stay() -> None:
+    existing = session(minutes=150, expires=NOW + timedelta(minutes=30))
+    state = at_duration(existing)
+    assert flow.minute_range(state) == (15, 30)
+    state, effects = run(state, *[Tap("plus")] * 5, Tap("pay"))
+    (begin,) = effects
+    assert begin.extends_id == "s1" and begin.minutes == 180 and begin.starts == existing.starts
+    assert begin.expires == NOW + timedelta(minutes=60)
+
+
+def test_extension_refused_at_max_stay() -> None:
+    state = at_duration(session(minutes=180, expires=NOW + timedelta(minutes=10)))
+    assert state.message == "max_stay_reached" and state.minutes == 0
+    state, effects = run(state, Tap("pay"))
+    assert state.screen is Screen.DURATION and effects == [] and state.message == "nothing_to_pay"
+
+
+def test_declined_offers_retry_with_new_payment() -> None:
+    state = at_declined()
+    assert state.decline == flow.Decline("declined", 0x05, "Declined")
+    state, effects = run(state, Tap("retry"))
+    assert state.screen is Screen.PAYING and isinstance(effects[0], BeginPayment)
+
+
+@pytest.mark.parametrize(("code", "reason"), [(0x05, "declined"), (0x64, "unreadable"), (0x78, "expired"),
+                                              (0x6C, "aborted"), (0x9A, "terminal"), (0xFF, "terminal")])
+def test_decline_reasons(code: int, reason: str) -> None:
+    assert flow.decline_reason(code) == reason
+
+
+def test_decline_is_recorded() -> None:
+    _, effects = run(at_paying(), PaymentDeclined("p1", 0x64, "Card not readable"))
+    assert effects == [FailPayment("p1", "declined", 0x64)]
+
+
+def test_cancel_really_aborts_and_returns_to_duration() -> None:
+    state, effects = run(at_paying(), Tap("cancel"))
+    assert effects == [CancelPayment()] and state.payment.cancelling
+    state, effects = run(state, Tap("cancel"))
+    assert isinstance(effects[0], Ignored), "a second Cancel does not abort twice"
+    state, effects = run(state, PaymentDeclined("p1", 0x6C, "Aborted"))
+    assert state.screen is Screen.DURATION and state.message == "cancelled_not_charged"
+    assert effects == [FailPayment("p1", "declined", 0x6C)]
+
+
+def test_approval_racing_a_cancel_is_refused() -> None:
+    state, _ = run(at_paying(), Tap("cancel"))
+    state, effects = run(state, PaymentAuthorized("p1", RESULT))
+    assert effects == [ConfirmPayment("p1", False), FailPayment("p1", "reversed", 0x6C)]
+    assert state.screen is Screen.DURATION
+
+
+def test_commit_failure_refuses_payment() -> None:
+    state, _ = run(at_paying(), PaymentAuthorized("p1", RESULT))
+    state, effects = run(state, CommitFailed("p1", "disk full"))
+    assert effects == [ConfirmPayment("p1", False), FailPayment("p1", "reversed", 0)]
+    assert state.screen is Screen.DECLINED and state.decline.reason == "not_stored"
+
+
+def test_payment_not_started_is_a_clear_failure() -> None:
+    state, _ = run(at_duration(), Tap("pay"))
+    state, effects = run(state, PaymentNotStarted("storage unavailable"))
+    assert state.screen is Screen.DECLINED and state.decline.reason == "not_stored" and effects == []
+
+
+def test_stray_authorization_is_refused() -> None:
+    state = at_duration()
+    after, effects = run(state, PaymentAuthorized("old", RESULT))
+    assert effects == [ConfirmPayment("old", False)] and after == state
+
+
+def test_silent_terminal_times_out_without_charging() -> None:
+    state = at_paying()
+    due = flow.deadline(state)
+    assert due == NOW + timedelta(seconds=SETTINGS.terminal.payment_timeout_s + flow.PAYMENT_GRACE_S)
+    same, effects = run(state, Tick(), now=due - timedelta(seconds=1))
+    assert same == state and effects == []
+    state, effects = run(state, Tick(), now=due)
+    assert effects == [CancelPayment(), FailPayment("p1", "reversed", 0x6C)]
+    assert state.screen is Screen.DECLINED and state.decline.reason == "terminal_timeout"
+    _, effects = run(state, PaymentAuthorized("p1", RESULT), now=due)
+    assert effects == [ConfirmPayment("p1", False)], "a late approval is reversed"
+
+
+def test_inactivity_warns_then_resets_and_forgets_plate() -> None:
+    state = at_duration()
+    warn_at = NOW + timedelta(seconds=SETTINGS.timeouts.inactivity_s)
+    state, _ = run(state, Tick(), now=warn_at)
+    assert state.warning_since == warn_at and state.screen is Screen.DURATION
+    state, _ = run(state, Tick(), now=warn_at + timedelta(seconds=SETTINGS.timeouts.warning_s))
+    assert state.screen is Screen.WELCOME and state.plate == "" and state.existing is None
+
+
+def test_tap_during_warning_only_dismisses_it() -> None:
+    state = at_plate("AB")
+    state, _ = run(state, Tick(), now=NOW + timedelta(seconds=SETTINGS.timeouts.inactivity_s))
+    later = NOW + timedelta(seconds=SETTINGS.timeouts.inactivity_s + 3)
+    state, effects = run(state, Tap("key:C"), now=later)
+    assert state.warning_since is None and state.plate == "AB" and state.last_input == later and effects == []
+
+
+def test_never_times_out_during_payment_before_terminal_limit() -> None:
+    state = at_paying()
+    state, _ = run(state, Tick(), now=NOW + timedelta(seconds=SETTINGS.timeouts.inactivity_s * 2))
+    assert state.screen is Screen.PAYING and state.warning_since is None
+
+
+def test_sleep_and_wake_tap_never_acts() -> None:
+    state, _ = run(welcome(), Tick(), now=NOW + timedelta(seconds=SETTINGS.timeouts.sleep_s))
+    assert state.asleep and flow.deadline(state) is None
+    state, effects = run(state, Tap("start"))
+    assert state.screen is Screen.WELCOME and not state.asleep and effects == []
+
+
+def test_paid_and_feedback_time_out_to_welcome() -> None:
+    state = at_paid()
+    state, _ = run(state, Tick(), now=NOW + timedelta(seconds=SETTINGS.timeouts.paid_s))
+    assert state.screen is Screen.WELCOME
+    state, _ = run(at_feedback(), Tick(), now=NOW + timedelta(seconds=SETTINGS.timeouts.feedback_s))
+    assert state.screen is Screen.WELCOME
+
+
+def test_blocking_fault_goes_out_of_service_and_back() -> None:
+    state, _ = run(at_plate(), FaultsChanged((fault("out_of_service"),)))
+    assert state.screen is Screen.OUT_OF_SERVICE and state.plate == ""
+    state, _ = run(state, FaultsChanged(()))
+    assert state.screen is Screen.WELCOME
+
+
+def test_fault_during_payment_waits_for_the_result() -> None:
+    state, _ = run(at_paying(), FaultsChanged((fault("no_card_payment"),)))
+    assert state.screen is Screen.PAYING
+    state, _ = run(state, PaymentDeclined("p1", 0x05))
+    state, _ = run(state, Tap("done"))
+    assert state.screen is Screen.OUT_OF_SERVICE
+
+
+def test_notice_fault_does_not_block() -> None:
+    state, _ = run(welcome(), FaultsChanged((fault("notice"),)))
+    assert state.screen is Screen.WELCOME and state.faults
+
+
+def test_help_from_any_screen_one_ticket() -> None:
+    state, effects = run(at_plate(), HelpPressed())
+    (opened,) = effects
+    assert isinstance(opened, OpenHelpTicket) and opened.context["plate"] == "AB123"
+    assert opened.context["screen"] == "plate"
+    state, effects = run(state, HelpTicketOpened("t1"), HelpPressed(), HelpReleased())
+    assert state.help == flow.Help(NOW, "t1") and isinstance(effects[0], Ignored)
+    state, effects = run(state, Tap("key:X"))
+    assert state.plate == "AB123", "the overlay covers the keyboard"
+    state, effects = run(state, Tap("help:cancel"))
+    assert effects == [CloseHelpTicket("t1", "cancelled_by_parker")] and state.help is None
+    assert state.screen is Screen.PLATE and state.plate == "AB123", "help does not destroy the journey"
+
+
+def test_help_during_payment_never_interrupts_it() -> None:
+    state, _ = run(at_paying(), HelpPressed())
+    state, effects = run(state, Tap("cancel"))
+    assert effects == [CancelPayment()], "payment taps still work under a pending help call"
+
+
+def test_ticket_opened_after_cancel_is_closed() -> None:
+    _, effects = run(welcome(), HelpTicketOpened("t9"))
+    assert effects == [CloseHelpTicket("t9", "cancelled_by_parker")]
+
+
+def test_settings_apply_for_the_next_parker_only() -> None:
+    cheaper = replace(SETTINGS, version=7)
+    state, _ = run(at_duration(), SettingsChanged(cheaper))
+    assert state.settings is SETTINGS and state.next_settings is cheaper
+    state, _ = run(state, Tap("cancel"))
+    assert state.settings is cheaper and state.next_settings is None
+    state, _ = run(welcome(), SettingsChanged(cheaper))
+    assert state.settings is cheaper
+
+
+def test_language_and_contrast_reset_after_session() -> None:
+    settings = replace(SETTINGS, languages=replace(SETTINGS.languages, available=("en", "de")))
+    state, _ = run(flow.initial(settings, NOW), Tap("lang:de"), Tap("contrast"), Tap("lang:xx"))
+    assert state.language == "de" and state.high_contrast
+    state, _ = run(state, Tap("start"), Tap("cancel"))
+    assert state.language == "en" and not state.high_contrast
+
+
+# ---- illegal events in every state ----
+
+LEGAL_TAPS = {
+    Screen.WELCOME: {"start", "contrast", "help", "lang:en"},
+    Screen.PLATE: {f"key:{k}" for k in flow.KEYBOARD} | {"backspace", "clear", "continue", "cancel", "help"},
+    Screen.DURATION: {"plus", "minus", "pick:30", "pick:60", "pick:120", "pay", "back", "cancel", "help"},
+    Screen.PAYING: {"cancel"},
+    Screen.PAID: {"done"},
+    Screen.DECLINED: {"retry", "change", "done", "help"},
+    Screen.FEEDBACK: {f"rate:{n}" for n in range(1, 6)} | {"skip"},
+    Screen.THANKS: None,  # any tap returns to Welcome
+    Screen.OUT_OF_SERVICE: {"help"},
+}
+ALL_TAPS = sorted(set().union(*(t for t in LEGAL_TAPS.values() if t)) | {"bogus", "rate:9", "key:Ä", "lang:xx", ""})
+
+
+@pytest.mark.parametrize("screen", list(STATES))
+def test_illegal_taps_change_nothing(screen: Screen) -> None:
+    legal = LEGAL_TAPS[screen]
+    if legal is None:
+        pytest.skip("every tap is legal on the thanks screen")
+    state = STATES[screen]()
+    for target in ALL_TAPS:
+        if target in legal:
+            continue
+        after, effects = flow.step(state, Tap(target), NOW)
+        assert replace(after, last_input=state.last_input) == state, target
+        assert effects and all(isinstance(e, Ignored) for e in effects), target
+
+
+STRAY_EVENTS = [
+    SessionLookedUp("OTHER", None), TerminalStatus("other", "x"), PaymentDeclined("other", 5),
+    SessionCommitted("other", session()), CommitFailed("other", "x"), PaymentNotStarted("x"),
+    HelpReleased(), Tick(),
+]
+
+
+@pytest.mark.parametrize("screen", list(STATES))
+def test_stray_device_events_change_nothing(screen: Screen) -> None:
+    state = STATES[screen]()
+    for event in STRAY_EVENTS:
+        if screen is Screen.DURATION and isinstance(event, PaymentNotStarted):
+            continue
+        after, effects = flow.step(state, event, NOW)
+        assert after == state, event
+        assert all(isinstance(e, Ignored) for e in effects), event
+
+
+@pytest.mark.parametrize("screen", [s for s in STATES if s is not Screen.PAYING])
+def test_payment_pending_outside_payment_is_reversed(screen: Screen) -> None:
+    state = STATES[screen]()
+    after, effects = flow.step(state, PaymentPending("zz"), NOW)
+    assert after == state
+    assert effects == (ConfirmPayment("zz", False), FailPayment("zz", "reversed", 0x6C))
+
+
+def test_unknown_event_type_is_ignored() -> None:
+    state = welcome()
+    after, effects = flow.step(state, object(), NOW)  # type: ignore[arg-type]
+    assert after == state and isinstance(effects[0], Ignored)
