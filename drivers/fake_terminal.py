@@ -49,6 +49,7 @@ class FakeTerminal:
         self._journal_path = journal_path
         self._script: deque[Outcome] = deque()
         self._active: str | None = None
+        self._silent = False
         self._authorized: dict[str, int] = {}
         self._trace = 0
         if journal_path is not None:
@@ -82,8 +83,9 @@ class FakeTerminal:
         """Charge as scripted, posting the terminal's events at once."""
         outcome = self._script.popleft() if self._script else APPROVE
         self._active = payment_id
+        self._silent = outcome.kind == "silent"
         self._write({"event": "started", "payment": payment_id, "amount": amount, "currency": currency})
-        if outcome.kind == "silent":
+        if self._silent:
             return
         for text in outcome.statuses:
             self._post(TerminalStatus(payment_id, text))
@@ -100,9 +102,9 @@ class FakeTerminal:
         self._post(PaymentAuthorized(payment_id, result))
 
     def cancel_payment(self) -> None:
-        """Abort the payment in progress unless it is already authorized."""
+        """Abort the payment in progress unless it is already authorized (a silent terminal ignores it)."""
         payment_id = self._active
-        if payment_id is None or payment_id in self._authorized:
+        if payment_id is None or payment_id in self._authorized or self._silent:
             return
         self._finish_declined(payment_id, RESULT_ABORTED, "Aborted")
 

@@ -22,6 +22,7 @@ KEYBOARD = tuple("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
 RESULT_ABORTED = 0x6C
 THANKS_S = 4
 PAYMENT_GRACE_S = 30
+CANCEL_GRACE_S = 15
 
 
 class Screen(StrEnum):
@@ -47,8 +48,13 @@ class Payment:
     started: datetime
     payment_id: str | None = None
     status_text: str = ""
-    cancelling: bool = False
+    cancelling_since: datetime | None = None
     committing: bool = False
+
+    @property
+    def cancelling(self) -> bool:
+        """The parker pressed Cancel and the terminal has not confirmed the abort yet."""
+        return self.cancelling_since is not None
 
 
 @dataclass(frozen=True)
@@ -154,7 +160,10 @@ def deadline(state: State) -> datetime | None:
         return state.last_input + timedelta(seconds=idle)
     if s is Screen.PAYING and state.payment is not None:
         limit = state.settings.terminal.payment_timeout_s + PAYMENT_GRACE_S
-        return state.payment.started + timedelta(seconds=limit)
+        give_up = state.payment.started + timedelta(seconds=limit)
+        if state.payment.cancelling_since is not None:
+            return min(give_up, state.payment.cancelling_since + timedelta(seconds=CANCEL_GRACE_S))
+        return give_up
     if s is Screen.PAID:
         return state.entered + timedelta(seconds=t.paid_s)
     if s is Screen.FEEDBACK:
@@ -309,7 +318,7 @@ def _tap_paying(state: State, target: str, now: datetime, event: Tap) -> Result:
         return _ignore(state, event, "only Cancel works during payment")
     if payment.cancelling or payment.committing:
         return _ignore(state, event, "payment is already ending")
-    return replace(state, payment=replace(payment, cancelling=True)), (CancelPayment(),)
+    return replace(state, payment=replace(payment, cancelling_since=now)), (CancelPayment(),)
 
 
 def _tap_paid(state: State, target: str, now: datetime, event: Tap) -> Result:
@@ -319,6 +328,8 @@ def _tap_paid(state: State, target: str, now: datetime, event: Tap) -> Result:
 
 
 def _tap_declined(state: State, target: str, now: datetime, event: Tap) -> Result:
+    if target in ("retry", "change") and fault_rules.blocking(state.faults):
+        return _reset(state, now), ()
     if target == "retry":
         return _begin_payment(state, now)
     if target == "change":
@@ -383,9 +394,11 @@ def _on_tick(state: State, event: Tick, now: datetime) -> Result:
 def _payment_timed_out(state: State, now: datetime) -> Result:
     payment = state.payment
     assert payment is not None
-    effects: list[Effect] = [CancelPayment()]
+    effects: list[Effect] = [] if payment.cancelling else [CancelPayment()]
     if payment.payment_id is not None:
         effects.append(FailPayment(payment.payment_id, "reversed", RESULT_ABORTED))
+    if payment.cancelling:
+        return _go(state, Screen.DURATION, now, payment=None, message="cancelled_not_charged", last_input=now), tuple(effects)
     decline = Decline("terminal_timeout", RESULT_ABORTED)
     return _go(state, Screen.DECLINED, now, payment=None, decline=decline, last_input=now), tuple(effects)
 

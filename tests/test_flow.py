@@ -184,6 +184,15 @@ def test_cancel_really_aborts_and_returns_to_duration() -> None:
     assert effects == [FailPayment("p1", "declined", 0x6C)]
 
 
+def test_cancel_on_a_dead_terminal_gives_up_without_charging() -> None:
+    state, _ = run(at_paying(), Tap("cancel"), now=NOW + timedelta(seconds=5))
+    due = flow.deadline(state)
+    assert due == NOW + timedelta(seconds=5 + flow.CANCEL_GRACE_S)
+    state, effects = run(state, Tick(), now=due)
+    assert effects == [FailPayment("p1", "reversed", 0x6C)]
+    assert state.screen is Screen.DURATION and state.message == "cancelled_not_charged"
+
+
 def test_approval_racing_a_cancel_is_refused() -> None:
     state, _ = run(at_paying(), Tap("cancel"))
     state, effects = run(state, PaymentAuthorized("p1", RESULT))
@@ -274,6 +283,15 @@ def test_fault_during_payment_waits_for_the_result() -> None:
     state, _ = run(state, PaymentDeclined("p1", 0x05))
     state, _ = run(state, Tap("done"))
     assert state.screen is Screen.OUT_OF_SERVICE
+
+
+def test_retry_after_a_blocking_fault_goes_out_of_service() -> None:
+    state, _ = run(at_declined(), FaultsChanged((fault("out_of_service"),)))
+    assert state.screen is Screen.OUT_OF_SERVICE
+    state, _ = run(at_duration(), Tap("pay"), FaultsChanged((fault("out_of_service"),)), PaymentNotStarted("disk full"))
+    assert state.screen is Screen.DECLINED
+    state, effects = run(state, Tap("retry"))
+    assert state.screen is Screen.OUT_OF_SERVICE and effects == []
 
 
 def test_notice_fault_does_not_block() -> None:

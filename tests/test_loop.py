@@ -1,0 +1,145 @@
+"""The main loop: idle blocking, posts from other threads, and storage faults that never crash it."""
+import threading
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from conftest import run_kiosk
+from drivers.fake_terminal import FakeTerminal
+from kiosk import flow
+from kiosk.config import Settings
+from kiosk.events import HelpPressed, Tap
+from kiosk.loop import Loop
+from kiosk.scenario import ManualClock
+from kiosk.store import StorageError, Store
+from screens.display import Display
+
+START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+
+
+class CountingDisplay(Display):
+    """The real headless display, counting frames and waits."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings, headless=True)
+        self.frames = 0
+        self.timeouts: list[float | None] = []
+
+    def render(self, state: flow.State, now: datetime) -> None:
+        self.frames += 1
+        super().render(state, now)
+
+    def wait(self, timeout: float | None) -> list:
+        self.timeouts.append(timeout)
+        return super().wait(timeout)
+
+
+@pytest.fixture
+def parts(tmp_path: Path):
+    settings = Settings()
+    clock = ManualClock(START)
+    store = Store.open(tmp_path / "kiosk.db", settings.station.id, clock())
+    display = CountingDisplay(settings)
+    terminal = FakeTerminal(lambda event: loop.post(event), journal_path=tmp_path / "terminal.jsonl")
+    loop = Loop(flow.initial(settings, clock()), store, terminal, display, clock)
+    yield loop, display, store, clock, terminal
+    display.close()
+    store.close()
+
+
+def test_events_from_other_threads_wake_the_blocked_loop(parts) -> None:
+    loop, display, _, _, _ = parts
+    handled = threading.Event()
+
+    def parker() -> None:
+        loop.post(Tap("start"))
+        loop.post(HelpPressed())
+        while loop.state.help is None or loop.state.help.ticket_id is None:
+            if handled.wait(0.01):
+                return
+        handled.set()
+        loop.stop()
+
+    worker = threading.Thread(target=parker)
+    worker.start()
+    loop.run()
+    worker.join(5)
+    assert handled.is_set()
+    assert loop.state.screen is flow.Screen.PLATE and loop.state.help is not None
+
+
+def test_idle_loop_blocks_until_the_next_deadline_and_draws_nothing_new(parts) -> None:
+    loop, display, _, clock, _ = parts
+    loop.settle()
+    frames = display.frames
+    stopper = threading.Timer(0.3, loop.stop)
+    stopper.start()
+    loop.run()
+    assert display.frames == frames, "nothing changed, nothing redrawn"
+    assert all(t is not None and t >= 59 for t in display.timeouts), display.timeouts
+    clock.set(clock() + timedelta(minutes=1))
+    loop.settle()
+    assert display.frames == frames + 1, "the clock on Welcome moved a minute: one frame"
+
+
+def test_disk_full_during_payment_goes_out_of_service_without_charging(parts) -> None:
+    loop, display, store, clock, terminal = parts
+    for target in ("start", "key:B", "key:1", "continue"):
+        loop.post(Tap(target))
+        loop.settle()
+    assert loop.state.screen is flow.Screen.DURATION
+    pages = store._db.execute_sql("PRAGMA page_count").fetchone()[0]
+    store._db.execute_sql(f"PRAGMA max_page_count = {pages}")
+    with pytest.raises(StorageError):
+        for _ in range(100_000):
+            store.save_feedback(3, None, clock())  # fill the last free space of the file
+    loop.post(Tap("pay"))
+    loop.settle()
+    assert loop.state.screen is flow.Screen.DECLINED
+    assert "Your parking could not be saved. You have not been charged." in display.texts()
+    assert [f.code for f in loop.state.faults] == ["full"]
+    loop.post(Tap("retry"))
+    loop.settle()
+    assert loop.state.screen is flow.Screen.OUT_OF_SERVICE
+    assert "This pay station is out of service" in display.texts()
+    assert store.rows("parking_session") == []
+    assert [e["event"] for e in terminal.journal()] == ["started", "authorized", "reversed"], "refused, not booked"
+
+
+def test_corrupt_database_at_start_is_out_of_service_and_kept(tmp_path: Path, station_config: Path) -> None:
+    db = tmp_path / "kiosk.db"
+    garbage = b"this is not a database" * 100
+    db.write_bytes(garbage)
+    scenario = tmp_path / "check.scn"
+    scenario.write_text('expect screen out_of_service\nexpect text "This pay station is out of service"\n'
+                        "tap help\nexpect text \"A person is being called\"\n")
+    result = run_kiosk("run", "--simulate", "--headless", "--config", str(station_config), "--scenario", str(scenario))
+    assert result.returncode == 0, result.stderr
+    assert "unusable (corrupt)" in result.stderr
+    assert db.read_bytes() == garbage, "a corrupt database is never touched"
+
+
+def test_unwritable_database_path_is_out_of_service(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a folder should be")
+    config = tmp_path / "kiosk.toml"
+    config.write_text(f'[storage]\ndatabase = "{blocker / "kiosk.db"}"\n')
+    scenario = tmp_path / "check.scn"
+    scenario.write_text("expect screen out_of_service\n")
+    result = run_kiosk("run", "--simulate", "--headless", "--config", str(config), "--scenario", str(scenario))
+    assert result.returncode == 0, result.stderr
+    assert "unusable (unwritable)" in result.stderr
+
+
+def test_bad_config_exits_with_the_problem(tmp_path: Path) -> None:
+    config = tmp_path / "kiosk.toml"
+    config.write_text("[zone]\ntimezone = 'Nowhere/Land'\n")
+    result = run_kiosk("run", "--simulate", "--headless", "--config", str(config))
+    assert result.returncode == 2
+    assert f"{config}: zone.timezone: expected an IANA time zone" in result.stderr
+
+
+def test_production_mode_refuses_clearly_until_the_zvt_driver_exists(station_config: Path) -> None:
+    result = run_kiosk("run", "--headless", "--config", str(station_config))
+    assert result.returncode == 2 and "use --simulate" in result.stderr
