@@ -58,7 +58,19 @@ def main() -> None:
 
     station, _ = start_station(common.scratch_config())
     naive = subprocess.Popen([sys.executable, str(HERE / "naive_loop.py")], stdout=subprocess.PIPE, text=True)
-    assert naive.stdout is not None and naive.stdout.readline().strip() == "ready"
+    try:
+        measure_idle(station, naive)
+    finally:
+        for proc in (station, naive):
+            proc.kill()
+            proc.wait(10)
+
+
+def measure_idle(station: subprocess.Popen[str], naive: subprocess.Popen[str]) -> None:
+    """Measure both processes over the same seconds and print the comparison."""
+    assert naive.stdout is not None
+    while naive.stdout.readline().strip() != "ready":
+        pass
     results: dict[str, float] = {}
     threads = [threading.Thread(target=lambda n=n, p=p: results.__setitem__(n, idle_cpu(p, IDLE_SECONDS)))
                for n, p in (("station", station), ("naive", naive))]
@@ -66,9 +78,6 @@ def main() -> None:
         t.start()
     for t in threads:
         t.join()
-    for proc in (station, naive):
-        proc.terminate()
-        proc.wait(10)
     ratio = results["station"] / results["naive"] if results["naive"] else float("nan")
     print(f"idle CPU over {IDLE_SECONDS} s: station {results['station']:.2f}% of a core, "
           f"naive 60 fps loop {results['naive']:.2f}% (ratio {ratio:.3f}; target < 1%)")

@@ -107,6 +107,7 @@ def _run(args: argparse.Namespace) -> int:
     if not args.simulate:
         log.critical("no production card terminal driver yet: the ZVT driver is issue #3; use --simulate")
         return EXIT_USAGE
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
     if args.headless or args.scenario:
         os.environ["SDL_VIDEODRIVER"] = "dummy"
         os.environ["SDL_AUDIODRIVER"] = "dummy"

@@ -42,7 +42,7 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
     info, app = split(main, [Flex(), m.px(220) if app_url else 0], m.gap * 2)
 
     title_box, next_box, terminal_box = rows(info, [m.px(100), Flex(), m.px(90)], m.gap)
-    frame.text(_(REASONS.get(reason, OTHER_REASON)), title_box, size=m.title, bold=True, fg=p.error, valign="bottom")
+    frame.text(_(REASONS.get(reason, OTHER_REASON)), title_box, size=m.title, bold=True, fg=p.error, min_size=m.title_min, valign="bottom")
     next_step = _(NEXT_STEPS.get(reason, OTHER_NEXT_STEP))
     if app_url:
         next_step += "\n" + _("You can also pay by app: scan the QR code.")
@@ -54,7 +54,7 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
     if app_url:
         frame.qr(app_url, _("Pay by app"), app)
 
-    retry, change, help_box, _space, done = cols(footer, [m.px(220), m.px(190), m.px(120), Flex(), m.px(150)], m.gap)
+    retry, change, help_box, _space, done = cols(footer, [Flex(220), Flex(190), Flex(120), Flex(48), Flex(150)], m.gap)
     frame.button("retry", _("Try again"), retry, primary=True)
     frame.button("change", _("Change time"), change)
     frame.button("help", _("Help"), help_box)

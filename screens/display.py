@@ -1,21 +1,21 @@
 """The touchscreen: draws the journey State, turns touches (and desktop keys) into kiosk events."""
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import threading
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Callable
 
 import pygame
 
 from kiosk.config import Settings
 from kiosk.events import Event, HelpPressed, HelpReleased, Tap
-from kiosk.flow import KEYBOARD, Screen, State, deadline
-from screens import declined, duration, feedback, out_of_service, overlays, paid, paying, plate, welcome
-from screens.fonts import Fonts
-from screens.theme import palette
+from kiosk.flow import KEYBOARD, Screen, State
+from screens import declined, duration, feedback, fonts, i18n, out_of_service, overlays, paid, paying, plate, welcome
+from screens.theme import Metrics, palette
 from screens.widgets import Frame
 
 Draw = Callable[[Frame, State, datetime], None]
@@ -45,22 +45,6 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
         overlays.draw(frame, state, now)
 
 
-def next_redraw(state: State, now: datetime) -> datetime | None:
-    """When the picture of this state changes by time alone (clock, countdowns), if ever; for the main loop."""
-    kind = overlays.active(state)
-    if kind == overlays.HELP and state.help is not None:
-        elapsed = now - state.help.since
-        return now + timedelta(seconds=1) - elapsed % timedelta(seconds=1)
-    if kind == overlays.WARNING:
-        due = deadline(state)
-        if due is None or due <= now:
-            return None
-        return now + ((due - now) % timedelta(seconds=1) or timedelta(seconds=1))
-    if kind is None and state.screen in (Screen.WELCOME, Screen.DURATION):
-        return now.replace(second=0, microsecond=0) + timedelta(minutes=1)
-    return None
-
-
 class Display:
     """The touchscreen: draws State, turns touches into Tap events."""
 
@@ -78,7 +62,9 @@ class Display:
             pygame.mouse.set_visible(not fullscreen)
         self._wake_type = pygame.event.custom_type()
         self._woken = threading.Event()
-        self._fonts = Fonts()
+        self._fonts = fonts.shared()
+        self._fonts.warm(Metrics.for_panel(*self._surface.get_size()).text_sizes)
+        i18n.warm(settings.languages.available, settings.zone.currency)
         self._state: State | None = None
         self._now: datetime | None = None
         self._view: tuple[Screen, str | None] | None = None
@@ -157,7 +143,8 @@ class Display:
         if self._headless:
             self._woken.set()
         else:
-            pygame.event.post(pygame.event.Event(self._wake_type))
+            with contextlib.suppress(pygame.error):  # closed already: nobody waits any more
+                pygame.event.post(pygame.event.Event(self._wake_type))
 
     def wait(self, timeout: float | None) -> list[Event]:
         """Block up to timeout seconds (None: forever) for input; return its events, or [] on timeout or wake."""

@@ -50,7 +50,8 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
     q = current_quote(state, now)
     picks = quick_picks(state)
     frame.fill(p.bg)
-    sizes = [m.target, Flex(), m.target, m.primary] if picks else [m.target, Flex(), m.primary]
+    top = m.px(84) if state.existing is not None else m.target
+    sizes = [top, Flex(), m.target, m.primary] if picks else [top, Flex(), m.primary]
     header, main, *pick_row, footer = rows(frame.content(), sizes, m.gap)
 
     title_box, plate_box = cols(header, [Flex(), m.px(210)], m.gap)
@@ -59,24 +60,28 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
             time=format_when(state.existing.expires, now, tz, language))
     else:
         title = _("How long do you want to park?")
-    frame.text(title, title_box, size=m.title, bold=True, valign="middle")
+    frame.text(title, title_box, size=m.title, bold=True, min_size=m.title_min, valign="middle")
     frame.plate(state.plate, plate_box)
 
-    minus, card, plus = cols(main, [m.px(110), Flex(), m.px(110)], m.gap)
+    if m.landscape:
+        minus, card, plus = cols(main, [m.px(110), Flex(), m.px(110)], m.gap)
+    else:
+        card, steppers = rows(main, [Flex(), m.px(110)], m.gap)
+        minus, plus = cols(steppers, [Flex(), Flex()], m.gap)
     frame.button("minus", "\u2212", minus, enabled=state.minutes > low, size=m.px(60))
     frame.button("plus", "+", plus, enabled=state.minutes < high, size=m.px(60))
     frame.box(card, p.card, p.border)
-    inner = card.inflate(-m.px(24), -m.px(12))
-    amount_row, until_box, notes_box = rows(inner, [m.px(66), m.px(50), Flex()], m.px(4))
+    inner = card.inflate(-m.px(24), -m.px(8))
+    amount_row, until_box, notes_box = rows(inner, [m.px(60), m.px(44), Flex()], m.px(4))
     length_box, price_box = cols(amount_row, [Flex(), Flex()], m.gap)
     frame.text(format_duration(state.minutes, language), length_box, size=m.title, bold=True, bg=p.card, valign="middle")
     if q is not None:
         frame.text(format_money(q.price, tariff.currency, language), price_box, size=m.huge, bold=True, bg=p.card,
                    align="right", valign="middle")
         until = _("Parking until {time}").format(time=format_when(q.expires, now, tz, language))
-        frame.text(until, until_box, size=m.title, bold=True, bg=p.card, valign="middle")
+        frame.text(until, until_box, size=m.title, bold=True, min_size=m.title_min, bg=p.card, valign="middle")
     if state.message in MESSAGES:
-        used = frame.text(_(MESSAGES[state.message]), notes_box, size=m.body, bold=True, fg=p.error, bg=p.card)
+        used = frame.text(_(MESSAGES[state.message]), notes_box, size=m.small, bold=True, fg=p.error, bg=p.card)
         notes_box = pygame.Rect(notes_box.x, used.bottom, notes_box.w, notes_box.bottom - used.bottom)
     frame.text("\n".join(notes(state, now)), notes_box, size=m.small, fg=p.muted, bg=p.card)
 
@@ -84,7 +89,7 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
         for pick, box in zip(picks, cols(pick_row[0], [Flex()] * len(picks), m.gap)):
             frame.button(f"pick:{pick}", format_duration(pick, language), box, primary=pick == state.minutes)
 
-    back, cancel, help_box, pay = cols(footer, [m.px(130), m.px(150), m.px(120), Flex()], m.gap)
+    back, cancel, help_box, pay = cols(footer, [Flex(130), Flex(150), Flex(120), Flex(340)], m.gap)
     frame.button("back", _("Back"), back)
     frame.button("cancel", _("Cancel"), cancel)
     frame.button("help", _("Help"), help_box)

@@ -15,7 +15,7 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
     _, m, p = frame._, frame.m, frame.palette
     frame.fill(p.bg)
     title_box, scale, footer = rows(frame.content(), [m.px(80), Flex(), m.target], m.gap)
-    frame.text(_("How was it?"), title_box, size=m.title, bold=True, align="center", valign="middle")
+    frame.text(_("How was it?"), title_box, size=m.title, bold=True, min_size=m.title_min, align="center", valign="middle")
     split = cols if m.landscape else rows
     for value, (word, box) in enumerate(zip(RATINGS, split(scale, [Flex()] * len(RATINGS), m.gap)), start=1):
         frame.button(f"rate:{value}", f"{value}\n{_(word)}", box, size=m.title)

@@ -1,8 +1,9 @@
 """The pinned Noto Sans font, with bounded caches of Font objects, text sizes and rendered text."""
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
-from typing import Callable, Generic, Hashable, TypeVar
+from typing import Callable, Generic, Hashable, Iterable, TypeVar
 
 import fontpkg
 import pygame
@@ -60,7 +61,19 @@ class Fonts:
         """Width and height of one line of text."""
         return self._sizes.get((text, size, bold), lambda: self.font(size, bold).size(text))
 
+    def warm(self, sizes: Iterable[int]) -> None:
+        """Open and first-use the regular and bold fonts of these sizes now, not during a parker's first frames."""
+        for size in sizes:
+            for bold in (False, True):
+                self.size("Hg", size, bold)
+
     def render(self, text: str, size: int, bold: bool, fg: Color, bg: Color) -> pygame.Surface:
         """One antialiased line of text on an opaque background (opaque blits are fastest)."""
         return self._texts.get((text, size, bold, fg, bg), lambda: self.font(size, bold).render(text, True, fg, bg))
 
+
+
+@functools.cache
+def shared() -> Fonts:
+    """The process-wide Fonts: its caches outlive any one Display."""
+    return Fonts()

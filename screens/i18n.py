@@ -6,7 +6,7 @@ import gettext
 from datetime import datetime, tzinfo
 from decimal import Decimal
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 from zoneinfo import ZoneInfo
 
 from babel import Locale, UnknownLocaleError
@@ -89,7 +89,8 @@ def format_when(dt: datetime, now: datetime, tz: str | tzinfo, language: str) ->
     """'HH:MM' if dt is today (local), else the date and time."""
     if dt.astimezone(zone(tz)).date() == now.astimezone(zone(tz)).date():
         return format_clock(dt, tz)
-    return translator(language)("{date}, {time}").format(date=format_date(dt, tz, language), time=format_clock(dt, tz))
+    _ = translator(language)
+    return _("{date}, {time}").format(date=format_date(dt, tz, language), time=format_clock(dt, tz))
 
 
 @functools.lru_cache(maxsize=16)
@@ -98,3 +99,13 @@ def day_names(language: str) -> tuple[str, ...]:
     names = get_day_names("abbreviated", locale=locale(language))
     return tuple(names[i] for i in range(7))
 
+
+
+def warm(languages: Iterable[str], currency: str) -> None:
+    """Load the catalogues and Babel locale data of these languages now rather than at a parker's first tap."""
+    sample = datetime(2026, 1, 5, 12, 0)
+    for language in languages:
+        translation(language)
+        format_money(0, currency, language)
+        day_names(language)
+        _format_day(sample, language)

@@ -49,7 +49,7 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
     band = frame.rect.copy()
     band.h = m.px(90)
     frame.fill(p.alert, band)
-    frame.text(_(TITLES[kind]), band.inflate(-2 * m.margin, -m.px(8)), size=m.title, bold=True, fg=p.on_alert,
+    frame.text(_(TITLES[kind]), band.inflate(-2 * m.margin, -m.px(8)), size=m.title, bold=True, fg=p.on_alert, min_size=m.title_min,
                bg=p.alert, valign="middle")
 
     content = frame.content()

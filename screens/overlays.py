@@ -55,7 +55,7 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
     kind = active(state)
     if kind == HELP and state.help is not None:
         title_box, body_box, button_box = _card(frame)
-        frame.text(_("A person is being called"), title_box, size=m.title, bold=True, bg=p.card, align="center",
+        frame.text(_("A person is being called"), title_box, size=m.title, bold=True, min_size=m.title_min, bg=p.card, align="center",
                    valign="middle")
         waited = max(0, int((now - state.help.since).total_seconds()))
         status = _("Please stay here.") if state.help.ticket_id is None else _("Your call has been received. Please stay here.")
@@ -64,7 +64,7 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
         frame.button("help:cancel", _("Cancel call"), button_box.inflate(-m.px(140), 0))
     elif kind == WARNING:
         title_box, body_box, button_box = _card(frame)
-        frame.text(_("Do you need more time?"), title_box, size=m.title, bold=True, bg=p.card, align="center",
+        frame.text(_("Do you need more time?"), title_box, size=m.title, bold=True, min_size=m.title_min, bg=p.card, align="center",
                    valign="middle")
         body = _("The screen will reset in {seconds} s and your entries will be cleared.").format(
             seconds=seconds_left(state, now))

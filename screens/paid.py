@@ -31,12 +31,13 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
             info, [m.px(40), m.px(130), m.px(64), m.px(44), Flex()], m.gap)
         frame.text(_("Payment accepted. Thank you!"), accepted_box, size=m.body, bold=True, valign="middle")
         until = _("Parking until {time}").format(time=format_when(session.expires, now, tz, state.language))
-        frame.text(until, until_box, size=m.huge, bold=True, valign="middle")
+        frame.text(until, until_box, size=m.huge, bold=True, min_size=m.title_min, valign="middle")
         plate_box, zone_box = cols(plate_row, [m.px(230), Flex()], m.gap)
         frame.plate(session.plate, plate_box)
         frame.text(session.zone, zone_box, size=m.body, bold=True, valign="middle")
-        paid = _("Paid {price}").format(price=format_money(session.amount, session.currency, state.language))
-        frame.text(paid, amount_box, size=m.body, valign="middle")
+        if session.amount > 0:
+            paid = _("Paid {price}").format(price=format_money(session.amount, session.currency, state.language))
+            frame.text(paid, amount_box, size=m.body, valign="middle")
     if session is not None and session.payment_id is not None:
         frame.qr(receipt_url(state.settings, session.payment_id), _("Scan for your receipt"), receipt)
 

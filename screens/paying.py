@@ -17,12 +17,12 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
     if payment is not None:
         frame.text(format_money(payment.amount, payment.currency, state.language), amount_box, size=m.huge, bold=True,
                    align="center", valign="middle")
-    frame.text(_("Present your card to the terminal"), title_box, size=m.title, bold=True, align="center", valign="middle")
+    frame.text(_("Present your card to the terminal"), title_box, size=m.title, bold=True, min_size=m.title_min, align="center", valign="middle")
 
     frame.box(status_box, p.card, p.border)
     inner = status_box.inflate(-m.px(32), -m.px(16))
     if payment is not None and payment.status_text:
-        frame.text(payment.status_text, inner, size=m.title, bg=p.card, align="center", valign="middle")
+        frame.text(payment.status_text, inner, size=m.title, min_size=m.title_min, bg=p.card, align="center", valign="middle")
     else:
         frame.text(_("Waiting for the card terminal…"), inner, size=m.body, fg=p.muted, bg=p.card, align="center",
                    valign="middle")

@@ -37,7 +37,7 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
     preview, words = split(top, [m.px(330) if m.landscape else m.px(100), Flex()], m.gap * 2)
     frame.plate(state.plate, preview, cursor=True)
     title_box, detail_box = rows(words, [m.px(48), Flex()], 0)
-    frame.text(_("Enter your licence plate"), title_box, size=m.title, bold=True, valign="middle")
+    frame.text(_("Enter your licence plate"), title_box, size=m.title, bold=True, min_size=m.title_min, valign="middle")
     n = settings.plate.max_length
     if state.message in MESSAGES:
         frame.text(_(MESSAGES[state.message]).format(n=n), detail_box, size=m.body, bold=True, fg=p.error)
@@ -47,7 +47,7 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
 
     frame.keyboard(keys, key_rows(m.landscape, _))
 
-    cancel, help_box, _gap, go = cols(footer, [m.px(160), m.px(130), Flex(), m.px(270)], m.gap)
+    cancel, help_box, _gap, go = cols(footer, [Flex(160), Flex(130), Flex(170), Flex(270)], m.gap)
     frame.button("cancel", _("Cancel"), cancel)
     frame.button("help", _("Help"), help_box)
     frame.button("continue", _("Continue"), go, primary=True, enabled=plate_valid(settings, state.plate))

@@ -1,6 +1,7 @@
 """Colours (normal and high contrast), sizes scaled from the panel, and the WCAG contrast ratio."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 Color = tuple[int, int, int]
@@ -8,6 +9,9 @@ Color = tuple[int, int, int]
 # Design reference: the 800x480 7" panel. Sizes below are in reference pixels and are
 # scaled by the panel's short side, so 48 px there is about 9 mm on either panel.
 REFERENCE_SHORT_SIDE = 480
+# Every text size (reference px). Text only uses these, so a few Font objects serve every
+# frame and can all be warmed up at start (a new Font's first use costs about 13 ms).
+TEXT_LADDER = (72, 64, 60, 56, 52, 48, 44, 40, 36, 32, 30, 28, 26, 24, 22, 20)
 
 
 @dataclass(frozen=True)
@@ -125,8 +129,9 @@ class Metrics:
     scale: float
 
     @classmethod
+    @functools.lru_cache(maxsize=4)
     def for_panel(cls, width: int, height: int) -> Metrics:
-        """Metrics for a panel of this size."""
+        """Metrics for a panel of this size (one shared instance per size)."""
         return cls(width, height, min(width, height) / REFERENCE_SHORT_SIDE)
 
     @property
@@ -137,6 +142,19 @@ class Metrics:
     def px(self, reference: float) -> int:
         """A reference-pixel size on this panel."""
         return max(1, round(reference * self.scale))
+
+    @functools.cached_property
+    def text_sizes(self) -> tuple[int, ...]:
+        """The text sizes of this panel, largest first."""
+        return tuple(self.px(size) for size in TEXT_LADDER)
+
+    def snap(self, size: int) -> int:
+        """The largest text size not above size (the smallest one if size is below them all)."""
+        return next((s for s in self.text_sizes if s <= size), self.text_sizes[-1])
+
+    def smaller(self, size: int) -> int:
+        """The next text size below size (or size itself if it is the smallest)."""
+        return next((s for s in self.text_sizes if s < size), size)
 
     # Touch targets (UX.md: >= 9 mm, primary 12-15 mm, gaps >= 2 mm).
     @property
@@ -169,6 +187,11 @@ class Metrics:
     def title(self) -> int:
         """The main instruction."""
         return self.px(36)
+
+    @property
+    def title_min(self) -> int:
+        """The smallest size a main instruction may shrink to."""
+        return self.px(28)
 
     @property
     def huge(self) -> int:

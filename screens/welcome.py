@@ -65,10 +65,18 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
     _, m, p = frame._, frame.m, frame.palette
     settings = state.settings
     frame.fill(p.bg)
-    header, body, footer = rows(frame.content(), [m.target, Flex(), m.target], m.gap)
-
     languages = settings.languages.available if len(settings.languages.available) > 1 else ()
-    name_box, clock_box, *lang_boxes = cols(header, [Flex(), m.px(230)] + [m.px(72)] * len(languages), m.gap)
+    lang_sizes = [m.px(72)] * len(languages)
+    if m.landscape:
+        header, body, footer = rows(frame.content(), [m.target, Flex(), m.target], m.gap)
+        name_box, clock_box, *lang_boxes = cols(header, [Flex(), m.px(230)] + lang_sizes, m.gap)
+        hint_box, contrast_box, help_box = cols(footer, [Flex(), m.px(210), m.px(130)], m.gap)
+    else:
+        header, lang_row, body, hint_box, footer = rows(
+            frame.content(), [m.target, m.target if languages else 0, Flex(), m.target, m.target], m.gap)
+        name_box, clock_box = cols(header, [Flex(), m.px(230)], m.gap)
+        lang_boxes = cols(lang_row, [Flex()] + lang_sizes, m.gap)[1:]
+        contrast_box, help_box = cols(footer, [Flex(), Flex()], m.gap)
     frame.text(settings.zone.name, name_box, size=m.px(32), bold=True, valign="middle")
     tz = settings.zone.timezone
     clock = f"{format_date(now, tz, state.language)}  {format_clock(now, tz)}"
@@ -77,7 +85,7 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
         frame.button(f"lang:{code}", code.upper(), box, primary=code == state.language)
 
     split = cols if m.landscape else rows
-    info, start_box = split(body, [Flex(), m.px(330)], m.gap * 2)
+    info, start_box = split(body, [Flex(), m.px(330) if m.landscape else m.px(220)], m.gap * 2)
     notices = notice_lines(state)
     notice_height = m.px(36) * (len(notices) + 1) if notices else 0
     heading, prices, notice_box = rows(info, [m.px(40), Flex(), notice_height], m.px(6))
@@ -89,10 +97,9 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
                    fg=p.on_notice, bg=p.notice, valign="middle")
 
     title_box, button_box = rows(start_box, [Flex(), m.px(150)], m.gap)
-    frame.text(_("Pay for your parking here"), title_box, size=m.title, bold=True, valign="bottom")
+    frame.text(_("Pay for your parking here"), title_box, size=m.title, bold=True, min_size=m.title_min, valign="bottom")
     frame.button("start", _("Start"), button_box, primary=True, size=m.px(44))
 
-    hint_box, contrast_box, help_box = cols(footer, [Flex(), m.px(210), m.px(130)], m.gap)
     radius = m.px(14)
     pygame.draw.circle(frame.surface, p.error, (hint_box.x + radius, hint_box.centery), radius)
     hint_box.x, hint_box.w = hint_box.x + 2 * radius + m.px(10), hint_box.w - 2 * radius - m.px(10)

@@ -1,6 +1,7 @@
 """Shared widgets: a Frame that draws and records targets and texts; layout, buttons, plate, keyboard, QR."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -31,9 +32,14 @@ def _split(start: int, length: int, sizes: Sequence[int | Flex], gap: int) -> li
     spans, pos = [], float(start)
     for s in sizes:
         size = s if isinstance(s, int) else spare * s.weight / weights
-        spans.append((round(pos), round(pos + size) - round(pos)))
+        spans.append((_pixel(pos), _pixel(pos + size) - _pixel(pos)))
         pos += size + gap
     return spans
+
+
+def _pixel(position: float) -> int:
+    """Round half up (not to even), so that equal gaps stay equal."""
+    return math.floor(position + 0.5)
 
 
 def rows(rect: pygame.Rect, sizes: Sequence[int | Flex], gap: int) -> list[pygame.Rect]:
@@ -56,7 +62,7 @@ class Key:
 
 
 class Frame:
-    """One frame being drawn: draws on a surface and records the tap targets, texts and colour pairs."""
+    """One frame being drawn: draws on a surface and records the tap targets, texts, their sizes and colour pairs."""
 
     def __init__(self, surface: pygame.Surface, fonts: Fonts, palette: Palette, language: str,
                  pressed: str | None = None) -> None:
@@ -69,6 +75,7 @@ class Frame:
         self._: Translate = translator(language)
         self.targets: dict[str, pygame.Rect] = {}
         self.texts: list[str] = []
+        self.sizes: dict[str, int] = {}
         self.pairs: set[tuple[Color, Color]] = set()
 
     @property
@@ -95,12 +102,13 @@ class Frame:
 
     def text(self, text: str, rect: pygame.Rect, *, size: int, bold: bool = False, fg: Color | None = None,
              bg: Color | None = None, align: str = "left", valign: str = "top", min_size: int | None = None) -> pygame.Rect:
-        """Draw text wrapped into rect, shrinking down to min_size if needed; return the area used."""
-        if not text:
+        """Draw text wrapped into rect, shrinking down to min_size (then cut with '…'); return the area used."""
+        size = self.m.snap(size)
+        size, lines = self._fit(text, rect.w, rect.h, size, bold, self.m.snap(min(size, min_size or self.m.small)))
+        if not text or not lines:
             return pygame.Rect(rect.x, rect.y, rect.w, 0)
         fg = self.palette.fg if fg is None else fg
         bg = self.palette.bg if bg is None else bg
-        size, lines = self._fit(text, rect.w, rect.h, size, bold, min(size, min_size or self.m.small))
         step = self.fonts.font(size, bold).get_linesize()
         height = step * len(lines)
         y = {"top": rect.y, "middle": rect.centery - height // 2, "bottom": rect.bottom - height}[valign]
@@ -111,7 +119,9 @@ class Frame:
             x = {"left": rect.x, "center": rect.centerx - width // 2, "right": rect.right - width}[align]
             self.surface.blit(surface, (x, y + i * step))
             used.union_ip(pygame.Rect(x, y + i * step, width, step))
-        self.texts.extend(text.split("\n"))
+        for paragraph in text.split("\n"):
+            self.texts.append(paragraph)
+            self.sizes[paragraph] = size
         self.pairs.add((fg, bg))
         return used
 
@@ -127,10 +137,12 @@ class Frame:
             fits = len(lines) * step <= height and all(self.fonts.size(line, current, bold)[0] <= width for line in lines)
             if fits or current <= min_size:
                 break
-            current = max(min_size, current - max(1, current // 12))
+            current = max(min_size, self.m.smaller(current))
         if fits:
             return current, tuple(lines)
-        keep = lines[:max(1, height // step)]
+        keep = lines[:height // step]
+        if not keep:
+            return current, ()
         last = keep[-1]
         while last and self.fonts.size(last + ELLIPSIS, current, bold)[0] > width:
             last = last[:-1]
@@ -226,7 +238,7 @@ class Frame:
             x = float(rect.x)
             for key in row:
                 width = key.weight * unit + (key.weight - 1) * gap
-                cell = pygame.Rect(round(x), band.y, round(x + width) - round(x), band.h)
+                cell = pygame.Rect(_pixel(x), band.y, _pixel(x + width) - _pixel(x), band.h)
                 fg, _ = self.button(key.target, key.label, cell, size=self.m.px(30))
                 if key.target == "backspace":
                     self._backspace_icon(cell, fg)
