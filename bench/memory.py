@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gc
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,7 +16,7 @@ from kiosk.scenario import ManualClock, Runner, parse
 from kiosk.store import Store
 from screens.display import Display
 
-JOURNEYS = 1000
+JOURNEYS = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
 JOURNEY = """
 tap start
 type {plate}
@@ -44,7 +45,7 @@ def main() -> None:
     for n in range(1, JOURNEYS + 1):
         _, steps = parse(JOURNEY.format(plate=f"B-{n:05d}"), f"journey {n}")
         runner.run(steps)
-        if n in (1, 100, 500, 1000):
+        if n in (1, 100, 500, 1000) or n % 1000 == 0:
             gc.collect()
             readings[n] = common.rss_mb()
     elapsed = time.perf_counter() - began
@@ -52,7 +53,10 @@ def main() -> None:
     print("resident memory: " + ", ".join(f"after {n}: {mb:.1f} MB" for n, mb in readings.items()))
     print(f"growth from journey 100 to 1000: {readings[1000] - readings[100]:+.1f} MB "
           f"(target: < 80 MB in all, no growth)")
-    print(f"sessions stored: {len(store.rows('parking_session'))}")
+    if JOURNEYS >= 2000:
+        print(f"growth from journey 1000 to {JOURNEYS}: {readings[JOURNEYS] - readings[1000]:+.1f} MB")
+    pages = store._db.execute_sql("PRAGMA page_count").fetchone()[0]
+    print(f"sessions stored: {len(store.rows('parking_session'))}, database {pages} pages")
     display.close()
     store.close()
 

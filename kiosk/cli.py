@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from dataclasses import replace
 from datetime import datetime, timezone
 from importlib.metadata import version as package_version
@@ -134,8 +135,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         if args.scenario is not None:
             return _replay(loop, display, terminal, clock, steps, args.scenario)
-        signal.signal(signal.SIGTERM, lambda *_: loop.stop())
-        signal.signal(signal.SIGINT, lambda *_: loop.stop())
+        _stop_on_signals(loop)
         log.info("station %s starting (zone %s, simulated devices)", settings.station.id, settings.zone.name)
         loop.run()
         return EXIT_OK
@@ -143,6 +143,17 @@ def _run(args: argparse.Namespace) -> int:
         display.close()
         if store is not None:
             store.close()
+
+
+def _stop_on_signals(loop: Loop) -> None:
+    """SIGTERM/SIGINT stop the loop. The handler runs on the main thread, possibly while that thread
+    holds the lock that waking the loop needs, so it hands the stop to a fresh thread instead."""
+    def handler(signum: int, frame: object) -> None:
+        log.info("signal %s: stopping", signal.Signals(signum).name)
+        threading.Thread(target=loop.stop, name="stop").start()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
 
 
 def _replay(loop: Loop, display: ScenarioDisplay, terminal: ScriptableTerminal, clock: ManualClock,

@@ -1,4 +1,4 @@
-"""The pinned Noto Sans font, with bounded caches of Font objects, text sizes and rendered text."""
+"""The pinned Noto Sans font: one FreeType face for every size, with bounded caches of text sizes and rendered text."""
 from __future__ import annotations
 
 import functools
@@ -7,6 +7,7 @@ from typing import Callable, Generic, Hashable, Iterable, TypeVar
 
 import fontpkg
 import pygame
+import pygame.freetype
 
 from screens.theme import Color
 
@@ -38,39 +39,51 @@ class LRU(Generic[V]):
 
 
 class Fonts:
-    """Font objects per (size, bold) and rendered text surfaces, both cached."""
+    """All text sizes from one FreeType face (one face per size would cost ~1.3 MB each), with cached results."""
 
-    def __init__(self, text_capacity: int = 768) -> None:
-        if not pygame.font.get_init():
-            pygame.font.init()
+    def __init__(self, text_capacity: int = 256) -> None:
+        if not pygame.freetype.get_init():
+            pygame.freetype.init()
         self.path = fontpkg.path(FAMILY)
-        self._fonts: LRU[pygame.font.Font] = LRU(48)
+        self._face = pygame.freetype.Font(self.path)
+        self._face.pad = True
+        self._face.antialiased = True
+        self._face.strength = 1 / 18
         self._texts: LRU[pygame.Surface] = LRU(text_capacity)
-        self._sizes: LRU[tuple[int, int]] = LRU(4096)
+        self._sizes: LRU[tuple[int, int]] = LRU(2048)
 
-    def font(self, size: int, bold: bool = False) -> pygame.font.Font:
-        """The font at this pixel size."""
-        return self._fonts.get((size, bold), lambda: self._open(size, bold))
-
-    def _open(self, size: int, bold: bool) -> pygame.font.Font:
-        font = pygame.font.Font(self.path, size)
-        font.bold = bold
-        return font
+    def linesize(self, size: int, bold: bool = False) -> int:
+        """Distance between baselines of consecutive lines at this pixel size."""
+        return self._sizes.get(("\n", size, bold), lambda: (0, self._face.get_sized_height(size)))[1]
 
     def size(self, text: str, size: int, bold: bool = False) -> tuple[int, int]:
         """Width and height of one line of text."""
-        return self._sizes.get((text, size, bold), lambda: self.font(size, bold).size(text))
+        def measure() -> tuple[int, int]:
+            rect = self._face.get_rect(text, style=self._style(bold), size=size)
+            return rect.width, rect.height
+        return self._sizes.get((text, size, bold), measure)
+
+    def missing_glyphs(self, text: str) -> list[str]:
+        """Characters of text (other than spaces) that the font cannot draw."""
+        metrics = self._face.get_metrics(text, size=32)
+        return [ch for ch, m in zip(text, metrics) if m is None and not ch.isspace()]
 
     def warm(self, sizes: Iterable[int]) -> None:
-        """Open and first-use the regular and bold fonts of these sizes now, not during a parker's first frames."""
+        """Render each size once now, not during a parker's first frames."""
         for size in sizes:
             for bold in (False, True):
-                self.size("Hg", size, bold)
+                self.render("Hg", size, bold, (0, 0, 0), (255, 255, 255))
 
     def render(self, text: str, size: int, bold: bool, fg: Color, bg: Color) -> pygame.Surface:
         """One antialiased line of text on an opaque background (opaque blits are fastest)."""
-        return self._texts.get((text, size, bold, fg, bg), lambda: self.font(size, bold).render(text, True, fg, bg))
+        def draw() -> pygame.Surface:
+            surface, _ = self._face.render(text, fg, bg, style=self._style(bold), size=size)
+            return surface
+        return self._texts.get((text, size, bold, fg, bg), draw)
 
+    @staticmethod
+    def _style(bold: bool) -> int:
+        return pygame.freetype.STYLE_STRONG if bold else pygame.freetype.STYLE_DEFAULT
 
 
 @functools.cache

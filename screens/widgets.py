@@ -109,7 +109,7 @@ class Frame:
             return pygame.Rect(rect.x, rect.y, rect.w, 0)
         fg = self.palette.fg if fg is None else fg
         bg = self.palette.bg if bg is None else bg
-        step = self.fonts.font(size, bold).get_linesize()
+        step = self.fonts.linesize(size, bold)
         height = step * len(lines)
         y = {"top": rect.y, "middle": rect.centery - height // 2, "bottom": rect.bottom - height}[valign]
         used = pygame.Rect(rect.x, y, 0, height)
@@ -133,7 +133,7 @@ class Frame:
         current = size
         while True:
             lines = self._wrap(text, width, current, bold)
-            step = self.fonts.font(current, bold).get_linesize()
+            step = self.fonts.linesize(current, bold)
             fits = len(lines) * step <= height and all(self.fonts.size(line, current, bold)[0] <= width for line in lines)
             if fits or current <= min_size:
                 break
@@ -258,7 +258,7 @@ class Frame:
 
     def qr(self, data: str, caption: str, rect: pygame.Rect) -> None:
         """A QR code (dark on light, with its quiet zone) as large as fits, its caption just below, centred in rect."""
-        line = self.fonts.font(self.m.small, True).get_linesize()
+        line = self.fonts.linesize(self.m.small, True)
         side = min(rect.w, rect.h - line - self.m.px(4))
         p = self.palette
         code = _QR_CODES.get((data, side, p.qr_dark, p.qr_light), lambda: _qr_surface(data, side, p.qr_dark, p.qr_light))

@@ -143,3 +143,22 @@ def test_bad_config_exits_with_the_problem(tmp_path: Path) -> None:
 def test_production_mode_refuses_clearly_until_the_zvt_driver_exists(station_config: Path) -> None:
     result = run_kiosk("run", "--headless", "--config", str(station_config))
     assert result.returncode == 2 and "use --simulate" in result.stderr
+
+
+def test_sigterm_stops_the_station_promptly_every_time(station_config: Path) -> None:
+    """Twenty stops in a row: the signal must never deadlock with the loop's own wake-up lock."""
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    for _ in range(20):
+        proc = subprocess.Popen([sys.executable, "-m", "kiosk.cli", "run", "--simulate", "--headless",
+                                 "--config", str(station_config)], stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if "ready" in line:
+                break
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+        proc.stderr.close()
