@@ -152,7 +152,9 @@ def deadline(state: State) -> datetime | None:
     t = state.settings.timeouts
     s = state.screen
     if s is Screen.WELCOME:
-        return None if state.asleep else state.last_input + timedelta(seconds=t.sleep_s)
+        if state.asleep or state.help is not None:
+            return None
+        return state.last_input + timedelta(seconds=t.sleep_s)
     if s in (Screen.PLATE, Screen.DURATION, Screen.DECLINED):
         if state.warning_since is not None:
             return state.warning_since + timedelta(seconds=t.warning_s)

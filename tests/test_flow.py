@@ -313,6 +313,13 @@ def test_help_from_any_screen_one_ticket() -> None:
     assert state.screen is Screen.PLATE and state.plate == "AB123", "help does not destroy the journey"
 
 
+def test_screen_never_sleeps_during_a_help_call() -> None:
+    state, _ = run(welcome(), HelpPressed())
+    assert flow.deadline(state) is None
+    state, _ = run(state, Tick(), now=NOW + timedelta(seconds=SETTINGS.timeouts.sleep_s))
+    assert not state.asleep
+
+
 def test_help_during_payment_never_interrupts_it() -> None:
     state, _ = run(at_paying(), HelpPressed())
     state, effects = run(state, Tap("cancel"))
