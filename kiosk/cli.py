@@ -126,6 +126,9 @@ def _run(args: argparse.Namespace) -> int:
     from drivers.fake_terminal import FakeTerminal
     from screens.display import Display
 
+    if args.scenario is None:
+        _block_stop_signals()
+
     now = clock()
     store, faults = _open_store(settings, now)
     display = Display(settings, headless=args.headless or args.scenario is not None)
@@ -145,15 +148,27 @@ def _run(args: argparse.Namespace) -> int:
             store.close()
 
 
-def _stop_on_signals(loop: Loop) -> None:
-    """SIGTERM/SIGINT stop the loop. The handler runs on the main thread, possibly while that thread
-    holds the lock that waking the loop needs, so it hands the stop to a fresh thread instead."""
-    def handler(signum: int, frame: object) -> None:
-        log.info("signal %s: stopping", signal.Signals(signum).name)
-        threading.Thread(target=loop.stop, name="stop").start()
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
+
+def _block_stop_signals() -> None:
+    """Block SIGTERM/SIGINT in this thread and so in every thread started after it (SDL's too).
+
+    A process signal lands on any thread that does not block it; if it lands on one of SDL's
+    threads, Python runs its handler only when the main thread next wakes, up to a minute
+    later. Blocked everywhere, the signals wait for the one thread that sigwaits for them.
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+
+def _stop_on_signals(loop: Loop) -> None:
+    """A thread that stops the loop on SIGTERM or SIGINT (see _block_stop_signals)."""
+    def wait_for_signal() -> None:
+        signum = signal.sigwait(STOP_SIGNALS)
+        log.info("signal %s: stopping", signal.Signals(signum).name)
+        loop.stop()
+
+    threading.Thread(target=wait_for_signal, name="signals", daemon=True).start()
 
 
 def _replay(loop: Loop, display: ScenarioDisplay, terminal: ScriptableTerminal, clock: ManualClock,

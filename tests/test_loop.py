@@ -146,7 +146,7 @@ def test_production_mode_refuses_clearly_until_the_zvt_driver_exists(station_con
 
 
 def test_sigterm_stops_the_station_promptly_every_time(station_config: Path) -> None:
-    """Twenty stops in a row: the signal must never deadlock with the loop's own wake-up lock."""
+    """Twenty stops in a row: a stop signal is never lost on one of SDL's threads nor stuck on a lock."""
     import signal
     import subprocess
     import sys
