@@ -15,6 +15,7 @@ from typing import Callable
 from zoneinfo import ZoneInfo
 
 from kiosk import config, flow
+from kiosk.faults import kind_of
 from kiosk.loop import Loop
 from kiosk.records import FaultRecord
 from kiosk.scenario import ManualClock, Runner, ScenarioDisplay, ScenarioError, ScriptableTerminal, Step, parse
@@ -81,8 +82,6 @@ def _settings(args: argparse.Namespace) -> config.Settings:
 
 def _open_store(settings: config.Settings, now: datetime) -> tuple[Store | None, tuple[FaultRecord, ...]]:
     """Open the database; a broken one becomes a fault (out of service), never a crash loop."""
-    from kiosk.faults import kind_of
-
     try:
         store = Store.open(Path(settings.storage.database), settings.station.id, now)
     except StorageError as exc:
