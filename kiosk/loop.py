@@ -130,18 +130,6 @@ class Loop:
         self._faults[component] = record
         self.post(FaultsChanged(tuple(self._faults.values())))
 
-    def clear_fault(self, component: str, now: datetime) -> None:
-        """Clear a component's fault and tell the journey."""
-        if self._faults.pop(component, None) is None:
-            return
-        log.info("fault cleared: %s", component)
-        if self.store is not None:
-            try:
-                self.store.clear_fault(component, now)
-            except StorageError as exc:
-                log.error("clearing fault %s not stored: %s", component, exc)
-        self.post(FaultsChanged(tuple(self._faults.values())))
-
     def _seconds_shown(self) -> bool:
         """A countdown or a waiting time is on screen, so the picture changes every second."""
         return self.state.warning_since is not None or self.state.help is not None

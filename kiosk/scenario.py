@@ -178,7 +178,7 @@ class Runner:
                 break
         raise ScenarioError(f"cannot reach {wanted} min; the duration stays at {self.loop.state.minutes} min")
 
-    def terminal(self, args: list[str]) -> None:
+    def script_terminal(self, args: list[str]) -> None:
         """terminal approve|decline CODE|silent: what the terminal does with the next payment."""
         self.terminal.script_words(args)
 
@@ -242,7 +242,7 @@ VERBS: dict[str, Callable[[Runner, list[str]], None]] = {
     "tap": Runner.tap,
     "type": Runner.type,
     "duration": Runner.duration,
-    "terminal": Runner.terminal,
+    "terminal": Runner.script_terminal,
     "help": Runner.help,
     "advance": Runner.advance,
     "expect": Runner.expect,

@@ -51,10 +51,13 @@ class Fonts:
         self._face.strength = 1 / 18
         self._texts: LRU[pygame.Surface] = LRU(text_capacity)
         self._sizes: LRU[tuple[int, int]] = LRU(2048)
+        self._linesizes: dict[int, int] = {}
 
     def linesize(self, size: int, bold: bool = False) -> int:
-        """Distance between baselines of consecutive lines at this pixel size."""
-        return self._sizes.get(("\n", size, bold), lambda: (0, self._face.get_sized_height(size)))[1]
+        """Distance between baselines of consecutive lines at this pixel size (synthetic bold does not change it)."""
+        if size not in self._linesizes:
+            self._linesizes[size] = self._face.get_sized_height(size)
+        return self._linesizes[size]
 
     def size(self, text: str, size: int, bold: bool = False) -> tuple[int, int]:
         """Width and height of one line of text."""
