@@ -9,8 +9,8 @@ from pathlib import Path
 
 import common
 
-from drivers.fake_terminal import FakeTerminal
 from kiosk import config, flow
+from kiosk.cli import CardTerminal
 from kiosk.loop import Loop
 from kiosk.scenario import ManualClock, Runner, parse
 from kiosk.store import Store
@@ -37,9 +37,10 @@ def main() -> None:
     clock = ManualClock(datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc))
     store = Store.open(Path(settings.storage.database), settings.station.id, clock())
     display = Display(settings, headless=True)
-    terminal = FakeTerminal(lambda event: loop.post(event))
-    loop = Loop(flow.initial(settings, clock()), store, terminal, display, clock)
-    runner = Runner(loop, display, terminal, clock, Path("."))
+    devices = CardTerminal(settings, True, (), lambda event: loop.post(event))
+    loop = Loop(flow.initial(settings, clock()), store, devices.terminal, display, clock)
+    devices.terminal.start()
+    runner = Runner(loop, display, devices.simulator, clock, Path("."))
     readings: dict[int, float] = {0: common.rss_mb()}
     began = time.perf_counter()
     for n in range(1, JOURNEYS + 1):
@@ -57,6 +58,7 @@ def main() -> None:
         print(f"growth from journey 1000 to {JOURNEYS}: {readings[JOURNEYS] - readings[1000]:+.1f} MB")
     pages = store._db.execute_sql("PRAGMA page_count").fetchone()[0]
     print(f"sessions stored: {len(store.rows('parking_session'))}, database {pages} pages")
+    devices.close()
     display.close()
     store.close()
 

@@ -15,11 +15,13 @@ from typing import Callable
 from zoneinfo import ZoneInfo
 
 from kiosk import config, flow
+from kiosk.events import Event
 from kiosk.faults import kind_of
 from kiosk.loop import Loop
-from kiosk.records import FaultRecord
+from kiosk.records import FaultRecord, PaymentRecord
 from kiosk.scenario import ManualClock, Runner, ScenarioDisplay, ScenarioError, ScriptableTerminal, Step, parse
 from kiosk.store import StorageError, Store
+from kiosk.cli_terminal import add_terminal_commands
 
 log = logging.getLogger("kiosk")
 
@@ -46,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--headless", action="store_true", help="no window (SDL dummy video driver)")
     run.add_argument("--scenario", type=Path, help="replay a scenario file on a manual clock, then exit")
     run.set_defaults(command=_run)
+
+    add_terminal_commands(commands)
 
     check = commands.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file", type=Path)
@@ -104,9 +108,6 @@ def _run(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             log.critical("configuration: %s", problem)
         return EXIT_USAGE
-    if not args.simulate:
-        log.critical("no production card terminal driver yet: the ZVT driver is issue #3; use --simulate")
-        return EXIT_USAGE
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
     if args.headless or args.scenario:
         os.environ["SDL_VIDEODRIVER"] = "dummy"
@@ -122,7 +123,6 @@ def _run(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         clock = ManualClock(start or _default_start(settings))
 
-    from drivers.fake_terminal import FakeTerminal
     from screens.display import Display
 
     if args.scenario is None:
@@ -130,21 +130,65 @@ def _run(args: argparse.Namespace) -> int:
 
     now = clock()
     store, faults = _open_store(settings, now)
-    display = Display(settings, headless=args.headless or args.scenario is not None)
-    journal = Path(settings.storage.database).with_suffix(".terminal.jsonl")
-    terminal = FakeTerminal(lambda event: loop.post(event), journal_path=journal)
-    loop = Loop(flow.initial(settings, now), store, terminal, display, clock, faults)
+    owed = tuple(store.unconfirmed_payments()) if store is not None else ()
     try:
+        devices = CardTerminal(settings, args.simulate, owed, lambda event: loop.post(event))
+    except ValueError as exc:
+        log.critical("card terminal: %s", exc)
+        if store is not None:
+            store.close()
+        return EXIT_USAGE
+    display = Display(settings, headless=args.headless or args.scenario is not None)
+    loop = Loop(flow.initial(settings, now), store, devices.terminal, display, clock, faults)
+    try:
+        devices.terminal.start()
         if args.scenario is not None:
-            return _replay(loop, display, terminal, clock, steps, args.scenario)
+            return _replay(loop, display, devices.simulator, clock, steps, args.scenario)
         _stop_on_signals(loop)
-        log.info("station %s starting (zone %s, simulated devices)", settings.station.id, settings.zone.name)
+        kind = "simulated" if args.simulate else "real"
+        log.info("station %s starting (zone %s, %s devices)", settings.station.id, settings.zone.name, kind)
         loop.run()
         return EXIT_OK
     finally:
+        devices.close()
+        loop.settle()  # what the terminal reported while closing (e.g. a confirmation) is recorded
         display.close()
         if store is not None:
             store.close()
+
+
+class CardTerminal:
+    """The card terminal: the ZVT driver on the configured port, or on a pty to the simulator."""
+
+    def __init__(self, settings: config.Settings, simulate: bool, owed: tuple[PaymentRecord, ...],
+                 post: Callable[[Event], None]) -> None:
+        from drivers.zvt.driver import OwedPayment, ZvtTerminal, serial_opener
+        from drivers.zvt.simulator import Simulator, open_pty
+
+        t = settings.terminal
+        self.simulator: Simulator | None = None
+        self._pty = None
+        port = t.port
+        if simulate:
+            self._pty = open_pty()
+            journal = Path(settings.storage.database).with_suffix(".terminal.jsonl")
+            self.simulator = Simulator(self._pty.master_fd, journal)
+            self.simulator.start()
+            port = self._pty.slave_path
+            log.info("card terminal simulator on %s (journal %s)", port, journal)
+        self.terminal = ZvtTerminal(
+            serial_opener(port, t.baud), post, password=t.password, currency=settings.tariff_engine.currency,
+            charset=t.charset, payment_timeout_s=t.payment_timeout_s, status_interval_s=t.status_interval_s,
+            vending_window_s=t.vending_window_s,
+            owed=tuple(OwedPayment(p.id, p.receipt_no, p.trace_no) for p in owed))
+
+    def close(self) -> None:
+        """Stop the driver, then the simulator and its pty."""
+        self.terminal.close()
+        if self.simulator is not None:
+            self.simulator.stop()
+        if self._pty is not None:
+            self._pty.close()
 
 
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
@@ -170,7 +214,7 @@ def _stop_on_signals(loop: Loop) -> None:
     threading.Thread(target=wait_for_signal, name="signals", daemon=True).start()
 
 
-def _replay(loop: Loop, display: ScenarioDisplay, terminal: ScriptableTerminal, clock: ManualClock,
+def _replay(loop: Loop, display: ScenarioDisplay, terminal: ScriptableTerminal | None, clock: ManualClock,
             steps: list[Step], path: Path) -> int:
     try:
         Runner(loop, display, terminal, clock, path.parent).run(steps)

@@ -1,5 +1,6 @@
 """Station configuration: one TOML file (or an MQTT cfg/desired mapping) -> frozen, validated settings."""
 
+import codecs
 import dataclasses
 import functools
 import re
@@ -54,6 +55,14 @@ def _valid_timezone(value: str) -> bool:
     try:
         zoneinfo.ZoneInfo(value)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def _is_codec(name: str) -> bool:
+    try:
+        codecs.lookup(name)
+    except LookupError:
         return False
     return True
 
@@ -140,6 +149,8 @@ class TerminalSettings:
     password: Annotated[str, matches(r"\d{6}", "six digits")] = "000000"
     payment_timeout_s: Annotated[int, between(30, 600)] = 180
     status_interval_s: Seconds = 60
+    vending_window_s: Annotated[int, between(5, 255)] = 30
+    charset: Annotated[str, Check(_is_codec, "a character set such as 'cp437' or 'iso8859-15'")] = "cp437"
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,34 @@ class PaymentDeclined:
 
 
 @dataclass(frozen=True)
+class PaymentConfirmed:
+    """The terminal acknowledged the station's positive vending answer: it books the payment."""
+
+    payment_id: str
+
+
+@dataclass(frozen=True)
+class PaymentReconciled:
+    """A payment approved before a restart was settled with the terminal.
+
+    ``outcome``: ``booked`` (the terminal asked again and the station confirmed it),
+    ``reversed`` (the money went back) or ``unknown`` (the terminal would not say).
+    """
+
+    payment_id: str
+    outcome: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class TerminalHealth:
+    """The card terminal's health changed: ``code`` None means ready, else a card_terminal fault code."""
+
+    code: str | None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
 class SessionCommitted:
     """The paid session and its payment are durable (answer to CommitSession)."""
 
@@ -120,7 +148,7 @@ class SettingsChanged:
 Event = (
     Tap | Tick | HelpPressed | HelpReleased | SessionLookedUp | PaymentPending | PaymentNotStarted | TerminalStatus
     | PaymentAuthorized | PaymentDeclined | SessionCommitted | CommitFailed | FaultsChanged
-    | HelpTicketOpened | SettingsChanged
+    | HelpTicketOpened | SettingsChanged | PaymentConfirmed | PaymentReconciled | TerminalHealth
 )
 
 # ---- effects: what a state machine asks the loop to do ----

@@ -20,6 +20,7 @@ from kiosk.tariff import Quote, clamp_minutes, quote
 
 KEYBOARD = tuple("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
 RESULT_ABORTED = 0x6C
+RESULT_COMMUNICATION = 0x7D
 THANKS_S = 4
 PAYMENT_GRACE_S = 30
 CANCEL_GRACE_S = 15
@@ -142,6 +143,8 @@ def decline_reason(result_code: int) -> str:
         return "unreadable"
     if result_code == 0x78:
         return "expired"
+    if result_code == RESULT_COMMUNICATION:
+        return "terminal_timeout"
     if 0x01 <= result_code <= 0x63:
         return "declined"
     return "terminal"

@@ -9,8 +9,9 @@ from typing import Callable, Protocol
 from kiosk import crashpoints, flow
 from kiosk.events import (
     BeginPayment, CancelPayment, CloseHelpTicket, CommitFailed, CommitSession, ConfirmPayment, Effect,
-    Event, FailPayment, FaultsChanged, HelpTicketOpened, Ignored, LookupSession, OpenHelpTicket,
-    PaymentNotStarted, PaymentPending, SaveFeedback, SessionCommitted, SessionLookedUp, Tick,
+    Event, FailPayment, FaultsChanged, HelpTicketOpened, Ignored, LookupSession, OpenHelpTicket, PaymentConfirmed,
+    PaymentNotStarted, PaymentPending, PaymentReconciled, SaveFeedback, SessionCommitted, SessionLookedUp,
+    TerminalHealth, Tick,
 )
 from kiosk.faults import kind_of
 from kiosk.records import FaultRecord
@@ -96,8 +97,11 @@ class Loop:
         self.render_if_changed()
 
     def handle(self, event: Event) -> None:
-        """Step the journey with one event and run the effects it asks for."""
+        """Step the journey with one event and run the effects it asks for (device bookkeeping stays here)."""
         now = self.clock()
+        if isinstance(event, (PaymentConfirmed, PaymentReconciled, TerminalHealth)):
+            self._bookkeeping(event, now)
+            return
         self.state, effects = flow.step(self.state, event, now)
         for effect in effects:
             self._run(effect, now)
@@ -129,6 +133,43 @@ class Loop:
                 log.error("fault %s/%s kept in memory only: %s", component, code, exc)
         self._faults[component] = record
         self.post(FaultsChanged(tuple(self._faults.values())))
+
+    def clear_fault(self, component: str, now: datetime) -> None:
+        """Clear a component's fault (durably when the store works) and tell the journey."""
+        if self._faults.pop(component, None) is None:
+            return
+        log.info("fault cleared: %s", component)
+        if self.store is not None:
+            try:
+                self.store.clear_fault(component, now)
+            except StorageError as exc:
+                log.error("fault %s cleared in memory only: %s", component, exc)
+        self.post(FaultsChanged(tuple(self._faults.values())))
+
+    def _bookkeeping(self, event: PaymentConfirmed | PaymentReconciled | TerminalHealth, now: datetime) -> None:
+        """Terminal facts the parker's journey does not depend on: faults and payment confirmation."""
+        if isinstance(event, TerminalHealth):
+            if event.code is None:
+                self.clear_fault("card_terminal", now)
+            else:
+                self.raise_fault("card_terminal", event.code, now, event.detail)
+            return
+        if self.store is None:
+            log.error("payment %s: %s not recorded, no usable database", event.payment_id, type(event).__name__)
+            return
+        try:
+            if isinstance(event, PaymentConfirmed) or event.outcome == "booked":
+                self.store.mark_confirmed(event.payment_id, now)
+                crashpoints.reached("payment.confirmed")
+            elif event.outcome == "reversed":
+                reason = f"payment {event.payment_id} reversed by the card terminal ({event.detail})"
+                self.store.reverse_unconfirmed_payment(event.payment_id, reason, now)
+            else:
+                self.raise_fault("payments", "unreconciled", now, f"payment {event.payment_id}: {event.detail}")
+        except StorageError as exc:
+            self.raise_fault("storage", exc.reason, now, str(exc))
+        except ValueError as exc:
+            log.warning("payment %s: %s not applied: %s", event.payment_id, type(event).__name__, exc)
 
     def _seconds_shown(self) -> bool:
         """A countdown or a waiting time is on screen, so the picture changes every second."""
@@ -166,8 +207,6 @@ class Loop:
             self.terminal.cancel_payment()
             return
         self.terminal.confirm_payment(effect.payment_id, effect.accept)
-        if effect.accept:
-            crashpoints.reached("payment.confirmed")
 
     def _run_stored(self, effect: Effect, now: datetime) -> None:
         store = self.store

@@ -32,8 +32,10 @@ class SessionRecord:
 class PaymentRecord:
     """A card payment attempt and what the terminal answered.
 
-    ``state`` is ``"pending"``, ``"approved"``, ``"declined"`` or ``"reversed"``.
-    Only receipt data is kept: brand, masked PAN, auth code, receipt and trace numbers.
+    ``state`` is ``"pending"``, ``"approved"``, ``"declined"`` or ``"reversed"``; ``confirmed`` is
+    when the terminal received the station's vending answer for an approved payment (None
+    while that is not known). Only receipt data is kept: brand, masked PAN, auth code,
+    receipt and trace numbers.
     """
 
     id: str
@@ -52,6 +54,7 @@ class PaymentRecord:
     auth_code: str | None
     receipt_no: str | None
     trace_no: str | None
+    confirmed: datetime | None
     created: datetime
     updated: datetime
 

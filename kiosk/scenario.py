@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import logging
 import shlex
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -15,6 +17,7 @@ from kiosk.loop import Loop
 log = logging.getLogger(__name__)
 
 MAX_TICKS_PER_ADVANCE = 10_000
+EXPECT_TIMEOUT_S = 10.0  # devices answer in real time: an expectation may take this long to come true
 UNITS = {"ms": timedelta(milliseconds=1), "s": timedelta(seconds=1), "m": timedelta(minutes=1),
          "h": timedelta(hours=1), "d": timedelta(days=1)}
 
@@ -53,9 +56,28 @@ class ManualClock:
 
 
 class ScriptableTerminal(Protocol):
-    """The simulated terminal's scripting hook."""
+    """The terminal simulator's scripting hooks (drivers.zvt.simulator.Simulator)."""
 
     def script_words(self, words: list[str]) -> None: ...
+
+    def set_status(self, status: int) -> None: ...
+
+    def inject(self, fault: str, count: int = 1) -> None: ...
+
+
+SIMULATOR_WORDS = "approve [BRAND] | decline CODE [TEXT] | wait-card | silent | pin SECONDS [BRAND] | status XX | inject FAULT [N]"
+
+
+def script_simulator(simulator: ScriptableTerminal, words: list[str]) -> None:
+    """Apply one behaviour line (SIMULATOR_WORDS) to the terminal simulator; ValueError if it is not one."""
+    if not words:
+        raise ValueError(f"expected {SIMULATOR_WORDS}")
+    if words[0] == "status" and len(words) == 2:
+        simulator.set_status(int(words[1], 16))
+    elif words[0] == "inject" and len(words) in (2, 3):
+        simulator.inject(words[1], int(words[2]) if len(words) == 3 else 1)
+    else:
+        simulator.script_words(words)
 
 
 class Target(Protocol):
@@ -119,7 +141,7 @@ def parse_duration(text: str) -> timedelta:
 class Runner:
     """Runs steps against a loop whose clock is a ManualClock."""
 
-    def __init__(self, loop: Loop, display: ScenarioDisplay, terminal: ScriptableTerminal,
+    def __init__(self, loop: Loop, display: ScenarioDisplay, terminal: ScriptableTerminal | None,
                  clock: ManualClock, base_dir: Path) -> None:
         self.loop = loop
         self.display = display
@@ -179,8 +201,10 @@ class Runner:
         raise ScenarioError(f"cannot reach {wanted} min; the duration stays at {self.loop.state.minutes} min")
 
     def script_terminal(self, args: list[str]) -> None:
-        """terminal approve|decline CODE|silent: what the terminal does with the next payment."""
-        self.terminal.script_words(args)
+        """terminal BEHAVIOUR: what the simulated terminal does next (SIMULATOR_WORDS)."""
+        if self.terminal is None:
+            raise ScenarioError("the terminal can only be scripted with --simulate (the simulator runs in the station)")
+        script_simulator(self.terminal, args)
 
     def help(self, args: list[str]) -> None:
         """help press|release: the physical help button."""
@@ -202,7 +226,24 @@ class Runner:
         self.clock.set(target)
 
     def expect(self, args: list[str]) -> None:
-        """expect screen NAME | text TEXT | no-text TEXT | row TABLE k=v.. | rows TABLE N k=v.."""
+        """expect screen NAME | text TEXT | no-text TEXT | row TABLE k=v.. | rows TABLE N k=v..
+
+        Waits up to EXPECT_TIMEOUT_S of real time for the expectation to come true (devices
+        such as the card terminal answer in real time), handling events meanwhile.
+        """
+        deadline = time.monotonic() + EXPECT_TIMEOUT_S
+        pause = threading.Event()
+        while True:
+            try:
+                self._expect_now(args)
+                return
+            except ScenarioError:
+                if time.monotonic() >= deadline:
+                    raise
+            pause.wait(0.005)
+            self.loop.settle()
+
+    def _expect_now(self, args: list[str]) -> None:
         kind, *rest = args
         if kind == "screen":
             if str(self.loop.state.screen) != rest[0]:
@@ -226,7 +267,7 @@ class Runner:
         if kind == "rows":
             count, conditions = int(conditions[0]), conditions[1:]
         wanted = dict(c.split("=", 1) for c in conditions)
-        matching = [r for r in store.rows(table) if all(str(r.get(k)) == v for k, v in wanted.items())]
+        matching = [r for r in store.rows(table) if all(_matches(r.get(k), v) for k, v in wanted.items())]
         if (count is None and not matching) or (count is not None and len(matching) != count):
             expected = "at least 1" if count is None else str(count)
             raise ScenarioError(f"expected {expected} {table} row(s) with {wanted}, found {len(matching)}")
@@ -236,6 +277,11 @@ class Runner:
         path = self.base_dir / args[0]
         path.parent.mkdir(parents=True, exist_ok=True)
         self.display.screenshot(path)
+
+
+def _matches(value: object, wanted: str) -> bool:
+    """A column value against a scenario's `k=v`: `*` matches any value that is set (not NULL)."""
+    return value is not None if wanted == "*" else str(value) == wanted
 
 
 VERBS: dict[str, Callable[[Runner, list[str]], None]] = {

@@ -101,6 +101,7 @@ class Payment(_Model):
     trace_no = pw.TextField(null=True)
     created = UtcDateTimeField()
     updated = UtcDateTimeField()
+    confirmed = UtcDateTimeField(null=True)
 
 
 class Fault(_Model):
@@ -209,7 +210,13 @@ def _migration_1_initial(db: pw.SqliteDatabase) -> None:
         db.execute_sql(statement)
 
 
+def _migration_2_payment_confirmed(db: pw.SqliteDatabase) -> None:
+    """Record when the terminal received the station's vending answer for an approved payment."""
+    db.execute_sql("ALTER TABLE payment ADD COLUMN confirmed TEXT")
+    db.execute_sql("CREATE INDEX payment_unconfirmed ON payment (created) WHERE state = 'approved' AND confirmed IS NULL")
+
+
 Migration = Callable[[pw.SqliteDatabase], None]
 # Append only: MIGRATIONS[n - 1] takes the schema from version n - 1 to n, in one transaction
 # together with the schema_version update.
-MIGRATIONS: list[Migration] = [_migration_1_initial]
+MIGRATIONS: list[Migration] = [_migration_1_initial, _migration_2_payment_confirmed]

@@ -3,36 +3,32 @@
 from __future__ import annotations
 
 import errno
-import json
 import logging
-import re
 import sqlite3
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import peewee as pw
 
-from kiosk.records import FaultRecord, OutboxRow, PaymentRecord, PaymentResultData, SessionRecord
+from kiosk.records import FaultRecord, OutboxRow
 from kiosk.schema import (
-    MIGRATIONS, MODELS, Counter, Fault, Feedback, HelpMessage, HelpTicket, MetaRow, Outbox, ParkingSession, Payment,
-    _stamp, _utc,
+    MIGRATIONS, MODELS, Counter, Fault, Feedback, HelpMessage, HelpTicket, MetaRow, Outbox, ParkingSession, _stamp, _utc,
 )
+from kiosk.store_payments import PaymentStore
+from kiosk.store_rows import _choice, _int, _json, _record, _text, _ts
 
 log = logging.getLogger(__name__)
 
 REASONS = ("corrupt", "unwritable", "full", "too_new", "io")
 BUSY_TIMEOUT_MS = 5000
-COURTESY_CURRENCY = "XXX"  # ISO 4217 for "no currency involved": courtesy sessions cost nothing
 SEVERITIES = ("info", "warning", "critical")
 HELP_STATES = ("waiting", "connected", "closed")
 HELP_DIRECTIONS = ("to_parker", "from_parker")
 _MARK_CHUNK = 500  # ids per UPDATE ... IN (...), well under SQLite's variable limit
-_MASKED_PAN_MAX_DIGITS = 10  # first 6 + last 4 at most
 _SQLITE_REASONS = {
     sqlite3.SQLITE_CORRUPT: "corrupt", sqlite3.SQLITE_NOTADB: "corrupt", sqlite3.SQLITE_FULL: "full",
     sqlite3.SQLITE_CANTOPEN: "unwritable", sqlite3.SQLITE_READONLY: "unwritable",
@@ -48,7 +44,6 @@ _EXPLAIN = {
     "too_new": "the database was written by a newer firmware with an unknown schema",
     "io": "the database could not be read or written",
 }
-R = TypeVar("R")
 M = TypeVar("M", bound=pw.Model)
 _TABLES: dict[str, type[pw.Model]] = {model._meta.table_name: model for model in MODELS}
 
@@ -77,66 +72,7 @@ def _classify(exc: BaseException) -> str | None:
     return None
 
 
-def _ts(value: datetime) -> str:
-    """MQTT form: ISO 8601 UTC with milliseconds and ``Z``."""
-    return _utc(value, "timestamp").replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
-
-
-def _json(value: Any) -> str:
-    """Compact UTF-8 JSON, keys in insertion order, as published on MQTT."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-def _text(name: str, value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
-    return value
-
-
-def _int(name: str, value: Any, minimum: int, maximum: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    if maximum is not None and value > maximum:
-        raise ValueError(f"{name} must be an integer <= {maximum}, got {value!r}")
-    return value
-
-
-def _choice(name: str, value: Any, allowed: Sequence[str]) -> str:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
-    return value
-
-
-def _where(plate: str, zone: str, minutes: int, starts: datetime, expires: datetime) -> None:
-    _text("plate", plate)
-    _text("zone", zone)
-    _int("minutes", minutes, 1)
-    if _utc(expires, "expires") <= _utc(starts, "starts"):
-        raise ValueError(f"expires {expires} must be after starts {starts}")
-
-
-# --- rows -> records and event data ----------------------------------------------------------------------------
-
-
-def _record(cls: type[R], row: pw.Model, **extra: Any) -> R:
-    names = (f.name for f in fields(cls) if f.name not in extra)
-    return cls(**{name: getattr(row, name) for name in names}, **extra)
-
-
-def _session_data(s: SessionRecord, reason: str | None) -> dict[str, Any]:
-    return {"session_id": s.id, "plate": s.plate, "zone": s.zone, "kind": s.kind, "starts": _ts(s.starts),
-            "expires": _ts(s.expires), "minutes": s.minutes, "amount": s.amount, "currency": s.currency,
-            "payment_id": s.payment_id, "extends_id": s.extends_id, "reason": reason}
-
-
-def _payment_data(p: PaymentRecord, session_id: str | None) -> dict[str, Any]:
-    # The masked PAN stays on the station: receipts need it, staff do not.
-    return {"payment_id": p.id, "state": p.state, "plate": p.plate, "zone": p.zone, "amount": p.amount,
-            "currency": p.currency, "minutes": p.minutes, "result_code": p.result_code, "brand": p.brand,
-            "auth_code": p.auth_code, "receipt_no": p.receipt_no, "trace_no": p.trace_no, "session_id": session_id}
-
-
-class Store:
+class Store(PaymentStore):
     """The station's SQLite database, owned by one thread (the loop); see docs/storage.md."""
 
     def __init__(self, db: pw.SqliteDatabase, path: Path, station_id: str) -> None:
@@ -300,132 +236,6 @@ class Store:
         if row is None:
             raise ValueError(f"unknown {what} {key!r}")
         return row
-
-    # --- payments and sessions ---------------------------------------------------------------------------------
-
-    def begin_payment(self, plate: str, zone: str, amount: int, currency: str, minutes: int, starts: datetime,
-                      expires: datetime, extends_id: str | None, now: datetime) -> PaymentRecord:
-        """Record a card payment about to be asked of the terminal (state pending, no event yet)."""
-        _where(plate, zone, minutes, starts, expires)
-        _int("amount", amount, 1)
-        if not isinstance(currency, str) or not re.fullmatch(r"[A-Z]{3}", currency):
-            raise ValueError(f"currency must be an ISO 4217 code, got {currency!r}")
-        _utc(now, "now")
-        payment_id = str(uuid.uuid4())
-        with self._write():
-            if extends_id is not None:
-                self._one(ParkingSession, extends_id, "session")
-            Payment.insert(id=payment_id, plate=plate, zone=zone, amount=amount, currency=currency, state="pending",
-                           minutes=minutes, starts=starts, expires=expires, extends_id=extends_id, created=now,
-                           updated=now).execute(self._db)
-            payment = _record(PaymentRecord, self._one(Payment, payment_id, "payment"))
-        log.info("payment %s pending: %d %s in zone %s", payment_id, amount, currency, zone)
-        return payment
-
-    def commit_paid_session(self, payment_id: str, result: PaymentResultData, now: datetime) -> SessionRecord:
-        """Approve a pending payment and create its session, with both events, in one transaction.
-
-        Raises ValueError if the payment is unknown or no longer pending: one payment never
-        yields two sessions.
-        """
-        _int("result_code", result.result_code, 0)
-        if sum(ch.isdigit() for ch in result.masked_pan or "") > _MASKED_PAN_MAX_DIGITS:
-            raise ValueError("masked_pan shows more than the first 6 and last 4 digits")
-        _utc(now, "now")
-        with self._write():
-            pending = self._pending(payment_id)
-            Payment.update(state="approved", result_code=result.result_code, brand=result.brand,
-                           masked_pan=result.masked_pan, auth_code=result.auth_code, receipt_no=result.receipt_no,
-                           trace_no=result.trace_no, updated=now).where(Payment.id == payment_id).execute(self._db)
-            session = self._insert_session(
-                pending.plate, pending.zone, pending.minutes, pending.starts, pending.expires, now,
-                amount=pending.amount, currency=pending.currency, kind="paid", payment_id=payment_id,
-                extends_id=pending.extends_id)
-            payment = _record(PaymentRecord, self._one(Payment, payment_id, "payment"))
-            self._event("payment", _payment_data(payment, session.id), now)
-            self._event("session", _session_data(session, None), now)
-        log.info("payment %s approved: session %s until %s", payment_id, session.id, session.expires)
-        return session
-
-    def fail_payment(self, payment_id: str, state: str, result_code: int | None, now: datetime) -> PaymentRecord:
-        """Mark a pending payment ``declined`` or ``reversed`` and report it."""
-        _choice("state", state, ("declined", "reversed"))
-        if result_code is not None:
-            _int("result_code", result_code, 0)
-        _utc(now, "now")
-        with self._write():
-            self._pending(payment_id)
-            Payment.update(state=state, result_code=result_code, updated=now).where(
-                Payment.id == payment_id).execute(self._db)
-            payment = _record(PaymentRecord, self._one(Payment, payment_id, "payment"))
-            self._event("payment", _payment_data(payment, None), now)
-        log.info("payment %s %s, result code %s", payment_id, state, result_code)
-        return payment
-
-    def grant_courtesy_session(self, plate: str, zone: str, minutes: int, starts: datetime, expires: datetime,
-                               reason: str, now: datetime) -> SessionRecord:
-        """Create a free session (amount 0, currency XXX, no payment) and report it."""
-        _where(plate, zone, minutes, starts, expires)
-        _text("reason", reason)
-        _utc(now, "now")
-        with self._write():
-            session = self._insert_session(plate, zone, minutes, starts, expires, now, amount=0,
-                                           currency=COURTESY_CURRENCY, kind="courtesy", reason=reason)
-            self._event("session", _session_data(session, reason), now)
-        log.info("courtesy session %s in zone %s: %s", session.id, zone, reason)
-        return session
-
-    def active_session(self, plate: str, zone: str, now: datetime) -> SessionRecord | None:
-        """The session of ``plate`` in ``zone`` with the latest expiry after ``now``, if any."""
-        query = ParkingSession.select().where(
-            ParkingSession.plate == plate, ParkingSession.zone == zone, ParkingSession.expires > _utc(now, "now"),
-        ).order_by(ParkingSession.expires.desc())
-        with self._guard():
-            row = query.first(self._db)
-        return None if row is None else _record(SessionRecord, row)
-
-    def resolve_pending_payments(self, now: datetime) -> list[PaymentRecord]:
-        """At start-up, settle every pending payment: approved if it has a session, else reversed.
-
-        The terminal reverses any payment the station never confirmed, so a pending payment
-        without a session was not taken. Returns the changed payments; one event each.
-        """
-        _utc(now, "now")
-        changed = []
-        with self._write():
-            for pending in self._pending_rows():
-                session_id = ParkingSession.select(ParkingSession.id).where(
-                    ParkingSession.payment_id == pending.id).scalar(self._db)
-                state = "reversed" if session_id is None else "approved"
-                Payment.update(state=state, updated=now).where(Payment.id == pending.id).execute(self._db)
-                payment = _record(PaymentRecord, self._one(Payment, pending.id, "payment"))
-                self._event("payment", _payment_data(payment, session_id), now)
-                changed.append(payment)
-        for payment in changed:
-            log.warning("pending payment %s resolved at start-up: %s", payment.id, payment.state)
-        return changed
-
-    def pending_payments(self) -> list[PaymentRecord]:
-        """Payments still waiting for the terminal's result, oldest first."""
-        with self._guard():
-            return [_record(PaymentRecord, row) for row in self._pending_rows()]
-
-    def _pending_rows(self) -> list[Payment]:
-        query = Payment.select().where(Payment.state == "pending").order_by(Payment.created)
-        return list(query.execute(self._db))
-
-    def _pending(self, payment_id: str) -> Payment:
-        row = self._one(Payment, payment_id, "payment")
-        if row.state != "pending":
-            raise ValueError(f"payment {payment_id} is {row.state}, not pending")
-        return row
-
-    def _insert_session(self, plate: str, zone: str, minutes: int, starts: datetime, expires: datetime,
-                        now: datetime, **columns: Any) -> SessionRecord:
-        session_id = str(uuid.uuid4())
-        ParkingSession.insert(id=session_id, plate=plate, zone=zone, minutes=minutes, starts=starts,
-                              expires=expires, created=now, **columns).execute(self._db)
-        return _record(SessionRecord, self._one(ParkingSession, session_id, "session"))
 
     # --- faults ------------------------------------------------------------------------------------------------
 

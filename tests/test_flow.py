@@ -164,7 +164,8 @@ def test_declined_offers_retry_with_new_payment() -> None:
 
 
 @pytest.mark.parametrize(("code", "reason"), [(0x05, "declined"), (0x64, "unreadable"), (0x78, "expired"),
-                                              (0x6C, "aborted"), (0x9A, "terminal"), (0xFF, "terminal")])
+                                              (0x6C, "aborted"), (0x7D, "terminal_timeout"), (0x9A, "terminal"),
+                                              (0xFF, "terminal")])
 def test_decline_reasons(code: int, reason: str) -> None:
     assert flow.decline_reason(code) == reason
 

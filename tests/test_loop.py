@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from conftest import run_kiosk
-from drivers.fake_terminal import FakeTerminal
 from kiosk import flow
-from kiosk.config import Settings
+from kiosk.cli import CardTerminal
+from kiosk.config import Settings, StorageSettings
 from kiosk.events import HelpPressed, Tap
 from kiosk.loop import Loop
 from kiosk.scenario import ManualClock
@@ -16,6 +16,17 @@ from kiosk.store import StorageError, Store
 from screens.display import Display
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+
+
+def settle_until(loop: Loop, done, timeout: float = 10.0) -> None:
+    """Handle events until `done()` holds (devices answer from their own threads)."""
+    pause = threading.Event()
+    for _ in range(int(timeout / 0.005)):
+        loop.settle()
+        if done():
+            return
+        pause.wait(0.005)
+    raise AssertionError(f"not reached within {timeout} s; screen {loop.state.screen}")
 
 
 class CountingDisplay(Display):
@@ -37,13 +48,15 @@ class CountingDisplay(Display):
 
 @pytest.fixture
 def parts(tmp_path: Path):
-    settings = Settings()
+    settings = Settings(storage=StorageSettings(database=str(tmp_path / "kiosk.db")))
     clock = ManualClock(START)
     store = Store.open(tmp_path / "kiosk.db", settings.station.id, clock())
     display = CountingDisplay(settings)
-    terminal = FakeTerminal(lambda event: loop.post(event), journal_path=tmp_path / "terminal.jsonl")
-    loop = Loop(flow.initial(settings, clock()), store, terminal, display, clock)
-    yield loop, display, store, clock, terminal
+    devices = CardTerminal(settings, True, (), lambda event: loop.post(event))
+    loop = Loop(flow.initial(settings, clock()), store, devices.terminal, display, clock)
+    devices.terminal.start()
+    yield loop, display, store, clock, devices.simulator
+    devices.close()
     display.close()
     store.close()
 
@@ -95,8 +108,7 @@ def test_disk_full_during_payment_goes_out_of_service_without_charging(parts) ->
         for _ in range(100_000):
             store.save_feedback(3, None, clock())  # fill the last free space of the file
     loop.post(Tap("pay"))
-    loop.settle()
-    assert loop.state.screen is flow.Screen.DECLINED
+    settle_until(loop, lambda: loop.state.screen is flow.Screen.DECLINED)
     assert "Your parking could not be saved. You have not been charged." in display.texts()
     assert [f.code for f in loop.state.faults] == ["full"]
     loop.post(Tap("retry"))
@@ -104,6 +116,7 @@ def test_disk_full_during_payment_goes_out_of_service_without_charging(parts) ->
     assert loop.state.screen is flow.Screen.OUT_OF_SERVICE
     assert "This pay station is out of service" in display.texts()
     assert store.rows("parking_session") == []
+    settle_until(loop, lambda: len(terminal.journal()) == 3)
     assert [e["event"] for e in terminal.journal()] == ["started", "authorized", "reversed"], "refused, not booked"
 
 
@@ -140,9 +153,14 @@ def test_bad_config_exits_with_the_problem(tmp_path: Path) -> None:
     assert f"{config}: zone.timezone: expected an IANA time zone" in result.stderr
 
 
-def test_production_mode_refuses_clearly_until_the_zvt_driver_exists(station_config: Path) -> None:
-    result = run_kiosk("run", "--headless", "--config", str(station_config))
-    assert result.returncode == 2 and "use --simulate" in result.stderr
+def test_production_without_a_terminal_is_out_of_service_with_the_reason(tmp_path: Path, station_config: Path) -> None:
+    missing = tmp_path / "no-such-tty"
+    station_config.write_text(station_config.read_text() + f'[terminal]\nport = "{missing}"\n')
+    scenario = tmp_path / "check.scn"
+    scenario.write_text("expect screen out_of_service\nexpect row fault component=card_terminal code=unreachable\n")
+    result = run_kiosk("run", "--headless", "--config", str(station_config), "--scenario", str(scenario))
+    assert result.returncode == 0, result.stderr
+    assert f"cannot open the serial port: [Errno 2] could not open port {missing}" in result.stderr
 
 
 def test_sigterm_stops_the_station_promptly_every_time(station_config: Path) -> None:

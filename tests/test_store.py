@@ -14,7 +14,7 @@ import pytest
 
 from kiosk import store as store_module
 from kiosk.records import FaultRecord, PaymentResultData
-from kiosk.schema import MODELS
+from kiosk.schema import MIGRATIONS, MODELS
 from kiosk.store import Store, StorageError
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
@@ -74,7 +74,7 @@ def test_fresh_open_creates_schema_and_pragmas_are_in_effect(store: Store, db_pa
     assert store._db.execute_sql("PRAGMA synchronous").fetchone() == (2,)  # FULL
     assert store._db.execute_sql("PRAGMA foreign_keys").fetchone() == (1,)
     assert store._db.execute_sql("PRAGMA busy_timeout").fetchone() == (5000,)
-    assert store.rows("meta", key="schema_version") == [{"key": "schema_version", "value": "1"}]
+    assert store.rows("meta", key="schema_version") == [{"key": "schema_version", "value": str(len(MIGRATIONS))}]
     assert store.rows("counter") == [{"name": "boot", "value": 1}, {"name": "seq", "value": 0}]
     assert store.boot == 1 and store.station_id == "st-0001"
     conn.close()
@@ -295,6 +295,38 @@ def test_resolve_pending_payments_both_branches(store: Store, db_path: Path) -> 
     store.close()
 
 
+def test_confirmation_is_recorded_once_and_only_for_approved_payments(store: Store) -> None:
+    payment, _ = pay(store)
+    assert [p.id for p in store.unconfirmed_payments()] == [payment.id]
+    first = store.mark_confirmed(payment.id, T0 + timedelta(seconds=1))
+    again = store.mark_confirmed(payment.id, T0 + timedelta(seconds=9))
+    assert first.confirmed == again.confirmed == T0 + timedelta(seconds=1)
+    assert store.unconfirmed_payments() == []
+    declined = store.begin_payment("B-2", "Z1", 250, "EUR", 60, T0, T0 + timedelta(hours=1), None, T0)
+    store.fail_payment(declined.id, "declined", 5, T0)
+    with pytest.raises(ValueError, match="declined, not approved"):
+        store.mark_confirmed(declined.id, T0)
+
+
+def test_reversed_after_commit_keeps_parking_as_courtesy_never_as_paid(store: Store) -> None:
+    payment, session = pay(store)
+    later = T0 + timedelta(minutes=2)
+    kept = store.reverse_unconfirmed_payment(payment.id, f"payment {payment.id} reversed by the terminal", later)
+    assert (kept.id, kept.kind, kept.payment_id, kept.amount, kept.currency) == (session.id, "courtesy", None, 0, "XXX")
+    assert (kept.expires, kept.plate) == (session.expires, session.plate)
+    assert store.rows("payment", id=payment.id)[0]["state"] == "reversed"
+    assert store.rows("parking_session", kind="paid") == []
+    last_two = events(store)[-2:]
+    assert [(e["kind"], e["data"].get("state"), e["data"].get("kind")) for e in last_two] == [
+        ("payment", "reversed", None), ("session", None, "courtesy")]
+    with pytest.raises(ValueError, match="not reversible"):
+        store.reverse_unconfirmed_payment(payment.id, "twice", later)
+    confirmed, _ = pay(store, plate="B-3")
+    store.mark_confirmed(confirmed.id, later)
+    with pytest.raises(ValueError, match="not reversible"):
+        store.reverse_unconfirmed_payment(confirmed.id, "booked payments are never reversed here", later)
+
+
 # --- the outbox envelope ----------------------------------------------------------------
 
 
@@ -484,7 +516,7 @@ def test_rows_validates_table_and_column(store: Store) -> None:
         store.rows("sessions")
     with pytest.raises(ValueError, match="unknown column colour in payment; valid: id, plate"):
         store.rows("payment", colour="red")
-    assert store.rows("meta", key="schema_version", value="1") != []
+    assert store.rows("meta", key="schema_version", value=str(len(MIGRATIONS))) != []
     assert store.rows("outbox", sent=None) == []
 
 
@@ -635,14 +667,14 @@ def test_appended_migration_runs_once_and_bumps_version(db_path: Path, monkeypat
     for boot in (2, 3):
         with Store.open(db_path, "st-0001", T0) as s:
             assert s.boot == boot
-            assert s.rows("meta", key="schema_version")[0]["value"] == "2"
+            assert s.rows("meta", key="schema_version")[0]["value"] == str(len(MIGRATIONS) + 1)
     assert runs == [1]
     conn = raw(db_path)
     assert "note" in [r[1] for r in conn.execute("PRAGMA table_info(feedback)")]
     conn.close()
     fresh = db_path.with_name("fresh.db")
     with Store.open(fresh, "st-0001", T0) as s:  # a fresh file gets every migration
-        assert s.rows("meta", key="schema_version")[0]["value"] == "2"
+        assert s.rows("meta", key="schema_version")[0]["value"] == str(len(MIGRATIONS) + 1)
     assert runs == [1, 1]
 
 
@@ -657,7 +689,7 @@ def test_failing_migration_leaves_previous_version(db_path: Path, monkeypatch) -
     with pytest.raises(RuntimeError, match="bug in migration"):
         Store.open(db_path, "st-0001", T0)
     conn = raw(db_path)
-    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("1",)
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (str(len(MIGRATIONS)),)
     assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'half_done'").fetchone() == (0,)
     assert conn.execute("SELECT value FROM counter WHERE name = 'boot'").fetchone() == (1,)
     conn.close()

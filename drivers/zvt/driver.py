@@ -1,0 +1,394 @@
+"""The station's card terminal over ZVT: one worker thread runs payments, health polls and start-up reconciliation."""
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import select
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+from drivers.terminal import Post
+from drivers.zvt import messages as msg
+from drivers.zvt.codec import Apdu, DecodeError
+from drivers.zvt.ecr import (
+    DECISION_WAIT_S, RESULT_ABORTED, CommandRefused, EcrSession, PaymentOutcome, TerminalUnreachable,
+)
+from drivers.zvt.link import Link, Port
+from kiosk.events import (
+    PaymentAuthorized, PaymentConfirmed, PaymentDeclined, PaymentReconciled, TerminalHealth, TerminalStatus,
+)
+from kiosk.records import PaymentResultData
+
+log = logging.getLogger(__name__)
+
+RECONNECT_S = 5.0
+DOWN_POLL_S = 10.0
+RECONCILE_MARGIN_S = 5.0
+
+
+class SerialPort(Port, Protocol):
+    """A Port that select() can wait on (pyserial's Serial on POSIX)."""
+
+    def fileno(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class OwedPayment:
+    """An approved payment whose session is stored but whose vending answer the PT may not have had."""
+
+    payment_id: str
+    receipt_no: str | None
+    trace_no: str | None
+
+
+@dataclass(frozen=True)
+class _Pay:
+    payment_id: str
+    amount: int
+
+
+def serial_opener(port: str, baud: int) -> Callable[[], SerialPort]:
+    """Opens the PT's serial line as ZVT wants it: 8 data bits, no parity, 2 stop bits, no flow control."""
+    import serial
+
+    def open_port() -> SerialPort:
+        try:
+            return serial.Serial(port, baud, bytesize=serial.EIGHTBITS, parity=serial.PARITY_NONE,
+                                 stopbits=serial.STOPBITS_TWO, timeout=0.02, exclusive=True)
+        except serial.SerialException as exc:
+            raise OSError(str(exc)) from exc
+
+    return open_port
+
+
+def result_data(info: msg.StatusInformation) -> PaymentResultData:
+    """The receipt data the station keeps from an approving 04 0F (never more than the masked PAN)."""
+    return PaymentResultData(result_code=info.result_code, brand=info.card_name, masked_pan=info.masked_pan or None,
+                             auth_code=info.auth_code, receipt_no=info.receipt_no, trace_no=info.trace_no)
+
+
+class ZvtTerminal:
+    """drivers.terminal.PaymentTerminal for a ZVT PT on a serial port.
+
+    Every public method only queues work and returns at once; the worker thread owns the
+    port and posts TerminalStatus, PaymentAuthorized, PaymentConfirmed, PaymentDeclined,
+    PaymentReconciled and TerminalHealth events.
+    """
+
+    def __init__(self, open_port: Callable[[], SerialPort], post: Post, *, password: str, currency: str,
+                 charset: str = "cp437", payment_timeout_s: float = 180.0, status_interval_s: float = 60.0,
+                 vending_window_s: int = 30, owed: tuple[OwedPayment, ...] = ()) -> None:
+        self._open_port = open_port
+        self._post = post
+        self._password = password
+        self._currency = msg.currency_code(currency)
+        self._charset = charset
+        self._t4 = payment_timeout_s
+        self._status_interval = status_interval_s
+        self._vending_window = vending_window_s
+        self._owed = {p.payment_id: p for p in owed}
+        self._reconcile_at = time.monotonic() + vending_window_s + RECONCILE_MARGIN_S if owed else None
+        self._commands: queue.SimpleQueue[_Pay] = queue.SimpleQueue()
+        self._decisions: queue.SimpleQueue[tuple[str, bool]] = queue.SimpleQueue()
+        self._abort = threading.Event()
+        self._closing = threading.Event()
+        self._wake_r, self._wake_w = os.pipe()
+        self._port: SerialPort | None = None
+        self._session: EcrSession | None = None
+        self._health: str | None = "unknown"
+        self._recover = False
+        self._next_poll = 0.0
+        self._thread = threading.Thread(target=self._run, name="zvt", daemon=True)
+
+    # ---- PaymentTerminal ----
+
+    def start(self) -> None:
+        """Open the port and start the worker."""
+        self._thread.start()
+
+    def start_payment(self, payment_id: str, amount: int, currency: str) -> None:
+        """Queue an Authorization for ``amount`` minor units."""
+        if msg.currency_code(currency) != self._currency:
+            self._post(PaymentDeclined(payment_id, 0x6F, msg.result_text(0x6F)))
+            return
+        self._abort.clear()
+        self._commands.put(_Pay(payment_id, amount))
+        self._wake()
+
+    def cancel_payment(self) -> None:
+        """Abort the payment in progress (06 B0) if the PT still waits for the card."""
+        self._abort.set()
+
+    def confirm_payment(self, payment_id: str, accept: bool) -> None:
+        """The vending answer: book (True) or refuse (False) the authorized payment."""
+        self._decisions.put((payment_id, accept))
+
+    def close(self) -> None:
+        """Stop the worker (it finishes the sequence in progress for a few seconds at most) and close the port."""
+        self._closing.set()
+        self._wake()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        for fd in (self._wake_r, self._wake_w):
+            os.close(fd)
+
+    @property
+    def bytes_in(self) -> int:
+        """Raw bytes read from the PT so far."""
+        return self._session.link.bytes_in if self._session else 0
+
+    @property
+    def bytes_out(self) -> int:
+        """Raw bytes written to the PT so far."""
+        return self._session.link.bytes_out if self._session else 0
+
+    # ---- worker ----
+
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"x")
+        except OSError:
+            pass  # closing
+
+    def _run(self) -> None:
+        refusals = 0
+        while not self._closing.is_set():
+            if self._session is None and not self._connect():
+                self._idle(RECONNECT_S)
+                continue
+            try:
+                self._work()
+                refusals = 0
+            except TerminalUnreachable as exc:
+                self._set_health("unreachable", str(exc))
+                self._recover = True
+                self._idle(min(DOWN_POLL_S, self._status_interval))
+            except CommandRefused as exc:
+                # E.g. registration refused while the PT still waits for a vending answer from
+                # before a restart: answer what it sends, then try again.
+                refusals += 1
+                log.warning("%s (%d in a row)", exc, refusals)
+                if refusals >= 3:
+                    self._set_health("not_ready", str(exc))
+                self._recover = True
+                self._idle(min(2.0 * refusals, DOWN_POLL_S))
+            except OSError as exc:
+                log.error("card terminal port failed: %s", exc)
+                self._set_health("unreachable", f"serial port error: {exc}")
+                self._disconnect()
+        self._disconnect()
+
+    def _connect(self) -> bool:
+        try:
+            self._port = self._open_port()
+        except OSError as exc:
+            self._set_health("unreachable", f"cannot open the serial port: {exc}")
+            return False
+        link = Link(self._port)
+        self._session = EcrSession(link, self._password, currency=self._currency, charset=self._charset,
+                                   t4=self._t4, vending_window_s=self._vending_window,
+                                   unsolicited=self._unsolicited, unsolicited_sent=self._unsolicited_sent)
+        self._recover = True
+        return True
+
+    def _disconnect(self) -> None:
+        if self._port is not None:
+            try:
+                self._port.close()
+            except OSError:
+                pass
+        self._port = None
+        self._session = None
+
+    def _idle(self, seconds: float) -> None:
+        """Wait while the PT cannot take commands: answer what it sends; payments asked for meanwhile fail at once."""
+        end = time.monotonic() + seconds
+        while (remaining := end - time.monotonic()) > 0 and not self._closing.is_set():
+            watched = [self._wake_r] + ([self._port.fileno()] if self._port is not None else [])
+            ready, _, _ = select.select(watched, [], [], remaining)
+            if self._wake_r in ready:
+                os.read(self._wake_r, 4096)
+            while not self._commands.empty():
+                pay = self._commands.get()
+                self._post(PaymentDeclined(pay.payment_id, 0x7D, "The card terminal is not ready"))
+            if self._session is not None and self._port is not None and self._port.fileno() in ready:
+                try:
+                    self._session.serve_unsolicited(0.5)
+                except (TerminalUnreachable, OSError) as exc:
+                    log.warning("while waiting for the terminal: %s", exc)
+                    return
+
+    def _work(self) -> None:
+        session = self._session
+        assert session is not None and self._port is not None
+        if self._recover:
+            self._register_and_check(session)
+        if not self._commands.empty():
+            self._pay(session, self._commands.get())
+            return
+        now = time.monotonic()
+        if now >= self._next_poll:
+            self._check(session)
+            return
+        if self._reconcile_at is not None and now >= self._reconcile_at:
+            self._reconcile(session)
+            return
+        if session.link.answer_pending():
+            session.serve_unsolicited(0)
+            return
+        due = min(t for t in (self._next_poll, self._reconcile_at) if t is not None)
+        ready, _, _ = select.select([self._wake_r, self._port.fileno()], [], [], max(0.0, due - now))
+        if self._wake_r in ready:
+            os.read(self._wake_r, 4096)
+        if self._port.fileno() in ready:
+            session.serve_unsolicited(0.5)
+
+    def _register_and_check(self, session: EcrSession) -> None:
+        registered = session.register()
+        log.info("registered at the card terminal: status %s, terminal id %s", registered.status,
+                 registered.terminal_id)
+        self._recover = False
+        self._check(session)
+
+    def _check(self, session: EcrSession) -> None:
+        state = session.status()
+        if state.status == msg.TERMINAL_READY:
+            self._set_health(None, "")
+        elif state.status == msg.TERMINAL_OUT_OF_ORDER:
+            self._set_health("out_of_order", f"terminal status {state.status:02X} (version {state.version})")
+        else:
+            self._set_health("not_ready", f"terminal status {state.status:02X} (version {state.version})")
+
+    def _set_health(self, code: str | None, detail: str) -> None:
+        interval = self._status_interval if code is None else min(DOWN_POLL_S, self._status_interval)
+        self._next_poll = time.monotonic() + interval
+        if code == self._health:
+            return
+        self._health = code
+        if code is None:
+            log.info("card terminal ready")
+        else:
+            log.error("card terminal %s: %s", code, detail)
+        self._post(TerminalHealth(code, detail))
+
+    def _pay(self, session: EcrSession, pay: _Pay) -> None:
+        if self._abort.is_set():
+            self._post(PaymentDeclined(pay.payment_id, RESULT_ABORTED, msg.result_text(RESULT_ABORTED)))
+            return
+        while True:  # decisions left from an earlier payment mean nothing now
+            try:
+                self._decisions.get_nowait()
+            except queue.Empty:
+                break
+        authorized = False
+        decision: bool | None = None
+
+        def on_status(text: str) -> None:
+            self._post(TerminalStatus(pay.payment_id, text))
+
+        def decide(info: msg.StatusInformation) -> bool | None:
+            nonlocal authorized, decision
+            if not authorized:
+                authorized = True
+                self._post(PaymentAuthorized(pay.payment_id, result_data(info)))
+            decision = self._decision(pay.payment_id)
+            return decision
+
+        def on_booked(info: msg.StatusInformation) -> None:
+            self._post(PaymentConfirmed(pay.payment_id))
+
+        outcome = session.pay(pay.amount, on_status=on_status, decide=decide, on_booked=on_booked,
+                              abort_requested=self._abort.is_set)
+        self._finish(pay, outcome, refused_by_station=decision is False)
+
+    def _decision(self, payment_id: str) -> bool | None:
+        deadline = time.monotonic() + DECISION_WAIT_S
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                decided_id, accept = self._decisions.get(timeout=remaining)
+            except queue.Empty:
+                break
+            if decided_id == payment_id:
+                return accept
+        log.info("vending answer for %s not ready yet: the terminal is asked to wait", payment_id)
+        return None
+
+    def _finish(self, pay: _Pay, outcome: PaymentOutcome, refused_by_station: bool) -> None:
+        log.info("payment %s ended at the terminal: %s (%02X) %s", pay.payment_id, outcome.ending,
+                 outcome.result_code, outcome.text)
+        if outcome.approval is None:
+            if outcome.ending in ("declined", "failed"):
+                self._post(PaymentDeclined(pay.payment_id, outcome.result_code, outcome.text))
+        elif outcome.ending != "booked" and not refused_by_station:
+            # Approved, the station may have committed the session, and the PT did not book it
+            # (or we cannot tell): settle it once the PT's vending window is over.
+            log.warning("payment %s: the terminal may not have our vending answer; reconciling", pay.payment_id)
+            self._owe(OwedPayment(pay.payment_id, outcome.approval.receipt_no, outcome.approval.trace_no))
+        if outcome.result_code in msg.UNWELL_RESULTS:
+            self._set_health("error", msg.result_text(outcome.result_code))
+        if outcome.ending == "failed":
+            self._recover = True
+
+    def _owe(self, owed: OwedPayment) -> None:
+        self._owed[owed.payment_id] = owed
+        if self._reconcile_at is None:
+            self._reconcile_at = time.monotonic() + self._vending_window + RECONCILE_MARGIN_S
+
+    # ---- payments owed from before a restart ----
+
+    def _matching_owed(self, apdu: Apdu) -> OwedPayment | None:
+        try:
+            info = msg.parse_status_information(apdu.data, self._charset)
+        except DecodeError:
+            return None
+        if info.result_code != 0:
+            return None
+        return next((p for p in self._owed.values()
+                     if p.receipt_no == info.receipt_no and p.trace_no == info.trace_no), None)
+
+    def _unsolicited(self, apdu: Apdu) -> bytes:
+        """A PT message outside a sequence: book an owed payment it asks about again, refuse other payments."""
+        if apdu.command != (0x04, 0x0F):
+            return msg.ACK_APDU
+        owed = self._matching_owed(apdu)
+        if owed is None:
+            log.warning("the terminal asks about a payment the station has no session for: refused")
+            return msg.refusal(0x66)
+        log.info("the terminal asks again about payment %s, whose session is stored: booked", owed.payment_id)
+        return msg.ACK_APDU
+
+    def _unsolicited_sent(self, apdu: Apdu, answer: bytes) -> None:
+        if apdu.command != (0x04, 0x0F) or answer != msg.ACK_APDU:
+            return
+        owed = self._matching_owed(apdu)
+        if owed is not None:
+            del self._owed[owed.payment_id]
+            self._post(PaymentReconciled(owed.payment_id, "booked", "booked when the terminal asked again"))
+
+    def _reconcile(self, session: EcrSession) -> None:
+        """The vending window is over: make sure every payment still owed is reversed, and say so."""
+        self._reconcile_at = None
+        for owed in list(self._owed.values()):
+            if owed.receipt_no is None or not owed.receipt_no.isdigit():
+                self._settled(owed, "unknown", "no receipt number to reverse it by")
+                continue
+            try:
+                outcome = session.reverse(int(owed.receipt_no))
+            except TerminalUnreachable:
+                self._reconcile_at = time.monotonic() + DOWN_POLL_S
+                raise
+            if outcome.reversed:
+                self._settled(owed, "reversed", "reversed by the station: the terminal never had its vending answer")
+            elif outcome.result_code == 0xB4:
+                self._settled(owed, "reversed", "the terminal had already reversed it")
+            else:
+                self._settled(owed, "unknown", f"reversal refused: {outcome.text}")
+
+    def _settled(self, owed: OwedPayment, outcome: str, detail: str) -> None:
+        del self._owed[owed.payment_id]
+        self._post(PaymentReconciled(owed.payment_id, outcome, detail))

@@ -1,0 +1,435 @@
+"""ZVT command sequences of the ECR (the station): registration, payment with vending, abort, reversal, status, end of day."""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from drivers.zvt import messages as msg
+from drivers.zvt.codec import Apdu, DecodeError
+from drivers.zvt.link import Link, TransmissionError
+
+log = logging.getLogger(__name__)
+
+T3_S = 5.0
+T4_S = 180.0
+BUSY_RETRY_S = 1.0
+RESULT_ABORTED = 0x6C
+RESULT_COMMUNICATION = 0x7D
+RESULT_NOT_VENDED = 0x66
+DECISION_WAIT_S = 1.0
+
+
+class TerminalUnreachable(Exception):
+    """The PT did not answer a command (no ACK after the link's retries, or no 80/84 within T3)."""
+
+
+class CommandRefused(Exception):
+    """The PT answered a command with 84 xx; ``code`` is xx."""
+
+    def __init__(self, command: str, code: int) -> None:
+        super().__init__(f"{command} refused by the terminal: {msg.result_text(code)} (84 {code:02X})")
+        self.code = code
+
+
+@dataclass(frozen=True)
+class PaymentOutcome:
+    """How an Authorization ended.
+
+    ``ending``: ``booked`` (the PT acknowledged the station's positive vending answer),
+    ``refused`` (the station answered no, so the PT reverses), ``declined`` (card, bank or
+    terminal said no, or the parker aborted; ``result_code`` says which) or ``failed``
+    (link or timer failure: nothing was charged that the PT will keep).
+    """
+
+    ending: str
+    result_code: int
+    text: str
+    approval: msg.StatusInformation | None = None
+    vended: bool = False
+
+    @property
+    def answer_undelivered(self) -> bool:
+        """The station said "book it" but the PT never acknowledged that answer: the outcome is not known."""
+        return self.ending == "failed" and self.vended
+
+
+@dataclass(frozen=True)
+class ReversalOutcome:
+    """``reversed`` True if the PT reversed the receipt now; ``result_code`` B4 means it already was."""
+
+    reversed: bool
+    result_code: int
+    text: str
+    info: msg.StatusInformation | None = None
+
+
+@dataclass(frozen=True)
+class EndOfDay:
+    """The settlement the PT reported."""
+
+    result_code: int
+    info: msg.StatusInformation | None
+    lines: tuple[str, ...]
+
+
+Unsolicited = Callable[[Apdu], bytes]
+Answered = Callable[[Apdu, bytes], None]
+
+
+def _no_one_waits(apdu: Apdu) -> bytes:
+    """Answer for PT messages outside a sequence when nobody else decides: refuse a payment, ack the rest."""
+    if apdu.command == (0x04, 0x0F):
+        return msg.refusal(RESULT_NOT_VENDED)
+    return msg.ACK_APDU
+
+
+class EcrSession:
+    """Synchronous ZVT sequences over one Link; used by one thread at a time.
+
+    ``unsolicited`` answers PT messages that belong to no running sequence, e.g. a 04 0F the
+    PT repeats for a payment the station committed before it restarted (see docs/zvt.md).
+    """
+
+    def __init__(self, link: Link, password: str, *, currency: int = msg.EUR, charset: str = "cp437",
+                 t3: float = T3_S, t4: float = T4_S, vending_window_s: int = 30,
+                 unsolicited: Unsolicited = _no_one_waits, unsolicited_sent: Answered = lambda apdu, answer: None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.link = link
+        self.password = password
+        self.currency = currency
+        self.charset = charset
+        self.t3 = t3
+        self.t4 = t4
+        self.vending_window_s = vending_window_s
+        self.unsolicited = unsolicited
+        self.unsolicited_sent = unsolicited_sent
+        self.clock = clock
+
+    # ---- plumbing ----
+
+    def _send(self, apdu: bytes) -> None:
+        try:
+            self.link.send(apdu)
+        except TransmissionError as exc:
+            raise TerminalUnreachable(str(exc)) from exc
+
+    def _receive(self, timeout: float) -> Apdu | None:
+        raw = self.link.receive(timeout)
+        if raw is None:
+            return None
+        try:
+            return Apdu.decode(raw)
+        except DecodeError as exc:
+            log.warning("undecodable APDU from the terminal skipped: %s", exc)
+            self._send(msg.refusal(0x9A))
+            return None
+
+    def _command(self, apdu: bytes, name: str) -> None:
+        """Send a command and wait for 80 00 00; retry busy (84 9C) answers within T3."""
+        deadline = self.clock() + self.t3
+        self._send(apdu)
+        while True:
+            remaining = deadline - self.clock()
+            if remaining <= 0:
+                raise TerminalUnreachable(f"no answer to {name} within {self.t3:g} s (T3)")
+            answer = self._receive(remaining)
+            if answer is None:
+                continue
+            if answer.command == (0x80, 0x00):
+                return
+            if answer.cls == 0x84 and answer.instr == 0x9C:
+                if self.clock() + BUSY_RETRY_S > deadline:
+                    raise CommandRefused(name, 0x9C)
+                log.info("terminal busy, %s again in %g s", name, BUSY_RETRY_S)
+                self._wait(BUSY_RETRY_S)
+                self._send(apdu)
+                continue
+            if answer.cls == 0x84:
+                raise CommandRefused(name, answer.instr)
+            self._answer_unsolicited(answer)
+
+    def _wait(self, seconds: float) -> None:
+        """Let time pass while still answering anything the PT sends."""
+        end = self.clock() + seconds
+        while (remaining := end - self.clock()) > 0:
+            answer = self._receive(remaining)
+            if answer is not None:
+                self._answer_unsolicited(answer)
+
+    def serve_unsolicited(self, timeout: float) -> bool:
+        """Answer one PT message outside any sequence, if one arrives within ``timeout``."""
+        apdu = self._receive(timeout)
+        if apdu is None:
+            return False
+        self._answer_unsolicited(apdu)
+        return True
+
+    def _answer_unsolicited(self, apdu: Apdu) -> None:
+        answer = self.unsolicited(apdu)
+        self._send(answer)
+        self.unsolicited_sent(apdu, answer)
+
+    def _master_messages(self, limit: float, idle: Callable[[_MasterPhase], None] = lambda phase: None) -> _MasterPhase:
+        return _MasterPhase(self, limit, idle)
+
+    # ---- sequences ----
+
+    def register(self) -> msg.Registered:
+        """Registration 06 00; returns the PT's status, terminal id and currency."""
+        self._command(msg.registration(self.password, self.currency), "registration")
+        phase = self._master_messages(self.t3)
+        for apdu in phase:
+            if apdu.command == (0x06, 0x0F):
+                phase.answer(msg.ACK_APDU)
+                return msg.parse_registered(apdu.data)
+            self._other(apdu)
+        raise TerminalUnreachable("no completion after registration")
+
+    def status(self) -> msg.TerminalState:
+        """Status enquiry 05 01; returns the PT's software version and status byte."""
+        self._command(msg.status_enquiry(self.password), "status enquiry")
+        phase = self._master_messages(self.t3)
+        for apdu in phase:
+            if apdu.command == (0x06, 0x0F):
+                phase.answer(msg.ACK_APDU)
+                return msg.parse_terminal_state(apdu.data)
+            self._other(apdu)
+        raise TerminalUnreachable("no completion after status enquiry")
+
+    def log_off(self) -> None:
+        """Log off 06 02."""
+        self._command(msg.log_off(), "log off")
+
+    def pay(self, amount: int, *, on_status: Callable[[str], None],
+            decide: Callable[[msg.StatusInformation], bool | None],
+            on_booked: Callable[[msg.StatusInformation], None] = lambda info: None,
+            abort_requested: Callable[[], bool] = lambda: False) -> PaymentOutcome:
+        """Authorization 06 01 with vending semantics (docs/zvt.md); never raises for the PT's behaviour.
+
+        ``decide`` is asked for the vending answer each time the PT sends an approving 04 0F:
+        True books (80 00 00), False refuses (84 66 00), None asks the PT to wait (84 9C 00).
+        ``on_booked`` runs as soon as the PT acknowledged the positive answer.
+        """
+        request = msg.authorization(amount, self.currency, msg.PAYMENT_TYPE_PT_DECIDES, self.vending_window_s)
+        run = _Payment(on_status, decide, on_booked, abort_requested)
+        try:
+            self._command(request, "authorization")
+        except CommandRefused as exc:
+            return PaymentOutcome("declined", exc.code, msg.result_text(exc.code))
+        except TerminalUnreachable as exc:
+            return PaymentOutcome("failed", RESULT_COMMUNICATION, str(exc))
+        try:
+            return self._pay_as_slave(run)
+        except TerminalUnreachable as exc:
+            return run.failed(RESULT_COMMUNICATION, str(exc))
+
+    def _pay_as_slave(self, run: _Payment) -> PaymentOutcome:
+        phase = self._master_messages(self.t4, run.check_abort)
+        for apdu in phase:
+            if apdu.command == (0x80, 0x00):
+                continue  # the PT accepted our abort
+            if apdu.command == (0x04, 0xFF):
+                phase.restart_t4()
+                phase.answer(msg.ACK_APDU)
+                run.on_status(msg.parse_intermediate(apdu.data, self.charset).text)
+            elif apdu.command == (0x04, 0x0F):
+                phase.restart_t4()
+                info = self._status_information(apdu, phase)
+                if info is None:
+                    continue
+                if info.result_code != 0:
+                    run.declined_code = info.result_code
+                    phase.answer(msg.ACK_APDU)
+                    continue
+                run.approval = info
+                self._vend(info, phase, run)
+            elif apdu.command == (0x06, 0x0F):
+                phase.answer(msg.ACK_APDU)
+                if run.approval is not None and run.booked:
+                    return PaymentOutcome("booked", 0, "", run.approval, True)
+                log.warning("completion without a booked payment (approved %s, answer %s)",
+                            run.approval is not None, run.decision)
+                return PaymentOutcome("refused" if run.approval else "declined", RESULT_ABORTED,
+                                      msg.result_text(RESULT_ABORTED), run.approval)
+            elif apdu.command == (0x06, 0x1E):
+                phase.answer(msg.ACK_APDU)
+                code = msg.parse_abort(apdu.data)
+                if run.approval is not None:
+                    return PaymentOutcome("refused", code, msg.result_text(code), run.approval)
+                code = run.declined_code if run.declined_code is not None else code
+                return PaymentOutcome("declined", code, msg.result_text(code))
+            else:
+                self._other(apdu)
+        if phase.silent_after_abort:
+            log.warning("terminal silent after the abort: payment ended here, link to be re-registered")
+            return PaymentOutcome("declined", RESULT_ABORTED, msg.result_text(RESULT_ABORTED))
+        text = f"The card terminal did not finish the payment within {phase.limit:g} s"
+        return run.failed(RESULT_ABORTED, text)
+
+    def _status_information(self, apdu: Apdu, phase: _MasterPhase) -> msg.StatusInformation | None:
+        try:
+            info = msg.parse_status_information(apdu.data, self.charset)
+        except DecodeError as exc:
+            log.warning("status information not understood (%s): refused", exc)
+            phase.answer(msg.refusal(0x9A))
+            return None
+        if info.unknown_bmp is not None:
+            log.warning("status information has unknown BMP %02X; fields before it used", info.unknown_bmp)
+        return info
+
+    def _vend(self, info: msg.StatusInformation, phase: _MasterPhase, run: _Payment) -> None:
+        """Give the vending answer to an approving 04 0F (asked again after each 84 9C 00)."""
+        if run.decision is None:
+            run.decision = run.decide(info)
+        if run.decision is None:
+            phase.answer(msg.WAIT_APDU)
+            return
+        if not run.decision:
+            phase.answer(msg.refusal(RESULT_NOT_VENDED))
+            return
+        phase.answer(msg.ACK_APDU)
+        if not run.booked:
+            run.booked = True
+            run.on_booked(info)
+
+    def reverse(self, receipt_no: int) -> ReversalOutcome:
+        """Reversal 06 30 of ``receipt_no``."""
+        try:
+            self._command(msg.reversal(self.password, receipt_no), "reversal")
+        except CommandRefused as exc:
+            return ReversalOutcome(False, exc.code, msg.result_text(exc.code))
+        info = None
+        phase = self._master_messages(self.t4)
+        for apdu in phase:
+            if apdu.command == (0x04, 0x0F):
+                phase.restart_t4()
+                info = self._status_information(apdu, phase)
+                if info is not None:
+                    phase.answer(msg.ACK_APDU)
+            elif apdu.command == (0x06, 0x0F):
+                phase.answer(msg.ACK_APDU)
+                code = info.result_code if info is not None else 0
+                return ReversalOutcome(code == 0, code, msg.result_text(code), info)
+            elif apdu.command == (0x06, 0x1E):
+                phase.answer(msg.ACK_APDU)
+                code = msg.parse_abort(apdu.data)
+                return ReversalOutcome(False, code, msg.result_text(code), info)
+            else:
+                if apdu.command == (0x04, 0xFF):
+                    phase.restart_t4()
+                phase.answer(msg.ACK_APDU)
+        raise TerminalUnreachable(f"no end of the reversal within {phase.limit:g} s (T4)")
+
+    def end_of_day(self) -> EndOfDay:
+        """End of day 06 50: the PT settles and reports its totals."""
+        self._command(msg.end_of_day(self.password), "end of day")
+        info = None
+        lines: list[str] = []
+        phase = self._master_messages(self.t4)
+        for apdu in phase:
+            if apdu.command == (0x04, 0x0F):
+                phase.restart_t4()
+                info = self._status_information(apdu, phase)
+                if info is not None:
+                    phase.answer(msg.ACK_APDU)
+            elif apdu.command == (0x06, 0xD1):
+                phase.answer(msg.ACK_APDU)
+                lines.append(msg.parse_print_line(apdu.data, self.charset)[1])
+            elif apdu.command in ((0x06, 0x0F), (0x06, 0x1E)):
+                phase.answer(msg.ACK_APDU)
+                code = msg.parse_abort(apdu.data) if apdu.instr == 0x1E else 0
+                return EndOfDay(info.result_code if info is not None and code == 0 else code, info, tuple(lines))
+            else:
+                if apdu.command == (0x04, 0xFF):
+                    phase.restart_t4()
+                phase.answer(msg.ACK_APDU)
+        raise TerminalUnreachable(f"no end of the end-of-day within {phase.limit:g} s (T4)")
+
+    def _other(self, apdu: Apdu) -> None:
+        """Answer a PT message the running sequence has no use for."""
+        if apdu.command in ((0x04, 0xFF), (0x06, 0xD1)):
+            self._send(msg.ACK_APDU)
+            return
+        log.info("unexpected %02X %02X from the terminal during a sequence", apdu.cls, apdu.instr)
+        self._answer_unsolicited(apdu)
+
+
+@dataclass
+class _Payment:
+    """What one Authorization has seen so far."""
+
+    on_status: Callable[[str], None]
+    decide: Callable[[msg.StatusInformation], bool | None]
+    on_booked: Callable[[msg.StatusInformation], None]
+    abort_requested: Callable[[], bool]
+    approval: msg.StatusInformation | None = None
+    declined_code: int | None = None
+    decision: bool | None = None
+    booked: bool = False
+    aborting: bool = False
+
+    def failed(self, code: int, text: str) -> PaymentOutcome:
+        """The sequence broke off: booked anyway if the PT had acknowledged our positive answer."""
+        if self.booked:
+            log.warning("payment sequence broke off after the terminal had our vending answer (%s): booked", text)
+            return PaymentOutcome("booked", 0, "", self.approval, True)
+        return PaymentOutcome("failed", code, text, self.approval, bool(self.decision))
+
+    def check_abort(self, phase: _MasterPhase) -> None:
+        """While the PT waits for the card: send the parker's abort once."""
+        if self.aborting or self.approval is not None or self.declined_code is not None:
+            return
+        if self.abort_requested():
+            self.aborting = True
+            phase.abort()
+
+
+class _MasterPhase:
+    """The PT is master: iterate over its messages until the caller returns, T4 runs out, or an abort goes unanswered."""
+
+    POLL_S = 0.05
+
+    def __init__(self, session: EcrSession, limit: float, idle: Callable[[_MasterPhase], None]) -> None:
+        self.session = session
+        self.limit = limit
+        self.idle = idle
+        self.deadline = session.clock() + limit
+        self.abort_deadline: float | None = None
+        self.silent_after_abort = False
+
+    def __iter__(self) -> _MasterPhase:
+        return self
+
+    def __next__(self) -> Apdu:
+        clock = self.session.clock
+        while True:
+            now = clock()
+            if now >= self.deadline:
+                raise StopIteration
+            if self.abort_deadline is not None and now >= self.abort_deadline:
+                self.silent_after_abort = True
+                raise StopIteration
+            ends = [self.deadline, self.abort_deadline or self.deadline, now + self.POLL_S]
+            apdu = self.session._receive(max(0.0, min(ends) - now))
+            if apdu is None:
+                self.idle(self)
+                continue
+            if self.abort_deadline is not None:
+                self.abort_deadline = clock() + self.session.t3
+            return apdu
+
+    def answer(self, apdu: bytes) -> None:
+        """Send the ECR's answer to the PT's last message."""
+        self.session._send(apdu)
+
+    def restart_t4(self) -> None:
+        """Every 04 FF and 04 0F restarts T4."""
+        self.deadline = self.session.clock() + self.limit
+
+    def abort(self) -> None:
+        """Send 06 B0 (the PT answers 80 00 00, then ends with 06 1E); give up after T3 of silence."""
+        log.info("aborting the payment at the terminal")
+        self.session._send(msg.abort())
+        self.abort_deadline = self.session.clock() + self.session.t3
