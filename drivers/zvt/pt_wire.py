@@ -1,4 +1,4 @@
-"""The PT simulator's own ZVT wire (byte I/O, link layer with line faults, APDU/BMP/TLV codec), from docs/zvt.md only."""
+"""The PT simulator's own ZVT wire: byte I/O, link layer with line faults, APDU/BMP/TLV codec (from docs/zvt.md)."""
 from __future__ import annotations
 
 import errno
@@ -149,7 +149,8 @@ def tlv_length(length: int) -> bytes:
 
 def display_texts(lines: Iterable[str]) -> bytes:
     """BMP 06 holding one constructed `24` with a `07` text object per line (CP437)."""
-    texts = b"".join(b"\x07" + tlv_length(len(raw)) + raw for raw in (line.encode("cp437", "replace") for line in lines))
+    encoded = [line.encode("cp437", "replace") for line in lines]
+    texts = b"".join(b"\x07" + tlv_length(len(raw)) + raw for raw in encoded)
     inner = b"\x24" + tlv_length(len(texts)) + texts
     return b"\x06" + tlv_length(len(inner)) + inner
 

@@ -33,7 +33,8 @@ RC_ABORTED, RC_ALREADY_REVERSED, RC_REVERSAL_NOT_POSSIBLE = 0x6C, 0xB4, 0xB5
 # BMP 60 totals groups, in the order docs/zvt.md gives them.
 GROUPS = ("girocard", "jcb", "mastercard", "amex", "visa", "diners", "other")
 # card name (lower case) -> (card type byte of BMP 8A, index into GROUPS)
-CARDS = {"girocard": (0x05, 0), "mastercard": (0x06, 2), "amex": (0x08, 3), "visa": (0x0A, 4)}
+CARDS = {"girocard": (0x05, 0), "mastercard": (0x06, 2), "amex": (0x08, 3), "american express": (0x08, 3),
+         "visa": (0x0A, 4)}
 OTHER_CARD = (0xFF, 6)
 WORDS_HELP = "approve [BRAND] | decline CODE [TEXT..] (CODE hex 01..FF) | wait-card | silent | pin SECONDS [BRAND]"
 
@@ -468,7 +469,8 @@ class Simulator:
         trace = f"{self._trace:06d}"
         self._record("declined", trace=trace, amount=request.amount, currency=request.currency,
                      result_code=behaviour.result_code)
-        data = bytes([0x27, behaviour.result_code]) + b"\x04" + wire.bcd(request.amount, 6) + b"\x0b" + wire.bcd(self._trace, 3)
+        data = (bytes([0x27, behaviour.result_code]) + b"\x04" + wire.bcd(request.amount, 6)
+                + b"\x0b" + wire.bcd(self._trace, 3))
         self._ask(wire.encode_apdu(0x04, 0x0F, data))
         self._ask(_abort_apdu(behaviour.result_code))
 
