@@ -331,6 +331,13 @@ class ZvtTerminal:
             self._owe(OwedPayment(pay.payment_id, outcome.approval.receipt_no, outcome.approval.trace_no))
         if outcome.result_code in msg.UNWELL_RESULTS:
             self._set_health("error", msg.result_text(outcome.result_code))
+        if outcome.abort_unanswered:
+            # Some terminals stay silent after an abort: abort again, then register (docs/zvt.md 4).
+            try:
+                self._session.abort() if self._session is not None else None
+            except (CommandRefused, TerminalUnreachable) as exc:
+                log.warning("second abort after a silent terminal: %s", exc)
+            self._recover = True
         if outcome.ending == "failed":
             self._recover = True
 

@@ -19,6 +19,7 @@ RESULT_ABORTED = 0x6C
 RESULT_COMMUNICATION = 0x7D
 RESULT_NOT_VENDED = 0x66
 DECISION_WAIT_S = 1.0
+INTERMEDIATE_DECLINED = 0x1D  # the PT's own words for a decline come in this 04 FF
 
 
 class TerminalUnreachable(Exception):
@@ -48,6 +49,7 @@ class PaymentOutcome:
     text: str
     approval: msg.StatusInformation | None = None
     vended: bool = False
+    abort_unanswered: bool = False
 
     @property
     def answer_undelivered(self) -> bool:
@@ -198,6 +200,15 @@ class EcrSession:
             self._other(apdu)
         raise TerminalUnreachable("no completion after status enquiry")
 
+    def abort(self) -> None:
+        """Abort 06 B0 outside a payment (recovery after a swallowed abort); waits T3 for the PT's 06 1E."""
+        self._command(msg.abort(), "abort")
+        for apdu in self._master_messages(self.t3):
+            if apdu.command in ((0x06, 0x1E), (0x06, 0x0F)):
+                self._send(msg.ACK_APDU)
+                return
+            self._other(apdu)
+
     def log_off(self) -> None:
         """Log off 06 02."""
         self._command(msg.log_off(), "log off")
@@ -233,7 +244,10 @@ class EcrSession:
             if apdu.command == (0x04, 0xFF):
                 phase.restart_t4()
                 phase.answer(msg.ACK_APDU)
-                run.on_status(msg.parse_intermediate(apdu.data, self.charset).text)
+                status = msg.parse_intermediate(apdu.data, self.charset)
+                if status.code == INTERMEDIATE_DECLINED:
+                    run.decline_text = status.text
+                run.on_status(status.text)
             elif apdu.command == (0x04, 0x0F):
                 phase.restart_t4()
                 info = self._status_information(apdu, phase)
@@ -259,12 +273,12 @@ class EcrSession:
                 if run.approval is not None:
                     return PaymentOutcome("refused", code, msg.result_text(code), run.approval)
                 code = run.declined_code if run.declined_code is not None else code
-                return PaymentOutcome("declined", code, msg.result_text(code))
+                return PaymentOutcome("declined", code, run.decline_text or msg.result_text(code))
             else:
                 self._other(apdu)
         if phase.silent_after_abort:
             log.warning("terminal silent after the abort: payment ended here, link to be re-registered")
-            return PaymentOutcome("declined", RESULT_ABORTED, msg.result_text(RESULT_ABORTED))
+            return PaymentOutcome("declined", RESULT_ABORTED, msg.result_text(RESULT_ABORTED), abort_unanswered=True)
         text = f"The card terminal did not finish the payment within {phase.limit:g} s"
         return run.failed(RESULT_ABORTED, text)
 
@@ -366,6 +380,7 @@ class _Payment:
     abort_requested: Callable[[], bool]
     approval: msg.StatusInformation | None = None
     declined_code: int | None = None
+    decline_text: str = ""
     decision: bool | None = None
     booked: bool = False
     aborting: bool = False

@@ -1,0 +1,161 @@
+"""Whole transactions: the real loop, store, screens and ZVT driver against the simulator over a pty."""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from drivers.zvt.simulator import Simulator
+from kiosk import flow
+from kiosk.cli import CardTerminal
+from kiosk.config import Settings, StorageSettings, TerminalSettings
+from kiosk.loop import Loop
+from kiosk.scenario import Runner, ManualClock, parse
+from kiosk.store import Store
+from screens.display import Display
+
+START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+TO_PAY = """
+tap start
+type {plate}
+tap continue
+duration 60
+"""
+
+
+@dataclass
+class Station:
+    """The parts of one simulated station."""
+
+    loop: Loop
+    display: Display
+    store: Store
+    simulator: Simulator
+    runner: Runner
+
+    def play(self, text: str) -> None:
+        """Run scenario steps (docs/scenarios.md) against the station."""
+        self.runner.run(parse(text, "test")[1])
+
+    def journal(self, receipt: str | None = None) -> list[str]:
+        """The simulated terminal's journal events (for one receipt number, or all)."""
+        return [e["event"] for e in self.simulator.journal() if receipt is None or e.get("receipt") == receipt]
+
+    def payment(self) -> dict:
+        """The one payment row."""
+        (row,) = self.store.rows("payment")
+        return row
+
+    def wait_for(self, condition, timeout: float = 10.0) -> None:
+        """Handle events until `condition()` holds."""
+        pause = threading.Event()
+        for _ in range(int(timeout / 0.01)):
+            self.loop.settle()
+            if condition():
+                return
+            pause.wait(0.01)
+        raise AssertionError(f"not reached within {timeout} s; screen {self.loop.state.screen}")
+
+
+@pytest.fixture
+def station(tmp_path: Path):
+    settings = Settings(storage=StorageSettings(database=str(tmp_path / "kiosk.db")),
+                        terminal=TerminalSettings(status_interval_s=1))
+    clock = ManualClock(START)
+    store = Store.open(tmp_path / "kiosk.db", settings.station.id, clock())
+    display = Display(settings, headless=True)
+    devices = CardTerminal(settings, True, (), lambda event: loop.post(event))
+    loop = Loop(flow.initial(settings, clock()), store, devices.terminal, display, clock)
+    devices.terminal.start()
+    assert devices.simulator is not None
+    yield Station(loop, display, store, devices.simulator, Runner(loop, display, devices.simulator, clock, tmp_path))
+    devices.close()
+    display.close()
+    store.close()
+
+
+def test_approved_payment_is_committed_then_booked(station: Station) -> None:
+    station.play(TO_PAY.format(plate="B-OK1") + "tap pay\nexpect screen paid\nexpect row payment confirmed=*\n")
+    payment = station.payment()
+    assert (payment["state"], payment["amount"], payment["brand"]) == ("approved", 200, "VISA")
+    assert payment["masked_pan"] == "411111******1111" and payment["receipt_no"] == "0001"
+    assert [s["kind"] for s in station.store.rows("parking_session")] == ["paid"]
+    assert station.journal("0001") == ["authorized", "booked"]
+
+
+@pytest.mark.parametrize(("code", "reason"), [
+    ("05", "Your card was declined by the bank."),
+    ("64", "Your card could not be read."),
+    ("78", "Your card has expired."),
+])
+def test_declined_payment_shows_the_reason_and_stores_no_session(station: Station, code: str, reason: str) -> None:
+    station.play(TO_PAY.format(plate="B-NO1") + f"terminal decline {code} Abgelehnt\ntap pay\nexpect screen declined\n"
+                 f'expect text "{reason}"\nexpect text "Card terminal: Abgelehnt"\n')
+    assert (station.payment()["state"], station.payment()["result_code"]) == ("declined", int(code, 16))
+    assert station.store.rows("parking_session") == []
+    assert station.journal()[-1] == "declined"
+
+
+def test_intermediate_texts_are_shown_word_for_word(station: Station) -> None:
+    station.play(TO_PAY.format(plate="B-P1N") + 'terminal pin 1\ntap pay\nexpect text "Insert card"\n'
+                 'expect text "Enter PIN"\nexpect screen paid\n')
+
+
+def test_cancel_while_the_terminal_waits_for_the_card_aborts_it(station: Station) -> None:
+    station.play(TO_PAY.format(plate="B-CNL") + 'terminal wait-card\ntap pay\nexpect text "Insert card"\ntap cancel\n'
+                 'expect screen duration\nexpect text "Payment cancelled. You have not been charged."\n')
+    assert (station.payment()["state"], station.payment()["result_code"]) == ("declined", 0x6C)
+    station.wait_for(lambda: station.journal()[-1:] == ["aborted"])
+
+
+def test_abort_the_terminal_swallows_ends_after_t3_and_the_link_recovers(station: Station) -> None:
+    station.play(TO_PAY.format(plate="B-SWL") + 'terminal wait-card\nterminal inject ignore-abort\ntap pay\n'
+                 'expect text "Insert card"\ntap cancel\nexpect screen duration\n')
+    assert station.payment()["state"] in ("declined", "reversed")
+    assert station.store.rows("parking_session") == []
+    station.wait_for(lambda: station.journal()[-1:] == ["aborted"], timeout=10)
+    station.play("tap pay\nexpect screen paid\n")
+
+
+@pytest.mark.parametrize("fault", ["nak", "bad-crc", "stall", "busy", "drop-ack"])
+def test_link_faults_are_retried_and_the_payment_still_goes_through(station: Station, fault: str) -> None:
+    station.play(TO_PAY.format(plate="B-RTY") + f"terminal inject {fault}\ntap pay\nexpect screen paid\n"
+                 "expect row payment confirmed=*\n")
+    assert station.journal("0001") == ["authorized", "booked"]
+    assert not any(f.component == "card_terminal" for f in station.loop.state.faults)
+
+
+@pytest.mark.slow
+def test_silent_terminal_declines_after_the_link_gives_up(station: Station) -> None:
+    station.play(TO_PAY.format(plate="B-DED") + "terminal silent\ntap pay\n")
+    station.wait_for(lambda: station.loop.state.screen is flow.Screen.DECLINED, timeout=25)
+    assert "The card terminal did not answer. You have not been charged." in station.display.texts()
+    assert (station.payment()["state"], station.payment()["result_code"]) == ("declined", 0x7D)
+    assert station.journal() == [], "the terminal never even took the Authorization"
+
+
+@pytest.mark.parametrize(("status", "code", "message"), [
+    ("51", "not_ready", "initialisation required"),
+    ("DF", "out_of_order", "out of order"),
+])
+def test_terminal_status_fault_stops_card_payment_until_it_recovers(station: Station, status: str, code: str,
+                                                                   message: str) -> None:
+    station.play(f"terminal status {status}\nexpect screen out_of_service\n"
+                 f"expect row fault component=card_terminal code={code}\n")
+    (fault,) = station.loop.state.faults
+    assert message in fault.message and f"terminal status {status}" in fault.message
+    station.play("terminal status 00\nexpect screen welcome\n")
+    assert station.loop.state.faults == ()
+    (row,) = station.store.rows("fault", component="card_terminal")
+    assert row["cleared_at"] is not None
+
+
+def test_cable_pull_makes_the_terminal_unreachable_then_recovers(station: Station) -> None:
+    station.simulator.inject("disconnect", 16)
+    station.wait_for(lambda: station.loop.state.screen is flow.Screen.OUT_OF_SERVICE, timeout=25)
+    assert [f.code for f in station.loop.state.faults] == ["unreachable"]
+    station.wait_for(lambda: station.loop.state.screen is flow.Screen.WELCOME, timeout=30)
+    station.play(TO_PAY.format(plate="B-BCK") + "tap pay\nexpect screen paid\n")
