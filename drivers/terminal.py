@@ -11,13 +11,17 @@ Post = Callable[[Event], None]
 class PaymentTerminal(Protocol):
     """A card terminal that charges an amount and waits for the station's vending answer.
 
-    Implementations never block the caller: they post TerminalStatus, PaymentAuthorized and
-    PaymentDeclined events (tagged with the payment id) through the `post` callable they were
-    built with. After PaymentAuthorized the terminal holds the payment until confirm_payment:
-    accept=True books it (the session is already durable), accept=False, or no answer at all
-    before the terminal's own timeout, reverses it. So a station that dies before committing
-    the session never keeps the parker's money.
+    Implementations never block the caller: they post TerminalStatus, PaymentAuthorized,
+    PaymentConfirmed and PaymentDeclined events (tagged with the payment id), TerminalHealth
+    and PaymentReconciled through the `post` callable they were built with. After
+    PaymentAuthorized the terminal holds the payment until confirm_payment: accept=True books
+    it (the session is already durable; PaymentConfirmed follows once the terminal has the
+    answer), accept=False, or no answer at all before the terminal's own timeout, reverses
+    it. So a station that dies before committing the session never keeps the parker's money.
     """
+
+    def start(self) -> None:
+        """Start talking to the device (from the composition root, once the loop exists)."""
 
     def start_payment(self, payment_id: str, amount: int, currency: str) -> None:
         """Ask the terminal to charge `amount` minor units of `currency`."""

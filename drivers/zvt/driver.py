@@ -134,6 +134,9 @@ class ZvtTerminal:
         self._wake()
         if self._thread.is_alive():
             self._thread.join(timeout=10)
+        if self._thread.is_alive():
+            log.warning("card terminal worker still busy at close; left to end with the process")
+            return
         for fd in (self._wake_r, self._wake_w):
             os.close(fd)
 

@@ -314,52 +314,38 @@ class EcrSession:
             self._command(msg.reversal(self.password, receipt_no), "reversal")
         except CommandRefused as exc:
             return ReversalOutcome(False, exc.code, msg.result_text(exc.code))
-        info = None
-        phase = self._master_messages(self.t4)
-        for apdu in phase:
-            if apdu.command == (0x04, 0x0F):
-                phase.restart_t4()
-                info = self._status_information(apdu, phase)
-                if info is not None:
-                    phase.answer(msg.ACK_APDU)
-            elif apdu.command == (0x06, 0x0F):
-                phase.answer(msg.ACK_APDU)
-                code = info.result_code if info is not None else 0
-                return ReversalOutcome(code == 0, code, msg.result_text(code), info)
-            elif apdu.command == (0x06, 0x1E):
-                phase.answer(msg.ACK_APDU)
-                code = msg.parse_abort(apdu.data)
-                return ReversalOutcome(False, code, msg.result_text(code), info)
-            else:
-                if apdu.command == (0x04, 0xFF):
-                    phase.restart_t4()
-                phase.answer(msg.ACK_APDU)
-        raise TerminalUnreachable(f"no end of the reversal within {phase.limit:g} s (T4)")
+        ending = self._admin_sequence("reversal")
+        return ReversalOutcome(ending.code == 0 and not ending.aborted, ending.code, msg.result_text(ending.code),
+                               ending.info)
 
     def end_of_day(self) -> EndOfDay:
         """End of day 06 50: the PT settles and reports its totals."""
         self._command(msg.end_of_day(self.password), "end of day")
+        ending = self._admin_sequence("end of day")
+        return EndOfDay(ending.code, ending.info, ending.lines)
+
+    def _admin_sequence(self, name: str) -> _AdminEnding:
+        """The PT-master part of a reversal or end of day: its 04 0F, print lines, then 06 0F or 06 1E."""
         info = None
         lines: list[str] = []
         phase = self._master_messages(self.t4)
         for apdu in phase:
-            if apdu.command == (0x04, 0x0F):
+            if apdu.command in ((0x04, 0x0F), (0x04, 0xFF)):
                 phase.restart_t4()
+            if apdu.command == (0x04, 0x0F):
                 info = self._status_information(apdu, phase)
                 if info is not None:
                     phase.answer(msg.ACK_APDU)
-            elif apdu.command == (0x06, 0xD1):
-                phase.answer(msg.ACK_APDU)
-                lines.append(msg.parse_print_line(apdu.data, self.charset)[1])
             elif apdu.command in ((0x06, 0x0F), (0x06, 0x1E)):
                 phase.answer(msg.ACK_APDU)
-                code = msg.parse_abort(apdu.data) if apdu.instr == 0x1E else 0
-                return EndOfDay(info.result_code if info is not None and code == 0 else code, info, tuple(lines))
+                if apdu.instr == 0x1E:
+                    return _AdminEnding(msg.parse_abort(apdu.data), True, info, tuple(lines))
+                return _AdminEnding(info.result_code if info is not None else 0, False, info, tuple(lines))
             else:
-                if apdu.command == (0x04, 0xFF):
-                    phase.restart_t4()
+                if apdu.command == (0x06, 0xD1):
+                    lines.append(msg.parse_print_line(apdu.data, self.charset)[1])
                 phase.answer(msg.ACK_APDU)
-        raise TerminalUnreachable(f"no end of the end-of-day within {phase.limit:g} s (T4)")
+        raise TerminalUnreachable(f"no end of the {name} within {phase.limit:g} s (T4)")
 
     def _other(self, apdu: Apdu) -> None:
         """Answer a PT message the running sequence has no use for."""
@@ -368,6 +354,16 @@ class EcrSession:
             return
         log.info("unexpected %02X %02X from the terminal during a sequence", apdu.cls, apdu.instr)
         self._answer_unsolicited(apdu)
+
+
+@dataclass(frozen=True)
+class _AdminEnding:
+    """How a reversal or end of day ended: result code, whether by 06 1E, its 04 0F and print lines."""
+
+    code: int
+    aborted: bool
+    info: msg.StatusInformation | None
+    lines: tuple[str, ...]
 
 
 @dataclass
