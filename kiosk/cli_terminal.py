@@ -16,6 +16,7 @@ from kiosk.scenario import SIMULATOR_WORDS as SIMULATOR_LINES, script_simulator
 log = logging.getLogger("kiosk.terminal")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+MAX_AMOUNT = 10**12 - 1  # BMP 04: 6 BCD bytes
 
 
 def add_terminal_commands(commands: Any) -> None:
@@ -89,6 +90,10 @@ def _maintenance(args: argparse.Namespace) -> int:
     try:
         currency = messages.currency_code(args.currency)
         amount = config.parse_amount(args.amount, args.currency) if args.action == "pay" else 0
+        if args.action == "pay" and not 0 < amount <= MAX_AMOUNT:
+            raise ValueError(f"the amount must be more than 0 and at most {MAX_AMOUNT} minor units, got {args.amount}")
+        if args.action == "reverse" and not 1 <= args.receipt <= 9999:
+            raise ValueError(f"a receipt number is 1 to 9999, got {args.receipt}")
         messages.status_enquiry(args.password)
     except ValueError as exc:
         print(f"kiosk terminal {args.action}: {exc}", file=sys.stderr)

@@ -357,6 +357,8 @@ def parse_amount(text: str, currency: str) -> int:
         amount = Decimal(text)
     except InvalidOperation as exc:
         raise ValueError(f"not an amount: {text!r}") from exc
+    if not amount.is_finite():
+        raise ValueError(f"not an amount: {text!r}")
     minor = amount.scaleb(digits)
     if minor != minor.to_integral_value():
         raise ValueError(f"{text!r} has more than {digits} decimals for {currency}")

@@ -65,6 +65,11 @@ class FakePort:
         self.arrivals.append((self.clock.now + delay, data))
         self.arrivals.sort(key=lambda arrival: arrival[0])
 
+    @property
+    def in_waiting(self) -> int:
+        """Bytes due by now (pyserial's name)."""
+        return sum(len(data) for at, data in self.arrivals if at <= self.clock.now)
+
     def read(self, size: int) -> bytes:
         """Up to `size` bytes that are due by now."""
         due = bytearray()

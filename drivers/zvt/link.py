@@ -255,7 +255,9 @@ class Link:
 
     def _poll(self) -> list[Received]:
         """Read once, answer whole and corrupt frames at once, and return what was decoded."""
-        data = self._port.read(READ_CHUNK)
+        # Ask for what is waiting (at least one byte): pyserial's read(n) blocks until n bytes
+        # or its timeout, which would hold every frame back by the timeout.
+        data = self._port.read(max(1, min(READ_CHUNK, getattr(self._port, "in_waiting", 0))))
         now = self._clock()
         if data:
             self.bytes_in += len(data)
