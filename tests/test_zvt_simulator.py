@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drivers.zvt import pt_wire
-from drivers.zvt.simulator import Behaviour, PtyLink, Simulator, open_pty, serve
+from drivers.zvt.simulator import Behaviour, PtyLink, Simulator, open_pty
 
 ACK, NAK = b"\x06", b"\x15"
 REGISTRATION = "10 02 06 00 06 12 34 56 BA 09 78 10 03 24 C3"
@@ -741,28 +741,6 @@ def test_quiet_and_prompt_stop(pair: tuple[Simulator, Ecr]) -> None:
     sim.stop()
     assert time.monotonic() - began < 0.3
     assert not sim.quiet()
-
-
-def test_serve_links_the_pty(tmp_path: Path) -> None:
-    link, stop = tmp_path / "zvt", threading.Event()
-    thread = threading.Thread(target=serve, args=(link, tmp_path / "pt.jsonl", [["decline", "64"]], stop))
-    thread.start()
-    try:
-        wait_until(link.is_symlink)
-        ecr = Ecr(str(link))
-        ecr.ask(auth())
-        for text in (INSERT_CARD, PLEASE_WAIT, apdu("04 FF", "1D")):
-            ecr.expect(text)
-            ecr.answer()
-        ecr.expect(apdu("04 0F", "27 64 04 000000000190 0B 000001"))
-        ecr.answer()
-        ecr.expect("06 1E 01 64")
-        ecr.answer()
-        ecr.close()
-    finally:
-        stop.set()
-        thread.join(2)
-    assert not thread.is_alive() and not link.exists()
 
 
 def test_pyserial_port_object() -> None:

@@ -18,7 +18,7 @@ from drivers.zvt.pt_wire import Apdu, PtyLink, WireError, open_pty
 if TYPE_CHECKING:
     import serial
 
-__all__ = ["Behaviour", "PtyLink", "Simulator", "open_pty", "serve"]
+__all__ = ["Behaviour", "PtyLink", "Simulator", "open_pty"]
 
 log = logging.getLogger(__name__)
 
@@ -572,20 +572,3 @@ class Simulator:
                 + b"\x60" + wire.var_field(totals, 3))
         self._ask(wire.encode_apdu(0x04, 0x0F, data))
         self._ask(COMPLETION_OK)
-
-
-def serve(link: Path, journal: Path | None, scripts: list[list[str]], stop: threading.Event) -> None:
-    """Run a simulator on a new pty linked at `link` until `stop` is set (`kiosk terminal simulate`)."""
-    pty = open_pty(link)
-    try:
-        simulator = Simulator(pty.master_fd, journal)
-        for words in scripts:
-            simulator.script_words(words)
-        simulator.start()
-        log.info("terminal simulator listening on %s (-> %s)", link, pty.slave_path)
-        try:
-            stop.wait()
-        finally:
-            simulator.stop()
-    finally:
-        pty.close()
