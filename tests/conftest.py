@@ -6,7 +6,10 @@ os.environ["SDL_AUDIODRIVER"] = "dummy"
 
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -20,6 +23,21 @@ def station_config(tmp_path: Path) -> Path:
     path = tmp_path / "kiosk.toml"
     path.write_text(f'[storage]\ndatabase = "{tmp_path / "kiosk.db"}"\n[screen]\nfullscreen = false\n', encoding="utf-8")
     return path
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str = "the condition",
+             between: Callable[[], None] | None = None) -> None:
+    """Poll `condition` until it holds (calling `between` first each time, e.g. a loop's settle); fail after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while True:
+        if between is not None:
+            between()
+        if condition():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        pause.wait(0.005)
 
 
 def run_kiosk(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -10,11 +10,10 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
-from conftest import ROOT, run_kiosk
+from conftest import ROOT, run_kiosk, wait_for
 from drivers.zvt.simulator import Simulator, open_pty
 
 PAY = """
@@ -32,15 +31,6 @@ expect row payment plate=B-CR4SH confirmed=*
 def table(db: Path, sql: str) -> list[tuple]:
     with sqlite3.connect(db) as conn:
         return conn.execute(sql).fetchall()
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    pause = threading.Event()
-    for _ in range(int(timeout / 0.05)):
-        if condition():
-            return
-        pause.wait(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_kiosk
+from conftest import run_kiosk, wait_for
 from kiosk import flow
 from kiosk.cli import CardTerminal
 from kiosk.config import Settings, StorageSettings
@@ -20,13 +20,7 @@ START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
 
 def settle_until(loop: Loop, done, timeout: float = 10.0) -> None:
     """Handle events until `done()` holds (devices answer from their own threads)."""
-    pause = threading.Event()
-    for _ in range(int(timeout / 0.005)):
-        loop.settle()
-        if done():
-            return
-        pause.wait(0.005)
-    raise AssertionError(f"not reached within {timeout} s; screen {loop.state.screen}")
+    wait_for(done, timeout, "the loop to get there", between=loop.settle)
 
 
 class CountingDisplay(Display):

@@ -5,29 +5,17 @@ import json
 import signal
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
 
-from conftest import ROOT, run_kiosk
+from conftest import ROOT, run_kiosk, wait_for
 
 pytestmark = pytest.mark.slow
 
 START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 10.0
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll `predicate` until it holds; fail naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    pause = threading.Event()
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        pause.wait(0.02)
 
 
 class SimulatorProcess:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import select
 import termios
-import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -12,6 +11,8 @@ from typing import Callable, Iterator
 
 import pytest
 import serial
+
+from conftest import wait_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -29,12 +30,8 @@ ENQUIRY = "05 01 03 12 34 56"
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 3.0) -> None:
-    """Poll `predicate` until it holds; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    pause = threading.Event()
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        pause.wait(0.005)
+    """conftest.wait_for with this file's usual 3 s."""
+    wait_for(predicate, timeout)
 
 
 def crc(data: bytes) -> int:

@@ -1,12 +1,13 @@
 """Whole transactions: the real loop, store, screens and ZVT driver against the simulator over a pty."""
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+
+from conftest import wait_for
 
 from drivers.zvt.simulator import Simulator
 from kiosk import flow
@@ -51,13 +52,7 @@ class Station:
 
     def wait_for(self, condition, timeout: float = 10.0) -> None:
         """Handle events until `condition()` holds."""
-        pause = threading.Event()
-        for _ in range(int(timeout / 0.01)):
-            self.loop.settle()
-            if condition():
-                return
-            pause.wait(0.01)
-        raise AssertionError(f"not reached within {timeout} s; screen {self.loop.state.screen}")
+        wait_for(condition, timeout, "the station to get there", between=self.loop.settle)
 
 
 @pytest.fixture

@@ -92,6 +92,7 @@ class ZvtTerminal:
         self._status_interval = status_interval_s
         self._vending_window = vending_window_s
         self._owed = {p.payment_id: p for p in owed}
+        self._booking: OwedPayment | None = None  # the owed payment whose "book it" answer is being sent
         self._reconcile_at = time.monotonic() + vending_window_s + RECONCILE_MARGIN_S if owed else None
         self._commands: queue.SimpleQueue[_Pay] = queue.SimpleQueue()
         self._decisions: queue.SimpleQueue[tuple[str, bool]] = queue.SimpleQueue()
@@ -307,7 +308,7 @@ class ZvtTerminal:
 
         outcome = session.pay(pay.amount, on_status=on_status, decide=decide, on_booked=on_booked,
                               abort_requested=self._abort.is_set)
-        self._finish(pay, outcome, refused_by_station=decision is False)
+        self._finish(session, pay, outcome, refused_by_station=decision is False)
 
     def _decision(self, payment_id: str) -> bool | None:
         deadline = time.monotonic() + DECISION_WAIT_S
@@ -321,7 +322,7 @@ class ZvtTerminal:
         log.info("vending answer for %s not ready yet: the terminal is asked to wait", payment_id)
         return None
 
-    def _finish(self, pay: _Pay, outcome: PaymentOutcome, refused_by_station: bool) -> None:
+    def _finish(self, session: EcrSession, pay: _Pay, outcome: PaymentOutcome, refused_by_station: bool) -> None:
         log.info("payment %s ended at the terminal: %s (%02X) %s", pay.payment_id, outcome.ending,
                  outcome.result_code, outcome.text)
         if outcome.approval is None:
@@ -337,7 +338,7 @@ class ZvtTerminal:
         if outcome.abort_unanswered:
             # Some terminals stay silent after an abort: abort again, then register (docs/zvt.md 4).
             try:
-                self._session.abort() if self._session is not None else None
+                session.abort()
             except (CommandRefused, TerminalUnreachable) as exc:
                 log.warning("second abort after a silent terminal: %s", exc)
             self._recover = True
@@ -370,13 +371,13 @@ class ZvtTerminal:
             log.warning("the terminal asks about a payment the station has no session for: refused")
             return msg.refusal(0x66)
         log.info("the terminal asks again about payment %s, whose session is stored: booked", owed.payment_id)
+        self._booking = owed
         return msg.ACK_APDU
 
     def _unsolicited_sent(self, apdu: Apdu, answer: bytes) -> None:
-        if apdu.command != (0x04, 0x0F) or answer != msg.ACK_APDU:
-            return
-        owed = self._matching_owed(apdu)
-        if owed is not None:
+        """The PT acknowledged our answer: an owed payment we said "book" to is now booked."""
+        owed, self._booking = self._booking, None
+        if owed is not None and answer == msg.ACK_APDU:
             del self._owed[owed.payment_id]
             self._post(PaymentReconciled(owed.payment_id, "booked", "booked when the terminal asked again"))
 

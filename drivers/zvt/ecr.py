@@ -173,37 +173,30 @@ class EcrSession:
         self._send(answer)
         self.unsolicited_sent(apdu, answer)
 
-    def _master_messages(self, limit: float, idle: Callable[[_MasterPhase], None] = lambda phase: None) -> _MasterPhase:
-        return _MasterPhase(self, limit, idle)
-
     # ---- sequences ----
 
     def register(self) -> msg.Registered:
         """Registration 06 00; returns the PT's status, terminal id and currency."""
-        self._command(msg.registration(self.password, self.currency), "registration")
-        phase = self._master_messages(self.t3)
-        for apdu in phase:
-            if apdu.command == (0x06, 0x0F):
-                phase.answer(msg.ACK_APDU)
-                return msg.parse_registered(apdu.data)
-            self._other(apdu)
-        raise TerminalUnreachable("no completion after registration")
+        return msg.parse_registered(self._completed(msg.registration(self.password, self.currency), "registration"))
 
     def status(self) -> msg.TerminalState:
         """Status enquiry 05 01; returns the PT's software version and status byte."""
-        self._command(msg.status_enquiry(self.password), "status enquiry")
-        phase = self._master_messages(self.t3)
-        for apdu in phase:
+        return msg.parse_terminal_state(self._completed(msg.status_enquiry(self.password), "status enquiry"))
+
+    def _completed(self, command: bytes, name: str) -> bytes:
+        """Run a short command and return the data of the PT's 06 0F completion (within T3)."""
+        self._command(command, name)
+        for apdu in _MasterPhase(self, self.t3):
             if apdu.command == (0x06, 0x0F):
-                phase.answer(msg.ACK_APDU)
-                return msg.parse_terminal_state(apdu.data)
+                self._send(msg.ACK_APDU)
+                return apdu.data
             self._other(apdu)
-        raise TerminalUnreachable("no completion after status enquiry")
+        raise TerminalUnreachable(f"no completion after {name}")
 
     def abort(self) -> None:
         """Abort 06 B0 outside a payment (recovery after a swallowed abort); waits T3 for the PT's 06 1E."""
         self._command(msg.abort(), "abort")
-        for apdu in self._master_messages(self.t3):
+        for apdu in _MasterPhase(self, self.t3):
             if apdu.command in ((0x06, 0x1E), (0x06, 0x0F)):
                 self._send(msg.ACK_APDU)
                 return
@@ -237,7 +230,7 @@ class EcrSession:
             return run.failed(RESULT_COMMUNICATION, str(exc))
 
     def _pay_as_slave(self, run: _Payment) -> PaymentOutcome:
-        phase = self._master_messages(self.t4, run.check_abort)
+        phase = _MasterPhase(self, self.t4, run.check_abort)
         for apdu in phase:
             if apdu.command == (0x80, 0x00):
                 continue  # the PT accepted our abort
@@ -328,7 +321,7 @@ class EcrSession:
         """The PT-master part of a reversal or end of day: its 04 0F, print lines, then 06 0F or 06 1E."""
         info = None
         lines: list[str] = []
-        phase = self._master_messages(self.t4)
+        phase = _MasterPhase(self, self.t4)
         for apdu in phase:
             if apdu.command in ((0x04, 0x0F), (0x04, 0xFF)):
                 phase.restart_t4()
@@ -402,7 +395,8 @@ class _MasterPhase:
 
     POLL_S = 0.05
 
-    def __init__(self, session: EcrSession, limit: float, idle: Callable[[_MasterPhase], None]) -> None:
+    def __init__(self, session: EcrSession, limit: float,
+                 idle: Callable[[_MasterPhase], None] = lambda phase: None) -> None:
         self.session = session
         self.limit = limit
         self.idle = idle
