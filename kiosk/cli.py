@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from dataclasses import replace
 from datetime import datetime, timezone
 from importlib.metadata import version as package_version
@@ -14,18 +15,22 @@ from pathlib import Path
 from typing import Callable
 from zoneinfo import ZoneInfo
 
-from kiosk import config, flow
+from kiosk import config, flow, remote_config
 from kiosk.events import Event
 from kiosk.faults import kind_of
+from kiosk.link import MqttLink
 from kiosk.loop import Loop
+from kiosk.outbox import OutboxPublisher
 from kiosk.records import FaultRecord, PaymentRecord
 from kiosk.scenario import ManualClock, Runner, ScenarioDisplay, ScenarioError, ScriptableTerminal, Step, parse
 from kiosk.store import StorageError, Store
+from kiosk.uplink import SUBSCRIPTIONS, Uplink
 from kiosk.cli_terminal import add_terminal_commands
 
 log = logging.getLogger("kiosk")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_RESTART = 75  # EX_TEMPFAIL: staff asked for a restart; systemd/kiosk.service starts the station again
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,6 +136,8 @@ def _run(args: argparse.Namespace) -> int:
     now = clock()
     hand_over_quickly()
     store, faults = _open_store(settings, now)
+    file_settings = settings
+    settings, faults = _remote_settings(file_settings, store, faults, now)
     owed = tuple(store.unconfirmed_payments()) if store is not None else ()
     try:
         devices = CardTerminal(settings, args.simulate, owed, lambda event: loop.post(event))
@@ -140,22 +147,70 @@ def _run(args: argparse.Namespace) -> int:
             store.close()
         return EXIT_USAGE
     display = Display(settings, headless=args.headless or args.scenario is not None)
-    loop = Loop(flow.initial(settings, now), store, devices.terminal, display, clock, faults)
+    link = None if args.scenario is not None else _mqtt_link(settings, args.simulate, store,
+                                                               lambda event: loop.post(event))
+    publisher = None
+    if link is not None and store is not None:
+        m = settings.mqtt
+        publisher = OutboxPublisher(store, link, m.window, m.outbox_keep_days, m.outbox_warn_rows)
+    uplink = Uplink(settings, file_settings, link, publisher, package_version("kiosk"), store.boot if store else 0)
+    state = replace(flow.initial(settings, now), notice=(store.notice() if store is not None else None) or "")
+    loop = Loop(state, store, devices.terminal, display, clock, faults, uplink)
     try:
         devices.terminal.start()
         if args.scenario is not None:
             return _replay(loop, display, devices.simulator, clock, steps, args.scenario)
         _stop_on_signals(loop)
+        if link is not None:
+            link.start()
         kind = "simulated" if args.simulate else "real"
         log.info("station %s starting (zone %s, %s devices)", settings.station.id, settings.zone.name, kind)
         loop.run()
-        return EXIT_OK
+        return EXIT_RESTART if loop.restart_requested else EXIT_OK
     finally:
+        uplink.stop(clock())
         devices.close()
         loop.settle()  # what the terminal reported while closing (e.g. a confirmation) is recorded
         display.close()
         if store is not None:
             store.close()
+
+
+def _remote_settings(file_settings: config.Settings, store: Store | None, faults: tuple[FaultRecord, ...],
+                     now: datetime) -> tuple[config.Settings, tuple[FaultRecord, ...]]:
+    """The file's settings with the stored remote configuration (cfg/desired) over them, if it still validates."""
+    desired = store.remote_config() if store is not None else None
+    if desired is None:
+        return file_settings, faults
+    try:
+        settings = remote_config.overlay(file_settings, desired)
+    except config.ConfigError as exc:
+        detail = "; ".join(str(p) for p in exc.problems)
+        log.error("stored remote configuration version %s no longer validates: %s", desired.get("version"), detail)
+        kind = kind_of("config", "remote_invalid")
+        assert store is not None
+        fault = store.raise_fault("config", "remote_invalid", kind.severity, f"{kind.message} {detail}",
+                                  kind.parker_impact, now)
+        return file_settings, tuple(f for f in faults if f.component != "config") + (fault,)
+    if store is not None and any(f.component == "config" for f in faults):
+        store.clear_fault("config", now)
+        faults = tuple(f for f in faults if f.component != "config")
+    log.info("remote configuration version %d applied over the file", settings.version)
+    return settings, faults
+
+
+def _mqtt_link(settings: config.Settings, simulate: bool, store: Store | None,
+               post: Callable[[Event], None]) -> MqttLink | None:
+    """The MQTT link to the configured broker; with --simulate and no broker configured, a local one."""
+    mqtt = settings.mqtt
+    if not mqtt.host:
+        if not simulate:
+            log.warning("no MQTT broker configured (mqtt.host): everything stays in the outbox")
+            return None
+        mqtt = replace(mqtt, host="localhost", port=1883, tls=False)
+        log.info("simulated station: MQTT to a broker on localhost:1883 if one runs, else the outbox keeps all")
+    boot = store.boot if store is not None else int(time.time())
+    return MqttLink(mqtt, settings.station.id, post, subscriptions=SUBSCRIPTIONS, boot=boot)
 
 
 THREAD_SWITCH_S = 0.001

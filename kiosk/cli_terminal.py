@@ -83,7 +83,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
 def _maintenance(args: argparse.Namespace) -> int:
     from drivers.zvt import messages
-    from drivers.zvt.driver import result_data, serial_opener
+    from drivers.zvt.driver import end_of_day_data, result_data, serial_opener, status_data
     from drivers.zvt.ecr import CommandRefused, EcrSession, TerminalUnreachable
     from drivers.zvt.link import Link
 
@@ -107,9 +107,8 @@ def _maintenance(args: argparse.Namespace) -> int:
     report: Callable[[dict[str, Any], bool], int] = lambda data, ok: _report(data, ok, args.json)
     try:
         if args.action == "status":
-            state = session.status()
-            ready = state.status == messages.TERMINAL_READY
-            return report({"status": f"{state.status:02X}", "ready": ready, "version": state.version}, ready)
+            status = status_data(session.status())
+            return report(status, status["ready"])
         registered = session.register()
         if args.action == "pay":
             outcome = session.pay(amount, on_status=lambda text: print(f"terminal: {text}", file=sys.stderr),
@@ -125,13 +124,7 @@ def _maintenance(args: argparse.Namespace) -> int:
                     "receipt_no": f"{args.receipt:04d}"}
             return report(data, reversal.reversed)
         day = session.end_of_day()
-        data = {"result_code": f"{day.result_code:02X}", "text": messages.result_text(day.result_code),
-                "lines": list(day.lines)}
-        totals = day.info.totals if day.info is not None else None
-        if totals is not None:
-            data.update(count=totals.count, amount=totals.amount, receipts=[totals.receipt_from, totals.receipt_to],
-                        cards=[asdict(card) for card in totals.cards if card.count])
-        return report(data, day.result_code == 0)
+        return report(end_of_day_data(day), day.result_code == 0)
     except (TerminalUnreachable, CommandRefused) as exc:
         return report({"error": str(exc)}, False)
     finally:

@@ -10,12 +10,13 @@ import zoneinfo
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any, Mapping, Union, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, Mapping, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from babel.numbers import get_currency_precision, list_currencies
 
 from kiosk.tariff import RateBand, Tariff, validate as validate_tariff
 
+T = TypeVar("T")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -183,7 +184,11 @@ class MqttSettings:
     username: str = ""
     password_file: str = ""
     keepalive_s: Annotated[int, between(5, 3600)] = 30
-    telemetry_interval_s: Seconds = 300
+    reconnect_max_s: Annotated[int, between(1, 600)] = 60
+    window: Annotated[int, between(1, 1000)] = 100
+    outbox_keep_days: Annotated[int, between(1, 3650)] = 14
+    outbox_warn_rows: Annotated[int, between(100, 10_000_000)] = 10_000
+    telemetry_interval_s: Annotated[int, between(5, 86400)] = 300
 
 
 @dataclass(frozen=True)
@@ -275,6 +280,15 @@ def from_mapping(raw: Mapping[str, Any], source: str) -> Settings:
     if problems:
         raise ConfigError(problems)
     return settings
+
+
+def validate_as(raw: Any, cls: type[T], source: str) -> T:
+    """Validate plain data into the dataclass ``cls`` by the rules of the TOML file; raise ConfigError."""
+    problems: list[Problem] = []
+    value = _convert(raw, cls, "", source, problems)
+    if problems:
+        raise ConfigError(problems)
+    return value
 
 
 def to_mapping(settings: Settings) -> dict[str, Any]:

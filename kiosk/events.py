@@ -109,6 +109,16 @@ class TerminalHealth:
 
 
 @dataclass(frozen=True)
+class TerminalReport:
+    """The card terminal's answer to a staff request (``kind`` status or end_of_day), as plain data."""
+
+    request_id: str
+    kind: str
+    ok: bool
+    data: dict[str, Any] = field(hash=False)
+
+
+@dataclass(frozen=True)
 class SessionCommitted:
     """The paid session and its payment are durable (answer to CommitSession)."""
 
@@ -145,10 +155,48 @@ class SettingsChanged:
     settings: Settings
 
 
+@dataclass(frozen=True)
+class NoticeChanged:
+    """Staff set (or, with an empty text, cleared) a message shown to parkers."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class LinkUp:
+    """The MQTT link is connected with this ``boot`` number and its subscriptions are granted."""
+
+    boot: int
+
+
+@dataclass(frozen=True)
+class LinkDown:
+    """The MQTT link lost (or could not make) its connection."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class LinkAcked:
+    """The broker acknowledged publishes; the link's take_acks() lists them (posted once per batch)."""
+
+
+@dataclass(frozen=True)
+class MessageIn:
+    """An MQTT message for this station: ``topic`` without the station prefix, payload as received."""
+
+    topic: str
+    payload: bytes
+    response_topic: str | None = None
+    correlation: bytes | None = None
+    retained: bool = False
+
+
 Event = (
     Tap | Tick | HelpPressed | HelpReleased | SessionLookedUp | PaymentPending | PaymentNotStarted | TerminalStatus
     | PaymentAuthorized | PaymentDeclined | SessionCommitted | CommitFailed | FaultsChanged
     | HelpTicketOpened | SettingsChanged | PaymentConfirmed | PaymentReconciled | TerminalHealth
+    | TerminalReport | NoticeChanged | LinkUp | LinkDown | LinkAcked | MessageIn
 )
 
 # ---- effects: what a state machine asks the loop to do ----

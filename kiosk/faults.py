@@ -50,6 +50,12 @@ CATALOGUE: dict[tuple[str, str], FaultKind] = {
                   "A payment approved before a restart could not be settled with the card terminal; check it."),
         FaultKind("card_terminal", "payment_timeout", "warning", IMPACT_NOTICE,
                   "The card terminal did not finish a payment in time."),
+        FaultKind("operator", "out_of_service", "info", IMPACT_OUT_OF_SERVICE,
+                  "Taken out of service by staff:"),
+        FaultKind("outbox", "backlog", "warning", IMPACT_NONE,
+                  "Messages for staff are piling up unsent (none is dropped); check the broker connection:"),
+        FaultKind("config", "remote_invalid", "warning", IMPACT_NONE,
+                  "The stored remote configuration no longer validates; the station's file settings are used:"),
     )
 }
 

@@ -12,7 +12,7 @@ from kiosk.config import Settings
 from kiosk.events import (
     BeginPayment, CancelPayment, CloseHelpTicket, CommitFailed, CommitSession, ConfirmPayment,
     Effect, Event, FailPayment, FaultsChanged, HelpPressed, HelpReleased, HelpTicketOpened, Ignored,
-    LookupSession, OpenHelpTicket, PaymentAuthorized, PaymentDeclined, PaymentNotStarted, PaymentPending, SaveFeedback,
+    LookupSession, NoticeChanged, OpenHelpTicket, PaymentAuthorized, PaymentDeclined, PaymentNotStarted, PaymentPending, SaveFeedback,
     SessionCommitted, SessionLookedUp, SettingsChanged, Tap, TerminalStatus, Tick,
 )
 from kiosk.records import FaultRecord, SessionRecord
@@ -97,6 +97,7 @@ class State:
     language: str = ""
     high_contrast: bool = False
     next_settings: Settings | None = None
+    notice: str = ""
 
 
 Result = tuple[State, tuple[Effect, ...]]
@@ -204,7 +205,7 @@ def _reset(state: State, now: datetime) -> State:
     """End the parker's session: forget plate and choices (privacy), apply new settings."""
     settings = state.next_settings or state.settings
     fresh = initial(settings, now)
-    fresh = replace(fresh, faults=state.faults, help=state.help)
+    fresh = replace(fresh, faults=state.faults, help=state.help, notice=state.notice)
     if fault_rules.blocking(fresh.faults):
         return replace(fresh, screen=Screen.OUT_OF_SERVICE)
     return fresh
@@ -516,6 +517,10 @@ def _on_settings(state: State, event: SettingsChanged, now: datetime) -> Result:
     return replace(state, next_settings=event.settings), ()
 
 
+def _on_notice(state: State, event: NoticeChanged, now: datetime) -> Result:
+    return replace(state, notice=event.text), ()
+
+
 _HANDLERS = {
     Tap: _on_tap,
     Tick: _on_tick,
@@ -532,4 +537,5 @@ _HANDLERS = {
     HelpTicketOpened: _on_ticket_opened,
     FaultsChanged: _on_faults,
     SettingsChanged: _on_settings,
+    NoticeChanged: _on_notice,
 }

@@ -16,6 +16,7 @@ from kiosk.events import (
 from kiosk.faults import kind_of
 from kiosk.records import FaultRecord
 from kiosk.store import StorageError, Store
+from kiosk.uplink import UPLINK_EVENTS, Uplink
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +44,14 @@ class Terminal(Protocol):
 
     def confirm_payment(self, payment_id: str, accept: bool) -> None: ...
 
+    def request(self, kind: str, request_id: str) -> None: ...
+
 
 class Loop:
     """Owns the state; everything else only posts events."""
 
     def __init__(self, state: flow.State, store: Store | None, terminal: Terminal, display: Display,
-                 clock: Clock, faults: tuple[FaultRecord, ...] = ()) -> None:
+                 clock: Clock, faults: tuple[FaultRecord, ...] = (), uplink: Uplink | None = None) -> None:
         self.state = state
         self.store = store
         self.terminal = terminal
@@ -58,8 +61,12 @@ class Loop:
         self._faults = {f.component: f for f in faults}
         self._rendered: tuple[flow.State, datetime] | None = None
         self._stopping = False
+        self.restart_requested = False
+        self.uplink = uplink
         if faults:
             self.post(FaultsChanged(tuple(faults)))
+        if uplink is not None:
+            uplink.attach(self, clock())
 
     def post(self, event: Event) -> None:
         """Queue an event from any thread and wake the loop."""
@@ -77,8 +84,11 @@ class Loop:
         log.info("ready: waiting for parkers")
         while not self._stopping and not self.display.quit_requested:
             self.settle()
+            if self._stopping:
+                break
             now = self.clock()
-            wake_at = min(t for t in (flow.deadline(self.state), self._next_redraw(now)) if t is not None)
+            uplink_due = self.uplink.deadline() if self.uplink is not None else None
+            wake_at = min(t for t in (flow.deadline(self.state), self._next_redraw(now), uplink_due) if t is not None)
             timeout = max(0.0, (wake_at - now).total_seconds())
             for event in self.display.wait(timeout):
                 self.handle(event)
@@ -94,17 +104,42 @@ class Loop:
                     break
                 event = Tick()
             self.handle(event)
+        if self.uplink is not None:
+            now = self.clock()
+            due = self.uplink.deadline()
+            if due is not None and now >= due:
+                self.uplink.on_due(now)
+            self.uplink.pump(now)
+        if self.restart_requested and self._idle():
+            log.info("restart requested by staff: stopping now that no parker is being served")
+            self._stopping = True
         self.render_if_changed()
 
     def handle(self, event: Event) -> None:
         """Step the journey with one event and run the effects it asks for (device bookkeeping stays here)."""
         now = self.clock()
+        if self.uplink is not None and isinstance(event, UPLINK_EVENTS):
+            self.uplink.handle(event, now)
+            return
         if isinstance(event, (PaymentConfirmed, PaymentReconciled, TerminalHealth)):
             self._bookkeeping(event, now)
             return
         self.state, effects = flow.step(self.state, event, now)
         for effect in effects:
             self._run(effect, now)
+
+    def request_restart(self) -> None:
+        """Stop run() as soon as no parker is being served (the service manager starts the station again)."""
+        self.restart_requested = True
+
+    def terminal_request(self, kind: str, request_id: str) -> None:
+        """Pass a staff request to the card terminal; it answers with a TerminalReport event."""
+        self.terminal.request(kind, request_id)
+
+    def _idle(self) -> bool:
+        """No parker is in the middle of something."""
+        s = self.state
+        return s.screen in (flow.Screen.WELCOME, flow.Screen.OUT_OF_SERVICE) and s.help is None and s.payment is None
 
     def render_if_changed(self) -> None:
         """Draw only when the state or the shown clock changed."""

@@ -94,3 +94,19 @@ class PaymentResultData:
     auth_code: str | None
     receipt_no: str | None
     trace_no: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CommandRecord:
+    """An MQTT command remembered by its key (built from response topic and correlation data).
+
+    ``state`` is ``"running"`` (begun, no reply stored yet) or ``"done"``; ``reply`` is the
+    compact JSON reply once done.
+    """
+
+    key: str
+    name: str
+    state: str
+    reply: str | None
+    created: datetime
+    updated: datetime

@@ -46,7 +46,7 @@ class _Model(pw.Model):
 
 
 class MetaRow(_Model):
-    """Key/value facts about the database file: ``schema_version``, ``last_boot``."""
+    """Key/value facts: ``schema_version``, ``last_boot``, ``last_connect``, ``remote_config``, ``notice``."""
 
     key = pw.TextField(primary_key=True)
     value = pw.TextField()
@@ -161,7 +161,27 @@ class Outbox(_Model):
     sent = UtcDateTimeField(null=True)
 
 
-MODELS = (MetaRow, Counter, ParkingSession, Payment, Fault, HelpTicket, HelpMessage, Feedback, Outbox)
+class Retained(_Model):
+    """The station's current retained MQTT view: the last payload of every retained topic (no prefix)."""
+
+    topic = pw.TextField(primary_key=True)
+    payload = pw.TextField()
+    updated = UtcDateTimeField()
+
+
+class Command(_Model):
+    """An MQTT command remembered by its key, so that a duplicate is answered, not executed again."""
+
+    key = pw.TextField(primary_key=True)
+    name = pw.TextField()
+    state = pw.TextField()
+    reply = pw.TextField(null=True)
+    created = UtcDateTimeField()
+    updated = UtcDateTimeField()
+
+
+MODELS = (MetaRow, Counter, ParkingSession, Payment, Fault, HelpTicket, HelpMessage, Feedback, Outbox, Retained,
+          Command)
 
 # --- migrations ------------------------------------------------------------------------------------------------
 
@@ -216,7 +236,25 @@ def _migration_2_payment_confirmed(db: pw.SqliteDatabase) -> None:
     db.execute_sql("CREATE INDEX payment_unconfirmed ON payment (created) WHERE state = 'approved' AND confirmed IS NULL")
 
 
+_SCHEMA_3 = (
+    "CREATE TABLE retained (topic TEXT PRIMARY KEY, payload TEXT NOT NULL, updated TEXT NOT NULL)",
+    """INSERT INTO retained (topic, payload, updated)
+        SELECT topic, payload, created FROM outbox
+        WHERE id IN (SELECT max(id) FROM outbox WHERE retain = 1 GROUP BY topic)""",
+    """CREATE TABLE command (key TEXT PRIMARY KEY, name TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('running', 'done')), reply TEXT, created TEXT NOT NULL,
+        updated TEXT NOT NULL)""",
+    "CREATE INDEX command_created ON command (created)",
+)
+
+
+def _migration_3_link(db: pw.SqliteDatabase) -> None:
+    """Add the retained view (backfilled from the newest retained outbox row per topic) and the command log."""
+    for statement in _SCHEMA_3:
+        db.execute_sql(statement)
+
+
 Migration = Callable[[pw.SqliteDatabase], None]
 # Append only: MIGRATIONS[n - 1] takes the schema from version n - 1 to n, in one transaction
 # together with the schema_version update.
-MIGRATIONS: list[Migration] = [_migration_1_initial, _migration_2_payment_confirmed]
+MIGRATIONS: list[Migration] = [_migration_1_initial, _migration_2_payment_confirmed, _migration_3_link]

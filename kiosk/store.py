@@ -1,8 +1,9 @@
-"""SQLite storage: opening and migrating the database, durable counters and the outbox."""
+"""SQLite storage: opening and migrating the database, durable counters, faults, help and the outbox."""
 
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import sqlite3
 import uuid
@@ -16,8 +17,10 @@ import peewee as pw
 
 from kiosk.records import FaultRecord, OutboxRow
 from kiosk.schema import (
-    MIGRATIONS, MODELS, Counter, Fault, Feedback, HelpMessage, HelpTicket, MetaRow, Outbox, ParkingSession, _stamp, _utc,
+    MIGRATIONS, MODELS, Counter, Fault, Feedback, HelpMessage, HelpTicket, MetaRow, Outbox, ParkingSession, Retained,
+    _stamp, _utc,
 )
+from kiosk.store_link import LinkStore
 from kiosk.store_payments import PaymentStore
 from kiosk.store_rows import _choice, _int, _json, _record, _text, _ts
 
@@ -72,7 +75,7 @@ def _classify(exc: BaseException) -> str | None:
     return None
 
 
-class Store(PaymentStore):
+class Store(PaymentStore, LinkStore):
     """The station's SQLite database, owned by one thread (the loop); see docs/storage.md."""
 
     def __init__(self, db: pw.SqliteDatabase, path: Path, station_id: str) -> None:
@@ -81,6 +84,7 @@ class Store(PaymentStore):
         self._path = path
         self._station_id = station_id
         self._boot = 0
+        self._outbox_writes = 0
 
     @classmethod
     def open(cls, path: Path, station_id: str, now: datetime) -> Store:
@@ -210,6 +214,17 @@ class Store(PaymentStore):
                 self._rollback()
                 raise
 
+    @contextmanager
+    def _synchronous(self, level: str) -> Iterator[None]:
+        """Run the body with ``PRAGMA synchronous = level``; ``FULL`` is restored afterwards, also on error."""
+        with self._guard():
+            self._db.execute_sql(f"PRAGMA synchronous = {level}")
+        try:
+            yield
+        finally:
+            with self._guard():
+                self._db.execute_sql("PRAGMA synchronous = FULL")
+
     def _rollback(self) -> None:
         if not self._db.connection().in_transaction:
             return  # SQLite already rolled back by itself (it may, e.g. on SQLITE_FULL)
@@ -223,8 +238,13 @@ class Store(PaymentStore):
         return Counter.select(Counter.value).where(Counter.name == name).scalar(self._db)
 
     def _insert_outbox(self, topic: str, payload: str, qos: int, retain: bool, seq: int | None, now: datetime) -> int:
+        """Queue one message; a retained one also becomes the topic's row in ``retained``."""
         row = dict(seq=seq, topic=topic, payload=payload, qos=qos, retain=retain, created=now)
-        return Outbox.insert(**row).execute(self._db)
+        row_id = Outbox.insert(**row).execute(self._db)
+        if retain:
+            Retained.replace(topic=topic, payload=payload, updated=now).execute(self._db)
+        self._outbox_writes += 1
+        return row_id
 
     def _event(self, kind: str, data: dict[str, Any], now: datetime) -> None:
         seq = self._bump("seq")
@@ -317,12 +337,17 @@ class Store(PaymentStore):
         ticket_id = str(uuid.uuid4())
         with self._write():
             HelpTicket.insert(id=ticket_id, state="waiting", opened_at=now, context=context_json).execute(self._db)
+            self._report_help_state(ticket_id, "waiting", context, None, now)
             self._event("help", {"ticket": ticket_id, "state": "waiting", "context": context}, now)
         log.info("help ticket %s opened", ticket_id)
         return ticket_id
 
     def set_help_ticket_state(self, ticket_id: str, state: str, now: datetime, outcome: str | None = None) -> None:
-        """Move an open ticket to ``waiting``, ``connected`` or ``closed`` (final) and report it."""
+        """Move an open ticket to ``waiting``, ``connected`` or ``closed`` (final) and report it.
+
+        Writes the retained ``help/state`` row and the ``help`` event; ``outcome`` is part of
+        ``help/state`` only when the ticket is closed.
+        """
         _choice("state", state, HELP_STATES)
         _utc(now, "now")
         with self._write():
@@ -333,6 +358,7 @@ class Store(PaymentStore):
             if state == "closed":
                 changes["closed_at"] = now
             HelpTicket.update(**changes).where(HelpTicket.id == ticket_id).execute(self._db)
+            self._report_help_state(ticket_id, state, json.loads(ticket.context), outcome, now)
             self._event("help", {"ticket": ticket_id, "state": state, "outcome": outcome}, now)
         log.info("help ticket %s %s", ticket_id, state)
 
@@ -346,6 +372,13 @@ class Store(PaymentStore):
             HelpMessage.insert(ticket_id=ticket_id, direction=direction, text=text, created=now).execute(self._db)
             data = {"ticket": ticket_id, "state": ticket.state, "direction": direction, "text": text}
             self._event("help", data, now)
+
+    def _report_help_state(self, ticket_id: str, state: str, context: dict[str, Any], outcome: str | None,
+                           now: datetime) -> None:
+        retained: dict[str, Any] = {"ticket": ticket_id, "state": state, "since": _ts(now), "context": context}
+        if state == "closed":
+            retained["outcome"] = outcome
+        self._insert_outbox("help/state", _json(retained), 1, True, None, now)
 
     def _open_ticket(self, ticket_id: str) -> HelpTicket:
         ticket = self._one(HelpTicket, ticket_id, "help ticket")
@@ -363,12 +396,23 @@ class Store(PaymentStore):
         with self._guard():
             return [_record(OutboxRow, row) for row in query.execute(self._db)]
 
+    @property
+    def outbox_writes(self) -> int:
+        """How many outbox rows this process has queued (rolled back ones included): unchanged means nothing new."""
+        return self._outbox_writes
+
     def mark_sent(self, ids: Sequence[int], now: datetime) -> int:
-        """Mark rows as delivered (PUBACK received); returns how many were newly marked."""
+        """Mark rows as delivered (PUBACK received); returns how many were newly marked.
+
+        The hottest write of a backlog drain, so its transaction commits with ``synchronous =
+        NORMAL`` (``FULL`` is restored afterwards, also on error): losing a "sent" mark on power
+        failure only causes a duplicate delivery, which at-least-once delivery allows anyway,
+        and the next ``FULL`` commit syncs the WAL, this transaction included.
+        """
         _utc(now, "now")
         ids = list(ids)
         marked = 0
-        with self._write():
+        with self._synchronous("NORMAL"), self._write():
             for start in range(0, len(ids), _MARK_CHUNK):
                 chunk = ids[start:start + _MARK_CHUNK]
                 query = Outbox.update(sent=now).where(Outbox.id.in_(chunk), Outbox.sent.is_null())

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install what the station needs into ./.venv (with --test: also what the tests need).
+# Install what the station needs into ./.venv (with --test: also what the tests need, mosquitto included).
 # Works on a fresh Debian / Raspberry Pi OS with Python 3.11+; uses sudo only for apt-get.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +18,11 @@ python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
 
 debian_packages=()
 python3 -c 'import ensurepip, venv' 2>/dev/null || debian_packages+=(python3-venv)
+if [ -n "$extras" ]; then
+  # The tests start their own brokers (never the system one) and make their own TLS certificates.
+  command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || debian_packages+=(mosquitto)
+  command -v openssl >/dev/null || debian_packages+=(openssl)
+fi
 if [ ${#debian_packages[@]} -gt 0 ]; then
   as_root apt-get update -q
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${debian_packages[@]}"

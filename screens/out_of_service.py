@@ -38,6 +38,8 @@ def alternatives(state: State) -> list[str]:
     if links.help_phone:
         result.append(_("Help line: {phone}").format(phone=links.help_phone))
     result.append(_("The help button still works: press the red button to talk to a person."))
+    if state.notice:
+        result.insert(0, state.notice)
     return result
 
 

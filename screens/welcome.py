@@ -52,11 +52,13 @@ def tariff_lines(tariff: Tariff, language: str) -> list[str]:
 
 
 def notice_lines(state: State) -> list[str]:
-    """A parker-facing line for each fault that affects parkers but still lets them pay."""
+    """Staff's notice (as they wrote it), then a parker-facing line for each fault that still lets them pay."""
     _ = translator(state.language)
     lines = [_(NOTICES.get(fault.component, OTHER_NOTICE)) for fault in faults.notices(state.faults)]
     if lines and state.settings.links.app_url:
         lines.append(_("You can also pay by app."))
+    if state.notice:
+        lines.insert(0, state.notice)
     return list(dict.fromkeys(lines))
 
 

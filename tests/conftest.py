@@ -44,3 +44,15 @@ def run_kiosk(*args: str, env: dict[str, str] | None = None, timeout: float = 60
     """Run the kiosk command in a subprocess, as a technician would."""
     return subprocess.run([sys.executable, "-m", "kiosk.cli", *args], capture_output=True, text=True,
                           env=env, timeout=timeout, check=False, cwd=ROOT)
+
+
+@pytest.fixture
+def broker(tmp_path: Path):
+    """A mosquitto of the test's own on a free port (anonymous, plain TCP); stopped afterwards."""
+    from broker import Mosquitto
+
+    mosquitto = Mosquitto(tmp_path / "broker").start()
+    try:
+        yield mosquitto
+    finally:
+        mosquitto.stop()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from kiosk import store as store_module
-from kiosk.records import FaultRecord, PaymentResultData
+from kiosk.records import CommandRecord, FaultRecord, PaymentResultData
 from kiosk.schema import MIGRATIONS, MODELS
 from kiosk.store import Store, StorageError
 
@@ -25,7 +25,7 @@ RESULT = PaymentResultData(
 )
 TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 TABLES = {"meta", "counter", "parking_session", "payment", "fault", "help_ticket",
-          "help_message", "feedback", "outbox"}
+          "help_message", "feedback", "outbox", "retained", "command"}
 
 
 @pytest.fixture
@@ -445,7 +445,10 @@ def test_help_ticket_lifecycle(store: Store) -> None:
         store.set_help_ticket_state(ticket, "waiting", T0)
     with pytest.raises(ValueError, match="JSON"):
         store.open_help_ticket({"when": T0}, T0)
-    assert count(store, "outbox") == 5
+    # five help events, and three retained help/state rows (the messages do not change the state)
+    assert count(store, "outbox") == 8
+    assert [json.loads(r["payload"])["state"] for r in store.rows("outbox", topic="help/state")] == [
+        "waiting", "connected", "closed"]
 
 
 # --- outbox for the publisher -----------------------------------------------------------
@@ -496,6 +499,7 @@ def test_mark_sent_more_ids_than_one_statement_takes(store: Store, db_path: Path
     (lambda s: s.outbox_depth(), "outbox_unsent"),
     (lambda s: s.prune_sent(T0), "outbox_sent"),
     (lambda s: s.pending_payments(), "payment_pending"),
+    (lambda s: s.prune_commands(T0), "command_created"),
 ])
 def test_hot_queries_use_their_index(store: Store, db_path: Path, call, index: str) -> None:
     seen = []
@@ -533,12 +537,19 @@ def test_garbage_file_is_corrupt_and_untouched(tmp_path: Path) -> None:
     assert path.read_bytes() == garbage
 
 
-def _btree_page_in_the_middle(data: bytes, page_size: int) -> int:
+def _btree_page_in_the_middle(data: bytes, page_size: int, avoid: frozenset[int] = frozenset()) -> int:
+    """The 0-based index of a b-tree page in the second half of ``data``, skipping ``avoid``."""
     pages = len(data) // page_size
     for number in range(pages // 2, pages):
-        if data[number * page_size] in (0x02, 0x05, 0x0A, 0x0D):  # b-tree page types
+        if number not in avoid and data[number * page_size] in (0x02, 0x05, 0x0A, 0x0D):  # b-tree page types
             return number
     raise AssertionError("no b-tree page found")
+
+
+def _pages_in_wal(wal: bytes, page_size: int) -> frozenset[int]:
+    """0-based indexes of the pages that a WAL file holds newer versions of (32-byte header, 24-byte frame headers)."""
+    frame = 24 + page_size
+    return frozenset(int.from_bytes(wal[at:at + 4], "big") - 1 for at in range(32, len(wal) - frame + 1, frame))
 
 
 def test_overwritten_page_is_corrupt_and_untouched(db_path: Path) -> None:
@@ -711,13 +722,265 @@ def test_corrupt_file_with_pending_wal_is_not_checkpointed(tmp_path: Path) -> No
     s.close()
     page_size = 4096
     data = bytearray(crash.read_bytes())
-    page = _btree_page_in_the_middle(bytes(data), page_size)
-    data[page * page_size:(page + 1) * page_size] = b"\xa5" * page_size
-    crash.write_bytes(bytes(data))
     wal = crash.with_name("kiosk.db-wal").read_bytes()
     assert len(wal) > 0
+    # damage a page the WAL does not supersede, or reading through the WAL would never see it
+    page = _btree_page_in_the_middle(bytes(data), page_size, avoid=_pages_in_wal(wal, page_size))
+    data[page * page_size:(page + 1) * page_size] = b"\xa5" * page_size
+    crash.write_bytes(bytes(data))
     with pytest.raises(StorageError) as err:
         Store.open(crash, "st-0001", T0)
     assert err.value.reason == "corrupt"
     assert crash.read_bytes() == bytes(data)
     assert crash.with_name("kiosk.db-wal").read_bytes() == wal
+
+
+def test_migration_from_version_2_keeps_data_and_backfills_retained(db_path: Path, monkeypatch) -> None:
+    with monkeypatch.context() as patch:  # a version-2 database from the field
+        patch.setattr(store_module, "MIGRATIONS", MIGRATIONS[:2])
+        with Store.open(db_path, "st-0001", T0) as old:
+            payment, session = pay(old)
+    conn = raw(db_path)
+    with conn:  # retained rows as the version-2 firmware wrote them (no retained table then)
+        conn.executemany(
+            "INSERT INTO outbox (topic, payload, qos, retain, created) VALUES (?, ?, 1, ?, ?)",
+            [("fault/printer", '{"active":true}', 1, "2025-03-01T12:00:01.000000Z"),
+             ("fault/terminal", '{"active":true}', 1, "2025-03-01T12:00:02.000000Z"),
+             ("fault/printer", '{"active":false}', 1, "2025-03-01T12:00:03.000000Z"),
+             ("telemetry", '{"uptime":1}', 0, "2025-03-01T12:00:04.000000Z")])
+    before = conn.execute("SELECT * FROM outbox ORDER BY id").fetchall()
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
+    conn.close()
+
+    with Store.open(db_path, "st-0001", T0 + timedelta(hours=1)) as s:
+        assert s.rows("meta", key="schema_version")[0]["value"] == "3" == str(len(MIGRATIONS))
+        assert s.boot == 2
+        assert s.active_session("B-XY 123", "Z1", T0) == session
+        assert s.rows("payment", id=payment.id)[0]["state"] == "approved"
+        assert s.rows("retained") == [
+            {"topic": "fault/terminal", "payload": '{"active":true}', "updated": "2025-03-01T12:00:02.000000Z"},
+            {"topic": "fault/printer", "payload": '{"active":false}', "updated": "2025-03-01T12:00:03.000000Z"}]
+        assert s.retained_messages() == [("fault/printer", '{"active":false}'), ("fault/terminal", '{"active":true}')]
+        assert s.rows("command") == []
+    conn = raw(db_path)
+    assert conn.execute("SELECT * FROM outbox ORDER BY id").fetchall() == before
+    conn.close()
+
+
+# --- the MQTT link's storage ------------------------------------------------------------
+
+
+def test_retained_view_follows_fault_raise_and_clear(store: Store) -> None:
+    store.raise_fault("printer", "paper_low", "warning", "Paper low", "none", T0)
+    store.raise_fault("terminal", "offline", "critical", "Terminal offline", "no card payment", T0)
+    store.raise_fault("printer", "paper_out", "critical", "Paper out", "no receipts", T0 + timedelta(minutes=1))
+    store.clear_fault("printer", T0 + timedelta(minutes=2))
+    latest = {r["topic"]: r["payload"] for r in store.rows("outbox") if r["retain"]}
+    assert store.retained_messages() == sorted(latest.items())
+    assert [t for t, _ in store.retained_messages()] == ["fault/printer", "fault/terminal"]
+    [printer] = store.rows("retained", topic="fault/printer")
+    assert json.loads(printer["payload"])["active"] is False
+    assert printer["updated"] == "2025-03-01T12:02:00.000000Z"
+    store.save_feedback(4, None, T0)  # events never touch the retained view
+    assert store.retained_messages() == sorted(latest.items())
+
+
+def test_help_state_is_retained_and_follows_the_ticket(store: Store) -> None:
+    context = {"screen": "plate", "plate": "B-1"}
+    ticket = store.open_help_ticket(context, T0)
+    waiting = store.rows("outbox", topic="help/state")
+    assert [(r["qos"], r["retain"], r["seq"]) for r in waiting] == [(1, True, None)]
+    assert waiting[0]["payload"] == (
+        '{"ticket":"%s","state":"waiting","since":"2025-03-01T12:00:00.000Z",'
+        '"context":{"screen":"plate","plate":"B-1"}}' % ticket)
+    store.set_help_ticket_state(ticket, "connected", T0 + timedelta(seconds=20))
+    store.add_help_message(ticket, "to_parker", "Hallo", T0 + timedelta(seconds=30))
+    store.set_help_ticket_state(ticket, "closed", T0 + timedelta(minutes=3), outcome="courtesy")
+    states = [json.loads(r["payload"]) for r in store.rows("outbox", topic="help/state")]
+    assert [(s["state"], s["since"], s.get("outcome")) for s in states] == [
+        ("waiting", "2025-03-01T12:00:00.000Z", None), ("connected", "2025-03-01T12:00:20.000Z", None),
+        ("closed", "2025-03-01T12:03:00.000Z", "courtesy")]
+    assert all(s["context"] == context and s["ticket"] == ticket for s in states)
+    assert "outcome" not in states[1]
+    assert list(states[2]) == ["ticket", "state", "since", "context", "outcome"]
+    assert dict(store.retained_messages())["help/state"] == store.rows("outbox", topic="help/state")[-1]["payload"]
+
+
+def test_help_state_is_written_with_the_ticket_or_not_at_all(store: Store, monkeypatch) -> None:
+    ticket = store.open_help_ticket({}, T0)
+    before = (store.rows("help_ticket"), store.rows("outbox"), store.rows("retained"))
+    real_event = Store._event
+
+    def event_fails(self, *args, **kwargs):
+        raise RuntimeError("power cut")
+
+    monkeypatch.setattr(Store, "_event", event_fails)
+    with pytest.raises(RuntimeError):
+        store.set_help_ticket_state(ticket, "connected", T0)
+    with pytest.raises(RuntimeError):
+        store.open_help_ticket({}, T0)
+    assert (store.rows("help_ticket"), store.rows("outbox"), store.rows("retained")) == before
+    monkeypatch.setattr(Store, "_event", real_event)
+
+
+def test_next_boot_is_durable_and_monotonic_across_reopen(db_path: Path) -> None:
+    with Store.open(db_path, "st-0001", T0) as s:
+        assert s.boot == 1
+        assert [s.next_boot(T0 + timedelta(seconds=i)) for i in (1, 2)] == [2, 3]
+        assert s.boot == 3
+        s.save_feedback(5, None, T0)
+        assert events(s)[-1]["boot"] == 3  # later envelopes carry the new boot
+        assert s.rows("meta", key="last_connect")[0]["value"] == "2025-03-01T12:00:02.000000Z"
+    with Store.open(db_path, "st-0001", T0) as s:
+        assert s.boot == 4
+        assert s.next_boot(T0) == 5
+    conn = raw(db_path)
+    assert conn.execute("SELECT value FROM counter WHERE name = 'boot'").fetchone() == (5,)
+    conn.close()
+
+
+def test_remote_config_round_trip(store: Store, caplog) -> None:
+    assert store.remote_config() is None
+    desired = {"version": 3, "tariff": {"zone": "Z1", "rate": 250}, "name": "Müller"}
+    reported = {"version": 3, "applied": True, "error": None}
+    store.save_remote_config(desired, reported, T0)
+    assert store.remote_config() == desired
+    assert store.rows("meta", key="remote_config")[0]["value"] == (
+        '{"version":3,"tariff":{"zone":"Z1","rate":250},"name":"Müller"}')
+    [row] = store.rows("outbox", topic="cfg/reported")
+    assert (row["qos"], row["retain"], row["seq"], row["payload"]) == (
+        1, True, None, '{"version":3,"applied":true,"error":null}')
+    rejected = {"version": 4, "applied": False, "error": "tariff.rate: must be > 0"}
+    store.report_config(rejected, T0 + timedelta(minutes=1))
+    assert store.remote_config() == desired  # a rejected config leaves the applied one
+    assert dict(store.retained_messages())["cfg/reported"] == _json_text(rejected)
+    store.save_remote_config(None, {"version": 0, "applied": True, "error": None}, T0 + timedelta(minutes=2))
+    assert store.remote_config() is None and store.rows("meta", key="remote_config") == []
+    assert count(store, "outbox", topic="cfg/reported") == 3
+    with pytest.raises(ValueError, match="desired must be a dict"):
+        store.save_remote_config([1], reported, T0)
+    with pytest.raises(ValueError, match="JSON"):
+        store.report_config({"when": T0}, T0)
+    assert count(store, "outbox") == 3
+
+    for bad in ("{not json", "[1, 2]"):
+        with store._write():
+            store._db.execute_sql("REPLACE INTO meta (key, value) VALUES ('remote_config', ?)", (bad,))
+        caplog.clear()
+        assert store.remote_config() is None
+        assert [r.levelname for r in caplog.records] == ["ERROR"]
+
+
+def _json_text(value: dict) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def test_remote_config_and_its_report_are_one_transaction(store: Store, monkeypatch) -> None:
+    store.save_remote_config({"version": 1}, {"version": 1, "applied": True, "error": None}, T0)
+    sql = []
+    store._db.query_hooks.append(lambda event: sql.append(event.sql))
+    store.save_remote_config({"version": 2}, {"version": 2, "applied": True, "error": None}, T0)
+    assert [q for q in sql if q in ("BEGIN IMMEDIATE", "COMMIT")] == ["BEGIN IMMEDIATE", "COMMIT"]
+
+    def insert_fails(self, *args, **kwargs):
+        raise RuntimeError("power cut")
+
+    before = (store.rows("meta"), store.rows("outbox"), store.rows("retained"))
+    monkeypatch.setattr(Store, "_insert_outbox", insert_fails)
+    with pytest.raises(RuntimeError):
+        store.save_remote_config({"version": 3}, {"version": 3, "applied": True, "error": None}, T0)
+    with pytest.raises(RuntimeError):
+        store.save_remote_config(None, {"version": 0, "applied": True, "error": None}, T0)
+    assert (store.rows("meta"), store.rows("outbox"), store.rows("retained")) == before
+    assert store.remote_config() == {"version": 2}
+
+
+def test_notice_set_and_clear(store: Store) -> None:
+    assert store.notice() is None
+    store.set_notice("Heute kostenlos parken", T0)
+    assert store.notice() == "Heute kostenlos parken"
+    store.set_notice(None, T0)
+    store.set_notice(None, T0)  # clearing twice is fine
+    assert store.notice() is None and store.rows("meta", key="notice") == []
+    with pytest.raises(ValueError, match="text"):
+        store.set_notice("  ", T0)
+    assert count(store, "outbox") == 0  # the notice itself is not an MQTT message
+
+
+def test_command_begin_finish_and_duplicate(store: Store) -> None:
+    key = "paystation/ops/reply|c0ffee"
+    assert store.begin_command(key, "notice", T0) is None
+    [row] = store.rows("command")
+    assert (row["name"], row["state"], row["reply"]) == ("notice", "running", None)
+    sql = []
+    store._db.query_hooks.append(lambda event: sql.append(event.sql))
+    running = store.begin_command(key, "notice", T0 + timedelta(seconds=1))
+    assert running == CommandRecord(key, "notice", "running", None, T0, T0)
+    assert not [q for q in sql if q.startswith(("INSERT", "UPDATE", "REPLACE", "DELETE"))]  # wrote nothing
+    store.finish_command(key, '{"ok":true,"code":"done","detail":null}', T0 + timedelta(seconds=2))
+    done = store.begin_command(key, "notice", T0 + timedelta(seconds=3))
+    assert done == CommandRecord(key, "notice", "done", '{"ok":true,"code":"done","detail":null}', T0,
+                                 T0 + timedelta(seconds=2))
+    assert count(store, "command") == 1
+    with pytest.raises(ValueError, match="done, not running"):
+        store.finish_command(key, '{"ok":false}', T0)
+    with pytest.raises(ValueError, match="unknown command"):
+        store.finish_command("nope", '{"ok":true}', T0)
+    assert store.begin_command("other", "restart", T0) is None
+    with pytest.raises(ValueError, match="JSON"):
+        store.finish_command("other", "not json", T0)
+    with pytest.raises(ValueError, match="key"):
+        store.begin_command("", "restart", T0)
+    assert store.begin_command("from the wire", "", T0) is None  # an empty name is recorded, judged by the caller
+    assert store.rows("command", key="other")[0]["state"] == "running"
+
+
+def test_prune_commands_by_creation_time(store: Store) -> None:
+    for i in range(4):
+        store.begin_command(f"k{i}", "status", T0 + timedelta(days=i))
+    store.finish_command("k0", '{"ok":true}', T0 + timedelta(days=5))
+    assert store.prune_commands(T0 + timedelta(days=2)) == 2  # k0 done, k1 still running
+    assert [r["key"] for r in store.rows("command")] == ["k2", "k3"]
+    assert store.prune_commands(T0 + timedelta(days=2)) == 0
+    assert store.begin_command("k0", "status", T0) is None  # forgotten: a new command again
+
+
+def test_terminal_report_is_an_event(store: Store) -> None:
+    totals = {"report": "end_of_day", "count": 12, "amount": 3450, "currency": "EUR"}
+    store.record_terminal_report(totals, T0)
+    [event] = events(store)
+    assert (event["kind"], event["data"], event["seq"]) == ("terminal", totals, 1)
+    assert store.rows("outbox")[0]["topic"] == "event/terminal"
+    with pytest.raises(ValueError, match="data must be a dict"):
+        store.record_terminal_report("totals", T0)
+
+
+def test_mark_sent_runs_with_normal_sync_and_restores_full(store: Store, monkeypatch) -> None:
+    for rating in (1, 2, 3):
+        store.save_feedback(rating, None, T0)
+    ids = [r.id for r in store.unsent_outbox(0, 10)]
+    sql = []
+    store._db.query_hooks.append(lambda event: sql.append(event.sql))
+    assert store.mark_sent(ids[:2], T0) == 2
+    assert store.outbox_depth() == 1
+    assert [q for q in sql if q.startswith(("PRAGMA", "BEGIN", "COMMIT"))] == [
+        "PRAGMA synchronous = NORMAL", "BEGIN IMMEDIATE", "COMMIT", "PRAGMA synchronous = FULL"]
+    assert store._db.execute_sql("PRAGMA synchronous").fetchone() == (2,)
+    monkeypatch.setattr(store_module, "_MARK_CHUNK", 0)  # range() with step 0 fails inside the transaction
+    with pytest.raises(ValueError):
+        store.mark_sent(ids[2:], T0)
+    assert store._db.execute_sql("PRAGMA synchronous").fetchone() == (2,)
+    assert store.outbox_depth() == 1
+    store.save_feedback(4, None, T0)  # later writes are FULL again
+    assert store._db.execute_sql("PRAGMA synchronous").fetchone() == (2,)
+
+
+def test_outbox_writes_counts_queued_rows(store: Store) -> None:
+    assert store.outbox_writes == 0
+    pay(store)
+    store.raise_fault("printer", "paper_out", "warning", "Paper out", "no receipts", T0)
+    assert store.outbox_writes == count(store, "outbox") == 4
+    store.mark_sent([r.id for r in store.unsent_outbox(0, 10)], T0)
+    store.set_notice("x", T0)
+    store.begin_command("k", "status", T0)
+    assert store.outbox_writes == 4  # only queued messages count

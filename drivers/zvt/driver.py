@@ -7,18 +7,19 @@ import queue
 import select
 import threading
 import time
-from dataclasses import dataclass
-from typing import Callable, Protocol
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Protocol
 
 from drivers.terminal import Post
 from drivers.zvt import messages as msg
 from drivers.zvt.codec import Apdu, DecodeError
 from drivers.zvt.ecr import (
-    DECISION_WAIT_S, RESULT_ABORTED, CommandRefused, EcrSession, PaymentOutcome, TerminalUnreachable,
+    DECISION_WAIT_S, RESULT_ABORTED, CommandRefused, EcrSession, EndOfDay, PaymentOutcome, TerminalUnreachable,
 )
 from drivers.zvt.link import Link, Port
 from kiosk.events import (
-    PaymentAuthorized, PaymentConfirmed, PaymentDeclined, PaymentReconciled, TerminalHealth, TerminalStatus,
+    PaymentAuthorized, PaymentConfirmed, PaymentDeclined, PaymentReconciled, TerminalHealth, TerminalReport,
+    TerminalStatus,
 )
 from kiosk.records import PaymentResultData
 
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 RECONNECT_S = 5.0
 DOWN_POLL_S = 10.0
 RECONCILE_MARGIN_S = 5.0
+REQUESTS = ("status", "end_of_day")
 
 
 class SerialPort(Port, Protocol):
@@ -66,6 +68,22 @@ def serial_opener(port: str, baud: int) -> Callable[[], SerialPort]:
     return open_port
 
 
+def status_data(state: msg.TerminalState) -> dict[str, Any]:
+    """A status enquiry's answer as plain data (for staff tools and the technician's CLI)."""
+    return {"status": f"{state.status:02X}", "ready": state.status == msg.TERMINAL_READY, "version": state.version}
+
+
+def end_of_day_data(day: EndOfDay) -> dict[str, Any]:
+    """An end of day's result and totals as plain data (no card data: the totals are per card type)."""
+    data: dict[str, Any] = {"result_code": f"{day.result_code:02X}", "text": msg.result_text(day.result_code),
+                            "lines": list(day.lines)}
+    totals = day.info.totals if day.info is not None else None
+    if totals is not None:
+        data.update(count=totals.count, amount=totals.amount, receipts=[totals.receipt_from, totals.receipt_to],
+                    cards=[asdict(card) for card in totals.cards if card.count])
+    return data
+
+
 def result_data(info: msg.StatusInformation) -> PaymentResultData:
     """The receipt data the station keeps from an approving 04 0F (never more than the masked PAN)."""
     return PaymentResultData(result_code=info.result_code, brand=info.card_name, masked_pan=info.masked_pan or None,
@@ -95,6 +113,7 @@ class ZvtTerminal:
         self._booking: OwedPayment | None = None  # the owed payment whose "book it" answer is being sent
         self._reconcile_at = time.monotonic() + vending_window_s + RECONCILE_MARGIN_S if owed else None
         self._commands: queue.SimpleQueue[_Pay] = queue.SimpleQueue()
+        self._requests: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
         self._decisions: queue.SimpleQueue[tuple[str, bool]] = queue.SimpleQueue()
         self._abort = threading.Event()
         self._closing = threading.Event()
@@ -128,6 +147,13 @@ class ZvtTerminal:
     def confirm_payment(self, payment_id: str, accept: bool) -> None:
         """The vending answer: book (True) or refuse (False) the authorized payment."""
         self._decisions.put((payment_id, accept))
+
+    def request(self, kind: str, request_id: str) -> None:
+        """Queue a staff request (``status`` or ``end_of_day``); answered by a TerminalReport event."""
+        if kind not in REQUESTS:
+            raise ValueError(f"unknown terminal request {kind!r}; valid: {', '.join(REQUESTS)}")
+        self._requests.put((kind, request_id))
+        self._wake()
 
     def close(self) -> None:
         """Stop the worker (it finishes the sequence in progress for a few seconds at most) and close the port."""
@@ -220,6 +246,9 @@ class ZvtTerminal:
             while not self._commands.empty():
                 pay = self._commands.get()
                 self._post(PaymentDeclined(pay.payment_id, 0x7D, "The card terminal is not ready"))
+            while not self._requests.empty():
+                kind, request_id = self._requests.get()
+                self._post(TerminalReport(request_id, kind, False, {"error": "the card terminal is not ready"}))
             if self._session is not None and self._port is not None and self._port.fileno() in ready:
                 try:
                     self._session.serve_unsolicited(0.5)
@@ -234,6 +263,9 @@ class ZvtTerminal:
             self._register_and_check(session)
         if not self._commands.empty():
             self._pay(session, self._commands.get())
+            return
+        if not self._requests.empty():
+            self._serve_request(session, *self._requests.get())
             return
         now = time.monotonic()
         if now >= self._next_poll:
@@ -251,6 +283,15 @@ class ZvtTerminal:
             os.read(self._wake_r, 4096)
         if self._port.fileno() in ready:
             session.serve_unsolicited(0.5)
+
+    def _serve_request(self, session: EcrSession, kind: str, request_id: str) -> None:
+        try:
+            data = status_data(session.status()) if kind == "status" else end_of_day_data(session.end_of_day())
+        except (TerminalUnreachable, CommandRefused) as exc:
+            self._post(TerminalReport(request_id, kind, False, {"error": str(exc)}))
+            raise
+        log.info("terminal %s for staff: %s", kind, data.get("text") or data.get("status"))
+        self._post(TerminalReport(request_id, kind, True, data))
 
     def _register_and_check(self, session: EcrSession) -> None:
         registered = session.register()

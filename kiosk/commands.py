@@ -1,0 +1,117 @@
+"""Operator commands on MQTT cmd/{name}: their arguments, validation and reply format (no execution here)."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from kiosk import config
+from kiosk.config import between, matches, one_of
+
+MAX_COMMAND_BYTES = 16 * 1024
+REPLY_SUBTREE = "reply/"
+
+Text200 = Annotated[str, matches(r"(?s)\S.{0,199}", "1 to 200 characters, not starting with a space")]
+
+
+@dataclass(frozen=True)
+class NoArgs:
+    """A command without arguments (an empty JSON object)."""
+
+
+@dataclass(frozen=True)
+class NoticeArgs:
+    """Set (text) or clear (text null or absent) the message shown to parkers."""
+
+    text: Text200 | None = None
+
+
+@dataclass(frozen=True)
+class ModeArgs:
+    """Normal operation, or out of service with a reason shown to staff."""
+
+    mode: Annotated[str, one_of("normal", "out_of_service")]
+    reason: Text200 | None = None
+
+
+@dataclass(frozen=True)
+class CourtesyArgs:
+    """A free session granted by staff: plate, minutes and why."""
+
+    plate: Annotated[str, matches(r"[A-Z0-9-]{2,16}", "a plate in capitals, digits and '-' (2-16)")]
+    minutes: Annotated[int, between(1, 10080)]
+    reason: Text200
+
+
+ARGUMENTS: dict[str, type] = {
+    "rebirth": NoArgs,
+    "notice": NoticeArgs,
+    "mode": ModeArgs,
+    "courtesy": CourtesyArgs,
+    "terminal/status": NoArgs,
+    "terminal/end-of-day": NoArgs,
+    "restart": NoArgs,
+}
+
+
+@dataclass(frozen=True)
+class Request:
+    """A command as received: name (the topic after ``cmd/``), raw payload and MQTT 5 request properties."""
+
+    name: str
+    payload: bytes
+    response_topic: str | None
+    correlation: bytes | None
+    retained: bool
+
+
+class Refusal(Exception):
+    """A command that is not executed: ``code`` for programs, ``detail`` for people."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
+
+
+def reply(ok: bool, code: str, detail: str = "", **data: Any) -> str:
+    """The reply payload: ``{"ok", "code", "detail", ...data}`` as compact JSON."""
+    return json.dumps({"ok": ok, "code": code, "detail": detail, **data}, separators=(",", ":"), ensure_ascii=False)
+
+
+def can_answer(request: Request, prefix: str) -> bool:
+    """The response topic is under the station's own ``reply/`` subtree (the only place it may write)."""
+    topic = request.response_topic
+    return topic is not None and topic.startswith(prefix + REPLY_SUBTREE) and len(topic) > len(prefix + REPLY_SUBTREE) \
+        and "+" not in topic and "#" not in topic
+
+
+def dedupe_key(request: Request) -> str | None:
+    """Duplicates are recognised by response topic + correlation data; None without correlation data."""
+    if request.correlation is None:
+        return None
+    return f"{request.response_topic}\n{request.correlation.hex()}"
+
+
+def parse(request: Request) -> Any:
+    """The validated arguments of a command; raise Refusal with a code when it must not run."""
+    if request.retained:
+        raise Refusal("retained", "commands must not be retained; clear the retained message")
+    if len(request.payload) > MAX_COMMAND_BYTES:
+        raise Refusal("too_large", f"payload of {len(request.payload)} bytes; at most {MAX_COMMAND_BYTES}")
+    cls = ARGUMENTS.get(request.name)
+    if cls is None:
+        raise Refusal("unknown_command", f"unknown command {request.name!r}; known: {', '.join(ARGUMENTS)}")
+    try:
+        raw = json.loads(request.payload.decode("utf-8")) if request.payload.strip() else {}
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise Refusal("bad_json", f"not UTF-8 JSON: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise Refusal("bad_arguments", "expected a JSON object")
+    try:
+        args = config.validate_as(raw, cls, f"cmd/{request.name}")
+    except config.ConfigError as exc:
+        raise Refusal("bad_arguments", "; ".join(f"{p.key}: {p.message}" for p in exc.problems)) from exc
+    if isinstance(args, ModeArgs) and args.mode == "out_of_service" and args.reason is None:
+        raise Refusal("bad_arguments", "reason: required for out_of_service")
+    return args

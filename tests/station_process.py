@@ -1,0 +1,86 @@
+"""A whole station (`kiosk run --simulate --headless`) in a subprocess, wired to a test broker."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+from mqtt_client import Received, Staff
+
+ROOT = Path(__file__).resolve().parent.parent
+STATION = "ST-1"
+PREFIX = f"paystation/v1/{STATION}/"
+REPLY_TOPIC = PREFIX + "reply/tests"
+
+
+def station_config(folder: Path, port: int, **mqtt: object) -> Path:
+    """A station configuration for the test broker on ``port`` (plain TCP, fast reconnects)."""
+    settings: dict[str, object] = {"host": "127.0.0.1", "port": port, "tls": False, "keepalive_s": 5,
+                                   "reconnect_max_s": 1, "telemetry_interval_s": 300}
+    settings.update(mqtt)
+    lines = [f'[station]\nid = "{STATION}"', f'[storage]\ndatabase = "{folder / "kiosk.db"}"', "[mqtt]"]
+    lines += [f"{key} = {json.dumps(value)}" for key, value in settings.items()]  # JSON scalars are TOML too
+    path = folder / "kiosk.toml"
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+class Station:
+    """The station process; ``log`` collects its stderr in a file for failure messages."""
+
+    def __init__(self, config: Path) -> None:
+        self.config = config
+        self.log_path = config.with_suffix(".log")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Station:
+        """Start the station (it connects on its own; wait for its birth on a subscriber)."""
+        env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"}
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "kiosk.cli", "run", "--simulate", "--headless", "--config", str(self.config)],
+                cwd=ROOT, env=env, stdout=log, stderr=log)
+        return self
+
+    def kill(self) -> None:
+        """kill -9: no offline message, no clean disconnect."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self, timeout: float = 30) -> int:
+        """SIGTERM and wait; returns the exit code."""
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+    def log(self) -> str:
+        """What the station logged so far."""
+        return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
+
+
+def births(messages: list[Received]) -> list[dict]:
+    """The `online` status payloads received so far."""
+    return [m.json() for m in messages if m.topic == PREFIX + "status" and m.payload and m.json()["state"] == "online"]
+
+
+def command(staff: Staff, name: str, payload: bytes | str, correlation: bytes | None = None,
+            timeout: float = 20) -> dict:
+    """Send cmd/{name} with a response topic and wait for the reply with the same correlation data."""
+    correlation = correlation or uuid.uuid4().bytes
+    before = len(staff.messages)
+    staff.publish(PREFIX + "cmd/" + name, payload, response_topic=REPLY_TOPIC, correlation=correlation)
+
+    def answered(messages: list[Received]) -> dict | None:
+        for m in messages[before:]:
+            if m.topic == REPLY_TOPIC and m.correlation == correlation:
+                return m.json()
+        return None
+
+    return staff.wait_for(answered, timeout, f"the reply to cmd/{name}")

@@ -1,0 +1,570 @@
+"""Broker accounts: the generator's files, and a real mosquitto enforcing MQTT.md's access rules with them."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import itertools
+import os
+import re
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
+
+from broker import Mosquitto, free_port
+from certs import CertFiles, Pki, make_pki
+from conftest import ROOT, wait_for
+
+SCRIPT = ROOT / "provisioning" / "broker_accounts.py"
+TIMEOUT_S = 5.0
+SUCCESS = 0x00
+GRANTED_QOS_1 = 0x01
+NOT_AUTHORIZED = 0x87
+P = "paystation/v1"
+PASSWD_LINE = re.compile(r"(?P<user>[^:]+):\$7\$(?P<iterations>101)\$(?P<salt>[A-Za-z0-9+/]{16})"
+                         r"\$(?P<hash>[A-Za-z0-9+/]{86}==)")
+# mosquitto started as root drops to the user "mosquitto", which cannot write the test's folder.
+AS_ROOT = "user root\n" if os.geteuid() == 0 else ""  # the printed configuration has no `user` line
+
+STATION_RULES = {  # MQTT.md "Access control", written out for station S1
+    "topic write paystation/v1/S1/status", "topic write paystation/v1/S1/fault/+",
+    "topic write paystation/v1/S1/event/+", "topic write paystation/v1/S1/help/state",
+    "topic write paystation/v1/S1/help/request", "topic write paystation/v1/S1/help/from-parker",
+    "topic write paystation/v1/S1/cfg/reported", "topic write paystation/v1/S1/telemetry",
+    "topic write paystation/v1/S1/reply/#",
+    "topic read paystation/v1/S1/cmd/#", "topic read paystation/v1/S1/cfg/desired",
+    "topic read paystation/v1/S1/help/to-parker",
+}
+AGENT_RULES = {"topic read paystation/v1/#", "topic write paystation/v1/+/help/to-parker",
+               "topic write paystation/v1/+/cmd/#"}
+OPERATOR_RULES = {"topic read paystation/v1/#", "topic write paystation/v1/+/cmd/#",
+                  "topic write paystation/v1/+/cfg/desired"}
+WILL = b'{"state":"lost","boot":1}'
+ACCOUNTS = ("--station", "S1", "--station", "S2", "--agent", "a1", "--operator", "op1")
+
+_numbers = itertools.count(1)
+
+
+def unique(what: str = "m") -> bytes:
+    """A payload no other publication in this file has."""
+    return f"{what}-{next(_numbers)}".encode()
+
+
+def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """The generator as the operator runs it."""
+    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True,
+                          timeout=30, check=False)
+
+
+def generate(out: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the generator into ``out`` and insist that it succeeded."""
+    result = run("--out", out, *args)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def secret(out: Path, name: str) -> str:
+    """The generated password of one account."""
+    return (out / "secrets" / f"{name}.password").read_text(encoding="utf-8")
+
+
+def acl_blocks(out: Path) -> dict[str | None, list[str]]:
+    """The acl file as {user: its lines}; None holds lines before the first user (anonymous clients)."""
+    blocks: dict[str | None, list[str]] = {None: []}
+    user: str | None = None
+    for line in (out / "acl").read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        if line.startswith("user "):
+            user = line.removeprefix("user ")
+            assert user not in blocks, f"two blocks for {user}"
+            blocks[user] = []
+        else:
+            blocks[user].append(line)
+    return blocks
+
+
+def verifies(line: str, password: str) -> bool:
+    """Whether a password_file line holds ``password`` (PBKDF2-HMAC-SHA512, as mosquitto checks it)."""
+    match = PASSWD_LINE.fullmatch(line)
+    assert match, f"not a mosquitto $7$ line: {line!r}"
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), base64.b64decode(match["salt"]),
+                                 int(match["iterations"]), 64)
+    return base64.b64encode(digest).decode() == match["hash"]
+
+
+def passwd_lines(out: Path) -> dict[str, str]:
+    """The password_file as {user: line}."""
+    return {line.split(":", 1)[0]: line for line in (out / "passwd").read_text(encoding="utf-8").splitlines()}
+
+
+# ---------------------------------------------------------------- the generator's files
+
+
+def test_station_block_holds_exactly_its_rules_and_anonymous_gets_nothing(tmp_path: Path) -> None:
+    generate(tmp_path, *ACCOUNTS)
+    blocks = acl_blocks(tmp_path)
+    assert set(blocks) == {None, "S1", "S2", "a1", "op1"}
+    assert blocks[None] == []
+    assert sorted(blocks["S1"]) == sorted(STATION_RULES)
+    assert sorted(blocks["S2"]) == sorted(rule.replace("/S1/", "/S2/") for rule in STATION_RULES)
+    assert sorted(blocks["a1"]) == sorted(AGENT_RULES)
+    assert sorted(blocks["op1"]) == sorted(OPERATOR_RULES)
+    assert "pattern" not in (tmp_path / "acl").read_text(encoding="utf-8")
+
+
+def test_password_lines_verify_against_the_secrets(tmp_path: Path) -> None:
+    result = generate(tmp_path, *ACCOUNTS)
+    lines = passwd_lines(tmp_path)
+    assert set(lines) == {"S1", "S2", "a1", "op1"}
+    for name, line in lines.items():
+        assert verifies(line, secret(tmp_path, name))
+        assert not verifies(line, secret(tmp_path, name) + "x")
+        assert (tmp_path / "secrets" / f"{name}.password").stat().st_mode & 0o777 == 0o600
+    assert len(secret(tmp_path, "S1")) == 32  # token_urlsafe(24)
+    assert (tmp_path / "passwd").stat().st_mode & 0o777 == 0o600
+    assert "allow_anonymous false" in result.stdout and "acl_file /etc/mosquitto/paystation/acl" in result.stdout
+
+
+@pytest.mark.skipif(shutil.which("mosquitto_passwd") is None, reason="mosquitto_passwd is not installed")
+def test_mosquitto_passwd_writes_the_same_format(tmp_path: Path) -> None:
+    subprocess.run(["mosquitto_passwd", "-c", "-b", str(tmp_path / "passwd"), "someone", "pa55word"], check=True,
+                   capture_output=True)
+    assert verifies((tmp_path / "passwd").read_text(encoding="utf-8").strip(), "pa55word")
+
+
+def test_rerun_keeps_passwords_and_rotate_changes_only_the_named_one(tmp_path: Path) -> None:
+    generate(tmp_path, "--station", "S1", "--station", "S2", "--agent", "a1")
+    before = {name: secret(tmp_path, name) for name in ("S1", "S2", "a1")}
+    result = generate(tmp_path, "--station", "S1", "--station", "S2", "--station", "S3", "--agent", "a1")
+    assert {name: secret(tmp_path, name) for name in before} == before
+    assert "secrets new: S3" in result.stdout and "secrets kept: S1, S2, a1" in result.stdout
+    assert all(verifies(line, secret(tmp_path, name)) for name, line in passwd_lines(tmp_path).items())
+
+    result = generate(tmp_path, "--station", "S1", "--station", "S2", "--station", "S3", "--agent", "a1",
+                      "--rotate", "S2")
+    assert secret(tmp_path, "S2") != before["S2"]
+    assert (secret(tmp_path, "S1"), secret(tmp_path, "a1")) == (before["S1"], before["a1"])
+    assert verifies(passwd_lines(tmp_path)["S2"], secret(tmp_path, "S2"))
+    assert "secrets rotated: S2" in result.stdout
+
+    result = generate(tmp_path, "--station", "S1", "--agent", "a1")
+    assert set(passwd_lines(tmp_path)) == {"S1", "a1"}
+    assert "no longer accepted by the broker): S2, S3" in result.stdout
+
+
+def test_stations_file_with_comments(tmp_path: Path) -> None:
+    stations = tmp_path / "stations.txt"
+    stations.write_text("# Marktplatz\nDE-BER-0042\n\nDE-BER-0043  # by the church\n", encoding="utf-8")
+    generate(tmp_path / "out", "--stations-file", str(stations), "--station", "S1", "--operator", "op1")
+    assert set(acl_blocks(tmp_path / "out")) == {None, "S1", "DE-BER-0042", "DE-BER-0043", "op1"}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--station", "S/1"], "station name 'S/1' is not valid"),
+    (["--station", "S1+"], "station name 'S1+' is not valid"),
+    (["--station=-S1"], "station name '-S1' is not valid"),
+    (["--station", "_S1"], "station name '_S1' is not valid"),
+    (["--station", "S" * 65], "is not valid"),
+    (["--agent", "help desk"], "agent name 'help desk' is not valid"),
+    (["--operator", ""], "operator name '' is not valid"),
+    (["--agent", "#"], "agent name '#' is not valid"),
+    (["--station", "S1", "--agent", "S1"], "name 'S1' is given more than once (as station and agent)"),
+    (["--agent", "x", "--operator", "x"], "name 'x' is given more than once (as agent and operator)"),
+    (["--station", "S1", "--station", "S1"], "name 'S1' is given more than once (as station and station)"),
+    (["--station", "S1", "--rotate", "S9"], "cannot rotate 'S9': it is not an account of this run"),
+    (["--station", "S1", "--certificates", "--rotate", "S1"], "cannot rotate 'S1': it authenticates by certificate"),
+    (["--stations-file", "/nonexistent/stations"], "cannot read stations file"),
+    ([], "no accounts"),
+])
+def test_bad_input_is_refused_with_exit_code_2_and_nothing_written(tmp_path: Path, args: list[str],
+                                                                   message: str) -> None:
+    result = run("--out", tmp_path / "out", *args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_certificate_mode_has_the_same_acl_and_no_station_passwords(tmp_path: Path) -> None:
+    generate(tmp_path / "passwords", *ACCOUNTS)
+    result = generate(tmp_path / "certificates", *ACCOUNTS, "--certificates")
+    acl = (tmp_path / "certificates" / "acl").read_text(encoding="utf-8")
+    assert acl == (tmp_path / "passwords" / "acl").read_text(encoding="utf-8")
+    assert set(passwd_lines(tmp_path / "certificates")) == {"a1", "op1"}
+    assert sorted(p.name for p in (tmp_path / "certificates" / "secrets").iterdir()) == ["a1.password", "op1.password"]
+    assert "use_identity_as_username true" in result.stdout and "require_certificate true" in result.stdout
+
+
+def test_docs_show_the_printed_configurations(tmp_path: Path) -> None:
+    documented = re.findall(r"```\n(per_listener_settings false\n.*?)```",
+                            (ROOT / "docs" / "broker.md").read_text(encoding="utf-8"), re.DOTALL)
+    outputs = [generate(tmp_path / mode, *ACCOUNTS, *extra).stdout
+               for mode, extra in (("passwords", ()), ("certificates", ("--certificates",)))]
+    printed = [output.split("# paystation accounts", 1)[1].split("\n", 1)[1] for output in outputs]
+    assert documented == printed
+
+
+# ---------------------------------------------------------------- a real mosquitto with the generated files
+
+
+class Peer:
+    """A raw paho MQTT 5 client on its own network thread that records CONNACK, acknowledgements and messages."""
+
+    def __init__(self, port: int, username: str | None = None, password: str | None = None, *,
+                 client_id: str = "", pki: Pki | None = None, cert: CertFiles | None = None,
+                 will_topic: str | None = None) -> None:
+        self.port = port
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"test-{next(_numbers)}",
+                                  protocol=mqtt.MQTTv5, reconnect_on_failure=False)
+        if username is not None:
+            self.client.username_pw_set(username, password)
+        if pki is not None:
+            self.client.tls_set(ca_certs=str(pki.ca.cert), certfile=str(cert.cert) if cert else None,
+                                keyfile=str(cert.key) if cert else None)
+        if will_topic is not None:
+            self.client.will_set(will_topic, WILL, qos=1, retain=False)
+        self.connack: ReasonCode | None = None
+        self.closed = False
+        self.acks: dict[int, ReasonCode | list[ReasonCode]] = {}
+        self.messages: list[tuple[str, bytes]] = []
+        self.client.on_connect = self._on_connect
+        self.client.on_publish = self._on_ack
+        self.client.on_subscribe = self._on_ack
+        self.client.on_message = self._on_message
+        self.client.on_disconnect = self._on_disconnect
+
+    def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags, reason: ReasonCode,
+                    properties: object) -> None:
+        self.connack = reason
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: mqtt.DisconnectFlags, reason: ReasonCode,
+                       properties: object) -> None:
+        self.closed = True
+
+    def _on_ack(self, client: mqtt.Client, userdata: object, mid: int, reason: ReasonCode | list[ReasonCode],
+                properties: object) -> None:
+        self.acks[mid] = reason
+
+    def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        self.messages.append((message.topic, message.payload))
+
+    def connect(self) -> int | None:
+        """Connect and return the CONNACK reason code, or None when the connection closed without one (TLS refused)."""
+        try:
+            self.client.connect("127.0.0.1", self.port, keepalive=30)
+        except (ssl.SSLError, ConnectionError):
+            return None
+        self.client.loop_start()
+        wait_for(lambda: self.connack is not None or self.closed, TIMEOUT_S, "CONNACK")
+        return None if self.connack is None else self.connack.value
+
+    def _acknowledged(self, mid: int) -> ReasonCode | list[ReasonCode]:
+        wait_for(lambda: mid in self.acks, TIMEOUT_S, f"the acknowledgement of message {mid}")
+        return self.acks[mid]
+
+    def publish(self, topic: str, payload: bytes, retain: bool = False) -> int:
+        """Publish with QoS 1 and return the PUBACK reason code."""
+        reason = self._acknowledged(self.client.publish(topic, payload, qos=1, retain=retain).mid)
+        assert isinstance(reason, ReasonCode)
+        return reason.value
+
+    def subscribe(self, topic: str) -> list[int]:
+        """Subscribe with QoS 1 and return the SUBACK reason codes."""
+        result, mid = self.client.subscribe(topic, qos=1)
+        assert result == mqtt.MQTT_ERR_SUCCESS and mid is not None
+        reasons = self._acknowledged(mid)
+        assert isinstance(reasons, list)
+        return [reason.value for reason in reasons]
+
+    def wait_message(self, topic: str, payload: bytes) -> None:
+        """Wait until this message has arrived."""
+        wait_for(lambda: (topic, payload) in self.messages, TIMEOUT_S, f"{payload!r} on {topic}")
+
+    def close(self) -> None:
+        """Disconnect cleanly and stop the network thread."""
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture
+def peers() -> Iterator[Callable[..., Peer]]:
+    """Make Peers (not yet connected); every one is closed after the test."""
+    made: list[Peer] = []
+
+    def make(*args: object, **kwargs: object) -> Peer:
+        made.append(Peer(*args, **kwargs))  # type: ignore[arg-type]
+        return made[-1]
+
+    yield make
+    for peer in made:
+        peer.close()
+
+
+@pytest.fixture(scope="module")
+def accounts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Stations S1 and S2, agent a1, operator op1, generated once for the module's broker."""
+    out = tmp_path_factory.mktemp("accounts")
+    generate(out, *ACCOUNTS)
+    return out
+
+
+@pytest.fixture(scope="module")
+def acl_broker(accounts: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
+    """One mosquitto with the generated password and ACL files (plain TCP) for the access tests."""
+    mosquitto = Mosquitto(tmp_path_factory.mktemp("broker"), password_file=accounts / "passwd",
+                          acl_file=accounts / "acl").start()
+    try:
+        yield mosquitto
+    finally:
+        mosquitto.stop()
+
+
+@pytest.fixture
+def login(peers: Callable[..., Peer], acl_broker: Mosquitto, accounts: Path) -> Callable[..., Peer]:
+    """Connect as one of the generated accounts with its password (the connection must be accepted)."""
+    def connect(name: str, *subscriptions: str, will_topic: str | None = None) -> Peer:
+        peer = peers(acl_broker.port, name, secret(accounts, name), will_topic=will_topic)
+        assert peer.connect() == SUCCESS
+        for topic in subscriptions:
+            assert peer.subscribe(topic) == [GRANTED_QOS_1]
+        return peer
+    return connect
+
+
+def assert_denied(publisher: Peer, topic: str, observer: Peer, marker_topic: str) -> None:
+    """A QoS 1 publication to ``topic`` gets PUBACK 0x87 and never reaches ``observer``.
+
+    The allowed marker published after it on the same connection arrives; MQTT keeps one
+    client's order, so the forbidden message, had it passed, would have arrived first.
+    """
+    payload, marker = unique("forbidden"), unique("marker")
+    assert publisher.publish(topic, payload) == NOT_AUTHORIZED
+    assert publisher.publish(marker_topic, marker) == SUCCESS
+    observer.wait_message(marker_topic, marker)
+    assert [message for message in observer.messages if message[1] == payload] == []
+
+
+def test_anonymous_client_is_refused(acl_broker: Mosquitto, peers: Callable[..., Peer]) -> None:
+    assert peers(acl_broker.port).connect() == NOT_AUTHORIZED
+
+
+@pytest.mark.parametrize("username, password", [("S1", "wrong"), ("nobody", "x"), ("S1", "")])
+def test_wrong_password_or_unknown_user_is_refused(acl_broker: Mosquitto, peers: Callable[..., Peer],
+                                                   username: str, password: str) -> None:
+    assert peers(acl_broker.port, username, password).connect() == NOT_AUTHORIZED
+
+
+def test_station_publishes_its_own_topics_and_its_will(login: Callable[..., Peer]) -> None:
+    operator = login("op1", f"{P}/#")
+    station = login("S1", will_topic=f"{P}/S1/status")
+    for topic in (f"{P}/S1/event/payment", f"{P}/S1/reply/abc", f"{P}/S1/fault/printer", f"{P}/S1/telemetry",
+                  f"{P}/S1/help/request", f"{P}/S1/cfg/reported"):
+        payload = unique()
+        assert station.publish(topic, payload) == SUCCESS
+        operator.wait_message(topic, payload)
+    station.client.loop_stop()
+    station.client.socket().close()  # the station dies without DISCONNECT: the broker publishes its will
+    operator.wait_message(f"{P}/S1/status", WILL)
+
+
+@pytest.mark.parametrize("topic", [f"{P}/S2/event/payment", f"{P}/S2/status", f"{P}/S1/cmd/x", f"{P}/S1/cfg/desired",
+                                   f"{P}/S1/help/to-parker", f"{P}/S1/event/a/b", f"{P}/S1/other"])
+def test_station_cannot_publish_outside_its_own_station_topics(login: Callable[..., Peer], topic: str) -> None:
+    operator = login("op1", f"{P}/#")
+    station = login("S1", f"{P}/S1/cmd/#")
+    assert_denied(station, topic, operator, f"{P}/S1/event/marker")
+    assert station.messages == []
+
+
+def test_station_subscribing_to_another_station_is_granted_but_receives_nothing(login: Callable[..., Peer]) -> None:
+    station = login("S1", f"{P}/S1/cmd/#", f"{P}/S2/cmd/#", f"{P}/#")  # mosquitto 2.0 grants every SUBSCRIBE
+    operator = login("op1")
+    forbidden = [(f"{P}/S2/cmd/x", unique()), (f"{P}/S2/cfg/desired", unique())]
+    for topic, payload in forbidden:
+        assert operator.publish(topic, payload) == SUCCESS
+    marker = unique("marker")
+    assert operator.publish(f"{P}/S1/cmd/x", marker) == SUCCESS
+    station.wait_message(f"{P}/S1/cmd/x", marker)
+    assert [m for m in station.messages if m in forbidden] == []
+
+
+def test_station_gets_no_retained_message_of_another_station(login: Callable[..., Peer]) -> None:
+    operator = login("op1")
+    theirs, ours = unique(), unique("marker")
+    assert operator.publish(f"{P}/S2/cfg/desired", theirs, retain=True) < 0x80  # 0x10: nobody subscribed yet
+    assert operator.publish(f"{P}/S1/cfg/desired", ours, retain=True) < 0x80
+    try:
+        station = login("S1", f"{P}/S2/cfg/desired", f"{P}/S1/cfg/desired")  # retained ones follow each SUBACK
+        station.wait_message(f"{P}/S1/cfg/desired", ours)
+        assert (f"{P}/S2/cfg/desired", theirs) not in station.messages
+    finally:
+        for station_id in ("S1", "S2"):
+            operator.publish(f"{P}/{station_id}/cfg/desired", b"", retain=True)  # clears the retained message
+
+
+def test_station_receives_its_commands_desired_config_and_agent_messages(login: Callable[..., Peer]) -> None:
+    station = login("S1", f"{P}/S1/cmd/#", f"{P}/S1/cfg/desired", f"{P}/S1/help/to-parker")
+    operator, agent = login("op1"), login("a1")
+    for peer, topic in ((operator, f"{P}/S1/cmd/x"), (operator, f"{P}/S1/cmd/terminal/end-of-day"),
+                        (operator, f"{P}/S1/cfg/desired"), (agent, f"{P}/S1/cmd/courtesy"),
+                        (agent, f"{P}/S1/help/to-parker")):
+        payload = unique()
+        assert peer.publish(topic, payload) == SUCCESS
+        station.wait_message(topic, payload)
+
+
+def test_agent_cannot_write_desired_config_or_station_topics(login: Callable[..., Peer]) -> None:
+    operator = login("op1", f"{P}/#")
+    agent = login("a1")
+    for topic in (f"{P}/S1/cfg/desired", f"{P}/S1/status", f"{P}/S1/event/payment", f"{P}/a1/event/payment"):
+        assert_denied(agent, topic, operator, f"{P}/S1/cmd/marker")
+
+
+def test_operator_cannot_write_help_or_station_topics(login: Callable[..., Peer]) -> None:
+    agent = login("a1", f"{P}/#")
+    operator = login("op1")
+    for topic in (f"{P}/S1/help/to-parker", f"{P}/S1/status", f"{P}/S1/cfg/reported", f"{P}/op1/event/payment"):
+        assert_denied(operator, topic, agent, f"{P}/S1/cmd/marker")
+
+
+def test_agent_writes_help_to_parker_of_any_station(login: Callable[..., Peer]) -> None:
+    agent = login("a1")
+    for station_id in ("S1", "S2"):
+        station = login(station_id, f"{P}/{station_id}/help/to-parker")
+        payload = unique()
+        assert agent.publish(f"{P}/{station_id}/help/to-parker", payload) == SUCCESS
+        station.wait_message(f"{P}/{station_id}/help/to-parker", payload)
+
+
+def test_agents_receive_help_requests_through_the_shared_subscription(login: Callable[..., Peer]) -> None:
+    agent = login("a1", f"$share/agents/{P}/+/help/request")
+    for station_id in ("S1", "S2"):
+        station = login(station_id)
+        payload = unique()
+        assert station.publish(f"{P}/{station_id}/help/request", payload) == SUCCESS
+        agent.wait_message(f"{P}/{station_id}/help/request", payload)
+
+
+def test_reload_after_rerun_adds_removes_and_rotates_and_keeps_the_others_connected(
+        tmp_path: Path, peers: Callable[..., Peer]) -> None:
+    out = tmp_path / "accounts"
+    generate(out, "--station", "S1", "--station", "S2", "--operator", "op1")
+    mosquitto = Mosquitto(tmp_path / "broker", password_file=out / "passwd", acl_file=out / "acl").start()
+    try:
+        operator = peers(mosquitto.port, "op1", secret(out, "op1"))
+        assert operator.connect() == SUCCESS and operator.subscribe(f"{P}/#") == [GRANTED_QOS_1]
+        kept, removed = peers(mosquitto.port, "S1", secret(out, "S1")), peers(mosquitto.port, "S2", secret(out, "S2"))
+        assert kept.connect() == SUCCESS and removed.connect() == SUCCESS
+        assert peers(mosquitto.port, "S3", "guess").connect() == NOT_AUTHORIZED
+
+        generate(out, "--station", "S1", "--station", "S3", "--operator", "op1")
+        assert mosquitto.process is not None
+        mosquitto.process.send_signal(signal.SIGHUP)  # systemctl reload mosquitto
+        wait_for(lambda: removed.closed, TIMEOUT_S, "the removed station disconnected by the reload")
+        added = peers(mosquitto.port, "S3", secret(out, "S3"))
+        assert added.connect() == SUCCESS
+        assert peers(mosquitto.port, "S2", secret(out, "S2")).connect() == NOT_AUTHORIZED
+        payload = unique()
+        assert kept.publish(f"{P}/S1/event/payment", payload) == SUCCESS
+        operator.wait_message(f"{P}/S1/event/payment", payload)
+
+        old = secret(out, "S3")
+        generate(out, "--station", "S1", "--station", "S3", "--operator", "op1", "--rotate", "S3")
+        mosquitto.process.send_signal(signal.SIGHUP)
+        wait_for(lambda: added.closed, TIMEOUT_S, "the rotated station disconnected by the reload")
+        assert peers(mosquitto.port, "S3", old).connect() == NOT_AUTHORIZED
+        assert peers(mosquitto.port, "S3", secret(out, "S3")).connect() == SUCCESS
+        payload = unique()
+        assert kept.publish(f"{P}/S1/event/payment", payload) == SUCCESS
+        operator.wait_message(f"{P}/S1/event/payment", payload)
+    finally:
+        mosquitto.stop()
+
+
+# ---------------------------------------------------------------- the printed mosquitto.conf, over TLS
+
+
+@dataclass
+class ConfiguredMosquitto(Mosquitto):
+    """mosquitto run with the configuration the generator prints (ports and folder made the test's own)."""
+
+    conf: str = ""
+    staff_port: int = field(default_factory=free_port)
+
+    def write_config(self) -> None:
+        """The printed configuration plus where this test keeps persistence and the log."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(f"{self.conf}persistence_location {self.folder}/\n"
+                                    f"log_dest file {self.log_path}\n{self.extra}", encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    """A CA, the broker's certificate and client certificates for stations S1, S2 and S3 (S3 has no account)."""
+    return make_pki(tmp_path_factory.mktemp("pki"), ("S1", "S2", "S3"))
+
+
+def configured_broker(folder: Path, pki: Pki, certificates: bool) -> ConfiguredMosquitto:
+    """Accounts generated into ``folder``, the certificates beside them, mosquitto started with the printed conf."""
+    args = [*ACCOUNTS, "--certificates"] if certificates else list(ACCOUNTS)
+    printed = generate(folder, *args).stdout
+    for source, name in ((pki.ca.cert, "ca.crt"), (pki.server.cert, "broker.crt"), (pki.server.key, "broker.key")):
+        shutil.copyfile(source, folder / name)
+    conf = printed[printed.index("# paystation accounts"):]
+    mosquitto = ConfiguredMosquitto(folder / "broker", extra=AS_ROOT)
+    mosquitto.conf = (conf.replace("/etc/mosquitto/paystation/", f"{folder}/")
+                      .replace("listener 8883", f"listener {mosquitto.port}")
+                      .replace("listener 8884", f"listener {mosquitto.staff_port}"))
+    return mosquitto.start()
+
+
+def test_printed_configuration_with_passwords_over_tls(tmp_path: Path, pki: Pki, peers: Callable[..., Peer]) -> None:
+    mosquitto = configured_broker(tmp_path, pki, certificates=False)
+    try:
+        assert peers(mosquitto.port, pki=pki).connect() == NOT_AUTHORIZED
+        operator = peers(mosquitto.port, "op1", secret(tmp_path, "op1"), pki=pki)
+        assert operator.connect() == SUCCESS and operator.subscribe(f"{P}/#") == [GRANTED_QOS_1]
+        station = peers(mosquitto.port, "S1", secret(tmp_path, "S1"), client_id="S1", pki=pki)
+        assert station.connect() == SUCCESS
+        # S2 asking for S1's client id gets its own (the username): S1 stays connected.
+        assert peers(mosquitto.port, "S2", secret(tmp_path, "S2"), client_id="S1", pki=pki).connect() == SUCCESS
+        payload = unique()
+        assert station.publish(f"{P}/S1/event/payment", payload) == SUCCESS
+        operator.wait_message(f"{P}/S1/event/payment", payload)
+        assert_denied(station, f"{P}/S2/event/payment", operator, f"{P}/S1/event/marker")
+    finally:
+        mosquitto.stop()
+
+
+def test_printed_configuration_with_station_certificates(tmp_path: Path, pki: Pki,
+                                                         peers: Callable[..., Peer]) -> None:
+    mosquitto = configured_broker(tmp_path, pki, certificates=True)
+    try:
+        assert peers(mosquitto.port, pki=pki).connect() is None  # no client certificate: TLS refused
+        operator = peers(mosquitto.staff_port, "op1", secret(tmp_path, "op1"), pki=pki)
+        assert operator.connect() == SUCCESS and operator.subscribe(f"{P}/#") == [GRANTED_QOS_1]
+        station = peers(mosquitto.port, client_id="S1", pki=pki, cert=pki.clients["S1"])
+        assert station.connect() == SUCCESS
+        # The certificate's CN is the username: S2 claiming S1's name and client id still acts as S2.
+        other = peers(mosquitto.port, "S1", client_id="S1", pki=pki, cert=pki.clients["S2"])
+        assert other.connect() == SUCCESS
+        assert_denied(other, f"{P}/S1/event/payment", operator, f"{P}/S2/event/marker")
+        payload = unique()
+        assert station.publish(f"{P}/S1/event/payment", payload) == SUCCESS
+        operator.wait_message(f"{P}/S1/event/payment", payload)
+        assert_denied(station, f"{P}/S2/event/payment", operator, f"{P}/S1/event/marker")
+        # A valid certificate without an account connects but may do nothing.
+        stranger = peers(mosquitto.port, client_id="S3", pki=pki, cert=pki.clients["S3"])
+        assert stranger.connect() == SUCCESS
+        assert stranger.publish(f"{P}/S3/event/payment", unique()) == NOT_AUTHORIZED
+    finally:
+        mosquitto.stop()
