@@ -9,7 +9,7 @@ from kiosk import flow
 from kiosk.config import Settings
 from kiosk.events import (
     BeginPayment, CancelPayment, CloseHelpTicket, CommitFailed, CommitSession, ConfirmPayment, FailPayment,
-    FaultsChanged, HelpPressed, HelpReleased, HelpTicketOpened, Ignored, LookupSession, OpenHelpTicket,
+    FaultsChanged, HelpPressed, HelpReleased, HelpTicketOpened, Ignored, LookupSession, NoticeChanged, OpenHelpTicket,
     PaymentAuthorized, PaymentDeclined, PaymentNotStarted, PaymentPending, SaveFeedback, SessionCommitted,
     SessionLookedUp, SettingsChanged, Tap, TerminalStatus, Tick,
 )
@@ -413,3 +413,15 @@ def test_unknown_event_type_is_ignored() -> None:
     state = welcome()
     after, effects = flow.step(state, object(), NOW)  # type: ignore[arg-type]
     assert after == state and isinstance(effects[0], Ignored)
+
+
+# ---- staff notices ----
+
+
+def test_notice_is_shown_until_cleared_and_survives_resets() -> None:
+    state, effects = run(at_duration(), NoticeChanged("Closed on Sunday"))
+    assert state.notice == "Closed on Sunday" and state.screen is Screen.DURATION and effects == []
+    state, _ = run(state, Tap("cancel"))
+    assert state.screen is Screen.WELCOME and state.notice == "Closed on Sunday"
+    state, _ = run(state, NoticeChanged(""))
+    assert state.notice == ""

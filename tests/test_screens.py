@@ -157,6 +157,12 @@ def test_welcome_texts() -> None:
     assert not any("Technical text" in t for t in texts)
 
 
+def test_staff_notice_on_welcome_and_out_of_service() -> None:
+    notice = "Closed on Sunday for the market"
+    assert notice in draw(replace(states()["welcome_notice"], notice=notice)).texts
+    assert notice in draw(replace(states()["out_of_service"], notice=notice)).texts
+
+
 def test_plate_texts() -> None:
     assert "B-AB123" in draw(states()["plate_valid"]).texts
     texts = draw(states()["plate_too_long"]).texts
