@@ -87,10 +87,24 @@ def can_answer(request: Request, prefix: str) -> bool:
 
 
 def dedupe_key(request: Request) -> str | None:
-    """Duplicates are recognised by response topic + correlation data; None without correlation data."""
-    if request.correlation is None:
-        return None
-    return f"{request.response_topic}\n{request.correlation.hex()}"
+    """Duplicates are recognised by their correlation data; None without it (such a request is refused)."""
+    return request.correlation.hex() if request.correlation else None
+
+
+def json_value(payload: bytes) -> Any:
+    """A payload as JSON of valid Unicode text; ValueError says what is wrong with it.
+
+    Besides bad UTF-8 and bad JSON this refuses nesting deep enough to exhaust Python's
+    recursion limit, and lone surrogates (valid JSON escapes, but not storable text).
+    """
+    try:
+        value = json.loads(payload.decode("utf-8"))
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except (UnicodeError, ValueError) as exc:
+        raise ValueError(f"not UTF-8 JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise ValueError("not UTF-8 JSON: nested too deeply") from exc
+    return value
 
 
 def parse(request: Request) -> Any:
@@ -102,12 +116,14 @@ def parse(request: Request) -> Any:
     cls = ARGUMENTS.get(request.name)
     if cls is None:
         raise Refusal("unknown_command", f"unknown command {request.name!r}; known: {', '.join(ARGUMENTS)}")
+    if not request.correlation:
+        raise Refusal("bad_arguments", "correlation data is required: it is what makes a command run at most once")
     try:
-        raw = json.loads(request.payload.decode("utf-8")) if request.payload.strip() else {}
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise Refusal("bad_json", f"not UTF-8 JSON: {exc}") from exc
+        raw = json_value(request.payload) if request.payload.strip() else {}
+    except ValueError as exc:
+        raise Refusal("bad_json", str(exc)) from exc
     if not isinstance(raw, dict):
-        raise Refusal("bad_arguments", "expected a JSON object")
+        raise Refusal("bad_arguments", f"expected a JSON object, got {type(raw).__name__}")
     try:
         args = config.validate_as(raw, cls, f"cmd/{request.name}")
     except config.ConfigError as exc:

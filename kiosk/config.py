@@ -47,7 +47,7 @@ def matches(pattern: str, expected: str) -> Check:
 def _valid_regex(value: str) -> bool:
     try:
         re.compile(value)
-    except re.error:
+    except (re.error, OverflowError, RecursionError, ValueError):
         return False
     return True
 
@@ -340,7 +340,7 @@ def _convert(value: Any, annotation: Any, key: str, source: str, problems: list[
 def _convert_dataclass(value: Any, cls: type, key: str, source: str, problems: list[Problem]) -> Any:
     if not isinstance(value, Mapping):
         problems.append(Problem(source, key or "(top level)", f"expected a table, got {_describe(value)}"))
-        return cls()
+        return None
     hints = get_type_hints(cls, include_extras=True)
     names = {f.name for f in dataclasses.fields(cls)}
     for unknown in sorted(set(value) - names):

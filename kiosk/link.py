@@ -17,6 +17,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from kiosk.config import MqttSettings
 from kiosk.events import Event, LinkAcked, LinkDown, LinkUp, MessageIn
@@ -565,10 +566,17 @@ class MqttLink:
             if self._next_boot == conn.boot:
                 self._next_boot = None
             self._receive_maximum = int(getattr(properties, "ReceiveMaximum", DEFAULT_RECEIVE_MAXIMUM))
+        # paho does not read the broker's Receive Maximum itself. With its in-flight limit set to
+        # it, paho queues instead of sending, so births, replies and republished state never
+        # exceed it either. paho's setter refuses on an open connection (its worry is a change
+        # from or to 0, "unlimited"); here nothing is published yet and both values are > 0.
+        client._max_inflight_messages = max(1, min(MAX_INFLIGHT, self._receive_maximum))
         if not self._subscriptions:
             self._became_ready(conn)
             return
-        rc, mid = client.subscribe([(self._prefix + topic, 1) for topic in self._subscriptions])
+        # Retain As Published: a command retained by mistake arrives flagged, so it can be refused.
+        options = SubscribeOptions(qos=1, retainAsPublished=True)
+        rc, mid = client.subscribe([(self._prefix + topic, options) for topic in self._subscriptions])
         if rc != mqtt.MQTT_ERR_SUCCESS:
             log.error("MQTT subscribe on %s failed: %s", self._address, mqtt.error_string(rc))
         conn.sub_mid = mid

@@ -62,6 +62,7 @@ class OutboxPublisher:
         self._refused_rows: set[int] = set()
         self._refused = 0
         self._read_failing = False
+        self._online = False  # between connected() and disconnected(), as the loop learnt it
 
     @property
     def in_flight(self) -> int:
@@ -79,7 +80,7 @@ class OutboxPublisher:
 
         Some may still wait for their PUBACK; messages published after this come after all of them.
         """
-        return self._link.connected and self._drained_at == self._store.outbox_writes
+        return self._online and self._link.connected and self._drained_at == self._store.outbox_writes
 
     def connected(self) -> int:
         """The link is (re)connected: every unsent row is eligible again, from the lowest id; then pump.
@@ -93,11 +94,13 @@ class OutboxPublisher:
         if stale:
             log.debug("dropped %d PUBACKs of the previous connection; their rows are published again", len(stale))
         self._forget()
+        self._online = True
         return self.pump()
 
     def disconnected(self) -> None:
         """The link is down: forget the window (its rows stay unsent and are published again)."""
         self._forget()
+        self._online = False
 
     def pump(self) -> int:
         """Publish the next unsent rows while the window has room; returns how many were published.
@@ -105,8 +108,8 @@ class OutboxPublisher:
         No SQL query is made when the window is full, or when the last read already found every
         unsent row and no outbox row was written since. A store error is logged, not raised.
         """
-        if not self._link.connected:
-            return 0
+        if not (self._online and self._link.connected):
+            return 0  # not before connected(): the birth goes first, and the window starts afresh
         room = min(self._window, self._link.receive_maximum) - len(self._in_flight)
         writes = self._store.outbox_writes
         if room <= 0 or self._drained_at == writes:

@@ -1,11 +1,11 @@
 """Remote configuration (MQTT cfg/desired): merged over the station's file, validated like it, versioned."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from kiosk import config
+from kiosk.commands import json_value
 
 # What an operator may change remotely. Identity, storage, broker, serial port, pins and
 # screen geometry stay in the station's own file: a wrong remote value there could cut
@@ -20,7 +20,7 @@ class Decision:
     """What to do with one cfg/desired message.
 
     ``action`` is ``apply`` (``settings`` and ``desired`` are set), ``same`` (this version
-    is already applied: report again, change nothing) or ``reject`` (``problems`` say why).
+    is already applied: nothing to do) or ``reject`` (``problems`` say why).
     """
 
     action: str
@@ -56,11 +56,11 @@ def decide(base: config.Settings, applied_version: int, payload: bytes) -> Decis
     if len(payload) > MAX_DESIRED_BYTES:
         return Decision("reject", None, problems=(f"payload of {len(payload)} bytes; at most {MAX_DESIRED_BYTES}",))
     try:
-        desired = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        return Decision("reject", None, problems=(f"not UTF-8 JSON: {exc}",))
+        desired = json_value(payload)
+    except ValueError as exc:
+        return Decision("reject", None, problems=(str(exc),))
     if not isinstance(desired, dict):
-        return Decision("reject", None, problems=("expected a JSON object",))
+        return Decision("reject", None, problems=(f"expected a JSON object, got {type(desired).__name__}",))
     version = desired.get("version")
     if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= 2**31 - 1:
         return Decision("reject", None, problems=(f"version: expected an integer from 1 to {2**31 - 1}, got {version!r}",))

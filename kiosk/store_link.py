@@ -53,16 +53,13 @@ class LinkStore:
 
     # --- remote configuration ------------------------------------------------------------------------------
 
-    def save_remote_config(self, desired: dict[str, Any] | None, reported: dict[str, Any], now: datetime) -> None:
-        """Store the applied remote config (None deletes it) and queue the retained ``cfg/reported``, together."""
-        desired_json = None if desired is None else _json_object("desired", desired)
+    def save_remote_config(self, desired: dict[str, Any], reported: dict[str, Any], now: datetime) -> None:
+        """Store the applied remote config and queue the retained ``cfg/reported``, together."""
+        desired_json = _json_object("desired", desired)
         reported_json = _json_object("reported", reported)
         _utc(now, "now")
         with self._write():
-            if desired_json is None:
-                MetaRow.delete().where(MetaRow.key == REMOTE_CONFIG_KEY).execute(self._db)
-            else:
-                MetaRow.replace(key=REMOTE_CONFIG_KEY, value=desired_json).execute(self._db)
+            MetaRow.replace(key=REMOTE_CONFIG_KEY, value=desired_json).execute(self._db)
             self._insert_outbox("cfg/reported", reported_json, 1, True, None, now)
 
     def report_config(self, reported: dict[str, Any], now: datetime) -> None:

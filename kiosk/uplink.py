@@ -24,7 +24,7 @@ UPLINK_EVENTS = (LinkUp, LinkDown, LinkAcked, MessageIn, TerminalReport)
 SUBSCRIPTIONS = ("cmd/#", "cfg/desired")
 HOUSEKEEPING_S = 60
 WATCHDOG_MARGIN_S = 30
-IDLE_SCREENS = (flow.Screen.WELCOME, flow.Screen.OUT_OF_SERVICE)
+TERMINAL_ANSWER_S = 600  # an end of day may take minutes; a terminal silent for longer will not answer
 
 
 class Link(Protocol):
@@ -78,6 +78,7 @@ class _Waiting:
     """A command whose reply waits for the card terminal; duplicates that arrive meanwhile wait too."""
 
     key: str | None
+    since: datetime
     requests: list[Request] = field(default_factory=list)
 
 
@@ -112,13 +113,13 @@ class Uplink:
     # ---- the loop's hooks ----
 
     def handle(self, event: Event, now: datetime) -> None:
-        """An MQTT or terminal-report event from the loop's queue."""
+        """An MQTT or terminal-report event from the loop's queue; nothing from the network can stop the loop."""
         try:
             if isinstance(event, LinkUp):
                 self._connected(event.boot, now)
             elif isinstance(event, LinkDown):
                 log.warning("MQTT link down: %s", event.reason)
-                self._offer_boot(now)  # a connection that dropped before LinkUp may have used the last one
+                self._offer_boot(now)  # the connection that ended used its number up
                 if self._publisher is not None:
                     self._publisher.disconnected()
             elif isinstance(event, LinkAcked):
@@ -130,6 +131,8 @@ class Uplink:
                 self._terminal_report(event, now)
         except StorageError as exc:
             self._control.raise_fault("storage", exc.reason, now, str(exc))
+        except Exception:  # a bug must not turn one bad message into a crash loop (cfg/desired is retained)
+            log.exception("%s not handled", type(event).__name__)
 
     def pump(self, now: datetime) -> None:
         """Publish what the outbox gained (cheap when nothing changed); resync retained state once drained."""
@@ -137,12 +140,11 @@ class Uplink:
             return
         try:
             self._publisher.pump()
+            if self._resync and self._publisher.drained:
+                self._resync = False
+                self._publish_retained()
         except StorageError as exc:
             self._control.raise_fault("storage", exc.reason, now, str(exc))
-            return
-        if self._resync and self._publisher.drained:
-            self._resync = False
-            self._publish_retained()
 
     def deadline(self) -> datetime | None:
         """When the uplink next wants on_due (telemetry, housekeeping)."""
@@ -151,22 +153,20 @@ class Uplink:
 
     def on_due(self, now: datetime) -> None:
         """Run the timers that are due."""
-        if self._next_telemetry is not None and now >= self._next_telemetry:
-            self._next_telemetry = now + timedelta(seconds=self._settings.mqtt.telemetry_interval_s)
-            self._publish_telemetry(now)
-        if self._next_housekeeping is not None and now >= self._next_housekeeping:
-            self._next_housekeeping = now + timedelta(seconds=HOUSEKEEPING_S)
-            self._housekeeping(now)
+        try:
+            if self._next_telemetry is not None and now >= self._next_telemetry:
+                self._next_telemetry = now + timedelta(seconds=self._settings.mqtt.telemetry_interval_s)
+                self._publish_telemetry(now)
+            if self._next_housekeeping is not None and now >= self._next_housekeeping:
+                self._next_housekeeping = now + timedelta(seconds=HOUSEKEEPING_S)
+                self._housekeeping(now)
+        except StorageError as exc:
+            self._control.raise_fault("storage", exc.reason, now, str(exc))
 
     def stop(self, now: datetime) -> None:
         """Say `offline` (retained) and disconnect cleanly, so that no will is sent."""
         if self._link is not None:
             self._link.stop(_json({"state": "offline", "boot": self._boot, "ts": _ts(now)}))
-
-    @property
-    def boot(self) -> int:
-        """The boot number of the current (or last) connection."""
-        return self._boot
 
     # ---- connection ----
 
@@ -177,7 +177,6 @@ class Uplink:
 
     def _connected(self, boot: int, now: datetime) -> None:
         self._boot = boot
-        self._offer_boot(now)
         log.info("MQTT link up (boot %d): birth, then the outbox", boot)
         self._publish_birth(now)
         if self._publisher is not None:
@@ -187,11 +186,17 @@ class Uplink:
             self._publish_retained()
 
     def _offer_boot(self, now: datetime) -> None:
-        """Give the link a fresh, durable boot number for its next connection."""
+        """Give the link a fresh boot number for its next connection (durable when the database works)."""
         store = self._control.store
-        self._offered = store.next_boot(now) if store is not None else max(self._offered, self._boot) + 1
-        assert self._link is not None
-        self._link.offer_boot(self._offered)
+        fresh = max(self._offered, self._boot) + 1
+        if store is not None:
+            try:
+                fresh = store.next_boot(now)
+            except StorageError as exc:
+                self._control.raise_fault("storage", exc.reason, now, str(exc))
+        self._offered = fresh
+        if self._link is not None:
+            self._link.offer_boot(fresh)
 
     def _publish_birth(self, now: datetime) -> None:
         assert self._link is not None
@@ -240,6 +245,9 @@ class Uplink:
         except StorageError as exc:
             self._finish(key, [request], reply(False, "storage", f"not done: {exc}"), now)
             raise
+        except Exception as exc:
+            log.exception("command %s failed", request.name)
+            self._finish(key, [request], reply(False, "failed", f"not done: {type(exc).__name__}"), now)
 
     def _answer_again(self, key: str, request: Request, now: datetime) -> bool:
         """A duplicate is answered from the record and not run again; True if ``key`` was known."""
@@ -269,8 +277,12 @@ class Uplink:
         station = self._control
         if name == "rebirth":
             self._publish_birth(now)
-            count = self._publish_retained()
-            self._finish(key, [request], reply(True, "ok", f"status and {count} retained topics republished"), now)
+            if self._publisher is None or self._publisher.drained:
+                detail = f"status and {self._publish_retained()} retained topics republished"
+            else:  # older rows for the same topics still wait: republishing now would replay old after new
+                self._resync = True
+                detail = "status republished; the retained topics follow once the outbox backlog is sent"
+            self._finish(key, [request], reply(True, "ok", detail), now)
         elif isinstance(args, NoticeArgs):
             if station.store is not None:
                 station.store.set_notice(args.text, now)
@@ -312,7 +324,7 @@ class Uplink:
         if station.state.screen is flow.Screen.PAYING:
             raise Refusal("busy", "a parker is paying; try again in a few minutes")
         request_id = str(uuid.uuid4())
-        self._waiting[request_id] = _Waiting(key, [request])
+        self._waiting[request_id] = _Waiting(key, now, [request])
         if key is not None:
             self._waiting_keys[key] = request_id
         station.terminal_request(kind, request_id)
@@ -325,11 +337,16 @@ class Uplink:
         if waiting.key is not None:
             self._waiting_keys.pop(waiting.key, None)
         store = self._control.store
-        if event.ok and event.kind == "end_of_day" and store is not None:
-            store.record_terminal_report({"kind": "end_of_day", **event.data}, now)
         what = f"terminal {event.kind.replace('_', ' ')}"
+        done = f"{what} done"
+        if event.ok and event.kind == "end_of_day" and store is not None:
+            try:
+                store.record_terminal_report({"kind": "end_of_day", **event.data}, now)
+            except StorageError as exc:  # the totals still reach the asker
+                self._control.raise_fault("storage", exc.reason, now, str(exc))
+                done += f" (not stored: {exc.reason})"
         if event.ok:
-            answer = reply(True, "ok", f"{what} done", **event.data)
+            answer = reply(True, "ok", done, **event.data)
         else:
             answer = reply(False, "terminal_failed", f"{what} failed", **event.data)
         self._finish(waiting.key, waiting.requests, answer, now)
@@ -372,6 +389,7 @@ class Uplink:
         report = remote_config.reported(decision, decision.settings.version, _ts(now))
         self._report_config(report, decision.desired, store, now)
         self._settings = decision.settings
+        self._control.clear_fault("config", now)
         log.info("cfg/desired version %d applied (for the next parker)", decision.settings.version)
         self._control.post(SettingsChanged(decision.settings))
 
@@ -406,6 +424,10 @@ class Uplink:
 
     def _housekeeping(self, now: datetime) -> None:
         station = self._control
+        for request_id, waiting in list(self._waiting.items()):
+            if now - waiting.since > timedelta(seconds=TERMINAL_ANSWER_S):
+                self._terminal_report(TerminalReport(request_id, "request", False, {
+                    "error": f"the card terminal did not answer within {TERMINAL_ANSWER_S} s"}), now)
         if self._publisher is not None:
             try:
                 if self._publisher.housekeeping(now):

@@ -114,6 +114,17 @@ def test_window_is_the_smaller_of_ours_and_the_brokers_receive_maximum(store: St
     assert wide.ids() == more[:10] and pub.in_flight == 10
 
 
+def test_nothing_is_published_before_the_loop_learnt_of_the_connection(store: Store) -> None:
+    fill(store, 3)
+    link = FakeLink()  # the network thread already says connected; the loop has not handled LinkUp yet
+    pub = publisher(store, link)
+    assert pub.pump() == 0 and link.messages == [] and not pub.drained
+    assert pub.connected() == 3
+    pub.disconnected()
+    link.puback_all()
+    assert pub.pump() == 0, "after disconnected() only connected() starts publishing again"
+
+
 def test_rows_are_published_as_stored_in_id_order(store: Store) -> None:
     store.raise_fault("printer", "paper_out", "warning", "Paper out", "no receipts", T0)
     ids = fill(store, 3)

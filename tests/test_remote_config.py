@@ -63,3 +63,16 @@ def test_reported_payloads() -> None:
     report = remote_config.reported(rejected, 2, "T")
     assert report["applied"] is False and report["active_version"] == 2 and report["version"] == 3
     assert report["error"] == "; ".join(report["problems"]) and report["error"].startswith("mqtt")
+
+
+@pytest.mark.parametrize("raw", [
+    b"[" * 100_000,
+    b'{"version": 2, "tariff": {"bands": [null]}}',
+    b'{"version": 2, "plate": {"pattern": "a{99999999999}"}}',
+    b'{"version": 2, "plate": {"pattern": "' + b"(" * 5000 + b")" * 5000 + b'"}}',
+    b'{"version": 2, "zone": {"name": "\\ud800"}}',
+    b'{"\\ud800": 1}',
+])
+def test_hostile_payloads_are_rejected_not_raised(raw: bytes) -> None:
+    decision = decide(BASE, 1, raw)
+    assert decision.action == "reject" and decision.problems

@@ -854,8 +854,8 @@ def test_remote_config_round_trip(store: Store, caplog) -> None:
     store.report_config(rejected, T0 + timedelta(minutes=1))
     assert store.remote_config() == desired  # a rejected config leaves the applied one
     assert dict(store.retained_messages())["cfg/reported"] == _json_text(rejected)
-    store.save_remote_config(None, {"version": 0, "applied": True, "error": None}, T0 + timedelta(minutes=2))
-    assert store.remote_config() is None and store.rows("meta", key="remote_config") == []
+    store.save_remote_config({"version": 5}, {"version": 5, "applied": True, "error": None}, T0 + timedelta(minutes=2))
+    assert store.remote_config() == {"version": 5}
     assert count(store, "outbox", topic="cfg/reported") == 3
     with pytest.raises(ValueError, match="desired must be a dict"):
         store.save_remote_config([1], reported, T0)
@@ -889,8 +889,6 @@ def test_remote_config_and_its_report_are_one_transaction(store: Store, monkeypa
     monkeypatch.setattr(Store, "_insert_outbox", insert_fails)
     with pytest.raises(RuntimeError):
         store.save_remote_config({"version": 3}, {"version": 3, "applied": True, "error": None}, T0)
-    with pytest.raises(RuntimeError):
-        store.save_remote_config(None, {"version": 0, "applied": True, "error": None}, T0)
     assert (store.rows("meta"), store.rows("outbox"), store.rows("retained")) == before
     assert store.remote_config() == {"version": 2}
 

@@ -287,7 +287,7 @@ class ZvtTerminal:
     def _serve_request(self, session: EcrSession, kind: str, request_id: str) -> None:
         try:
             data = status_data(session.status()) if kind == "status" else end_of_day_data(session.end_of_day())
-        except (TerminalUnreachable, CommandRefused) as exc:
+        except (TerminalUnreachable, CommandRefused, OSError) as exc:
             self._post(TerminalReport(request_id, kind, False, {"error": str(exc)}))
             raise
         log.info("terminal %s for staff: %s", kind, data.get("text") or data.get("status"))
