@@ -55,6 +55,11 @@ def json_properties(packet_type: int) -> Properties:
     return properties
 
 
+# Shared by every publish without expiry: paho only reads properties, and building them per
+# message cost a fifth of a backlog drain (docs/performance.md).
+_PUBLISH_PROPERTIES = json_properties(PacketTypes.PUBLISH)
+
+
 def _guarded(method: Callable[..., None]) -> Callable[..., None]:
     """A paho callback that never lets an exception escape into paho's network loop."""
     @functools.wraps(method)
@@ -182,8 +187,9 @@ class MqttLink:
 
         With a ``row_id`` the broker's answer is reported by take_acks() (QoS 0: once written).
         """
-        properties = json_properties(PacketTypes.PUBLISH)
+        properties = _PUBLISH_PROPERTIES
         if expiry_s is not None:
+            properties = json_properties(PacketTypes.PUBLISH)
             properties.MessageExpiryInterval = expiry_s
         return self._send(self._prefix + topic, payload, qos, retain, properties, _Pending(row_id, topic))
 
@@ -523,7 +529,7 @@ class MqttLink:
         client.on_publish = functools.partial(self._on_publish, conn)
         client.on_message = functools.partial(self._on_message, conn)
         client.on_disconnect = functools.partial(self._on_disconnect, conn)
-        client.on_log = functools.partial(self._on_log, conn)
+        client.logger = _PahoLog(conn)
         client.on_socket_register_write = _written_by_network_thread
         return client
 
@@ -533,8 +539,14 @@ class MqttLink:
         properties = Properties(PacketTypes.CONNECT)
         properties.SessionExpiryInterval = 0
         properties.MaximumPacketSize = MAX_PACKET_SIZE
-        return conn.client.connect(self._settings.host, self._settings.port, keepalive=self._settings.keepalive_s,
-                                   clean_start=True, properties=properties)
+        rc = conn.client.connect(self._settings.host, self._settings.port, keepalive=self._settings.keepalive_s,
+                                 clean_start=True, properties=properties)
+        sock = conn.client.socket()
+        if rc == mqtt.MQTT_ERR_SUCCESS and sock is not None:
+            # paho leaves Nagle on: a small message written while the broker has not yet
+            # acknowledged the previous one (a TCP ACK, delayed ~40 ms) would wait for it.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return rc
 
     def _read_password(self) -> str:
         """The password, read from its file at each connect (one trailing newline removed)."""
@@ -654,12 +666,24 @@ class MqttLink:
             if conn.last_error:
                 conn.ended += f": {conn.last_error}"
 
-    @_guarded
-    def _on_log(self, conn: _Connection, _client: mqtt.Client, _userdata: Any, level: int, text: str) -> None:
-        """Keep paho's last error for the LinkDown reason; everything else is DEBUG."""
-        if level == mqtt.MQTT_LOG_ERR:
-            conn.last_error = text
-        paho_log.debug("%s", text)
+
+
+class _PahoLog:
+    """paho's logger for one connection: keeps its last error for the LinkDown reason, the rest at DEBUG.
+
+    Unlike an on_log callback, this formats paho's per-packet lines only when DEBUG is on:
+    formatting them cost 12 % of a backlog drain (docs/performance.md).
+    """
+
+    def __init__(self, conn: _Connection) -> None:
+        self._conn = conn
+
+    def log(self, level: int, fmt: str, *args: Any) -> None:
+        """Called by paho for each of its log lines."""
+        if level >= logging.ERROR:
+            self._conn.last_error = fmt % args
+        if paho_log.isEnabledFor(logging.DEBUG):
+            paho_log.debug(fmt, *args)
 
 
 def _written_by_network_thread(_client: mqtt.Client, _userdata: Any, _sock: Any) -> None:

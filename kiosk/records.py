@@ -81,7 +81,6 @@ class OutboxRow:
     payload: str
     qos: int
     retain: bool
-    created: datetime
 
 
 @dataclass(frozen=True, slots=True)

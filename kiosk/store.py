@@ -392,9 +392,11 @@ class Store(PaymentStore, LinkStore):
         """Up to ``limit`` unsent rows with id > ``after_id``, in id (= commit) order."""
         _int("after_id", after_id, 0)
         _int("limit", limit, 1)
-        query = Outbox.select().where(Outbox.sent.is_null(), Outbox.id > after_id).order_by(Outbox.id).limit(limit)
-        with self._guard():
-            return [_record(OutboxRow, row) for row in query.execute(self._db)]
+        query = (Outbox.select(Outbox.id, Outbox.seq, Outbox.topic, Outbox.payload, Outbox.qos, Outbox.retain)
+                 .where(Outbox.sent.is_null(), Outbox.id > after_id).order_by(Outbox.id).limit(limit).tuples())
+        with self._guard():  # plain tuples: model instances cost a fifth of a backlog drain (docs/performance.md)
+            return [OutboxRow(i, seq, topic, payload, qos, bool(retain)) for i, seq, topic, payload, qos, retain
+                    in query.execute(self._db)]
 
     @property
     def outbox_writes(self) -> int:

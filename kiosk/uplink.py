@@ -353,6 +353,7 @@ class Uplink:
 
     def _finish(self, key: str | None, requests: list[Request], answer: str, now: datetime) -> None:
         """Remember the reply (so duplicates get it again), then send it to every asker."""
+        self.pump(now)  # what the command committed goes out first, not after this bookkeeping commit
         if key is not None:
             store = self._control.store
             if store is None:
