@@ -102,7 +102,6 @@ class Uplink:
         self._resync = False
         self._answers: dict[str, str] = {}  # dedupe keys -> replies, when there is no database
         self._waiting: dict[str, _Waiting] = {}  # terminal request id -> command waiting for it
-        self._waiting_keys: dict[str, str] = {}  # dedupe key -> terminal request id
 
     def attach(self, station: Station, now: datetime) -> None:
         """Start serving ``station`` (called by the loop) and schedule the timers."""
@@ -251,9 +250,9 @@ class Uplink:
 
     def _answer_again(self, key: str, request: Request, now: datetime) -> bool:
         """A duplicate is answered from the record and not run again; True if ``key`` was known."""
-        waiting_id = self._waiting_keys.get(key)
-        if waiting_id is not None:
-            self._waiting[waiting_id].requests.append(request)
+        waiting = next((w for w in self._waiting.values() if w.key == key), None)  # at most a few
+        if waiting is not None:
+            waiting.requests.append(request)
             return True
         store = self._control.store
         if store is None:
@@ -325,8 +324,6 @@ class Uplink:
             raise Refusal("busy", "a parker is paying; try again in a few minutes")
         request_id = str(uuid.uuid4())
         self._waiting[request_id] = _Waiting(key, now, [request])
-        if key is not None:
-            self._waiting_keys[key] = request_id
         station.terminal_request(kind, request_id)
 
     def _terminal_report(self, event: TerminalReport, now: datetime) -> None:
@@ -334,8 +331,6 @@ class Uplink:
         if waiting is None:
             log.warning("terminal %s report for no waiting command", event.kind)
             return
-        if waiting.key is not None:
-            self._waiting_keys.pop(waiting.key, None)
         store = self._control.store
         what = f"terminal {event.kind.replace('_', ' ')}"
         done = f"{what} done"
