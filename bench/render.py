@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import common  # noqa: F401  (sets the SDL dummy driver)
 
-from kiosk import flow
+from kiosk import flow, helpdesk
 from kiosk.config import Settings
 from kiosk.records import FaultRecord, SessionRecord
 from screens.display import Display
@@ -23,6 +23,7 @@ def states(settings: Settings) -> dict[str, flow.State]:
     session = SessionRecord("s1", "B-AB123", settings.zone.name, NOW, NOW + timedelta(hours=1), 60, 200, "EUR",
                             "paid", "p1", None, NOW)
     fault = FaultRecord("card_terminal", "unreachable", "critical", "x", "no_card_payment", NOW)
+    waiting = helpdesk.Ticket(opened=NOW, since=NOW, answer_due=NOW + timedelta(seconds=90), last_activity=NOW, id="t1")
     return {
         "welcome": base,
         "plate": replace(base, screen=flow.Screen.PLATE, plate="B-AB123"),
@@ -33,7 +34,11 @@ def states(settings: Settings) -> dict[str, flow.State]:
                             decline=flow.Decline("declined", 5, "Declined")),
         "feedback": replace(base, screen=flow.Screen.FEEDBACK),
         "out_of_service": replace(base, screen=flow.Screen.OUT_OF_SERVICE, faults=(fault,)),
-        "help overlay": replace(base, help=flow.Help(NOW, "t1")),
+        "help overlay": replace(base, help=waiting),
+        "help talking": replace(base, help=replace(waiting, phase=helpdesk.Phase.CONNECTED, agent="Anna", conversation=(
+            helpdesk.Line("parker", helpdesk.QUICK_REPLIES["card_declined"], NOW),
+            helpdesk.Line("agent", "I can see the declined payment. I will give you free parking for today.", NOW),
+            helpdesk.Line("courtesy", "B-AB123", NOW, until=NOW + timedelta(hours=3))))),
         "warning overlay": replace(base, screen=flow.Screen.PLATE, plate="B-AB", warning_since=NOW),
     }
 

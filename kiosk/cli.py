@@ -8,14 +8,15 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 from zoneinfo import ZoneInfo
 
-from kiosk import config, flow, remote_config
+from console import app as console_app
+from kiosk import config, flow, helpdesk, remote_config
 from kiosk.events import Event
 from kiosk.faults import kind_of
 from kiosk.link import MqttLink
@@ -26,6 +27,10 @@ from kiosk.scenario import ManualClock, Runner, ScenarioDisplay, ScenarioError, 
 from kiosk.store import StorageError, Store
 from kiosk.uplink import SUBSCRIPTIONS, Uplink
 from kiosk.cli_terminal import add_terminal_commands
+
+if TYPE_CHECKING:
+    from drivers.gpio import HelpPanel
+    from screens.display import Display
 
 log = logging.getLogger("kiosk")
 
@@ -55,6 +60,10 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(command=_run)
 
     add_terminal_commands(commands)
+
+    console = commands.add_parser("console", help="the agents' console: fleet, help queue, chat (needs kiosk[console])")
+    console_app.add_arguments(console)
+    console.set_defaults(command=console_app.main)
 
     check = commands.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file", type=Path)
@@ -128,10 +137,68 @@ def _run(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         clock = ManualClock(start or _default_start(settings))
 
-    from screens.display import Display
-
     if args.scenario is None:
         _block_stop_signals()
+    try:
+        station = build_station(settings, clock, simulate=args.simulate,
+                                headless=args.headless or args.scenario is not None, online=args.scenario is None)
+    except ValueError as exc:
+        log.critical("card terminal: %s", exc)
+        return EXIT_USAGE
+    loop = station.loop
+    try:
+        station.start()
+        if args.scenario is not None:
+            return _replay(loop, station.display, station.devices.simulator, clock, steps, args.scenario)
+        _stop_on_signals(loop)
+        kind = "simulated" if args.simulate else "real"
+        log.info("station %s starting (zone %s, %s devices)", settings.station.id, settings.zone.name, kind)
+        loop.run()
+        return EXIT_RESTART if loop.restart_requested else EXIT_OK
+    finally:
+        station.close()
+
+
+@dataclass
+class Station:
+    """One station's parts, wired: what `kiosk run` runs (tests and benchmarks build it in-process too)."""
+
+    loop: Loop
+    display: "Display"
+    devices: CardTerminal
+    store: Store | None
+    link: MqttLink | None
+    uplink: Uplink
+    panel: "HelpPanel | None"
+
+    def start(self) -> None:
+        """Start the devices and the MQTT link (the loop itself is run or settled by the caller)."""
+        self.devices.terminal.start()
+        if self.panel is not None:
+            self.panel.start()
+        if self.link is not None:
+            self.link.start()
+
+    def close(self) -> None:
+        """Say offline, stop the devices, record what they reported while closing, close screen and database."""
+        self.uplink.stop(self.loop.clock())
+        self.devices.close()
+        if self.panel is not None:
+            self.panel.close()
+        self.loop.settle()  # what the terminal reported while closing (e.g. a confirmation) is recorded
+        self.display.close()
+        if self.store is not None:
+            self.store.close()
+
+
+def build_station(settings: config.Settings, clock: Callable[[], datetime], *, simulate: bool, headless: bool,
+                  online: bool = True) -> Station:
+    """Wire a station: database, card terminal, GPIO panel, screen, MQTT link (``online``) and the loop.
+
+    Raises ValueError when the card terminal's settings cannot work; every other broken part
+    becomes a fault, so that the station still shows parkers what it can do.
+    """
+    from screens.display import Display
 
     now = clock()
     hand_over_quickly()
@@ -139,41 +206,58 @@ def _run(args: argparse.Namespace) -> int:
     file_settings = settings
     settings, faults = _remote_settings(file_settings, store, faults, now)
     owed = tuple(store.unconfirmed_payments()) if store is not None else ()
+    post: Callable[[Event], None] = lambda event: loop.post(event)
     try:
-        devices = CardTerminal(settings, args.simulate, owed, lambda event: loop.post(event))
-    except ValueError as exc:
-        log.critical("card terminal: %s", exc)
+        devices = CardTerminal(settings, simulate, owed, post)
+    except ValueError:
         if store is not None:
             store.close()
-        return EXIT_USAGE
-    display = Display(settings, headless=args.headless or args.scenario is not None)
-    link = None if args.scenario is not None else _mqtt_link(settings, args.simulate, store,
-                                                               lambda event: loop.post(event))
+        raise
+    panel = None
+    if online:  # a scenario replay presses the help button itself, on its manual clock
+        panel, faults = _help_panel(settings, simulate, post, store, faults, now)
+    help_key = None
+    if simulate and panel is not None:
+        help_key = lambda down: panel.press() if down else panel.release()  # noqa: E731
+    display = Display(settings, headless=headless, help_key=help_key)
+    link = _mqtt_link(settings, simulate, store, post) if online else None
     publisher = None
     if link is not None and store is not None:
         m = settings.mqtt
         publisher = OutboxPublisher(store, link, m.window, m.outbox_keep_days, m.outbox_warn_rows)
     uplink = Uplink(settings, file_settings, link, publisher, package_version("kiosk"), store.boot if store else 0)
     state = replace(flow.initial(settings, now), notice=(store.notice() if store is not None else None) or "")
-    loop = Loop(state, store, devices.terminal, display, clock, faults, uplink)
+    if store is not None:
+        ticket = store.open_help_ticket_record(now)
+        if ticket is not None and helpdesk.stale(ticket, settings.timeouts, now):
+            log.info("help ticket %s was open when the station stopped, long ago: closed as abandoned", ticket.id)
+            store.record_help(ticket.id, "close", now, outcome=helpdesk.ABANDONED)
+        elif ticket is not None:
+            log.info("help ticket %s (%s) was open when the station stopped: shown again", ticket.id, ticket.state)
+            state = replace(state, help=helpdesk.restore(ticket, settings.timeouts, now))
+    loop = Loop(state, store, devices.terminal, display, clock, faults, uplink, panel)
+    return Station(loop, display, devices, store, link, uplink, panel)
+
+
+def _help_panel(settings: config.Settings, simulate: bool, post: Callable[[Event], None], store: Store | None,
+                faults: tuple[FaultRecord, ...], now: datetime) -> tuple["HelpPanel | None", tuple[FaultRecord, ...]]:
+    """The help button, LED and door switch (simulated pins with --simulate); unusable pins become a fault."""
+    from drivers.gpio import GpioUnavailable, HelpPanel, mock_pin_factory
+
+    others = tuple(f for f in faults if f.component != "gpio")
     try:
-        devices.terminal.start()
-        if args.scenario is not None:
-            return _replay(loop, display, devices.simulator, clock, steps, args.scenario)
-        _stop_on_signals(loop)
-        if link is not None:
-            link.start()
-        kind = "simulated" if args.simulate else "real"
-        log.info("station %s starting (zone %s, %s devices)", settings.station.id, settings.zone.name, kind)
-        loop.run()
-        return EXIT_RESTART if loop.restart_requested else EXIT_OK
-    finally:
-        uplink.stop(clock())
-        devices.close()
-        loop.settle()  # what the terminal reported while closing (e.g. a confirmation) is recorded
-        display.close()
+        panel = HelpPanel(settings.gpio, post, mock_pin_factory() if simulate else None)
+    except GpioUnavailable as exc:
+        log.error("GPIO: %s", exc)
+        kind = kind_of("gpio", "unavailable")
+        message = f"{kind.message} {exc}"
+        fault = FaultRecord("gpio", "unavailable", kind.severity, message, kind.parker_impact, now)
         if store is not None:
-            store.close()
+            fault = store.raise_fault("gpio", "unavailable", kind.severity, message, kind.parker_impact, now)
+        return None, others + (fault,)
+    if store is not None and len(others) < len(faults):
+        store.clear_fault("gpio", now)
+    return panel, others
 
 
 def _remote_settings(file_settings: config.Settings, store: Store | None, faults: tuple[FaultRecord, ...],

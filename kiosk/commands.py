@@ -5,12 +5,14 @@ import json
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from kiosk import config
+from kiosk import config, helpdesk
 from kiosk.config import between, matches, one_of
+from kiosk.events import AgentSays
 
 MAX_COMMAND_BYTES = 16 * 1024
 REPLY_SUBTREE = "reply/"
 
+TicketId = Annotated[str, matches(r"[0-9a-f-]{36}", "a help ticket id (UUID)")]
 Text200 = Annotated[str, matches(r"(?s)\S.{0,199}", "1 to 200 characters, not starting with a space")]
 
 
@@ -28,9 +30,9 @@ class NoticeArgs:
 
 @dataclass(frozen=True)
 class ModeArgs:
-    """Normal operation, or out of service with a reason shown to staff."""
+    """Normal operation, out of service (reason for staff), or service: a crew is at the station, door openings expected."""
 
-    mode: Annotated[str, one_of("normal", "out_of_service")]
+    mode: Annotated[str, one_of("normal", "out_of_service", "service")]
     reason: Text200 | None = None
 
 
@@ -41,6 +43,15 @@ class CourtesyArgs:
     plate: Annotated[str, matches(r"[A-Z0-9-]{2,16}", "a plate in capitals, digits and '-' (2-16)")]
     minutes: Annotated[int, between(1, 10080)]
     reason: Text200
+    ticket: TicketId | None = None
+
+
+@dataclass(frozen=True)
+class JourneyCancelArgs:
+    """An agent ends the parker's journey (back to Welcome, plate forgotten); never during a payment."""
+
+    reason: Text200
+    ticket: TicketId | None = None
 
 
 ARGUMENTS: dict[str, type] = {
@@ -51,7 +62,19 @@ ARGUMENTS: dict[str, type] = {
     "terminal/status": NoArgs,
     "terminal/end-of-day": NoArgs,
     "restart": NoArgs,
+    "journey/cancel": JourneyCancelArgs,
 }
+
+
+@dataclass(frozen=True)
+class ToParkerArgs:
+    """An agent's word on help/to-parker (MQTT.md): accept, message (text) or resolve (outcome, closing text)."""
+
+    ticket: TicketId
+    type: Annotated[str, one_of(*helpdesk.AGENT_KINDS)]
+    agent: Annotated[str, matches(r"\S.{0,59}", "1 to 60 characters, not starting with a space")]
+    text: Annotated[str, matches(r"(?s)\S.{0,499}", "1 to 500 characters, not starting with a space")] | None = None
+    outcome: Annotated[str, one_of(*helpdesk.OUTCOMES)] | None = None
 
 
 @dataclass(frozen=True)
@@ -131,3 +154,21 @@ def parse(request: Request) -> Any:
     if isinstance(args, ModeArgs) and args.mode == "out_of_service" and args.reason is None:
         raise Refusal("bad_arguments", "reason: required for out_of_service")
     return args
+
+
+def parse_to_parker(payload: bytes) -> AgentSays:
+    """An agent's help/to-parker message as an event for the loop; ValueError says what is wrong with it."""
+    if len(payload) > MAX_COMMAND_BYTES:
+        raise ValueError(f"payload of {len(payload)} bytes; at most {MAX_COMMAND_BYTES}")
+    raw = json_value(payload)
+    if not isinstance(raw, dict):
+        raise ValueError(f"expected a JSON object, got {type(raw).__name__}")
+    try:
+        args = config.validate_as(raw, ToParkerArgs, "help/to-parker")
+    except config.ConfigError as exc:
+        raise ValueError("; ".join(f"{p.key}: {p.message}" for p in exc.problems)) from exc
+    if args.type == "message" and args.text is None:
+        raise ValueError("text: required for a message")
+    if args.type == "resolve" and args.outcome is None:
+        raise ValueError(f"outcome: required to resolve (one of {', '.join(helpdesk.OUTCOMES)})")
+    return AgentSays(args.ticket, args.type, args.agent, args.text or "", args.outcome or "")

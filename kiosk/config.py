@@ -161,7 +161,8 @@ class GpioSettings:
     help_button: GpioPin = 17
     help_led: GpioPin = 27
     door_switch: GpioPin = 22
-    button_stuck_s: Seconds = 30
+    button_stuck_s: Annotated[int, between(5, 600)] = 30
+    debounce_ms: Annotated[int, between(5, 500)] = 50
 
 
 @dataclass(frozen=True)
@@ -201,6 +202,9 @@ class TimeoutSettings:
     paid_s: Annotated[int, between(5, 600)] = 30
     declined_s: Annotated[int, between(5, 600)] = 60
     feedback_s: Annotated[int, between(5, 600)] = 20
+    help_answer_s: Annotated[int, between(15, 1800)] = 90
+    help_abandon_s: Annotated[int, between(60, 7200)] = 900
+    help_closed_s: Annotated[int, between(5, 120)] = 15
 
 
 @dataclass(frozen=True)

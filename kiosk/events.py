@@ -34,6 +34,53 @@ class HelpReleased:
 
 
 @dataclass(frozen=True)
+class HelpButtonStuck:
+    """The help button has been held down for longer than gpio.button_stuck_s (stuck or jammed)."""
+
+    held_s: int
+
+
+@dataclass(frozen=True)
+class HelpButtonFreed:
+    """The stuck help button was released again."""
+
+
+@dataclass(frozen=True)
+class DoorChanged:
+    """The cabinet door switch changed (also posted once at start with the door's current position)."""
+
+    open: bool
+
+
+@dataclass(frozen=True)
+class AgentSays:
+    """An agent's word on help/to-parker: ``kind`` is accept, message or resolve (already validated)."""
+
+    ticket: str
+    kind: str
+    agent: str
+    text: str = ""
+    outcome: str = ""
+
+
+@dataclass(frozen=True)
+class CourtesyGranted:
+    """Staff granted free parking while a help ticket is open; the parker is told on screen."""
+
+    ticket: str
+    plate: str
+    expires: datetime
+
+
+@dataclass(frozen=True)
+class JourneyCancelled:
+    """An agent ended the parker's journey: back to Welcome (never during a payment); ``ticket`` if for a call."""
+
+    reason: str
+    ticket: str | None = None
+
+
+@dataclass(frozen=True)
 class SessionLookedUp:
     """Answer to LookupSession: the plate's active session in this zone, if any."""
 
@@ -149,6 +196,13 @@ class HelpTicketOpened:
 
 
 @dataclass(frozen=True)
+class HelpTicketFailed:
+    """Answer to OpenHelpTicket when the ticket could not be stored: nobody can be reached this way."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
 class SettingsChanged:
     """New validated settings; they take effect for the next parker."""
 
@@ -196,7 +250,8 @@ Event = (
     Tap | Tick | HelpPressed | HelpReleased | SessionLookedUp | PaymentPending | PaymentNotStarted | TerminalStatus
     | PaymentAuthorized | PaymentDeclined | SessionCommitted | CommitFailed | FaultsChanged
     | HelpTicketOpened | SettingsChanged | PaymentConfirmed | PaymentReconciled | TerminalHealth
-    | TerminalReport | NoticeChanged | LinkUp | LinkDown | LinkAcked | MessageIn
+    | TerminalReport | NoticeChanged | LinkUp | LinkDown | LinkAcked | MessageIn | HelpButtonStuck | HelpButtonFreed
+    | DoorChanged | AgentSays | CourtesyGranted | JourneyCancelled | HelpTicketFailed
 )
 
 # ---- effects: what a state machine asks the loop to do ----
@@ -270,11 +325,16 @@ class OpenHelpTicket:
 
 
 @dataclass(frozen=True)
-class CloseHelpTicket:
-    """Close a help ticket with an outcome."""
+class RecordHelp:
+    """Commit one step of a help ticket with its outbox rows (see Store.record_help for the actions)."""
 
     ticket_id: str
-    outcome: str
+    action: str
+    agent: str = ""
+    text: str = ""
+    outcome: str = ""
+    choice: str = ""
+    presses: int = 0
 
 
 @dataclass(frozen=True)
@@ -287,5 +347,5 @@ class Ignored:
 
 Effect = (
     LookupSession | BeginPayment | CancelPayment | CommitSession | ConfirmPayment | FailPayment
-    | SaveFeedback | OpenHelpTicket | CloseHelpTicket | Ignored
+    | SaveFeedback | OpenHelpTicket | RecordHelp | Ignored
 )

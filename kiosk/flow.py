@@ -8,12 +8,13 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from kiosk import faults as fault_rules
+from kiosk import helpdesk
 from kiosk.config import Settings
 from kiosk.events import (
-    BeginPayment, CancelPayment, CloseHelpTicket, CommitFailed, CommitSession, ConfirmPayment,
-    Effect, Event, FailPayment, FaultsChanged, HelpPressed, HelpReleased, HelpTicketOpened, Ignored,
-    LookupSession, NoticeChanged, OpenHelpTicket, PaymentAuthorized, PaymentDeclined, PaymentNotStarted, PaymentPending, SaveFeedback,
-    SessionCommitted, SessionLookedUp, SettingsChanged, Tap, TerminalStatus, Tick,
+    AgentSays, BeginPayment, CancelPayment, CommitFailed, CommitSession, ConfirmPayment, CourtesyGranted, Effect,
+    Event, FailPayment, FaultsChanged, HelpPressed, HelpReleased, HelpTicketFailed, HelpTicketOpened, Ignored, JourneyCancelled,
+    LookupSession, NoticeChanged, PaymentAuthorized, PaymentDeclined, PaymentNotStarted, PaymentPending,
+    SaveFeedback, SessionCommitted, SessionLookedUp, SettingsChanged, Tap, TerminalStatus, Tick,
 )
 from kiosk.records import FaultRecord, SessionRecord
 from kiosk.tariff import Quote, clamp_minutes, quote
@@ -68,14 +69,6 @@ class Decline:
 
 
 @dataclass(frozen=True)
-class Help:
-    """The parker's help call."""
-
-    since: datetime
-    ticket_id: str | None = None
-
-
-@dataclass(frozen=True)
 class State:
     """Everything the journey knows; immutable, replaced on every step."""
 
@@ -93,7 +86,7 @@ class State:
     decline: Decline | None = None
     message: str = ""
     faults: tuple[FaultRecord, ...] = ()
-    help: Help | None = None
+    help: helpdesk.Ticket | None = None
     language: str = ""
     high_contrast: bool = False
     next_settings: Settings | None = None
@@ -151,14 +144,25 @@ def decline_reason(result_code: int) -> str:
     return "terminal"
 
 
+def help_shown(state: State) -> bool:
+    """The help overlay covers the screen (during a payment it waits until the terminal is done)."""
+    return state.help is not None and state.screen is not Screen.PAYING
+
+
 def deadline(state: State) -> datetime | None:
-    """When the state machine next wants a Tick, if ever."""
+    """When the state machine next wants a Tick, if ever (the screen's timers rest under the help overlay)."""
+    help_due = helpdesk.deadline(state.help, state.settings.timeouts)
+    screen_due = None if help_shown(state) else _screen_deadline(state)
+    if help_due is None or screen_due is None:
+        return help_due or screen_due
+    return min(help_due, screen_due)
+
+
+def _screen_deadline(state: State) -> datetime | None:
     t = state.settings.timeouts
     s = state.screen
     if s is Screen.WELCOME:
-        if state.asleep or state.help is not None:
-            return None
-        return state.last_input + timedelta(seconds=t.sleep_s)
+        return None if state.asleep else state.last_input + timedelta(seconds=t.sleep_s)
     if s in (Screen.PLATE, Screen.DURATION, Screen.DECLINED):
         if state.warning_since is not None:
             return state.warning_since + timedelta(seconds=t.warning_s)
@@ -212,22 +216,38 @@ def _reset(state: State, now: datetime) -> State:
 
 
 def help_context(state: State) -> dict[str, object]:
-    """What an agent needs to know about the parker's situation."""
+    """What an agent needs to know about the parker's situation (sent with the ticket)."""
+    last_payment: dict[str, object] | None = None
+    if state.session is not None:
+        last_payment = {"result": "approved", "plate": state.session.plate, "expires": state.session.expires.isoformat()}
+    elif state.decline is not None:
+        last_payment = {"result": state.decline.reason}
+    elif state.payment is not None:
+        last_payment = {"result": "in_progress", "amount": state.payment.amount, "currency": state.payment.currency}
     return {
         "station": state.settings.station.id,
         "zone": state.settings.zone.name,
         "screen": str(state.screen),
         "plate": state.plate,
+        "last_payment": last_payment,
         "last_payment_error": dataclasses.asdict(state.decline) if state.decline else None,
-        "active_faults": [f"{f.component}/{f.code}" for f in state.faults],
+        "active_faults": [{"fault": f"{f.component}/{f.code}", "severity": f.severity} for f in state.faults],
     }
+
+
+def _with_help(state: State, result: helpdesk.Result, now: datetime) -> Result:
+    """Take the help desk's answer; when the call ends, the screen's timers start afresh."""
+    ticket, effects = result
+    if ticket is None and state.help is not None:
+        return replace(state, help=None, last_input=now, entered=now, warning_since=None), effects
+    return replace(state, help=ticket), effects
 
 
 # ---- taps ----
 
 
 def _on_tap(state: State, event: Tap, now: datetime) -> Result:
-    if state.help is not None and state.screen is not Screen.PAYING:
+    if help_shown(state):
         return _tap_help(state, event, now)
     if state.asleep:
         return replace(state, asleep=False, last_input=now), ()
@@ -241,13 +261,18 @@ def _on_tap(state: State, event: Tap, now: datetime) -> Result:
 
 
 def _tap_help(state: State, event: Tap, now: datetime) -> Result:
-    assert state.help is not None
-    if event.target != "help:cancel":
-        return _ignore(state, event, "help overlay is showing")
-    effects: tuple[Effect, ...] = ()
-    if state.help.ticket_id is not None:
-        effects = (CloseHelpTicket(state.help.ticket_id, "cancelled_by_parker"),)
-    return replace(state, help=None, last_input=now), effects
+    ticket = state.help
+    assert ticket is not None
+    touched = replace(state, asleep=False)
+    if event.target == "help:cancel":
+        return _with_help(touched, helpdesk.cancel(ticket, now), now)
+    if event.target == "help:ok":
+        return _with_help(touched, helpdesk.dismiss(ticket), now)
+    if event.target == "help:wait":
+        return _with_help(touched, helpdesk.keep_waiting(ticket, state.settings.timeouts, now), now)
+    if event.target.startswith("help:reply:"):
+        return _with_help(touched, helpdesk.reply(ticket, event.target[len("help:reply:"):], now), now)
+    return _ignore(state, event, "help overlay is showing")
 
 
 def _tap_welcome(state: State, target: str, now: datetime, event: Tap) -> Result:
@@ -382,9 +407,18 @@ _TAPS = {
 
 
 def _on_tick(state: State, event: Tick, now: datetime) -> Result:
-    due = deadline(state)
+    help_effects: tuple[Effect, ...] = ()
+    help_due = helpdesk.deadline(state.help, state.settings.timeouts)
+    if help_due is not None and now >= help_due:
+        state, help_effects = _with_help(state, helpdesk.tick(state.help, state.settings.timeouts, now), now)
+    due = None if help_shown(state) else _screen_deadline(state)
     if due is None or now < due:
-        return state, ()
+        return state, help_effects
+    state, effects = _screen_tick(state, now)
+    return state, help_effects + effects
+
+
+def _screen_tick(state: State, now: datetime) -> Result:
     s = state.screen
     if s is Screen.WELCOME:
         return replace(state, asleep=True), ()
@@ -486,9 +520,8 @@ def _on_declined(state: State, event: PaymentDeclined, now: datetime) -> Result:
 
 
 def _on_help(state: State, event: HelpPressed, now: datetime) -> Result:
-    if state.help is not None:
-        return _ignore(state, event, "help already called; presses join the same ticket")
-    return replace(state, help=Help(since=now), asleep=False, last_input=now), (OpenHelpTicket(help_context(state)),)
+    awake = replace(state, asleep=False, last_input=now)
+    return _with_help(awake, helpdesk.press(state.help, help_context(state), state.settings.timeouts, now), now)
 
 
 def _on_help_released(state: State, event: HelpReleased, now: datetime) -> Result:
@@ -496,9 +529,27 @@ def _on_help_released(state: State, event: HelpReleased, now: datetime) -> Resul
 
 
 def _on_ticket_opened(state: State, event: HelpTicketOpened, now: datetime) -> Result:
-    if state.help is None:
-        return state, (CloseHelpTicket(event.ticket_id, "cancelled_by_parker"),)
-    return replace(state, help=replace(state.help, ticket_id=event.ticket_id)), ()
+    return _with_help(state, helpdesk.opened(state.help, event.ticket_id), now)
+
+
+def _on_ticket_failed(state: State, event: HelpTicketFailed, now: datetime) -> Result:
+    return _with_help(state, helpdesk.failed(state.help, now), now)
+
+
+def _on_agent(state: State, event: AgentSays, now: datetime) -> Result:
+    return _with_help(state, helpdesk.from_agent(state.help, event, now), now)
+
+
+def _on_courtesy(state: State, event: CourtesyGranted, now: datetime) -> Result:
+    return _with_help(state, helpdesk.courtesy(state.help, event, now), now)
+
+
+def _on_journey_cancelled(state: State, event: JourneyCancelled, now: datetime) -> Result:
+    if state.screen is Screen.PAYING:
+        return _ignore(state, event, "a payment is in progress")
+    if event.ticket is not None and (state.help is None or state.help.id != event.ticket or not state.help.open):
+        return _ignore(state, event, "for a help call that is no longer on screen")
+    return _reset(state, now), ()
 
 
 def _on_faults(state: State, event: FaultsChanged, now: datetime) -> Result:
@@ -535,6 +586,10 @@ _HANDLERS = {
     HelpPressed: _on_help,
     HelpReleased: _on_help_released,
     HelpTicketOpened: _on_ticket_opened,
+    HelpTicketFailed: _on_ticket_failed,
+    AgentSays: _on_agent,
+    CourtesyGranted: _on_courtesy,
+    JourneyCancelled: _on_journey_cancelled,
     FaultsChanged: _on_faults,
     SettingsChanged: _on_settings,
     NoticeChanged: _on_notice,

@@ -6,12 +6,12 @@ import queue
 from datetime import datetime, timedelta
 from typing import Callable, Protocol
 
-from kiosk import crashpoints, flow
+from kiosk import crashpoints, flow, helpdesk
 from kiosk.events import (
-    BeginPayment, CancelPayment, CloseHelpTicket, CommitFailed, CommitSession, ConfirmPayment, Effect,
-    Event, FailPayment, FaultsChanged, HelpTicketOpened, Ignored, LookupSession, OpenHelpTicket, PaymentConfirmed,
-    PaymentNotStarted, PaymentPending, PaymentReconciled, SaveFeedback, SessionCommitted, SessionLookedUp,
-    TerminalHealth, Tick,
+    BeginPayment, CancelPayment, CommitFailed, CommitSession, ConfirmPayment, DoorChanged, Effect, Event, FailPayment,
+    FaultsChanged, HelpButtonFreed, HelpButtonStuck, HelpTicketFailed, HelpTicketOpened, Ignored, LookupSession, OpenHelpTicket,
+    PaymentConfirmed, PaymentNotStarted, PaymentPending, PaymentReconciled, RecordHelp, SaveFeedback,
+    SessionCommitted, SessionLookedUp, TerminalHealth, Tick,
 )
 from kiosk.faults import kind_of
 from kiosk.records import FaultRecord
@@ -47,11 +47,21 @@ class Terminal(Protocol):
     def request(self, kind: str, request_id: str) -> None: ...
 
 
+class Panel(Protocol):
+    """What the loop needs from the help button's panel (drivers.gpio.HelpPanel): its LED."""
+
+    def show(self, pattern: str) -> None: ...
+
+
+HARDWARE_EVENTS = (HelpButtonStuck, HelpButtonFreed, DoorChanged)
+
+
 class Loop:
     """Owns the state; everything else only posts events."""
 
     def __init__(self, state: flow.State, store: Store | None, terminal: Terminal, display: Display,
-                 clock: Clock, faults: tuple[FaultRecord, ...] = (), uplink: Uplink | None = None) -> None:
+                 clock: Clock, faults: tuple[FaultRecord, ...] = (), uplink: Uplink | None = None,
+                 panel: Panel | None = None) -> None:
         self.state = state
         self.store = store
         self.terminal = terminal
@@ -63,6 +73,8 @@ class Loop:
         self._stopping = False
         self.restart_requested = False
         self.uplink = uplink
+        self.panel = panel
+        self._door_open = False
         if faults:
             self.post(FaultsChanged(tuple(faults)))
         if uplink is not None:
@@ -113,6 +125,8 @@ class Loop:
         if self.restart_requested and self._idle():
             log.info("restart requested by staff: stopping now that no parker is being served")
             self._stopping = True
+        if self.panel is not None:
+            self.panel.show(helpdesk.led(self.state.help))
         self.render_if_changed()
 
     def handle(self, event: Event) -> None:
@@ -123,6 +137,9 @@ class Loop:
             return
         if isinstance(event, (PaymentConfirmed, PaymentReconciled, TerminalHealth)):
             self._bookkeeping(event, now)
+            return
+        if isinstance(event, HARDWARE_EVENTS):
+            self._hardware(event, now)
             return
         self.state, effects = flow.step(self.state, event, now)
         for effect in effects:
@@ -180,6 +197,29 @@ class Loop:
             except StorageError as exc:
                 log.error("fault %s cleared in memory only: %s", component, exc)
         self.post(FaultsChanged(tuple(self._faults.values())))
+
+    def in_service_mode(self) -> bool:
+        """A crew announced itself (cmd/mode service): door openings are expected."""
+        operator = self._faults.get("operator")
+        return operator is not None and operator.code == "service"
+
+    def check_door(self, now: datetime) -> None:
+        """An open cabinet door outside service mode is a tamper alarm; closing it (or service mode) clears it."""
+        if self._door_open and not self.in_service_mode():
+            self.raise_fault("door", "open", now)
+        else:
+            self.clear_fault("door", now)
+
+    def _hardware(self, event: HelpButtonStuck | HelpButtonFreed | DoorChanged, now: datetime) -> None:
+        """The help button's and the door's health: faults for staff, not steps of the parker's journey."""
+        if isinstance(event, HelpButtonStuck):
+            self.raise_fault("help_button", "stuck", now, f"held for {event.held_s} s")
+        elif isinstance(event, HelpButtonFreed):
+            self.clear_fault("help_button", now)
+        else:
+            log.info("cabinet door %s", "opened" if event.open else "closed")
+            self._door_open = event.open
+            self.check_door(now)
 
     def _bookkeeping(self, event: PaymentConfirmed | PaymentReconciled | TerminalHealth, now: datetime) -> None:
         """Terminal facts the parker's journey does not depend on: faults and payment confirmation."""
@@ -267,8 +307,12 @@ class Loop:
             store.save_feedback(effect.rating, effect.session_id, now)
         elif isinstance(effect, OpenHelpTicket):
             self.post(HelpTicketOpened(store.open_help_ticket(effect.context, now)))
-        elif isinstance(effect, CloseHelpTicket):
-            store.set_help_ticket_state(effect.ticket_id, "closed", now, outcome=effect.outcome)
+        elif isinstance(effect, RecordHelp):
+            try:
+                store.record_help(effect.ticket_id, effect.action, now, agent=effect.agent, text=effect.text,
+                                  outcome=effect.outcome, choice=effect.choice, presses=effect.presses)
+            except ValueError as exc:
+                log.warning("help ticket %s: %s not recorded: %s", effect.ticket_id, effect.action, exc)
         else:
             raise TypeError(f"no executor for {effect!r}")
 
@@ -278,3 +322,5 @@ class Loop:
             self.post(CommitFailed(effect.payment_id, "storage unavailable"))
         elif isinstance(effect, BeginPayment):
             self.post(PaymentNotStarted("storage unavailable"))
+        elif isinstance(effect, OpenHelpTicket):
+            self.post(HelpTicketFailed("storage unavailable"))

@@ -23,7 +23,8 @@ class Link(Protocol):
     def receive_maximum(self) -> int:
         """The broker's MQTT 5 Receive Maximum for this connection (65535 if it sent none)."""
 
-    def publish(self, topic: str, payload: str, qos: int, retain: bool, row_id: int | None = None) -> bool:
+    def publish(self, topic: str, payload: str, qos: int, retain: bool, row_id: int | None = None,
+                expiry_s: int | None = None) -> bool:
         """Hand one message to the client; False if not connected or refused. ``row_id`` comes back in ``take_acks``."""
 
     def take_acks(self) -> list[tuple[int, bool]]:
@@ -120,7 +121,7 @@ class OutboxPublisher:
         self._drained_at = writes if len(rows) <= room else None
         published = 0
         for row in rows[:room]:
-            if not self._link.publish(row.topic, row.payload, row.qos, row.retain, row_id=row.id):
+            if not self._link.publish(row.topic, row.payload, row.qos, row.retain, row_id=row.id, expiry_s=row.expiry_s):
                 log.debug("link did not take outbox row %d (%s); trying again later", row.id, row.topic)
                 self._drained_at = None
                 break

@@ -81,6 +81,7 @@ class OutboxRow:
     payload: str
     qos: int
     retain: bool
+    expiry_s: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,3 +110,26 @@ class CommandRecord:
     reply: str | None
     created: datetime
     updated: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class HelpMessageRecord:
+    """One line of a help ticket's conversation: ``direction`` to_parker (an agent's) or from_parker."""
+
+    direction: str
+    agent: str | None
+    text: str
+    created: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class HelpTicketRecord:
+    """A help ticket as stored, with its conversation in order."""
+
+    id: str
+    state: str
+    opened: datetime
+    accepted: datetime | None
+    agent: str | None
+    presses: int
+    messages: tuple[HelpMessageRecord, ...]

@@ -127,6 +127,9 @@ class HelpTicket(_Model):
     closed_at = UtcDateTimeField(null=True)
     outcome = pw.TextField(null=True)
     context = pw.TextField()
+    agent = pw.TextField(null=True)
+    presses = pw.IntegerField(default=1)
+    overdue = pw.BooleanField(default=False)
 
 
 class HelpMessage(_Model):
@@ -137,6 +140,7 @@ class HelpMessage(_Model):
     direction = pw.TextField()
     text = pw.TextField()
     created = UtcDateTimeField()
+    agent = pw.TextField(null=True)
 
 
 class Feedback(_Model):
@@ -159,6 +163,7 @@ class Outbox(_Model):
     retain = pw.BooleanField()
     created = UtcDateTimeField()
     sent = UtcDateTimeField(null=True)
+    expiry_s = pw.IntegerField(null=True)
 
 
 class Retained(_Model):
@@ -254,7 +259,24 @@ def _migration_3_link(db: pw.SqliteDatabase) -> None:
         db.execute_sql(statement)
 
 
+_SCHEMA_4 = (
+    "ALTER TABLE help_ticket ADD COLUMN agent TEXT",
+    "ALTER TABLE help_ticket ADD COLUMN presses INTEGER NOT NULL DEFAULT 1 CHECK (presses > 0)",
+    "ALTER TABLE help_ticket ADD COLUMN overdue INTEGER NOT NULL DEFAULT 0 CHECK (overdue IN (0, 1))",
+    "CREATE INDEX help_ticket_open ON help_ticket (opened_at) WHERE state != 'closed'",
+    "ALTER TABLE help_message ADD COLUMN agent TEXT",
+    "ALTER TABLE outbox ADD COLUMN expiry_s INTEGER CHECK (expiry_s > 0)",
+)
+
+
+def _migration_4_help_desk(db: pw.SqliteDatabase) -> None:
+    """Help tickets gain their agent, press count and overdue flag; messages their agent; outbox rows an expiry."""
+    for statement in _SCHEMA_4:
+        db.execute_sql(statement)
+
+
 Migration = Callable[[pw.SqliteDatabase], None]
 # Append only: MIGRATIONS[n - 1] takes the schema from version n - 1 to n, in one transaction
 # together with the schema_version update.
-MIGRATIONS: list[Migration] = [_migration_1_initial, _migration_2_payment_confirmed, _migration_3_link]
+MIGRATIONS: list[Migration] = [_migration_1_initial, _migration_2_payment_confirmed, _migration_3_link,
+                               _migration_4_help_desk]

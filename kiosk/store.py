@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import json
 import logging
 import sqlite3
 import uuid
@@ -17,9 +16,10 @@ import peewee as pw
 
 from kiosk.records import FaultRecord, OutboxRow
 from kiosk.schema import (
-    MIGRATIONS, MODELS, Counter, Fault, Feedback, HelpMessage, HelpTicket, MetaRow, Outbox, ParkingSession, Retained,
+    MIGRATIONS, MODELS, Counter, Fault, Feedback, MetaRow, Outbox, ParkingSession, Retained,
     _stamp, _utc,
 )
+from kiosk.store_help import HelpStore
 from kiosk.store_link import LinkStore
 from kiosk.store_payments import PaymentStore
 from kiosk.store_rows import _choice, _int, _json, _record, _text, _ts
@@ -29,8 +29,6 @@ log = logging.getLogger(__name__)
 REASONS = ("corrupt", "unwritable", "full", "too_new", "io")
 BUSY_TIMEOUT_MS = 5000
 SEVERITIES = ("info", "warning", "critical")
-HELP_STATES = ("waiting", "connected", "closed")
-HELP_DIRECTIONS = ("to_parker", "from_parker")
 _MARK_CHUNK = 500  # ids per UPDATE ... IN (...), well under SQLite's variable limit
 _SQLITE_REASONS = {
     sqlite3.SQLITE_CORRUPT: "corrupt", sqlite3.SQLITE_NOTADB: "corrupt", sqlite3.SQLITE_FULL: "full",
@@ -75,7 +73,7 @@ def _classify(exc: BaseException) -> str | None:
     return None
 
 
-class Store(PaymentStore, LinkStore):
+class Store(PaymentStore, LinkStore, HelpStore):
     """The station's SQLite database, owned by one thread (the loop); see docs/storage.md."""
 
     def __init__(self, db: pw.SqliteDatabase, path: Path, station_id: str) -> None:
@@ -237,9 +235,12 @@ class Store(PaymentStore, LinkStore):
         Counter.update(value=Counter.value + 1).where(Counter.name == name).execute(self._db)
         return Counter.select(Counter.value).where(Counter.name == name).scalar(self._db)
 
-    def _insert_outbox(self, topic: str, payload: str, qos: int, retain: bool, seq: int | None, now: datetime) -> int:
+    def _insert_outbox(self, topic: str, payload: str, qos: int, retain: bool, seq: int | None, now: datetime,
+                       expiry_s: int | None = None) -> int:
         """Queue one message; a retained one also becomes the topic's row in ``retained``."""
         row = dict(seq=seq, topic=topic, payload=payload, qos=qos, retain=retain, created=now)
+        if expiry_s is not None:
+            row["expiry_s"] = expiry_s
         row_id = Outbox.insert(**row).execute(self._db)
         if retain:
             Retained.replace(topic=topic, payload=payload, updated=now).execute(self._db)
@@ -325,78 +326,18 @@ class Store(PaymentStore, LinkStore):
             Feedback.insert(rating=rating, session_id=session_id, created=now).execute(self._db)
             self._event("feedback", {"rating": rating, "session_id": session_id}, now)
 
-    def open_help_ticket(self, context: dict[str, Any], now: datetime) -> str:
-        """Open a help ticket in state ``waiting`` and report it; returns the ticket id."""
-        if not isinstance(context, dict):
-            raise ValueError(f"context must be a dict, got {type(context).__name__}")
-        try:
-            context_json = _json(context)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"context is not JSON-serialisable: {exc}") from exc
-        _utc(now, "now")
-        ticket_id = str(uuid.uuid4())
-        with self._write():
-            HelpTicket.insert(id=ticket_id, state="waiting", opened_at=now, context=context_json).execute(self._db)
-            self._report_help_state(ticket_id, "waiting", context, None, now)
-            self._event("help", {"ticket": ticket_id, "state": "waiting", "context": context}, now)
-        log.info("help ticket %s opened", ticket_id)
-        return ticket_id
-
-    def set_help_ticket_state(self, ticket_id: str, state: str, now: datetime, outcome: str | None = None) -> None:
-        """Move an open ticket to ``waiting``, ``connected`` or ``closed`` (final) and report it.
-
-        Writes the retained ``help/state`` row and the ``help`` event; ``outcome`` is part of
-        ``help/state`` only when the ticket is closed.
-        """
-        _choice("state", state, HELP_STATES)
-        _utc(now, "now")
-        with self._write():
-            ticket = self._open_ticket(ticket_id)
-            changes: dict[str, Any] = {"state": state, "outcome": outcome}
-            if state == "connected" and ticket.accepted_at is None:
-                changes["accepted_at"] = now
-            if state == "closed":
-                changes["closed_at"] = now
-            HelpTicket.update(**changes).where(HelpTicket.id == ticket_id).execute(self._db)
-            self._report_help_state(ticket_id, state, json.loads(ticket.context), outcome, now)
-            self._event("help", {"ticket": ticket_id, "state": state, "outcome": outcome}, now)
-        log.info("help ticket %s %s", ticket_id, state)
-
-    def add_help_message(self, ticket_id: str, direction: str, text: str, now: datetime) -> None:
-        """Add a message to an open ticket's conversation and report it."""
-        _choice("direction", direction, HELP_DIRECTIONS)
-        _text("text", text)
-        _utc(now, "now")
-        with self._write():
-            ticket = self._open_ticket(ticket_id)
-            HelpMessage.insert(ticket_id=ticket_id, direction=direction, text=text, created=now).execute(self._db)
-            data = {"ticket": ticket_id, "state": ticket.state, "direction": direction, "text": text}
-            self._event("help", data, now)
-
-    def _report_help_state(self, ticket_id: str, state: str, context: dict[str, Any], outcome: str | None,
-                           now: datetime) -> None:
-        retained: dict[str, Any] = {"ticket": ticket_id, "state": state, "since": _ts(now), "context": context}
-        if state == "closed":
-            retained["outcome"] = outcome
-        self._insert_outbox("help/state", _json(retained), 1, True, None, now)
-
-    def _open_ticket(self, ticket_id: str) -> HelpTicket:
-        ticket = self._one(HelpTicket, ticket_id, "help ticket")
-        if ticket.state == "closed":
-            raise ValueError(f"help ticket {ticket_id} is closed")
-        return ticket
-
     # --- outbox, for the MQTT publisher ------------------------------------------------------------------------
 
     def unsent_outbox(self, after_id: int, limit: int) -> list[OutboxRow]:
         """Up to ``limit`` unsent rows with id > ``after_id``, in id (= commit) order."""
         _int("after_id", after_id, 0)
         _int("limit", limit, 1)
-        query = (Outbox.select(Outbox.id, Outbox.seq, Outbox.topic, Outbox.payload, Outbox.qos, Outbox.retain)
+        query = (Outbox.select(Outbox.id, Outbox.seq, Outbox.topic, Outbox.payload, Outbox.qos, Outbox.retain,
+                               Outbox.expiry_s)
                  .where(Outbox.sent.is_null(), Outbox.id > after_id).order_by(Outbox.id).limit(limit).tuples())
         with self._guard():  # plain tuples: model instances cost a fifth of a backlog drain (docs/performance.md)
-            return [OutboxRow(i, seq, topic, payload, qos, bool(retain)) for i, seq, topic, payload, qos, retain
-                    in query.execute(self._db)]
+            return [OutboxRow(i, seq, topic, payload, qos, bool(retain), expiry)
+                    for i, seq, topic, payload, qos, retain, expiry in query.execute(self._db)]
 
     @property
     def outbox_writes(self) -> int:

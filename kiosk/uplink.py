@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from kiosk import commands, config, flow, remote_config, telemetry
-from kiosk.commands import CourtesyArgs, ModeArgs, NoticeArgs, Refusal, Request, reply
+from kiosk.commands import CourtesyArgs, JourneyCancelArgs, ModeArgs, NoticeArgs, Refusal, Request, reply
 from kiosk.events import (
-    Event, LinkAcked, LinkDown, LinkUp, MessageIn, NoticeChanged, SettingsChanged, TerminalReport,
+    CourtesyGranted, Event, JourneyCancelled, LinkAcked, LinkDown, LinkUp, MessageIn, NoticeChanged, SettingsChanged,
+    TerminalReport,
 )
 from kiosk.outbox import OutboxPublisher
 from kiosk.store import StorageError, Store
@@ -21,7 +22,7 @@ from kiosk.store_rows import _json, _ts
 log = logging.getLogger(__name__)
 
 UPLINK_EVENTS = (LinkUp, LinkDown, LinkAcked, MessageIn, TerminalReport)
-SUBSCRIPTIONS = ("cmd/#", "cfg/desired")
+SUBSCRIPTIONS = ("cmd/#", "cfg/desired", "help/to-parker")
 HOUSEKEEPING_S = 60
 WATCHDOG_MARGIN_S = 30
 TERMINAL_ANSWER_S = 600  # an end of day may take minutes; a terminal silent for longer will not answer
@@ -71,6 +72,8 @@ class Station(Protocol):
     def request_restart(self) -> None: ...
 
     def terminal_request(self, kind: str, request_id: str) -> None: ...
+
+    def check_door(self, now: datetime) -> None: ...
 
 
 @dataclass
@@ -222,8 +225,22 @@ class Uplink:
             self._command(request, now)
         elif event.topic == "cfg/desired":
             self._desired(event.payload, now)
+        elif event.topic == "help/to-parker":
+            self._to_parker(event, now)
         else:
             log.warning("MQTT message on %s ignored: not subscribed to it", event.topic)
+
+    def _to_parker(self, event: MessageIn, now: datetime) -> None:
+        """An agent's accept, message or resolve; the loop's help desk decides and the store confirms it."""
+        if event.retained:
+            log.warning("retained help/to-parker ignored: an agent's words are for now, not for replay")
+            return
+        try:
+            said = commands.parse_to_parker(event.payload)
+        except ValueError as exc:
+            log.warning("help/to-parker refused: %s", exc)
+            return
+        self._control.post(said)
 
     def _command(self, request: Request, now: datetime) -> None:
         if not commands.can_answer(request, self._prefix):
@@ -292,10 +309,19 @@ class Uplink:
             if args.mode == "normal":
                 station.clear_fault("operator", now)
             else:
-                station.raise_fault("operator", "out_of_service", now, args.reason or "")
+                station.raise_fault("operator", args.mode, now, args.reason or "")
+            station.check_door(now)
             self._finish(key, [request], reply(True, "ok", f"mode {args.mode}", mode=args.mode), now)
         elif isinstance(args, CourtesyArgs):
             self._courtesy(request, key, args, now)
+        elif isinstance(args, JourneyCancelArgs):
+            if station.state.screen is flow.Screen.PAYING:
+                raise Refusal("busy", "the parker is paying; a payment is never interrupted")
+            call = station.state.help
+            if args.ticket is not None and (call is None or call.id != args.ticket or not call.open):
+                raise Refusal("bad_arguments", f"ticket: {args.ticket} is not the call on screen; the parker left")
+            station.post(JourneyCancelled(args.reason, args.ticket))
+            self._finish(key, [request], reply(True, "ok", "the parker's journey ended; Welcome is shown"), now)
         elif name in ("terminal/status", "terminal/end-of-day"):
             self._ask_terminal(request, key, name.split("/")[1].replace("-", "_"), now)
         elif name == "restart":
@@ -312,8 +338,13 @@ class Uplink:
         if station.store is None:
             raise Refusal("unavailable", "the station's database is not usable")
         expires = now + timedelta(minutes=args.minutes)
+        reason = f"granted by staff: {args.reason}"
+        if args.ticket is not None:
+            reason += f" (help ticket {args.ticket})"
         session = station.store.grant_courtesy_session(args.plate, settings.zone.name, args.minutes, now, expires,
-                                                       f"granted by staff: {args.reason}", now)
+                                                       reason, now)
+        if args.ticket is not None:
+            station.post(CourtesyGranted(args.ticket, args.plate, expires))
         answer = reply(True, "ok", f"free parking for {args.plate} until {_ts(expires)}", session=session.id,
                        expires=_ts(expires))
         self._finish(key, [request], answer, now)

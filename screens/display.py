@@ -48,8 +48,10 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
 class Display:
     """The touchscreen: draws State, turns touches into Tap events."""
 
-    def __init__(self, settings: Settings, *, headless: bool) -> None:
+    def __init__(self, settings: Settings, *, headless: bool, help_key: Callable[[bool], None] | None = None) -> None:
+        """help_key, when given, gets the desktop help keys (True on key down, False on key up) instead of wait()."""
         self.quit_requested = False
+        self._help_key = help_key
         self._headless = headless
         if headless:
             os.environ["SDL_VIDEODRIVER"] = "dummy"
@@ -216,17 +218,24 @@ class Display:
         if event.type == pygame.KEYUP:
             if event.key in self._help_keys:
                 self._help_keys.discard(event.key)
-                out.append(HelpReleased())
+                self._help_button(False, out)
         elif event.key == pygame.K_F1 or (event.key == pygame.K_h and not on_plate):
             if event.key not in self._help_keys:
                 self._help_keys.add(event.key)
-                out.append(HelpPressed())
+                self._help_button(True, out)
         elif event.key == pygame.K_BACKSPACE:
             out.append(Tap("backspace"))
         elif event.key in CONTINUE_KEYS:
             out.append(Tap("continue"))
         elif on_plate and event.unicode and event.unicode.upper() in KEYBOARD:
             out.append(Tap(f"key:{event.unicode.upper()}"))
+
+    def _help_button(self, down: bool, out: list[Event]) -> None:
+        """A help key went down or up: HelpPressed/HelpReleased, or help_key(level), held while any help key is."""
+        if self._help_key is None:
+            out.append(HelpPressed() if down else HelpReleased())
+        elif len(self._help_keys) == (1 if down else 0):  # the first key down, the last key up
+            self._help_key(down)
 
     def close(self) -> None:
         """Release the display."""

@@ -6,7 +6,8 @@ from datetime import datetime
 
 import pygame
 
-from kiosk.flow import Screen, State, deadline
+from kiosk.flow import State, deadline, help_shown
+from screens import help
 from screens.widgets import Flex, Frame, rows
 
 HELP = "help"
@@ -16,7 +17,7 @@ WARNING = "warning"
 
 def active(state: State) -> str | None:
     """Which overlay shows, in the order the state machine routes taps: help, asleep, warning."""
-    if state.help is not None and state.screen is not Screen.PAYING:
+    if help_shown(state):
         return HELP
     if state.asleep:
         return ASLEEP
@@ -39,31 +40,26 @@ def draw_asleep(frame: Frame, state: State, now: datetime) -> None:
                align="center", valign="middle")
 
 
-def _card(frame: Frame) -> list[pygame.Rect]:
+def card(frame: Frame, inset: tuple[int, int], limit: tuple[int, int] | None = None) -> pygame.Rect:
+    """Dim the screen and draw a centred card (inset and limit in reference px); return the card's inside."""
     m = frame.m
-    card = frame.content().inflate(-m.px(60), -m.px(40))
-    card.w, card.h = min(card.w, m.px(640)), min(card.h, m.px(360))
-    card.center = frame.rect.center
+    box = frame.content().inflate(-m.px(inset[0]), -m.px(inset[1]))
+    if limit is not None:
+        box.w, box.h = min(box.w, m.px(limit[0])), min(box.h, m.px(limit[1]))
+    box.center = frame.rect.center
     frame.scrim()
-    frame.box(card, frame.palette.card, frame.palette.border, width=3)
-    return rows(card.inflate(-m.px(40), -m.px(32)), [m.px(100), Flex(), m.primary], m.gap)
+    frame.box(box, frame.palette.card, frame.palette.border, width=3)
+    return box.inflate(-m.px(40), -m.px(32))
 
 
 def draw(frame: Frame, state: State, now: datetime) -> None:
     """Draw the active help or warning overlay over the screen already drawn (its targets are dropped)."""
     _, m, p = frame._, frame.m, frame.palette
     kind = active(state)
-    if kind == HELP and state.help is not None:
-        title_box, body_box, button_box = _card(frame)
-        frame.text(_("A person is being called"), title_box, size=m.title, bold=True, min_size=m.title_min, bg=p.card, align="center",
-                   valign="middle")
-        waited = max(0, int((now - state.help.since).total_seconds()))
-        status = _("Please stay here.") if state.help.ticket_id is None else _("Your call has been received. Please stay here.")
-        waiting = _("Waiting for {time}").format(time=f"{waited // 60:02d}:{waited % 60:02d}")
-        frame.text(f"{status}\n{waiting}", body_box, size=m.body, bg=p.card, align="center", valign="middle")
-        frame.button("help:cancel", _("Cancel call"), button_box.inflate(-m.px(140), 0))
+    if kind == HELP:
+        help.draw(frame, card(frame, (16, 12), help.card_limit(state)), state, now)
     elif kind == WARNING:
-        title_box, body_box, button_box = _card(frame)
+        title_box, body_box, button_box = rows(card(frame, (60, 40), (640, 360)), [m.px(100), Flex(), m.primary], m.gap)
         frame.text(_("Do you need more time?"), title_box, size=m.title, bold=True, min_size=m.title_min, bg=p.card, align="center",
                    valign="middle")
         body = _("The screen will reset in {seconds} s and your entries will be cleared.").format(

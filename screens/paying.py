@@ -1,9 +1,11 @@
-"""Paying: the amount, 'present your card', the terminal's own status text, and Cancel."""
+"""Paying: the amount, 'present your card', the terminal's own status text, Cancel, and a word on a help call."""
 from __future__ import annotations
 
 from datetime import datetime
 
 from kiosk.flow import State
+from kiosk.helpdesk import Phase
+from screens.help import agent_name, say
 from screens.i18n import format_money
 from screens.widgets import Flex, Frame, cols, rows
 
@@ -28,10 +30,15 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
                    valign="middle")
 
     banner, cancel = cols(footer, [Flex(), m.px(330)], m.gap)
-    if state.help is not None:
+    ticket = state.help
+    if ticket is not None and ticket.open:
+        if ticket.phase is Phase.CONNECTED:
+            notice = _("{agent} will talk to you after your payment.").format(agent=agent_name(ticket, _))
+        else:
+            notice = _("A person is being called. You can finish your payment first.")
         frame.box(banner, p.notice, p.on_notice)
-        frame.text(_("A person is being called. Please wait."), banner.inflate(-m.px(20), -m.px(8)), size=m.body,
-                   bold=True, fg=p.on_notice, bg=p.notice, valign="middle")
+        say(frame, notice, banner.inflate(-m.px(20), -m.px(8)), size=m.body, bold=True, fg=p.on_notice, bg=p.notice,
+            valign="middle")
     if payment is not None and payment.committing:
         frame.button("cancel", _("Confirming your parking…"), cancel, enabled=False)
     elif payment is not None and payment.cancelling:

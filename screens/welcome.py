@@ -13,6 +13,8 @@ from screens.widgets import Flex, Frame, cols, rows
 
 NOTICES = {
     "card_terminal": N_("Card payment may be slow or fail at the moment."),
+    "help_button": N_("The red help button is out of order: tap Help on the screen to reach a person."),
+    "gpio": N_("The red help button is out of order: tap Help on the screen to reach a person."),
 }
 OTHER_NOTICE = N_("Some functions of this station may not work at the moment.")
 

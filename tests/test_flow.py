@@ -8,8 +8,8 @@ import pytest
 from kiosk import flow
 from kiosk.config import Settings
 from kiosk.events import (
-    BeginPayment, CancelPayment, CloseHelpTicket, CommitFailed, CommitSession, ConfirmPayment, FailPayment,
-    FaultsChanged, HelpPressed, HelpReleased, HelpTicketOpened, Ignored, LookupSession, NoticeChanged, OpenHelpTicket,
+    BeginPayment, CancelPayment, CommitFailed, CommitSession, ConfirmPayment, FailPayment,
+    AgentSays, FaultsChanged, HelpPressed, HelpReleased, HelpTicketFailed, HelpTicketOpened, Ignored, JourneyCancelled, LookupSession, NoticeChanged, OpenHelpTicket, RecordHelp,
     PaymentAuthorized, PaymentDeclined, PaymentNotStarted, PaymentPending, SaveFeedback, SessionCommitted,
     SessionLookedUp, SettingsChanged, Tap, TerminalStatus, Tick,
 )
@@ -306,17 +306,17 @@ def test_help_from_any_screen_one_ticket() -> None:
     assert isinstance(opened, OpenHelpTicket) and opened.context["plate"] == "AB123"
     assert opened.context["screen"] == "plate"
     state, effects = run(state, HelpTicketOpened("t1"), HelpPressed(), HelpReleased())
-    assert state.help == flow.Help(NOW, "t1") and isinstance(effects[0], Ignored)
+    assert state.help is not None and state.help.id == "t1" and state.help.presses == 2 and effects == []
     state, effects = run(state, Tap("key:X"))
     assert state.plate == "AB123", "the overlay covers the keyboard"
     state, effects = run(state, Tap("help:cancel"))
-    assert effects == [CloseHelpTicket("t1", "cancelled_by_parker")] and state.help is None
+    assert effects == [RecordHelp("t1", "close", outcome="cancelled_by_parker", presses=2)] and state.help is None
     assert state.screen is Screen.PLATE and state.plate == "AB123", "help does not destroy the journey"
 
 
 def test_screen_never_sleeps_during_a_help_call() -> None:
     state, _ = run(welcome(), HelpPressed())
-    assert flow.deadline(state) is None
+    assert flow.deadline(state) == NOW + timedelta(seconds=SETTINGS.timeouts.help_answer_s), "only the help timer runs"
     state, _ = run(state, Tick(), now=NOW + timedelta(seconds=SETTINGS.timeouts.sleep_s))
     assert not state.asleep
 
@@ -329,7 +329,7 @@ def test_help_during_payment_never_interrupts_it() -> None:
 
 def test_ticket_opened_after_cancel_is_closed() -> None:
     _, effects = run(welcome(), HelpTicketOpened("t9"))
-    assert effects == [CloseHelpTicket("t9", "cancelled_by_parker")]
+    assert effects == [RecordHelp("t9", "close", outcome="cancelled_by_parker")]
 
 
 def test_settings_apply_for_the_next_parker_only() -> None:
@@ -425,3 +425,68 @@ def test_notice_is_shown_until_cleared_and_survives_resets() -> None:
     assert state.screen is Screen.WELCOME and state.notice == "Closed on Sunday"
     state, _ = run(state, NoticeChanged(""))
     assert state.notice == ""
+
+
+# ---- the help desk inside the journey ----
+
+TICKET = "11111111-1111-1111-1111-111111111111"
+
+
+def in_help_call(state: flow.State | None = None) -> flow.State:
+    state, _ = run(state or at_plate(), HelpPressed(), HelpTicketOpened(TICKET))
+    return state
+
+
+def test_agent_words_and_quick_replies_go_through_the_help_desk() -> None:
+    state, effects = run(in_help_call(), AgentSays(TICKET, "accept", "Ana"), AgentSays(TICKET, "message", "Ana", "Hi"))
+    assert effects == [RecordHelp(TICKET, "accept", agent="Ana"), RecordHelp(TICKET, "message", agent="Ana", text="Hi")]
+    state, effects = run(state, Tap("help:reply:plate_not_found"))
+    assert effects == [RecordHelp(TICKET, "reply", text="I can't find my plate", choice="plate_not_found")]
+    assert [line.author for line in state.help.conversation] == ["agent", "parker"]
+
+
+def test_the_journey_waits_under_the_help_overlay_and_gets_fresh_time_after() -> None:
+    state = in_help_call()
+    later = NOW + timedelta(seconds=SETTINGS.timeouts.inactivity_s + 5)
+    state, _ = run(state, Tick(), now=later)
+    assert state.screen is Screen.PLATE and state.warning_since is None, "no inactivity reset under the overlay"
+    state, _ = run(state, AgentSays(TICKET, "resolve", "Ana", "Done", "solved"), now=later)
+    state, _ = run(state, Tap("help:ok"), now=later)
+    assert state.help is None and state.plate == "AB123"
+    assert flow.deadline(state) == later + timedelta(seconds=SETTINGS.timeouts.inactivity_s)
+
+
+def test_overdue_keep_waiting_by_tap() -> None:
+    late = NOW + timedelta(seconds=SETTINGS.timeouts.help_answer_s)
+    state, effects = run(in_help_call(), Tick(), now=late)
+    assert state.help.overdue and effects == [RecordHelp(TICKET, "overdue")]
+    state, effects = run(state, Tap("help:wait"), now=late)
+    assert not state.help.overdue and effects == [RecordHelp(TICKET, "wait")]
+
+
+def test_an_agent_can_end_the_journey_but_never_a_payment() -> None:
+    state, effects = run(in_help_call(), JourneyCancelled("ended by agent Ana"))
+    assert state.screen is Screen.WELCOME and state.plate == "" and state.help is not None, "the call goes on"
+    paying = in_help_call(at_paying())
+    state, effects = run(paying, JourneyCancelled("ended by agent Ana"))
+    assert state.screen is Screen.PAYING and isinstance(effects[0], Ignored)
+
+
+def test_help_context_tells_the_agent_what_happened() -> None:
+    declined, _ = run(at_paying(), PaymentDeclined("p1", 0x05, "Abgelehnt"))
+    _, effects = run(declined, HelpPressed())
+    context = effects[0].context
+    assert context["last_payment"] == {"result": "declined"}
+    assert context["last_payment_error"]["result_code"] == 0x05
+    assert context["screen"] == "declined" and context["plate"] == "AB123"
+
+
+def test_an_agent_cannot_end_the_journey_of_the_next_parker() -> None:
+    state, effects = run(in_help_call(), Tap("help:cancel"), Tap("key:X"))  # the call ends, typing goes on
+    state, effects = run(state, JourneyCancelled("ended by agent Ana", TICKET))
+    assert state.screen is Screen.PLATE and state.plate == "AB123X" and isinstance(effects[0], Ignored)
+
+
+def test_help_without_a_database_says_nobody_can_be_reached() -> None:
+    state, _ = run(welcome(), HelpPressed(), HelpTicketFailed("storage unavailable"))
+    assert state.help is not None and state.help.outcome == "unreachable" and not state.help.open

@@ -62,7 +62,7 @@ def test_events_from_other_threads_wake_the_blocked_loop(parts) -> None:
     def parker() -> None:
         loop.post(Tap("start"))
         loop.post(HelpPressed())
-        while loop.state.help is None or loop.state.help.ticket_id is None:
+        while loop.state.help is None or loop.state.help.id is None:
             if handled.wait(0.01):
                 return
         handled.set()

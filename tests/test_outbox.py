@@ -31,12 +31,15 @@ class FakeLink:
         self.messages: list[tuple[str, str, int, bool, int | None]] = []
         self.unacked: list[int] = []  # row ids the broker has not acknowledged on this connection
         self.max_unacked = 0
+        self.expiries: dict[str, int | None] = {}  # topic -> message expiry of its last publish
         self._acks: list[tuple[int, bool]] = []
 
-    def publish(self, topic: str, payload: str, qos: int, retain: bool, row_id: int | None = None) -> bool:
+    def publish(self, topic: str, payload: str, qos: int, retain: bool, row_id: int | None = None,
+                expiry_s: int | None = None) -> bool:
         if not self.connected or not self.accepting:
             return False
         self.messages.append((topic, payload, qos, retain, row_id))
+        self.expiries[topic] = expiry_s
         self.published.append((self.connection, row_id))
         self.unacked.append(row_id)
         self.max_unacked = max(self.max_unacked, len(self.unacked))
@@ -348,3 +351,12 @@ def test_five_thousand_rows_drain_fully_with_random_ack_order(seed: int, window:
             published = link.ids(connection)
             assert published == sorted(published) and len(set(published)) == len(published)
         assert {row_id for _, row_id in link.published} == set(range(1, 5001))
+
+
+def test_a_help_request_goes_out_with_its_message_expiry(store: Store) -> None:
+    link = FakeLink()
+    out = publisher(store, link)
+    store.open_help_ticket({"screen": "welcome"}, T0)
+    out.connected()
+    out.pump()
+    assert link.expiries == {"help/state": None, "help/request": 120, "event/help": None}

@@ -425,30 +425,73 @@ def test_feedback(store: Store) -> None:
 
 
 def test_help_ticket_lifecycle(store: Store) -> None:
-    ticket = store.open_help_ticket({"screen": "plate", "plate": "B-1", "faults": []}, T0)
-    store.set_help_ticket_state(ticket, "connected", T0 + timedelta(seconds=20))
-    store.add_help_message(ticket, "to_parker", "Hallo, wie kann ich helfen?", T0)
-    store.add_help_message(ticket, "from_parker", "Karte abgelehnt", T0)
-    store.set_help_ticket_state(ticket, "closed", T0 + timedelta(minutes=3), outcome="courtesy")
+    context = {"screen": "plate", "plate": "B-1", "faults": []}
+    ticket = store.open_help_ticket(context, T0)
+    store.record_help(ticket, "reply", T0 + timedelta(seconds=5), text="My card is declined", choice="card_declined")
+    store.record_help(ticket, "overdue", T0 + timedelta(seconds=90))
+    store.record_help(ticket, "wait", T0 + timedelta(seconds=95))
+    store.record_help(ticket, "accept", T0 + timedelta(seconds=120), agent="Ana")
+    store.record_help(ticket, "message", T0 + timedelta(seconds=130), agent="Ana", text="Hallo, wie kann ich helfen?")
+    store.record_help(ticket, "close", T0 + timedelta(minutes=3), agent="Ana", text="Gute Fahrt", outcome="courtesy",
+                      presses=3)
     [row] = store.rows("help_ticket")
-    assert (row["state"], row["accepted_at"], row["closed_at"], row["outcome"]) == (
-        "closed", "2025-03-01T12:00:20.000000Z", "2025-03-01T12:03:00.000000Z", "courtesy")
-    assert json.loads(row["context"]) == {"screen": "plate", "plate": "B-1", "faults": []}
-    assert [m["direction"] for m in store.rows("help_message", ticket_id=ticket)] == [
-        "to_parker", "from_parker"]
-    assert [e["data"].get("state") for e in events(store)] == [
-        "waiting", "connected", "connected", "connected", "closed"]
-    assert events(store)[0]["data"]["context"] == {"screen": "plate", "plate": "B-1", "faults": []}
-    with pytest.raises(ValueError, match="closed"):
-        store.add_help_message(ticket, "to_parker", "late", T0)
-    with pytest.raises(ValueError, match="closed"):
-        store.set_help_ticket_state(ticket, "waiting", T0)
+    assert (row["state"], row["accepted_at"], row["closed_at"], row["outcome"], row["agent"], row["presses"]) == (
+        "closed", "2025-03-01T12:02:00.000000Z", "2025-03-01T12:03:00.000000Z", "courtesy", "Ana", 3)
+    assert json.loads(row["context"]) == context
+    assert [(m["direction"], m["agent"]) for m in store.rows("help_message", ticket_id=ticket)] == [
+        ("from_parker", None), ("to_parker", "Ana")]
+    data = [e["data"] for e in events(store)]
+    assert [(d["action"], d["state"]) for d in data] == [
+        ("open", "waiting"), ("reply", "waiting"), ("overdue", "waiting"), ("wait", "waiting"),
+        ("accept", "connected"), ("message", "connected"), ("close", "closed")]
+    assert data[0]["context"] == context
+    assert data[-1] == {"ticket": ticket, "action": "close", "state": "closed", "agent": "Ana", "outcome": "courtesy",
+                        "text": "Gute Fahrt", "presses": 3, "time_to_accept_s": 120, "time_to_resolve_s": 180}
+    [request] = store.rows("outbox", topic="help/request")
+    assert (request["retain"], request["expiry_s"], request["seq"]) == (False, 120, None)
+    assert json.loads(request["payload"]) == {"ticket": ticket, "station": store._station_id,
+                                              "opened": "2025-03-01T12:00:00.000Z", "context": context}
+    [said] = store.rows("outbox", topic="help/from-parker")
+    assert json.loads(said["payload"]) == {"ticket": ticket, "text": "My card is declined", "choice": "card_declined",
+                                           "ts": "2025-03-01T12:00:05.000Z"}
+    with pytest.raises(ValueError, match="not open"):
+        store.record_help(ticket, "message", T0, agent="Ana", text="late")
+    with pytest.raises(ValueError, match="action"):
+        store.record_help(ticket, "reopen", T0)
     with pytest.raises(ValueError, match="JSON"):
         store.open_help_ticket({"when": T0}, T0)
-    # five help events, and three retained help/state rows (the messages do not change the state)
-    assert count(store, "outbox") == 8
-    assert [json.loads(r["payload"])["state"] for r in store.rows("outbox", topic="help/state")] == [
-        "waiting", "connected", "closed"]
+    states = [json.loads(r["payload"]) for r in store.rows("outbox", topic="help/state")]
+    assert [(s["state"], s["overdue"], s["agent"]) for s in states] == [
+        ("waiting", False, None), ("waiting", True, None), ("waiting", False, None), ("connected", False, "Ana"),
+        ("closed", False, "Ana")]
+
+
+def test_help_refusals_are_events_for_known_tickets_only(store: Store) -> None:
+    ticket = store.open_help_ticket({}, T0)
+    store.record_help(ticket, "accept", T0, agent="Ana")
+    assert store.record_help(ticket, "refused", T0, agent="Bo", outcome="accept", text="taken by Ana")
+    assert events(store)[-1]["data"] == {"ticket": ticket, "action": "refused", "refused": "accept", "agent": "Bo",
+                                         "reason": "taken by Ana"}
+    depth = store.outbox_depth()
+    assert not store.record_help("00000000-0000-0000-0000-000000000000", "refused", T0, agent="Bo", outcome="accept")
+    assert store.outbox_depth() == depth, "nothing is written for a ticket this station never had"
+
+
+def test_open_ticket_is_found_again_after_a_restart(store: Store) -> None:
+    assert store.open_help_ticket_record(T0) is None
+    older = store.open_help_ticket({}, T0)
+    newer = store.open_help_ticket({}, T0 + timedelta(seconds=1))
+    store.record_help(newer, "accept", T0 + timedelta(seconds=2), agent="Ana")
+    store.record_help(newer, "message", T0 + timedelta(seconds=3), agent="Ana", text="Hallo")
+    record = store.open_help_ticket_record(T0 + timedelta(minutes=1))
+    assert record is not None and (record.id, record.state, record.agent, record.accepted) == (
+        newer, "connected", "Ana", T0 + timedelta(seconds=2))
+    assert [(m.direction, m.agent, m.text) for m in record.messages] == [("to_parker", "Ana", "Hallo")]
+    assert {r["id"]: (r["state"], r["outcome"]) for r in store.rows("help_ticket")}[older] == (
+        "closed", "superseded_at_restart")
+    current = json.loads(dict(store.retained_messages())["help/state"])
+    assert (current["ticket"], current["state"], current["since"]) == (newer, "connected", "2025-03-01T12:00:02.000Z"), (
+        "help/state is the ticket on screen again, since its accept")
 
 
 # --- outbox for the publisher -----------------------------------------------------------
@@ -748,12 +791,13 @@ def test_migration_from_version_2_keeps_data_and_backfills_retained(db_path: Pat
              ("fault/terminal", '{"active":true}', 1, "2025-03-01T12:00:02.000000Z"),
              ("fault/printer", '{"active":false}', 1, "2025-03-01T12:00:03.000000Z"),
              ("telemetry", '{"uptime":1}', 0, "2025-03-01T12:00:04.000000Z")])
-    before = conn.execute("SELECT * FROM outbox ORDER BY id").fetchall()
+    columns = "id, seq, topic, payload, qos, retain, created, sent"
+    before = conn.execute(f"SELECT {columns} FROM outbox ORDER BY id").fetchall()
     assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
     conn.close()
 
     with Store.open(db_path, "st-0001", T0 + timedelta(hours=1)) as s:
-        assert s.rows("meta", key="schema_version")[0]["value"] == "3" == str(len(MIGRATIONS))
+        assert s.rows("meta", key="schema_version")[0]["value"] == "4" == str(len(MIGRATIONS))
         assert s.boot == 2
         assert s.active_session("B-XY 123", "Z1", T0) == session
         assert s.rows("payment", id=payment.id)[0]["state"] == "approved"
@@ -762,8 +806,9 @@ def test_migration_from_version_2_keeps_data_and_backfills_retained(db_path: Pat
             {"topic": "fault/printer", "payload": '{"active":false}', "updated": "2025-03-01T12:00:03.000000Z"}]
         assert s.retained_messages() == [("fault/printer", '{"active":false}'), ("fault/terminal", '{"active":true}')]
         assert s.rows("command") == []
+        assert {r["expiry_s"] for r in s.rows("outbox")} == {None}
     conn = raw(db_path)
-    assert conn.execute("SELECT * FROM outbox ORDER BY id").fetchall() == before
+    assert conn.execute(f"SELECT {columns} FROM outbox ORDER BY id").fetchall() == before
     conn.close()
 
 
@@ -791,18 +836,18 @@ def test_help_state_is_retained_and_follows_the_ticket(store: Store) -> None:
     waiting = store.rows("outbox", topic="help/state")
     assert [(r["qos"], r["retain"], r["seq"]) for r in waiting] == [(1, True, None)]
     assert waiting[0]["payload"] == (
-        '{"ticket":"%s","state":"waiting","since":"2025-03-01T12:00:00.000Z",'
-        '"context":{"screen":"plate","plate":"B-1"}}' % ticket)
-    store.set_help_ticket_state(ticket, "connected", T0 + timedelta(seconds=20))
-    store.add_help_message(ticket, "to_parker", "Hallo", T0 + timedelta(seconds=30))
-    store.set_help_ticket_state(ticket, "closed", T0 + timedelta(minutes=3), outcome="courtesy")
+        '{"ticket":"%s","state":"waiting","since":"2025-03-01T12:00:00.000Z","opened":"2025-03-01T12:00:00.000Z",'
+        '"agent":null,"overdue":false,"context":{"screen":"plate","plate":"B-1"}}' % ticket)
+    store.record_help(ticket, "accept", T0 + timedelta(seconds=20), agent="Ana")
+    store.record_help(ticket, "message", T0 + timedelta(seconds=30), agent="Ana", text="Hallo")
+    store.record_help(ticket, "close", T0 + timedelta(minutes=3), outcome="courtesy")
     states = [json.loads(r["payload"]) for r in store.rows("outbox", topic="help/state")]
     assert [(s["state"], s["since"], s.get("outcome")) for s in states] == [
         ("waiting", "2025-03-01T12:00:00.000Z", None), ("connected", "2025-03-01T12:00:20.000Z", None),
         ("closed", "2025-03-01T12:03:00.000Z", "courtesy")]
     assert all(s["context"] == context and s["ticket"] == ticket for s in states)
     assert "outcome" not in states[1]
-    assert list(states[2]) == ["ticket", "state", "since", "context", "outcome"]
+    assert list(states[2]) == ["ticket", "state", "since", "opened", "agent", "overdue", "context", "outcome"]
     assert dict(store.retained_messages())["help/state"] == store.rows("outbox", topic="help/state")[-1]["payload"]
 
 
@@ -816,7 +861,7 @@ def test_help_state_is_written_with_the_ticket_or_not_at_all(store: Store, monke
 
     monkeypatch.setattr(Store, "_event", event_fails)
     with pytest.raises(RuntimeError):
-        store.set_help_ticket_state(ticket, "connected", T0)
+        store.record_help(ticket, "accept", T0, agent="Ana")
     with pytest.raises(RuntimeError):
         store.open_help_ticket({}, T0)
     assert (store.rows("help_ticket"), store.rows("outbox"), store.rows("retained")) == before

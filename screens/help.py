@@ -1,0 +1,320 @@
+"""The help call over the screen: waiting for a person, nobody answering yet, talking with an agent, how it ended."""
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime
+
+import pygame
+
+from kiosk import helpdesk
+from kiosk.flow import State
+from kiosk.helpdesk import Line, Phase, Ticket
+from screens.fonts import LRU
+from screens.i18n import N_, Translate, format_when
+from screens.theme import Color
+from screens.widgets import ELLIPSIS, Flex, Frame, cols, rows
+
+# The parker's quick replies, keyed like helpdesk.QUICK_REPLIES (whose English text is what the agent reads).
+REPLIES = {
+    "card_declined": N_("My card is declined"),
+    "plate_not_found": N_("I can't find my plate"),
+    "machine_broken": N_("The machine is not working"),
+    "other": N_("Something else"),
+}
+# What the resolution screen says when the agent wrote nothing, by outcome.
+ENDINGS = {
+    "solved": N_("We hope your problem is solved."),
+    "courtesy": N_("Your parking has been taken care of."),
+    "technician": N_("A technician has been informed."),
+}
+OTHER_ENDING = N_("Thank you for your patience.")
+MISSING = "\ufffd"  # drawn instead of a character the font has no glyph for
+NAME_LIMIT = 32  # characters of an agent's name shown
+
+_REPLY_KEYS = {text: key for key, text in helpdesk.QUICK_REPLIES.items()}
+_CLEAN: LRU[str] = LRU(256)
+_BROKEN: LRU[str] = LRU(256)
+_COUNTS: LRU[int] = LRU(512)
+
+
+@dataclass(frozen=True)
+class Said:
+    """One block of text in the conversation: what, in bold or not, in which colour."""
+
+    text: str
+    bold: bool
+    fg: Color
+
+
+def printable(frame: Frame, text: str) -> str:
+    """Text from outside (agents, staff) made safe to draw: no control characters; U+FFFD for a run the font lacks."""
+    def clean() -> str:
+        missing = set(frame.fonts.missing_glyphs(text.encode("utf-8", "replace").decode("utf-8")))
+        out: list[str] = []
+        for ch in text:
+            kind = unicodedata.category(ch)
+            if ch == "\n":
+                out.append(ch)
+            elif kind in ("Cc", "Zl", "Zp") or ch.isspace():
+                out.append(" ")
+            elif kind == "Cf" or (ch in missing and kind in ("Mn", "Me")):
+                continue  # invisible formatting (direction marks, joiners) and marks the font cannot put on
+            elif kind == "Cs" or ch in missing:
+                if not out or out[-1] != MISSING:
+                    out.append(MISSING)
+            else:
+                out.append(ch)
+        paragraphs = (" ".join(line.split()) for line in "".join(out).split("\n"))
+        return "\n".join(p for p in paragraphs if p)
+    return _CLEAN.get(text, clean)
+
+
+def _unbreakable(frame: Frame, text: str, width: int, size: int, bold: bool) -> str:
+    """Text whose every word fits width: a longer word (a link, a line of emoji) is cut onto lines of its own."""
+    def cut() -> str:
+        paragraphs = []
+        for paragraph in text.split("\n"):
+            words = []
+            for word in paragraph.split(" "):
+                pieces = []
+                while len(word) > 1 and frame.fonts.size(word, size, bold)[0] > width:
+                    keep = _longest_prefix(frame, word, width, size, bold)
+                    pieces.append(word[:keep])
+                    word = word[keep:]
+                words.append("\n".join(pieces + [word]))
+            paragraphs.append(" ".join(words))
+        return "\n".join(paragraphs)
+    return _BROKEN.get((text, width, size, bold), cut)
+
+
+def _longest_prefix(frame: Frame, word: str, width: int, size: int, bold: bool) -> int:
+    low, high = 1, len(word)  # at least one character, even if it alone is too wide
+    while low < high:
+        middle = (low + high + 1) // 2
+        if frame.fonts.size(word[:middle], size, bold)[0] <= width:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def _line_count(frame: Frame, text: str, width: int, size: int, bold: bool) -> int:
+    """How many lines Frame.text wraps text into at this size (words kept whole, as Frame.text does)."""
+    def count() -> int:
+        total = 0
+        for paragraph in text.split("\n"):
+            line = ""
+            for word in paragraph.split(" "):
+                candidate = f"{line} {word}" if line else word
+                if line and frame.fonts.size(candidate, size, bold)[0] > width:
+                    total += 1
+                    line = word
+                else:
+                    line = candidate
+            total += 1
+        return total
+    return _COUNTS.get((text, width, size, bold), count)
+
+
+def say(frame: Frame, text: str, rect: pygame.Rect, *, size: int, min_size: int | None = None, bold: bool = False,
+        fg: Color | None = None, bg: Color | None = None, align: str = "left", valign: str = "top") -> pygame.Rect:
+    """Draw any text inside rect: wrapped (long words cut), shrunk to min_size, then cut with '…'."""
+    m = frame.m
+    text = printable(frame, text)
+    size, smallest = m.snap(size), m.snap(min(size, min_size or m.small))
+    while True:
+        fitted = _unbreakable(frame, text, rect.w, size, bold)
+        if _line_count(frame, fitted, rect.w, size, bold) * frame.fonts.linesize(size, bold) <= rect.h:
+            break
+        if size <= smallest:
+            break
+        size = max(smallest, m.smaller(size))
+    return frame.text(fitted, rect, size=size, min_size=size, bold=bold, fg=fg, bg=bg, align=align, valign=valign)
+
+
+def agent_name(ticket: Ticket, _: Translate) -> str:
+    """The agent's name as received (a very long one shortened with '…'), or a kind stand-in when none came."""
+    name = " ".join(ticket.agent.split())
+    if len(name) > NAME_LIMIT:
+        return name[:NAME_LIMIT].rstrip() + ELLIPSIS
+    return name or _("A staff member")
+
+
+def card_limit(state: State) -> tuple[int, int] | None:
+    """The largest card (reference px) for the call's phase: only a conversation needs the whole screen."""
+    ticket = state.help
+    talking = ticket is not None and ticket.open and not ticket.overdue and ticket.id is not None
+    return None if talking else (760, 520)
+
+
+def draw(frame: Frame, inner: pygame.Rect, state: State, now: datetime) -> None:
+    """Draw the help call inside the overlay card's inner rect; its targets are the only ones."""
+    ticket = state.help
+    assert ticket is not None
+    if ticket.phase is Phase.CLOSED:
+        _closed(frame, inner, state)
+    elif ticket.phase is Phase.CONNECTED:
+        _talking(frame, inner, state, now)
+    elif ticket.overdue:
+        _overdue(frame, inner, state)
+    elif ticket.id is None:
+        _calling(frame, inner, ticket, now)
+    else:
+        _talking(frame, inner, state, now)
+
+
+def _simple(frame: Frame, inner: pygame.Rect, title: str) -> tuple[pygame.Rect, pygame.Rect]:
+    """A card with a title, a body and a row of buttons: returns (body, buttons)."""
+    m, p = frame.m, frame.palette
+    title_box, body_box, button_box = rows(inner, [m.px(100), Flex(), m.primary], m.gap)
+    say(frame, title, title_box, size=m.title, min_size=m.title_min, bold=True, bg=p.card, align="center",
+        valign="middle")
+    return body_box, button_box
+
+
+def _centred(row: pygame.Rect, width: int) -> pygame.Rect:
+    box = pygame.Rect(0, row.y, min(width, row.w), row.h)
+    box.centerx = row.centerx
+    return box
+
+
+def _waited(ticket: Ticket, now: datetime, _: Translate) -> str:
+    waited = max(0, int((now - ticket.opened).total_seconds()))
+    return _("Waiting for {time}").format(time=f"{waited // 60:02d}:{waited % 60:02d}")
+
+
+def _calling(frame: Frame, inner: pygame.Rect, ticket: Ticket, now: datetime) -> None:
+    """Just pressed, the ticket not durable yet: a person is being called."""
+    _, m, p = frame._, frame.m, frame.palette
+    body, buttons = _simple(frame, inner, _("A person is being called"))
+    say(frame, f"{_('Please stay here.')}\n{_waited(ticket, now, _)}", body, size=m.body, bg=p.card,
+        align="center", valign="middle")
+    frame.button("help:cancel", _("Cancel call"), _centred(buttons, m.px(300)))
+
+
+def _overdue(frame: Frame, inner: pygame.Rect, state: State) -> None:
+    """Nobody answered in time: say so, offer the phone, let the parker choose to keep waiting."""
+    _, m, p = frame._, frame.m, frame.palette
+    body, buttons = _simple(frame, inner, _("Nobody has answered yet"))
+    text = _("We are sorry: all our staff are busy right now.")
+    phone = state.settings.links.help_phone
+    if phone:
+        text += "\n" + _("You can also call us: {phone}").format(phone=phone)
+    say(frame, text, body, size=m.body, bg=p.card, align="center", valign="middle")
+    cancel, wait = cols(buttons, [Flex(), Flex()], m.gap * 2)
+    frame.button("help:cancel", _("Cancel call"), cancel)
+    frame.button("help:wait", _("Keep waiting"), wait, primary=True)
+
+
+def _closed(frame: Frame, inner: pygame.Rect, state: State) -> None:
+    """The call has ended: the agent's resolution, or a kind word for how it ended, and OK."""
+    _, m, p = frame._, frame.m, frame.palette
+    ticket = state.help
+    assert ticket is not None
+    body, buttons = _simple(frame, inner, _("Your call has ended"))
+    say(frame, ticket.resolution or _ending(ticket.outcome, state.settings.links.help_phone, _), body, size=m.body,
+        bg=p.card, align="center", valign="middle")
+    frame.button("help:ok", _("OK"), _centred(buttons, m.px(240)), primary=True)
+
+
+def _ending(outcome: str, phone: str, _: Translate) -> str:
+    """What the resolution screen says for an outcome when the agent wrote nothing."""
+    if outcome == helpdesk.ABANDONED:
+        if phone:
+            return _("Nobody could take your call. Please try again or call {phone}.").format(phone=phone)
+        return _("Nobody could take your call. Please try again.")
+    if outcome == helpdesk.UNREACHABLE:
+        if phone:
+            return _("We cannot reach our staff from this station right now. Please call {phone}.").format(phone=phone)
+        return _("We cannot reach our staff from this station right now. We are sorry.")
+    return _(ENDINGS.get(outcome, OTHER_ENDING))
+
+
+def _title_with_name(frame: Frame, ticket: Ticket, rect: pygame.Rect) -> None:
+    """'{agent} is helping you' on one line: a long name is shortened with '…' rather than the sentence cut."""
+    _, m, p = frame._, frame.m, frame.palette
+    template = _("{agent} is helping you")
+    name = printable(frame, agent_name(ticket, _))
+    size, smallest = m.snap(m.title), m.snap(m.title_min)
+
+    def width(shown: str) -> int:
+        return frame.fonts.size(template.format(agent=shown), size, True)[0]
+    while width(name) > rect.w and size > smallest:
+        size = m.smaller(size)
+    if width(name) > rect.w:
+        low, high = 1, len(name)  # the longest start of the name that fits with '…'
+        while low < high:
+            middle = (low + high + 1) // 2
+            low, high = (middle, high) if width(name[:middle] + ELLIPSIS) <= rect.w else (low, middle - 1)
+        name = name[:low].rstrip() + ELLIPSIS
+    say(frame, template.format(agent=name), rect, size=size, min_size=size, bold=True, bg=p.card, valign="middle")
+
+
+def _talking(frame: Frame, inner: pygame.Rect, state: State, now: datetime) -> None:
+    """The durable call, waiting or with an agent: status or conversation, quick replies, and end the call."""
+    _, m, p = frame._, frame.m, frame.palette
+    ticket = state.help
+    assert ticket is not None
+    connected = ticket.phase is Phase.CONNECTED
+    if m.landscape:  # the call's end at the top right, above the quick replies: the conversation gets the height
+        top, body = rows(inner, [m.target, Flex()], m.gap)
+        title_box, cancel_box = cols(top, [Flex(), m.px(290)], m.gap * 2)
+        talk_box, right = cols(body, [Flex(), m.px(290)], m.gap * 2)
+        label_box, *reply_boxes = rows(right, [m.px(30)] + [Flex()] * len(REPLIES), m.gap)
+    else:
+        title_box, talk_box, label_box, *reply_rows, cancel_row = rows(
+            inner, [m.px(100), Flex(), m.px(30), m.px(64), m.px(64), m.target], m.gap)
+        reply_boxes = [box for row in reply_rows for box in cols(row, [Flex(), Flex()], m.gap)]
+        cancel_box = _centred(cancel_row, m.px(300))
+    if connected:
+        _title_with_name(frame, ticket, title_box)
+    else:
+        say(frame, _("A person is being called"), title_box, size=m.title, min_size=m.title_min, bold=True,
+            bg=p.card, valign="middle")
+    said = [] if connected else [Said(_("Your call has been received. Please stay here."), True, p.fg),
+                                 Said(_waited(ticket, now, _), False, p.fg)]
+    _conversation(frame, talk_box, said, [_line(frame, line, state, now) for line in ticket.conversation])
+    say(frame, _("Tell us what happened:"), label_box, size=m.body, bold=True, bg=p.card, valign="bottom")
+    for (key, label), box in zip(REPLIES.items(), reply_boxes):
+        frame.button(f"help:reply:{key}", _(label), box, size=m.small)
+    frame.button("help:cancel", _("End call") if connected else _("Cancel call"), cancel_box)
+
+
+def _line(frame: Frame, line: Line, state: State, now: datetime) -> Said:
+    """One conversation line in the parker's words: agents prominent, the parker's own replies quieter."""
+    _, p = frame._, frame.palette
+    if line.author == "courtesy":
+        if line.until is None:
+            return Said(_("Free parking for {plate}").format(plate=line.text), True, p.fg)
+        until = format_when(line.until, now, state.settings.zone.timezone, state.language)
+        return Said(_("Free parking for {plate} until {time}").format(plate=line.text, time=until), True, p.fg)
+    if line.author == "parker":
+        key = _REPLY_KEYS.get(line.text)
+        return Said(_("You: {text}").format(text=_(REPLIES[key]) if key else line.text), False, p.muted)
+    return Said(line.text, True, p.fg)
+
+
+def _conversation(frame: Frame, rect: pygame.Rect, fixed: list[Said], lines: list[Said]) -> None:
+    """Fixed blocks at the top, then as many of the newest lines as fit, newest at the bottom (the newest always)."""
+    m, p = frame.m, frame.palette
+    size, space = m.snap(m.body), m.px(8)
+
+    def height(block: Said) -> int:
+        text = _unbreakable(frame, printable(frame, block.text), rect.w, size, block.bold)
+        return _line_count(frame, text, rect.w, size, block.bold) * frame.fonts.linesize(size, block.bold)
+    y = rect.y
+    for block in fixed:
+        box = pygame.Rect(rect.x, y, rect.w, rect.bottom - y)
+        y += say(frame, block.text, box, size=size, bold=block.bold, fg=block.fg, bg=p.card).h + space
+    shown: list[Said] = []
+    room = rect.bottom - y
+    for block in reversed(lines):
+        need = height(block) + (space if shown else 0)
+        if shown and need > room:
+            break
+        shown.insert(0, block)
+        room -= need
+    for block in shown:
+        box = pygame.Rect(rect.x, y, rect.w, max(0, min(height(block), rect.bottom - y)))
+        y += say(frame, block.text, box, size=size, bold=block.bold, fg=block.fg, bg=p.card).h + space
