@@ -120,7 +120,7 @@ def test_corrupt_database_at_start_is_out_of_service_and_kept(tmp_path: Path, st
     db.write_bytes(garbage)
     scenario = tmp_path / "check.scn"
     scenario.write_text('expect screen out_of_service\nexpect text "This pay station is out of service"\n'
-                        "tap help\nexpect text \"A person is being called\"\n")
+                        "tap help\nexpect text \"We cannot reach our staff from this station right now\"\n")
     result = run_kiosk("run", "--simulate", "--headless", "--config", str(station_config), "--scenario", str(scenario))
     assert result.returncode == 0, result.stderr
     assert "unusable (corrupt)" in result.stderr
