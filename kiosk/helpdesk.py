@@ -146,9 +146,7 @@ def keep_waiting(ticket: Ticket, timeouts: TimeoutSettings, now: datetime) -> Re
 
 def cancel(ticket: Ticket | None, now: datetime) -> Result:
     """The parker ended the call (a ticket not yet durable is closed when it becomes so)."""
-    if ticket is None or not ticket.open:
-        return None, ()
-    if ticket.id is None:
+    if ticket is None or not ticket.open or ticket.id is None:
         return None, ()
     return None, (RecordHelp(ticket.id, "close", outcome=CANCELLED_BY_PARKER, presses=ticket.presses),)
 

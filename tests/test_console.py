@@ -20,8 +20,9 @@ from broker import Mosquitto
 from certs import make_pki
 from console import app as console_app
 from console.agent_link import AgentLink, check_agent, parse_broker_url, subscriptions
-from console.app import ConsoleApp, FormScreen
+from console.app import FormScreen
 from console.board import Board
+from console_pilot import activity, console, rows
 from mqtt_client import Staff
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
@@ -387,12 +388,6 @@ class FakeStation(Staff):
         super()._on_message(client, userdata, message)
 
 
-def console(port: int, agent: str) -> ConsoleApp:
-    """A console on the test broker."""
-    return ConsoleApp(lambda on_message, on_state: AgentLink(f"mqtt://127.0.0.1:{port}", agent, on_message=on_message,
-                                                             on_state=on_state), agent)
-
-
 async def until(pilot: Any, condition: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:
     """Let the app run until ``condition()`` is truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
@@ -401,17 +396,6 @@ async def until(pilot: Any, condition: Callable[[], Any], what: str, timeout: fl
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         await pilot.pause(0.02)
     return value
-
-
-def rows(app: ConsoleApp, table_id: str) -> list[list[str]]:
-    """The cells of a table as plain text."""
-    table = app.query_one(table_id)
-    return [[str(cell) for cell in table.get_row_at(i)] for i in range(table.row_count)]
-
-
-def activity(app: ConsoleApp) -> str:
-    """Everything in the activity pane, with wrapped lines joined and runs of spaces as one."""
-    return " ".join(" ".join(strip.text for strip in app.query_one("#activity").lines).split())
 
 
 def publish_station(station: FakeStation, opened: datetime) -> None:

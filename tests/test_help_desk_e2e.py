@@ -12,8 +12,8 @@ import pygame
 import pytest
 
 from broker import Mosquitto
-from console.agent_link import AgentLink
 from console.app import ConsoleApp, FormScreen
+from console_pilot import activity, console, rows
 from help_station import press_help, screen_says
 from kiosk import config, helpdesk
 from kiosk.cli import Station, build_station
@@ -47,19 +47,7 @@ async def until(pilots: list[Any], station: Station, condition: Callable[[], Any
 
 def queue(app: ConsoleApp) -> list[list[str]]:
     """The console's help queue as plain text cells."""
-    table = app.query_one("#queue")
-    return [[str(cell) for cell in table.get_row_at(i)] for i in range(table.row_count)]
-
-
-def activity(app: ConsoleApp) -> str:
-    """The console's activity pane as one line of text."""
-    return " ".join(" ".join(strip.text for strip in app.query_one("#activity").lines).split())
-
-
-def console(port: int, agent: str) -> ConsoleApp:
-    """An agent's console on the test broker."""
-    return ConsoleApp(lambda on_message, on_state: AgentLink(f"mqtt://127.0.0.1:{port}", agent, on_message=on_message,
-                                                             on_state=on_state), agent)
+    return rows(app, "#queue")
 
 
 def assert_matches_golden(station: Station, name: str, tmp_path: Path) -> None:
