@@ -75,26 +75,26 @@ class Listener:
 
 
 class Overlay:
-    """Wraps the display's render to note when a frame with the help overlay was drawn (perf_counter)."""
+    """Wraps the display's render: notes when a frame with the help overlay was drawn, wakes waiters on every frame."""
 
     def __init__(self, display) -> None:
         self.drawn: list[float] = []
+        self._rendered = threading.Condition()
         self._render = display.render
         display.render = self.render
 
     def render(self, state, now: datetime) -> None:
         self._render(state, now)
-        if state.help is not None:
-            self.drawn.append(time.monotonic())
+        with self._rendered:
+            if state.help is not None:
+                self.drawn.append(time.monotonic())
+            self._rendered.notify_all()
 
-
-def wait(condition, what: str) -> None:
-    """Poll a condition the station's loop thread makes true (the bench thread only reads)."""
-    deadline = time.monotonic() + TIMEOUT_S
-    while not condition():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"no {what} within {TIMEOUT_S} s")
-        time.sleep(0.001)
+    def wait(self, condition, what: str) -> None:
+        """Wait, without polling, until a frame was drawn after which condition() holds."""
+        with self._rendered:
+            if not self._rendered.wait_for(condition, TIMEOUT_S):
+                raise RuntimeError(f"no {what} within {TIMEOUT_S} s")
 
 
 def rounds(station, overlay: Overlay, console: Listener, sender: Client, results: dict[str, list[float]],
@@ -103,12 +103,16 @@ def rounds(station, overlay: Overlay, console: Listener, sender: Client, results
     try:
         panel, loop = station.panel, station.loop
         hold_s = 2 * loop.state.settings.gpio.debounce_ms / 1000
-        wait(lambda: station.link.connected, "MQTT connection")
+        connect_by = time.monotonic() + TIMEOUT_S
+        while not station.link.connected:  # once, before anything is measured
+            if time.monotonic() > connect_by:
+                raise RuntimeError(f"no MQTT connection within {TIMEOUT_S} s")
+            time.sleep(0.01)
         for n in range(WARM_UP + ROUNDS):
             seen, drawn = len(console.arrivals), len(overlay.drawn)
             pressed = time.monotonic()
             panel.press()
-            wait(lambda: len(overlay.drawn) > drawn, "help overlay")
+            overlay.wait(lambda: len(overlay.drawn) > drawn, "help overlay")
             arrived = console.wait_for(PREFIX + "help/request", seen)
             time.sleep(hold_s)  # a finger stays longer than the debounce window
             panel.release()
@@ -121,7 +125,7 @@ def rounds(station, overlay: Overlay, console: Listener, sender: Client, results
                 results["screen"].append((overlay.drawn[drawn] - pressed) * 1000)
                 results["raw"].append(raw * 1000)
             loop.post(Tap("help:cancel"))
-            wait(lambda: loop.state.help is None, "the call to end")
+            overlay.wait(lambda: loop.state.help is None, "the call to end")
             time.sleep(hold_s)
     except BaseException as exc:  # reported by the main thread
         failed.append(exc)

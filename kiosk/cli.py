@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 from zoneinfo import ZoneInfo
 
-from console import app as console_app
+from console import command as console_command
 from kiosk import config, flow, helpdesk, remote_config
 from kiosk.events import Event
 from kiosk.faults import kind_of
@@ -62,8 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     add_terminal_commands(commands)
 
     console = commands.add_parser("console", help="the agents' console: fleet, help queue, chat (needs kiosk[console])")
-    console_app.add_arguments(console)
-    console.set_defaults(command=console_app.main)
+    console_command.add_arguments(console)
+    console.set_defaults(command=console_command.run)
 
     check = commands.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file", type=Path)

@@ -116,6 +116,7 @@ class MqttLink:
         self._subscriptions = subscriptions
         self._address = f"{settings.host}:{settings.port}"
         self._lock = threading.Lock()
+        self._looped = threading.Condition()  # notified after every round of paho's loop (see flush)
         self._stop_event = threading.Event()
         self._boot_offered = threading.Event()
         self._stopping = False
@@ -202,6 +203,26 @@ class MqttLink:
         if correlation is not None:
             properties.CorrelationData = correlation
         return self._send(response_topic, payload, 1, False, properties, _Pending(None, response_topic))
+
+    def flush(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s, with the GIL released, until the network thread has written every publish.
+
+        Only the network thread writes to the socket, and it needs the GIL to do so: while the
+        loop thread draws a frame it would get it only in slices (docs/performance.md). True
+        when nothing is left unwritten (also when not connected: nothing can be written then).
+        """
+        with self._lock:
+            client = self._conn.client if self._conn is not None and self._connected else None
+        if client is None:
+            return True
+        end = time.monotonic() + timeout
+        with self._looped:
+            while client.want_write():
+                remaining = end - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._looped.wait(remaining)
+        return True
 
     def take_acks(self) -> list[tuple[int, bool]]:
         """The (row_id, accepted) answers since the last call; a later answer posts LinkAcked again."""
@@ -465,6 +486,8 @@ class MqttLink:
                 conn.ended = f"no CONNACK/SUBACK within {CONNECT_TIMEOUT_S:.0f} s"
                 return
             rc = client.loop(LOOP_S)
+            with self._looped:
+                self._looped.notify_all()
             if rc != mqtt.MQTT_ERR_SUCCESS:
                 conn.ended = conn.ended or conn.last_error or mqtt.error_string(rc)
                 return

@@ -25,6 +25,7 @@ UPLINK_EVENTS = (LinkUp, LinkDown, LinkAcked, MessageIn, TerminalReport)
 SUBSCRIPTIONS = ("cmd/#", "cfg/desired", "help/to-parker")
 HOUSEKEEPING_S = 60
 WATCHDOG_MARGIN_S = 30
+FLUSH_S = 0.01  # the longest the loop waits for the network thread to write what it published
 TERMINAL_ANSWER_S = 600  # an end of day may take minutes; a terminal silent for longer will not answer
 
 
@@ -47,6 +48,8 @@ class Link(Protocol):
                 expiry_s: int | None = None) -> bool: ...
 
     def reply(self, response_topic: str, correlation: bytes | None, payload: str) -> bool: ...
+
+    def flush(self, timeout: float) -> bool: ...
 
     def offer_boot(self, boot: int) -> None: ...
 
@@ -137,11 +140,16 @@ class Uplink:
             log.exception("%s not handled", type(event).__name__)
 
     def pump(self, now: datetime) -> None:
-        """Publish what the outbox gained (cheap when nothing changed); resync retained state once drained."""
+        """Publish what the outbox gained (cheap when nothing changed); resync retained state once drained.
+
+        What was published is written to the socket before the loop goes on to draw, so that a
+        help request does not wait for a frame (at most FLUSH_S, so a stalled socket cannot hold the loop).
+        """
         if self._publisher is None or self._link is None:
             return
         try:
-            self._publisher.pump()
+            if self._publisher.pump():
+                self._link.flush(FLUSH_S)
             if self._resync and self._publisher.drained:
                 self._resync = False
                 self._publish_retained()

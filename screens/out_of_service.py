@@ -1,4 +1,4 @@
-"""Out of service: says so and why in parker words, and offers the alternatives; the help button still works."""
+"""Out of service: says so and why in parker words, and offers the alternatives, help among them when it works."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -8,6 +8,7 @@ import pygame
 from kiosk import faults
 from kiosk.flow import State
 from screens.i18n import N_, translator
+from screens.welcome import BUTTON_BROKEN
 from screens.widgets import Flex, Frame, cols, rows
 
 TITLES = {
@@ -18,6 +19,7 @@ REASONS = {
     faults.IMPACT_NO_CARD: N_("The card terminal is not working, so you cannot pay by card here at the moment."),
     faults.IMPACT_OUT_OF_SERVICE: N_("This station cannot take payments at the moment."),
 }
+BUTTON_FAULTS = {"help_button", "gpio"}  # the red button cannot be pressed; Help on the screen still works
 
 
 def impact(state: State) -> str:
@@ -37,7 +39,11 @@ def alternatives(state: State) -> list[str]:
         result.append(_("Nearest pay station: {place}").format(place=links.nearest_station))
     if links.help_phone:
         result.append(_("Help line: {phone}").format(phone=links.help_phone))
-    result.append(_("The help button still works: press the red button to talk to a person."))
+    broken = {fault.component for fault in state.faults}
+    if "storage" not in broken:  # without its database a station cannot place a help call (Help then says so)
+        button_works = not broken & BUTTON_FAULTS
+        result.append(_("The help button still works: press the red button to talk to a person.") if button_works
+                      else _(BUTTON_BROKEN))
     if state.notice:
         result.insert(0, state.notice)
     return result

@@ -11,10 +11,11 @@ from kiosk.tariff import Tariff
 from screens.i18n import N_, day_names, format_clock, format_date, format_duration, format_money, translator
 from screens.widgets import Flex, Frame, cols, rows
 
+BUTTON_BROKEN = N_("The red help button is out of order: tap Help on the screen to reach a person.")
 NOTICES = {
     "card_terminal": N_("Card payment may be slow or fail at the moment."),
-    "help_button": N_("The red help button is out of order: tap Help on the screen to reach a person."),
-    "gpio": N_("The red help button is out of order: tap Help on the screen to reach a person."),
+    "help_button": BUTTON_BROKEN,
+    "gpio": BUTTON_BROKEN,
 }
 OTHER_NOTICE = N_("Some functions of this station may not work at the moment.")
 

@@ -5,6 +5,8 @@ import argparse
 import asyncio
 import json
 import logging
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -19,6 +21,7 @@ from paho.mqtt.client import topic_matches_sub
 from broker import Mosquitto
 from certs import make_pki
 from console import app as console_app
+from console import command as console_command
 from console.agent_link import AgentLink, check_agent, parse_broker_url, subscriptions
 from console.app import FormScreen
 from console.board import Board
@@ -284,10 +287,16 @@ def test_bad_link_settings() -> None:
     assert link().client_id.startswith("console-anna-") and link().client_id != link().client_id
 
 
+def test_the_station_never_imports_textual() -> None:
+    """`kiosk run` wires the console's options, not its UI: Textual costs 0.2 s and 13 MB at every start."""
+    code = "import sys, kiosk.cli; sys.exit('textual' in sys.modules or 'console.app' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
+
+
 def namespace(**options: Any) -> argparse.Namespace:
     """``kiosk console`` options as argparse makes them."""
     parser = argparse.ArgumentParser()
-    console_app.add_arguments(parser)
+    console_command.add_arguments(parser)
     return parser.parse_args([f"--{k.replace('_', '-')}={v}" for k, v in options.items()])
 
 

@@ -99,6 +99,34 @@ class Observer:
 MakeLink = Callable[..., tuple[MqttLink, Posted]]
 
 
+class HeldLoop:
+    """Stops a link's network thread before its next round of paho's loop while ``hold`` is set, until ``let_go``."""
+
+    def __init__(self, link: MqttLink, *, connections: int | None = None) -> None:
+        """Only the first ``connections`` connections' threads are held (all when None)."""
+        self.hold, self.held, self.let_go = threading.Event(), threading.Event(), threading.Event()
+        clients = 0
+        real_new_client = link._new_client
+
+        def new_client(conn: Any) -> mqtt.Client:
+            nonlocal clients
+            client = real_new_client(conn)
+            clients += 1
+            if connections is None or clients <= connections:
+                real_loop = client.loop
+
+                def loop(timeout: float = 1.0) -> mqtt.MQTTErrorCode:
+                    if self.hold.is_set():
+                        self.held.set()
+                        self.let_go.wait(30)
+                    return real_loop(timeout)
+
+                client.loop = loop
+            return client
+
+        link._new_client = new_client
+
+
 def settings_for(port: int, **overrides: Any) -> MqttSettings:
     """Plain TCP to the test broker, short keepalive."""
     values: dict[str, Any] = {"host": "127.0.0.1", "port": port, "tls": False, "keepalive_s": 5, "reconnect_max_s": 4}
@@ -176,6 +204,24 @@ def test_publish_properties_expiry_and_reply(broker: Mosquitto, make_link: MakeL
     acks: list[tuple[int, bool]] = []
     wait_for(lambda: acks.extend(link.take_acks()) or len(acks) == 2, 5, "both acks")
     assert sorted(acks) == [(11, True), (12, True)]  # the QoS 0 row counts as acked once written
+
+
+def test_flush_waits_until_the_network_thread_has_written(broker: Mosquitto, observer: Observer,
+                                                          make_link: MakeLink) -> None:
+    link, posted = make_link(settings_for(broker.port))
+    assert link.flush(0.0)  # not connected: nothing can be waiting
+    held = HeldLoop(link)
+    link.start()
+    posted.wait(LinkUp)
+    held.hold.set()
+    assert link.publish("event/first", "{}", 1, False)  # wakes the network thread, which then stops before its next round
+    assert held.held.wait(5)
+    assert link.publish("help/request", '{"ticket":"t1"}', 1, False)
+    assert not link.flush(0.05)  # only the network thread writes, and it is held
+    assert not observer.on(PREFIX + "help/request")
+    held.let_go.set()
+    assert link.flush(5)
+    wait_for(lambda: observer.on(PREFIX + "help/request"), 5, "the flushed request at the observer")
 
 
 def test_acks_are_batched_into_one_event_until_taken(broker: Mosquitto, observer: Observer,
@@ -388,29 +434,12 @@ def test_tls_with_client_certificate(tmp_path: Path, make_link: MakeLink) -> Non
 
 def test_watchdog_abandons_a_hung_thread(broker: Mosquitto, observer: Observer, make_link: MakeLink) -> None:
     link, posted = make_link(settings_for(broker.port), boot=1)
-    hang, release, created = threading.Event(), threading.Event(), []
-    real_new_client = link._new_client
-
-    def new_client(conn: Any) -> mqtt.Client:
-        client = real_new_client(conn)
-        created.append(client)
-        if len(created) == 1:
-            real_loop = client.loop
-
-            def loop(timeout: float = 1.0) -> mqtt.MQTTErrorCode:
-                if hang.is_set():
-                    release.wait(30)
-                return real_loop(timeout)
-
-            client.loop = loop
-        return client
-
-    link._new_client = new_client
+    held = HeldLoop(link, connections=1)
     link.start()
     posted.wait(LinkUp)
     link.offer_boot(2)
     hung = next(t for t in threading.enumerate() if t.name == "mqtt-link-0")
-    hang.set()
+    held.hold.set()
     wait_for(lambda: link.heartbeat_age() > 1.5, 5, "the heartbeat to age")
     observer.send(PREFIX + "cmd/late", "{}")  # waits in the hung connection's socket
 
@@ -420,7 +449,7 @@ def test_watchdog_abandons_a_hung_thread(broker: Mosquitto, observer: Observer, 
     assert observer.payloads(PREFIX + "status") == ['{"state":"lost","boot":1}']
     assert link.heartbeat_age() < 1.5
 
-    release.set()  # the hung thread wakes up: its socket is dead, its callbacks must be ignored
+    held.let_go.set()  # the hung thread wakes up: its socket is dead, its callbacks must be ignored
     hung.join(5)
     assert not hung.is_alive()
     assert [type(e) for e in posted.events] == [LinkUp, LinkDown, LinkUp]

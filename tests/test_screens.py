@@ -298,6 +298,18 @@ def test_out_of_service_texts() -> None:
     assert "This pay station is out of service" in draw(states()["out_of_service"]).texts
 
 
+@pytest.mark.parametrize("component, words", [
+    ("storage", None),  # no database: no help call can be placed, so none is promised
+    ("help_button", "The red help button is out of order: tap Help on the screen to reach a person."),
+    ("gpio", "The red help button is out of order: tap Help on the screen to reach a person."),
+])
+def test_out_of_service_promises_help_only_the_way_it_works(component: str, words: str | None) -> None:
+    state = states()["no_card"]
+    texts = draw(replace(state, faults=state.faults + (fault(component, "x", "notice"),))).texts
+    assert [t for t in texts if "help button" in t] == ([words] if words else [])
+    assert "Help line: +49 30 123456" in texts
+
+
 def test_overlay_texts() -> None:
     assert "The screen will reset in 15 s and your entries will be cleared." in draw(states()["warning"]).texts
     later = _draw_at(states()["warning"], NOW + timedelta(seconds=5, milliseconds=500)).texts
