@@ -117,6 +117,8 @@ class MqttLink:
         self._address = f"{settings.host}:{settings.port}"
         self._lock = threading.Lock()
         self._looped = threading.Condition()  # notified after every round of paho's loop (see flush)
+        self._rounds = 0  # rounds of paho's loop so far (under _looped)
+        self._stalled_at = -1  # _rounds when a flush last timed out
         self._stop_event = threading.Event()
         self._boot_offered = threading.Event()
         self._stopping = False
@@ -205,21 +207,28 @@ class MqttLink:
         return self._send(response_topic, payload, 1, False, properties, _Pending(None, response_topic))
 
     def flush(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` s, with the GIL released, until the network thread has written every publish.
+        """Wait up to ``timeout`` s, the GIL released, until the network thread has written what paho queued.
 
         Only the network thread writes to the socket, and it needs the GIL to do so: while the
-        loop thread draws a frame it would get it only in slices (docs/performance.md). True
-        when nothing is left unwritten (also when not connected: nothing can be written then).
+        loop thread draws a frame it would get it only in slices (docs/performance.md). True when
+        nothing queued is left unwritten, or there is no connection to write to; QoS 1 messages
+        that paho holds back for its in-flight limit are not waited for. After a flush that timed
+        out, the next ones return at once until the network thread completes another round, so a
+        stalled socket or a hung thread costs the loop one timeout, not one per publish.
         """
         with self._lock:
-            client = self._conn.client if self._conn is not None and self._connected else None
-        if client is None:
+            conn = self._conn if self._connected else None
+            client = conn.client if conn is not None else None
+        if conn is None or client is None:
             return True
         end = time.monotonic() + timeout
         with self._looped:
-            while client.want_write():
+            if self._stalled_at == self._rounds:
+                return not client.want_write()
+            while client.want_write() and not conn.closed:
                 remaining = end - time.monotonic()
                 if remaining <= 0:
+                    self._stalled_at = self._rounds
                     return False
                 self._looped.wait(remaining)
         return True
@@ -470,6 +479,7 @@ class MqttLink:
                         self._set_state_locked("down")
                 self._close_pending(conn)
                 conn.client = None
+            self._looped_once()  # a flush waiting on this connection's writes stops waiting
         return self._ended(conn)
 
     def _loop(self, conn: _Connection) -> None:
@@ -486,11 +496,16 @@ class MqttLink:
                 conn.ended = f"no CONNACK/SUBACK within {CONNECT_TIMEOUT_S:.0f} s"
                 return
             rc = client.loop(LOOP_S)
-            with self._looped:
-                self._looped.notify_all()
+            self._looped_once()
             if rc != mqtt.MQTT_ERR_SUCCESS:
                 conn.ended = conn.ended or conn.last_error or mqtt.error_string(rc)
                 return
+
+    def _looped_once(self) -> None:
+        """A round of paho's loop is done (or the connection ended): wake flush()."""
+        with self._looped:
+            self._rounds += 1
+            self._looped.notify_all()
 
     def _disconnect(self, client: mqtt.Client) -> None:
         """Send DISCONNECT (normal: no will) and write it out, within a second."""

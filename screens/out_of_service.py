@@ -8,7 +8,7 @@ import pygame
 from kiosk import faults
 from kiosk.flow import State
 from screens.i18n import N_, translator
-from screens.welcome import BUTTON_BROKEN
+from screens.welcome import BUTTON_BROKEN, button_works
 from screens.widgets import Flex, Frame, cols, rows
 
 TITLES = {
@@ -19,9 +19,6 @@ REASONS = {
     faults.IMPACT_NO_CARD: N_("The card terminal is not working, so you cannot pay by card here at the moment."),
     faults.IMPACT_OUT_OF_SERVICE: N_("This station cannot take payments at the moment."),
 }
-BUTTON_FAULTS = {"help_button", "gpio"}  # the red button cannot be pressed; Help on the screen still works
-
-
 def impact(state: State) -> str:
     """What the blocking fault means for parkers (out of service when no fault says more)."""
     fault = faults.blocking(state.faults)
@@ -39,11 +36,9 @@ def alternatives(state: State) -> list[str]:
         result.append(_("Nearest pay station: {place}").format(place=links.nearest_station))
     if links.help_phone:
         result.append(_("Help line: {phone}").format(phone=links.help_phone))
-    broken = {fault.component for fault in state.faults}
-    if "storage" not in broken:  # without its database a station cannot place a help call (Help then says so)
-        button_works = not broken & BUTTON_FAULTS
-        result.append(_("The help button still works: press the red button to talk to a person.") if button_works
-                      else _(BUTTON_BROKEN))
+    if not any(fault.component == "storage" for fault in state.faults):  # no help call without storage (Help says so)
+        result.append(_("The help button still works: press the red button to talk to a person.")
+                      if button_works(state) else _(BUTTON_BROKEN))
     if state.notice:
         result.insert(0, state.notice)
     return result

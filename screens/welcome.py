@@ -12,12 +12,18 @@ from screens.i18n import N_, day_names, format_clock, format_date, format_durati
 from screens.widgets import Flex, Frame, cols, rows
 
 BUTTON_BROKEN = N_("The red help button is out of order: tap Help on the screen to reach a person.")
+BUTTON_FAULTS = frozenset({"help_button", "gpio"})  # the red button cannot be pressed; Help on the screen still works
 NOTICES = {
     "card_terminal": N_("Card payment may be slow or fail at the moment."),
     "help_button": BUTTON_BROKEN,
     "gpio": BUTTON_BROKEN,
 }
 OTHER_NOTICE = N_("Some functions of this station may not work at the moment.")
+
+
+def button_works(state: State) -> bool:
+    """The red help button can be pressed: no fault of the button or of the GPIO it is read through."""
+    return not {fault.component for fault in state.faults} & BUTTON_FAULTS
 
 
 def _day_ranges(weekdays: frozenset[int], names: tuple[str, ...]) -> str:
@@ -105,9 +111,12 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
     frame.text(_("Pay for your parking here"), title_box, size=m.title, bold=True, min_size=m.title_min, valign="bottom")
     frame.button("start", _("Start"), button_box, primary=True, size=m.px(44))
 
-    radius = m.px(14)
-    pygame.draw.circle(frame.surface, p.error, (hint_box.x + radius, hint_box.centery), radius)
-    hint_box.x, hint_box.w = hint_box.x + 2 * radius + m.px(10), hint_box.w - 2 * radius - m.px(10)
-    frame.text(_("Press the red button to talk to a person"), hint_box, size=m.small, bold=True, valign="middle")
+    if button_works(state):
+        radius = m.px(14)
+        pygame.draw.circle(frame.surface, p.error, (hint_box.x + radius, hint_box.centery), radius)
+        hint_box.x, hint_box.w = hint_box.x + 2 * radius + m.px(10), hint_box.w - 2 * radius - m.px(10)
+        frame.text(_("Press the red button to talk to a person"), hint_box, size=m.small, bold=True, valign="middle")
+    else:
+        frame.text(_("Tap Help to talk to a person"), hint_box, size=m.small, bold=True, valign="middle")
     frame.button("contrast", _("High contrast"), contrast_box, primary=state.high_contrast)
     frame.button("help", _("Help"), help_box)

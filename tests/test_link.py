@@ -213,15 +213,21 @@ def test_flush_waits_until_the_network_thread_has_written(broker: Mosquitto, obs
     held = HeldLoop(link)
     link.start()
     posted.wait(LinkUp)
+    assert link.publish("event/zero", "{}", 1, False)
+    assert link.flush(0.4)  # woken by the round that wrote it, not by the next idle round (LOOP_S, 0.5 s)
     held.hold.set()
     assert link.publish("event/first", "{}", 1, False)  # wakes the network thread, which then stops before its next round
     assert held.held.wait(5)
     assert link.publish("help/request", '{"ticket":"t1"}', 1, False)
     assert not link.flush(0.05)  # only the network thread writes, and it is held
+    began = time.monotonic()
+    assert not link.flush(30)  # still no round since the last flush timed out: no second wait
+    assert time.monotonic() - began < 5
     assert not observer.on(PREFIX + "help/request")
     held.let_go.set()
-    assert link.flush(5)
-    wait_for(lambda: observer.on(PREFIX + "help/request"), 5, "the flushed request at the observer")
+    wait_for(lambda: observer.on(PREFIX + "help/request"), 5, "the request at the observer once the thread runs")
+    assert link.publish("event/later", "{}", 1, False)
+    wait_for(lambda: link.flush(0.4), 5, "flushes that wait again once the thread has made progress")
 
 
 def test_acks_are_batched_into_one_event_until_taken(broker: Mosquitto, observer: Observer,

@@ -207,6 +207,16 @@ def test_welcome_texts() -> None:
     assert not any("Technical text" in t for t in texts)
 
 
+@pytest.mark.parametrize("component", ["help_button", "gpio"])
+def test_welcome_sends_parkers_to_the_screens_help_while_the_red_button_is_out_of_order(component: str) -> None:
+    state = states()["welcome"]
+    texts = draw(replace(state, faults=(fault(component, "x", "notice"),))).texts
+    assert "Press the red button to talk to a person" not in texts
+    assert "Tap Help to talk to a person" in texts
+    assert "The red help button is out of order: tap Help on the screen to reach a person." in texts
+    assert "Press the red button to talk to a person" in draw(state).texts
+
+
 def test_staff_notice_on_welcome_and_out_of_service() -> None:
     notice = "Closed on Sunday for the market"
     assert notice in draw(replace(states()["welcome_notice"], notice=notice)).texts
