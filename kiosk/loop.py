@@ -78,7 +78,10 @@ class Loop:
         if faults:
             self.post(FaultsChanged(tuple(faults)))
         if uplink is not None:
-            uplink.attach(self, clock())
+            now = clock()
+            uplink.attach(self, now)
+            for fault in faults if store is None else ():  # without a database, nobody else will report them
+                uplink.fault_changed(fault, True, False, now)
 
     def post(self, event: Event) -> None:
         """Queue an event from any thread and wake the loop."""
@@ -178,24 +181,32 @@ class Loop:
         if current is not None and current.code == code:
             return
         log.error("fault raised: %s/%s (%s): %s", component, code, kind.severity, message)
+        stored = False
         if self.store is not None:
             try:
                 record = self.store.raise_fault(component, code, kind.severity, message, kind.parker_impact, now)
+                stored = True
             except StorageError as exc:
                 log.error("fault %s/%s kept in memory only: %s", component, code, exc)
         self._faults[component] = record
+        if self.uplink is not None:
+            self.uplink.fault_changed(record, True, stored, now)
         self.post(FaultsChanged(tuple(self._faults.values())))
 
     def clear_fault(self, component: str, now: datetime) -> None:
         """Clear a component's fault (durably when the store works) and tell the journey."""
-        if self._faults.pop(component, None) is None:
+        record = self._faults.pop(component, None)
+        if record is None:
             return
         log.info("fault cleared: %s", component)
+        stored = False
         if self.store is not None:
             try:
-                self.store.clear_fault(component, now)
+                stored = self.store.clear_fault(component, now)  # False: it never reached the store either
             except StorageError as exc:
                 log.error("fault %s cleared in memory only: %s", component, exc)
+        if self.uplink is not None:
+            self.uplink.fault_changed(record, False, stored, now)
         self.post(FaultsChanged(tuple(self._faults.values())))
 
     def in_service_mode(self) -> bool:

@@ -22,7 +22,7 @@ from kiosk.schema import (
 from kiosk.store_help import HelpStore
 from kiosk.store_link import LinkStore
 from kiosk.store_payments import PaymentStore
-from kiosk.store_rows import _choice, _int, _json, _record, _text, _ts
+from kiosk.store_rows import _choice, _int, _json, _record, _text, _ts, fault_state
 
 log = logging.getLogger(__name__)
 
@@ -307,10 +307,7 @@ class Store(PaymentStore, LinkStore, HelpStore):
         return Fault.select().where(Fault.component == component, Fault.cleared_at.is_null()).first(self._db)
 
     def _report_fault(self, fault: FaultRecord, active: bool, now: datetime) -> None:
-        retained = {"active": active, "code": fault.code, "severity": fault.severity,
-                    "since": _ts(fault.since if active else now), "message": fault.message,
-                    "parker_impact": fault.parker_impact}
-        self._insert_outbox(f"fault/{fault.component}", _json(retained), 1, True, None, now)
+        self._insert_outbox(f"fault/{fault.component}", fault_state(fault, active, now), 1, True, None, now)
         self._event("fault", {"component": fault.component, "code": fault.code, "severity": fault.severity,
                               "message": fault.message, "parker_impact": fault.parker_impact, "active": active}, now)
 

@@ -9,7 +9,7 @@ from typing import Any, Sequence, TypeVar
 
 import peewee as pw
 
-from kiosk.records import PaymentRecord, SessionRecord
+from kiosk.records import FaultRecord, PaymentRecord, SessionRecord
 from kiosk.schema import _utc
 
 R = TypeVar("R")
@@ -23,6 +23,13 @@ def _ts(value: datetime) -> str:
 def _json(value: Any) -> str:
     """Compact UTF-8 JSON, keys in insertion order, as published on MQTT."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def fault_state(fault: FaultRecord, active: bool, now: datetime) -> str:
+    """The retained ``fault/{component}`` payload (MQTT.md): the fault raised (since when) or cleared (now)."""
+    return _json({"active": active, "code": fault.code, "severity": fault.severity,
+                  "since": _ts(fault.since if active else now), "message": fault.message,
+                  "parker_impact": fault.parker_impact})
 
 
 def _text(name: str, value: Any) -> str:

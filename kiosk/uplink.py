@@ -16,8 +16,9 @@ from kiosk.events import (
     TerminalReport,
 )
 from kiosk.outbox import OutboxPublisher
+from kiosk.records import FaultRecord
 from kiosk.store import StorageError, Store
-from kiosk.store_rows import _json, _ts
+from kiosk.store_rows import _json, _ts, fault_state
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,7 @@ class Uplink:
         self._next_telemetry: datetime | None = None
         self._next_housekeeping: datetime | None = None
         self._resync = False
+        self._unstored: dict[str, str] = {}  # fault/{component} -> payload the store could not keep
         self._answers: dict[str, str] = {}  # dedupe keys -> replies, when there is no database
         self._waiting: dict[str, _Waiting] = {}  # terminal request id -> command waiting for it
 
@@ -138,6 +140,20 @@ class Uplink:
             self._control.raise_fault("storage", exc.reason, now, str(exc))
         except Exception:  # a bug must not turn one bad message into a crash loop (cfg/desired is retained)
             log.exception("%s not handled", type(event).__name__)
+
+    def fault_changed(self, fault: FaultRecord, active: bool, stored: bool, now: datetime) -> None:
+        """A fault was raised or cleared. One the store could not keep is published at once, without the outbox.
+
+        Not durable (there is no database to keep it in), but staff learn that a station's storage
+        is broken; it is published again at every connection until the store records that component.
+        """
+        topic = f"fault/{fault.component}"
+        if stored:
+            self._unstored.pop(topic, None)
+            return
+        self._unstored[topic] = fault_state(fault, active, now)
+        if self._link is not None and self._link.connected:
+            self._link.publish(topic, self._unstored[topic], 1, True)
 
     def pump(self, now: datetime) -> None:
         """Publish what the outbox gained (cheap when nothing changed); resync retained state once drained.
@@ -215,11 +231,17 @@ class Uplink:
         self._link.publish("status", _json(birth), 1, True)
 
     def _publish_retained(self) -> int:
-        """Republish the station's whole retained view (fault/*, help/state, cfg/reported)."""
+        """Republish the station's whole retained view (fault/*, help/state, cfg/reported), unstored faults last."""
         store = self._control.store
-        if self._link is None or store is None:
+        if self._link is None:
             return 0
-        messages = store.retained_messages()
+        messages: list[tuple[str, str]] = []
+        if store is not None:
+            try:
+                messages = store.retained_messages()
+            except StorageError as exc:  # what the store could not give, the unstored faults below explain
+                log.error("retained view not republished: %s", exc)
+        messages += self._unstored.items()
         for topic, payload in messages:
             self._link.publish(topic, payload, 1, True)
         return len(messages)
