@@ -4,12 +4,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-extras=""
+extras=()
 case "${1:-}" in
   "") ;;
-  --test) extras="[test]" ;;
+  --test) extras+=(test) ;;
   *) echo "usage: $0 [--test]" >&2; exit 2 ;;
 esac
+# On a Raspberry Pi, gpiozero reads the help button and the door switch through lgpio
+# (a wheel from piwheels/PyPI); elsewhere the pins are simulated (--simulate) or a gpio fault.
+if grep -qs "Raspberry Pi" /proc/device-tree/model; then extras+=(pi); fi
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -18,7 +21,7 @@ python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
 
 debian_packages=()
 python3 -c 'import ensurepip, venv' 2>/dev/null || debian_packages+=(python3-venv)
-if [ -n "$extras" ]; then
+if [[ " ${extras[*]} " == *" test "* ]]; then
   # The tests start their own brokers (never the system one) and make their own TLS certificates.
   command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || debian_packages+=(mosquitto)
   command -v openssl >/dev/null || debian_packages+=(openssl)
@@ -30,5 +33,7 @@ fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".${extras}"
+spec="."
+if [ ${#extras[@]} -gt 0 ]; then spec=".[$(IFS=,; echo "${extras[*]}")]"; fi
+.venv/bin/python -m pip install -q -e "$spec"
 echo "installed: $(.venv/bin/kiosk version)"
