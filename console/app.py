@@ -17,6 +17,7 @@ try:
     from textual.app import App, ComposeResult
     from textual.containers import Horizontal, Vertical, VerticalScroll
     from textual.coordinate import Coordinate
+    from textual.css.query import NoMatches
     from textual.message import Message
     from textual.screen import ModalScreen
     from textual.widgets import Button, DataTable, Footer, Header, Input, Label, RichLog, Select, Static
@@ -404,7 +405,12 @@ class ConsoleApp(App):
 
     def _refresh(self) -> None:
         self._refresh_due = False
-        now = self._clock()
+        try:
+            self._redraw(self._clock())
+        except NoMatches:  # a timer firing while the app closes: its widgets are already gone
+            log.debug("console closing: refresh skipped")
+
+    def _redraw(self, now: datetime) -> None:
         _fill(self.query_one("#fleet", DataTable), self._cells["fleet"],
               [(s.station, _station_cells(s)) for s in self.board.stations()], None)
         queue = self.board.queue(now)

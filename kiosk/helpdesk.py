@@ -207,7 +207,9 @@ def stale(record: HelpTicketRecord, timeouts: TimeoutSettings, now: datetime) ->
 
 def restore(record: HelpTicketRecord, timeouts: TimeoutSettings, now: datetime) -> Ticket:
     """The open ticket the station had before a restart, back on screen; its timers start again now."""
-    lines = tuple(Line("agent" if m.direction == "to_parker" else "parker", m.text, m.created) for m in record.messages)
+    said = [Line("agent" if m.direction == "to_parker" else "parker", m.text, m.created) for m in record.messages]
+    granted = [Line("courtesy", s.plate, s.created, until=s.expires) for s in record.courtesies]
+    lines = tuple(sorted(said + granted, key=lambda line: line.at))  # stable: same-time lines keep their order
     phase = Phase(record.state)
     return Ticket(opened=record.opened, since=record.accepted or record.opened,
                   answer_due=now + timedelta(seconds=timeouts.help_answer_s), last_activity=now, phase=phase,

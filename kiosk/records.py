@@ -133,3 +133,4 @@ class HelpTicketRecord:
     agent: str | None
     presses: int
     messages: tuple[HelpMessageRecord, ...]
+    courtesies: tuple[SessionRecord, ...] = ()  # free parking granted during the call, oldest first

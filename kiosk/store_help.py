@@ -7,15 +7,20 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from kiosk.records import HelpMessageRecord, HelpTicketRecord
-from kiosk.schema import HelpMessage, HelpTicket, _utc
-from kiosk.store_rows import _choice, _int, _json, _text, _ts
+from kiosk.records import HelpMessageRecord, HelpTicketRecord, SessionRecord
+from kiosk.schema import HelpMessage, HelpTicket, ParkingSession, _utc
+from kiosk.store_rows import _choice, _int, _json, _record, _text, _ts
 
 log = logging.getLogger("kiosk.store")
 
 HELP_REQUEST_EXPIRY_S = 120  # MQTT.md: a request nobody took within about two minutes leaves the broker
 HELP_ACTIONS = ("accept", "message", "reply", "overdue", "wait", "close", "refused")
 RESTART_OUTCOME = "superseded_at_restart"
+
+
+def courtesy_reason_suffix(ticket_id: str) -> str:
+    """How a courtesy session's reason names the help ticket it was granted in (found again after a restart)."""
+    return f" (help ticket {ticket_id})"
 
 
 class HelpStore:
@@ -84,10 +89,14 @@ class HelpStore:
             return None
         ticket = rows[0]
         query = HelpMessage.select().where(HelpMessage.ticket_id == ticket.id).order_by(HelpMessage.id)
+        granted = (ParkingSession.select().where(ParkingSession.kind == "courtesy",
+                                                 ParkingSession.reason.endswith(courtesy_reason_suffix(ticket.id)))
+                   .order_by(ParkingSession.created))
         with self._guard():
             messages = tuple(HelpMessageRecord(m.direction, m.agent, m.text, m.created) for m in query.execute(self._db))
+            courtesies = tuple(_record(SessionRecord, row) for row in granted.execute(self._db))
         return HelpTicketRecord(ticket.id, ticket.state, ticket.opened_at, ticket.accepted_at, ticket.agent,
-                                ticket.presses, messages)
+                                ticket.presses, messages, courtesies)
 
     def _help_step(self, ticket: HelpTicket, action: str, now: datetime, agent: str, text: str, outcome: str,
                    choice: str, presses: int) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from kiosk.events import (
 from kiosk.outbox import OutboxPublisher
 from kiosk.records import FaultRecord
 from kiosk.store import StorageError, Store
+from kiosk.store_help import courtesy_reason_suffix
 from kiosk.store_rows import _json, _ts, fault_state
 
 log = logging.getLogger(__name__)
@@ -370,7 +371,7 @@ class Uplink:
         expires = now + timedelta(minutes=args.minutes)
         reason = f"granted by staff: {args.reason}"
         if args.ticket is not None:
-            reason += f" (help ticket {args.ticket})"
+            reason += courtesy_reason_suffix(args.ticket)
         session = station.store.grant_courtesy_session(args.plate, settings.zone.name, args.minutes, now, expires,
                                                        reason, now)
         if args.ticket is not None:

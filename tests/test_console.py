@@ -421,6 +421,17 @@ def help_request(opened: datetime) -> bytes:
     return js({"ticket": TICKET_A, "station": ST1, "opened": iso(opened), "context": context()})
 
 
+def test_a_refresh_timer_firing_while_the_console_closes_is_harmless(broker) -> None:
+    app = console(broker.port, "anna")
+
+    async def scenario() -> None:
+        async with app.run_test(size=(160, 45)) as pilot:
+            await until(pilot, lambda: rows(app, "#fleet") is not None, "the console to start")
+        app._refresh()  # its widgets are gone now; a timer that was already due still runs
+
+    asyncio.run(scenario())
+
+
 def test_console_shows_the_station_and_talks_to_the_parker(broker, tmp_path) -> None:
     station = FakeStation(broker.port)
     station.subscribe(topic("+", "help/to-parker"), topic("+", "cmd/#"))

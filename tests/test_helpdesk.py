@@ -8,7 +8,7 @@ from kiosk import helpdesk
 from kiosk.config import TimeoutSettings
 from kiosk.events import AgentSays, CourtesyGranted, Ignored, OpenHelpTicket, RecordHelp
 from kiosk.helpdesk import Phase, Ticket
-from kiosk.records import HelpMessageRecord, HelpTicketRecord
+from kiosk.records import HelpMessageRecord, HelpTicketRecord, SessionRecord
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 T = TimeoutSettings()
@@ -246,6 +246,16 @@ def test_restore_brings_back_phase_agent_and_conversation() -> None:
     assert (ticket.id, ticket.phase, ticket.agent, ticket.presses) == (ID, Phase.CONNECTED, "Ana", 2)
     assert [(line.author, line.text) for line in ticket.conversation] == [("agent", "Hello"), ("parker", "Thanks")]
     assert helpdesk.deadline(ticket, T) == at(300 + T.help_abandon_s), "timers restart at the restart"
+
+
+def test_restore_puts_courtesy_grants_back_among_the_lines_in_time_order() -> None:
+    session = SessionRecord("s1", "B-AB123", "Z", at(50), at(50 + 3600), 60, 0, "XXX", "courtesy", None, None, at(50))
+    record = HelpTicketRecord(ID, "connected", NOW, at(30), "Ana", 1, (
+        HelpMessageRecord("to_parker", "Ana", "Free parking for you", at(40)),
+        HelpMessageRecord("from_parker", None, "Thanks", at(60))), (session,))
+    ticket = helpdesk.restore(record, T, at(300))
+    assert [(line.author, line.text, line.until) for line in ticket.conversation] == [
+        ("agent", "Free parking for you", None), ("courtesy", "B-AB123", at(50 + 3600)), ("parker", "Thanks", None)]
 
 
 def test_a_ticket_that_cannot_be_stored_is_told_honestly() -> None:

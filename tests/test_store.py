@@ -16,6 +16,7 @@ from kiosk import store as store_module
 from kiosk.records import CommandRecord, FaultRecord, PaymentResultData
 from kiosk.schema import MIGRATIONS, MODELS
 from kiosk.store import Store, StorageError
+from kiosk.store_help import courtesy_reason_suffix
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
 CET = timezone(timedelta(hours=1))
@@ -487,11 +488,27 @@ def test_open_ticket_is_found_again_after_a_restart(store: Store) -> None:
     assert record is not None and (record.id, record.state, record.agent, record.accepted) == (
         newer, "connected", "Ana", T0 + timedelta(seconds=2))
     assert [(m.direction, m.agent, m.text) for m in record.messages] == [("to_parker", "Ana", "Hallo")]
+    assert record.courtesies == ()
     assert {r["id"]: (r["state"], r["outcome"]) for r in store.rows("help_ticket")}[older] == (
         "closed", "superseded_at_restart")
     current = json.loads(dict(store.retained_messages())["help/state"])
     assert (current["ticket"], current["state"], current["since"]) == (newer, "connected", "2025-03-01T12:00:02.000Z"), (
         "help/state is the ticket on screen again, since its accept")
+
+
+def test_courtesy_granted_in_a_call_is_found_again_with_its_ticket(store: Store) -> None:
+    ticket = store.open_help_ticket({}, T0)
+    other = str(uuid.uuid4())
+    until = T0 + timedelta(hours=2)
+    store.grant_courtesy_session("B-1", "Z1", 120, T0, until, "granted by staff: declined" + courtesy_reason_suffix(ticket),
+                                 T0 + timedelta(seconds=5))
+    store.grant_courtesy_session("B-2", "Z1", 60, T0, T0 + timedelta(hours=1), "granted by staff" +
+                                 courtesy_reason_suffix(other), T0)
+    store.grant_courtesy_session("B-3", "Z1", 60, T0, T0 + timedelta(hours=1), "granted by staff: no ticket", T0)
+    record = store.open_help_ticket_record(T0 + timedelta(minutes=1))
+    assert record is not None
+    assert [(s.plate, s.kind, s.created, s.expires) for s in record.courtesies] == [
+        ("B-1", "courtesy", T0 + timedelta(seconds=5), until)]
 
 
 # --- outbox for the publisher -----------------------------------------------------------
