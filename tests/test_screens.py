@@ -19,123 +19,20 @@ from babel.messages.mofile import write_mo  # noqa: E402
 from babel.messages.pofile import read_po  # noqa: E402
 
 from kiosk import flow, helpdesk  # noqa: E402
-from kiosk.config import LanguageSettings, LinkSettings, ScreenSettings, Settings  # noqa: E402
+from kiosk.config import ScreenSettings, Settings  # noqa: E402
 from kiosk.events import HelpPressed, HelpReleased, Tap  # noqa: E402
-from kiosk.flow import Decline, Payment, Screen  # noqa: E402
-from kiosk.helpdesk import Line, Phase, Ticket  # noqa: E402
-from kiosk.records import FaultRecord, SessionRecord  # noqa: E402
-from screens import display as display_module  # noqa: E402
-from screens import help, i18n, overlays, plate, theme  # noqa: E402
+from kiosk.flow import Decline  # noqa: E402
+from screens import i18n, overlays, plate, theme  # noqa: E402
 from screens.display import Display  # noqa: E402
-from screens.fonts import Fonts  # noqa: E402
 from screens.paid import receipt_url  # noqa: E402
-from screens.widgets import Frame  # noqa: E402
 
-NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # Monday 10:00 in Berlin
-SCREENS_DIR = Path(__file__).resolve().parents[1] / "screens"
-LINKS = LinkSettings(help_phone="+49 30 123456", nearest_station="Marktplatz 3, 200 m north")
-SETTINGS = Settings(links=LINKS)
-MULTILINGUAL = replace(SETTINGS, languages=LanguageSettings("en", ("en", "de", "fr", "es")))
-PORTRAIT = replace(MULTILINGUAL, screen=ScreenSettings(720, 1280, "portrait", False))
-PRIMARY = {"start", "continue", "pay", "retry", "wake", "help:wait", "help:ok"}
-AGENT_SAYS = ("Hello, this is Anna from the parking office. I can see that your card was declined.",
-              "I am giving you free parking for today, no need to pay.")
-LONG_MESSAGE = ("Sorry for the trouble 😀🚗🅿️! " * 20 + "x" * 500)[:500]
+import screen_states  # noqa: E402
+from screen_states import (  # noqa: E402
+    AGENT_SAYS, FONTS, HELP_STATES, MULTILINGUAL, NOW, PORTRAIT, PRIMARY, SCREENS_DIR, SETTINGS, assert_inside,
+    draw, draw_at, fault, recorded, states, talking,
+)
 
-
-def fault(component: str, code: str, impact: str) -> FaultRecord:
-    return FaultRecord(component, code, "critical", "Technical text for staff only.", impact, NOW)
-
-
-def session(minutes: int = 60, payment_id: str | None = "pay-1") -> SessionRecord:
-    return SessionRecord("s-1", "B-AB123", "Demo Zone", NOW, NOW + timedelta(minutes=minutes), minutes, 200, "EUR",
-                         "paid", payment_id, None, NOW)
-
-
-def ticket(**changes: object) -> Ticket:
-    """A help call opened 75 s ago, durable unless id=None is given."""
-    opened = NOW - timedelta(seconds=75)
-    fresh = Ticket(opened=opened, since=opened, answer_due=opened + timedelta(seconds=90), last_activity=opened,
-                   id="t-1")
-    return replace(fresh, **changes)
-
-
-def parker(choice: str) -> Line:
-    return Line("parker", helpdesk.QUICK_REPLIES[choice], NOW - timedelta(seconds=50))
-
-
-def agent(text: str) -> Line:
-    return Line("agent", text, NOW - timedelta(seconds=20))
-
-
-def talking(*lines: Line, agent_name: str = "Anna") -> Ticket:
-    return ticket(phase=Phase.CONNECTED, agent=agent_name, since=NOW - timedelta(seconds=40), conversation=lines)
-
-
-def states(settings: Settings = SETTINGS) -> dict[str, flow.State]:
-    """One State per screen, overlay and notable variant."""
-    base = flow.initial(settings, NOW)
-    duration = replace(base, screen=Screen.DURATION, plate="B-AB123", minutes=60)
-    paying = replace(base, screen=Screen.PAYING, payment=Payment(200, "EUR", NOW, "pay-1", "Karte bitte"))
-    on_plate = replace(base, screen=Screen.PLATE, plate="B-AB1")
-    no_phone = replace(settings, links=replace(settings.links, help_phone=""))
-    courtesy = Line("courtesy", "B-AB123", NOW - timedelta(seconds=5), until=NOW + timedelta(hours=8))
-    return {
-        "welcome": base,
-        "welcome_notice": replace(base, faults=(fault("card_terminal", "payment_timeout", "notice"),)),
-        "welcome_languages": replace(base, settings=replace(settings, languages=MULTILINGUAL.languages)),
-        "plate_empty": replace(base, screen=Screen.PLATE),
-        "plate_valid": replace(base, screen=Screen.PLATE, plate="B-AB123"),
-        "plate_too_long": replace(base, screen=Screen.PLATE, plate="ABCDEFGHIJ", message="plate_too_long"),
-        "duration": duration,
-        "duration_min": replace(duration, minutes=15),
-        "duration_max": replace(duration, minutes=180),
-        "duration_extend": replace(duration, minutes=30, existing=session(120)),
-        "duration_max_stay": replace(duration, minutes=0, existing=session(180), message="max_stay_reached"),
-        "duration_cancelled": replace(duration, message="cancelled_not_charged"),
-        "paying": paying,
-        "paying_cancelling": replace(paying, payment=replace(paying.payment, cancelling_since=NOW)),
-        "paying_committing": replace(paying, payment=replace(paying.payment, committing=True)),
-        "paying_help_waiting": replace(paying, help=ticket()),
-        "paying_help_connected": replace(paying, help=talking()),
-        "paying_help_closed": replace(paying, help=ticket(phase=Phase.CLOSED, outcome="solved")),
-        "paid": replace(base, screen=Screen.PAID, session=session()),
-        "declined": replace(base, screen=Screen.DECLINED, decline=Decline("declined", 0x05, "Abgelehnt")),
-        "feedback": replace(base, screen=Screen.FEEDBACK),
-        "thanks": replace(base, screen=Screen.THANKS),
-        "out_of_service": replace(base, screen=Screen.OUT_OF_SERVICE,
-                                  faults=(fault("storage", "full", "out_of_service"),)),
-        "no_card": replace(base, screen=Screen.OUT_OF_SERVICE,
-                           faults=(fault("card_terminal", "unreachable", "no_card_payment"),)),
-        "help_waiting": replace(on_plate, help=ticket(id=None)),
-        "help_waiting_durable": replace(on_plate, help=ticket(conversation=(parker("card_declined"),))),
-        "help_overdue": replace(on_plate, help=ticket(overdue=True)),
-        "help_overdue_no_phone": replace(on_plate, settings=no_phone, help=ticket(overdue=True)),
-        "help_connected": replace(on_plate, help=talking(parker("card_declined"), *map(agent, AGENT_SAYS), courtesy)),
-        "help_connected_long": replace(on_plate, help=talking(parker("other"), agent(LONG_MESSAGE))),
-        "help_closed": replace(duration, help=ticket(phase=Phase.CLOSED, outcome="courtesy", since=NOW,
-                                                     resolution="Your parking is free until 18:00. Have a nice day!")),
-        "help_closed_abandoned": replace(duration, help=ticket(phase=Phase.CLOSED, outcome=helpdesk.ABANDONED)),
-        "warning": replace(duration, warning_since=NOW),
-        "asleep": replace(base, asleep=True),
-        "high_contrast": replace(duration, high_contrast=True),
-    }
-
-
-def draw(state: flow.State, size: tuple[int, int] = (800, 480), pressed: str | None = None) -> Frame:
-    frame = Frame(pygame.Surface(size), FONTS, theme.palette(state.high_contrast), state.language, pressed)
-    display_module.draw(frame, state, NOW)
-    return frame
-
-
-FONTS = Fonts()
-
-
-@pytest.fixture
-def display():
-    d = Display(SETTINGS, headless=True)
-    yield d
-    d.close()
+display = screen_states.display  # the headless Display fixture, shared
 
 
 # ---- what each screen offers ----
@@ -143,8 +40,6 @@ def display():
 KEYS = {f"key:{c}" for c in flow.KEYBOARD}
 REPLIES = {f"help:reply:{key}" for key in helpdesk.QUICK_REPLIES}
 PLATE = KEYS | {"backspace", "clear", "cancel", "help"}
-HELP_STATES = ["help_waiting", "help_waiting_durable", "help_overdue", "help_overdue_no_phone", "help_connected",
-               "help_connected_long", "help_closed", "help_closed_abandoned"]
 EXPECTED = {
     "welcome": ({"start", "help", "contrast"}, {"lang:en"}),
     "welcome_languages": ({"start", "help", "contrast", "lang:en", "lang:de", "lang:fr", "lang:es"}, set()),
@@ -239,17 +134,11 @@ def test_duration_shows_price_and_expiry_in_local_time() -> None:
 
 def test_duration_date_when_expiry_is_not_today_and_free_start() -> None:
     evening = replace(states()["duration"], minutes=60)
-    texts = [t for t in _draw_at(evening, datetime(2026, 3, 2, 18, 30, tzinfo=UTC)).texts]  # 19:30 local
+    texts = [t for t in draw_at(evening, datetime(2026, 3, 2, 18, 30, tzinfo=UTC)).texts]  # 19:30 local
     assert "Parking until Tue, Mar 3, 08:30" in texts
-    early = _draw_at(evening, datetime(2026, 3, 2, 6, 0, tzinfo=UTC)).texts  # 07:00 local, free until 08:00
+    early = draw_at(evening, datetime(2026, 3, 2, 6, 0, tzinfo=UTC)).texts  # 07:00 local, free until 08:00
     assert "Parking is free until 08:00, your time starts then." in early
     assert "Parking until 09:00" in early
-
-
-def _draw_at(state: flow.State, now: datetime) -> Frame:
-    frame = Frame(pygame.Surface((800, 480)), FONTS, theme.NORMAL, state.language)
-    display_module.draw(frame, state, now)
-    return frame
 
 
 def test_duration_extension_and_messages() -> None:
@@ -322,7 +211,7 @@ def test_out_of_service_promises_help_only_the_way_it_works(component: str, word
 
 def test_overlay_texts() -> None:
     assert "The screen will reset in 15 s and your entries will be cleared." in draw(states()["warning"]).texts
-    later = _draw_at(states()["warning"], NOW + timedelta(seconds=5, milliseconds=500)).texts
+    later = draw_at(states()["warning"], NOW + timedelta(seconds=5, milliseconds=500)).texts
     assert "The screen will reset in 10 s and your entries will be cleared." in later
     assert draw(states()["asleep"]).texts == ["Touch the screen to start"]
 
@@ -334,198 +223,11 @@ def test_every_character_drawn_has_a_glyph() -> None:
             assert FONTS.missing_glyphs(text) == [], (name, text)
 
 
-# ---- the help call ----
-
-HELP_TEXTS = {
-    "help_waiting": {"A person is being called", "Please stay here.", "Waiting for 01:15", "Cancel call"},
-    "help_waiting_durable": {"A person is being called", "Your call has been received. Please stay here.",
-                             "Waiting for 01:15", "Tell us what happened:", "My card is declined",
-                             "I can't find my plate", "The machine is not working", "Something else",
-                             "You: My card is declined", "Cancel call"},
-    "help_overdue": {"Nobody has answered yet", "We are sorry: all our staff are busy right now.",
-                     "You can also call us: +49 30 123456", "Keep waiting", "Cancel call"},
-    "help_overdue_no_phone": {"Nobody has answered yet", "We are sorry: all our staff are busy right now.",
-                              "Keep waiting", "Cancel call"},
-    "help_connected": {"Anna is helping you", *AGENT_SAYS, "You: My card is declined",
-                       "Free parking for B-AB123 until 18:00", "Tell us what happened:", "End call"},
-    "help_connected_long": {"Anna is helping you", "Tell us what happened:", "End call"},
-    "help_closed": {"Your call has ended", "Your parking is free until 18:00. Have a nice day!", "OK"},
-    "help_closed_abandoned": {"Your call has ended", "Nobody could take your call. Please try again or call +49 30 123456.",
-                              "OK"},
-}
-
-
-@pytest.mark.parametrize("name", HELP_STATES)
-def test_help_texts(name: str) -> None:
-    texts = draw(states()[name]).texts
-    assert HELP_TEXTS[name] <= set(texts), texts
-    if name.endswith("no_phone"):
-        assert not any("+49" in t for t in texts)
-
-
-def test_help_shows_the_waiting_time_and_when_it_became_durable() -> None:
-    later = _draw_at(states()["help_waiting"], NOW + timedelta(minutes=2)).texts
-    assert "Waiting for 03:15" in later and "Please stay here." in later
-    assert "Your call has been received. Please stay here." not in later
-
-
-def test_help_conversation_newest_at_the_bottom_and_only_what_fits() -> None:
-    many = tuple(agent(f"Message number {i}.") for i in range(40))
-    texts = [t for t in draw(replace(states()["help_connected"], help=talking(*many))).texts if t.startswith("Message")]
-    assert texts[-1] == "Message number 39." and 3 <= len(texts) < 40
-    assert texts == [f"Message number {i}." for i in range(40 - len(texts), 40)]
-
-
-@pytest.mark.parametrize("settings, size", [(SETTINGS, (800, 480)), (PORTRAIT, (720, 1280))])
-def test_help_the_newest_message_is_shown_even_when_it_needs_all_the_room(settings: Settings,
-                                                                       size: tuple[int, int]) -> None:
-    frame = _recorded(states(settings)["help_connected_long"], size)
-    said = [(text, rect, used) for text, rect, used, _over in frame.placed if "trouble" in text]
-    assert len(said) == 1 and said[0][0].startswith("Sorry for the trouble \ufffd! Sorry")  # one mark per emoji run
-    text, _rect, used = said[0]
-    assert frame.sizes[text] >= 20 * min(size) // 480 and used.h > 0
-    assert not any("You: Something else" in t for t in frame.texts), "the newest message took the room"
-
-
-def test_help_courtesy_on_another_day_shows_the_date() -> None:
-    line = Line("courtesy", "B-AB123", NOW, until=NOW + timedelta(days=1))
-    texts = draw(replace(states()["help_connected"], help=talking(line))).texts
-    assert "Free parking for B-AB123 until Tue, Mar 3, 10:00" in texts
-    open_ended = replace(line, until=None)
-    assert "Free parking for B-AB123" in draw(replace(states()["help_connected"], help=talking(open_ended))).texts
-
-
-@pytest.mark.parametrize("outcome, words", [
-    ("solved", "We hope your problem is solved."), ("courtesy", "Your parking has been taken care of."),
-    ("technician", "A technician has been informed."), ("no_answer", "Thank you for your patience."),
-    ("other", "Thank you for your patience."), (helpdesk.ABANDONED, "Nobody could take your call. Please try again."),
-])
-def test_help_resolution_has_a_kind_default_per_outcome(outcome: str, words: str) -> None:
-    state = replace(states()["help_closed_abandoned"], help=ticket(phase=Phase.CLOSED, outcome=outcome))
-    state = replace(state, settings=replace(state.settings, links=replace(state.settings.links, help_phone="")))
-    assert words in draw(state).texts
-
-
-def test_help_quick_replies_are_the_help_desks() -> None:
-    assert help.REPLIES == helpdesk.QUICK_REPLIES  # same keys; the English labels are what the agent reads
-    assert set(help.ENDINGS) < set(helpdesk.OUTCOMES)
-
-
-class Recording(Frame):
-    """A Frame that also remembers where each text went, and the overlay card."""
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)
-        self.placed: list[tuple[str, pygame.Rect, pygame.Rect, bool]] = []
-        self.card: pygame.Rect | None = None
-        self._dimmed = False
-
-    def scrim(self) -> None:
-        super().scrim()
-        self._dimmed = True
-
-    def box(self, rect: pygame.Rect, color: theme.Color, border: theme.Color | None = None, width: int = 2) -> None:
-        if self._dimmed and self.card is None:
-            self.card = pygame.Rect(rect)
-        super().box(rect, color, border, width)
-
-    def text(self, text: str, rect: pygame.Rect, **kwargs: object) -> pygame.Rect:
-        used = super().text(text, rect, **kwargs)
-        self.placed.append((text, pygame.Rect(rect), used, self._dimmed))
-        return used
-
-
-def _recorded(state: flow.State, size: tuple[int, int]) -> Recording:
-    frame = Recording(pygame.Surface(size), FONTS, theme.palette(state.high_contrast), state.language)
-    display_module.draw(frame, state, NOW)
-    return frame
-
-
-def _assert_inside(name: str, frame: Recording) -> None:
-    screen = frame.rect
-    for text, rect, used, over in frame.placed:
-        if not used.h:
-            continue
-        assert rect.contains(used) and screen.contains(used), (name, text[:40], rect, used)
-        if over:
-            assert frame.card is not None and frame.card.contains(used), (name, text[:40], frame.card, used)
-
-
 @pytest.mark.parametrize("settings, size", [(MULTILINGUAL, (800, 480)), (PORTRAIT, (720, 1280))])
 def test_every_text_stays_inside_its_box(settings: Settings, size: tuple[int, int]) -> None:
     for name, state in states(settings).items():
-        _assert_inside(name, _recorded(state, size))
+        assert_inside(name, recorded(state, size))
 
-
-HOSTILE = [
-    "x" * 500,  # one word longer than any line
-    "😀" * 250 + "🚗🅿️" * 80,  # emoji the font has not
-    "שלום, אני כאן כדי לעזור. " * 20,  # right-to-left
-    "مرحبا، كيف يمكنني مساعدتك؟ " * 18,
-    "你好，我们正在处理您的问题。" * 30,  # no spaces at all
-    "bad \ud800 surrogate, \x00 nul, \x1b[31m escape, \u202e override, \u200b zero width {agent} {0} %s",
-    "\n" * 200 + "many empty lines" + "\r\n" * 50,
-    "W" * 40 + " " + "M" * 40 + " end",
-]
-
-
-@pytest.mark.parametrize("size, settings", [((800, 480), MULTILINGUAL), ((720, 1280), PORTRAIT)])
-@pytest.mark.parametrize("hostile", HOSTILE, ids=range(len(HOSTILE)))
-def test_help_draws_any_agent_text_inside_the_card(hostile: str, size: tuple[int, int], settings: Settings) -> None:
-    base = states(settings)
-    courtesy = Line("courtesy", hostile[:20], NOW, until=NOW + timedelta(hours=2))
-    variants = {
-        "message": replace(base["help_connected"], help=talking(agent(hostile), parker("other"), agent(hostile))),
-        "name": replace(base["help_connected"], help=talking(agent(hostile), courtesy, agent_name=hostile)),
-        "restored": replace(base["help_waiting_durable"], help=ticket(conversation=(Line("parker", hostile, NOW),))),
-        "resolution": replace(base["help_closed"], help=ticket(phase=Phase.CLOSED, outcome="other", resolution=hostile)),
-        "paying": replace(base["paying_help_connected"], help=talking(agent_name=hostile)),
-    }
-    for name, state in variants.items():
-        for high in (False, True):
-            frame = _recorded(replace(state, high_contrast=high), size)
-            _assert_inside(name, frame)
-            for text in frame.texts:
-                assert FONTS.missing_glyphs(text) == [], (name, text[:40])
-    title = [t for t in _recorded(variants["name"], size).texts if t.endswith(" is helping you")]
-    assert len(title) == 1, "the agent's name is shortened, the sentence stays whole"
-
-
-def test_a_long_agent_name_is_shortened_on_one_line() -> None:
-    state = replace(states()["help_connected"], help=talking(agent_name="Maximiliane Alexandra von " + "Hohenzollern" * 4))
-    frame = _recorded(state, (800, 480))
-    title = next(t for t in frame.texts if t.endswith(" is helping you"))
-    assert title.startswith("Maximilian") and title.endswith("… is helping you")
-    assert frame.sizes[title] >= 28
-
-
-@pytest.mark.parametrize("name", HELP_STATES)
-def test_help_renders_the_same_pixels_every_time(name: str, display: Display, tmp_path: Path) -> None:
-    state = states()[name]
-    display.render(state, NOW)
-    display.screenshot(tmp_path / "first.png")
-    assert HELP_TEXTS[name] <= set(display.texts())
-    display.render(states()["help_connected_long"], NOW)  # caches filled by another frame change nothing
-    display.render(state, NOW)
-    display.screenshot(tmp_path / "again.png")
-    assert (tmp_path / "first.png").read_bytes() == (tmp_path / "again.png").read_bytes()
-
-
-DOC_IMAGES = {"help-waiting": "help_waiting_durable", "help-overdue": "help_overdue", "help-connected": "help_connected",
-              "help-closed": "help_closed"}
-
-
-@pytest.mark.skipif(os.environ.get("KIOSK_WRITE_DOC_IMAGES") != "1", reason="set KIOSK_WRITE_DOC_IMAGES=1 to write")
-def test_write_doc_images(display: Display) -> None:
-    """KIOSK_WRITE_DOC_IMAGES=1: the help overlay pictures of docs/screens.md, at 800x480."""
-    folder = Path(__file__).resolve().parents[1] / "docs" / "images"
-    folder.mkdir(exist_ok=True)
-    for file, name in DOC_IMAGES.items():
-        display.render(states()[name], NOW)
-        display.screenshot(folder / f"{file}.png")
-
-
-# ---- layout rules ----
 
 @pytest.mark.parametrize("settings, size, smallest", [(MULTILINGUAL, (800, 480), 48), (PORTRAIT, (720, 1280), 75)])
 def test_targets_are_large_inside_and_apart(settings: Settings, size: tuple[int, int], smallest: int) -> None:

@@ -1,0 +1,181 @@
+"""Screen tests' shared states and drawing helpers: one State per screen and overlay, drawn headless (SDL dummy)."""
+import os
+
+os.environ["SDL_VIDEODRIVER"] = "dummy"
+os.environ["SDL_AUDIODRIVER"] = "dummy"
+
+from dataclasses import replace  # noqa: E402
+from datetime import UTC, datetime, timedelta  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pygame  # noqa: E402
+import pytest  # noqa: E402
+
+from kiosk import flow, helpdesk  # noqa: E402
+from kiosk.config import LanguageSettings, LinkSettings, ScreenSettings, Settings  # noqa: E402
+from kiosk.flow import Decline, Payment, Screen  # noqa: E402
+from kiosk.helpdesk import Line, Phase, Ticket  # noqa: E402
+from kiosk.records import FaultRecord, SessionRecord  # noqa: E402
+from screens import display as display_module  # noqa: E402
+from screens import theme  # noqa: E402
+from screens.display import Display  # noqa: E402
+from screens.fonts import Fonts  # noqa: E402
+from screens.widgets import Frame  # noqa: E402
+
+
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # Monday 10:00 in Berlin
+SCREENS_DIR = Path(__file__).resolve().parents[1] / "screens"
+LINKS = LinkSettings(help_phone="+49 30 123456", nearest_station="Marktplatz 3, 200 m north")
+SETTINGS = Settings(links=LINKS)
+MULTILINGUAL = replace(SETTINGS, languages=LanguageSettings("en", ("en", "de", "fr", "es")))
+PORTRAIT = replace(MULTILINGUAL, screen=ScreenSettings(720, 1280, "portrait", False))
+PRIMARY = {"start", "continue", "pay", "retry", "wake", "help:wait", "help:ok"}
+AGENT_SAYS = ("Hello, this is Anna from the parking office. I can see that your card was declined.",
+              "I am giving you free parking for today, no need to pay.")
+LONG_MESSAGE = ("Sorry for the trouble 😀🚗🅿️! " * 20 + "x" * 500)[:500]
+
+
+def fault(component: str, code: str, impact: str) -> FaultRecord:
+    return FaultRecord(component, code, "critical", "Technical text for staff only.", impact, NOW)
+
+
+def session(minutes: int = 60, payment_id: str | None = "pay-1") -> SessionRecord:
+    return SessionRecord("s-1", "B-AB123", "Demo Zone", NOW, NOW + timedelta(minutes=minutes), minutes, 200, "EUR",
+                         "paid", payment_id, None, NOW)
+
+
+def ticket(**changes: object) -> Ticket:
+    """A help call opened 75 s ago, durable unless id=None is given."""
+    opened = NOW - timedelta(seconds=75)
+    fresh = Ticket(opened=opened, since=opened, answer_due=opened + timedelta(seconds=90), last_activity=opened,
+                   id="t-1")
+    return replace(fresh, **changes)
+
+
+def parker(choice: str) -> Line:
+    return Line("parker", helpdesk.QUICK_REPLIES[choice], NOW - timedelta(seconds=50))
+
+
+def agent(text: str) -> Line:
+    return Line("agent", text, NOW - timedelta(seconds=20))
+
+
+def talking(*lines: Line, agent_name: str = "Anna") -> Ticket:
+    return ticket(phase=Phase.CONNECTED, agent=agent_name, since=NOW - timedelta(seconds=40), conversation=lines)
+
+
+def states(settings: Settings = SETTINGS) -> dict[str, flow.State]:
+    """One State per screen, overlay and notable variant."""
+    base = flow.initial(settings, NOW)
+    duration = replace(base, screen=Screen.DURATION, plate="B-AB123", minutes=60)
+    paying = replace(base, screen=Screen.PAYING, payment=Payment(200, "EUR", NOW, "pay-1", "Karte bitte"))
+    on_plate = replace(base, screen=Screen.PLATE, plate="B-AB1")
+    no_phone = replace(settings, links=replace(settings.links, help_phone=""))
+    courtesy = Line("courtesy", "B-AB123", NOW - timedelta(seconds=5), until=NOW + timedelta(hours=8))
+    return {
+        "welcome": base,
+        "welcome_notice": replace(base, faults=(fault("card_terminal", "payment_timeout", "notice"),)),
+        "welcome_languages": replace(base, settings=replace(settings, languages=MULTILINGUAL.languages)),
+        "plate_empty": replace(base, screen=Screen.PLATE),
+        "plate_valid": replace(base, screen=Screen.PLATE, plate="B-AB123"),
+        "plate_too_long": replace(base, screen=Screen.PLATE, plate="ABCDEFGHIJ", message="plate_too_long"),
+        "duration": duration,
+        "duration_min": replace(duration, minutes=15),
+        "duration_max": replace(duration, minutes=180),
+        "duration_extend": replace(duration, minutes=30, existing=session(120)),
+        "duration_max_stay": replace(duration, minutes=0, existing=session(180), message="max_stay_reached"),
+        "duration_cancelled": replace(duration, message="cancelled_not_charged"),
+        "paying": paying,
+        "paying_cancelling": replace(paying, payment=replace(paying.payment, cancelling_since=NOW)),
+        "paying_committing": replace(paying, payment=replace(paying.payment, committing=True)),
+        "paying_help_waiting": replace(paying, help=ticket()),
+        "paying_help_connected": replace(paying, help=talking()),
+        "paying_help_closed": replace(paying, help=ticket(phase=Phase.CLOSED, outcome="solved")),
+        "paid": replace(base, screen=Screen.PAID, session=session()),
+        "declined": replace(base, screen=Screen.DECLINED, decline=Decline("declined", 0x05, "Abgelehnt")),
+        "feedback": replace(base, screen=Screen.FEEDBACK),
+        "thanks": replace(base, screen=Screen.THANKS),
+        "out_of_service": replace(base, screen=Screen.OUT_OF_SERVICE,
+                                  faults=(fault("storage", "full", "out_of_service"),)),
+        "no_card": replace(base, screen=Screen.OUT_OF_SERVICE,
+                           faults=(fault("card_terminal", "unreachable", "no_card_payment"),)),
+        "help_waiting": replace(on_plate, help=ticket(id=None)),
+        "help_waiting_durable": replace(on_plate, help=ticket(conversation=(parker("card_declined"),))),
+        "help_overdue": replace(on_plate, help=ticket(overdue=True)),
+        "help_overdue_no_phone": replace(on_plate, settings=no_phone, help=ticket(overdue=True)),
+        "help_connected": replace(on_plate, help=talking(parker("card_declined"), *map(agent, AGENT_SAYS), courtesy)),
+        "help_connected_long": replace(on_plate, help=talking(parker("other"), agent(LONG_MESSAGE))),
+        "help_closed": replace(duration, help=ticket(phase=Phase.CLOSED, outcome="courtesy", since=NOW,
+                                                     resolution="Your parking is free until 18:00. Have a nice day!")),
+        "help_closed_abandoned": replace(duration, help=ticket(phase=Phase.CLOSED, outcome=helpdesk.ABANDONED)),
+        "warning": replace(duration, warning_since=NOW),
+        "asleep": replace(base, asleep=True),
+        "high_contrast": replace(duration, high_contrast=True),
+    }
+
+
+def draw(state: flow.State, size: tuple[int, int] = (800, 480), pressed: str | None = None) -> Frame:
+    frame = Frame(pygame.Surface(size), FONTS, theme.palette(state.high_contrast), state.language, pressed)
+    display_module.draw(frame, state, NOW)
+    return frame
+
+
+def draw_at(state: flow.State, now: datetime) -> Frame:
+    frame = Frame(pygame.Surface((800, 480)), FONTS, theme.NORMAL, state.language)
+    display_module.draw(frame, state, now)
+    return frame
+
+
+FONTS = Fonts()
+HELP_STATES = ["help_waiting", "help_waiting_durable", "help_overdue", "help_overdue_no_phone", "help_connected",
+               "help_connected_long", "help_closed", "help_closed_abandoned"]
+
+
+@pytest.fixture
+def display():
+    d = Display(SETTINGS, headless=True)
+    yield d
+    d.close()
+
+
+# ---- what each screen offers ----
+
+
+class Recording(Frame):
+    """A Frame that also remembers where each text went, and the overlay card."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.placed: list[tuple[str, pygame.Rect, pygame.Rect, bool]] = []
+        self.card: pygame.Rect | None = None
+        self._dimmed = False
+
+    def scrim(self) -> None:
+        super().scrim()
+        self._dimmed = True
+
+    def box(self, rect: pygame.Rect, color: theme.Color, border: theme.Color | None = None, width: int = 2) -> None:
+        if self._dimmed and self.card is None:
+            self.card = pygame.Rect(rect)
+        super().box(rect, color, border, width)
+
+    def text(self, text: str, rect: pygame.Rect, **kwargs: object) -> pygame.Rect:
+        used = super().text(text, rect, **kwargs)
+        self.placed.append((text, pygame.Rect(rect), used, self._dimmed))
+        return used
+
+
+def recorded(state: flow.State, size: tuple[int, int]) -> Recording:
+    frame = Recording(pygame.Surface(size), FONTS, theme.palette(state.high_contrast), state.language)
+    display_module.draw(frame, state, NOW)
+    return frame
+
+
+def assert_inside(name: str, frame: Recording) -> None:
+    screen = frame.rect
+    for text, rect, used, over in frame.placed:
+        if not used.h:
+            continue
+        assert rect.contains(used) and screen.contains(used), (name, text[:40], rect, used)
+        if over:
+            assert frame.card is not None and frame.card.contains(used), (name, text[:40], frame.card, used)
