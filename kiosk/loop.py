@@ -279,14 +279,14 @@ class Loop:
             self._run_terminal(effect)
             return
         if self.store is None:
-            log.error("cannot %s: no usable database", type(effect).__name__)
-            self._storage_unavailable(effect)
+            log.error("%s without a usable database", type(effect).__name__)
+            self._storage_unavailable(effect, now)
             return
         try:
             self._run_stored(effect, now)
         except StorageError as exc:
             self.raise_fault("storage", exc.reason, now, str(exc))
-            self._storage_unavailable(effect)
+            self._storage_unavailable(effect, now)
 
     def _run_terminal(self, effect: CancelPayment | ConfirmPayment) -> None:
         if isinstance(effect, CancelPayment):
@@ -318,6 +318,8 @@ class Loop:
             store.save_feedback(effect.rating, effect.session_id, now)
         elif isinstance(effect, OpenHelpTicket):
             self.post(HelpTicketOpened(store.open_help_ticket(effect.context, now)))
+            if self.uplink is not None:
+                self.uplink.help_stored()
         elif isinstance(effect, RecordHelp):
             try:
                 store.record_help(effect.ticket_id, effect.action, now, agent=effect.agent, text=effect.text,
@@ -327,11 +329,18 @@ class Loop:
         else:
             raise TypeError(f"no executor for {effect!r}")
 
-    def _storage_unavailable(self, effect: Effect) -> None:
-        """Answer effects that needed the database so the journey never waits forever."""
+    def _storage_unavailable(self, effect: Effect, now: datetime) -> None:
+        """Answer effects that needed the database so the journey never waits forever; help goes out directly."""
         if isinstance(effect, CommitSession):
             self.post(CommitFailed(effect.payment_id, "storage unavailable"))
         elif isinstance(effect, BeginPayment):
             self.post(PaymentNotStarted("storage unavailable"))
         elif isinstance(effect, OpenHelpTicket):
-            self.post(HelpTicketFailed("storage unavailable"))
+            ticket = self.uplink.open_help_directly(effect.context, now) if self.uplink is not None else None
+            self.post(HelpTicketOpened(ticket) if ticket is not None else HelpTicketFailed("storage unavailable"))
+        elif isinstance(effect, RecordHelp) and self.uplink is not None:
+            try:
+                self.uplink.help_step_directly(effect.ticket_id, effect.action, now, agent=effect.agent, text=effect.text,
+                                               outcome=effect.outcome, choice=effect.choice)
+            except ValueError as exc:
+                log.warning("help ticket %s: %s not sent: %s", effect.ticket_id, effect.action, exc)

@@ -9,7 +9,7 @@ from typing import Any
 
 from kiosk.records import HelpMessageRecord, HelpTicketRecord, SessionRecord
 from kiosk.schema import HelpMessage, HelpTicket, ParkingSession, _utc
-from kiosk.store_rows import _choice, _int, _json, _record, _text, _ts
+from kiosk.store_rows import _choice, _int, _json, _record, _text, _ts, help_request, help_state
 
 log = logging.getLogger("kiosk.store")
 
@@ -40,8 +40,8 @@ class HelpStore:
             HelpTicket.insert(id=ticket_id, state="waiting", opened_at=now, context=context_json).execute(self._db)
             ticket = self._one(HelpTicket, ticket_id, "help ticket")
             self._report_help_state(ticket, now)
-            request = {"ticket": ticket_id, "station": self._station_id, "opened": _ts(now), "context": context}
-            self._insert_outbox("help/request", _json(request), 1, False, None, now, expiry_s=HELP_REQUEST_EXPIRY_S)
+            self._insert_outbox("help/request", help_request(ticket_id, self._station_id, now, context), 1, False, None,
+                                now, expiry_s=HELP_REQUEST_EXPIRY_S)
             self._event("help", {"ticket": ticket_id, "action": "open", "state": "waiting", "context": context}, now)
         log.info("help ticket %s opened", ticket_id)
         return ticket_id
@@ -137,12 +137,9 @@ class HelpStore:
 
     def _report_help_state(self, ticket: HelpTicket, now: datetime) -> None:
         began = {"waiting": ticket.opened_at, "connected": ticket.accepted_at, "closed": ticket.closed_at}
-        retained: dict[str, Any] = {"ticket": ticket.id, "state": ticket.state, "since": _ts(began[ticket.state] or now),
-                                    "opened": _ts(ticket.opened_at), "agent": ticket.agent,
-                                    "overdue": bool(ticket.overdue), "context": json.loads(ticket.context)}
-        if ticket.state == "closed":
-            retained["outcome"] = ticket.outcome
-        self._insert_outbox("help/state", _json(retained), 1, True, None, now)
+        payload = help_state(ticket.id, ticket.state, began[ticket.state] or now, ticket.opened_at, ticket.agent,
+                             bool(ticket.overdue), json.loads(ticket.context), ticket.outcome)
+        self._insert_outbox("help/state", payload, 1, True, None, now)
 
 
 def _seconds(start: datetime, end: datetime) -> int:

@@ -32,6 +32,21 @@ def fault_state(fault: FaultRecord, active: bool, now: datetime) -> str:
                   "parker_impact": fault.parker_impact})
 
 
+def help_state(ticket_id: str, state: str, since: datetime, opened: datetime, agent: str | None, overdue: bool,
+               context: dict[str, Any], outcome: str | None) -> str:
+    """The retained ``help/state`` payload (MQTT.md): the current ticket, since when it is in ``state``."""
+    retained: dict[str, Any] = {"ticket": ticket_id, "state": state, "since": _ts(since), "opened": _ts(opened),
+                                "agent": agent, "overdue": overdue, "context": context}
+    if state == "closed":
+        retained["outcome"] = outcome
+    return _json(retained)
+
+
+def help_request(ticket_id: str, station_id: str, opened: datetime, context: dict[str, Any]) -> str:
+    """The ``help/request`` payload offered to the agents' shared subscription."""
+    return _json({"ticket": ticket_id, "station": station_id, "opened": _ts(opened), "context": context})
+
+
 def _text(name: str, value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{name} must be a non-empty string, got {value!r}")

@@ -15,6 +15,7 @@ from kiosk.events import (
     CourtesyGranted, Event, JourneyCancelled, LinkAcked, LinkDown, LinkUp, MessageIn, NoticeChanged, SettingsChanged,
     TerminalReport,
 )
+from kiosk.direct_help import DirectHelp, Message
 from kiosk.outbox import OutboxPublisher
 from kiosk.records import FaultRecord
 from kiosk.store import StorageError, Store
@@ -108,7 +109,8 @@ class Uplink:
         self._next_telemetry: datetime | None = None
         self._next_housekeeping: datetime | None = None
         self._resync = False
-        self._unstored: dict[str, str] = {}  # fault/{component} -> payload the store could not keep
+        self._unstored: dict[str, str] = {}  # retained topic -> payload the store could not keep (faults, help/state)
+        self._direct_help = DirectHelp(settings.station.id)
         self._answers: dict[str, str] = {}  # dedupe keys -> replies, when there is no database
         self._waiting: dict[str, _Waiting] = {}  # terminal request id -> command waiting for it
 
@@ -152,9 +154,35 @@ class Uplink:
         if stored:
             self._unstored.pop(topic, None)
             return
-        self._unstored[topic] = fault_state(fault, active, now)
-        if self._link is not None and self._link.connected:
-            self._link.publish(topic, self._unstored[topic], 1, True)
+        self._publish_directly([(topic, fault_state(fault, active, now), True, None)])
+
+    def open_help_directly(self, context: dict[str, Any], now: datetime) -> str | None:
+        """A help call the database could not open, published straight away; its id, or None while offline.
+
+        Without a connection nobody can be reached (the parker is told so); with one, agents
+        get the same help/request and help/state as for a stored ticket, without events.
+        """
+        if self._link is None or not self._link.connected:
+            return None
+        ticket, messages = self._direct_help.open(context, now)
+        self._publish_directly(messages)
+        log.warning("help ticket %s opened without the database: published directly, not durable", ticket)
+        return ticket
+
+    def help_step_directly(self, ticket_id: str, action: str, now: datetime, **details: str) -> None:
+        """One step of a call opened by open_help_directly; ValueError for any other ticket."""
+        self._publish_directly(self._direct_help.step(ticket_id, action, now, **details))
+
+    def help_stored(self) -> None:
+        """A ticket was stored again: its help/state comes from the outbox, not from a call held in memory."""
+        self._unstored.pop("help/state", None)
+
+    def _publish_directly(self, messages: list[Message]) -> None:
+        for topic, payload, retain, expiry_s in messages:
+            if retain:
+                self._unstored[topic] = payload
+            if self._link is not None and self._link.connected:
+                self._link.publish(topic, payload, 1, retain, expiry_s=expiry_s)
 
     def pump(self, now: datetime) -> None:
         """Publish what the outbox gained (cheap when nothing changed); resync retained state once drained.
