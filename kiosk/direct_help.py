@@ -37,6 +37,10 @@ class DirectHelp:
         self._station_id = station_id
         self._call: _Call | None = None
 
+    def holds(self, ticket_id: str) -> bool:
+        """This is the call held here (its steps must come here too, even once the store works again)."""
+        return self._call is not None and self._call.id == ticket_id
+
     def open(self, context: dict[str, Any], now: datetime) -> tuple[str, list[Message]]:
         """A new call (it replaces any earlier one): its id, help/state and help/request."""
         self._call = _Call(str(uuid.uuid4()), now, context, since=now)

@@ -201,7 +201,8 @@ def led(ticket: Ticket | None) -> str:
 
 def stale(record: HelpTicketRecord, timeouts: TimeoutSettings, now: datetime) -> bool:
     """An open ticket from before a restart that nobody touched for help_abandon_s: the parker is long gone."""
-    last = max([record.opened, *([record.accepted] if record.accepted else []), *(m.created for m in record.messages)])
+    last = max([record.opened, *([record.accepted] if record.accepted else []), *(m.created for m in record.messages),
+                *(grant.created for grant in record.courtesies)])
     return now - last >= timedelta(seconds=timeouts.help_abandon_s)
 
 

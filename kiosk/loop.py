@@ -278,8 +278,10 @@ class Loop:
         if isinstance(effect, (CancelPayment, ConfirmPayment)):
             self._run_terminal(effect)
             return
-        if self.store is None:
-            log.error("%s without a usable database", type(effect).__name__)
+        if self.store is None or (isinstance(effect, RecordHelp) and self.uplink is not None
+                                  and self.uplink.holds_directly(effect.ticket_id)):
+            if self.store is None:
+                log.error("%s without a usable database", type(effect).__name__)
             self._storage_unavailable(effect, now)
             return
         try:

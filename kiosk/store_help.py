@@ -91,7 +91,7 @@ class HelpStore:
         query = HelpMessage.select().where(HelpMessage.ticket_id == ticket.id).order_by(HelpMessage.id)
         granted = (ParkingSession.select().where(ParkingSession.kind == "courtesy",
                                                  ParkingSession.reason.endswith(courtesy_reason_suffix(ticket.id)))
-                   .order_by(ParkingSession.created))
+                   .order_by(ParkingSession.created, ParkingSession.id))
         with self._guard():
             messages = tuple(HelpMessageRecord(m.direction, m.agent, m.text, m.created) for m in query.execute(self._db))
             courtesies = tuple(_record(SessionRecord, row) for row in granted.execute(self._db))

@@ -165,9 +165,15 @@ class Uplink:
         if self._link is None or not self._link.connected:
             return None
         ticket, messages = self._direct_help.open(context, now)
-        self._publish_directly(messages)
+        if not self._publish_directly(messages):
+            log.error("help ticket %s could not be published: nobody can be reached", ticket)
+            return None
         log.warning("help ticket %s opened without the database: published directly, not durable", ticket)
         return ticket
+
+    def holds_directly(self, ticket_id: str) -> bool:
+        """The call ``ticket_id`` was opened by open_help_directly: its steps go the same way."""
+        return self._direct_help.holds(ticket_id)
 
     def help_step_directly(self, ticket_id: str, action: str, now: datetime, **details: str) -> None:
         """One step of a call opened by open_help_directly; ValueError for any other ticket."""
@@ -177,12 +183,15 @@ class Uplink:
         """A ticket was stored again: its help/state comes from the outbox, not from a call held in memory."""
         self._unstored.pop("help/state", None)
 
-    def _publish_directly(self, messages: list[Message]) -> None:
+    def _publish_directly(self, messages: list[Message]) -> bool:
+        """Publish now, without the outbox (retained ones are kept for the next connection); True if all went out."""
+        sent = True
         for topic, payload, retain, expiry_s in messages:
             if retain:
                 self._unstored[topic] = payload
-            if self._link is not None and self._link.connected:
-                self._link.publish(topic, payload, 1, retain, expiry_s=expiry_s)
+            link = self._link if self._link is not None and self._link.connected else None
+            sent = link is not None and link.publish(topic, payload, 1, retain, expiry_s=expiry_s) and sent
+        return sent
 
     def pump(self, now: datetime) -> None:
         """Publish what the outbox gained (cheap when nothing changed); resync retained state once drained.
@@ -235,6 +244,8 @@ class Uplink:
         log.info("MQTT link up (boot %d): birth, then the outbox", boot)
         self._publish_birth(now)
         if self._publisher is not None:
+            # What the store could not keep goes now, and again after the drain: a failing store may never drain.
+            self._publish_directly([(topic, payload, True, None) for topic, payload in self._unstored.items()])
             self._publisher.connected()
             self._resync = True
         else:

@@ -26,6 +26,10 @@ if [[ " ${extras[*]} " == *" test "* ]]; then
   command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || debian_packages+=(mosquitto)
   command -v openssl >/dev/null || debian_packages+=(openssl)
 fi
+if [[ " ${extras[*]} " == *" pi "* ]]; then
+  # lgpio has wheels for some Python versions only; for the others pip builds it from source.
+  debian_packages+=(swig liblgpio-dev)
+fi
 if [ ${#debian_packages[@]} -gt 0 ]; then
   as_root apt-get update -q
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${debian_packages[@]}"

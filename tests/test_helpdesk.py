@@ -272,3 +272,6 @@ def test_an_open_ticket_untouched_for_the_abandon_time_is_stale_after_a_restart(
         HelpMessageRecord("from_parker", None, "My card is declined", at(60)),))
     assert not helpdesk.stale(record, T, at(60 + T.help_abandon_s - 1))
     assert helpdesk.stale(record, T, at(60 + T.help_abandon_s))
+    granted = replace(record, courtesies=(
+        SessionRecord("s1", "B-1", "Z", at(90), at(3600), 60, 0, "XXX", "courtesy", None, None, at(90)),))
+    assert not helpdesk.stale(granted, T, at(60 + T.help_abandon_s)), "a courtesy grant is activity too"

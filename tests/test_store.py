@@ -505,10 +505,11 @@ def test_courtesy_granted_in_a_call_is_found_again_with_its_ticket(store: Store)
     store.grant_courtesy_session("B-2", "Z1", 60, T0, T0 + timedelta(hours=1), "granted by staff" +
                                  courtesy_reason_suffix(other), T0)
     store.grant_courtesy_session("B-3", "Z1", 60, T0, T0 + timedelta(hours=1), "granted by staff: no ticket", T0)
+    store.grant_courtesy_session("B-4", "Z1", 60, T0, until, "second" + courtesy_reason_suffix(ticket), T0)
     record = store.open_help_ticket_record(T0 + timedelta(minutes=1))
     assert record is not None
     assert [(s.plate, s.kind, s.created, s.expires) for s in record.courtesies] == [
-        ("B-1", "courtesy", T0 + timedelta(seconds=5), until)]
+        ("B-4", "courtesy", T0, until), ("B-1", "courtesy", T0 + timedelta(seconds=5), until)], "oldest first"
 
 
 # --- outbox for the publisher -----------------------------------------------------------

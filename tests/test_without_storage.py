@@ -44,6 +44,16 @@ def staff(broker: Mosquitto):
     crew.close()
 
 
+def disk_full(station, method: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store's ``method`` fails as on a full disk, until monkeypatch.undo()."""
+    database = Path(station.loop.state.settings.storage.database)
+
+    def full(*_args: object) -> None:
+        raise StorageError("full", database, "no space left on device")
+
+    monkeypatch.setattr(station.store, method, full)
+
+
 def corrupt_station(folder: Path, port: int):
     """A station whose database file is garbage: it runs without storage."""
     folder.mkdir()
@@ -61,7 +71,7 @@ def test_a_corrupt_database_is_reported_to_staff(tmp_path: Path, broker: Mosquit
         assert fault["parker_impact"] == "out_of_service"
         settle_until(station, lambda: screen_says(station, "This pay station is out of service"), TIMEOUT,
                      "the out-of-service screen")
-        assert not screen_says(station, "help button still works")  # no help call can be placed without storage
+        assert not screen_says(station, "help button still works")  # promised only while storage works (conservative)
     finally:
         station.close()
 
@@ -79,12 +89,7 @@ def test_a_fault_the_store_cannot_keep_is_published_at_once(tmp_path: Path, brok
     station = start_station(tmp_path / "station", broker.port)
     try:
         settle_until(station, lambda: station.link.connected, TIMEOUT, "the MQTT connection")
-        database = Path(station.loop.state.settings.storage.database)
-
-        def full(*_args: object) -> None:
-            raise StorageError("full", database, "no space left on device")
-
-        monkeypatch.setattr(station.store, "raise_fault", full)
+        disk_full(station, "raise_fault", monkeypatch)
         loop = station.loop
         loop.raise_fault("payments", "unreconciled", loop.clock(), "payment p-7: no answer")
 
@@ -169,3 +174,33 @@ def test_a_call_held_in_memory_publishes_what_a_stored_one_does(tmp_path: Path) 
         direct.step("another", "accept", now, agent="Ana")
     with pytest.raises(ValueError, match="action"):
         DirectHelp("ST-1").step(ticket, "dance", now)
+
+
+def test_a_call_opened_without_storage_stays_direct_when_the_store_works_again(
+        tmp_path: Path, broker: Mosquitto, staff: Staff, monkeypatch: pytest.MonkeyPatch) -> None:
+    station = start_station(tmp_path / "station", broker.port)
+    try:
+        settle_until(station, lambda: station.link.connected, TIMEOUT, "the MQTT connection")
+        disk_full(station, "open_help_ticket", monkeypatch)
+        press_help(station)
+        [request] = station_publishes(station, staff, on("help/request"), TIMEOUT, "the call in the agents' queue")
+        monkeypatch.undo()  # room on the disk again: the call still is the one held in memory
+        to_parker(staff, ticket=request["ticket"], type="accept", agent="Ana")
+        connected = station_publishes(station, staff, newest("help/state", state="connected"), TIMEOUT, "connected")
+        assert (connected["ticket"], connected["agent"]) == (request["ticket"], "Ana")
+        settle_until(station, lambda: screen_says(station, "Ana is helping you"), TIMEOUT, "the agent on screen")
+    finally:
+        station.close()
+
+
+def test_a_call_that_cannot_be_published_is_not_pretended(tmp_path: Path, broker: Mosquitto,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    station = corrupt_station(tmp_path / "station", broker.port)
+    try:
+        settle_until(station, lambda: station.link.connected, TIMEOUT, "the MQTT connection")
+        monkeypatch.setattr(station.link, "publish", lambda *_args, **_kwargs: False)  # the connection just broke
+        press_help(station)
+        settle_until(station, lambda: screen_says(station, "We cannot reach our staff from this station right now"),
+                     TIMEOUT, "the honest ending")
+    finally:
+        station.close()
