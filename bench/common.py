@@ -1,10 +1,13 @@
-"""Shared helpers for the benchmarks: statistics, a scratch station, process CPU and memory readings."""
+"""Shared helpers for the benchmarks: statistics, a scratch station, CPU and memory readings, MQTT clients."""
 from __future__ import annotations
 
 import os
 import statistics
 import tempfile
+import threading
+import uuid
 from pathlib import Path
+from typing import Any, Callable
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
@@ -44,3 +47,28 @@ def cpu_seconds(pid: int) -> float:
 def rss_mb(pid: int | str = "self") -> float:
     """Resident memory of a process in MB."""
     return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE / 1e6
+
+
+def mqtt_client(port: int, name: str, on_message: Callable[..., None], timeout: float) -> Any:
+    """A paho MQTT 5 client connected to 127.0.0.1:port, its network thread running; RuntimeError if not in time."""
+    import paho.mqtt.client as mqtt  # only the MQTT benchmarks pay for the import
+
+    connected = threading.Event()
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-{name}-{uuid.uuid4().hex[:6]}",
+                         protocol=mqtt.MQTTv5)
+    client.on_message = on_message
+    client.on_connect = lambda *args: connected.set()
+    client.connect("127.0.0.1", port, keepalive=30)
+    client.loop_start()
+    if not connected.wait(timeout):
+        raise RuntimeError(f"{name} could not connect to the broker")
+    return client
+
+
+def subscribe(client: Any, topics: list[str], timeout: float) -> None:
+    """Subscribe with QoS 1 and wait for the SUBACK; RuntimeError if none comes in time."""
+    done = threading.Event()
+    client.on_subscribe = lambda *args: done.set()
+    client.subscribe([(topic, 1) for topic in topics])
+    if not done.wait(timeout):
+        raise RuntimeError(f"no SUBACK for {topics}")

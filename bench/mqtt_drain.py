@@ -54,20 +54,8 @@ class Counter:
         self.done = threading.Event()
         self.born = threading.Event()
         self._topic = topic
-        connected = threading.Event()
-        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-counter-{uuid.uuid4().hex[:6]}",
-                                   protocol=mqtt.MQTTv5)
-        self._client.on_message = self._on_message
-        self._client.on_connect = lambda *args: connected.set()
-        self._client.connect("127.0.0.1", port, keepalive=30)
-        self._client.loop_start()
-        if not connected.wait(START_S):
-            raise RuntimeError("the counting subscriber could not connect")
-        subscribed = threading.Event()
-        self._client.on_subscribe = lambda *args: subscribed.set()
-        self._client.subscribe([(topic, 1), (PREFIX + "status", 1)])
-        if not subscribed.wait(START_S):
-            raise RuntimeError("no SUBACK for the counting subscriber")
+        self._client = common.mqtt_client(port, "counter", self._on_message, START_S)
+        common.subscribe(self._client, [topic, PREFIX + "status"], START_S)
 
     def close(self) -> None:
         """Disconnect."""

@@ -71,23 +71,11 @@ class Client:
     def __init__(self, port: int, name: str) -> None:
         self.messages: list[Arrival] = []
         self._changed = threading.Condition()
-        connected = threading.Event()
-        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-{name}-{uuid.uuid4().hex[:6]}",
-                                   protocol=mqtt.MQTTv5)
-        self._client.on_message = self._on_message
-        self._client.on_connect = lambda *args: connected.set()
-        self._client.connect("127.0.0.1", port, keepalive=30)
-        self._client.loop_start()
-        if not connected.wait(TIMEOUT_S):
-            raise RuntimeError(f"{name} could not connect to the broker")
+        self._client = common.mqtt_client(port, name, self._on_message, TIMEOUT_S)
 
     def subscribe(self, *topics: str) -> None:
         """Subscribe with QoS 1 and wait for the SUBACK."""
-        done = threading.Event()
-        self._client.on_subscribe = lambda *args: done.set()
-        self._client.subscribe([(topic, 1) for topic in topics])
-        if not done.wait(TIMEOUT_S):
-            raise RuntimeError(f"no SUBACK for {topics}")
+        common.subscribe(self._client, list(topics), TIMEOUT_S)
 
     def publish(self, topic: str, payload: str | bytes, properties: Properties) -> None:
         """Publish with QoS 1 without waiting for the PUBACK (paho's network thread writes it)."""

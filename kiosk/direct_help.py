@@ -18,8 +18,8 @@ class _Call:
     id: str
     opened: datetime
     context: dict[str, Any]
+    since: datetime  # when the call entered ``state``
     state: str = "waiting"
-    since: datetime | None = None
     agent: str | None = None
     overdue: bool = False
     outcome: str | None = None
@@ -43,7 +43,7 @@ class DirectHelp:
 
     def open(self, context: dict[str, Any], now: datetime) -> tuple[str, list[Message]]:
         """A new call (it replaces any earlier one): its id, help/state and help/request."""
-        self._call = _Call(str(uuid.uuid4()), now, context, since=now)
+        self._call = _Call(str(uuid.uuid4()), now, context, now)
         request = help_request(self._call.id, self._station_id, now, context)
         return self._call.id, [self._state(), ("help/request", request, False, HELP_REQUEST_EXPIRY_S)]
 
@@ -72,7 +72,7 @@ class DirectHelp:
 
     def _state(self) -> Message:
         call = self._call
-        assert call is not None and call.since is not None
+        assert call is not None
         payload = help_state(call.id, call.state, call.since, call.opened, call.agent, call.overdue, call.context,
                              call.outcome)
         return "help/state", payload, True, None

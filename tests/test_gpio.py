@@ -5,12 +5,13 @@ from typing import Callable, Iterator
 
 import pytest
 from conftest import wait_for
+from posted import Posted
 from gpiozero import Device
 
 from drivers.gpio import (BLINK_OFF_S, BLINK_ON_S, LED_BLINKING, LED_OFF, LED_STEADY, GpioUnavailable, HelpPanel,
                           mock_pin_factory)
 from kiosk.config import GpioSettings
-from kiosk.events import DoorChanged, Event, HelpButtonFreed, HelpButtonStuck, HelpPressed, HelpReleased
+from kiosk.events import DoorChanged, HelpButtonFreed, HelpButtonStuck, HelpPressed, HelpReleased
 
 SETTINGS = GpioSettings()  # help button 17, LED 27, door 22, debounce 50 ms
 DEBOUNCE_S = SETTINGS.debounce_ms / 1000
@@ -18,27 +19,6 @@ HOLD_S = 0.2  # below what the configuration accepts, to keep the test fast
 TOLERANCE_S = 0.15
 SHUT = DoorChanged(open=False)
 STARTED = [SHUT, HelpButtonFreed()]  # at start: the door shut, the button up (ends a stuck fault from before)
-
-
-class Posted:
-    """The events a panel posted, collected from whichever thread posts them."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._events: list[Event] = []
-
-    def __call__(self, event: Event) -> None:
-        with self._lock:
-            self._events.append(event)
-
-    def events(self) -> list[Event]:
-        with self._lock:
-            return list(self._events)
-
-    def wait_for(self, expected: list[Event], timeout: float = 2) -> None:
-        """Wait until exactly `expected` has been posted (fails on anything else once enough is there)."""
-        wait_for(lambda: len(self.events()) >= len(expected), timeout, f"events {expected}")
-        assert self.events() == expected
 
 
 def elapse(seconds: float) -> None:
@@ -76,7 +56,7 @@ def test_press_and_release(open_panel):
     panel.release()
     posted.wait_for([*STARTED, HelpPressed(), HelpReleased()])
     elapse(2 * DEBOUNCE_S)
-    assert posted.events() == [*STARTED, HelpPressed(), HelpReleased()]
+    assert posted.events == [*STARTED, HelpPressed(), HelpReleased()]
 
 
 def test_contact_bounce_gives_one_press_and_a_later_press_is_seen(open_panel):
@@ -86,7 +66,7 @@ def test_contact_bounce_gives_one_press_and_a_later_press_is_seen(open_panel):
     panel.press()
     posted.wait_for([*STARTED, HelpPressed()])
     elapse(2 * DEBOUNCE_S)
-    assert posted.events() == [*STARTED, HelpPressed()]
+    assert posted.events == [*STARTED, HelpPressed()]
     panel.release()
     posted.wait_for([*STARTED, HelpPressed(), HelpReleased()])
     panel.press()
@@ -107,7 +87,7 @@ def test_a_tap_shorter_than_the_debounce_is_a_press_that_ends_released(open_pane
     panel.release()
     posted.wait_for([*STARTED, HelpPressed(), HelpReleased()])
     elapse(3 * DEBOUNCE_S)
-    assert posted.events() == [*STARTED, HelpPressed(), HelpReleased()], "never left believing the button is down"
+    assert posted.events == [*STARTED, HelpPressed(), HelpReleased()], "never left believing the button is down"
     panel.press()
     posted.wait_for([*STARTED, HelpPressed(), HelpReleased(), HelpPressed()])
 
@@ -119,7 +99,7 @@ def test_held_button_is_reported_stuck_once_then_freed(open_panel):
     posted.wait_for([*STARTED, HelpPressed(), HelpButtonStuck(held_s=HOLD_S)])
     assert time.monotonic() - pressed_at >= HOLD_S
     elapse(3 * HOLD_S)
-    assert posted.events() == [*STARTED, HelpPressed(), HelpButtonStuck(held_s=HOLD_S)]
+    assert posted.events == [*STARTED, HelpPressed(), HelpButtonStuck(held_s=HOLD_S)]
     panel.release()
     stuck_and_freed = [*STARTED, HelpPressed(), HelpButtonStuck(held_s=HOLD_S), HelpButtonFreed(), HelpReleased()]
     posted.wait_for(stuck_and_freed)
@@ -136,7 +116,7 @@ def test_a_press_shorter_than_the_hold_time_is_not_stuck(open_panel):
     panel.release()
     posted.wait_for([*STARTED, HelpPressed(), HelpReleased()])
     elapse(1.5 * HOLD_S)
-    assert posted.events() == [*STARTED, HelpPressed(), HelpReleased()]
+    assert posted.events == [*STARTED, HelpPressed(), HelpReleased()]
 
 
 def test_a_button_down_at_start_opens_no_ticket_and_is_reported_stuck(open_panel):
@@ -150,7 +130,7 @@ def test_a_button_down_at_start_opens_no_ticket_and_is_reported_stuck(open_panel
 
 def test_door_position_at_start_and_its_changes(open_panel):
     panel, posted = open_panel()
-    assert posted.events() == STARTED
+    assert posted.events == STARTED
     panel.set_door(True)
     posted.wait_for([*STARTED, DoorChanged(open=True)])
     panel.set_door(False)
@@ -162,9 +142,9 @@ def test_start_reports_the_door_as_it_is_and_nothing_is_posted_before(open_panel
     panel.set_door(True)
     panel.press()
     elapse(2 * DEBOUNCE_S)
-    assert posted.events() == []
+    assert posted.events == []
     panel.start()
-    assert posted.events() == [DoorChanged(open=True)]
+    assert posted.events == [DoorChanged(open=True)]
 
 
 def test_door_bounce_is_debounced(open_panel):
@@ -176,7 +156,7 @@ def test_door_bounce_is_debounced(open_panel):
     panel.set_door(False)
     panel.set_door(True)
     elapse(3 * DEBOUNCE_S)
-    assert posted.events() == [*STARTED, DoorChanged(open=True)]
+    assert posted.events == [*STARTED, DoorChanged(open=True)]
 
 
 def test_a_vibrating_door_reports_only_the_level_it_settles_on(open_panel):
@@ -188,7 +168,7 @@ def test_a_vibrating_door_reports_only_the_level_it_settles_on(open_panel):
     panel.set_door(True)
     posted.wait_for([*STARTED, DoorChanged(open=True)])
     elapse(2 * DEBOUNCE_S)
-    assert posted.events() == [*STARTED, DoorChanged(open=True)], "one report, for the level the door came to rest at"
+    assert posted.events == [*STARTED, DoorChanged(open=True)], "one report, for the level the door came to rest at"
 
 
 def test_blinking_alternates_every_half_second(open_panel, factory):
@@ -254,7 +234,7 @@ def test_close_turns_the_led_off_ends_its_threads_and_posts_nothing_more(factory
     factory.pin(SETTINGS.help_button).drive_high()
     factory.pin(SETTINGS.help_button).drive_low()
     wait_for(lambda: set(threading.enumerate()) <= before, 2, "the panel's threads to end")
-    assert posted.events() == [*STARTED, HelpPressed()]
+    assert posted.events == [*STARTED, HelpPressed()]
     assert [s.state for s in led.states] == [False]
     panel.close()
 
@@ -270,7 +250,7 @@ def test_closing_while_the_button_is_held_is_prompt(factory):
     panel.close()
     assert time.monotonic() - closing < 0.5
     wait_for(lambda: set(threading.enumerate()) <= before, 1, "the panel's threads to end")
-    assert posted.events() == [*STARTED, HelpPressed()]
+    assert posted.events == [*STARTED, HelpPressed()]
 
 
 def test_simulation_helpers_know_the_pins_are_mock_pins(open_panel):

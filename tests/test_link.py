@@ -18,36 +18,15 @@ from paho.mqtt.properties import Properties
 from broker import Mosquitto, free_port
 from certs import make_pki
 from conftest import wait_for
+from posted import Posted
 from kiosk import link as link_module
 from kiosk.config import MqttSettings
-from kiosk.events import Event, LinkAcked, LinkDown, LinkUp, MessageIn
+from kiosk.events import LinkAcked, LinkDown, LinkUp, MessageIn
 from kiosk.link import MqttLink
 
 STATION = "ST-1"
 PREFIX = f"paystation/v1/{STATION}/"
 OFFLINE = '{"state":"offline","boot":%d}'
-
-
-class Posted:
-    """The loop's side of the link: every posted event, in order (thread-safe)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.events: list[Event] = []
-
-    def __call__(self, event: Event) -> None:
-        with self._lock:
-            self.events.append(event)
-
-    def of(self, kind: type) -> list[Any]:
-        """The posted events of one type."""
-        with self._lock:
-            return [e for e in self.events if isinstance(e, kind)]
-
-    def wait(self, kind: type, count: int = 1, timeout: float = 10.0) -> list[Any]:
-        """Wait until ``count`` events of ``kind`` were posted; return them all."""
-        wait_for(lambda: len(self.of(kind)) >= count, timeout, f"{count} {kind.__name__}")
-        return self.of(kind)
 
 
 class Observer:
