@@ -151,6 +151,7 @@ class TerminalSettings:
     payment_timeout_s: Annotated[int, between(30, 600)] = 180
     status_interval_s: Seconds = 60
     vending_window_s: Annotated[int, between(5, 255)] = 30
+    line_quiet_ms: Annotated[int, between(100, 60000)] = 6000
     charset: Annotated[str, Check(_is_codec, "a character set such as 'cp437' or 'iso8859-15'")] = "cp437"
 
 

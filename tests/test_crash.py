@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, run_kiosk, wait_for
-from drivers.zvt.simulator import Simulator, open_pty
+from drivers.zvt.simulator import PAIRINGS, Behaviour, Simulator, open_pty
 
+PT_T2_S = 0.5  # the simulated terminal's repeat timer, short so that restarts are quick
+LINE_QUIET_MS = 1500  # more than the terminal's T2 and its 1 s answer timeout
 PAY = """
 start 2026-01-05T10:00:00+01:00
 tap start
@@ -33,18 +35,20 @@ def table(db: Path, sql: str) -> list[tuple]:
         return conn.execute(sql).fetchall()
 
 
-@pytest.fixture
-def station(tmp_path: Path):
-    """A station configuration on a pty whose other end is a simulator living in this test."""
+@pytest.fixture(params=PAIRINGS)
+def station(tmp_path: Path, request: pytest.FixtureRequest):
+    """A station configuration on a pty whose other end is a simulator living in this test (both pairings)."""
     link = tmp_path / "pt"
     pty = open_pty(link)
-    simulator = Simulator(pty.master_fd, tmp_path / "pt.jsonl", answer_timeout_s=1.0)
+    simulator = Simulator(pty.master_fd, tmp_path / "pt.jsonl", answer_timeout_s=1.0, t2_s=PT_T2_S,
+                          pairing=request.param)
     simulator.start()
     config = tmp_path / "kiosk.toml"
 
     def configure(vending_window_s: int) -> Path:
         config.write_text(f'[storage]\ndatabase = "{tmp_path / "kiosk.db"}"\n[screen]\nfullscreen = false\n'
-                          f'[terminal]\nport = "{link}"\nvending_window_s = {vending_window_s}\n', encoding="utf-8")
+                          f'[terminal]\nport = "{link}"\nvending_window_s = {vending_window_s}\n'
+                          f'line_quiet_ms = {LINE_QUIET_MS}\n', encoding="utf-8")
         return config
 
     yield configure, simulator, tmp_path / "kiosk.db"
@@ -89,14 +93,82 @@ def ended(simulator: Simulator) -> str | None:
 
 
 def check_invariants(db: Path, simulator: Simulator) -> None:
+    """Nobody pays without parking, and no parking is marked paid for money the terminal gave back."""
     assert not table(db, "SELECT id FROM payment WHERE state = 'pending'")
-    (receipt, state), = table(db, "SELECT receipt_no, state FROM payment")
-    paid_sessions = table(db, "SELECT id FROM parking_session WHERE kind = 'paid'")
-    booked = [e for e in simulator.journal() if e["event"] == "booked"]
-    if booked:
-        assert booked[0]["receipt"] == receipt and state == "approved" and paid_sessions
-    else:
-        assert state == "reversed" and not paid_sessions
+    assert not table(db, "SELECT id FROM payment WHERE state = 'approved' AND confirmed IS NULL")
+    booked = {e["receipt"]: e["amount"] for e in simulator.journal() if e["event"] == "booked"}
+    paid = dict(table(db, "SELECT p.receipt_no, s.amount FROM parking_session s JOIN payment p ON s.payment_id = p.id "
+                          "WHERE s.kind = 'paid' AND p.state = 'approved'"))
+    assert booked == paid, f"booked at the terminal {booked}, paid sessions {paid}"
+
+
+def pay_and_kill_once_the_terminal_has_it(config: Path, tmp_path: Path, simulator: Simulator) -> None:
+    """Start a payment journey and SIGKILL the station as soon as the terminal has received its Authorization."""
+    (tmp_path / "pay.scn").write_text(PAY)
+    started = len(simulator.journal())
+    process = subprocess.Popen([sys.executable, "-m", "kiosk.cli", "run", "--headless", "--config", str(config),
+                                "--scenario", str(tmp_path / "pay.scn")], cwd=ROOT, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: any(e["event"] == "started" for e in simulator.journal()[started:]), 20,
+                 "the terminal to receive the Authorization")
+    finally:
+        process.kill()
+        process.wait(10)
+
+
+def next_parker_pays(config: Path, tmp_path: Path) -> None:
+    """Another parker's whole journey on the recovered station: paid and confirmed."""
+    (tmp_path / "next.scn").write_text(PAY.replace("B-CR4SH", "B-NEXT1"))
+    result = run_kiosk("run", "--headless", "--config", str(config), "--scenario", str(tmp_path / "next.scn"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "The card terminal did not answer" not in result.stderr
+
+
+@pytest.mark.slow
+def test_kill_right_after_the_authorization_then_a_restart_killed_on_the_line_books_nothing(station,
+                                                                                           tmp_path: Path) -> None:
+    """Issue 12's reproduction: the terminal outlives two dead stations; its payment is never booked."""
+    configure, simulator, db = station
+    config = configure(5)
+    simulator.script(Behaviour(pin_delay_s=2))
+    pay_and_kill_once_the_terminal_has_it(config, tmp_path, simulator)
+    heard = simulator.bytes_in
+    restart = Station(config)
+    wait_for(lambda: simulator.bytes_in > heard, 20, "the restarted station to answer on the line")
+    restart.proc.kill()
+    restart.proc.wait(10)
+    station_process = Station(config)
+    try:
+        wait_for(lambda: ended(simulator) is not None, 30, "the terminal to end the payment")
+    finally:
+        station_process.stop()
+    assert ended(simulator) in ("aborted", "reversed", "auto-reversed")
+    assert table(db, "SELECT plate, state FROM payment") == [("B-CR4SH", "reversed")]
+    assert table(db, "SELECT count(*) FROM parking_session") == [(0,)]
+    next_parker_pays(config, tmp_path)
+    check_invariants(db, simulator)
+    assert [e["event"] for e in simulator.journal()][-2:] == ["authorized", "booked"]
+
+
+@pytest.mark.slow
+def test_terminal_still_waiting_for_a_card_refuses_registration_and_is_aborted(station, tmp_path: Path) -> None:
+    """A PT still master of a dead station's payment, quietly waiting for a card, answers registration 84 83 00."""
+    configure, simulator, db = station
+    config = configure(30)
+    simulator.script(Behaviour(kind="wait-card"))
+    pay_and_kill_once_the_terminal_has_it(config, tmp_path, simulator)
+    station_process = Station(config)
+    try:
+        wait_for(lambda: ended(simulator) == "aborted", 30, "the station to abort the orphaned payment")
+        wait_for(lambda: any("registered at the card terminal" in line for line in station_process.log), 20,
+                 "the registration after the abort")
+    finally:
+        station_process.stop()
+    log = "".join(station_process.log)
+    assert "registration refused by the terminal" in log and "card terminal unreachable" not in log
+    assert table(db, "SELECT state FROM payment") == [("reversed",)]
+    next_parker_pays(config, tmp_path)
+    check_invariants(db, simulator)
 
 
 @pytest.mark.slow

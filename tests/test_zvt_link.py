@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fake_port import BYTE_TIME_S, IDLE_STEP_S, FakeClock, FakePort, answering, make_link
 from drivers.zvt.link import (
     ACK,
     MAX_APDU,
@@ -31,87 +32,6 @@ DOC_FRAMES = {
     "06010704000000001000": "10 02 06 01 07 04 00 00 00 00 10 10 00 10 03 62 91",
     "060F00": "10 02 06 0F 00 10 03 C6 33",
 }
-BYTE_TIME_S = 1 / 960
-IDLE_STEP_S = 0.01
-
-
-class FakeClock:
-    """Monotonic seconds that only move when told."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        """The current fake time."""
-        return self.now
-
-
-class FakePort:
-    """An in-memory serial port: bytes scheduled to arrive at clock times, writes recorded.
-
-    A read with nothing due advances the clock by a short idle step (the real port's read timeout);
-    a read that returns bytes advances it by their time on the wire at 9600 baud.
-    """
-
-    def __init__(self, clock: FakeClock, on_write: Callable[[FakePort, bytes], None] | None = None) -> None:
-        self.clock = clock
-        self.on_write = on_write
-        self.arrivals: list[tuple[float, bytes]] = []
-        self.written = bytearray()
-        self.writes: list[bytes] = []
-
-    def arrive(self, data: bytes, delay: float = 0.0) -> None:
-        """Schedule `data` to become readable `delay` seconds from now."""
-        self.arrivals.append((self.clock.now + delay, data))
-        self.arrivals.sort(key=lambda arrival: arrival[0])
-
-    @property
-    def in_waiting(self) -> int:
-        """Bytes due by now (pyserial's name)."""
-        return sum(len(data) for at, data in self.arrivals if at <= self.clock.now)
-
-    def read(self, size: int) -> bytes:
-        """Up to `size` bytes that are due by now."""
-        due = bytearray()
-        while self.arrivals and self.arrivals[0][0] <= self.clock.now and len(due) < size:
-            at, data = self.arrivals.pop(0)
-            taken, rest = data[:size - len(due)], data[size - len(due):]
-            due += taken
-            if rest:
-                self.arrivals.insert(0, (at, rest))
-        if not due:
-            self.clock.now += IDLE_STEP_S
-            return b""
-        self.clock.now += len(due) * BYTE_TIME_S
-        return bytes(due)
-
-    def write(self, data: bytes) -> int:
-        """Record the bytes and let the peer react."""
-        self.written += data
-        self.writes.append(bytes(data))
-        if self.on_write is not None:
-            self.on_write(self, bytes(data))
-        return len(data)
-
-
-def answering(*replies: bytes, delay: float = 0.05) -> Callable[[FakePort, bytes], None]:
-    """A peer that answers each frame written to it with the next of `replies` (nothing once they run out)."""
-    queue = list(replies)
-
-    def on_write(port: FakePort, data: bytes) -> None:
-        if data.startswith(b"\x10\x02") and queue:
-            port.arrive(queue.pop(0), delay)
-
-    return on_write
-
-
-def make_link(on_write: Callable[[FakePort, bytes], None] | None = None) -> tuple[Link, FakePort, FakeClock]:
-    """A Link over a fresh fake port and clock."""
-    clock = FakeClock()
-    port = FakePort(clock, on_write)
-    return Link(port, clock=clock), port, clock
-
-
 def chunked(data: bytes, cuts: list[int]) -> list[bytes]:
     """`data` split at the given positions (taken modulo its length)."""
     points = sorted({cut % (len(data) + 1) for cut in cuts} | {0, len(data)})

@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 
 RECONNECT_S = 5.0
 DOWN_POLL_S = 10.0
-RECONCILE_MARGIN_S = 5.0
+PAYMENT_WAIT_S = 60.0  # how long a parker's payment may wait for the terminal's recovery before it is declined
+REFUSED_BY_BUSY_PT = 0x83  # registration refused: the PT is still in a payment of an earlier run
 REQUESTS = ("status", "end_of_day")
 
 
@@ -46,12 +47,22 @@ class OwedPayment:
     payment_id: str
     receipt_no: str | None
     trace_no: str | None
+    amount: int
+
+    def matches(self, info: msg.StatusInformation) -> bool:
+        """True if the PT's status information names this payment: receipt, trace and amount all agree."""
+        return (info.receipt_no, info.trace_no, info.amount) == (self.receipt_no, self.trace_no, self.amount)
+
+    def described(self) -> str:
+        """Receipt, trace and amount, for logs and staff."""
+        return f"receipt {self.receipt_no}, trace {self.trace_no}, amount {self.amount}"
 
 
 @dataclass(frozen=True)
 class _Pay:
     payment_id: str
     amount: int
+    queued_at: float
 
 
 def serial_opener(port: str, baud: int) -> Callable[[], SerialPort]:
@@ -100,7 +111,7 @@ class ZvtTerminal:
 
     def __init__(self, open_port: Callable[[], SerialPort], post: Post, *, password: str, currency: str,
                  charset: str = "cp437", payment_timeout_s: float = 180.0, status_interval_s: float = 60.0,
-                 vending_window_s: int = 30, owed: tuple[OwedPayment, ...] = ()) -> None:
+                 vending_window_s: int = 30, line_quiet_s: float = 6.0, owed: tuple[OwedPayment, ...] = ()) -> None:
         self._open_port = open_port
         self._post = post
         self._password = password
@@ -109,9 +120,9 @@ class ZvtTerminal:
         self._t4 = payment_timeout_s
         self._status_interval = status_interval_s
         self._vending_window = vending_window_s
+        self._line_quiet = line_quiet_s
         self._owed = {p.payment_id: p for p in owed}
         self._booking: OwedPayment | None = None  # the owed payment whose "book it" answer is being sent
-        self._reconcile_at = time.monotonic() + vending_window_s + RECONCILE_MARGIN_S if owed else None
         self._commands: queue.SimpleQueue[_Pay] = queue.SimpleQueue()
         self._requests: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
         self._decisions: queue.SimpleQueue[tuple[str, bool]] = queue.SimpleQueue()
@@ -137,7 +148,7 @@ class ZvtTerminal:
             self._post(PaymentDeclined(payment_id, 0x6F, msg.result_text(0x6F)))
             return
         self._abort.clear()
-        self._commands.put(_Pay(payment_id, amount))
+        self._commands.put(_Pay(payment_id, amount, time.monotonic()))
         self._wake()
 
     def cancel_payment(self) -> None:
@@ -236,16 +247,18 @@ class ZvtTerminal:
         self._session = None
 
     def _idle(self, seconds: float) -> None:
-        """Wait while the PT cannot take commands: answer what it sends; payments asked for meanwhile fail at once."""
+        """Wait while the PT cannot take commands, answering what it sends.
+
+        A parker's payment asked for meanwhile waits for the recovery while the terminal has no
+        fault and for PAYMENT_WAIT_S at most; otherwise it is declined at once.
+        """
         end = time.monotonic() + seconds
         while (remaining := end - time.monotonic()) > 0 and not self._closing.is_set():
             watched = [self._wake_r] + ([self._port.fileno()] if self._port is not None else [])
-            ready, _, _ = select.select(watched, [], [], remaining)
+            ready, _, _ = select.select(watched, [], [], min(remaining, PAYMENT_WAIT_S))
             if self._wake_r in ready:
                 os.read(self._wake_r, 4096)
-            while not self._commands.empty():
-                pay = self._commands.get()
-                self._post(PaymentDeclined(pay.payment_id, 0x7D, "The card terminal is not ready"))
+            self._decline_waiting_payments()
             while not self._requests.empty():
                 kind, request_id = self._requests.get()
                 self._post(TerminalReport(request_id, kind, False, {"error": "the card terminal is not ready"}))
@@ -256,11 +269,23 @@ class ZvtTerminal:
                     log.warning("while waiting for the terminal: %s", exc)
                     return
 
+    def _decline_waiting_payments(self) -> None:
+        """Decline queued payments when the terminal has a fault or they waited PAYMENT_WAIT_S for its recovery."""
+        waiting: list[_Pay] = []
+        while not self._commands.empty():
+            waiting.append(self._commands.get())
+        now = time.monotonic()
+        for pay in waiting:
+            if self._health not in (None, "unknown") or now - pay.queued_at >= PAYMENT_WAIT_S:
+                self._post(PaymentDeclined(pay.payment_id, 0x7D, "The card terminal is not ready"))
+            else:
+                self._commands.put(pay)
+
     def _work(self) -> None:
         session = self._session
         assert session is not None and self._port is not None
         if self._recover:
-            self._register_and_check(session)
+            self._recover_line(session)
         if not self._commands.empty():
             self._pay(session, self._commands.get())
             return
@@ -271,14 +296,10 @@ class ZvtTerminal:
         if now >= self._next_poll:
             self._check(session)
             return
-        if self._reconcile_at is not None and now >= self._reconcile_at:
-            self._reconcile(session)
-            return
         if session.link.answer_pending():
             session.serve_unsolicited(0)
             return
-        due = min(t for t in (self._next_poll, self._reconcile_at) if t is not None)
-        ready, _, _ = select.select([self._wake_r, self._port.fileno()], [], [], max(0.0, due - now))
+        ready, _, _ = select.select([self._wake_r, self._port.fileno()], [], [], max(0.0, self._next_poll - now))
         if self._wake_r in ready:
             os.read(self._wake_r, 4096)
         if self._port.fileno() in ready:
@@ -293,10 +314,30 @@ class ZvtTerminal:
         log.info("terminal %s for staff: %s", kind, data.get("text") or data.get("status"))
         self._post(TerminalReport(request_id, kind, True, data))
 
-    def _register_and_check(self, session: EcrSession) -> None:
-        registered = session.register()
+    def _recover_line(self, session: EcrSession) -> None:
+        """Bring the line to a known state, register, settle owed payments, then check the PT (docs/zvt.md).
+
+        A PT that refuses the registration with 84 83 00 may still be master of a payment that
+        the last run started and no vending question will end (it waits for a card): it is
+        aborted, and the line brought to a known state again, once.
+        """
+        limit = self._t4 + self._vending_window
+        for attempt in (1, 2):
+            session.resync(self._line_quiet, limit)
+            try:
+                registered = session.register()
+                break
+            except CommandRefused as exc:
+                if exc.code != REFUSED_BY_BUSY_PT or attempt == 2:
+                    raise
+                log.warning("%s: the terminal may still be in a payment of the last run; aborting it", exc)
+                try:
+                    session.abort()
+                except CommandRefused as refused:
+                    log.warning("abort refused too: %s", refused)
         log.info("registered at the card terminal: status %s, terminal id %s", registered.status,
                  registered.terminal_id)
+        self._reconcile(session)
         self._recover = False
         self._check(session)
 
@@ -373,7 +414,7 @@ class ZvtTerminal:
             # Approved, the station may have committed the session, and the PT did not book it
             # (or we cannot tell): settle it once the PT's vending window is over.
             log.warning("payment %s: the terminal may not have our vending answer; reconciling", pay.payment_id)
-            self._owe(OwedPayment(pay.payment_id, outcome.approval.receipt_no, outcome.approval.trace_no))
+            self._owe(OwedPayment(pay.payment_id, outcome.approval.receipt_no, outcome.approval.trace_no, pay.amount))
         if outcome.result_code in msg.UNWELL_RESULTS:
             self._set_health("error", msg.result_text(outcome.result_code))
         if outcome.abort_unanswered:
@@ -387,9 +428,9 @@ class ZvtTerminal:
             self._recover = True
 
     def _owe(self, owed: OwedPayment) -> None:
+        """Settle ``owed`` at the next recovery of the line, before any other payment."""
         self._owed[owed.payment_id] = owed
-        if self._reconcile_at is None:
-            self._reconcile_at = time.monotonic() + self._vending_window + RECONCILE_MARGIN_S
+        self._recover = True
 
     # ---- payments owed from before a restart ----
 
@@ -400,8 +441,7 @@ class ZvtTerminal:
             return None
         if info.result_code != 0:
             return None
-        return next((p for p in self._owed.values()
-                     if p.receipt_no == info.receipt_no and p.trace_no == info.trace_no), None)
+        return next((p for p in self._owed.values() if p.matches(info)), None)
 
     def _unsolicited(self, apdu: Apdu) -> bytes:
         """A PT message outside a sequence: book an owed payment it asks about again, refuse other payments."""
@@ -423,23 +463,30 @@ class ZvtTerminal:
             self._post(PaymentReconciled(owed.payment_id, "booked", "booked when the terminal asked again"))
 
     def _reconcile(self, session: EcrSession) -> None:
-        """The vending window is over: make sure every payment still owed is reversed, and say so."""
-        self._reconcile_at = None
+        """Settle every payment still owed; runs on a synchronised line, before any new payment.
+
+        The PT is no longer asking about them (the line was quiet), so each was booked or
+        reversed there: a reversal by receipt number makes the outcome certain. It counts only
+        if the PT's report of what it reversed names the same trace number and amount; anything
+        else is left to staff as unreconciled, never guessed.
+        """
         for owed in list(self._owed.values()):
             if owed.receipt_no is None or not owed.receipt_no.isdigit():
                 self._settled(owed, "unknown", "no receipt number to reverse it by")
                 continue
-            try:
-                outcome = session.reverse(int(owed.receipt_no))
-            except TerminalUnreachable:
-                self._reconcile_at = time.monotonic() + DOWN_POLL_S
-                raise
-            if outcome.reversed:
-                self._settled(owed, "reversed", "reversed by the station: the terminal never had its vending answer")
-            elif outcome.result_code == 0xB4:
+            outcome = session.reverse(int(owed.receipt_no))
+            if outcome.result_code == 0xB4:
                 self._settled(owed, "reversed", "the terminal had already reversed it")
+            elif not outcome.reversed:
+                self._settled(owed, "unknown", f"reversal of receipt {owed.receipt_no} refused: {outcome.text}")
+            elif outcome.info is None or not owed.matches(outcome.info):
+                reported = "nothing" if outcome.info is None else (
+                    f"receipt {outcome.info.receipt_no}, trace {outcome.info.trace_no}, amount {outcome.info.amount}")
+                log.error("terminal reversed %s; the station's payment %s is %s", reported, owed.payment_id,
+                          owed.described())
+                self._settled(owed, "unknown", f"the terminal reported reversing {reported}, not {owed.described()}")
             else:
-                self._settled(owed, "unknown", f"reversal refused: {outcome.text}")
+                self._settled(owed, "reversed", "reversed by the station: the terminal never had its vending answer")
 
     def _settled(self, owed: OwedPayment, outcome: str, detail: str) -> None:
         del self._owed[owed.payment_id]

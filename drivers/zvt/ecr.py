@@ -20,6 +20,9 @@ RESULT_COMMUNICATION = 0x7D
 RESULT_NOT_VENDED = 0x66
 DECISION_WAIT_S = 1.0
 INTERMEDIATE_DECLINED = 0x1D  # the PT's own words for a decline come in this 04 FF
+RESYNC_SLICE_S = 0.05
+ANSWER_CLASS_BYTES = (0x80, 0x84)  # 80 00 00 positive, 84 xx negative: answers, never answered
+ANSWER_CLASSES = (b"\x80", b"\x84")
 
 
 class TerminalUnreachable(Exception):
@@ -125,13 +128,14 @@ class EcrSession:
             return Apdu.decode(raw)
         except DecodeError as exc:
             log.warning("undecodable APDU from the terminal skipped: %s", exc)
-            self._send(msg.refusal(0x9A))
+            if raw[:1] not in ANSWER_CLASSES:
+                self._send(msg.refusal(0x9A))
             return None
 
     def _command(self, apdu: bytes, name: str) -> None:
         """Send a command and wait for 80 00 00; retry busy (84 9C) answers within T3."""
         deadline = self.clock() + self.t3
-        self._send(apdu)
+        self._send_command(apdu, name)
         while True:
             remaining = deadline - self.clock()
             if remaining <= 0:
@@ -146,11 +150,27 @@ class EcrSession:
                     raise CommandRefused(name, 0x9C)
                 log.info("terminal busy, %s again in %g s", name, BUSY_RETRY_S)
                 self._wait(BUSY_RETRY_S)
-                self._send(apdu)
+                self._send_command(apdu, name)
                 continue
             if answer.cls == 0x84:
                 raise CommandRefused(name, answer.instr)
             self._answer_unsolicited(answer)
+
+    def _send_command(self, apdu: bytes, name: str) -> None:
+        """Send a command; what arrived before the PT acknowledged it cannot answer it (docs/zvt.md, line state)."""
+        self._send(apdu)
+        for raw in self.link.take_crossed():
+            if raw[:1] in ANSWER_CLASSES:
+                log.warning("stale answer %s discarded: it was on the line before the terminal had our %s",
+                            raw[:3].hex(" ").upper(), name)
+                continue
+            try:
+                crossed = Apdu.decode(raw)
+            except DecodeError as exc:
+                log.warning("undecodable APDU from the terminal skipped: %s", exc)
+                self._send(msg.refusal(0x9A))
+                continue
+            self._answer_unsolicited(crossed)
 
     def _wait(self, seconds: float) -> None:
         """Let time pass while still answering anything the PT sends."""
@@ -169,9 +189,40 @@ class EcrSession:
         return True
 
     def _answer_unsolicited(self, apdu: Apdu) -> None:
+        """Answer a PT message from the station's own state; an answer (80/84 ..) is never answered."""
+        if apdu.cls in ANSWER_CLASS_BYTES:
+            log.warning("stale answer %02X %02X from the terminal discarded (never answered)", apdu.cls, apdu.instr)
+            return
         answer = self.unsolicited(apdu)
         self._send(answer)
         self.unsolicited_sent(apdu, answer)
+
+    def resync(self, quiet_s: float, limit_s: float) -> int:
+        """Bring the line to a known state before new commands (docs/zvt.md, "Line state").
+
+        Reads until no byte has arrived for ``quiet_s``: stale answers are discarded, the PT's
+        messages answered from the station's own state (a vending question without a committed
+        session is refused), so a PT still master of an earlier payment ends it. Returns the
+        number of APDUs handled; TerminalUnreachable if the line is not quiet within ``limit_s``.
+        """
+        started = last_heard = self.clock()
+        heard = self.link.bytes_in
+        handled = 0
+        while True:
+            now = self.clock()
+            if self.link.bytes_in != heard:
+                heard, last_heard = self.link.bytes_in, now
+            if now - last_heard >= quiet_s:
+                if handled:
+                    log.info("line quiet after %d stale APDUs (%.1f s)", handled, now - started)
+                return handled
+            if now - started >= limit_s:
+                raise TerminalUnreachable(f"the terminal did not fall quiet within {limit_s:g} s")
+            apdu = self._receive(min(RESYNC_SLICE_S, last_heard + quiet_s - now))
+            if apdu is None:
+                continue
+            handled += 1
+            self._answer_unsolicited(apdu)
 
     # ---- sequences ----
 
@@ -190,7 +241,7 @@ class EcrSession:
             if apdu.command == (0x06, 0x0F):
                 self._send(msg.ACK_APDU)
                 return apdu.data
-            self._other(apdu)
+            self._other(apdu, name)
         raise TerminalUnreachable(f"no completion after {name}")
 
     def abort(self) -> None:
@@ -200,7 +251,7 @@ class EcrSession:
             if apdu.command in ((0x06, 0x1E), (0x06, 0x0F)):
                 self._send(msg.ACK_APDU)
                 return
-            self._other(apdu)
+            self._other(apdu, "abort")
 
     def log_off(self) -> None:
         """Log off 06 02."""
@@ -217,7 +268,7 @@ class EcrSession:
         ``on_booked`` runs as soon as the PT acknowledged the positive answer.
         """
         request = msg.authorization(amount, self.currency, msg.PAYMENT_TYPE_PT_DECIDES, self.vending_window_s)
-        run = _Payment(on_status, decide, on_booked, abort_requested)
+        run = _Payment(amount, on_status, decide, on_booked, abort_requested)
         try:
             self._command(request, "authorization")
         except CommandRefused as exc:
@@ -232,9 +283,11 @@ class EcrSession:
     def _pay_as_slave(self, run: _Payment) -> PaymentOutcome:
         phase = _MasterPhase(self, self.t4, run.check_abort)
         for apdu in phase:
-            if apdu.command == (0x80, 0x00):
-                continue  # the PT accepted our abort
-            if apdu.command == (0x04, 0xFF):
+            if apdu.cls in ANSWER_CLASS_BYTES:
+                refused = self._answer_in_payment(apdu, run)
+                if refused is not None:
+                    return refused
+            elif apdu.command == (0x04, 0xFF):
                 phase.restart_t4()
                 phase.answer(msg.ACK_APDU)
                 status = msg.parse_intermediate(apdu.data, self.charset)
@@ -250,6 +303,11 @@ class EcrSession:
                     run.declined_code = info.result_code
                     phase.answer(msg.ACK_APDU)
                     continue
+                if info.amount is not None and info.amount != run.amount:
+                    log.error("the terminal approved %d, not the %d asked for: not this payment, refused",
+                              info.amount, run.amount)
+                    phase.answer(msg.refusal(RESULT_NOT_VENDED))
+                    return run.failed(RESULT_COMMUNICATION, "the card terminal reported another payment")
                 run.approval = info
                 self._vend(info, phase, run)
             elif apdu.command == (0x06, 0x0F):
@@ -268,12 +326,27 @@ class EcrSession:
                 code = run.declined_code if run.declined_code is not None else code
                 return PaymentOutcome("declined", code, run.decline_text or msg.result_text(code))
             else:
-                self._other(apdu)
+                self._other(apdu, "authorization")
         if phase.silent_after_abort:
             log.warning("terminal silent after the abort: payment ended here, link to be re-registered")
             return PaymentOutcome("declined", RESULT_ABORTED, msg.result_text(RESULT_ABORTED), abort_unanswered=True)
         text = f"The card terminal did not finish the payment within {phase.limit:g} s"
         return run.failed(RESULT_ABORTED, text)
+
+    @staticmethod
+    def _answer_in_payment(apdu: Apdu, run: _Payment) -> PaymentOutcome | None:
+        """An 80/84 while the PT is master of a payment: never answered; an outcome if it ends the payment.
+
+        ``80 ..`` accepts our abort (or is stale). ``84 xx`` refuses our abort, or, before any
+        approval, says the authorization's ``80 00 00`` was stale and the PT refused it.
+        """
+        if apdu.cls == 0x80:
+            return None
+        if run.aborting or run.approval is not None or run.booked:
+            log.warning("terminal answered 84 %02X during the payment (abort refused or stale): ignored", apdu.instr)
+            return None
+        log.warning("terminal refused the authorization after all (84 %02X): its 80 00 00 was stale", apdu.instr)
+        return run.failed(RESULT_COMMUNICATION, f"the card terminal refused the payment: {msg.result_text(apdu.instr)}")
 
     def _status_information(self, apdu: Apdu, phase: _MasterPhase) -> msg.StatusInformation | None:
         try:
@@ -307,7 +380,7 @@ class EcrSession:
             self._command(msg.reversal(self.password, receipt_no), "reversal")
         except CommandRefused as exc:
             return ReversalOutcome(False, exc.code, msg.result_text(exc.code))
-        ending = self._admin_sequence("reversal")
+        ending = self._admin_sequence("reversal", f"{receipt_no:04d}")
         return ReversalOutcome(ending.code == 0 and not ending.aborted, ending.code, msg.result_text(ending.code),
                                ending.info)
 
@@ -317,8 +390,12 @@ class EcrSession:
         ending = self._admin_sequence("end of day")
         return EndOfDay(ending.code, ending.info, ending.lines)
 
-    def _admin_sequence(self, name: str) -> _AdminEnding:
-        """The PT-master part of a reversal or end of day: its 04 0F, print lines, then 06 0F or 06 1E."""
+    def _admin_sequence(self, name: str, receipt: str | None = None) -> _AdminEnding:
+        """The PT-master part of a reversal or end of day: its 04 0F, print lines, then 06 0F or 06 1E.
+
+        A 04 0F naming a receipt is this sequence's only if it is ``receipt`` (the reversed one;
+        none for an end of day): a payment's vending question is never acknowledged here.
+        """
         info = None
         lines: list[str] = []
         phase = _MasterPhase(self, self.t4)
@@ -326,22 +403,34 @@ class EcrSession:
             if apdu.command in ((0x04, 0x0F), (0x04, 0xFF)):
                 phase.restart_t4()
             if apdu.command == (0x04, 0x0F):
-                info = self._status_information(apdu, phase)
-                if info is not None:
+                status = self._status_information(apdu, phase)
+                if status is not None and status.receipt_no not in (None, receipt):
+                    log.warning("status information for receipt %s during the %s: answered as a stray one",
+                                status.receipt_no, name)
+                    self._answer_unsolicited(apdu)
+                elif status is not None:
+                    info = status
                     phase.answer(msg.ACK_APDU)
             elif apdu.command in ((0x06, 0x0F), (0x06, 0x1E)):
                 phase.answer(msg.ACK_APDU)
                 if apdu.instr == 0x1E:
                     return _AdminEnding(msg.parse_abort(apdu.data), True, info, tuple(lines))
                 return _AdminEnding(info.result_code if info is not None else 0, False, info, tuple(lines))
-            else:
-                if apdu.command == (0x06, 0xD1):
-                    lines.append(msg.parse_print_line(apdu.data, self.charset)[1])
+            elif apdu.command == (0x06, 0xD1):
+                lines.append(msg.parse_print_line(apdu.data, self.charset)[1])
                 phase.answer(msg.ACK_APDU)
+            else:
+                self._other(apdu, name)
         raise TerminalUnreachable(f"no end of the {name} within {phase.limit:g} s (T4)")
 
-    def _other(self, apdu: Apdu) -> None:
-        """Answer a PT message the running sequence has no use for."""
+    def _other(self, apdu: Apdu, name: str) -> None:
+        """Answer a PT message the running sequence ``name`` has no use for.
+
+        An ``84 xx`` after the PT's ``80 00 00`` means that 80 00 00 was stale and the command
+        was refused after all (CommandRefused); a second ``80 ..`` is stale and discarded.
+        """
+        if apdu.cls == 0x84:
+            raise CommandRefused(name, apdu.instr)
         if apdu.command in ((0x04, 0xFF), (0x06, 0xD1)):
             self._send(msg.ACK_APDU)
             return
@@ -363,6 +452,7 @@ class _AdminEnding:
 class _Payment:
     """What one Authorization has seen so far."""
 
+    amount: int
     on_status: Callable[[str], None]
     decide: Callable[[msg.StatusInformation], bool | None]
     on_booked: Callable[[msg.StatusInformation], None]

@@ -207,12 +207,23 @@ class Link:
         self._retries = retries
         self._decoder = FrameDecoder(t1)
         self._received: deque[bytes] = deque()
+        self._before_ack = 0
         self.bytes_in = 0
         self.bytes_out = 0
 
     def answer_pending(self) -> bool:
         """True if a received frame is queued (it crossed one of ours on the line)."""
         return bool(self._received)
+
+    def take_crossed(self) -> list[bytes]:
+        """The queued frames that arrived before the other side ACKed our last frame, oldest first.
+
+        The other side ACKs a frame before it acts on it, so none of these can be its answer
+        to that frame: whatever answer (80/84 ..) is among them is stale.
+        """
+        crossed = [self._received.popleft() for _ in range(min(self._before_ack, len(self._received)))]
+        self._before_ack = 0
+        return crossed
 
     def send(self, apdu: bytes) -> None:
         """Send a frame until it is ACKed, repeating on NAK or T2 silence; TransmissionError after the repeats."""
@@ -233,22 +244,30 @@ class Link:
     def receive(self, timeout: float) -> bytes | None:
         """The next good APDU (queued ones first), ACKed at once; None when `timeout` passes without one."""
         if self._received:
-            return self._received.popleft()
+            return self._pop()
         deadline = self._clock() + timeout
         while True:
             for event in self._poll():
                 if isinstance(event, Control):
                     log.debug("stray control byte %02X ignored", event.byte)
             if self._received:
-                return self._received.popleft()
+                return self._pop()
             if self._clock() >= deadline:
                 return None
+
+    def _pop(self) -> bytes:
+        """The oldest queued frame (one fewer of those that crossed our last frame)."""
+        self._before_ack = max(0, self._before_ack - 1)
+        return self._received.popleft()
 
     def _await_answer(self, deadline: float) -> int | None:
         """The first ACK/NAK byte before `deadline`, None on silence; frames meanwhile are ACKed and queued."""
         while True:
-            for event in self._poll():
+            events = self._poll()
+            for index, event in enumerate(events):
                 if isinstance(event, Control):
+                    later = sum(isinstance(after, Frame) for after in events[index + 1:])
+                    self._before_ack = len(self._received) - later
                     return event.byte
             if self._clock() >= deadline:
                 return None

@@ -406,7 +406,8 @@ class PtLink:
     caller's clock.
     """
 
-    def __init__(self, stop: threading.Event, ignore: Callable[[bytes], bool]) -> None:
+    def __init__(self, stop: threading.Event, ignore: Callable[[bytes], bool], *, t2_s: float = T2_S,
+                 strict: bool = False) -> None:
         self.bytes_in = 0
         self.bytes_out = 0
         self.quiet = False
@@ -420,6 +421,9 @@ class PtLink:
         self._reader = FrameReader()
         self._inbox: deque[bytes] = deque()
         self._answer: str | None = None
+        self._t2_s = t2_s
+        self._strict = strict
+        self._sending = False
 
     def attach(self, port: Port) -> None:
         """Start using `port`."""
@@ -446,18 +450,37 @@ class PtLink:
         return time.monotonic() < self._disconnect_until
 
     def send(self, apdu: bytes) -> bool:
-        """Send an APDU in a frame, repeating on NAK or T2 silence; True once ACKed, False on a transmission error."""
-        for _ in range(1 + REPEATS):
-            self._answer = None
-            self._write_frame(encode_frame(apdu, corrupt_crc=self.take("bad-crc")))
-            deadline = time.monotonic() + T2_S
-            while self._answer is None and time.monotonic() < deadline:
-                self._wait(deadline, time.monotonic)
-            if self._answer == "ack":
-                return True
-            log.info("%s %s: repeating", apdu.hex(" "), "NAKed" if self._answer else "not acknowledged")
+        """Send an APDU in a frame, repeating on NAK or T2 silence; True once ACKed, False on a transmission error.
+
+        With strict pairing, answers (80/84 ..) that reached the PT before the ECR acknowledged
+        this frame are dropped: they cannot be answers to it. Loose pairing (the default, as on
+        some real terminals) keeps them, and the next wait for an answer takes the first one.
+        """
+        if self._strict:
+            self._drop_answers("it came before the question")
+        self._sending = True
+        try:
+            for _ in range(1 + REPEATS):
+                self._answer = None
+                self._write_frame(encode_frame(apdu, corrupt_crc=self.take("bad-crc")))
+                deadline = time.monotonic() + self._t2_s
+                while self._answer is None and time.monotonic() < deadline:
+                    self._wait(deadline, time.monotonic)
+                if self._answer == "ack":
+                    return True
+                log.info("%s %s: repeating", apdu.hex(" "), "NAKed" if self._answer else "not acknowledged")
+        finally:
+            self._sending = False
         log.error("transmission error: %s not acknowledged after %d sends", apdu.hex(" "), 1 + REPEATS)
         return False
+
+    def _drop_answers(self, why: str) -> None:
+        """Strict pairing: forget the answers waiting in the inbox."""
+        kept = deque(raw for raw in self._inbox if raw[:1] not in (b"\x80", b"\x84"))
+        for raw in self._inbox:
+            if raw[:1] in (b"\x80", b"\x84"):
+                log.info("stray answer %s dropped: %s (strict pairing)", raw.hex(" "), why)
+        self._inbox = kept
 
     def next_apdu(self, deadline: float | None, clock: Callable[[], float]) -> bytes | None:
         """The next APDU the ECR sent (crossing frames first); None once `clock` reaches `deadline`."""
@@ -529,6 +552,9 @@ class PtLink:
             log.info("ACK for %s withheld (fault drop-ack)", item.apdu.hex(" "))
         else:
             self._write(ACK)
+        if self._strict and self._sending and self._answer is None and item.apdu[:1] in (b"\x80", b"\x84"):
+            log.info("stray answer %s dropped: it crossed the question (strict pairing)", item.apdu.hex(" "))
+            return
         self._inbox.append(item.apdu)
 
 

@@ -18,12 +18,13 @@ from drivers.zvt.pt_wire import Apdu, PtyLink, WireError, open_pty
 if TYPE_CHECKING:
     import serial
 
-__all__ = ["Behaviour", "PtyLink", "Simulator", "open_pty"]
+__all__ = ["PAIRINGS", "Behaviour", "PtyLink", "Simulator", "open_pty"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_WINDOW_S = 30
 KINDS = ("approve", "decline", "wait-card", "silent")
+PAIRINGS = ("loose", "strict")
 FAULTS = ("nak", "bad-crc", "stall", "silent", "busy", "ignore-abort", "disconnect", "drop-ack")
 POSITIVE = bytes.fromhex("80 00 00")
 NOT_POSSIBLE = bytes.fromhex("84 83 00")
@@ -131,13 +132,22 @@ class Simulator:
     timers (answer_timeout_s, ask_again_s, the vending window) on `clock`. The journal (JSON lines,
     fsynced) is the terminal's memory: on construction every authorization never booked or
     reversed is auto-reversed, and trace, receipt and turnover numbers continue from it.
+
+    ``pairing`` says how the PT pairs the ECR's answers with its questions: "loose" (the
+    default, as some real terminals do) takes the first answer waiting, even one that was on
+    the line before the question; "strict" drops answers that reached it before the ECR
+    acknowledged the question. ``t2_s`` is the link's ACK timer (ZVT: 5 s).
     """
 
     def __init__(self, port: int | serial.Serial, journal: Path | None = None, *, terminal_id: str = "52500001",
                  version: str = "SIM 1.0", clock: Callable[[], float] = time.monotonic, ask_again_s: float = 2.0,
-                 answer_timeout_s: float = 5.0) -> None:
+                 answer_timeout_s: float = 5.0, t2_s: float = wire.T2_S, pairing: str = "loose") -> None:
         if len(terminal_id) != 8 or not terminal_id.isdigit():
             raise ValueError(f"terminal id must be 8 digits, got {terminal_id!r}")
+        if pairing not in PAIRINGS:
+            raise ValueError(f"pairing must be one of {', '.join(PAIRINGS)}, got {pairing!r}")
+        if not 0 < t2_s <= 60:
+            raise ValueError(f"t2_s must be more than 0 and at most 60 s, got {t2_s}")
         self._raw_port = port
         self._journal_path = journal
         self._tid = wire.bcd(int(terminal_id), 4)
@@ -151,7 +161,7 @@ class Simulator:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._port: wire.Port | None = None
-        self._link = wire.PtLink(self._stop, self._ignores)
+        self._link = wire.PtLink(self._stop, self._ignores, t2_s=t2_s, strict=pairing == "strict")
         self._silent_apdu: bytes | None = None
         self._in_payment = False
         self._abort = False
