@@ -31,6 +31,9 @@ def add_terminal_commands(commands: Any) -> None:
     simulate.add_argument("--script", type=Path, help=f"a file of behaviours, one per line: {SIMULATOR_LINES}")
     simulate.add_argument("--next", action="append", default=[], metavar="BEHAVIOUR",
                           help='what to do next, e.g. "decline 05" or "inject nak" (repeatable)')
+    simulate.add_argument("--pairing", choices=["loose", "strict"], default="loose",
+                          help="loose (default): an answer already waiting is taken for the next question's, as on "
+                               "some real terminals; strict: only an answer that follows the question counts")
     simulate.set_defaults(command=_simulate)
 
     for name, help_text in (("status", "ask the terminal for its status"),
@@ -64,7 +67,7 @@ def _simulate(args: argparse.Namespace) -> int:
                   if line.strip() and not line.lstrip().startswith("#")]
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     pty = open_pty(args.link)
-    simulator = Simulator(pty.master_fd, args.journal)
+    simulator = Simulator(pty.master_fd, args.journal, pairing=args.pairing)
     try:
         for where, words in lines:
             try:

@@ -466,6 +466,32 @@ def test_abort_crossing_a_status(pair: tuple[Simulator, Ecr]) -> None:
     assert events(sim) == ["started", "aborted"]
 
 
+@pytest.mark.parametrize(("pairing", "ending"), [("loose", "booked"), ("strict", "reversed")])
+def test_an_answer_that_crosses_the_next_question_is_taken_loosely_dropped_strictly(
+        make: Callable[..., tuple[Simulator, Ecr]], pairing: str, ending: str) -> None:
+    """An ECR answer on the line before the PT's question was ACKed: loose takes it for that question's answer."""
+    sim, ecr = make(pairing=pairing)
+    ecr.ask(auth(200))
+    ecr.expect(INSERT_CARD)
+    ecr.answer()
+    raw, _ = ecr.read_frame()
+    assert raw == frame(PLEASE_WAIT)
+    ecr.command("80 00 00")  # one positive answer too many, before the ECR ACKs Please wait
+    ecr.write(ACK)
+    raw, _ = ecr.read_frame()
+    assert raw[2:4] == b"\x04\x0f", "the approval"
+    ecr.command("80 00 00")  # the ECR's answer to Please wait, before it ACKs the approval
+    ecr.write(ACK)
+    if pairing == "strict":
+        ecr.answer("84 66 00")  # the ECR's real vending answer: no session
+        ecr.expect(ABORTED)
+    else:
+        ecr.expect(COMPLETION)
+    ecr.answer()
+    wait_until(sim.quiet)
+    assert events(sim)[-1] == ending
+
+
 def test_abort_after_status_information_is_refused(pair: tuple[Simulator, Ecr]) -> None:
     sim, ecr = pair
     start_payment(ecr)

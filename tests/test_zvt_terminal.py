@@ -9,7 +9,7 @@ import pytest
 
 from conftest import wait_for
 
-from drivers.zvt.simulator import Simulator
+from drivers.zvt.simulator import PAIRINGS, Simulator
 from kiosk import flow
 from kiosk.cli import CardTerminal
 from kiosk.config import Settings, StorageSettings, TerminalSettings
@@ -55,14 +55,15 @@ class Station:
         wait_for(condition, timeout, "the station to get there", between=self.loop.settle)
 
 
-@pytest.fixture
-def station(tmp_path: Path):
+@pytest.fixture(params=PAIRINGS)
+def station(tmp_path: Path, request: pytest.FixtureRequest):
+    """A station whose simulated terminal pairs answers loosely or strictly: it must work with both."""
     settings = Settings(storage=StorageSettings(database=str(tmp_path / "kiosk.db")),
                         terminal=TerminalSettings(status_interval_s=1))
     clock = ManualClock(START)
     store = Store.open(tmp_path / "kiosk.db", settings.station.id, clock())
     display = Display(settings, headless=True)
-    devices = CardTerminal(settings, True, (), lambda event: loop.post(event))
+    devices = CardTerminal(settings, True, (), lambda event: loop.post(event), pairing=request.param)
     loop = Loop(flow.initial(settings, clock()), store, devices.terminal, display, clock)
     devices.terminal.start()
     assert devices.simulator is not None

@@ -270,13 +270,18 @@ class ZvtTerminal:
                     return
 
     def _decline_waiting_payments(self) -> None:
-        """Decline queued payments when the terminal has a fault or they waited PAYMENT_WAIT_S for its recovery."""
+        """While the line is recovered: end queued payments the parker cancelled, or that cannot be served.
+
+        A payment waits while the terminal has no fault, for PAYMENT_WAIT_S at most.
+        """
         waiting: list[_Pay] = []
         while not self._commands.empty():
             waiting.append(self._commands.get())
         now = time.monotonic()
         for pay in waiting:
-            if self._health not in (None, "unknown") or now - pay.queued_at >= PAYMENT_WAIT_S:
+            if self._abort.is_set():
+                self._post(PaymentDeclined(pay.payment_id, RESULT_ABORTED, msg.result_text(RESULT_ABORTED)))
+            elif self._health not in (None, "unknown") or now - pay.queued_at >= PAYMENT_WAIT_S:
                 self._post(PaymentDeclined(pay.payment_id, 0x7D, "The card terminal is not ready"))
             else:
                 self._commands.put(pay)
@@ -323,7 +328,7 @@ class ZvtTerminal:
         """
         limit = self._t4 + self._vending_window
         for attempt in (1, 2):
-            session.resync(self._line_quiet, limit)
+            session.resync(self._line_quiet, limit, tick=self._decline_waiting_payments)
             try:
                 registered = session.register()
                 break

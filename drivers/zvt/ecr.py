@@ -197,13 +197,14 @@ class EcrSession:
         self._send(answer)
         self.unsolicited_sent(apdu, answer)
 
-    def resync(self, quiet_s: float, limit_s: float) -> int:
+    def resync(self, quiet_s: float, limit_s: float, tick: Callable[[], None] = lambda: None) -> int:
         """Bring the line to a known state before new commands (docs/zvt.md, "Line state").
 
         Reads until no byte has arrived for ``quiet_s``: stale answers are discarded, the PT's
         messages answered from the station's own state (a vending question without a committed
-        session is refused), so a PT still master of an earlier payment ends it. Returns the
-        number of APDUs handled; TerminalUnreachable if the line is not quiet within ``limit_s``.
+        session is refused), so a PT still master of an earlier payment ends it. ``tick`` runs
+        between reads (at least every RESYNC_SLICE_S). Returns the number of APDUs handled;
+        TerminalUnreachable if the line is not quiet within ``limit_s``.
         """
         started = last_heard = self.clock()
         heard = self.link.bytes_in
@@ -218,6 +219,7 @@ class EcrSession:
                 return handled
             if now - started >= limit_s:
                 raise TerminalUnreachable(f"the terminal did not fall quiet within {limit_s:g} s")
+            tick()
             apdu = self._receive(min(RESYNC_SLICE_S, last_heard + quiet_s - now))
             if apdu is None:
                 continue
