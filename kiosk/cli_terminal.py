@@ -17,6 +17,7 @@ log = logging.getLogger("kiosk.terminal")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 MAX_AMOUNT = 10**12 - 1  # BMP 04: 6 BCD bytes
+RESYNC_LIMIT_S = 210.0  # T4 and a vending window: a terminal still talking after that is not going to stop
 
 
 def add_terminal_commands(commands: Any) -> None:
@@ -50,6 +51,9 @@ def add_terminal_commands(commands: Any) -> None:
         action.add_argument("--password", default="000000", help="terminal password, six digits")
         action.add_argument("--currency", default="EUR", help="ISO 4217 currency (default EUR)")
         action.add_argument("--json", action="store_true", help="print the result as JSON")
+        action.add_argument("--quiet-ms", type=int, default=6000, metavar="MS",
+                            help="first read and answer what the terminal still sends until the line has been "
+                                 "quiet this long (default 6000, more than the terminal's 5 s repeat timer)")
         action.set_defaults(command=_maintenance, action=name)
 
 
@@ -97,6 +101,8 @@ def _maintenance(args: argparse.Namespace) -> int:
             raise ValueError(f"the amount must be more than 0 and at most {MAX_AMOUNT} minor units, got {args.amount}")
         if args.action == "reverse" and not 1 <= args.receipt <= 9999:
             raise ValueError(f"a receipt number is 1 to 9999, got {args.receipt}")
+        if not 100 <= args.quiet_ms <= 60000:
+            raise ValueError(f"--quiet-ms must be 100 to 60000, got {args.quiet_ms}")
         messages.status_enquiry(args.password)
     except ValueError as exc:
         print(f"kiosk terminal {args.action}: {exc}", file=sys.stderr)
@@ -109,6 +115,7 @@ def _maintenance(args: argparse.Namespace) -> int:
     session = EcrSession(Link(port), args.password, currency=currency)
     report: Callable[[dict[str, Any], bool], int] = lambda data, ok: _report(data, ok, args.json)
     try:
+        session.resync(args.quiet_ms / 1000, RESYNC_LIMIT_S)
         if args.action == "status":
             status = status_data(session.status())
             return report(status, status["ready"])

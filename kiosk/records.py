@@ -34,8 +34,9 @@ class PaymentRecord:
 
     ``state`` is ``"pending"``, ``"approved"``, ``"declined"`` or ``"reversed"``; ``confirmed`` is
     when the terminal received the station's vending answer for an approved payment (None
-    while that is not known). Only receipt data is kept: brand, masked PAN, auth code,
-    receipt and trace numbers.
+    while that is not known); ``unreconciled`` says why an unconfirmed one could not be
+    settled with the terminal (left to staff). Only receipt data is kept: brand, masked PAN,
+    auth code, receipt and trace numbers.
     """
 
     id: str
@@ -57,6 +58,7 @@ class PaymentRecord:
     confirmed: datetime | None
     created: datetime
     updated: datetime
+    unreconciled: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -145,10 +145,33 @@ class PaymentStore:
         return payment
 
     def unconfirmed_payments(self) -> list[PaymentRecord]:
-        """Approved payments (their session is stored) whose vending answer the terminal may not have had."""
-        query = Payment.select().where(Payment.state == "approved", Payment.confirmed.is_null()).order_by(Payment.created)
+        """Approved payments (their session is stored) whose vending answer the terminal may not have had.
+
+        Those already found unreconciled are left out: they are staff's, not the terminal's.
+        """
+        query = Payment.select().where(Payment.state == "approved", Payment.confirmed.is_null(),
+                                       Payment.unreconciled.is_null()).order_by(Payment.created)
         with self._guard():
             return [_record(PaymentRecord, row) for row in query.execute(self._db)]
+
+    def mark_unreconciled(self, payment_id: str, detail: str, now: datetime) -> PaymentRecord:
+        """Record that an approved, unconfirmed payment could not be settled with the terminal, and why.
+
+        It is not owed again at the next start (a receipt number may meanwhile belong to another
+        payment): staff settle it by hand. Idempotent; ValueError if the payment is not approved
+        and unconfirmed.
+        """
+        _text("detail", detail)
+        _utc(now, "now")
+        with self._write():
+            row = self._one(Payment, payment_id, "payment")
+            if row.state != "approved" or row.confirmed is not None:
+                raise ValueError(f"payment {payment_id} is {row.state}, confirmed {row.confirmed}: nothing to reconcile")
+            if row.unreconciled is None:
+                Payment.update(unreconciled=detail, updated=now).where(Payment.id == payment_id).execute(self._db)
+            payment = _record(PaymentRecord, self._one(Payment, payment_id, "payment"))
+        log.warning("payment %s left unreconciled for staff: %s", payment_id, detail)
+        return payment
 
     def reverse_unconfirmed_payment(self, payment_id: str, reason: str, now: datetime) -> SessionRecord:
         """The terminal reversed an approved payment: mark it reversed and make its session a courtesy one.

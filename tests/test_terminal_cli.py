@@ -68,8 +68,9 @@ def simulate(tmp_path: Path) -> Iterator[Callable[..., SimulatorProcess]]:
 
 
 def terminal(*args: str) -> subprocess.CompletedProcess[str]:
-    """`kiosk terminal ARGS...`"""
-    return run_kiosk("terminal", *args, timeout=30)
+    """`kiosk terminal ARGS...`; maintenance actions wait only 0.2 s for a quiet line (the simulator starts quiet)."""
+    quiet = () if args[0] == "simulate" else ("--quiet-ms", "200")
+    return run_kiosk("terminal", *args, *quiet, timeout=30)
 
 
 def terminal_json(*args: str) -> tuple[int, dict[str, Any]]:
@@ -178,6 +179,12 @@ def test_impossible_amounts_and_receipts_are_usage_errors_before_the_port_is_ope
     result = terminal(*args, "--port", "/nonexistent")
     assert result.returncode == 2 and message in result.stderr and "/nonexistent" not in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("quiet", ["5", "60001"])
+def test_a_quiet_time_out_of_range_is_a_usage_error(quiet: str) -> None:
+    result = run_kiosk("terminal", "status", "--port", "/nonexistent", "--quiet-ms", quiet)
+    assert result.returncode == 2 and f"--quiet-ms must be 100 to 60000, got {quiet}" in result.stderr
 
 
 @pytest.mark.parametrize("action", [["status"], ["pay", "1.90"], ["reverse", "1"], ["end-of-day"]])

@@ -1,0 +1,81 @@
+"""A payment the terminal could not settle is kept for staff, durably, and never reconciled again by receipt alone."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from kiosk import flow
+from kiosk.config import Settings, StorageSettings
+from kiosk.events import PaymentReconciled
+from kiosk.loop import Loop
+from kiosk.records import PaymentResultData
+from kiosk.scenario import ManualClock
+from kiosk.store import Store
+from screens.display import Display
+
+START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+RESULT = PaymentResultData(result_code=0, brand="VISA", masked_pan="411111******1111", auth_code="00AB12",
+                           receipt_no="0001", trace_no="000001")
+DETAIL = "reversal of receipt 0001 refused: reversal not possible"
+
+
+class IdleTerminal:
+    """A card terminal that is never asked anything in these tests."""
+
+    def start_payment(self, payment_id: str, amount: int, currency: str) -> None:
+        raise AssertionError("no payment here")
+
+    def cancel_payment(self) -> None:
+        raise AssertionError("no payment here")
+
+    def confirm_payment(self, payment_id: str, accept: bool) -> None:
+        raise AssertionError("no payment here")
+
+    def request(self, kind: str, request_id: str) -> None:
+        raise AssertionError("no request here")
+
+
+def owed_payment(store: Store) -> str:
+    """An approved payment with its session stored and no confirmation from the terminal."""
+    pending = store.begin_payment("B-UN 1", "Z1", 200, "EUR", 60, START, START + timedelta(hours=1), None, START)
+    store.commit_paid_session(pending.id, RESULT, START)
+    assert [p.id for p in store.unconfirmed_payments()] == [pending.id]
+    return pending.id
+
+
+def test_the_loop_marks_an_unreconciled_payment_and_raises_the_fault(tmp_path: Path) -> None:
+    settings = Settings(storage=StorageSettings(database=str(tmp_path / "kiosk.db")))
+    clock = ManualClock(START)
+    store = Store.open(tmp_path / "kiosk.db", settings.station.id, clock())
+    payment_id = owed_payment(store)
+    display = Display(settings, headless=True)
+    loop = Loop(flow.initial(settings, clock()), store, IdleTerminal(), display, clock)
+    try:
+        loop.post(PaymentReconciled(payment_id, "unknown", DETAIL))
+        loop.settle()
+        (fault,) = [f for f in loop.state.faults if f.component == "payments"]
+        assert fault.code == "unreconciled" and payment_id in fault.message and DETAIL in fault.message
+        assert store.unconfirmed_payments() == [], "not owed again: the next start must not reverse it by receipt"
+    finally:
+        display.close()
+        store.close()
+    with Store.open(tmp_path / "kiosk.db", settings.station.id, START + timedelta(minutes=5)) as reopened:
+        assert reopened.unconfirmed_payments() == []
+        (row,) = reopened.rows("payment")
+        assert (row["state"], row["unreconciled"], row["confirmed"]) == ("approved", DETAIL, None)
+
+
+def test_marking_is_idempotent_and_only_for_an_owed_payment(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "kiosk.db", "st-1", START) as store:
+        payment_id = owed_payment(store)
+        first = store.mark_unreconciled(payment_id, DETAIL, START)
+        again = store.mark_unreconciled(payment_id, "another reason", START + timedelta(minutes=1))
+        assert first.unreconciled == again.unreconciled == DETAIL
+        confirmed = store.begin_payment("B-OK 2", "Z1", 300, "EUR", 60, START, START + timedelta(hours=1), None,
+                                        START)
+        store.commit_paid_session(confirmed.id, RESULT, START)
+        store.mark_confirmed(confirmed.id, START)
+        with pytest.raises(ValueError, match="nothing to reconcile"):
+            store.mark_unreconciled(confirmed.id, DETAIL, START)
