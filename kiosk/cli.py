@@ -1,6 +1,11 @@
 """Command line and composition root: the only place that wires real or simulated devices to the loop."""
 from __future__ import annotations
 
+if __name__ == "__main__":  # `python -m kiosk.cli`: the stop signals are held first, then this is imported as kiosk.cli
+    from kiosk.entry import main as entry
+
+    raise SystemExit(entry())
+
 import argparse
 import logging
 import os
@@ -19,14 +24,16 @@ from console import command as console_command
 from kiosk import config, flow, helpdesk, remote_config
 from kiosk.events import Event
 from kiosk.faults import kind_of
+from kiosk.heal import open_store
 from kiosk.link import MqttLink
 from kiosk.loop import Loop
 from kiosk.outbox import OutboxPublisher
 from kiosk.records import FaultRecord, PaymentRecord
 from kiosk.scenario import ManualClock, Runner, ScenarioDisplay, ScenarioError, ScriptableTerminal, Step, parse
-from kiosk.store import StorageError, Store
+from kiosk.store import Store
 from kiosk.uplink import SUBSCRIPTIONS, Uplink
 from kiosk.cli_terminal import add_terminal_commands
+from kiosk.entry import STOP_SIGNALS
 
 if TYPE_CHECKING:
     from drivers.gpio import HelpPanel
@@ -39,11 +46,12 @@ EXIT_RESTART = 75  # EX_TEMPFAIL: staff asked for a restart; systemd/kiosk.servi
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `kiosk` command."""
+    """The `kiosk` command (its entry point is kiosk/entry.py, which holds SIGTERM/SIGINT before importing this)."""
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=getattr(logging, args.log_level), stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
+    _block_stop_signals(args.command is _run and args.scenario is None)
     return int(args.command(args))
 
 
@@ -99,20 +107,8 @@ def _settings(args: argparse.Namespace) -> config.Settings:
 
 
 def _open_store(settings: config.Settings, now: datetime) -> tuple[Store | None, tuple[FaultRecord, ...]]:
-    """Open the database; a broken one becomes a fault (out of service), never a crash loop."""
-    try:
-        store = Store.open(Path(settings.storage.database), settings.station.id, now)
-    except StorageError as exc:
-        kind = kind_of("storage", exc.reason)
-        log.critical("database %s unusable (%s): %s", settings.storage.database, exc.reason, exc)
-        fault = FaultRecord("storage", exc.reason, kind.severity, f"{kind.message} {exc}", kind.parker_impact, now)
-        return None, (fault,)
-    for fault in store.active_faults():
-        if fault.component == "storage":
-            store.clear_fault("storage", now)
-    for payment in store.resolve_pending_payments(now):
-        log.warning("payment %s left pending by the last run resolved as %s", payment.id, payment.state)
-    return store, tuple(f for f in store.active_faults() if f.component != "storage")
+    """Open the database; a broken one becomes a fault (out of service, retried by the loop), never a crash loop."""
+    return open_store(Path(settings.storage.database), settings.station.id, now)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -137,8 +133,8 @@ def _run(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         clock = ManualClock(start or _default_start(settings))
 
-    if args.scenario is None:
-        _block_stop_signals()
+    if args.scenario is None and _stop_requested():
+        return EXIT_OK  # before anything was opened
     try:
         station = build_station(settings, clock, simulate=args.simulate,
                                 headless=args.headless or args.scenario is not None, online=args.scenario is None)
@@ -311,11 +307,15 @@ def hand_over_quickly() -> None:
     sys.setswitchinterval(THREAD_SWITCH_S)
 
 
+FRESH_LINE_QUIET_S = 0.1
+
+
 class CardTerminal:
     """The card terminal: the ZVT driver on the configured port, or on a pty to the simulator."""
 
     def __init__(self, settings: config.Settings, simulate: bool, owed: tuple[PaymentRecord, ...],
-                 post: Callable[[Event], None]) -> None:
+                 post: Callable[[Event], None], pairing: str = "loose") -> None:
+        """The driver on the configured port; with ``simulate``, on a new pty to a simulator pairing ``pairing``."""
         from drivers.zvt.driver import OwedPayment, ZvtTerminal, serial_opener
         from drivers.zvt.simulator import Simulator, open_pty
 
@@ -323,18 +323,21 @@ class CardTerminal:
         self.simulator: Simulator | None = None
         self._pty = None
         port = t.port
+        line_quiet_s = t.line_quiet_ms / 1000
         if simulate:
             self._pty = open_pty()
             journal = Path(settings.storage.database).with_suffix(".terminal.jsonl")
-            self.simulator = Simulator(self._pty.master_fd, journal)
+            self.simulator = Simulator(self._pty.master_fd, journal, pairing=pairing)
             self.simulator.start()
             port = self._pty.slave_path
+            # A pty made just now carries nothing from an earlier run: no need to wait out the PT's repeats.
+            line_quiet_s = FRESH_LINE_QUIET_S
             log.info("card terminal simulator on %s (journal %s)", port, journal)
         self.terminal = ZvtTerminal(
             serial_opener(port, t.baud), post, password=t.password, currency=settings.tariff_engine.currency,
             charset=t.charset, payment_timeout_s=t.payment_timeout_s, status_interval_s=t.status_interval_s,
-            vending_window_s=t.vending_window_s,
-            owed=tuple(OwedPayment(p.id, p.receipt_no, p.trace_no) for p in owed))
+            vending_window_s=t.vending_window_s, line_quiet_s=line_quiet_s,
+            owed=tuple(OwedPayment(p.id, p.receipt_no, p.trace_no, p.amount) for p in owed))
 
     def close(self) -> None:
         """Stop the driver, then the simulator and its pty."""
@@ -345,21 +348,33 @@ class CardTerminal:
             self._pty.close()
 
 
-STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+def _block_stop_signals(block: bool) -> None:
+    """Keep SIGTERM/SIGINT blocked for `kiosk run` (``block``), or give the other commands their default actions back.
 
-
-def _block_stop_signals() -> None:
-    """Block SIGTERM/SIGINT in this thread and so in every thread started after it (SDL's too).
-
-    A process signal lands on any thread that does not block it; if it lands on one of SDL's
-    threads, Python runs its handler only when the main thread next wakes, up to a minute
-    later. Blocked everywhere, the signals wait for the one thread that sigwaits for them.
+    kiosk/entry.py blocks them before the first heavy import, in the main thread and so in every
+    thread started after it (SDL's too): a stop during start-up waits, pending, instead of killing
+    the process. A process signal lands on any thread that does not block it; if it landed on one
+    of SDL's threads, Python would run its handler only when the main thread next wakes, up to a
+    minute later. Blocked everywhere, the signals wait for the one thread that sigwaits for them
+    (_stop_on_signals). A scenario replay and the other commands stop as any program does; one
+    that came while the signals were held takes effect here.
     """
-    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    signal.pthread_sigmask(signal.SIG_BLOCK if block else signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+def _stop_requested() -> bool:
+    """Whether SIGTERM or SIGINT came while the station was starting (it waits, pending, until taken)."""
+    pending = signal.sigpending() & STOP_SIGNALS
+    for signum in sorted(pending):
+        log.info("signal %s during start-up: stopping before anything is opened", signal.Signals(signum).name)
+    return bool(pending)
 
 
 def _stop_on_signals(loop: Loop) -> None:
-    """A thread that stops the loop on SIGTERM or SIGINT (see _block_stop_signals)."""
+    """A thread that stops the loop on SIGTERM or SIGINT, at once for one that came during start-up.
+
+    loop.stop() before loop.run() makes run() return after its first pass.
+    """
     def wait_for_signal() -> None:
         signum = signal.sigwait(STOP_SIGNALS)
         log.info("signal %s: stopping", signal.Signals(signum).name)
@@ -386,7 +401,3 @@ def _utc_now() -> datetime:
 def _default_start(settings: config.Settings) -> datetime:
     """Scenarios start on a Monday at 09:00 in the zone unless they say `start`."""
     return datetime(2026, 1, 5, 9, 0, tzinfo=ZoneInfo(settings.zone.timezone)).astimezone(timezone.utc)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -38,6 +38,9 @@ CATALOGUE: dict[tuple[str, str], FaultKind] = {
                   "The database was written by a newer firmware; downgrade refused."),
         FaultKind("storage", "io", "critical", IMPACT_OUT_OF_SERVICE,
                   "The database reported an I/O error."),
+        FaultKind("storage", "replaced", "warning", IMPACT_NONE,
+                  "The database file was empty (lost, e.g. by fsck) and was made anew: what it held is gone, "
+                  "and events go on in a new series; check the storage."),
         FaultKind("card_terminal", "unreachable", "critical", IMPACT_NO_CARD,
                   "The card terminal does not answer."),
         FaultKind("card_terminal", "not_ready", "critical", IMPACT_NO_CARD,

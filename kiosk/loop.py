@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import queue
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Callable, Protocol
 
 from kiosk import crashpoints, flow, helpdesk
@@ -14,6 +15,7 @@ from kiosk.events import (
     SessionCommitted, SessionLookedUp, TerminalHealth, Tick,
 )
 from kiosk.faults import kind_of
+from kiosk.heal import StorageHealer
 from kiosk.records import FaultRecord
 from kiosk.store import StorageError, Store
 from kiosk.uplink import UPLINK_EVENTS, Uplink
@@ -69,16 +71,21 @@ class Loop:
         self.clock = clock
         self._inbox: queue.SimpleQueue[Event] = queue.SimpleQueue()
         self._faults = {f.component: f for f in faults}
+        self._unrecorded_clears: set[str] = set()  # components cleared while the database could not record it
         self._rendered: tuple[flow.State, datetime] | None = None
         self._stopping = False
         self.restart_requested = False
         self.uplink = uplink
         self.panel = panel
         self._door_open = False
+        now = clock()
+        self._healer = StorageHealer(self, Path(state.settings.storage.database), state.settings.station.id)
         if faults:
             self.post(FaultsChanged(tuple(faults)))
+        for fault in faults:
+            if fault.component == "storage":
+                self._healer.fault_raised(fault, now)
         if uplink is not None:
-            now = clock()
             uplink.attach(self, now)
             for fault in faults if store is None else ():  # without a database, nobody else will report them
                 uplink.fault_changed(fault, True, False, now)
@@ -103,7 +110,8 @@ class Loop:
                 break
             now = self.clock()
             uplink_due = self.uplink.deadline() if self.uplink is not None else None
-            wake_at = min(t for t in (flow.deadline(self.state), self._next_redraw(now), uplink_due) if t is not None)
+            dues = (flow.deadline(self.state), self._next_redraw(now), uplink_due, self._healer.deadline())
+            wake_at = min(t for t in dues if t is not None)
             timeout = max(0.0, (wake_at - now).total_seconds())
             for event in self.display.wait(timeout):
                 self.handle(event)
@@ -119,13 +127,16 @@ class Loop:
                     break
                 event = Tick()
             self.handle(event)
+        heal_due = self._healer.deadline()
+        if heal_due is not None and self.clock() >= heal_due:
+            self._healer.on_due(self.clock())
         if self.uplink is not None:
             now = self.clock()
             due = self.uplink.deadline()
             if due is not None and now >= due:
                 self.uplink.on_due(now)
             self.uplink.pump(now)
-        if self.restart_requested and self._idle():
+        if self.restart_requested and self.idle():
             log.info("restart requested by staff: stopping now that no parker is being served")
             self._stopping = True
         if self.panel is not None:
@@ -156,7 +167,7 @@ class Loop:
         """Pass a staff request to the card terminal; it answers with a TerminalReport event."""
         self.terminal.request(kind, request_id)
 
-    def _idle(self) -> bool:
+    def idle(self) -> bool:
         """No parker is in the middle of something."""
         s = self.state
         return s.screen in (flow.Screen.WELCOME, flow.Screen.OUT_OF_SERVICE) and s.help is None and s.payment is None
@@ -171,6 +182,15 @@ class Loop:
             if first:
                 log.info("first frame drawn")
             self._rendered = shown
+
+    def faults(self) -> tuple[FaultRecord, ...]:
+        """The active faults as the station knows them (the database may not have been able to keep them all)."""
+        return tuple(self._faults.values())
+
+    def record_faults(self, store: Store, now: datetime) -> None:
+        """Write the fault changes the database missed while it failed (StorageError if it still fails)."""
+        store.sync_faults(self._faults.values(), self._unrecorded_clears, now)
+        self._unrecorded_clears.clear()
 
     def raise_fault(self, component: str, code: str, now: datetime, detail: str = "") -> None:
         """Record a fault (durably when the store works) and tell the journey."""
@@ -189,6 +209,8 @@ class Loop:
             except StorageError as exc:
                 log.error("fault %s/%s kept in memory only: %s", component, code, exc)
         self._faults[component] = record
+        if component == "storage":
+            self._healer.fault_raised(record, now)
         if self.uplink is not None:
             self.uplink.fault_changed(record, True, stored, now)
         self.post(FaultsChanged(tuple(self._faults.values())))
@@ -205,6 +227,8 @@ class Loop:
                 stored = self.store.clear_fault(component, now)  # False: it never reached the store either
             except StorageError as exc:
                 log.error("fault %s cleared in memory only: %s", component, exc)
+        if not stored:
+            self._unrecorded_clears.add(component)
         if self.uplink is not None:
             self.uplink.fault_changed(record, False, stored, now)
         self.post(FaultsChanged(tuple(self._faults.values())))
@@ -251,6 +275,7 @@ class Loop:
                 reason = f"payment {event.payment_id} reversed by the card terminal ({event.detail})"
                 self.store.reverse_unconfirmed_payment(event.payment_id, reason, now)
             else:
+                self.store.mark_unreconciled(event.payment_id, event.detail, now)
                 self.raise_fault("payments", "unreconciled", now, f"payment {event.payment_id}: {event.detail}")
         except StorageError as exc:
             self.raise_fault("storage", exc.reason, now, str(exc))

@@ -20,6 +20,11 @@ def _stamp(value: datetime) -> str:
     return _utc(value, "timestamp").replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
+def _unstamp(value: str) -> datetime:
+    """Parse the storage form back into an aware UTC datetime."""
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+
+
 # --- models: used for queries only; the schema itself is created by MIGRATIONS ------------------------------
 
 
@@ -34,9 +39,7 @@ class UtcDateTimeField(pw.Field):
 
     def python_value(self, value: str | None) -> datetime | None:
         """Parse the storage form."""
-        if value is None:
-            return None
-        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+        return None if value is None else _unstamp(value)
 
 
 class _Model(pw.Model):
@@ -46,7 +49,8 @@ class _Model(pw.Model):
 
 
 class MetaRow(_Model):
-    """Key/value facts: ``schema_version``, ``last_boot``, ``last_connect``, ``remote_config``, ``notice``."""
+    """Key/value facts: ``schema_version``, ``series``, ``replaced``, ``last_boot``, ``last_connect``,
+    ``remote_config``, ``notice``."""
 
     key = pw.TextField(primary_key=True)
     value = pw.TextField()
@@ -102,6 +106,7 @@ class Payment(_Model):
     created = UtcDateTimeField()
     updated = UtcDateTimeField()
     confirmed = UtcDateTimeField(null=True)
+    unreconciled = pw.TextField(null=True)
 
 
 class Fault(_Model):
@@ -275,8 +280,22 @@ def _migration_4_help_desk(db: pw.SqliteDatabase) -> None:
         db.execute_sql(statement)
 
 
+_SCHEMA_5 = (
+    "ALTER TABLE payment ADD COLUMN unreconciled TEXT",
+    "DROP INDEX payment_unconfirmed",
+    """CREATE INDEX payment_unconfirmed ON payment (created)
+        WHERE state = 'approved' AND confirmed IS NULL AND unreconciled IS NULL""",
+)
+
+
+def _migration_5_payment_unreconciled(db: pw.SqliteDatabase) -> None:
+    """An owed payment the terminal could not settle keeps why, and is no longer owed (left to staff)."""
+    for statement in _SCHEMA_5:
+        db.execute_sql(statement)
+
+
 Migration = Callable[[pw.SqliteDatabase], None]
 # Append only: MIGRATIONS[n - 1] takes the schema from version n - 1 to n, in one transaction
 # together with the schema_version update.
 MIGRATIONS: list[Migration] = [_migration_1_initial, _migration_2_payment_confirmed, _migration_3_link,
-                               _migration_4_help_desk]
+                               _migration_4_help_desk, _migration_5_payment_unreconciled]

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import sqlite3
+import traceback
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from datetime import datetime
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,7 +19,7 @@ import peewee as pw
 from kiosk.records import FaultRecord, OutboxRow
 from kiosk.schema import (
     MIGRATIONS, MODELS, Counter, Fault, Feedback, MetaRow, Outbox, ParkingSession, Retained,
-    _stamp, _utc,
+    _stamp, _unstamp, _utc,
 )
 from kiosk.store_help import HelpStore
 from kiosk.store_link import LinkStore
@@ -28,6 +30,10 @@ log = logging.getLogger(__name__)
 
 REASONS = ("corrupt", "unwritable", "full", "too_new", "io")
 BUSY_TIMEOUT_MS = 5000
+FULL_BELOW_BYTES = 1 << 20  # less free space than this on the database's file system counts as a full disk
+SERIES_KEY = "series"
+REPLACED_KEY = "replaced"
+_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 SEVERITIES = ("info", "warning", "critical")
 _MARK_CHUNK = 500  # ids per UPDATE ... IN (...), well under SQLite's variable limit
 _SQLITE_REASONS = {
@@ -37,6 +43,7 @@ _SQLITE_REASONS = {
     sqlite3.SQLITE_IOERR: "io", sqlite3.SQLITE_BUSY: "io", sqlite3.SQLITE_LOCKED: "io",
     sqlite3.SQLITE_NOMEM: "io", sqlite3.SQLITE_PROTOCOL: "io", sqlite3.SQLITE_NOLFS: "io",
 }
+_NO_ERRNO = (sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN)  # may hide ENOSPC: see disk_is_full
 _OS_UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS, errno.EEXIST, errno.ENOTDIR)
 _EXPLAIN = {
     "corrupt": "the database file is damaged or is not a kiosk database; it was left untouched",
@@ -60,12 +67,53 @@ class StorageError(Exception):
         self.path = path
 
 
-def _classify(exc: BaseException) -> str | None:
-    """Map a sqlite3/peewee/OS error to a StorageError reason; None means a bug, not the disk."""
+def disk_is_full(path: Path) -> bool:
+    """The file system of ``path``'s folder has less than FULL_BELOW_BYTES free, or no free inode.
+
+    SQLite reports ENOSPC as SQLITE_FULL only for its own writes to the database and the WAL;
+    running out while it creates or extends the WAL index (``-shm``) or creates the WAL comes
+    back as SQLITE_IOERR or SQLITE_CANTOPEN, without the errno. False when nothing is known.
+    """
+    try:
+        fs = os.statvfs(Path(path).parent)
+    except OSError:
+        return False
+    return fs.f_bavail * fs.f_frsize < FULL_BELOW_BYTES or (fs.f_files > 0 and fs.f_favail == 0)
+
+
+def _fault_record(component: str, code: str, severity: str, message: str, parker_impact: str,
+                  since: datetime) -> FaultRecord:
+    """A validated fault about to be stored."""
+    for name, value in (("component", component), ("code", code), ("message", message),
+                        ("parker_impact", parker_impact)):
+        _text(name, value)
+    _choice("severity", severity, SEVERITIES)
+    return FaultRecord(component, code, severity, message, parker_impact, _utc(since, "since"))
+
+
+def _release(exc: BaseException | None) -> None:
+    """Drop the locals of the finished frames behind ``exc``, so that keeping the error keeps no file open.
+
+    The statement that failed stays alive with the cursor in its frame, and SQLite closes a
+    connection with a live statement only once that statement is gone: whoever keeps the
+    StorageError (a log handler that keeps records, a test) would keep the database open
+    after ``close``, and with it the space of a file that was deleted meanwhile.
+    """
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        traceback.clear_frames(exc.__traceback__)
+        exc = exc.__cause__ or exc.__context__
+
+
+def _classify(exc: BaseException, path: Path) -> str | None:
+    """Map a sqlite3/peewee/OS error on ``path`` to a StorageError reason; None means a bug, not the disk."""
     err = getattr(exc, "orig", exc)
     if isinstance(err, sqlite3.Error):
         code = getattr(err, "sqlite_errorcode", None)
-        return None if code is None else _SQLITE_REASONS.get(code & 0xFF)
+        if code is None:
+            return None
+        return "full" if code & 0xFF in _NO_ERRNO and disk_is_full(path) else _SQLITE_REASONS.get(code & 0xFF)
     if isinstance(err, OSError):
         if err.errno == errno.ENOSPC:
             return "full"
@@ -83,13 +131,20 @@ class Store(PaymentStore, LinkStore, HelpStore):
         self._station_id = station_id
         self._boot = 0
         self._outbox_writes = 0
+        self._version = 0  # the schema version of the file, as far as this open has migrated it
+        self._series = ""
+        self._replaced_at: datetime | None = None
 
     @classmethod
     def open(cls, path: Path, station_id: str, now: datetime) -> Store:
         """Open (create, check, migrate) the database and count one boot.
 
-        Raises StorageError with reason corrupt, unwritable, full, too_new or io. A file that
-        fails the checks is never deleted or rewritten.
+        A new database starts ``seq`` at the Unix time in milliseconds and gets a random
+        ``series``; one made in a file that existed but held no database (an empty file, as
+        fsck can leave one) also records ``replaced_at`` (docs/storage.md). Raises
+        StorageError with reason corrupt, unwritable, full, too_new or io. A file that fails
+        the checks is never deleted or rewritten; only an empty file this call created itself
+        is removed again when it fails, so that it is not taken for a lost database later.
         """
         _utc(now, "now")
         _text("station_id", station_id)
@@ -97,27 +152,35 @@ class Store(PaymentStore, LinkStore, HelpStore):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StorageError(_classify(exc) or "io", path, str(exc)) from exc
+            raise StorageError(_classify(exc, path) or "io", path, str(exc)) from exc
+        existed = path.exists()
         pragmas = [("busy_timeout", BUSY_TIMEOUT_MS), ("foreign_keys", "ON"), ("synchronous", "FULL")]
         db = pw.SqliteDatabase(str(path), pragmas=pragmas, timeout=BUSY_TIMEOUT_MS / 1000, autoconnect=False)
         store = cls(db, path, station_id)
         try:
             with store._guard():
-                version = store._inspect()
+                store._version = version = store._inspect()
                 db.connect()
                 store._enable_wal()
                 store._migrate(version)
                 with store._write():
-                    store._boot = store._bump("boot")
+                    store._start_series(now, version, existed)
+                    store._boot = store._bump_boot(now)
                     MetaRow.replace(key="last_boot", value=_stamp(now)).execute(db)
-        except StorageError as exc:
-            log.error("cannot open database: %s", exc)
+                store._series = store._meta(SERIES_KEY) or ""
+                replaced = store._meta(REPLACED_KEY)
+                store._replaced_at = None if replaced is None else _unstamp(replaced)
+        except BaseException as exc:
             db.close()
+            if not existed and store._version == 0:
+                with suppress(OSError):  # nothing was ever committed to it: leave no empty file behind
+                    path.unlink(missing_ok=True)
+            if isinstance(exc, StorageError):
+                log.error("cannot open database: %s", exc)
             raise
-        except BaseException:
-            db.close()
-            raise
-        log.info("database %s open for station %s, boot %d", path, station_id, store._boot)
+        if version == 0 and existed:
+            log.warning("database %s was a file without a database (lost data?): made anew", path)
+        log.info("database %s open for station %s, boot %d, series %s", path, station_id, store._boot, store._series)
         return store
 
     def close(self) -> None:
@@ -135,8 +198,18 @@ class Store(PaymentStore, LinkStore, HelpStore):
 
     @property
     def boot(self) -> int:
-        """The boot counter after this open's increment (1 on a fresh database)."""
+        """The boot number later events carry: this open's, then the newest from ``next_boot`` or ``adopt_boot``."""
         return self._boot
+
+    @property
+    def series(self) -> str:
+        """The random id of this database's event series (every event carries it with its ``seq``)."""
+        return self._series
+
+    @property
+    def replaced_at(self) -> datetime | None:
+        """When this database was made in place of a file that held none (lost data); None if never."""
+        return self._replaced_at
 
     @property
     def station_id(self) -> str:
@@ -185,7 +258,22 @@ class Store(PaymentStore, LinkStore, HelpStore):
             with self._write():
                 migration(self._db)
                 MetaRow.replace(key="schema_version", value=str(number)).execute(self._db)
+            self._version = number
             log.info("schema migrated to version %d by %s", number, migration.__name__)
+
+    def _start_series(self, now: datetime, version: int, existed: bool) -> None:
+        """A random series id if there is none yet, and ``seq`` from the clock while no event was ever numbered.
+
+        So the events of a new database go on above those of any database before it. A new
+        database in a file that ``existed`` (and held none) is recorded as ``replaced``.
+        """
+        if version == 0 and existed:
+            MetaRow.replace(key=REPLACED_KEY, value=_stamp(now)).execute(self._db)
+        if Counter.select(Counter.value).where(Counter.name == "seq").scalar(self._db) == 0:
+            floor = (_utc(now, "now") - _UNIX_EPOCH) // timedelta(milliseconds=1)
+            Counter.update(value=floor).where(Counter.name == "seq").execute(self._db)
+        if self._meta(SERIES_KEY) is None:  # a new database, or one from a firmware before series
+            MetaRow.insert(key=SERIES_KEY, value=str(uuid.uuid4())).execute(self._db)
 
     # --- transactions, errors, counters, outbox rows ---------------------------------------------------------
 
@@ -195,9 +283,10 @@ class Store(PaymentStore, LinkStore, HelpStore):
         try:
             yield
         except (pw.PeeweeException, sqlite3.Error, OSError) as exc:
-            reason = _classify(exc)
+            reason = _classify(exc, self._path)
             if reason is None:
                 raise
+            _release(exc)
             raise StorageError(reason, self._path, str(exc)) from exc
 
     @contextmanager
@@ -235,6 +324,12 @@ class Store(PaymentStore, LinkStore, HelpStore):
         Counter.update(value=Counter.value + 1).where(Counter.name == name).execute(self._db)
         return Counter.select(Counter.value).where(Counter.name == name).scalar(self._db)
 
+    def _bump_boot(self, now: datetime) -> int:
+        """One more boot: at least the last one + 1 and at least the Unix time in seconds (see docs/storage.md)."""
+        floor = (_utc(now, "now") - _UNIX_EPOCH) // timedelta(seconds=1)
+        Counter.update(value=pw.fn.MAX(Counter.value + 1, floor)).where(Counter.name == "boot").execute(self._db)
+        return Counter.select(Counter.value).where(Counter.name == "boot").scalar(self._db)
+
     def _insert_outbox(self, topic: str, payload: str, qos: int, retain: bool, seq: int | None, now: datetime,
                        expiry_s: int | None = None) -> int:
         """Queue one message; a retained one also becomes the topic's row in ``retained``."""
@@ -249,7 +344,8 @@ class Store(PaymentStore, LinkStore, HelpStore):
 
     def _event(self, kind: str, data: dict[str, Any], now: datetime) -> None:
         seq = self._bump("seq")
-        envelope = {"id": str(uuid.uuid4()), "seq": seq, "boot": self._boot, "ts": _ts(now), "kind": kind, "data": data}
+        envelope = {"id": str(uuid.uuid4()), "series": self._series, "seq": seq, "boot": self._boot, "ts": _ts(now),
+                    "kind": kind, "data": data}
         self._insert_outbox(f"event/{kind}", _json(envelope), 1, False, seq, now)
 
     def _one(self, model: type[M], key: str | int, what: str) -> M:
@@ -266,22 +362,12 @@ class Store(PaymentStore, LinkStore, HelpStore):
 
         Idempotent: raising the code that is already active writes nothing and returns it.
         """
-        for name, value in (("component", component), ("code", code), ("message", message),
-                            ("parker_impact", parker_impact)):
-            _text(name, value)
-        _choice("severity", severity, SEVERITIES)
-        _utc(now, "now")
+        fault = _fault_record(component, code, severity, message, parker_impact, _utc(now, "now"))
         with self._write():
             current = self._active_fault(component)
             if current is not None and current.code == code:
                 return _record(FaultRecord, current, since=current.raised_at)
-            if current is not None:
-                Fault.update(cleared_at=now).where(Fault.id == current.id).execute(self._db)
-            fault_id = Fault.insert(component=component, code=code, severity=severity, message=message,
-                                    parker_impact=parker_impact, raised_at=now).execute(self._db)
-            row = self._one(Fault, fault_id, "fault")
-            fault = _record(FaultRecord, row, since=row.raised_at)
-            self._report_fault(fault, True, now)
+            fault = self._raise(fault, current, now)
         log.warning("fault %s/%s (%s): %s", component, code, severity, message)
         return fault
 
@@ -292,10 +378,41 @@ class Store(PaymentStore, LinkStore, HelpStore):
             current = self._active_fault(component)
             if current is None:
                 return False
-            Fault.update(cleared_at=now).where(Fault.id == current.id).execute(self._db)
-            self._report_fault(_record(FaultRecord, current, since=current.raised_at), False, now)
+            self._clear(current, now)
         log.info("fault %s/%s cleared", component, current.code)
         return True
+
+    def sync_faults(self, active: Iterable[FaultRecord], cleared: Iterable[str], now: datetime) -> int:
+        """Record the faults kept in memory while the database failed, in one transaction; returns how many changed.
+
+        Each of ``active`` that is not active here with its code is raised with its own
+        ``since``; the active fault of each component in ``cleared`` (and not in ``active``) is
+        cleared now. Each change is reported as ``raise_fault`` and ``clear_fault`` report it.
+        """
+        wanted = {f.component: _fault_record(f.component, f.code, f.severity, f.message, f.parker_impact, f.since)
+                  for f in active}
+        _utc(now, "now")
+        changed = 0
+        with self._write():
+            for component in set(cleared) - set(wanted):
+                current = self._active_fault(component)
+                if current is not None:
+                    self._clear(current, now)
+                    changed += 1
+            for fault in wanted.values():
+                current = self._active_fault(fault.component)
+                if current is None or current.code != fault.code:
+                    self._raise(fault, current, now)
+                    changed += 1
+        if changed:
+            log.info("%d fault changes kept in memory recorded in the database", changed)
+        return changed
+
+    def raised_since(self, component: str, code: str, since: datetime) -> bool:
+        """Whether the fault ``component``/``code`` was raised at or after ``since`` (active or cleared)."""
+        query = Fault.select().where(Fault.component == component, Fault.code == code, Fault.raised_at >= since)
+        with self._guard():
+            return query.exists(self._db)
 
     def active_faults(self) -> list[FaultRecord]:
         """Every active fault, ordered by component."""
@@ -305,6 +422,23 @@ class Store(PaymentStore, LinkStore, HelpStore):
 
     def _active_fault(self, component: str) -> Fault | None:
         return Fault.select().where(Fault.component == component, Fault.cleared_at.is_null()).first(self._db)
+
+    def _raise(self, fault: FaultRecord, current: Fault | None, now: datetime) -> FaultRecord:
+        """Inside a transaction: close ``current`` (another code) in the history, insert ``fault``, report it."""
+        if current is not None:
+            Fault.update(cleared_at=now).where(Fault.id == current.id).execute(self._db)
+        fault_id = Fault.insert(component=fault.component, code=fault.code, severity=fault.severity,
+                                message=fault.message, parker_impact=fault.parker_impact,
+                                raised_at=fault.since).execute(self._db)
+        row = self._one(Fault, fault_id, "fault")
+        fault = _record(FaultRecord, row, since=row.raised_at)
+        self._report_fault(fault, True, now)
+        return fault
+
+    def _clear(self, current: Fault, now: datetime) -> None:
+        """Inside a transaction: clear the active fault ``current`` and report it."""
+        Fault.update(cleared_at=now).where(Fault.id == current.id).execute(self._db)
+        self._report_fault(_record(FaultRecord, current, since=current.raised_at), False, now)
 
     def _report_fault(self, fault: FaultRecord, active: bool, now: datetime) -> None:
         self._insert_outbox(f"fault/{fault.component}", fault_state(fault, active, now), 1, True, None, now)

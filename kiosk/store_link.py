@@ -7,9 +7,11 @@ import logging
 from datetime import datetime
 from typing import Any
 
+import peewee as pw
+
 from kiosk.records import CommandRecord
-from kiosk.schema import Command, MetaRow, Retained, _stamp, _utc
-from kiosk.store_rows import _json, _record, _text
+from kiosk.schema import Command, Counter, MetaRow, Retained, _stamp, _utc
+from kiosk.store_rows import _int, _json, _record, _text
 
 log = logging.getLogger("kiosk.store")
 
@@ -45,11 +47,21 @@ class LinkStore:
         """
         _utc(now, "now")
         with self._write():
-            boot = self._bump("boot")
+            boot = self._bump_boot(now)
             MetaRow.replace(key=CONNECT_KEY, value=_stamp(now)).execute(self._db)
         self._boot = boot
         log.info("boot %d for a new MQTT connection", boot)
         return boot
+
+    def adopt_boot(self, boot: int) -> None:
+        """The link used ``boot`` while the database could not count: keep the counter at least there, durably.
+
+        Later events carry ``boot`` (the number in force), and ``next_boot`` goes on above it.
+        """
+        _int("boot", boot, 1)
+        with self._write():
+            Counter.update(value=pw.fn.MAX(Counter.value, boot)).where(Counter.name == "boot").execute(self._db)
+        self._boot = boot
 
     # --- remote configuration ------------------------------------------------------------------------------
 

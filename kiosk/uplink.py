@@ -111,7 +111,8 @@ class Uplink:
         self._resync = False
         self._unstored: dict[str, str] = {}  # retained topic -> payload the store could not keep (faults, help/state)
         self._direct_help = DirectHelp(settings.station.id)
-        self._answers: dict[str, str] = {}  # dedupe keys -> replies, when there is no database
+        self._answers: dict[str, tuple[str, str]] = {}  # dedupe key -> (command, reply), when there is no database
+        self._notice: tuple[str | None] | None = None  # a notice set while there was no database, to store later
         self._waiting: dict[str, _Waiting] = {}  # terminal request id -> command waiting for it
 
     def attach(self, station: Station, now: datetime) -> None:
@@ -182,6 +183,36 @@ class Uplink:
     def help_stored(self) -> None:
         """A ticket was stored again: its help/state comes from the outbox, not from a call held in memory."""
         self._unstored.pop("help/state", None)
+
+    def persist_unstored(self, store: Store, now: datetime) -> None:
+        """Write what was kept in memory while the database failed: the boot number in force, replies, the notice.
+
+        So that later boots go on above every number a connection used, and a duplicate
+        command is still answered, not run again.
+        """
+        used = max(self._offered, self._boot)
+        if used > 0:
+            store.adopt_boot(used)
+        for key, (name, answer) in list(self._answers.items()):
+            if store.begin_command(key, name, now) is None:
+                store.finish_command(key, answer, now)
+            del self._answers[key]
+        if self._notice is not None:
+            store.set_notice(self._notice[0], now)
+            self._notice = None
+
+    def storage_healed(self, now: datetime) -> None:
+        """The database works again and holds every fault: their in-memory copies are no longer republished.
+
+        Rows whose PUBACK could not be recorded meanwhile are published again (from the first
+        unsent row, duplicates allowed), then the retained view, as after a reconnection.
+        """
+        for topic in [t for t in self._unstored if t.startswith("fault/")]:
+            del self._unstored[topic]
+        if self._publisher is not None and self._link is not None and self._link.connected:
+            self._publisher.connected()
+            self._resync = True
+        log.info("storage usable again at %s: the outbox is sent again from its first unsent row", _ts(now))
 
     def _publish_directly(self, messages: list[Message]) -> bool:
         """Publish now, without the outbox (retained ones are kept for the next connection); True if all went out."""
@@ -266,8 +297,10 @@ class Uplink:
 
     def _publish_birth(self, now: datetime) -> None:
         assert self._link is not None
-        birth = {"state": "online", "boot": self._boot, "firmware": self._firmware,
-                 "config_version": self._settings.version, "zone": self._settings.zone.name, "ts": _ts(now)}
+        store = self._control.store
+        birth = {"state": "online", "boot": self._boot, "series": store.series if store is not None else None,
+                 "firmware": self._firmware, "config_version": self._settings.version, "zone": self._settings.zone.name,
+                 "ts": _ts(now)}
         self._link.publish("status", _json(birth), 1, True)
 
     def _publish_retained(self) -> int:
@@ -343,10 +376,10 @@ class Uplink:
             return True
         store = self._control.store
         if store is None:
-            answer = self._answers.get(key)
-            if answer is not None:
-                self._send(request, answer)
-            return answer is not None
+            kept = self._answers.get(key)
+            if kept is not None:
+                self._send(request, kept[1])
+            return kept is not None
         record = store.begin_command(key, request.name, now)
         if record is None:
             return False
@@ -372,6 +405,8 @@ class Uplink:
         elif isinstance(args, NoticeArgs):
             if station.store is not None:
                 station.store.set_notice(args.text, now)
+            else:
+                self._notice = (args.text,)
             station.post(NoticeChanged(args.text or ""))
             detail = "notice cleared" if args.text is None else "notice shown to parkers"
             self._finish(key, [request], reply(True, "ok", detail), now)
@@ -453,7 +488,7 @@ class Uplink:
         if key is not None:
             store = self._control.store
             if store is None:
-                self._answers[key] = answer
+                self._answers[key] = (requests[0].name, answer)
             else:
                 try:
                     store.finish_command(key, answer, now)

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import ast
+import json
 import re
+from datetime import datetime, timezone
 from pathlib import Path
 
 import yaml
 
 from kiosk import commands, uplink
+from kiosk.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 PREFIX = "paystation/v1/{}/"
@@ -97,3 +100,15 @@ def test_reply_codes_match() -> None:
 def test_the_scan_sees_the_known_publishers() -> None:
     topics = code_topics()
     assert {"status", "telemetry", "fault/{}", "event/{}", "cfg/reported", "help/state", "cmd/{}"} <= topics
+
+
+def test_the_event_envelope_is_the_documented_one(tmp_path: Path) -> None:
+    now = datetime(2026, 11, 22, 9, 14, 3, tzinfo=timezone.utc)
+    with Store.open(tmp_path / "kiosk.db", "ST-1", now) as store:
+        store.save_feedback(5, None, now)
+        [row] = store.rows("outbox")
+    envelope = json.loads(row["payload"])
+    event = spec()["components"]["messages"]["event"]["payload"]
+    assert set(envelope) == set(event["required"]) == set(event["properties"])
+    assert [set(example["payload"]) for example in spec()["components"]["messages"]["event"]["examples"]] == [
+        set(envelope)]

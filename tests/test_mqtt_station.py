@@ -348,11 +348,21 @@ def test_remote_configuration_applies_persists_and_rejects(tmp_path: Path, broke
 
 def test_restart_command_exits_for_the_service_manager(tmp_path: Path, broker: Mosquitto, staff: Staff) -> None:
     station = start_station(tmp_path / "station", broker, staff)
-    answer = command(staff, "restart", "{}")
-    assert answer["ok"] is True
-    assert station.process is not None and station.process.wait(30) == 75
-    offline = [x.json() for x in staff.on(PREFIX + "status") if x.json()["state"] != "online"]
-    assert offline[-1]["state"] == "offline"
+    seen = len(staff.messages)  # the birth is among them
+    try:
+        answer = command(staff, "restart", "{}")
+        assert answer["ok"] is True
+        assert station.process is not None and station.process.wait(30) == 75
+    finally:
+        station.kill()
+
+    def stopped(messages: list[Received]) -> list[dict]:
+        """The statuses other than `online` that arrived after the birth."""
+        return [s for s in (m.json() for m in messages[seen:] if m.topic == PREFIX + "status" and m.payload)
+                if s["state"] != "online"]
+
+    # The broker may pass the station's last word on to this subscriber after the process has exited.
+    assert staff.wait_for(stopped, 20, "the station's status after the restart")[0]["state"] == "offline"
 
 
 def test_backlog_warning(tmp_path: Path, broker: Mosquitto, staff: Staff) -> None:

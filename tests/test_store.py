@@ -24,6 +24,8 @@ RESULT = PaymentResultData(
     result_code=0, brand="Visa", masked_pan="411111******1234", auth_code="A1B2C3",
     receipt_no="0042", trace_no="000123",
 )
+BOOT0 = int(T0.timestamp())  # the first boot of a database opened at T0: the Unix time in seconds
+SEQ0 = BOOT0 * 1000  # a database made at T0 starts seq at the Unix time in milliseconds
 TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 TABLES = {"meta", "counter", "parking_session", "payment", "fault", "help_ticket",
           "help_message", "feedback", "outbox", "retained", "command"}
@@ -76,8 +78,8 @@ def test_fresh_open_creates_schema_and_pragmas_are_in_effect(store: Store, db_pa
     assert store._db.execute_sql("PRAGMA foreign_keys").fetchone() == (1,)
     assert store._db.execute_sql("PRAGMA busy_timeout").fetchone() == (5000,)
     assert store.rows("meta", key="schema_version") == [{"key": "schema_version", "value": str(len(MIGRATIONS))}]
-    assert store.rows("counter") == [{"name": "boot", "value": 1}, {"name": "seq", "value": 0}]
-    assert store.boot == 1 and store.station_id == "st-0001"
+    assert store.rows("counter") == [{"name": "boot", "value": BOOT0}, {"name": "seq", "value": SEQ0}]
+    assert store.boot == BOOT0 and store.station_id == "st-0001"
     conn.close()
 
 
@@ -95,9 +97,11 @@ def test_boot_increments_on_every_open(db_path: Path) -> None:
     for _ in range(3):
         with Store.open(db_path, "st-0001", T0) as s:
             boots.append(s.boot)
-    assert boots == [1, 2, 3]
+    assert boots == [BOOT0, BOOT0 + 1, BOOT0 + 2]  # at least one more, also within the same second
+    with Store.open(db_path, "st-0001", T0 + timedelta(hours=1)) as s:
+        assert s.boot == BOOT0 + 3600  # and never below the clock
     conn = raw(db_path)
-    assert conn.execute("SELECT value FROM counter WHERE name = 'boot'").fetchone() == (3,)
+    assert conn.execute("SELECT value FROM counter WHERE name = 'boot'").fetchone() == (BOOT0 + 3600,)
     conn.close()
 
 
@@ -141,7 +145,7 @@ def test_commit_paid_session_writes_payment_session_and_two_events(store: Store)
     }
     rows = store.rows("outbox")
     assert [(r["topic"], r["seq"], r["qos"], r["retain"], r["sent"]) for r in rows] == [
-        ("event/payment", 1, 1, False, None), ("event/session", 2, 1, False, None)]
+        ("event/payment", SEQ0 + 1, 1, False, None), ("event/session", SEQ0 + 2, 1, False, None)]
     pay_event, session_event = (json.loads(r["payload"]) for r in rows)
     assert pay_event["data"] == {
         "payment_id": payment.id, "state": "approved", "plate": "MÜ-AB 12", "zone": "Z1",
@@ -187,10 +191,10 @@ def test_commit_is_atomic_when_a_write_inside_fails(store: Store, monkeypatch) -
     assert store.rows("payment")[0]["brand"] is None
     assert store.rows("parking_session") == []
     assert store.rows("outbox") == []
-    assert store.rows("counter", name="seq")[0]["value"] == 0
+    assert store.rows("counter", name="seq")[0]["value"] == SEQ0
     monkeypatch.undo()
     store.commit_paid_session(payment.id, RESULT, T0)  # the fact can still be committed, once
-    assert [e["seq"] for e in events(store)] == [1, 2]
+    assert [e["seq"] for e in events(store)] == [SEQ0 + 1, SEQ0 + 2]
 
 
 def test_fail_payment_declined_and_reversed(store: Store) -> None:
@@ -288,7 +292,7 @@ def test_resolve_pending_payments_both_branches(store: Store, db_path: Path) -> 
         [(orphan.id, "reversed", later), (with_session.id, "approved", later)])
     states = {r["id"]: r["state"] for r in store.rows("payment")}
     assert states == {orphan.id: "reversed", with_session.id: "approved", declined.id: "declined"}
-    resolved = [e for e in events(store) if e["boot"] == 2]
+    resolved = [e for e in events(store) if e["boot"] == store.boot]
     assert sorted((e["data"]["payment_id"], e["data"]["state"], e["data"]["session_id"])
                   for e in resolved) == sorted(
         [(orphan.id, "reversed", None), (with_session.id, "approved", "s-1")])
@@ -341,10 +345,11 @@ def test_seq_is_gap_free_and_increasing_across_reopen(db_path: Path) -> None:
         evts = events(s)
         # per boot: payment + session + fault + feedback events (the retained fault rows
         # in between carry no seq)
-        assert [e["seq"] for e in evts] == list(range(1, 13))
-        assert [r["seq"] for r in s.rows("outbox") if r["seq"] is not None] == list(range(1, 13))
-        assert [e["boot"] for e in evts] == [1] * 4 + [2] * 4 + [3] * 4
-        assert s.rows("counter", name="seq")[0]["value"] == 12
+        assert [e["seq"] for e in evts] == list(range(SEQ0 + 1, SEQ0 + 13))
+        assert [r["seq"] for r in s.rows("outbox") if r["seq"] is not None] == list(range(SEQ0 + 1, SEQ0 + 13))
+        assert [e["boot"] for e in evts] == [BOOT0] * 4 + [BOOT0 + 1] * 4 + [BOOT0 + 2] * 4
+        assert {e["series"] for e in evts} == {s.series}
+        assert s.rows("counter", name="seq")[0]["value"] == SEQ0 + 12
         assert len({e["id"] for e in evts}) == 12
 
 
@@ -354,12 +359,13 @@ def test_envelope_fields_and_format(store: Store) -> None:
     [row] = store.rows("outbox")
     payload = row["payload"]
     envelope = json.loads(payload)
-    assert list(envelope) == ["id", "seq", "boot", "ts", "kind", "data"]
+    assert list(envelope) == ["id", "series", "seq", "boot", "ts", "kind", "data"]
+    assert uuid.UUID(envelope["series"]).version == 4 and envelope["series"] == store.series
     assert uuid.UUID(envelope["id"]).version == 4 and str(uuid.UUID(envelope["id"])) == envelope["id"]
     assert envelope["ts"] == "2025-03-01T12:04:05.678Z" and TS_RE.match(envelope["ts"])
     assert payload == (
-        '{"id":"%s","seq":1,"boot":1,"ts":"2025-03-01T12:04:05.678Z","kind":"feedback",'
-        '"data":{"rating":5,"session_id":null}}' % envelope["id"])
+        '{"id":"%s","series":"%s","seq":%d,"boot":%d,"ts":"2025-03-01T12:04:05.678Z","kind":"feedback",'
+        '"data":{"rating":5,"session_id":null}}' % (envelope["id"], store.series, SEQ0 + 1, BOOT0))
     assert (row["topic"], row["qos"], row["retain"], row["created"]) == (
         "event/feedback", 1, False, "2025-03-01T12:04:05.678901Z")
 
@@ -520,24 +526,24 @@ def test_outbox_paging_mark_sent_depth_and_prune(store: Store) -> None:
         store.save_feedback(1 + i, None, T0)
     assert store.outbox_depth() == 5
     page = store.unsent_outbox(0, 2)
-    assert [r.seq for r in page] == [1, 2]
-    assert [r.seq for r in store.unsent_outbox(page[-1].id, 10)] == [3, 4, 5]
+    assert [r.seq - SEQ0 for r in page] == [1, 2]
+    assert [r.seq - SEQ0 for r in store.unsent_outbox(page[-1].id, 10)] == [3, 4, 5]
     sent_at = T0 + timedelta(seconds=1)
     assert store.mark_sent([page[0].id, page[1].id], sent_at) == 2
     assert store.mark_sent([page[0].id], sent_at + timedelta(seconds=9)) == 0  # already sent
     assert store.outbox_depth() == 3
-    assert [r.seq for r in store.unsent_outbox(0, 10)] == [3, 4, 5]
+    assert [r.seq - SEQ0 for r in store.unsent_outbox(0, 10)] == [3, 4, 5]
     assert store.rows("outbox", id=page[0].id)[0]["sent"] == "2025-03-01T12:00:01.000000Z"
 
     assert store.prune_sent(sent_at) == 0  # sent == older_than is not older
     assert store.prune_sent(sent_at + timedelta(seconds=1)) == 2
-    assert [r["seq"] for r in store.rows("outbox")] == [3, 4, 5]  # unsent rows are kept
+    assert [r["seq"] - SEQ0 for r in store.rows("outbox")] == [3, 4, 5]  # unsent rows are kept
     rest = [r.id for r in store.unsent_outbox(0, 10)]
     store.mark_sent(rest, sent_at)
     assert store.prune_sent(sent_at + timedelta(days=1)) == 3
     store.save_feedback(5, None, T0)
     [new] = store.unsent_outbox(0, 10)
-    assert new.id > max(rest) and new.seq == 6  # ids and seq never reused after pruning
+    assert new.id > max(rest) and new.seq == SEQ0 + 6  # ids and seq never reused after pruning
     with pytest.raises(ValueError, match="limit"):
         store.unsent_outbox(0, 0)
 
@@ -689,7 +695,7 @@ def test_disk_full_raises_full_and_keeps_committed_data(db_path: Path, caplog) -
         assert approved == {x["payment_id"] for x in sessions}  # no half-written fact
         assert all(p["state"] in ("approved", "pending") for p in payments)
         assert len(events(s)) == 2 * len(sessions)
-        assert s.rows("counter", name="seq")[0]["value"] == 2 * len(sessions)
+        assert s.rows("counter", name="seq")[0]["value"] == SEQ0 + 2 * len(sessions)
         assert len(sessions) > 1  # some writes did fit before the limit
 
 
@@ -705,7 +711,7 @@ def test_too_new_schema_is_refused_and_untouched(db_path: Path) -> None:
     assert err.value.reason == "too_new" and "99" in str(err.value)
     assert db_path.read_bytes() == before
     conn = raw(db_path)
-    assert conn.execute("SELECT value FROM counter WHERE name = 'boot'").fetchone() == (1,)
+    assert conn.execute("SELECT value FROM counter WHERE name = 'boot'").fetchone() == (BOOT0,)
     conn.close()
 
 
@@ -736,7 +742,7 @@ def test_appended_migration_runs_once_and_bumps_version(db_path: Path, monkeypat
         db.execute_sql("ALTER TABLE feedback ADD COLUMN note TEXT")
 
     monkeypatch.setattr(store_module, "MIGRATIONS", [*store_module.MIGRATIONS, migration_2_add_note])
-    for boot in (2, 3):
+    for boot in (BOOT0 + 1, BOOT0 + 2):
         with Store.open(db_path, "st-0001", T0) as s:
             assert s.boot == boot
             assert s.rows("meta", key="schema_version")[0]["value"] == str(len(MIGRATIONS) + 1)
@@ -763,7 +769,7 @@ def test_failing_migration_leaves_previous_version(db_path: Path, monkeypatch) -
     conn = raw(db_path)
     assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (str(len(MIGRATIONS)),)
     assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'half_done'").fetchone() == (0,)
-    assert conn.execute("SELECT value FROM counter WHERE name = 'boot'").fetchone() == (1,)
+    assert conn.execute("SELECT value FROM counter WHERE name = 'boot'").fetchone() == (BOOT0,)
     conn.close()
 
 
@@ -799,9 +805,17 @@ def test_corrupt_file_with_pending_wal_is_not_checkpointed(tmp_path: Path) -> No
 def test_migration_from_version_2_keeps_data_and_backfills_retained(db_path: Path, monkeypatch) -> None:
     with monkeypatch.context() as patch:  # a version-2 database from the field
         patch.setattr(store_module, "MIGRATIONS", MIGRATIONS[:2])
-        with Store.open(db_path, "st-0001", T0) as old:
-            payment, session = pay(old)
+        with Store.open(db_path, "st-0001", T0):
+            pass
     conn = raw(db_path)
+    at, until = "2025-03-01T12:00:00.000000Z", "2025-03-01T13:00:00.000000Z"
+    with conn:  # an approved, unconfirmed payment and its session, as the version-2 firmware stored them
+        conn.execute("INSERT INTO payment (id, plate, zone, amount, currency, state, minutes, starts, expires, "
+                     "receipt_no, trace_no, created, updated) VALUES ('p2', 'B-XY 123', 'Z1', 250, 'EUR', "
+                     "'approved', 60, ?, ?, '0001', '000001', ?, ?)", (at, until, at, at))
+        conn.execute("INSERT INTO parking_session (id, plate, zone, starts, expires, minutes, amount, currency, kind, "
+                     "payment_id, created) VALUES ('s2', 'B-XY 123', 'Z1', ?, ?, 60, 250, 'EUR', 'paid', 'p2', ?)",
+                     (at, until, at))
     with conn:  # retained rows as the version-2 firmware wrote them (no retained table then)
         conn.executemany(
             "INSERT INTO outbox (topic, payload, qos, retain, created) VALUES (?, ?, 1, ?, ?)",
@@ -815,10 +829,12 @@ def test_migration_from_version_2_keeps_data_and_backfills_retained(db_path: Pat
     conn.close()
 
     with Store.open(db_path, "st-0001", T0 + timedelta(hours=1)) as s:
-        assert s.rows("meta", key="schema_version")[0]["value"] == "4" == str(len(MIGRATIONS))
-        assert s.boot == 2
-        assert s.active_session("B-XY 123", "Z1", T0) == session
-        assert s.rows("payment", id=payment.id)[0]["state"] == "approved"
+        assert s.rows("meta", key="schema_version")[0]["value"] == "5" == str(len(MIGRATIONS))
+        assert s.boot == BOOT0 + 3600
+        assert s.active_session("B-XY 123", "Z1", T0).id == "s2"
+        assert (s.rows("payment", id="p2")[0]["state"], s.rows("payment", id="p2")[0]["unreconciled"]) == (
+            "approved", None)
+        assert [p.id for p in s.unconfirmed_payments()] == ["p2"], "still owed after the migrations"
         assert s.rows("retained") == [
             {"topic": "fault/terminal", "payload": '{"active":true}', "updated": "2025-03-01T12:00:02.000000Z"},
             {"topic": "fault/printer", "payload": '{"active":false}', "updated": "2025-03-01T12:00:03.000000Z"}]
@@ -888,17 +904,17 @@ def test_help_state_is_written_with_the_ticket_or_not_at_all(store: Store, monke
 
 def test_next_boot_is_durable_and_monotonic_across_reopen(db_path: Path) -> None:
     with Store.open(db_path, "st-0001", T0) as s:
-        assert s.boot == 1
-        assert [s.next_boot(T0 + timedelta(seconds=i)) for i in (1, 2)] == [2, 3]
-        assert s.boot == 3
+        assert s.boot == BOOT0
+        assert [s.next_boot(T0 + timedelta(seconds=i)) for i in (1, 2)] == [BOOT0 + 1, BOOT0 + 2]
+        assert s.boot == BOOT0 + 2
         s.save_feedback(5, None, T0)
-        assert events(s)[-1]["boot"] == 3  # later envelopes carry the new boot
+        assert events(s)[-1]["boot"] == BOOT0 + 2  # later envelopes carry the new boot
         assert s.rows("meta", key="last_connect")[0]["value"] == "2025-03-01T12:00:02.000000Z"
     with Store.open(db_path, "st-0001", T0) as s:
-        assert s.boot == 4
-        assert s.next_boot(T0) == 5
+        assert s.boot == BOOT0 + 3
+        assert s.next_boot(T0) == BOOT0 + 4
     conn = raw(db_path)
-    assert conn.execute("SELECT value FROM counter WHERE name = 'boot'").fetchone() == (5,)
+    assert conn.execute("SELECT value FROM counter WHERE name = 'boot'").fetchone() == (BOOT0 + 4,)
     conn.close()
 
 
@@ -1010,7 +1026,7 @@ def test_terminal_report_is_an_event(store: Store) -> None:
     totals = {"report": "end_of_day", "count": 12, "amount": 3450, "currency": "EUR"}
     store.record_terminal_report(totals, T0)
     [event] = events(store)
-    assert (event["kind"], event["data"], event["seq"]) == ("terminal", totals, 1)
+    assert (event["kind"], event["data"], event["seq"]) == ("terminal", totals, SEQ0 + 1)
     assert store.rows("outbox")[0]["topic"] == "event/terminal"
     with pytest.raises(ValueError, match="data must be a dict"):
         store.record_terminal_report("totals", T0)
