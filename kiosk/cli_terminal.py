@@ -5,18 +5,21 @@ import argparse
 import json
 import logging
 import signal
+import sqlite3
 import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
 from kiosk import config
+from kiosk.store_payments import count_owed
 from kiosk.scenario import SIMULATOR_WORDS as SIMULATOR_LINES, script_simulator
 
 log = logging.getLogger("kiosk.terminal")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 MAX_AMOUNT = 10**12 - 1  # BMP 04: 6 BCD bytes
+STATION_CONFIG = Path("/etc/kiosk/kiosk.toml")
 RESYNC_LIMIT_S = 210.0  # T4 and a vending window: a terminal still talking after that is not going to stop
 
 
@@ -51,6 +54,11 @@ def add_terminal_commands(commands: Any) -> None:
         action.add_argument("--password", default="000000", help="terminal password, six digits")
         action.add_argument("--currency", default="EUR", help="ISO 4217 currency (default EUR)")
         action.add_argument("--json", action="store_true", help="print the result as JSON")
+        if name in ("pay", "end-of-day"):
+            action.add_argument("--config", type=Path, default=STATION_CONFIG,
+                                help=f"the station's configuration, to refuse while its database owes the terminal "
+                                     f"a payment (default {STATION_CONFIG}; skipped if absent)")
+            action.add_argument("--force", action="store_true", help="go ahead even then")
         action.add_argument("--quiet-ms", type=int, default=6000, metavar="MS",
                             help="first read and answer what the terminal still sends until the line has been "
                                  "quiet this long (default 6000, more than the terminal's 5 s repeat timer)")
@@ -107,6 +115,11 @@ def _maintenance(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"kiosk terminal {args.action}: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if args.action in ("pay", "end-of-day") and not args.force:
+        refusal = _station_owes(args.config)
+        if refusal:
+            print(f"kiosk terminal {args.action}: {refusal}", file=sys.stderr)
+            return EXIT_USAGE
     try:
         port = serial_opener(args.port, args.baud)()
     except OSError as exc:
@@ -139,6 +152,29 @@ def _maintenance(args: argparse.Namespace) -> int:
         return report({"error": str(exc)}, False)
     finally:
         port.close()
+
+
+def _station_owes(config_file: Path) -> str:
+    """Why a payment or end of day made without the station must wait ('' if it need not).
+
+    A station that lost power may owe the terminal a payment it settles by receipt number at
+    its next start; a payment or end of day made meanwhile could give that receipt number to
+    another payment (docs/terminal.md).
+    """
+    if not config_file.exists():
+        return ""
+    try:
+        database = Path(config.load(config_file).storage.database)
+    except config.ConfigError as exc:
+        return f"{config_file}: {exc.problems[0]}; use --config or --force"
+    try:
+        owed = count_owed(database)
+    except sqlite3.Error as exc:
+        return f"cannot read the station's database {database}: {exc}; use --force to go ahead anyway"
+    if owed:
+        return (f"the station's database {database} owes the terminal {owed} payment(s) from before a power cut: "
+                f"start the station once so that it settles them (or use --force)")
+    return ""
 
 
 def _report(data: dict[str, Any], ok: bool, as_json: bool) -> int:

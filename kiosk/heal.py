@@ -59,9 +59,11 @@ def storage_fault(exc: StorageError, now: datetime) -> FaultRecord:
 class Memory(Protocol):
     """What the uplink keeps in memory while the database fails (kiosk.uplink.Uplink)."""
 
-    def persist_unstored(self, store: Store, now: datetime) -> None: ...
+    def persist_unstored(self, store: Store, now: datetime) -> None:
+        """Write the link's numbers, command replies and notice kept in memory (StorageError if it fails)."""
 
-    def storage_healed(self, now: datetime) -> None: ...
+    def storage_healed(self, now: datetime) -> None:
+        """The database works again: resend the outbox and the retained state."""
 
 
 class Station(Protocol):
@@ -70,19 +72,26 @@ class Station(Protocol):
     store: Store | None
 
     @property
-    def uplink(self) -> Memory | None: ...
+    def uplink(self) -> Memory | None:
+        """The MQTT side, if the station has one."""
 
-    def faults(self) -> tuple[FaultRecord, ...]: ...
+    def faults(self) -> tuple[FaultRecord, ...]:
+        """The active faults as the station knows them."""
 
-    def record_faults(self, store: Store, now: datetime) -> None: ...
+    def record_unstored(self, store: Store, now: datetime) -> None:
+        """Write the payments settled and the fault changes made while the database failed (StorageError)."""
 
-    def raise_fault(self, component: str, code: str, now: datetime, detail: str = "") -> None: ...
+    def raise_fault(self, component: str, code: str, now: datetime, detail: str = "") -> None:
+        """Raise a fault (durably when the database works)."""
 
-    def clear_fault(self, component: str, now: datetime) -> None: ...
+    def clear_fault(self, component: str, now: datetime, *, must_store: bool = False) -> None:
+        """Clear a fault; with ``must_store``, StorageError unless the database recorded it."""
 
-    def request_restart(self) -> None: ...
+    def request_restart(self) -> None:
+        """Stop, to be started again, once no parker is being served."""
 
-    def idle(self) -> bool: ...
+    def idle(self) -> bool:
+        """No parker is in the middle of something."""
 
 
 def _identity(path: Path) -> tuple[int, int, int] | None:
@@ -169,11 +178,11 @@ class StorageHealer:
         memory = self._station.uplink
         if memory is not None:
             memory.persist_unstored(store, now)
-        self._station.record_faults(store, now)
+        self._station.record_unstored(store, now)
 
     def _recover(self, store: Store, now: datetime) -> None:
         self._record(store, now)
-        self._station.clear_fault("storage", now)
+        self._station.clear_fault("storage", now, must_store=True)
         memory = self._station.uplink
         if memory is not None:
             memory.storage_healed(now)

@@ -72,6 +72,7 @@ class Loop:
         self._inbox: queue.SimpleQueue[Event] = queue.SimpleQueue()
         self._faults = {f.component: f for f in faults}
         self._unrecorded_clears: set[str] = set()  # components cleared while the database could not record it
+        self._unrecorded_payments: list[PaymentConfirmed | PaymentReconciled] = []  # settled while it failed
         self._rendered: tuple[flow.State, datetime] | None = None
         self._stopping = False
         self.restart_requested = False
@@ -187,8 +188,14 @@ class Loop:
         """The active faults as the station knows them (the database may not have been able to keep them all)."""
         return tuple(self._faults.values())
 
-    def record_faults(self, store: Store, now: datetime) -> None:
-        """Write the fault changes the database missed while it failed (StorageError if it still fails)."""
+    def record_unstored(self, store: Store, now: datetime) -> None:
+        """Write what the database missed while it failed: payments the terminal settled, then fault changes.
+
+        StorageError if it still fails; what was written stays written, the rest is kept.
+        """
+        while self._unrecorded_payments:
+            self._record_payment(store, self._unrecorded_payments[0], now)
+            self._unrecorded_payments.pop(0)
         store.sync_faults(self._faults.values(), self._unrecorded_clears, now)
         self._unrecorded_clears.clear()
 
@@ -215,18 +222,24 @@ class Loop:
             self.uplink.fault_changed(record, True, stored, now)
         self.post(FaultsChanged(tuple(self._faults.values())))
 
-    def clear_fault(self, component: str, now: datetime) -> None:
-        """Clear a component's fault (durably when the store works) and tell the journey."""
-        record = self._faults.pop(component, None)
+    def clear_fault(self, component: str, now: datetime, *, must_store: bool = False) -> None:
+        """Clear a component's fault (durably when the store works) and tell the journey.
+
+        With ``must_store`` a failing database leaves the fault active and raises StorageError.
+        """
+        record = self._faults.get(component)
         if record is None:
             return
-        log.info("fault cleared: %s", component)
         stored = False
         if self.store is not None:
             try:
                 stored = self.store.clear_fault(component, now)  # False: it never reached the store either
             except StorageError as exc:
+                if must_store:
+                    raise
                 log.error("fault %s cleared in memory only: %s", component, exc)
+        del self._faults[component]
+        log.info("fault cleared: %s", component)
         if not stored:
             self._unrecorded_clears.add(component)
         if self.uplink is not None:
@@ -265,20 +278,28 @@ class Loop:
                 self.raise_fault("card_terminal", event.code, now, event.detail)
             return
         if self.store is None:
-            log.error("payment %s: %s not recorded, no usable database", event.payment_id, type(event).__name__)
+            log.error("payment %s: %s kept in memory, no usable database", event.payment_id, type(event).__name__)
+            self._unrecorded_payments.append(event)
             return
         try:
+            self._record_payment(self.store, event, now)
+        except StorageError as exc:
+            log.error("payment %s: %s kept in memory: %s", event.payment_id, type(event).__name__, exc)
+            self._unrecorded_payments.append(event)
+            self.raise_fault("storage", exc.reason, now, str(exc))
+
+    def _record_payment(self, store: Store, event: PaymentConfirmed | PaymentReconciled, now: datetime) -> None:
+        """Apply what the terminal settled to the stored payment; StorageError if the database fails."""
+        try:
             if isinstance(event, PaymentConfirmed) or event.outcome == "booked":
-                self.store.mark_confirmed(event.payment_id, now)
+                store.mark_confirmed(event.payment_id, now)
                 crashpoints.reached("payment.confirmed")
             elif event.outcome == "reversed":
                 reason = f"payment {event.payment_id} reversed by the card terminal ({event.detail})"
-                self.store.reverse_unconfirmed_payment(event.payment_id, reason, now)
-            else:
-                self.store.mark_unreconciled(event.payment_id, event.detail, now)
+                store.reverse_unconfirmed_payment(event.payment_id, reason, now)
+            else:  # staff hear of it first, even if marking it fails
                 self.raise_fault("payments", "unreconciled", now, f"payment {event.payment_id}: {event.detail}")
-        except StorageError as exc:
-            self.raise_fault("storage", exc.reason, now, str(exc))
+                store.mark_unreconciled(event.payment_id, event.detail, now)
         except ValueError as exc:
             log.warning("payment %s: %s not applied: %s", event.payment_id, type(event).__name__, exc)
 

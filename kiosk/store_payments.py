@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 import uuid
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from kiosk.records import PaymentRecord, PaymentResultData, SessionRecord
@@ -16,6 +18,23 @@ log = logging.getLogger("kiosk.store")
 
 COURTESY_CURRENCY = "XXX"  # ISO 4217 for "no currency involved": courtesy sessions cost nothing
 _MASKED_PAN_MAX_DIGITS = 10  # first 6 + last 4 at most
+
+
+OWED_QUERY = "SELECT count(*) FROM payment WHERE state = 'approved' AND confirmed IS NULL AND unreconciled IS NULL"
+
+
+def count_owed(database: Path) -> int:
+    """How many payments a (stopped) station's database owes the card terminal; read-only, 0 without the file.
+
+    Raises sqlite3.Error if the file is not a readable, current kiosk database.
+    """
+    if not database.exists():
+        return 0
+    conn = sqlite3.connect(f"{database.absolute().as_uri()}?mode=ro", uri=True)
+    try:
+        return int(conn.execute(OWED_QUERY).fetchone()[0])
+    finally:
+        conn.close()
 
 
 class PaymentStore:

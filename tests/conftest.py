@@ -47,6 +47,15 @@ def run_kiosk(*args: str, env: dict[str, str] | None = None, timeout: float = 60
 
 
 @pytest.fixture
+def disk(tmp_path: Path):
+    """A tmpfs of 4 MiB mounted for the test (root only; skipped elsewhere), unmounted afterwards."""
+    from tiny_disk import tiny_disk
+
+    with tiny_disk(tmp_path / "disk") as mounted:
+        yield mounted
+
+
+@pytest.fixture
 def broker(tmp_path: Path):
     """A mosquitto of the test's own on a free port (anonymous, plain TCP); stopped afterwards."""
     from broker import Mosquitto

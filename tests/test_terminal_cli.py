@@ -5,12 +5,15 @@ import json
 import signal
 import subprocess
 import sys
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
 
 from conftest import ROOT, run_kiosk, wait_for
+from kiosk.records import PaymentResultData
+from kiosk.store import Store
 
 pytestmark = pytest.mark.slow
 
@@ -205,3 +208,24 @@ def test_an_unknown_behaviour_in_a_script_names_the_file_and_line(tmp_path: Path
     assert result.stderr.startswith(f"{script}:4: "), result.stderr
     assert "'frobnicate'" in result.stderr
     assert not link.is_symlink() and not link.exists(), "no link is left to a terminal that never ran"
+
+
+@pytest.mark.parametrize("action", [["pay", "1.90"], ["end-of-day"]])
+def test_pay_and_end_of_day_wait_while_the_station_owes_the_terminal_a_payment(tmp_path: Path,
+                                                                               action: list[str]) -> None:
+    """Made without the station, they could give an owed payment's receipt number to another payment."""
+    database = tmp_path / "kiosk.db"
+    config_file = tmp_path / "kiosk.toml"
+    config_file.write_text(f'[storage]\ndatabase = "{database}"\n', encoding="utf-8")
+    start = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+    with Store.open(database, "ST-1", start) as store:
+        pending = store.begin_payment("B-OW 1", "Z1", 200, "EUR", 60, start, start + timedelta(hours=1), None, start)
+        store.commit_paid_session(pending.id, PaymentResultData(0, "VISA", None, "1", "0001", "000001"), start)
+    refused = terminal(*action, "--port", "/nonexistent", "--config", str(config_file))
+    assert refused.returncode == 2 and "owes the terminal 1 payment(s)" in refused.stderr, refused.stderr
+    forced = terminal(*action, "--port", "/nonexistent", "--config", str(config_file), "--force")
+    assert forced.returncode == 2 and forced.stderr.startswith("/nonexistent: "), "--force goes on to the port"
+    with Store.open(database, "ST-1", start) as store:
+        store.mark_confirmed(pending.id, start)
+    settled = terminal(*action, "--port", "/nonexistent", "--config", str(config_file))
+    assert settled.returncode == 2 and settled.stderr.startswith("/nonexistent: "), "nothing owed: goes on"

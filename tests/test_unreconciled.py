@@ -8,12 +8,13 @@ import pytest
 
 from kiosk import flow
 from kiosk.config import Settings, StorageSettings
-from kiosk.events import PaymentReconciled
+from kiosk.events import PaymentConfirmed, PaymentReconciled
 from kiosk.loop import Loop
 from kiosk.records import PaymentResultData
 from kiosk.scenario import ManualClock
-from kiosk.store import Store
+from kiosk.store import StorageError, Store
 from screens.display import Display
+from tiny_disk import TinyDisk, empty_wal
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
 RESULT = PaymentResultData(result_code=0, brand="VISA", masked_pan="411111******1111", auth_code="00AB12",
@@ -41,7 +42,7 @@ def owed_payment(store: Store) -> str:
     """An approved payment with its session stored and no confirmation from the terminal."""
     pending = store.begin_payment("B-UN 1", "Z1", 200, "EUR", 60, START, START + timedelta(hours=1), None, START)
     store.commit_paid_session(pending.id, RESULT, START)
-    assert [p.id for p in store.unconfirmed_payments()] == [pending.id]
+    assert pending.id in [p.id for p in store.unconfirmed_payments()]
     return pending.id
 
 
@@ -79,3 +80,60 @@ def test_marking_is_idempotent_and_only_for_an_owed_payment(tmp_path: Path) -> N
         store.mark_confirmed(confirmed.id, START)
         with pytest.raises(ValueError, match="nothing to reconcile"):
             store.mark_unreconciled(confirmed.id, DETAIL, START)
+
+
+def test_what_the_terminal_settled_while_the_disk_was_full_is_recorded_once_it_heals(disk: TinyDisk) -> None:
+    """A booked payment met a full disk: it must not be owed (and reversed) at the next start."""
+    settings = Settings(storage=StorageSettings(database=str(disk.database)))
+    clock = ManualClock(START)
+    store = Store.open(disk.database, settings.station.id, clock())
+    booked, unsettled = owed_payment(store), owed_payment(store)
+    display = Display(settings, headless=True)
+    loop = Loop(flow.initial(settings, clock()), store, IdleTerminal(), display, clock)
+    try:
+        empty_wal(disk.database)
+        disk.fill()
+        loop.post(PaymentConfirmed(booked))
+        loop.post(PaymentReconciled(unsettled, "unknown", DETAIL))
+        loop.settle()
+        assert {f.component: f.code for f in loop.state.faults} == {"storage": "full", "payments": "unreconciled"}
+        disk.make_room()
+        for _ in range(10):  # the healer's first tries come after 1, 2, 4 ... s
+            if not any(f.component == "storage" for f in loop.state.faults):
+                break
+            clock.set(clock() + timedelta(seconds=2))
+            loop.settle()
+        assert [f.component for f in loop.state.faults] == ["payments"]
+        assert store.unconfirmed_payments() == []
+        rows = {row["id"]: row for row in store.rows("payment")}
+        assert rows[booked]["confirmed"] is not None and rows[unsettled]["unreconciled"] == DETAIL
+        assert {(f.component, f.code) for f in store.active_faults()} == {("payments", "unreconciled")}
+    finally:
+        display.close()
+        store.close()
+
+
+def test_the_storage_fault_stays_until_its_clearing_is_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A heal whose last write fails is no heal: the station stays out of service and tries again."""
+    settings = Settings(storage=StorageSettings(database=str(tmp_path / "kiosk.db")))
+    clock = ManualClock(START)
+    store = Store.open(tmp_path / "kiosk.db", settings.station.id, clock())
+    display = Display(settings, headless=True)
+    loop = Loop(flow.initial(settings, clock()), store, IdleTerminal(), display, clock)
+    try:
+        loop.raise_fault("storage", "io", clock(), "disk I/O error")
+        with monkeypatch.context() as patch:
+            def failing(component: str, now: datetime) -> bool:
+                raise StorageError("io", tmp_path / "kiosk.db", "disk I/O error")
+
+            patch.setattr(store, "clear_fault", failing)
+            clock.set(clock() + timedelta(seconds=1))
+            loop.settle()
+            assert [(f.component, f.code) for f in loop.faults()] == [("storage", "io")]
+            assert [(f.component, f.code) for f in store.active_faults()] == [("storage", "io")]
+        clock.set(clock() + timedelta(seconds=2))
+        loop.settle()
+        assert loop.faults() == () and store.active_faults() == []
+    finally:
+        display.close()
+        store.close()

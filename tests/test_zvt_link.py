@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import logging
-from typing import Callable
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fake_port import BYTE_TIME_S, IDLE_STEP_S, FakeClock, FakePort, answering, make_link
+from fake_port import BYTE_TIME_S, IDLE_STEP_S, answering, make_link
 from drivers.zvt.link import (
     ACK,
     MAX_APDU,
@@ -20,7 +19,6 @@ from drivers.zvt.link import (
     Corrupt,
     Frame,
     FrameDecoder,
-    Link,
     TransmissionError,
     crc16_kermit,
     encode_frame,
@@ -228,9 +226,21 @@ def test_send_repeats_after_nak() -> None:
 def test_send_repeats_after_t2_silence_then_succeeds() -> None:
     link, port, clock = make_link(answering(b"", b"\x06"))
     start = clock()
-    link.send(b"\x80\x00\x00")
-    assert port.writes == [encode_frame(b"\x80\x00\x00")] * 2
+    link.send(b"\x05\x01\x00")
+    assert port.writes == [encode_frame(b"\x05\x01\x00")] * 2
     assert T2_S <= clock() - start < T2_S + 1
+
+
+@pytest.mark.parametrize("answer", [b"\x80\x00\x00", b"\x84\x66\x00"])
+def test_an_answer_is_never_repeated_after_silence_only_after_a_nak(answer: bytes) -> None:
+    """The other side may have the answer with only its ACK lost: a second copy would be one answer too many."""
+    link, port, clock = make_link(answering(b""))
+    with pytest.raises(TransmissionError, match="not repeated"):
+        link.send(answer)
+    assert port.writes == [encode_frame(answer)]
+    link, port, clock = make_link(answering(b"\x15", b"\x06"))
+    link.send(answer)
+    assert port.writes == [encode_frame(answer)] * 2, "a NAK says it did not arrive: repeated"
 
 
 def test_send_gives_up_after_three_sends_of_silence() -> None:
@@ -270,8 +280,8 @@ def test_send_naks_a_corrupt_frame_while_waiting_and_keeps_waiting() -> None:
 
 def test_send_ack_inside_a_partial_frame_is_not_an_ack() -> None:
     link, port, _ = make_link(answering(b"\x10\x02\x06", b"\x06"))
-    link.send(b"\x80\x00\x00")
-    assert port.writes == [encode_frame(b"\x80\x00\x00"), b"\x15", encode_frame(b"\x80\x00\x00")]
+    link.send(b"\x05\x01\x00")
+    assert port.writes == [encode_frame(b"\x05\x01\x00"), b"\x15", encode_frame(b"\x05\x01\x00")]
 
 
 LINE_BYTES = st.sampled_from([0x10, 0x02, 0x03, 0x06, 0x15]) | st.integers(0, 255)

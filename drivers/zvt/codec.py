@@ -37,6 +37,11 @@ class Apdu:
         """(class, instruction), e.g. (0x06, 0x01) for an authorization."""
         return (self.cls, self.instr)
 
+    @property
+    def is_answer(self) -> bool:
+        """An answer (80 .. positive, 84 .. negative) to the other side's message; never itself answered."""
+        return self.cls in (0x80, 0x84)
+
     def encode(self) -> bytes:
         """CLASS INSTR LEN data; LEN is FF + 2 bytes, low byte first, above FE bytes of data."""
         size = len(self.data)
@@ -131,6 +136,7 @@ BMP_FORMATS: dict[int, tuple[str, int]] = {
     0x27: ("fixed", 1),
     0x29: ("bcd", 4),
     0x2A: ("fixed", 15),
+    0x37: ("bcd", 3),
     0x3B: ("fixed", 8),
     0x3C: ("lllvar", 0),
     0x49: ("bcd", 2),

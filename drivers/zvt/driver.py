@@ -53,9 +53,24 @@ class OwedPayment:
         """True if the PT's status information names this payment: receipt, trace and amount all agree."""
         return (info.receipt_no, info.trace_no, info.amount) == (self.receipt_no, self.trace_no, self.amount)
 
+    def reversed_by(self, info: msg.StatusInformation) -> bool:
+        """True if the PT's report of a reversal names this payment: its trace number and amount.
+
+        A terminal that gives the reversal a receipt and trace number of its own names the
+        original transaction's trace in BMP 37; otherwise the report carries the reversed
+        payment's receipt and trace numbers.
+        """
+        if info.original_trace_no is not None:
+            return (info.original_trace_no, info.amount) == (self.trace_no, self.amount)
+        return self.matches(info)
+
     def described(self) -> str:
         """Receipt, trace and amount, for logs and staff."""
         return f"receipt {self.receipt_no}, trace {self.trace_no}, amount {self.amount}"
+
+
+class Closing(Exception):
+    """The station closes: the worker stops what it waits for."""
 
 
 @dataclass(frozen=True)
@@ -122,7 +137,6 @@ class ZvtTerminal:
         self._vending_window = vending_window_s
         self._line_quiet = line_quiet_s
         self._owed = {p.payment_id: p for p in owed}
-        self._booking: OwedPayment | None = None  # the owed payment whose "book it" answer is being sent
         self._commands: queue.SimpleQueue[_Pay] = queue.SimpleQueue()
         self._requests: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
         self._decisions: queue.SimpleQueue[tuple[str, bool]] = queue.SimpleQueue()
@@ -152,8 +166,14 @@ class ZvtTerminal:
         self._wake()
 
     def cancel_payment(self) -> None:
-        """Abort the payment in progress (06 B0) if the PT still waits for the card."""
+        """Abort the payment in progress (06 B0) if the PT still waits for the card; one still queued ends at once."""
         self._abort.set()
+        while True:
+            try:
+                pay = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            self._post(PaymentDeclined(pay.payment_id, RESULT_ABORTED, msg.result_text(RESULT_ABORTED)))
 
     def confirm_payment(self, payment_id: str, accept: bool) -> None:
         """The vending answer: book (True) or refuse (False) the authorized payment."""
@@ -222,6 +242,8 @@ class ZvtTerminal:
                 log.error("card terminal port failed: %s", exc)
                 self._set_health("unreachable", f"serial port error: {exc}")
                 self._disconnect()
+            except Closing:
+                break
         self._disconnect()
 
     def _connect(self) -> bool:
@@ -233,7 +255,7 @@ class ZvtTerminal:
         link = Link(self._port)
         self._session = EcrSession(link, self._password, currency=self._currency, charset=self._charset,
                                    t4=self._t4, vending_window_s=self._vending_window,
-                                   unsolicited=self._unsolicited, unsolicited_sent=self._unsolicited_sent)
+                                   unsolicited=self.answer_unsolicited, unsolicited_sent=self.unsolicited_answered)
         self._recover = True
         return True
 
@@ -255,7 +277,7 @@ class ZvtTerminal:
         end = time.monotonic() + seconds
         while (remaining := end - time.monotonic()) > 0 and not self._closing.is_set():
             watched = [self._wake_r] + ([self._port.fileno()] if self._port is not None else [])
-            ready, _, _ = select.select(watched, [], [], min(remaining, PAYMENT_WAIT_S))
+            ready, _, _ = select.select(watched, [], [], remaining)
             if self._wake_r in ready:
                 os.read(self._wake_r, 4096)
             self._decline_waiting_payments()
@@ -270,18 +292,19 @@ class ZvtTerminal:
                     return
 
     def _decline_waiting_payments(self) -> None:
-        """While the line is recovered: end queued payments the parker cancelled, or that cannot be served.
+        """While the line is recovered: decline queued payments that cannot be served.
 
-        A payment waits while the terminal has no fault, for PAYMENT_WAIT_S at most.
+        A payment waits while the terminal has no fault, for PAYMENT_WAIT_S at most; the worker
+        stops waiting when the station closes.
         """
+        if self._closing.is_set():
+            raise Closing
         waiting: list[_Pay] = []
         while not self._commands.empty():
             waiting.append(self._commands.get())
         now = time.monotonic()
         for pay in waiting:
-            if self._abort.is_set():
-                self._post(PaymentDeclined(pay.payment_id, RESULT_ABORTED, msg.result_text(RESULT_ABORTED)))
-            elif self._health not in (None, "unknown") or now - pay.queued_at >= PAYMENT_WAIT_S:
+            if self._health not in (None, "unknown") or now - pay.queued_at >= PAYMENT_WAIT_S:
                 self._post(PaymentDeclined(pay.payment_id, 0x7D, "The card terminal is not ready"))
             else:
                 self._commands.put(pay)
@@ -448,8 +471,12 @@ class ZvtTerminal:
             return None
         return next((p for p in self._owed.values() if p.matches(info)), None)
 
-    def _unsolicited(self, apdu: Apdu) -> bytes:
-        """A PT message outside a sequence: book an owed payment it asks about again, refuse other payments."""
+    def answer_unsolicited(self, apdu: Apdu) -> bytes:
+        """The answer to a PT message outside a sequence (EcrSession's ``unsolicited``): from committed state only.
+
+        Book an owed payment the PT asks about again (receipt, trace and amount match), refuse
+        every other vending question (84 66 00: no session for it), acknowledge the rest.
+        """
         if apdu.command != (0x04, 0x0F):
             return msg.ACK_APDU
         owed = self._matching_owed(apdu)
@@ -457,13 +484,12 @@ class ZvtTerminal:
             log.warning("the terminal asks about a payment the station has no session for: refused")
             return msg.refusal(0x66)
         log.info("the terminal asks again about payment %s, whose session is stored: booked", owed.payment_id)
-        self._booking = owed
         return msg.ACK_APDU
 
-    def _unsolicited_sent(self, apdu: Apdu, answer: bytes) -> None:
-        """The PT acknowledged our answer: an owed payment we said "book" to is now booked."""
-        owed, self._booking = self._booking, None
-        if owed is not None and answer == msg.ACK_APDU:
+    def unsolicited_answered(self, apdu: Apdu, answer: bytes) -> None:
+        """The PT acknowledged our answer (EcrSession's ``unsolicited_sent``): a "book it" to an owed payment counts."""
+        owed = self._matching_owed(apdu) if apdu.command == (0x04, 0x0F) and answer == msg.ACK_APDU else None
+        if owed is not None:
             del self._owed[owed.payment_id]
             self._post(PaymentReconciled(owed.payment_id, "booked", "booked when the terminal asked again"))
 
@@ -484,9 +510,10 @@ class ZvtTerminal:
                 self._settled(owed, "reversed", "the terminal had already reversed it")
             elif not outcome.reversed:
                 self._settled(owed, "unknown", f"reversal of receipt {owed.receipt_no} refused: {outcome.text}")
-            elif outcome.info is None or not owed.matches(outcome.info):
-                reported = "nothing" if outcome.info is None else (
-                    f"receipt {outcome.info.receipt_no}, trace {outcome.info.trace_no}, amount {outcome.info.amount}")
+            elif outcome.info is None or not owed.reversed_by(outcome.info):
+                info = outcome.info
+                reported = "nothing" if info is None else (
+                    f"receipt {info.receipt_no}, trace {info.original_trace_no or info.trace_no}, amount {info.amount}")
                 log.error("terminal reversed %s; the station's payment %s is %s", reported, owed.payment_id,
                           owed.described())
                 self._settled(owed, "unknown", f"the terminal reported reversing {reported}, not {owed.described()}")

@@ -8,7 +8,7 @@ from typing import Callable
 
 from drivers.zvt import messages as msg
 from drivers.zvt.codec import Apdu, DecodeError
-from drivers.zvt.link import Link, TransmissionError
+from drivers.zvt.link import Link, TransmissionError, is_answer
 
 log = logging.getLogger(__name__)
 
@@ -21,8 +21,7 @@ RESULT_NOT_VENDED = 0x66
 DECISION_WAIT_S = 1.0
 INTERMEDIATE_DECLINED = 0x1D  # the PT's own words for a decline come in this 04 FF
 RESYNC_SLICE_S = 0.05
-ANSWER_CLASS_BYTES = (0x80, 0x84)  # 80 00 00 positive, 84 xx negative: answers, never answered
-ANSWER_CLASSES = (b"\x80", b"\x84")
+UNANSWERED_OUTSIDE_A_SEQUENCE = ((0x04, 0xFF), (0x06, 0xD1))  # intermediate status, print line
 
 
 class TerminalUnreachable(Exception):
@@ -128,14 +127,14 @@ class EcrSession:
             return Apdu.decode(raw)
         except DecodeError as exc:
             log.warning("undecodable APDU from the terminal skipped: %s", exc)
-            if raw[:1] not in ANSWER_CLASSES:
+            if not is_answer(raw):
                 self._send(msg.refusal(0x9A))
             return None
 
     def _command(self, apdu: bytes, name: str) -> None:
         """Send a command and wait for 80 00 00; retry busy (84 9C) answers within T3."""
-        deadline = self.clock() + self.t3
         self._send_command(apdu, name)
+        deadline = self.clock() + self.t3  # T3 runs from the PT's ACK: a lost ACK's repeat does not eat it
         while True:
             remaining = deadline - self.clock()
             if remaining <= 0:
@@ -160,7 +159,7 @@ class EcrSession:
         """Send a command; what arrived before the PT acknowledged it cannot answer it (docs/zvt.md, line state)."""
         self._send(apdu)
         for raw in self.link.take_crossed():
-            if raw[:1] in ANSWER_CLASSES:
+            if is_answer(raw):
                 log.warning("stale answer %s discarded: it was on the line before the terminal had our %s",
                             raw[:3].hex(" ").upper(), name)
                 continue
@@ -189,9 +188,19 @@ class EcrSession:
         return True
 
     def _answer_unsolicited(self, apdu: Apdu) -> None:
-        """Answer a PT message from the station's own state; an answer (80/84 ..) is never answered."""
-        if apdu.cls in ANSWER_CLASS_BYTES:
+        """Answer a PT message outside the running sequence from the station's own state.
+
+        An answer (80/84 ..) is never answered. Neither is an intermediate status or print line:
+        it may be a copy the PT repeated to a dead process and gave up on, and a positive answer
+        to it would be one answer too many on the line. The PT's vending question, completion
+        and abort are answered (docs/zvt.md, section 5).
+        """
+        if apdu.is_answer:
             log.warning("stale answer %02X %02X from the terminal discarded (never answered)", apdu.cls, apdu.instr)
+            return
+        if apdu.command in UNANSWERED_OUTSIDE_A_SEQUENCE:
+            log.info("%02X %02X from the terminal outside a sequence: acknowledged, not answered", apdu.cls,
+                     apdu.instr)
             return
         answer = self.unsolicited(apdu)
         self._send(answer)
@@ -274,7 +283,8 @@ class EcrSession:
         try:
             self._command(request, "authorization")
         except CommandRefused as exc:
-            return PaymentOutcome("declined", exc.code, msg.result_text(exc.code))
+            # Nothing was charged, but the PT may be busy with something else: the line is recovered.
+            return PaymentOutcome("failed", exc.code, msg.result_text(exc.code))
         except TerminalUnreachable as exc:
             return PaymentOutcome("failed", RESULT_COMMUNICATION, str(exc))
         try:
@@ -285,7 +295,7 @@ class EcrSession:
     def _pay_as_slave(self, run: _Payment) -> PaymentOutcome:
         phase = _MasterPhase(self, self.t4, run.check_abort)
         for apdu in phase:
-            if apdu.cls in ANSWER_CLASS_BYTES:
+            if apdu.is_answer:
                 refused = self._answer_in_payment(apdu, run)
                 if refused is not None:
                     return refused
@@ -395,8 +405,8 @@ class EcrSession:
     def _admin_sequence(self, name: str, receipt: str | None = None) -> _AdminEnding:
         """The PT-master part of a reversal or end of day: its 04 0F, print lines, then 06 0F or 06 1E.
 
-        A 04 0F naming a receipt is this sequence's only if it is ``receipt`` (the reversed one;
-        none for an end of day): a payment's vending question is never acknowledged here.
+        A payment's approval (a vending question) that arrives here is never acknowledged as the
+        sequence's report: it is answered from the station's own state (see _belongs).
         """
         info = None
         lines: list[str] = []
@@ -406,7 +416,7 @@ class EcrSession:
                 phase.restart_t4()
             if apdu.command == (0x04, 0x0F):
                 status = self._status_information(apdu, phase)
-                if status is not None and status.receipt_no not in (None, receipt):
+                if status is not None and not _belongs(status, receipt):
                     log.warning("status information for receipt %s during the %s: answered as a stray one",
                                 status.receipt_no, name)
                     self._answer_unsolicited(apdu)
@@ -438,6 +448,18 @@ class EcrSession:
             return
         log.info("unexpected %02X %02X from the terminal during a sequence", apdu.cls, apdu.instr)
         self._answer_unsolicited(apdu)
+
+
+def _belongs(status: msg.StatusInformation, receipt: str | None) -> bool:
+    """Whether a 04 0F during a reversal of ``receipt`` (None: an end of day) is that sequence's own report.
+
+    An end of day reports totals; a reversal names the reversed receipt, or the original
+    transaction's trace number (BMP 37) when it carries a receipt number of its own. A payment's
+    approval (a vending question) is neither.
+    """
+    if receipt is None:
+        return status.totals is not None or status.auth_code is None
+    return status.receipt_no in (None, receipt) or status.original_trace_no is not None
 
 
 @dataclass(frozen=True)

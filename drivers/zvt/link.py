@@ -12,6 +12,12 @@ from drivers.zvt.codec import redacted
 log = logging.getLogger(__name__)
 
 DLE, STX, ETX, ACK, NAK = 0x10, 0x02, 0x03, 0x06, 0x15
+ANSWER_CLASSES = (b"\x80", b"\x84")  # the first byte of an answer APDU: 80 00 00 positive, 84 xx negative
+
+
+def is_answer(apdu: bytes) -> bool:
+    """True for an answer APDU (80/84 ..), decodable or not."""
+    return apdu[:1] in ANSWER_CLASSES
 T1_S = 0.2
 T2_S = 5.0
 RETRIES = 2
@@ -226,7 +232,12 @@ class Link:
         return crossed
 
     def send(self, apdu: bytes) -> None:
-        """Send a frame until it is ACKed, repeating on NAK or T2 silence; TransmissionError after the repeats."""
+        """Send a frame until it is ACKed, repeating on NAK or T2 silence; TransmissionError after the repeats.
+
+        An answer APDU (80/84 ..) is repeated only after a NAK: after silence the other side may
+        have it with only its ACK lost, and a second copy would be one answer too many, which a
+        loosely pairing terminal takes for the answer to its next question.
+        """
         frame = encode_frame(apdu)
         sends = self._retries + 1
         failure = "silence"
@@ -239,6 +250,8 @@ class Link:
                 return
             failure = "NAK" if answer == NAK else "silence"
             log.debug("no ACK for %s: %s", apdu[:2].hex(" ").upper(), failure)
+            if answer != NAK and is_answer(apdu):
+                raise TransmissionError(f"no ACK for the answer {apdu[:3].hex(' ').upper()}: not repeated")
         raise TransmissionError(f"no ACK after {sends} sends of {apdu[:2].hex(' ').upper()} (last: {failure})")
 
     def receive(self, timeout: float) -> bytes | None:

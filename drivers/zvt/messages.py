@@ -196,6 +196,7 @@ class StatusInformation:
     amount: int | None = None
     currency: int | None = None
     trace_no: str | None = None
+    original_trace_no: str | None = None
     receipt_no: str | None = None
     turnover_no: str | None = None
     auth_code: str | None = None
@@ -272,6 +273,7 @@ def parse_status_information(data: bytes, charset: str = "cp437") -> StatusInfor
         amount=number(0x04),
         currency=number(0x49),
         trace_no=digits(0x0B),
+        original_trace_no=digits(0x37),
         receipt_no=digits(0x87),
         turnover_no=digits(0x88),
         auth_code=text(0x3B, "ascii"),

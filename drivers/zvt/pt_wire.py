@@ -30,7 +30,7 @@ WRITE_WAIT_S = 0.1
 MAX_APDU = 65535 + 5
 
 _FIXED = {0x01: 1, 0x02: 1, 0x03: 1, 0x04: 6, 0x0B: 3, 0x0C: 3, 0x0D: 2, 0x0E: 2, 0x17: 2, 0x19: 1,
-          0x27: 1, 0x29: 4, 0x2A: 15, 0x3B: 8, 0x49: 2, 0x87: 2, 0x88: 3, 0x8A: 1, 0xAA: 3}
+          0x27: 1, 0x29: 4, 0x2A: 15, 0x37: 3, 0x3B: 8, 0x49: 2, 0x87: 2, 0x88: 3, 0x8A: 1, 0xAA: 3}
 _VAR_DIGITS = {0x22: 2, 0x8B: 2, 0x3C: 3, 0x60: 3}
 _TLV = 0x06
 
@@ -84,6 +84,11 @@ class Apdu:
     def is_answer(self) -> bool:
         """True for `80 ..` (positive) and `84 ..` (negative) answers."""
         return self.cls in (0x80, 0x84)
+
+
+def is_answer(raw: bytes) -> bool:
+    """True for the bytes of an answer APDU (`80 ..` or `84 ..`), decodable or not."""
+    return raw[:1] in (b"\x80", b"\x84")
 
 
 def encode_apdu(cls: int, ins: int, data: bytes = b"") -> bytes:
@@ -476,9 +481,9 @@ class PtLink:
 
     def _drop_answers(self, why: str) -> None:
         """Strict pairing: forget the answers waiting in the inbox."""
-        kept = deque(raw for raw in self._inbox if raw[:1] not in (b"\x80", b"\x84"))
+        kept = deque(raw for raw in self._inbox if not is_answer(raw))
         for raw in self._inbox:
-            if raw[:1] in (b"\x80", b"\x84"):
+            if is_answer(raw):
                 log.info("stray answer %s dropped: %s (strict pairing)", raw.hex(" "), why)
         self._inbox = kept
 
@@ -548,11 +553,11 @@ class PtLink:
             return
         if self._ignore(item.apdu):
             return
-        if self.awaiting_status_answer and item.apdu[:1] in (b"\x80", b"\x84") and self.take("drop-ack"):
+        if self.awaiting_status_answer and is_answer(item.apdu) and self.take("drop-ack"):
             log.info("ACK for %s withheld (fault drop-ack)", item.apdu.hex(" "))
         else:
             self._write(ACK)
-        if self._strict and self._sending and self._answer is None and item.apdu[:1] in (b"\x80", b"\x84"):
+        if self._strict and self._sending and self._answer is None and is_answer(item.apdu):
             log.info("stray answer %s dropped: it crossed the question (strict pairing)", item.apdu.hex(" "))
             return
         self._inbox.append(item.apdu)

@@ -109,9 +109,9 @@ def _abort_apdu(code: int) -> bytes:
     return wire.encode_apdu(0x06, 0x1E, bytes([code]))
 
 
-def _stray(raw: bytes, apdu: Apdu | None) -> bool:
+def _stray(raw: bytes) -> bool:
     """An answer (80/84 ..) nobody waits for: logged and otherwise ignored."""
-    if apdu.is_answer if apdu is not None else raw[:1] in (b"\x80", b"\x84"):
+    if wire.is_answer(raw):
         log.info("stray answer %s ignored", raw.hex(" "))
         return True
     return False
@@ -328,7 +328,7 @@ class Simulator:
 
     def _on_command(self, raw: bytes) -> None:
         apdu = _parse(raw)
-        if _stray(raw, apdu):
+        if _stray(raw):
             return
         if self._link.take("busy"):
             log.info("busy (fault): %s not run", raw.hex(" "))
@@ -350,7 +350,7 @@ class Simulator:
     def _during_payment(self, raw: bytes, abortable: bool) -> None:
         """A command that arrives while the PT is master: an abort (when allowed) or 84 83 00."""
         apdu = _parse(raw)
-        if _stray(raw, apdu):
+        if _stray(raw):
             return
         if apdu is not None and apdu.command == b"\x06\xb0" and abortable:
             if self._link.take("ignore-abort"):
