@@ -21,6 +21,8 @@ python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
 
 debian_packages=()
 python3 -c 'import ensurepip, venv' 2>/dev/null || debian_packages+=(python3-venv)
+# Zone names (tariffs, screens) come from the system's time zone database; minimal images may lack it.
+[ -d /usr/share/zoneinfo ] || debian_packages+=(tzdata)
 if [[ " ${extras[*]} " == *" test "* ]]; then
   # The tests start their own brokers (never the system one) and make their own TLS certificates.
   command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || debian_packages+=(mosquitto)

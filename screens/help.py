@@ -188,8 +188,8 @@ def _calling(frame: Frame, inner: pygame.Rect, ticket: Ticket, now: datetime) ->
     """Just pressed, the ticket not durable yet: a person is being called."""
     _, m, p = frame._, frame.m, frame.palette
     body, buttons = _simple(frame, inner, _("A person is being called"))
-    say(frame, f"{_('Please stay here.')}\n{_waited(ticket, now, _)}", body, size=m.body, bg=p.card,
-        align="center", valign="middle")
+    stay = _("Please stay here.")
+    say(frame, f"{stay}\n{_waited(ticket, now, _)}", body, size=m.body, bg=p.card, align="center", valign="middle")
     frame.button("help:cancel", _("Cancel call"), _centred(buttons, m.px(300)))
 
 

@@ -451,7 +451,7 @@ def test_catalogue_template_lists_every_message() -> None:
     extracted = {message for _file, _line, message, *_rest in extract_from_dir(str(SCREENS_DIR), [("**.py", "python")])}
     with (SCREENS_DIR / "locale" / "kiosk.pot").open("rb") as template:
         listed = {m.id for m in read_po(template) if m.id}
-    assert extracted == listed, "regenerate: pybabel extract --no-wrap --sort-by-file -o screens/locale/kiosk.pot screens"
+    assert extracted == listed, "regenerate it as docs/screens.md says (pybabel extract ...)"
 
 
 def test_a_compiled_catalogue_translates_the_screen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
