@@ -256,3 +256,18 @@ def test_a_reversal_report_with_a_receipt_of_its_own_names_the_original_by_bmp_3
     assert OwedPayment("p1", "0007", "000007", 200).reversed_by(outcome.info)
     assert not OwedPayment("p1", "0007", "000008", 200).reversed_by(outcome.info)
     assert not OwedPayment("p1", "0007", "000007", 250).reversed_by(outcome.info)
+
+
+@pytest.mark.parametrize("then", [["06 0F 02 27 00"], [APPROVED, "06 0F 02 27 00"]], ids=["completes", "asks-again"])
+def test_a_book_it_answer_whose_ack_is_lost_is_settled_by_the_terminals_next_message(then: list[str]) -> None:
+    """Sent once, never repeated: the completion proves the PT had it; a repeated question is answered again."""
+    line = Line()
+    session = line.session()
+    booked: list[object] = []
+    line.script(acked(POSITIVE, APPROVED), [])  # the PT's ACK for the station's 80 00 00 is lost
+    for index, text in enumerate(then):
+        line.port.arrive(frame(text), 6.0 + index)
+    outcome = session.pay(200, on_status=lambda text: None, decide=lambda info: True, on_booked=booked.append)
+    assert outcome.ending == "booked" and len(booked) == 1
+    answers = line.answers()[1:]
+    assert answers == [POSITIVE] * (len(then) + 1), "one answer per question the PT put, no copy"

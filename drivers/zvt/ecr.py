@@ -8,7 +8,7 @@ from typing import Callable
 
 from drivers.zvt import messages as msg
 from drivers.zvt.codec import Apdu, DecodeError
-from drivers.zvt.link import Link, TransmissionError, is_answer
+from drivers.zvt.link import AnswerNotAcknowledged, Link, TransmissionError, is_answer
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,10 @@ UNANSWERED_OUTSIDE_A_SEQUENCE = ((0x04, 0xFF), (0x06, 0xD1))  # intermediate sta
 
 class TerminalUnreachable(Exception):
     """The PT did not answer a command (no ACK after the link's retries, or no 80/84 within T3)."""
+
+
+class AnswerUnacknowledged(TerminalUnreachable):
+    """Our answer to a PT message got no ACK (sent once, never repeated): the PT's next message tells whether it has it."""
 
 
 class CommandRefused(Exception):
@@ -116,6 +120,8 @@ class EcrSession:
     def _send(self, apdu: bytes) -> None:
         try:
             self.link.send(apdu)
+        except AnswerNotAcknowledged as exc:
+            raise AnswerUnacknowledged(str(exc)) from exc
         except TransmissionError as exc:
             raise TerminalUnreachable(str(exc)) from exc
 
@@ -324,7 +330,8 @@ class EcrSession:
                 self._vend(info, phase, run)
             elif apdu.command == (0x06, 0x0F):
                 phase.answer(msg.ACK_APDU)
-                if run.approval is not None and run.booked:
+                if run.approval is not None and run.decision:
+                    run.confirm_booked(run.approval)  # the completion proves the PT had our "book it"
                     return PaymentOutcome("booked", 0, "", run.approval, True)
                 log.warning("completion without a booked payment (approved %s, answer %s)",
                             run.approval is not None, run.decision)
@@ -381,10 +388,8 @@ class EcrSession:
         if not run.decision:
             phase.answer(msg.refusal(RESULT_NOT_VENDED))
             return
-        phase.answer(msg.ACK_APDU)
-        if not run.booked:
-            run.booked = True
-            run.on_booked(info)
+        if phase.answer(msg.ACK_APDU):
+            run.confirm_booked(info)
 
     def reverse(self, receipt_no: int) -> ReversalOutcome:
         """Reversal 06 30 of ``receipt_no``."""
@@ -488,6 +493,12 @@ class _Payment:
     booked: bool = False
     aborting: bool = False
 
+    def confirm_booked(self, info: msg.StatusInformation) -> None:
+        """The PT has our positive vending answer (it acknowledged it, or completed the payment): booked, once."""
+        if not self.booked:
+            self.booked = True
+            self.on_booked(info)
+
     def failed(self, code: int, text: str) -> PaymentOutcome:
         """The sequence broke off: booked anyway if the PT had acknowledged our positive answer."""
         if self.booked:
@@ -539,9 +550,18 @@ class _MasterPhase:
                 self.abort_deadline = clock() + self.session.t3
             return apdu
 
-    def answer(self, apdu: bytes) -> None:
-        """Send the ECR's answer to the PT's last message."""
-        self.session._send(apdu)
+    def answer(self, apdu: bytes) -> bool:
+        """Send the ECR's answer to the PT's last message; False if the PT did not acknowledge it.
+
+        Then the PT has it with only its ACK lost and goes on, or it asks again: its next
+        message tells, and the phase goes on either way (the answer is never sent twice).
+        """
+        try:
+            self.session._send(apdu)
+        except AnswerUnacknowledged as exc:
+            log.warning("%s; the terminal's next message tells whether it has it", exc)
+            return False
+        return True
 
     def restart_t4(self) -> None:
         """Every 04 FF and 04 0F restarts T4."""

@@ -191,6 +191,10 @@ class TransmissionError(Exception):
     """The other side did not acknowledge a frame after all repeats."""
 
 
+class AnswerNotAcknowledged(TransmissionError):
+    """An answer was sent once and not acknowledged: the other side may have it (only its ACK lost), or not."""
+
+
 class Port(Protocol):
     """What pyserial's Serial offers; read blocks at most the port's own short timeout."""
 
@@ -251,7 +255,7 @@ class Link:
             failure = "NAK" if answer == NAK else "silence"
             log.debug("no ACK for %s: %s", apdu[:2].hex(" ").upper(), failure)
             if answer != NAK and is_answer(apdu):
-                raise TransmissionError(f"no ACK for the answer {apdu[:3].hex(' ').upper()}: not repeated")
+                raise AnswerNotAcknowledged(f"no ACK for the answer {apdu[:3].hex(' ').upper()}: not repeated")
         raise TransmissionError(f"no ACK after {sends} sends of {apdu[:2].hex(' ').upper()} (last: {failure})")
 
     def receive(self, timeout: float) -> bytes | None:
