@@ -193,6 +193,11 @@ class Simulator:
         with self._lock:
             self._script.append(behaviour)
 
+    def clear_script(self) -> None:
+        """Forget the behaviours no payment has used yet."""
+        with self._lock:
+            self._script.clear()
+
     def script_words(self, words: list[str]) -> None:
         """Script from words: approve [BRAND] | decline CODE [TEXT..] | wait-card | silent | pin SECONDS [BRAND]."""
         kind, *rest = words or [""]
