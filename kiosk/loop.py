@@ -168,6 +168,10 @@ class Loop:
         """Pass a staff request to the card terminal; it answers with a TerminalReport event."""
         self.terminal.request(kind, request_id)
 
+    def next_storage_try(self) -> datetime | None:
+        """When the station tries its unusable database again; None while it works (or only a technician can help)."""
+        return self._healer.deadline()
+
     def idle(self) -> bool:
         """No parker is in the middle of something."""
         s = self.state

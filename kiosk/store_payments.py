@@ -37,6 +37,10 @@ def count_owed(database: Path) -> int:
         conn.close()
 
 
+class NotOwed(ValueError):
+    """The payment is not an approved one that the terminal has not confirmed: nothing to settle."""
+
+
 class PaymentStore:
     """Payment and session methods of ``kiosk.store.Store`` (which provides the transactions)."""
 
@@ -177,15 +181,13 @@ class PaymentStore:
         """Record that an approved, unconfirmed payment could not be settled with the terminal, and why.
 
         It is not owed again at the next start (a receipt number may meanwhile belong to another
-        payment): staff settle it by hand. Idempotent; ValueError if the payment is not approved
+        payment): staff settle it by hand. Idempotent; NotOwed if the payment is not approved
         and unconfirmed.
         """
         _text("detail", detail)
         _utc(now, "now")
         with self._write():
-            row = self._one(Payment, payment_id, "payment")
-            if row.state != "approved" or row.confirmed is not None:
-                raise ValueError(f"payment {payment_id} is {row.state}, confirmed {row.confirmed}: nothing to reconcile")
+            row = self._owed(payment_id)
             if row.unreconciled is None:
                 Payment.update(unreconciled=detail, updated=now).where(Payment.id == payment_id).execute(self._db)
             payment = _record(PaymentRecord, self._one(Payment, payment_id, "payment"))
@@ -202,9 +204,7 @@ class PaymentStore:
         _text("reason", reason)
         _utc(now, "now")
         with self._write():
-            row = self._one(Payment, payment_id, "payment")
-            if row.state != "approved" or row.confirmed is not None:
-                raise ValueError(f"payment {payment_id} is {row.state}, confirmed {row.confirmed}: not reversible here")
+            self._owed(payment_id)
             session_id = ParkingSession.select(ParkingSession.id).where(
                 ParkingSession.payment_id == payment_id).scalar(self._db)
             Payment.update(state="reversed", updated=now).where(Payment.id == payment_id).execute(self._db)
@@ -226,6 +226,13 @@ class PaymentStore:
     def _pending_rows(self) -> list[Payment]:
         query = Payment.select().where(Payment.state == "pending").order_by(Payment.created)
         return list(query.execute(self._db))
+
+    def _owed(self, payment_id: str) -> Payment:
+        """The row of an approved payment the terminal has not confirmed; NotOwed otherwise."""
+        row = self._one(Payment, payment_id, "payment")
+        if row.state != "approved" or row.confirmed is not None:
+            raise NotOwed(f"payment {payment_id} is {row.state}, confirmed {row.confirmed}: nothing to settle")
+        return row
 
     def _pending(self, payment_id: str) -> Payment:
         row = self._one(Payment, payment_id, "payment")

@@ -30,6 +30,21 @@ def station_config(folder: Path, port: int, **mqtt: object) -> Path:
     return path
 
 
+def on(topic: str):
+    """The payloads received on one topic so far, parsed."""
+    def found(messages: list[Received]) -> list[dict]:
+        return [m.json() for m in messages if m.topic == PREFIX + topic and m.payload]
+    return found
+
+
+def newest(topic: str, **fields: object):
+    """The newest payload on ``topic`` once it has these fields (the retained view may be republished meanwhile)."""
+    def found(messages: list[Received]) -> dict | None:
+        payloads = on(topic)(messages)
+        return payloads[-1] if payloads and all(payloads[-1].get(k) == v for k, v in fields.items()) else None
+    return found
+
+
 class Station:
     """The station process; ``log`` collects its stderr in a file for failure messages."""
 

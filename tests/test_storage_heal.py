@@ -22,7 +22,7 @@ from kiosk.records import FaultRecord
 from kiosk.scenario import ManualClock
 from kiosk.store import StorageError, Store
 from mqtt_client import Received, Staff
-from station_process import PREFIX, REPLY_TOPIC, Station as StationProcess, births, station_config
+from station_process import PREFIX, REPLY_TOPIC, Station as StationProcess, births, newest, on, station_config
 from test_asyncapi import spec
 from tiny_disk import TinyDisk, empty_wal, tiny_disk
 
@@ -186,21 +186,6 @@ def test_a_database_that_never_numbered_an_event_starts_seq_from_the_clock(tmp_p
 # ---- a running station heals --------------------------------------------------------------------------------------
 
 
-def on(topic: str):
-    """The payloads received on one topic so far, parsed."""
-    def found(messages: list[Received]) -> list[dict]:
-        return [m.json() for m in messages if m.topic == PREFIX + topic and m.payload]
-    return found
-
-
-def newest(topic: str, **fields: object):
-    """The newest payload on ``topic`` once it has these fields."""
-    def found(messages: list[Received]) -> dict | None:
-        payloads = on(topic)(messages)
-        return payloads[-1] if payloads and all(payloads[-1].get(k) == v for k, v in fields.items()) else None
-    return found
-
-
 @pytest.fixture
 def staff(broker: Mosquitto) -> Iterator[Staff]:
     crew = Staff(broker.port)
@@ -235,7 +220,7 @@ def storage_fault(station: Station) -> FaultRecord | None:
 
 def retry_at(station: Station) -> datetime | None:
     """When the station tries its database next."""
-    return station.loop._healer.deadline()
+    return station.loop.next_storage_try()
 
 
 def ask(staff: Staff, name: str, payload: dict) -> bytes:

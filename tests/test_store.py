@@ -324,11 +324,11 @@ def test_reversed_after_commit_keeps_parking_as_courtesy_never_as_paid(store: St
     last_two = events(store)[-2:]
     assert [(e["kind"], e["data"].get("state"), e["data"].get("kind")) for e in last_two] == [
         ("payment", "reversed", None), ("session", None, "courtesy")]
-    with pytest.raises(ValueError, match="not reversible"):
+    with pytest.raises(ValueError, match="nothing to settle"):
         store.reverse_unconfirmed_payment(payment.id, "twice", later)
     confirmed, _ = pay(store, plate="B-3")
     store.mark_confirmed(confirmed.id, later)
-    with pytest.raises(ValueError, match="not reversible"):
+    with pytest.raises(ValueError, match="nothing to settle"):
         store.reverse_unconfirmed_payment(confirmed.id, "booked payments are never reversed here", later)
 
 

@@ -13,6 +13,7 @@ from kiosk.loop import Loop
 from kiosk.records import PaymentResultData
 from kiosk.scenario import ManualClock
 from kiosk.store import StorageError, Store
+from kiosk.store_payments import NotOwed
 from screens.display import Display
 from tiny_disk import TinyDisk, empty_wal
 
@@ -78,7 +79,7 @@ def test_marking_is_idempotent_and_only_for_an_owed_payment(tmp_path: Path) -> N
                                         START)
         store.commit_paid_session(confirmed.id, RESULT, START)
         store.mark_confirmed(confirmed.id, START)
-        with pytest.raises(ValueError, match="nothing to reconcile"):
+        with pytest.raises(NotOwed, match="nothing to settle"):
             store.mark_unreconciled(confirmed.id, DETAIL, START)
 
 

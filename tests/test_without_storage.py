@@ -12,27 +12,12 @@ from help_station import press_help, screen_says, settle_until, start_station, s
 from kiosk.direct_help import DirectHelp
 from kiosk.events import Tap
 from kiosk.store import StorageError, Store
-from mqtt_client import Received, Staff
-from station_process import PREFIX
+from mqtt_client import Staff
+from station_process import PREFIX, newest, on
 
 pytestmark = pytest.mark.slow
 
 TIMEOUT = 15
-
-
-def on(topic: str):
-    """The payloads received on one topic so far, parsed."""
-    def found(messages: list[Received]) -> list[dict]:
-        return [m.json() for m in messages if m.topic == PREFIX + topic and m.payload]
-    return found
-
-
-def newest(topic: str, **fields: object):
-    """The newest payload on ``topic`` once it has these fields (the retained view may be republished meanwhile)."""
-    def found(messages: list[Received]) -> dict | None:
-        payloads = on(topic)(messages)
-        return payloads[-1] if payloads and all(payloads[-1].get(k) == v for k, v in fields.items()) else None
-    return found
 
 
 @pytest.fixture

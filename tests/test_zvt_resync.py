@@ -1,6 +1,8 @@
 """Line state after a restart, byte for byte: stale answers, a PT still master, and never an answer to an answer."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -202,14 +204,26 @@ def test_an_answer_whose_ack_is_lost_is_not_sent_again() -> None:
     assert line.answers() == [POSITIVE], "one question, one answer on the line"
 
 
-def test_a_failed_book_it_answer_never_counts_for_a_later_message() -> None:
-    """The PT asks about the owed payment, the station's 80 00 00 is not acknowledged; a later 06 1E must not book it."""
+def never_opened() -> FakePort:
+    raise AssertionError("the driver's own port is not used here")
+
+
+@pytest.fixture
+def owing() -> Iterator[tuple[Line, EcrSession, list[object]]]:
+    """A line whose ECR answers the PT from the driver of a station owing receipt 0007 (trace 000007, 2.00)."""
     posted: list[object] = []
-    station = ZvtTerminal(lambda: FakePort(FakeClock()), posted.append, password="000000", currency="EUR",
+    station = ZvtTerminal(never_opened, posted.append, password="000000", currency="EUR",
                           owed=(OwedPayment("p1", "0007", "000007", 200),))
     line = Line()
     session = EcrSession(Link(line.port, clock=line.clock), "000000", clock=line.clock,
                          unsolicited=station.answer_unsolicited, unsolicited_sent=station.unsolicited_answered)
+    yield line, session, posted
+    station.close()
+
+
+def test_a_failed_book_it_answer_never_counts_for_a_later_message(owing) -> None:
+    """The PT asks about the owed payment, the station's 80 00 00 is not acknowledged; a later 06 1E must not book it."""
+    line, session, posted = owing
     line.waiting(frame(APPROVED))
     line.script([])  # no ACK for the station's 80 00 00
     with pytest.raises(TerminalUnreachable):
@@ -219,13 +233,8 @@ def test_a_failed_book_it_answer_never_counts_for_a_later_message() -> None:
     assert line.answers() == [POSITIVE, POSITIVE] and posted == []
 
 
-def test_the_owed_payment_is_booked_once_its_answer_is_acknowledged() -> None:
-    posted: list[object] = []
-    station = ZvtTerminal(lambda: FakePort(FakeClock()), posted.append, password="000000", currency="EUR",
-                          owed=(OwedPayment("p1", "0007", "000007", 200),))
-    line = Line()
-    session = EcrSession(Link(line.port, clock=line.clock), "000000", clock=line.clock,
-                         unsolicited=station.answer_unsolicited, unsolicited_sent=station.unsolicited_answered)
+def test_the_owed_payment_is_booked_once_its_answer_is_acknowledged(owing) -> None:
+    line, session, posted = owing
     line.waiting(frame(APPROVED))
     session.resync(QUIET_S, 60)
     assert line.answers() == [POSITIVE]
