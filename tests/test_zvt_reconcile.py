@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
 from conftest import wait_for
-from drivers.zvt.driver import OwedPayment, ZvtTerminal, serial_opener
+from drivers.zvt.driver import OwedPayment, SerialPort, ZvtTerminal, serial_opener
 from drivers.zvt.ecr import EcrSession
 from drivers.zvt.link import Link
 from drivers.zvt.simulator import PAIRINGS, Behaviour, Simulator, open_pty
@@ -187,3 +188,21 @@ def test_a_payment_cancelled_while_the_line_is_recovered_ends_at_once(bench: Ben
     assert kinds.index("PaymentDeclined") < kinds.index("TerminalHealth"), "declined while the line was recovered"
     (declined,) = [e for e in bench.events if isinstance(e, PaymentDeclined)]
     assert (declined.payment_id, declined.result_code) == ("p1", 0x6C)
+
+
+def test_closing_while_the_line_is_recovered_does_not_wait_out_the_quiet_time(
+        bench: Bench, caplog: pytest.LogCaptureFixture) -> None:
+    bench.start_simulator()
+    opened = threading.Event()
+
+    def open_port() -> SerialPort:
+        port = serial_opener(bench.pty.slave_path, 9600)()
+        opened.set()
+        return port
+
+    terminal = ZvtTerminal(open_port, bench.events.append, password="000000", currency="EUR", line_quiet_s=60)
+    terminal.start()
+    wait_for(opened.is_set, 5, "the driver to open the port and start draining the line")
+    terminal.close()
+    assert "still busy at close" not in caplog.text
+    assert not any(isinstance(e, TerminalHealth) for e in bench.events), "no fault for a station that closes"

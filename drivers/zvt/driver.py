@@ -294,11 +294,8 @@ class ZvtTerminal:
     def _decline_waiting_payments(self) -> None:
         """While the line is recovered: decline queued payments that cannot be served.
 
-        A payment waits while the terminal has no fault, for PAYMENT_WAIT_S at most; the worker
-        stops waiting when the station closes.
+        A payment waits while the terminal has no fault, for PAYMENT_WAIT_S at most.
         """
-        if self._closing.is_set():
-            raise Closing
         waiting: list[_Pay] = []
         while not self._commands.empty():
             waiting.append(self._commands.get())
@@ -308,6 +305,12 @@ class ZvtTerminal:
                 self._post(PaymentDeclined(pay.payment_id, 0x7D, "The card terminal is not ready"))
             else:
                 self._commands.put(pay)
+
+    def _while_recovering(self) -> None:
+        """Between the reads of a resync: serve the queued payments' deadlines; stop when the station closes."""
+        if self._closing.is_set():
+            raise Closing
+        self._decline_waiting_payments()
 
     def _work(self) -> None:
         session = self._session
@@ -351,7 +354,7 @@ class ZvtTerminal:
         """
         limit = self._t4 + self._vending_window
         for attempt in (1, 2):
-            session.resync(self._line_quiet, limit, tick=self._decline_waiting_payments)
+            session.resync(self._line_quiet, limit, tick=self._while_recovering)
             try:
                 registered = session.register()
                 break
