@@ -301,9 +301,14 @@ class Loop:
             elif event.outcome == "reversed":
                 reason = f"payment {event.payment_id} reversed by the card terminal ({event.detail})"
                 store.reverse_unconfirmed_payment(event.payment_id, reason, now)
-            else:  # staff hear of it first, even if marking it fails
-                self.raise_fault("payments", "unreconciled", now, f"payment {event.payment_id}: {event.detail}")
-                store.mark_unreconciled(event.payment_id, event.detail, now)
+            else:
+                detail = f"payment {event.payment_id}: {event.detail}"
+                try:
+                    store.mark_unreconciled(event.payment_id, event.detail, now)
+                except StorageError:
+                    self.raise_fault("payments", "unreconciled", now, detail)  # staff hear of it even so
+                    raise
+                self.raise_fault("payments", "unreconciled", now, detail)
         except ValueError as exc:
             log.warning("payment %s: %s not applied: %s", event.payment_id, type(event).__name__, exc)
 

@@ -138,3 +138,20 @@ def test_the_storage_fault_stays_until_its_clearing_is_written(tmp_path: Path, m
     finally:
         display.close()
         store.close()
+
+
+def test_an_unknown_outcome_for_a_payment_with_nothing_to_settle_raises_no_fault(tmp_path: Path) -> None:
+    settings = Settings(storage=StorageSettings(database=str(tmp_path / "kiosk.db")))
+    clock = ManualClock(START)
+    store = Store.open(tmp_path / "kiosk.db", settings.station.id, clock())
+    payment_id = owed_payment(store)
+    store.mark_confirmed(payment_id, START)
+    display = Display(settings, headless=True)
+    loop = Loop(flow.initial(settings, clock()), store, IdleTerminal(), display, clock)
+    try:
+        loop.post(PaymentReconciled(payment_id, "unknown", DETAIL))
+        loop.settle()
+        assert loop.faults() == () and store.rows("payment")[0]["unreconciled"] is None
+    finally:
+        display.close()
+        store.close()

@@ -280,3 +280,39 @@ def test_a_book_it_answer_whose_ack_is_lost_is_settled_by_the_terminals_next_mes
     assert outcome.ending == "booked" and len(booked) == 1
     answers = line.answers()[1:]
     assert answers == [POSITIVE] * (len(then) + 1), "one answer per question the PT put, no copy"
+
+
+def test_an_end_of_day_never_takes_a_payments_approval_for_its_report() -> None:
+    """An approval names its receipt; the end of day's report names none (it has totals): no "book it" here."""
+    line = Line()
+    session = line.session()
+    line.script(acked(POSITIVE, APPROVED), acked("06 0F 02 27 00"))
+    day = session.end_of_day()
+    assert line.answers()[1:] == [NOT_VENDED, POSITIVE] and day.info is None
+
+
+def test_a_payment_booked_while_another_is_reversed_is_not_reversed_after_it() -> None:
+    """Owing receipts 7 and 8: during 7's reversal the PT asks again about 8, which is booked; 8 is then left alone."""
+    approved_8 = "04 0F 10 27 00 04 00 00 00 00 03 00 0B 00 00 08 87 00 08"
+    reversed_7 = "04 0F 10 27 00 04 00 00 00 00 02 00 0B 00 00 07 87 00 07"
+    posted: list[object] = []
+    station = ZvtTerminal(never_opened, posted.append, password="000000", currency="EUR",
+                          owed=(OwedPayment("p1", "0007", "000007", 200), OwedPayment("p2", "0008", "000008", 300)))
+    line = Line()
+    session = EcrSession(Link(line.port, clock=line.clock), "000000", clock=line.clock,
+                         unsolicited=station.answer_unsolicited, unsolicited_sent=station.unsolicited_answered)
+    line.script(acked(POSITIVE, approved_8), acked(reversed_7), acked("06 0F 02 27 00"), acked())
+    try:
+        station.settle_owed(session)
+    finally:
+        station.close()
+    assert [(e.payment_id, e.outcome) for e in posted] == [("p2", "booked"), ("p1", "reversed")]
+    assert [a for a in line.answers() if a.startswith("06 30")] == ["06 30 06 00 00 00 87 00 07"], "8 never reversed"
+
+
+def test_a_status_the_station_cannot_read_ends_the_payment_as_failed_never_as_an_exception() -> None:
+    line = Line()
+    session = line.session()
+    line.script(acked(POSITIVE, "04 FF 00"))
+    outcome = session.pay(200, on_status=lambda text: None, decide=lambda info: True)
+    assert (outcome.ending, outcome.result_code, outcome.approval) == ("failed", 0x9A, None)

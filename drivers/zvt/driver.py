@@ -8,13 +8,14 @@ import select
 import threading
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, TypeVar
 
 from drivers.terminal import Post
 from drivers.zvt import messages as msg
 from drivers.zvt.codec import Apdu, DecodeError
 from drivers.zvt.ecr import (
-    DECISION_WAIT_S, RESULT_ABORTED, CommandRefused, EcrSession, EndOfDay, PaymentOutcome, TerminalUnreachable,
+    BUSY_RETRY_S, DECISION_WAIT_S, RESULT_ABORTED, AnswerUnacknowledged, CommandRefused, EcrSession, EndOfDay,
+    PaymentOutcome, TerminalUnreachable,
 )
 from drivers.zvt.link import Link, Port
 from kiosk.events import (
@@ -24,6 +25,7 @@ from kiosk.events import (
 from kiosk.records import PaymentResultData
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 RECONNECT_S = 5.0
 DOWN_POLL_S = 10.0
@@ -67,6 +69,14 @@ class OwedPayment:
     def described(self) -> str:
         """Receipt, trace and amount, for logs and staff."""
         return f"receipt {self.receipt_no}, trace {self.trace_no}, amount {self.amount}"
+
+
+def _take(waiting: queue.SimpleQueue[T]) -> T | None:
+    """The next queued item, or None: the worker never blocks on its queues (a Cancel may take from them too)."""
+    try:
+        return waiting.get_nowait()
+    except queue.Empty:
+        return None
 
 
 class Closing(Exception):
@@ -168,11 +178,7 @@ class ZvtTerminal:
     def cancel_payment(self) -> None:
         """Abort the payment in progress (06 B0) if the PT still waits for the card; one still queued ends at once."""
         self._abort.set()
-        while True:
-            try:
-                pay = self._commands.get_nowait()
-            except queue.Empty:
-                return
+        while (pay := _take(self._commands)) is not None:
             self._post(PaymentDeclined(pay.payment_id, RESULT_ABORTED, msg.result_text(RESULT_ABORTED)))
 
     def confirm_payment(self, payment_id: str, accept: bool) -> None:
@@ -225,10 +231,18 @@ class ZvtTerminal:
             try:
                 self._work()
                 refusals = 0
+            except AnswerUnacknowledged as exc:
+                # The PT talks but one of our answers got no ACK: recover the line, no fault (docs/zvt.md).
+                log.warning("%s: the line is recovered", exc)
+                self._recover = True
             except TerminalUnreachable as exc:
                 self._set_health("unreachable", str(exc))
                 self._recover = True
                 self._idle(min(DOWN_POLL_S, self._status_interval))
+            except DecodeError as exc:
+                log.warning("the terminal sent what the station cannot read (%s): the line is recovered", exc)
+                self._recover = True
+                self._idle(BUSY_RETRY_S)
             except CommandRefused as exc:
                 # E.g. registration refused while the PT still waits for a vending answer from
                 # before a restart: answer what it sends, then try again.
@@ -281,8 +295,8 @@ class ZvtTerminal:
             if self._wake_r in ready:
                 os.read(self._wake_r, 4096)
             self._decline_waiting_payments()
-            while not self._requests.empty():
-                kind, request_id = self._requests.get()
+            while (request := _take(self._requests)) is not None:
+                kind, request_id = request
                 self._post(TerminalReport(request_id, kind, False, {"error": "the card terminal is not ready"}))
             if self._session is not None and self._port is not None and self._port.fileno() in ready:
                 try:
@@ -297,11 +311,13 @@ class ZvtTerminal:
         A payment waits while the terminal has no fault, for PAYMENT_WAIT_S at most.
         """
         waiting: list[_Pay] = []
-        while not self._commands.empty():
-            waiting.append(self._commands.get())
+        while (pay := _take(self._commands)) is not None:
+            waiting.append(pay)
         now = time.monotonic()
         for pay in waiting:
-            if self._health not in (None, "unknown") or now - pay.queued_at >= PAYMENT_WAIT_S:
+            if self._abort.is_set():  # the parker's Cancel found the queue empty while the payment was here
+                self._post(PaymentDeclined(pay.payment_id, RESULT_ABORTED, msg.result_text(RESULT_ABORTED)))
+            elif self._health not in (None, "unknown") or now - pay.queued_at >= PAYMENT_WAIT_S:
                 self._post(PaymentDeclined(pay.payment_id, 0x7D, "The card terminal is not ready"))
             else:
                 self._commands.put(pay)
@@ -317,11 +333,11 @@ class ZvtTerminal:
         assert session is not None and self._port is not None
         if self._recover:
             self._recover_line(session)
-        if not self._commands.empty():
-            self._pay(session, self._commands.get())
+        if (pay := _take(self._commands)) is not None:
+            self._pay(session, pay)
             return
-        if not self._requests.empty():
-            self._serve_request(session, *self._requests.get())
+        if (request := _take(self._requests)) is not None:
+            self._serve_request(session, *request)
             return
         now = time.monotonic()
         if now >= self._next_poll:
@@ -368,7 +384,7 @@ class ZvtTerminal:
                     log.warning("abort refused too: %s", refused)
         log.info("registered at the card terminal: status %s, terminal id %s", registered.status,
                  registered.terminal_id)
-        self._reconcile(session)
+        self.settle_owed(session)
         self._recover = False
         self._check(session)
 
@@ -496,8 +512,8 @@ class ZvtTerminal:
             del self._owed[owed.payment_id]
             self._post(PaymentReconciled(owed.payment_id, "booked", "booked when the terminal asked again"))
 
-    def _reconcile(self, session: EcrSession) -> None:
-        """Settle every payment still owed; runs on a synchronised line, before any new payment.
+    def settle_owed(self, session: EcrSession) -> None:
+        """Settle every payment still owed (the worker's, on a synchronised line, before any new payment).
 
         The PT is no longer asking about them (the line was quiet), so each was booked or
         reversed there: a reversal by receipt number makes the outcome certain. It counts only
@@ -505,6 +521,8 @@ class ZvtTerminal:
         else is left to staff as unreconciled, never guessed.
         """
         for owed in list(self._owed.values()):
+            if owed.payment_id not in self._owed:
+                continue  # the PT asked about it again during an earlier reversal and it was booked
             if owed.receipt_no is None or not owed.receipt_no.isdigit():
                 self._settled(owed, "unknown", "no receipt number to reverse it by")
                 continue

@@ -18,6 +18,7 @@ BUSY_RETRY_S = 1.0
 RESULT_ABORTED = 0x6C
 RESULT_COMMUNICATION = 0x7D
 RESULT_NOT_VENDED = 0x66
+RESULT_PROTOCOL = 0x9A
 DECISION_WAIT_S = 1.0
 INTERMEDIATE_DECLINED = 0x1D  # the PT's own words for a decline come in this 04 FF
 RESYNC_SLICE_S = 0.05
@@ -134,7 +135,7 @@ class EcrSession:
         except DecodeError as exc:
             log.warning("undecodable APDU from the terminal skipped: %s", exc)
             if not is_answer(raw):
-                self._send(msg.refusal(0x9A))
+                self._send(msg.refusal(RESULT_PROTOCOL))
             return None
 
     def _command(self, apdu: bytes, name: str) -> None:
@@ -173,7 +174,7 @@ class EcrSession:
                 crossed = Apdu.decode(raw)
             except DecodeError as exc:
                 log.warning("undecodable APDU from the terminal skipped: %s", exc)
-                self._send(msg.refusal(0x9A))
+                self._send(msg.refusal(RESULT_PROTOCOL))
                 continue
             self._answer_unsolicited(crossed)
 
@@ -297,6 +298,9 @@ class EcrSession:
             return self._pay_as_slave(run)
         except TerminalUnreachable as exc:
             return run.failed(RESULT_COMMUNICATION, str(exc))
+        except DecodeError as exc:
+            log.warning("the terminal sent what the station cannot read during the payment: %s", exc)
+            return run.failed(RESULT_PROTOCOL, str(exc))
 
     def _pay_as_slave(self, run: _Payment) -> PaymentOutcome:
         phase = _MasterPhase(self, self.t4, run.check_abort)
@@ -372,7 +376,7 @@ class EcrSession:
             info = msg.parse_status_information(apdu.data, self.charset)
         except DecodeError as exc:
             log.warning("status information not understood (%s): refused", exc)
-            phase.answer(msg.refusal(0x9A))
+            phase.answer(msg.refusal(RESULT_PROTOCOL))
             return None
         if info.unknown_bmp is not None:
             log.warning("status information has unknown BMP %02X; fields before it used", info.unknown_bmp)
@@ -449,7 +453,10 @@ class EcrSession:
         if apdu.cls == 0x84:
             raise CommandRefused(name, apdu.instr)
         if apdu.command in ((0x04, 0xFF), (0x06, 0xD1)):
-            self._send(msg.ACK_APDU)
+            try:
+                self._send(msg.ACK_APDU)
+            except AnswerUnacknowledged as exc:
+                log.warning("%s; the terminal's next message tells whether it has it", exc)
             return
         log.info("unexpected %02X %02X from the terminal during a sequence", apdu.cls, apdu.instr)
         self._answer_unsolicited(apdu)
@@ -458,12 +465,12 @@ class EcrSession:
 def _belongs(status: msg.StatusInformation, receipt: str | None) -> bool:
     """Whether a 04 0F during a reversal of ``receipt`` (None: an end of day) is that sequence's own report.
 
-    An end of day reports totals; a reversal names the reversed receipt, or the original
-    transaction's trace number (BMP 37) when it carries a receipt number of its own. A payment's
-    approval (a vending question) is neither.
+    An end of day reports totals and names no receipt; a reversal names the reversed receipt,
+    or the original transaction's trace number (BMP 37) when it carries a receipt number of its
+    own. A payment's approval (a vending question, which names its receipt) is neither.
     """
     if receipt is None:
-        return status.totals is not None or status.auth_code is None
+        return status.totals is not None or status.receipt_no is None
     return status.receipt_no in (None, receipt) or status.original_trace_no is not None
 
 
