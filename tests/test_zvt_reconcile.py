@@ -206,3 +206,19 @@ def test_closing_while_the_line_is_recovered_does_not_wait_out_the_quiet_time(
     terminal.close()
     assert "still busy at close" not in caplog.text
     assert not any(isinstance(e, TerminalHealth) for e in bench.events), "no fault for a station that closes"
+
+
+def test_an_answer_the_terminal_does_not_acknowledge_while_the_line_is_recovered_is_no_fault(bench: Bench) -> None:
+    """The PT talks, only its ACK for the station's 84 66 00 is lost: the line is recovered again, nobody is turned away."""
+    simulator = bench.start_simulator()
+    bench.station_dies_awaiting_the_vending_answer(200)
+    simulator.inject("drop-ack")
+    bench.start_station()
+    assert bench.terminal is not None
+    bench.terminal.start_payment("p2", 300, "EUR")
+    wait_for(lambda: any(isinstance(e, PaymentAuthorized) for e in list(bench.events)), 30, "the next payment")
+    bench.terminal.confirm_payment("p2", True)
+    wait_for(lambda: any(isinstance(e, PaymentConfirmed) for e in list(bench.events)), 10, "its confirmation")
+    assert [e.code for e in bench.events if isinstance(e, TerminalHealth)] == [None], "ready, never unreachable"
+    assert not [e for e in bench.events if isinstance(e, PaymentDeclined)]
+    assert [e["event"] for e in simulator.journal()][1:3] == ["authorized", "reversed"]
