@@ -62,6 +62,15 @@ class Bench:
                                     currency="EUR", line_quiet_s=QUIET_S, vending_window_s=20, owed=owed)
         self.terminal.start()
 
+    def next_parker_pays(self) -> None:
+        """The next parker's payment, asked for as soon as the station started: booked, never declined."""
+        assert self.terminal is not None
+        self.terminal.start_payment("p2", 300, "EUR")
+        wait_for(lambda: any(isinstance(e, PaymentAuthorized) for e in list(self.events)), 30, "the next payment")
+        self.terminal.confirm_payment("p2", True)
+        wait_for(lambda: any(isinstance(e, PaymentConfirmed) for e in list(self.events)), 10, "its confirmation")
+        assert not [e for e in self.events if isinstance(e, PaymentDeclined)]
+
     def reconciled(self) -> list[PaymentReconciled]:
         """What the driver reported about owed payments."""
         return [event for event in list(self.events) if isinstance(event, PaymentReconciled)]
@@ -167,12 +176,7 @@ def test_a_payment_asked_for_while_the_terminal_is_recovered_waits_and_goes_thro
     finally:
         port.close()
     bench.start_station()
-    assert bench.terminal is not None
-    bench.terminal.start_payment("p2", 300, "EUR")
-    wait_for(lambda: any(isinstance(e, PaymentAuthorized) for e in list(bench.events)), 20, "the next payment")
-    bench.terminal.confirm_payment("p2", True)
-    wait_for(lambda: any(isinstance(e, PaymentConfirmed) for e in list(bench.events)), 10, "its confirmation")
-    assert not [e for e in bench.events if isinstance(e, PaymentDeclined)]
+    bench.next_parker_pays()
     assert [e["event"] for e in simulator.journal()] == ["started", "aborted", "started", "authorized", "booked"]
 
 
@@ -214,11 +218,6 @@ def test_an_answer_the_terminal_does_not_acknowledge_while_the_line_is_recovered
     bench.station_dies_awaiting_the_vending_answer(200)
     simulator.inject("drop-ack")
     bench.start_station()
-    assert bench.terminal is not None
-    bench.terminal.start_payment("p2", 300, "EUR")
-    wait_for(lambda: any(isinstance(e, PaymentAuthorized) for e in list(bench.events)), 30, "the next payment")
-    bench.terminal.confirm_payment("p2", True)
-    wait_for(lambda: any(isinstance(e, PaymentConfirmed) for e in list(bench.events)), 10, "its confirmation")
+    bench.next_parker_pays()
     assert [e.code for e in bench.events if isinstance(e, TerminalHealth)] == [None], "ready, never unreachable"
-    assert not [e for e in bench.events if isinstance(e, PaymentDeclined)]
     assert [e["event"] for e in simulator.journal()][1:3] == ["authorized", "reversed"]
