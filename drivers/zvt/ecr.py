@@ -48,20 +48,15 @@ class PaymentOutcome:
     ``ending``: ``booked`` (the PT acknowledged the station's positive vending answer),
     ``refused`` (the station answered no, so the PT reverses), ``declined`` (card, bank or
     terminal said no, or the parker aborted; ``result_code`` says which) or ``failed``
-    (link or timer failure: nothing was charged that the PT will keep).
+    (a link or timer failure, a refused command or a frame the station cannot read; with an
+    ``approval`` the PT may have booked it, so the station owes it a settlement).
     """
 
     ending: str
     result_code: int
     text: str
     approval: msg.StatusInformation | None = None
-    vended: bool = False
     abort_unanswered: bool = False
-
-    @property
-    def answer_undelivered(self) -> bool:
-        """The station said "book it" but the PT never acknowledged that answer: the outcome is not known."""
-        return self.ending == "failed" and self.vended
 
 
 @dataclass(frozen=True)
@@ -128,8 +123,10 @@ class EcrSession:
 
     def _receive(self, timeout: float) -> Apdu | None:
         raw = self.link.receive(timeout)
-        if raw is None:
-            return None
+        return None if raw is None else self._decoded(raw)
+
+    def _decoded(self, raw: bytes) -> Apdu | None:
+        """The APDU of a received frame; None for one that cannot be read (refused with 84 9A 00 unless an answer)."""
         try:
             return Apdu.decode(raw)
         except DecodeError as exc:
@@ -170,13 +167,9 @@ class EcrSession:
                 log.warning("stale answer %s discarded: it was on the line before the terminal had our %s",
                             raw[:3].hex(" ").upper(), name)
                 continue
-            try:
-                crossed = Apdu.decode(raw)
-            except DecodeError as exc:
-                log.warning("undecodable APDU from the terminal skipped: %s", exc)
-                self._send(msg.refusal(RESULT_PROTOCOL))
-                continue
-            self._answer_unsolicited(crossed)
+            crossed = self._decoded(raw)
+            if crossed is not None:
+                self._answer_unsolicited(crossed)
 
     def _wait(self, seconds: float) -> None:
         """Let time pass while still answering anything the PT sends."""
@@ -336,7 +329,7 @@ class EcrSession:
                 phase.answer(msg.ACK_APDU)
                 if run.approval is not None and run.decision:
                     run.confirm_booked(run.approval)  # the completion proves the PT had our "book it"
-                    return PaymentOutcome("booked", 0, "", run.approval, True)
+                    return PaymentOutcome("booked", 0, "", run.approval)
                 log.warning("completion without a booked payment (approved %s, answer %s)",
                             run.approval is not None, run.decision)
                 return PaymentOutcome("refused" if run.approval else "declined", RESULT_ABORTED,
@@ -510,8 +503,8 @@ class _Payment:
         """The sequence broke off: booked anyway if the PT had acknowledged our positive answer."""
         if self.booked:
             log.warning("payment sequence broke off after the terminal had our vending answer (%s): booked", text)
-            return PaymentOutcome("booked", 0, "", self.approval, True)
-        return PaymentOutcome("failed", code, text, self.approval, bool(self.decision))
+            return PaymentOutcome("booked", 0, "", self.approval)
+        return PaymentOutcome("failed", code, text, self.approval)
 
     def check_abort(self, phase: _MasterPhase) -> None:
         """While the PT waits for the card: send the parker's abort once."""
