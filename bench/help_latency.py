@@ -20,9 +20,9 @@ from mqtt_latency import BASELINE_TOPIC, Client, ratio
 from paho.mqtt.packettypes import PacketTypes
 
 from kiosk import config
-from kiosk.cli import build_station
-from kiosk.events import Tap
-from kiosk.link import json_properties
+from kiosk.cli.main import build_station
+from kiosk.domain.events import Tap
+from kiosk.mqtt.client import json_properties
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from broker import Mosquitto  # noqa: E402  (the tests' mosquitto on a free port)

@@ -9,11 +9,13 @@ from pathlib import Path
 
 import common
 
-from kiosk import config, flow
-from kiosk.cli import CardTerminal
-from kiosk.loop import Loop
-from kiosk.scenario import ManualClock, Runner, parse
-from kiosk.store import Store
+from kiosk import config
+
+from kiosk.domain import journey
+from kiosk.cli.main import CardTerminal
+from kiosk.app.loop import Loop
+from kiosk.cli.scenario import ManualClock, Runner, parse
+from kiosk.storage.store import Store
 from screens.display import Display
 
 JOURNEYS = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
@@ -38,7 +40,7 @@ def main() -> None:
     store = Store.open(Path(settings.storage.database), settings.station.id, clock())
     display = Display(settings, headless=True)
     devices = CardTerminal(settings, True, (), lambda event: loop.post(event))
-    loop = Loop(flow.initial(settings, clock()), store, devices.terminal, display, clock)
+    loop = Loop(journey.initial(settings, clock()), store, devices.terminal, display, clock)
     devices.terminal.start()
     runner = Runner(loop, display, devices.simulator, clock, Path("."))
     readings: dict[int, float] = {0: common.rss_mb()}

@@ -23,8 +23,8 @@ from paho.mqtt.packettypes import PacketTypes
 import common
 
 from kiosk.config import MqttSettings
-from kiosk.link import DEFAULT_RECEIVE_MAXIMUM, MAX_INFLIGHT, json_properties
-from kiosk.store import Store
+from kiosk.mqtt.client import DEFAULT_RECEIVE_MAXIMUM, MAX_INFLIGHT, json_properties
+from kiosk.storage.store import Store
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from broker import Mosquitto  # noqa: E402  (the tests' mosquitto on a free port)
@@ -39,7 +39,7 @@ DRAIN_TIMEOUT_S = 900.0
 BROKER_EXTRA = "max_queued_messages 0\nmax_inflight_messages 0\n"  # nothing dropped, no in-flight cap of its own
 EVENT_TOPIC = PREFIX + "event/feedback"
 BASELINE_TOPIC = "paystation/v1/BASE/event/feedback"  # as long as the station's topic
-STAMP = "%Y-%m-%dT%H:%M:%S.%fZ"  # the store's timestamps (kiosk.schema._stamp)
+STAMP = "%Y-%m-%dT%H:%M:%S.%fZ"  # the store's timestamps (kiosk.storage.schema._stamp)
 
 
 class Counter:

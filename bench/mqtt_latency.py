@@ -20,7 +20,7 @@ from paho.mqtt.properties import Properties
 
 import common
 
-from kiosk.link import json_properties
+from kiosk.mqtt.client import json_properties
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from broker import Mosquitto  # noqa: E402  (the tests' mosquitto on a free port)
@@ -35,7 +35,7 @@ REPLY_TOPIC = PREFIX + "reply/bench"
 EVENT_TOPIC = PREFIX + "event/fault"
 BASELINE_TOPIC = "paystation/v1/BASE/event/fault"  # as long as the station's topic
 MODES = (('{"mode":"out_of_service","reason":"bench"}', True), ('{"mode":"normal"}', False))  # payload, fault active
-STAMP = "%Y-%m-%dT%H:%M:%S.%fZ"  # the store's timestamps (kiosk.schema._stamp)
+STAMP = "%Y-%m-%dT%H:%M:%S.%fZ"  # the store's timestamps (kiosk.storage.schema._stamp)
 T = TypeVar("T")
 
 

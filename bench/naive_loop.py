@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 import common  # noqa: F401  (sets the SDL dummy driver)
 import pygame
 
-from kiosk import flow
+from kiosk.domain import journey
 from kiosk.config import Settings
 from screens.display import Display
 
@@ -15,7 +15,7 @@ def main() -> None:
     """Redraw Welcome 60 times a second until killed."""
     settings = Settings()
     display = Display(settings, headless=True)
-    state = flow.initial(settings, datetime.now(timezone.utc))
+    state = journey.initial(settings, datetime.now(timezone.utc))
     clock = pygame.time.Clock()
     print("ready", flush=True)
     while True:

@@ -8,38 +8,38 @@ from zoneinfo import ZoneInfo
 
 import common  # noqa: F401  (sets the SDL dummy driver)
 
-from kiosk import flow, helpdesk
+from kiosk.domain import helpdesk, journey
 from kiosk.config import Settings
-from kiosk.records import FaultRecord, SessionRecord
+from kiosk.domain.records import FaultRecord, SessionRecord
 from screens.display import Display
 
 FRAMES = 500
 NOW = datetime(2026, 1, 5, 10, 0, tzinfo=ZoneInfo("Europe/Berlin")).astimezone(timezone.utc)
 
 
-def states(settings: Settings) -> dict[str, flow.State]:
+def states(settings: Settings) -> dict[str, journey.State]:
     """One representative state per screen and overlay."""
-    base = flow.initial(settings, NOW)
+    base = journey.initial(settings, NOW)
     session = SessionRecord("s1", "B-AB123", settings.zone.name, NOW, NOW + timedelta(hours=1), 60, 200, "EUR",
                             "paid", "p1", None, NOW)
     fault = FaultRecord("card_terminal", "unreachable", "critical", "x", "no_card_payment", NOW)
     waiting = helpdesk.Ticket(opened=NOW, since=NOW, answer_due=NOW + timedelta(seconds=90), last_activity=NOW, id="t1")
     return {
         "welcome": base,
-        "plate": replace(base, screen=flow.Screen.PLATE, plate="B-AB123"),
-        "duration": replace(base, screen=flow.Screen.DURATION, plate="B-AB123", minutes=60),
-        "paying": replace(base, screen=flow.Screen.PAYING, payment=flow.Payment(200, "EUR", NOW, "p1", "Insert card")),
-        "paid": replace(base, screen=flow.Screen.PAID, plate="B-AB123", session=session),
-        "declined": replace(base, screen=flow.Screen.DECLINED, plate="B-AB123", minutes=60,
-                            decline=flow.Decline("declined", 5, "Declined")),
-        "feedback": replace(base, screen=flow.Screen.FEEDBACK),
-        "out_of_service": replace(base, screen=flow.Screen.OUT_OF_SERVICE, faults=(fault,)),
+        "plate": replace(base, screen=journey.Screen.PLATE, plate="B-AB123"),
+        "duration": replace(base, screen=journey.Screen.DURATION, plate="B-AB123", minutes=60),
+        "paying": replace(base, screen=journey.Screen.PAYING, payment=journey.Payment(200, "EUR", NOW, "p1", "Insert card")),
+        "paid": replace(base, screen=journey.Screen.PAID, plate="B-AB123", session=session),
+        "declined": replace(base, screen=journey.Screen.DECLINED, plate="B-AB123", minutes=60,
+                            decline=journey.Decline("declined", 5, "Declined")),
+        "feedback": replace(base, screen=journey.Screen.FEEDBACK),
+        "out_of_service": replace(base, screen=journey.Screen.OUT_OF_SERVICE, faults=(fault,)),
         "help overlay": replace(base, help=waiting),
         "help talking": replace(base, help=replace(waiting, phase=helpdesk.Phase.CONNECTED, agent="Anna", conversation=(
             helpdesk.Line("parker", helpdesk.QUICK_REPLIES["card_declined"], NOW),
             helpdesk.Line("agent", "I can see the declined payment. I will give you free parking for today.", NOW),
             helpdesk.Line("courtesy", "B-AB123", NOW, until=NOW + timedelta(hours=3))))),
-        "warning overlay": replace(base, screen=flow.Screen.PLATE, plate="B-AB", warning_since=NOW),
+        "warning overlay": replace(base, screen=journey.Screen.PLATE, plate="B-AB", warning_since=NOW),
     }
 
 

@@ -8,9 +8,9 @@ from typing import Callable
 
 import common
 
-from drivers.zvt.codec import Apdu, Tlv, bcd_encode, decode_bmps, encode_bmp, encode_tlv
-from drivers.zvt.link import FrameDecoder, encode_frame
-from drivers.zvt.messages import EUR, PAYMENT_TYPE_PT_DECIDES, authorization, parse_status_information
+from drivers.payment.zvt.codec import Apdu, Tlv, bcd_encode, decode_bmps, encode_bmp, encode_tlv
+from drivers.payment.zvt.link import FrameDecoder, encode_frame
+from drivers.payment.zvt.messages import EUR, PAYMENT_TYPE_PT_DECIDES, authorization, parse_status_information
 
 FRAMES = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
 RUNS = 5

@@ -14,16 +14,17 @@ from typing import Callable
 
 import common
 
-from drivers.zvt import pt_wire
-from drivers.zvt.driver import serial_opener
-from drivers.zvt.link import Link
-from drivers.zvt.simulator import Behaviour
-from kiosk import config, flow
-from kiosk.cli import CardTerminal, hand_over_quickly
-from kiosk.events import Tap
-from kiosk.loop import Loop
-from kiosk.scenario import ManualClock
-from kiosk.store import Store
+from drivers.payment.zvt import pt_wire
+from drivers.payment.zvt.driver import serial_opener
+from drivers.payment.zvt.link import Link
+from drivers.payment.zvt.simulator import Behaviour
+from kiosk import config
+from kiosk.domain import journey
+from kiosk.cli.main import CardTerminal, hand_over_quickly
+from kiosk.domain.events import Tap
+from kiosk.app.loop import Loop
+from kiosk.cli.scenario import ManualClock
+from kiosk.storage.store import Store
 from screens.display import Display
 
 PAYMENTS = int(sys.argv[1]) if len(sys.argv) > 1 else 300
@@ -103,7 +104,7 @@ class Station:
         self.devices = CardTerminal(self.settings, True, (), lambda event: self.loop.post(event))
         assert self.devices.simulator is not None
         self.simulator = self.devices.simulator
-        self.loop = Loop(flow.initial(self.settings, self.clock()), self.store, self.devices.terminal, self.display,
+        self.loop = Loop(journey.initial(self.settings, self.clock()), self.store, self.devices.terminal, self.display,
                          self.clock)
         self.finished = threading.Event()
         terminal = self.devices.terminal
@@ -138,14 +139,14 @@ class Station:
         for char in f"B-{number:05d}":
             self.tap(f"key:{char}")
         self.tap("continue")
-        if self.loop.state.screen is not flow.Screen.DURATION:
+        if self.loop.state.screen is not journey.Screen.DURATION:
             raise RuntimeError(f"journey {number}: no duration screen ({self.loop.state.screen})")
         self.simulator.script(Behaviour(statuses=()))
         self.finished.clear()
         seen = len(WIRE)
         tapped = time.perf_counter()
         self.loop.post(Tap("pay"))
-        self.until(lambda: self.loop.state.screen is flow.Screen.PAID, "the Paid screen")
+        self.until(lambda: self.loop.state.screen is journey.Screen.PAID, "the Paid screen")
         self.until(self.finished.is_set, "the end of the terminal's sequence")
         session = self.loop.state.session
         assert session is not None
@@ -158,7 +159,7 @@ class Station:
         answer = first(events, approved.at, True, lambda apdu: apdu == POSITIVE)  # after any 84 9C 00 (please wait)
         self.tap("done")
         self.tap("skip")
-        if self.loop.state.screen is not flow.Screen.WELCOME:
+        if self.loop.state.screen is not journey.Screen.WELCOME:
             raise RuntimeError(f"journey {number}: back on {self.loop.state.screen}, not welcome")
         return (authorization.at - tapped) * 1000, (answer.at - approved.at) * 1000
 

@@ -12,7 +12,7 @@ from gpiozero.pins import Factory
 from gpiozero.pins.mock import MockFactory, MockPin
 
 from kiosk.config import GpioSettings
-from kiosk.events import DoorChanged, Event, HelpButtonFreed, HelpButtonStuck, HelpPressed, HelpReleased
+from kiosk.domain.events import DoorChanged, Event, HelpButtonFreed, HelpButtonStuck, HelpPressed, HelpReleased
 
 log = logging.getLogger(__name__)
 D = TypeVar("D", bound=GPIODevice)

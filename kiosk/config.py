@@ -14,7 +14,7 @@ from typing import Annotated, Any, Mapping, TypeVar, Union, get_args, get_origin
 
 from babel.numbers import get_currency_precision, list_currencies
 
-from kiosk.tariff import RateBand, Tariff, validate as validate_tariff
+from kiosk.domain.tariff import RateBand, Tariff, validate as validate_tariff
 
 T = TypeVar("T")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

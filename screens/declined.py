@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from kiosk.flow import State
+from kiosk.domain.journey import State
 from screens.i18n import N_
 from screens.widgets import Flex, Frame, cols, rows
 

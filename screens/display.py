@@ -12,8 +12,8 @@ from typing import Callable
 import pygame
 
 from kiosk.config import Settings
-from kiosk.events import Event, HelpPressed, HelpReleased, Tap
-from kiosk.flow import KEYBOARD, Screen, State
+from kiosk.domain.events import Event, HelpPressed, HelpReleased, Tap
+from kiosk.domain.journey import KEYBOARD, Screen, State
 from screens import declined, duration, feedback, fonts, i18n, out_of_service, overlays, paid, paying, plate, welcome
 from screens.theme import Metrics, palette
 from screens.widgets import Frame

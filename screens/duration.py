@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 
 import pygame
 
-from kiosk.flow import State, current_quote, minute_range, purchase_start
+from kiosk.domain.journey import State, current_quote, minute_range, purchase_start
 from screens.i18n import N_, format_duration, format_money, format_when, translator
 from screens.widgets import Flex, Frame, cols, rows
 

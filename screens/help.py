@@ -7,9 +7,9 @@ from datetime import datetime
 
 import pygame
 
-from kiosk import helpdesk
-from kiosk.flow import State
-from kiosk.helpdesk import Line, Phase, Ticket
+from kiosk.domain import helpdesk
+from kiosk.domain.journey import State
+from kiosk.domain.helpdesk import Line, Phase, Ticket
 from screens.fonts import LRU
 from screens.i18n import N_, Translate, format_when
 from screens.theme import Color

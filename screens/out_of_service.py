@@ -5,8 +5,8 @@ from datetime import datetime
 
 import pygame
 
-from kiosk import faults
-from kiosk.flow import State
+from kiosk.domain import faults
+from kiosk.domain.journey import State
 from screens.i18n import N_, translator
 from screens.welcome import BUTTON_BROKEN, button_works
 from screens.widgets import Flex, Frame, cols, rows

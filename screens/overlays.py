@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pygame
 
-from kiosk.flow import State, deadline, help_shown
+from kiosk.domain.journey import State, deadline, help_shown
 from screens import help
 from screens.widgets import Flex, Frame, rows
 

@@ -5,7 +5,7 @@ from datetime import datetime
 from urllib.parse import quote
 
 from kiosk.config import Settings
-from kiosk.flow import State
+from kiosk.domain.journey import State
 from screens.i18n import format_money, format_when
 from screens.widgets import Flex, Frame, cols, rows
 

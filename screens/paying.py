@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from kiosk.flow import State
-from kiosk.helpdesk import Phase
+from kiosk.domain.journey import State
+from kiosk.domain.helpdesk import Phase
 from screens.help import agent_name, say
 from screens.i18n import format_money
 from screens.widgets import Flex, Frame, cols, rows

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from kiosk.flow import State, plate_valid
+from kiosk.domain.journey import State, plate_valid
 from screens.i18n import N_, Translate
 from screens.widgets import Flex, Frame, Key, cols, rows
 
-# Keys per row; the last row also gets Backspace and Clear. Every character of flow.KEYBOARD appears once.
+# Keys per row; the last row also gets Backspace and Clear. Every character of journey.KEYBOARD appears once.
 LANDSCAPE_ROWS = ("1234567890", "ABCDEFGHIJ", "KLMNOPQRST", "UVWXYZ-")
 PORTRAIT_ROWS = ("1234567", "890-", "ABCDEFG", "HIJKLMN", "OPQRSTU", "VWXYZ")
 EDIT_ROW = {True: 3, False: 1}  # landscape?: index of the row that gets Backspace and Clear

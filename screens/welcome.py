@@ -5,9 +5,9 @@ from datetime import datetime
 
 import pygame
 
-from kiosk import faults
-from kiosk.flow import State
-from kiosk.tariff import Tariff
+from kiosk.domain import faults
+from kiosk.domain.journey import State
+from kiosk.domain.tariff import Tariff
 from screens.i18n import N_, day_names, format_clock, format_date, format_duration, format_money, translator
 from screens.widgets import Flex, Frame, cols, rows
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from drivers.zvt.link import Link
+from drivers.payment.zvt.link import Link
 
 BYTE_TIME_S = 1 / 960
 IDLE_STEP_S = 0.01

@@ -5,7 +5,7 @@ import threading
 from typing import Any
 
 from conftest import wait_for
-from kiosk.events import Event
+from kiosk.domain.events import Event
 
 
 class Posted:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from drivers.zvt.simulator import PAIRINGS
+from drivers.payment.zvt.simulator import PAIRINGS
 from powercut_checks import Journal, unsettled_payments, violations
 from powercut_terminal import READY, SCRIPTED
 
@@ -80,7 +80,7 @@ class Journey:
 
     @property
     def behaviour(self) -> str:
-        """The terminal's behaviour for the journey's first payment (kiosk/scenario.py SIMULATOR_WORDS)."""
+        """The terminal's behaviour for the journey's first payment (kiosk/cli/scenario.py SIMULATOR_WORDS)."""
         return {"approve": "approve", "decline": "decline 05 Declined", "pin": f"pin {self.pin_s:.1f} girocard",
                 "cancel": "wait-card"}[self.kind]
 

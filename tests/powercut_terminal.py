@@ -2,7 +2,7 @@
 
 Run by tests/powercut.py for set-up A ("the terminal survives"): it outlives every station
 process, as a real terminal with its own power supply does. It prints `ready SLAVE_PATH` once
-it serves the pty behind `--link`; then each line on stdin (SIMULATOR_WORDS of kiosk/scenario.py,
+it serves the pty behind `--link`; then each line on stdin (SIMULATOR_WORDS of kiosk/cli/scenario.py,
 e.g. `decline 05 Declined`) becomes the behaviour of the next payment, replacing any behaviour a
 power-cut journey left unused, and is answered `scripted`. It stops at the end of stdin.
 """
@@ -13,8 +13,8 @@ import logging
 import sys
 from pathlib import Path
 
-from drivers.zvt.simulator import PAIRINGS, Simulator, open_pty
-from kiosk.scenario import script_simulator
+from drivers.payment.zvt.simulator import PAIRINGS, Simulator, open_pty
+from kiosk.cli.scenario import script_simulator
 
 log = logging.getLogger("powercut.terminal")
 

@@ -11,11 +11,13 @@ from pathlib import Path  # noqa: E402
 import pygame  # noqa: E402
 import pytest  # noqa: E402
 
-from kiosk import flow, helpdesk  # noqa: E402
+from kiosk.domain import journey
+
+from kiosk.domain import helpdesk  # noqa: E402
 from kiosk.config import LanguageSettings, LinkSettings, ScreenSettings, Settings  # noqa: E402
-from kiosk.flow import Decline, Payment, Screen  # noqa: E402
-from kiosk.helpdesk import Line, Phase, Ticket  # noqa: E402
-from kiosk.records import FaultRecord, SessionRecord  # noqa: E402
+from kiosk.domain.journey import Decline, Payment, Screen  # noqa: E402
+from kiosk.domain.helpdesk import Line, Phase, Ticket  # noqa: E402
+from kiosk.domain.records import FaultRecord, SessionRecord  # noqa: E402
 from screens import display as display_module  # noqa: E402
 from screens import theme  # noqa: E402
 from screens.display import Display  # noqa: E402
@@ -64,9 +66,9 @@ def talking(*lines: Line, agent_name: str = "Anna") -> Ticket:
     return ticket(phase=Phase.CONNECTED, agent=agent_name, since=NOW - timedelta(seconds=40), conversation=lines)
 
 
-def states(settings: Settings = SETTINGS) -> dict[str, flow.State]:
+def states(settings: Settings = SETTINGS) -> dict[str, journey.State]:
     """One State per screen, overlay and notable variant."""
-    base = flow.initial(settings, NOW)
+    base = journey.initial(settings, NOW)
     duration = replace(base, screen=Screen.DURATION, plate="B-AB123", minutes=60)
     paying = replace(base, screen=Screen.PAYING, payment=Payment(200, "EUR", NOW, "pay-1", "Karte bitte"))
     on_plate = replace(base, screen=Screen.PLATE, plate="B-AB1")
@@ -114,13 +116,13 @@ def states(settings: Settings = SETTINGS) -> dict[str, flow.State]:
     }
 
 
-def draw(state: flow.State, size: tuple[int, int] = (800, 480), pressed: str | None = None) -> Frame:
+def draw(state: journey.State, size: tuple[int, int] = (800, 480), pressed: str | None = None) -> Frame:
     frame = Frame(pygame.Surface(size), FONTS, theme.palette(state.high_contrast), state.language, pressed)
     display_module.draw(frame, state, NOW)
     return frame
 
 
-def draw_at(state: flow.State, now: datetime) -> Frame:
+def draw_at(state: journey.State, now: datetime) -> Frame:
     frame = Frame(pygame.Surface((800, 480)), FONTS, theme.NORMAL, state.language)
     display_module.draw(frame, state, now)
     return frame
@@ -165,7 +167,7 @@ class Recording(Frame):
         return used
 
 
-def recorded(state: flow.State, size: tuple[int, int]) -> Recording:
+def recorded(state: journey.State, size: tuple[int, int]) -> Recording:
     frame = Recording(pygame.Surface(size), FONTS, theme.palette(state.high_contrast), state.language)
     display_module.draw(frame, state, NOW)
     return frame

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import yaml
 
-from kiosk import commands, uplink
-from kiosk.store import Store
+from kiosk.mqtt import commands, uplink
+from kiosk.storage.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 PREFIX = "paystation/v1/{}/"
@@ -41,7 +41,7 @@ def literal(node: ast.expr) -> str | None:
 def calls(name: str) -> list[ast.Call]:
     """Every call of a function or method called ``name`` in the station's code."""
     found = []
-    for path in sorted((ROOT / "kiosk").glob("*.py")):
+    for path in sorted((ROOT / "kiosk").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Call):
                 func = node.func

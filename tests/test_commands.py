@@ -1,8 +1,8 @@
 """Operator commands: validation of names, payloads and arguments before anything runs."""
 import pytest
 
-from kiosk import commands
-from kiosk.commands import CourtesyArgs, ModeArgs, NoArgs, NoticeArgs, Refusal, Request
+from kiosk.mqtt import commands
+from kiosk.mqtt.commands import CourtesyArgs, ModeArgs, NoArgs, NoticeArgs, Refusal, Request
 
 PREFIX = "paystation/v1/ST-1/"
 

@@ -289,7 +289,7 @@ def test_bad_link_settings() -> None:
 
 def test_the_station_never_imports_textual() -> None:
     """`kiosk run` wires the console's options, not its UI: Textual costs 0.2 s and 13 MB at every start."""
-    code = "import sys, kiosk.cli; print(sorted(m for m in sys.modules if m in ('textual', 'console.app')))"
+    code = "import sys, kiosk.cli.main; print(sorted(m for m in sys.modules if m in ('textual', 'console.app')))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert (result.returncode, result.stdout.strip()) == (0, "[]"), result.stderr
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, run_kiosk, wait_for
-from drivers.zvt.simulator import PAIRINGS, Behaviour, Simulator, open_pty
+from drivers.payment.zvt.simulator import PAIRINGS, Behaviour, Simulator, open_pty
 
 PT_T2_S = 0.5  # the simulated terminal's repeat timer, short so that restarts are quick
 LINE_QUIET_MS = 1500  # more than the terminal's T2 and its 1 s answer timeout

@@ -5,16 +5,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from kiosk import flow
+from kiosk.domain import journey
 from kiosk.config import Settings
-from kiosk.events import (
+from kiosk.domain.events import (
     BeginPayment, CancelPayment, CommitFailed, CommitSession, ConfirmPayment, FailPayment,
     AgentSays, FaultsChanged, HelpPressed, HelpReleased, HelpTicketFailed, HelpTicketOpened, Ignored, JourneyCancelled, LookupSession, NoticeChanged, OpenHelpTicket, RecordHelp,
     PaymentAuthorized, PaymentDeclined, PaymentNotStarted, PaymentPending, SaveFeedback, SessionCommitted,
     SessionLookedUp, SettingsChanged, Tap, TerminalStatus, Tick,
 )
-from kiosk.flow import Screen
-from kiosk.records import FaultRecord, PaymentResultData, SessionRecord
+from kiosk.domain.journey import Screen
+from kiosk.domain.records import FaultRecord, PaymentResultData, SessionRecord
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NOW = datetime(2026, 1, 5, 10, 0, tzinfo=BERLIN).astimezone(timezone.utc)  # a Monday, 2.00 EUR/h band
@@ -31,54 +31,54 @@ def fault(impact: str) -> FaultRecord:
     return FaultRecord("storage", "full", "critical", "disk full", impact, NOW)
 
 
-def run(state: flow.State, *events: object, now: datetime = NOW) -> tuple[flow.State, list[object]]:
+def run(state: journey.State, *events: object, now: datetime = NOW) -> tuple[journey.State, list[object]]:
     effects: list[object] = []
     for event in events:
-        state, more = flow.step(state, event, now)
+        state, more = journey.step(state, event, now)
         effects.extend(more)
     return state, effects
 
 
-def welcome() -> flow.State:
-    return flow.initial(SETTINGS, NOW)
+def welcome() -> journey.State:
+    return journey.initial(SETTINGS, NOW)
 
 
-def at_plate(plate: str = "AB123") -> flow.State:
+def at_plate(plate: str = "AB123") -> journey.State:
     state, _ = run(welcome(), Tap("start"), *[Tap(f"key:{c}") for c in plate])
     return state
 
 
-def at_duration(existing: SessionRecord | None = None) -> flow.State:
+def at_duration(existing: SessionRecord | None = None) -> journey.State:
     state, _ = run(at_plate(), SessionLookedUp("AB123", existing))
     return state
 
 
-def at_paying() -> flow.State:
+def at_paying() -> journey.State:
     state, _ = run(at_duration(), Tap("pay"), PaymentPending("p1"))
     return state
 
 
-def at_paid() -> flow.State:
+def at_paid() -> journey.State:
     state, _ = run(at_paying(), PaymentAuthorized("p1", RESULT), SessionCommitted("p1", session()))
     return state
 
 
-def at_declined() -> flow.State:
+def at_declined() -> journey.State:
     state, _ = run(at_paying(), PaymentDeclined("p1", 0x05, "Declined"))
     return state
 
 
-def at_feedback() -> flow.State:
+def at_feedback() -> journey.State:
     state, _ = run(at_paid(), Tap("done"))
     return state
 
 
-def at_thanks() -> flow.State:
+def at_thanks() -> journey.State:
     state, _ = run(at_feedback(), Tap("rate:5"))
     return state
 
 
-def out_of_service() -> flow.State:
+def out_of_service() -> journey.State:
     state, _ = run(welcome(), FaultsChanged((fault("out_of_service"),)))
     return state
 
@@ -112,7 +112,7 @@ def test_full_journey_effects_in_order() -> None:
     assert effects == [ConfirmPayment("p1", True)] and state.screen is Screen.PAID
     state, effects = run(state, Tap("done"), Tap("rate:4"))
     assert effects == [SaveFeedback(4, "s1")] and state.screen is Screen.THANKS
-    state, _ = run(state, Tick(), now=NOW + timedelta(seconds=flow.THANKS_S))
+    state, _ = run(state, Tick(), now=NOW + timedelta(seconds=journey.THANKS_S))
     assert state.screen is Screen.WELCOME and state.plate == ""
 
 
@@ -142,7 +142,7 @@ def test_duration_limits_and_quick_picks() -> None:
 def test_extension_starts_at_expiry_and_counts_max_stay() -> None:
     existing = session(minutes=150, expires=NOW + timedelta(minutes=30))
     state = at_duration(existing)
-    assert flow.minute_range(state) == (15, 30)
+    assert journey.minute_range(state) == (15, 30)
     state, effects = run(state, *[Tap("plus")] * 5, Tap("pay"))
     (begin,) = effects
     assert begin.extends_id == "s1" and begin.minutes == 180 and begin.starts == existing.starts
@@ -158,7 +158,7 @@ def test_extension_refused_at_max_stay() -> None:
 
 def test_declined_offers_retry_with_new_payment() -> None:
     state = at_declined()
-    assert state.decline == flow.Decline("declined", 0x05, "Declined")
+    assert state.decline == journey.Decline("declined", 0x05, "Declined")
     state, effects = run(state, Tap("retry"))
     assert state.screen is Screen.PAYING and isinstance(effects[0], BeginPayment)
 
@@ -167,7 +167,7 @@ def test_declined_offers_retry_with_new_payment() -> None:
                                               (0x6C, "aborted"), (0x7D, "terminal_timeout"), (0x9A, "terminal"),
                                               (0xFF, "terminal")])
 def test_decline_reasons(code: int, reason: str) -> None:
-    assert flow.decline_reason(code) == reason
+    assert journey.decline_reason(code) == reason
 
 
 def test_decline_is_recorded() -> None:
@@ -187,8 +187,8 @@ def test_cancel_really_aborts_and_returns_to_duration() -> None:
 
 def test_cancel_on_a_dead_terminal_gives_up_without_charging() -> None:
     state, _ = run(at_paying(), Tap("cancel"), now=NOW + timedelta(seconds=5))
-    due = flow.deadline(state)
-    assert due == NOW + timedelta(seconds=5 + flow.CANCEL_GRACE_S)
+    due = journey.deadline(state)
+    assert due == NOW + timedelta(seconds=5 + journey.CANCEL_GRACE_S)
     state, effects = run(state, Tick(), now=due)
     assert effects == [FailPayment("p1", "reversed", 0x6C)]
     assert state.screen is Screen.DURATION and state.message == "cancelled_not_charged"
@@ -222,8 +222,8 @@ def test_stray_authorization_is_refused() -> None:
 
 def test_silent_terminal_times_out_without_charging() -> None:
     state = at_paying()
-    due = flow.deadline(state)
-    assert due == NOW + timedelta(seconds=SETTINGS.terminal.payment_timeout_s + flow.PAYMENT_GRACE_S)
+    due = journey.deadline(state)
+    assert due == NOW + timedelta(seconds=SETTINGS.terminal.payment_timeout_s + journey.PAYMENT_GRACE_S)
     same, effects = run(state, Tick(), now=due - timedelta(seconds=1))
     assert same == state and effects == []
     state, effects = run(state, Tick(), now=due)
@@ -258,7 +258,7 @@ def test_never_times_out_during_payment_before_terminal_limit() -> None:
 
 def test_sleep_and_wake_tap_never_acts() -> None:
     state, _ = run(welcome(), Tick(), now=NOW + timedelta(seconds=SETTINGS.timeouts.sleep_s))
-    assert state.asleep and flow.deadline(state) is None
+    assert state.asleep and journey.deadline(state) is None
     state, effects = run(state, Tap("start"))
     assert state.screen is Screen.WELCOME and not state.asleep and effects == []
 
@@ -316,7 +316,7 @@ def test_help_from_any_screen_one_ticket() -> None:
 
 def test_screen_never_sleeps_during_a_help_call() -> None:
     state, _ = run(welcome(), HelpPressed())
-    assert flow.deadline(state) == NOW + timedelta(seconds=SETTINGS.timeouts.help_answer_s), "only the help timer runs"
+    assert journey.deadline(state) == NOW + timedelta(seconds=SETTINGS.timeouts.help_answer_s), "only the help timer runs"
     state, _ = run(state, Tick(), now=NOW + timedelta(seconds=SETTINGS.timeouts.sleep_s))
     assert not state.asleep
 
@@ -344,7 +344,7 @@ def test_settings_apply_for_the_next_parker_only() -> None:
 
 def test_language_and_contrast_reset_after_session() -> None:
     settings = replace(SETTINGS, languages=replace(SETTINGS.languages, available=("en", "de")))
-    state, _ = run(flow.initial(settings, NOW), Tap("lang:de"), Tap("contrast"), Tap("lang:xx"))
+    state, _ = run(journey.initial(settings, NOW), Tap("lang:de"), Tap("contrast"), Tap("lang:xx"))
     assert state.language == "de" and state.high_contrast
     state, _ = run(state, Tap("start"), Tap("cancel"))
     assert state.language == "en" and not state.high_contrast
@@ -354,7 +354,7 @@ def test_language_and_contrast_reset_after_session() -> None:
 
 LEGAL_TAPS = {
     Screen.WELCOME: {"start", "contrast", "help", "lang:en"},
-    Screen.PLATE: {f"key:{k}" for k in flow.KEYBOARD} | {"backspace", "clear", "continue", "cancel", "help"},
+    Screen.PLATE: {f"key:{k}" for k in journey.KEYBOARD} | {"backspace", "clear", "continue", "cancel", "help"},
     Screen.DURATION: {"plus", "minus", "pick:30", "pick:60", "pick:120", "pay", "back", "cancel", "help"},
     Screen.PAYING: {"cancel"},
     Screen.PAID: {"done"},
@@ -372,14 +372,14 @@ def test_illegal_taps_change_nothing(screen: Screen) -> None:
     for target in ALL_TAPS:
         if target in legal:
             continue
-        after, effects = flow.step(state, Tap(target), NOW)
+        after, effects = journey.step(state, Tap(target), NOW)
         assert replace(after, last_input=state.last_input) == state, target
         assert effects and all(isinstance(e, Ignored) for e in effects), target
 
 
 def test_any_tap_on_thanks_returns_to_welcome() -> None:
     for target in ALL_TAPS:
-        state, effects = flow.step(at_thanks(), Tap(target), NOW)
+        state, effects = journey.step(at_thanks(), Tap(target), NOW)
         assert state.screen is Screen.WELCOME and effects == (), target
 
 
@@ -396,7 +396,7 @@ def test_stray_device_events_change_nothing(screen: Screen) -> None:
     for event in STRAY_EVENTS:
         if screen is Screen.DURATION and isinstance(event, PaymentNotStarted):
             continue
-        after, effects = flow.step(state, event, NOW)
+        after, effects = journey.step(state, event, NOW)
         assert after == state, event
         assert all(isinstance(e, Ignored) for e in effects), event
 
@@ -404,14 +404,14 @@ def test_stray_device_events_change_nothing(screen: Screen) -> None:
 @pytest.mark.parametrize("screen", [s for s in STATES if s is not Screen.PAYING])
 def test_payment_pending_outside_payment_is_reversed(screen: Screen) -> None:
     state = STATES[screen]()
-    after, effects = flow.step(state, PaymentPending("zz"), NOW)
+    after, effects = journey.step(state, PaymentPending("zz"), NOW)
     assert after == state
     assert effects == (ConfirmPayment("zz", False), FailPayment("zz", "reversed", 0x6C))
 
 
 def test_unknown_event_type_is_ignored() -> None:
     state = welcome()
-    after, effects = flow.step(state, object(), NOW)  # type: ignore[arg-type]
+    after, effects = journey.step(state, object(), NOW)  # type: ignore[arg-type]
     assert after == state and isinstance(effects[0], Ignored)
 
 
@@ -432,7 +432,7 @@ def test_notice_is_shown_until_cleared_and_survives_resets() -> None:
 TICKET = "11111111-1111-1111-1111-111111111111"
 
 
-def in_help_call(state: flow.State | None = None) -> flow.State:
+def in_help_call(state: journey.State | None = None) -> journey.State:
     state, _ = run(state or at_plate(), HelpPressed(), HelpTicketOpened(TICKET))
     return state
 
@@ -453,7 +453,7 @@ def test_the_journey_waits_under_the_help_overlay_and_gets_fresh_time_after() ->
     state, _ = run(state, AgentSays(TICKET, "resolve", "Ana", "Done", "solved"), now=later)
     state, _ = run(state, Tap("help:ok"), now=later)
     assert state.help is None and state.plate == "AB123"
-    assert flow.deadline(state) == later + timedelta(seconds=SETTINGS.timeouts.inactivity_s)
+    assert journey.deadline(state) == later + timedelta(seconds=SETTINGS.timeouts.inactivity_s)
 
 
 def test_overdue_keep_waiting_by_tap() -> None:

@@ -11,7 +11,7 @@ from gpiozero import Device
 from drivers.gpio import (BLINK_OFF_S, BLINK_ON_S, LED_BLINKING, LED_OFF, LED_STEADY, GpioUnavailable, HelpPanel,
                           mock_pin_factory)
 from kiosk.config import GpioSettings
-from kiosk.events import DoorChanged, HelpButtonFreed, HelpButtonStuck, HelpPressed, HelpReleased
+from kiosk.domain.events import DoorChanged, HelpButtonFreed, HelpButtonStuck, HelpPressed, HelpReleased
 
 SETTINGS = GpioSettings()  # help button 17, LED 27, door 22, debounce 50 ms
 DEBOUNCE_S = SETTINGS.debounce_ms / 1000

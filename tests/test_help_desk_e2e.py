@@ -15,10 +15,11 @@ from broker import Mosquitto
 from console.app import ConsoleApp, FormScreen
 from console_pilot import activity, console, rows
 from help_station import press_help, screen_says
-from kiosk import config, helpdesk
-from kiosk.cli import Station, build_station
-from kiosk.events import Tap
-from kiosk.scenario import ManualClock
+from kiosk import config
+from kiosk.domain import helpdesk
+from kiosk.cli.main import Station, build_station
+from kiosk.domain.events import Tap
+from kiosk.cli.scenario import ManualClock
 from mqtt_client import Staff
 from station_process import PREFIX, station_config
 

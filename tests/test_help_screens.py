@@ -10,9 +10,9 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from kiosk import helpdesk  # noqa: E402
+from kiosk.domain import helpdesk  # noqa: E402
 from kiosk.config import Settings  # noqa: E402
-from kiosk.helpdesk import Line, Phase  # noqa: E402
+from kiosk.domain.helpdesk import Line, Phase  # noqa: E402
 from screens import help  # noqa: E402
 from screens.display import Display  # noqa: E402
 

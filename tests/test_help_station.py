@@ -9,8 +9,8 @@ import pytest
 
 from broker import Mosquitto
 from help_station import press_help, screen_says, settle_until, start_station, station_publishes
-from kiosk import helpdesk
-from kiosk.events import Tap
+from kiosk.domain import helpdesk
+from kiosk.domain.events import Tap
 from mqtt_client import Received, Staff
 from station_process import PREFIX, REPLY_TOPIC
 

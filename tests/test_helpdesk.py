@@ -4,11 +4,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from kiosk import helpdesk
+from kiosk.domain import helpdesk
 from kiosk.config import TimeoutSettings
-from kiosk.events import AgentSays, CourtesyGranted, Ignored, OpenHelpTicket, RecordHelp
-from kiosk.helpdesk import Phase, Ticket
-from kiosk.records import HelpMessageRecord, HelpTicketRecord, SessionRecord
+from kiosk.domain.events import AgentSays, CourtesyGranted, Ignored, OpenHelpTicket, RecordHelp
+from kiosk.domain.helpdesk import Phase, Ticket
+from kiosk.domain.records import HelpMessageRecord, HelpTicketRecord, SessionRecord
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 T = TimeoutSettings()

@@ -19,10 +19,10 @@ from broker import Mosquitto, free_port
 from certs import make_pki
 from conftest import wait_for
 from posted import Posted
-from kiosk import link as link_module
+from kiosk.mqtt import client as link_module
 from kiosk.config import MqttSettings
-from kiosk.events import LinkAcked, LinkDown, LinkUp, MessageIn
-from kiosk.link import MqttLink
+from kiosk.domain.events import LinkAcked, LinkDown, LinkUp, MessageIn
+from kiosk.mqtt.client import MqttLink
 
 STATION = "ST-1"
 PREFIX = f"paystation/v1/{STATION}/"
@@ -294,7 +294,7 @@ def test_clean_stop_publishes_offline_and_no_will(broker: Mosquitto, observer: O
 
 def test_broker_restart_waits_for_a_new_boot(broker: Mosquitto, make_link: MakeLink,
                                              caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="kiosk.link")
+    caplog.set_level(logging.INFO, logger="kiosk.mqtt.client")
     link, posted = make_link(settings_for(broker.port), boot=1)
     link.start()
     posted.wait(LinkUp)
@@ -364,7 +364,7 @@ def test_attempt_without_connack_is_dropped(make_link: MakeLink, monkeypatch: py
 
 
 def test_password_auth(tmp_path: Path, make_link: MakeLink, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="kiosk.link")
+    caplog.set_level(logging.INFO, logger="kiosk.mqtt.client")
     passwords = tmp_path / "passwd"
     subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwords), STATION, "s3cret"], check=True)
     subprocess.run(["mosquitto_passwd", "-b", str(passwords), "ST-2", "s3cret"], check=True)

@@ -6,13 +6,13 @@ from pathlib import Path
 import pytest
 
 from conftest import run_kiosk, wait_for
-from kiosk import flow
-from kiosk.cli import CardTerminal
+from kiosk.domain import journey
+from kiosk.cli.main import CardTerminal
 from kiosk.config import Settings, StorageSettings
-from kiosk.events import HelpPressed, Tap
-from kiosk.loop import Loop
-from kiosk.scenario import ManualClock
-from kiosk.store import StorageError, Store
+from kiosk.domain.events import HelpPressed, Tap
+from kiosk.app.loop import Loop
+from kiosk.cli.scenario import ManualClock
+from kiosk.storage.store import StorageError, Store
 from screens.display import Display
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
@@ -31,7 +31,7 @@ class CountingDisplay(Display):
         self.frames = 0
         self.timeouts: list[float | None] = []
 
-    def render(self, state: flow.State, now: datetime) -> None:
+    def render(self, state: journey.State, now: datetime) -> None:
         self.frames += 1
         super().render(state, now)
 
@@ -47,7 +47,7 @@ def parts(tmp_path: Path):
     store = Store.open(tmp_path / "kiosk.db", settings.station.id, clock())
     display = CountingDisplay(settings)
     devices = CardTerminal(settings, True, (), lambda event: loop.post(event))
-    loop = Loop(flow.initial(settings, clock()), store, devices.terminal, display, clock)
+    loop = Loop(journey.initial(settings, clock()), store, devices.terminal, display, clock)
     devices.terminal.start()
     yield loop, display, store, clock, devices.simulator
     devices.close()
@@ -73,7 +73,7 @@ def test_events_from_other_threads_wake_the_blocked_loop(parts) -> None:
     loop.run()
     worker.join(5)
     assert handled.is_set()
-    assert loop.state.screen is flow.Screen.PLATE and loop.state.help is not None
+    assert loop.state.screen is journey.Screen.PLATE and loop.state.help is not None
 
 
 def test_idle_loop_blocks_until_the_next_deadline_and_draws_nothing_new(parts) -> None:
@@ -95,19 +95,19 @@ def test_disk_full_during_payment_goes_out_of_service_without_charging(parts) ->
     for target in ("start", "key:B", "key:1", "continue"):
         loop.post(Tap(target))
         loop.settle()
-    assert loop.state.screen is flow.Screen.DURATION
+    assert loop.state.screen is journey.Screen.DURATION
     pages = store._db.execute_sql("PRAGMA page_count").fetchone()[0]
     store._db.execute_sql(f"PRAGMA max_page_count = {pages}")
     with pytest.raises(StorageError):
         for _ in range(100_000):
             store.save_feedback(3, None, clock())  # fill the last free space of the file
     loop.post(Tap("pay"))
-    settle_until(loop, lambda: loop.state.screen is flow.Screen.DECLINED)
+    settle_until(loop, lambda: loop.state.screen is journey.Screen.DECLINED)
     assert "Your parking could not be saved. You have not been charged." in display.texts()
     assert [f.code for f in loop.state.faults] == ["full"]
     loop.post(Tap("retry"))
     loop.settle()
-    assert loop.state.screen is flow.Screen.OUT_OF_SERVICE
+    assert loop.state.screen is journey.Screen.OUT_OF_SERVICE
     assert "This pay station is out of service" in display.texts()
     assert store.rows("parking_session") == []
     settle_until(loop, lambda: len(terminal.journal()) == 3)

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from broker import Mosquitto
-from kiosk.store import Store
+from kiosk.storage.store import Store
 from mqtt_client import Received, Staff
 from station_process import PREFIX, REPLY_TOPIC, STATION, Station, births, command, station_config
 

@@ -1,4 +1,4 @@
-"""Tests for kiosk.outbox.OutboxPublisher with a recording fake link and a real Store."""
+"""Tests for kiosk.mqtt.publisher.OutboxPublisher with a recording fake link and a real Store."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kiosk.outbox import OutboxPublisher
-from kiosk.store import StorageError, Store
+from kiosk.mqtt.publisher import OutboxPublisher
+from kiosk.storage.store import StorageError, Store
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -162,7 +162,7 @@ def test_refused_row_stays_unsent_is_logged_once_and_retried_after_reconnect(sto
     link.puback(ids[0])
     link.puback(ids[1], ok=False)  # e.g. not authorised for this topic
     link.puback(ids[2])
-    with caplog.at_level(logging.ERROR, logger="kiosk.outbox"):
+    with caplog.at_level(logging.ERROR, logger="kiosk.mqtt.publisher"):
         assert pub.acked(T0) == 2
     assert sent_ids(store) == {ids[0], ids[2]} and pub.refused == 1 and pub.in_flight == 0
     [record] = caplog.records

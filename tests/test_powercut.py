@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from kiosk.records import PaymentResultData
-from kiosk.store import Store
+from kiosk.domain.records import PaymentResultData
+from kiosk.storage.store import Store
 from powercut import Tally, run_matrix
 from powercut_checks import Journal, violations
 

@@ -3,8 +3,10 @@ import json
 
 import pytest
 
-from kiosk import config, remote_config
-from kiosk.remote_config import decide
+from kiosk import config
+
+from kiosk.mqtt import remote_config
+from kiosk.mqtt.remote_config import decide
 
 BASE = config.Settings()
 

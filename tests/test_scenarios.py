@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from conftest import SCENARIOS, run_kiosk
-from kiosk import cli
+from kiosk.cli import main as cli
 
 SCENARIO_FILES = sorted(SCENARIOS.glob("*.scn"))
 

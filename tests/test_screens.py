@@ -18,10 +18,12 @@ from babel.messages.extract import extract_from_dir  # noqa: E402
 from babel.messages.mofile import write_mo  # noqa: E402
 from babel.messages.pofile import read_po  # noqa: E402
 
-from kiosk import flow, helpdesk  # noqa: E402
+from kiosk.domain import journey
+
+from kiosk.domain import helpdesk  # noqa: E402
 from kiosk.config import ScreenSettings, Settings  # noqa: E402
-from kiosk.events import HelpPressed, HelpReleased, Tap  # noqa: E402
-from kiosk.flow import Decline  # noqa: E402
+from kiosk.domain.events import HelpPressed, HelpReleased, Tap  # noqa: E402
+from kiosk.domain.journey import Decline  # noqa: E402
 from screens import i18n, overlays, plate, theme  # noqa: E402
 from screens.display import Display  # noqa: E402
 from screens.paid import receipt_url  # noqa: E402
@@ -37,7 +39,7 @@ display = screen_states.display  # the headless Display fixture, shared
 
 # ---- what each screen offers ----
 
-KEYS = {f"key:{c}" for c in flow.KEYBOARD}
+KEYS = {f"key:{c}" for c in journey.KEYBOARD}
 REPLIES = {f"help:reply:{key}" for key in helpdesk.QUICK_REPLIES}
 PLATE = KEYS | {"backspace", "clear", "cancel", "help"}
 EXPECTED = {
@@ -421,7 +423,7 @@ def test_formatting() -> None:
     assert overlays.seconds_left(states()["warning"], NOW + timedelta(seconds=99)) == 0
 
 
-def drawn_in_german(state: flow.State, translations: dict[str, str], folder: Path,
+def drawn_in_german(state: journey.State, translations: dict[str, str], folder: Path,
                     monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The texts of ``state`` drawn with a German catalogue compiled from ``translations``."""
     catalog = Catalog(locale="de", domain="kiosk")
@@ -474,7 +476,7 @@ def test_main_instructions_are_large() -> None:
 
 
 def test_modules_stay_small_and_free_of_device_imports() -> None:
-    forbidden = {"serial", "gpiozero", "paho", "kiosk.store"}
+    forbidden = {"serial", "gpiozero", "paho", "kiosk.storage.store"}
     for path in SCREENS_DIR.glob("*.py"):
         source = path.read_text(encoding="utf-8")
         assert len(source.splitlines()) < 400, path.name

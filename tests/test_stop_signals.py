@@ -1,6 +1,6 @@
 """A stop (SIGTERM, SIGINT) at any moment of `kiosk run`'s start-up is a clean stop, exit code 0.
 
-The station's first instruction blocks both stop signals (kiosk/entry.py); /proc/<pid>/status
+The station's first instruction blocks both stop signals (kiosk/cli/entry.py); /proc/<pid>/status
 shows it in SigBlk. That moment is time 0 here. The process is frozen there (SIGSTOP) to
 check that it came before the station's imports: the sqlite3 extension module, which the
 station imports with peewee, is not mapped yet. Before time 0 only the interpreter's own

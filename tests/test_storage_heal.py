@@ -15,12 +15,13 @@ import pytest
 
 from broker import Mosquitto
 from help_station import settle_until, station_publishes
-from kiosk import config, flow
-from kiosk.cli import Station, build_station
-from kiosk.heal import open_store
-from kiosk.records import FaultRecord
-from kiosk.scenario import ManualClock
-from kiosk.store import StorageError, Store
+from kiosk import config
+from kiosk.domain import journey
+from kiosk.cli.main import Station, build_station
+from kiosk.app.healing import open_store
+from kiosk.domain.records import FaultRecord
+from kiosk.cli.scenario import ManualClock
+from kiosk.storage.store import StorageError, Store
 from mqtt_client import Received, Staff
 from station_process import PREFIX, REPLY_TOPIC, Station as StationProcess, births, newest, on, station_config
 from test_asyncapi import spec
@@ -243,7 +244,7 @@ def test_a_running_station_retries_with_back_off_and_heals_once_the_disk_has_roo
         disk.fill()  # the broker's PUBACKs for them cannot be recorded
         fault = station_publishes(station, staff, newest("fault/storage", active=True), TIMEOUT, "fault/storage")
         assert fault["code"] == "full" and fault["since"] == "2026-01-05T09:00:00.000Z"
-        settle_until(station, lambda: loop.state.screen is flow.Screen.OUT_OF_SERVICE, TIMEOUT, "out of service")
+        settle_until(station, lambda: loop.state.screen is journey.Screen.OUT_OF_SERVICE, TIMEOUT, "out of service")
         loop.raise_fault("payments", "unreconciled", clock(), "payment p-7: no answer")  # kept in memory only
         direct = station_publishes(station, staff, newest("fault/payments", active=True), TIMEOUT, "fault/payments")
         loop.clear_fault("help_button", clock())  # the button came free: published directly too
@@ -271,7 +272,7 @@ def test_a_running_station_retries_with_back_off_and_heals_once_the_disk_has_roo
         clock.set(retry_at(station))
         loop.settle()
         assert storage_fault(station) is None and retry_at(station) is None
-        settle_until(station, lambda: loop.state.screen is flow.Screen.WELCOME, TIMEOUT, "back in service")
+        settle_until(station, lambda: loop.state.screen is journey.Screen.WELCOME, TIMEOUT, "back in service")
         cleared = station_publishes(station, staff, newest("fault/storage", active=False), TIMEOUT, "the clear")
         assert cleared["code"] == "full"
 

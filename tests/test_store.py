@@ -1,4 +1,4 @@
-"""Tests for kiosk.store on real SQLite files."""
+"""Tests for kiosk.storage.store on real SQLite files."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from kiosk import store as store_module
-from kiosk.records import CommandRecord, FaultRecord, PaymentResultData
-from kiosk.schema import MIGRATIONS, MODELS
-from kiosk.store import Store, StorageError
-from kiosk.store_help import courtesy_reason_suffix
+from kiosk.storage import store as store_module
+from kiosk.domain.records import CommandRecord, FaultRecord, PaymentResultData
+from kiosk.storage.schema import MIGRATIONS, MODELS
+from kiosk.storage.store import Store, StorageError
+from kiosk.storage.help import courtesy_reason_suffix
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
 CET = timezone(timedelta(hours=1))

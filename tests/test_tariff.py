@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from kiosk.tariff import (
+from kiosk.domain.tariff import (
     SEARCH_DAYS,
     Quote,
     RateBand,

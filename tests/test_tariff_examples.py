@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from kiosk.tariff import RateBand, Tariff, clamp_minutes, minutes_for_amount, quote, validate
+from kiosk.domain.tariff import RateBand, Tariff, clamp_minutes, minutes_for_amount, quote, validate
 
 BERLIN = ZoneInfo("Europe/Berlin")
 DOC = Path(__file__).resolve().parents[1] / "docs" / "tariff.md"

@@ -12,8 +12,8 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from conftest import ROOT, run_kiosk, wait_for
-from kiosk.records import PaymentResultData
-from kiosk.store import Store
+from kiosk.domain.records import PaymentResultData
+from kiosk.storage.store import Store
 
 pytestmark = pytest.mark.slow
 

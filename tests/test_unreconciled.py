@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from kiosk import flow
+from kiosk.domain import journey
 from kiosk.config import Settings, StorageSettings
-from kiosk.events import PaymentConfirmed, PaymentReconciled
-from kiosk.loop import Loop
-from kiosk.records import PaymentResultData
-from kiosk.scenario import ManualClock
-from kiosk.store import StorageError, Store
-from kiosk.store_payments import NotOwed
+from kiosk.domain.events import PaymentConfirmed, PaymentReconciled
+from kiosk.app.loop import Loop
+from kiosk.domain.records import PaymentResultData
+from kiosk.cli.scenario import ManualClock
+from kiosk.storage.store import StorageError, Store
+from kiosk.storage.payments import NotOwed
 from screens.display import Display
 from tiny_disk import TinyDisk, empty_wal
 
@@ -53,7 +53,7 @@ def test_the_loop_marks_an_unreconciled_payment_and_raises_the_fault(tmp_path: P
     store = Store.open(tmp_path / "kiosk.db", settings.station.id, clock())
     payment_id = owed_payment(store)
     display = Display(settings, headless=True)
-    loop = Loop(flow.initial(settings, clock()), store, IdleTerminal(), display, clock)
+    loop = Loop(journey.initial(settings, clock()), store, IdleTerminal(), display, clock)
     try:
         loop.post(PaymentReconciled(payment_id, "unknown", DETAIL))
         loop.settle()
@@ -90,7 +90,7 @@ def test_what_the_terminal_settled_while_the_disk_was_full_is_recorded_once_it_h
     store = Store.open(disk.database, settings.station.id, clock())
     booked, unsettled = owed_payment(store), owed_payment(store)
     display = Display(settings, headless=True)
-    loop = Loop(flow.initial(settings, clock()), store, IdleTerminal(), display, clock)
+    loop = Loop(journey.initial(settings, clock()), store, IdleTerminal(), display, clock)
     try:
         empty_wal(disk.database)
         disk.fill()
@@ -120,7 +120,7 @@ def test_the_storage_fault_stays_until_its_clearing_is_written(tmp_path: Path, m
     clock = ManualClock(START)
     store = Store.open(tmp_path / "kiosk.db", settings.station.id, clock())
     display = Display(settings, headless=True)
-    loop = Loop(flow.initial(settings, clock()), store, IdleTerminal(), display, clock)
+    loop = Loop(journey.initial(settings, clock()), store, IdleTerminal(), display, clock)
     try:
         loop.raise_fault("storage", "io", clock(), "disk I/O error")
         with monkeypatch.context() as patch:
@@ -147,7 +147,7 @@ def test_an_unknown_outcome_for_a_payment_with_nothing_to_settle_raises_no_fault
     payment_id = owed_payment(store)
     store.mark_confirmed(payment_id, START)
     display = Display(settings, headless=True)
-    loop = Loop(flow.initial(settings, clock()), store, IdleTerminal(), display, clock)
+    loop = Loop(journey.initial(settings, clock()), store, IdleTerminal(), display, clock)
     try:
         loop.post(PaymentReconciled(payment_id, "unknown", DETAIL))
         loop.settle()

@@ -9,9 +9,9 @@ import pytest
 
 from broker import Mosquitto
 from help_station import press_help, screen_says, settle_until, start_station, station_publishes
-from kiosk.direct_help import DirectHelp
-from kiosk.events import Tap
-from kiosk.store import StorageError, Store
+from kiosk.mqtt.direct_help import DirectHelp
+from kiosk.domain.events import Tap
+from kiosk.storage.store import StorageError, Store
 from mqtt_client import Staff
 from station_process import PREFIX, newest, on
 

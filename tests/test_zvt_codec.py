@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drivers.zvt.codec import (
+from drivers.payment.zvt.codec import (
     BMP_FORMATS,
     Apdu,
     Bmps,

@@ -1,14 +1,14 @@
-"""The ECR's command sequences (drivers/zvt/ecr.py) against the simulator over a pty, without the station around them."""
+"""The ECR's command sequences (drivers/payment/zvt/ecr.py) against the simulator over a pty, without the station around them."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 
-from drivers.zvt.driver import serial_opener
-from drivers.zvt.ecr import EcrSession
-from drivers.zvt.link import Link
-from drivers.zvt.simulator import Behaviour, Simulator, open_pty
+from drivers.payment.zvt.driver import serial_opener
+from drivers.payment.zvt.ecr import EcrSession
+from drivers.payment.zvt.link import Link
+from drivers.payment.zvt.simulator import Behaviour, Simulator, open_pty
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fake_port import BYTE_TIME_S, IDLE_STEP_S, answering, make_link
-from drivers.zvt.link import (
+from drivers.payment.zvt.link import (
     ACK,
     MAX_APDU,
     NAK,
@@ -194,7 +194,7 @@ def test_link_debug_log_masks_the_pan(caplog: pytest.LogCaptureFixture) -> None:
     apdu = hexbytes("04 0F 0A 27 00 22 F0 F5 67 99 99 12 3F")
     link, port, _ = make_link(answering(b"\x06"))
     port.arrive(encode_frame(apdu))
-    with caplog.at_level(logging.DEBUG, logger="drivers.zvt.link"):
+    with caplog.at_level(logging.DEBUG, logger="drivers.payment.zvt.link"):
         assert link.receive(1.0) == apdu
         link.send(apdu)
     assert "22 F0 F5 ** ** ** ** **" in caplog.text and "67 99" not in caplog.text

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drivers.zvt.codec import Apdu, DecodeError, Tlv, bcd_encode, decode_bmps, encode_bmp, encode_tlv, lllvar
-from drivers.zvt.messages import (
+from drivers.payment.zvt.codec import Apdu, DecodeError, Tlv, bcd_encode, decode_bmps, encode_bmp, encode_tlv, lllvar
+from drivers.payment.zvt.messages import (
     ACK_APDU,
     CONFIG_BYTE,
     DEFAULT_INTERMEDIATE_TEXT,

@@ -9,11 +9,11 @@ from typing import Iterator
 import pytest
 
 from conftest import wait_for
-from drivers.zvt.driver import OwedPayment, SerialPort, ZvtTerminal, serial_opener
-from drivers.zvt.ecr import EcrSession
-from drivers.zvt.link import Link
-from drivers.zvt.simulator import PAIRINGS, Behaviour, Simulator, open_pty
-from kiosk.events import (
+from drivers.payment.zvt.driver import OwedPayment, SerialPort, ZvtTerminal, serial_opener
+from drivers.payment.zvt.ecr import EcrSession
+from drivers.payment.zvt.link import Link
+from drivers.payment.zvt.simulator import PAIRINGS, Behaviour, Simulator, open_pty
+from kiosk.domain.events import (
     Event, PaymentAuthorized, PaymentConfirmed, PaymentDeclined, PaymentReconciled, TerminalHealth,
 )
 

@@ -8,10 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fake_port import FakeClock, FakePort
-from drivers.zvt import messages as msg
-from drivers.zvt.driver import OwedPayment, ZvtTerminal
-from drivers.zvt.ecr import CommandRefused, EcrSession, TerminalUnreachable
-from drivers.zvt.link import ACK, Frame, FrameDecoder, Link, encode_frame
+from drivers.payment.zvt import messages as msg
+from drivers.payment.zvt.driver import OwedPayment, ZvtTerminal
+from drivers.payment.zvt.ecr import CommandRefused, EcrSession, TerminalUnreachable
+from drivers.payment.zvt.link import ACK, Frame, FrameDecoder, Link, encode_frame
 
 POSITIVE = "80 00 00"
 BUSY_IN_PAYMENT = "84 83 00"

@@ -16,8 +16,8 @@ from conftest import wait_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drivers.zvt import pt_wire
-from drivers.zvt.simulator import Behaviour, PtyLink, Simulator, open_pty
+from drivers.payment.zvt import pt_wire
+from drivers.payment.zvt.simulator import Behaviour, PtyLink, Simulator, open_pty
 
 ACK, NAK = b"\x06", b"\x15"
 REGISTRATION = "10 02 06 00 06 12 34 56 BA 09 78 10 03 24 C3"

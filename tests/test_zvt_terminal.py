@@ -9,13 +9,13 @@ import pytest
 
 from conftest import wait_for
 
-from drivers.zvt.simulator import PAIRINGS, Simulator
-from kiosk import flow
-from kiosk.cli import CardTerminal
+from drivers.payment.zvt.simulator import PAIRINGS, Simulator
+from kiosk.domain import journey
+from kiosk.cli.main import CardTerminal
 from kiosk.config import Settings, StorageSettings, TerminalSettings
-from kiosk.loop import Loop
-from kiosk.scenario import Runner, ManualClock, parse
-from kiosk.store import Store
+from kiosk.app.loop import Loop
+from kiosk.cli.scenario import Runner, ManualClock, parse
+from kiosk.storage.store import Store
 from screens.display import Display
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
@@ -64,7 +64,7 @@ def station(tmp_path: Path, request: pytest.FixtureRequest):
     store = Store.open(tmp_path / "kiosk.db", settings.station.id, clock())
     display = Display(settings, headless=True)
     devices = CardTerminal(settings, True, (), lambda event: loop.post(event), pairing=request.param)
-    loop = Loop(flow.initial(settings, clock()), store, devices.terminal, display, clock)
+    loop = Loop(journey.initial(settings, clock()), store, devices.terminal, display, clock)
     devices.terminal.start()
     assert devices.simulator is not None
     yield Station(loop, display, store, devices.simulator, Runner(loop, display, devices.simulator, clock, tmp_path))
@@ -127,7 +127,7 @@ def test_link_faults_are_retried_and_the_payment_still_goes_through(station: Sta
 @pytest.mark.slow
 def test_silent_terminal_declines_after_the_link_gives_up(station: Station) -> None:
     station.play(TO_PAY.format(plate="B-DED") + "terminal silent\ntap pay\n")
-    station.wait_for(lambda: station.loop.state.screen is flow.Screen.DECLINED, timeout=25)
+    station.wait_for(lambda: station.loop.state.screen is journey.Screen.DECLINED, timeout=25)
     assert "The card terminal did not answer. You have not been charged." in station.display.texts()
     assert (station.payment()["state"], station.payment()["result_code"]) == ("declined", 0x7D)
     assert station.journal() == [], "the terminal never even took the Authorization"
@@ -151,7 +151,7 @@ def test_terminal_status_fault_stops_card_payment_until_it_recovers(station: Sta
 
 def test_cable_pull_makes_the_terminal_unreachable_then_recovers(station: Station) -> None:
     station.simulator.inject("disconnect", 16)
-    station.wait_for(lambda: station.loop.state.screen is flow.Screen.OUT_OF_SERVICE, timeout=25)
+    station.wait_for(lambda: station.loop.state.screen is journey.Screen.OUT_OF_SERVICE, timeout=25)
     assert [f.code for f in station.loop.state.faults] == ["unreachable"]
-    station.wait_for(lambda: station.loop.state.screen is flow.Screen.WELCOME, timeout=30)
+    station.wait_for(lambda: station.loop.state.screen is journey.Screen.WELCOME, timeout=30)
     station.play(TO_PAY.format(plate="B-BCK") + "tap pay\nexpect screen paid\n")

@@ -1,0 +1,1 @@
+"""The `kiosk` command: argument parsing, the composition root, terminal maintenance commands and scenario replay."""

@@ -1,0 +1,351 @@
+"""Typed, immutable events that flow into the main loop, and the effects the state machines ask for."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from kiosk.config import Settings
+from kiosk.domain.records import FaultRecord, PaymentResultData, SessionRecord
+
+# ---- events: facts that happened (from the parker, devices, the store, the clock) ----
+
+
+@dataclass(frozen=True)
+class Tap:
+    """The parker released a touch inside the target with this id."""
+
+    target: str
+
+
+@dataclass(frozen=True)
+class Tick:
+    """A deadline the state machine asked for has been reached."""
+
+
+@dataclass(frozen=True)
+class HelpPressed:
+    """The physical help button (or its stand-in) was pressed."""
+
+
+@dataclass(frozen=True)
+class HelpReleased:
+    """The physical help button was released."""
+
+
+@dataclass(frozen=True)
+class HelpButtonStuck:
+    """The help button has been held down for longer than gpio.button_stuck_s (stuck or jammed)."""
+
+    held_s: int
+
+
+@dataclass(frozen=True)
+class HelpButtonFreed:
+    """The stuck help button was released again."""
+
+
+@dataclass(frozen=True)
+class DoorChanged:
+    """The cabinet door switch changed (also posted once at start with the door's current position)."""
+
+    open: bool
+
+
+@dataclass(frozen=True)
+class AgentSays:
+    """An agent's word on help/to-parker: ``kind`` is accept, message or resolve (already validated)."""
+
+    ticket: str
+    kind: str
+    agent: str
+    text: str = ""
+    outcome: str = ""
+
+
+@dataclass(frozen=True)
+class CourtesyGranted:
+    """Staff granted free parking while a help ticket is open; the parker is told on screen."""
+
+    ticket: str
+    plate: str
+    expires: datetime
+
+
+@dataclass(frozen=True)
+class JourneyCancelled:
+    """An agent ended the parker's journey: back to Welcome (never during a payment); ``ticket`` if for a call."""
+
+    reason: str
+    ticket: str | None = None
+
+
+@dataclass(frozen=True)
+class SessionLookedUp:
+    """Answer to LookupSession: the plate's active session in this zone, if any."""
+
+    plate: str
+    session: SessionRecord | None
+
+
+@dataclass(frozen=True)
+class PaymentPending:
+    """The pending payment row is durable and the terminal has been asked to charge."""
+
+    payment_id: str
+
+
+@dataclass(frozen=True)
+class PaymentNotStarted:
+    """The payment could not even be recorded as pending, so the terminal was never asked."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class TerminalStatus:
+    """An intermediate status text from the card terminal, to be shown word for word."""
+
+    payment_id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class PaymentAuthorized:
+    """The terminal approved the card and waits for the station's vending answer."""
+
+    payment_id: str
+    result: PaymentResultData
+
+
+@dataclass(frozen=True)
+class PaymentDeclined:
+    """The terminal ended the payment without charging (declined, aborted, failed)."""
+
+    payment_id: str
+    result_code: int
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class PaymentConfirmed:
+    """The terminal acknowledged the station's positive vending answer: it books the payment."""
+
+    payment_id: str
+
+
+@dataclass(frozen=True)
+class PaymentReconciled:
+    """A payment approved before a restart was settled with the terminal.
+
+    ``outcome``: ``booked`` (the terminal asked again and the station confirmed it),
+    ``reversed`` (the money went back) or ``unknown`` (the terminal would not say).
+    """
+
+    payment_id: str
+    outcome: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class TerminalHealth:
+    """The card terminal's health changed: ``code`` None means ready, else a card_terminal fault code."""
+
+    code: str | None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class TerminalReport:
+    """The card terminal's answer to a staff request (``kind`` status or end_of_day), as plain data."""
+
+    request_id: str
+    kind: str
+    ok: bool
+    data: dict[str, Any] = field(hash=False)
+
+
+@dataclass(frozen=True)
+class SessionCommitted:
+    """The paid session and its payment are durable (answer to CommitSession)."""
+
+    payment_id: str
+    session: SessionRecord
+
+
+@dataclass(frozen=True)
+class CommitFailed:
+    """The paid session could not be stored; the payment must be refused."""
+
+    payment_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class FaultsChanged:
+    """The set of active faults changed."""
+
+    faults: tuple[FaultRecord, ...]
+
+
+@dataclass(frozen=True)
+class HelpTicketOpened:
+    """Answer to OpenHelpTicket: the ticket is durable."""
+
+    ticket_id: str
+
+
+@dataclass(frozen=True)
+class HelpTicketFailed:
+    """Answer to OpenHelpTicket when the ticket could not be stored: nobody can be reached this way."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class SettingsChanged:
+    """New validated settings; they take effect for the next parker."""
+
+    settings: Settings
+
+
+@dataclass(frozen=True)
+class NoticeChanged:
+    """Staff set (or, with an empty text, cleared) a message shown to parkers."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class LinkUp:
+    """The MQTT link is connected with this ``boot`` number and its subscriptions are granted."""
+
+    boot: int
+
+
+@dataclass(frozen=True)
+class LinkDown:
+    """The MQTT link lost (or could not make) its connection."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class LinkAcked:
+    """The broker acknowledged publishes; the link's take_acks() lists them (posted once per batch)."""
+
+
+@dataclass(frozen=True)
+class MessageIn:
+    """An MQTT message for this station: ``topic`` without the station prefix, payload as received."""
+
+    topic: str
+    payload: bytes
+    response_topic: str | None = None
+    correlation: bytes | None = None
+    retained: bool = False
+
+
+Event = (
+    Tap | Tick | HelpPressed | HelpReleased | SessionLookedUp | PaymentPending | PaymentNotStarted | TerminalStatus
+    | PaymentAuthorized | PaymentDeclined | SessionCommitted | CommitFailed | FaultsChanged
+    | HelpTicketOpened | SettingsChanged | PaymentConfirmed | PaymentReconciled | TerminalHealth
+    | TerminalReport | NoticeChanged | LinkUp | LinkDown | LinkAcked | MessageIn | HelpButtonStuck | HelpButtonFreed
+    | DoorChanged | AgentSays | CourtesyGranted | JourneyCancelled | HelpTicketFailed
+)
+
+# ---- effects: what a state machine asks the loop to do ----
+
+
+@dataclass(frozen=True)
+class LookupSession:
+    """Find the plate's active session in the zone; answer with SessionLookedUp."""
+
+    plate: str
+    zone: str
+
+
+@dataclass(frozen=True)
+class BeginPayment:
+    """Store a pending payment, then ask the terminal to charge; answer with PaymentPending."""
+
+    plate: str
+    zone: str
+    amount: int
+    currency: str
+    minutes: int
+    starts: datetime
+    expires: datetime
+    extends_id: str | None
+
+
+@dataclass(frozen=True)
+class CancelPayment:
+    """Ask the terminal to abort the payment in progress."""
+
+
+@dataclass(frozen=True)
+class CommitSession:
+    """Store the approved payment and its session in one transaction; answer SessionCommitted or CommitFailed."""
+
+    payment_id: str
+    result: PaymentResultData
+
+
+@dataclass(frozen=True)
+class ConfirmPayment:
+    """The vending answer to the terminal: accept books the payment, refuse reverses it."""
+
+    payment_id: str
+    accept: bool
+
+
+@dataclass(frozen=True)
+class FailPayment:
+    """Record that a payment ended without a session (declined or reversed)."""
+
+    payment_id: str
+    state: str
+    result_code: int
+
+
+@dataclass(frozen=True)
+class SaveFeedback:
+    """Store the parker's rating."""
+
+    rating: int
+    session_id: str | None
+
+
+@dataclass(frozen=True)
+class OpenHelpTicket:
+    """Open a durable help ticket with the context an agent needs; answer HelpTicketOpened."""
+
+    context: dict[str, Any] = field(hash=False)
+
+
+@dataclass(frozen=True)
+class RecordHelp:
+    """Commit one step of a help ticket with its outbox rows (see Store.record_help for the actions)."""
+
+    ticket_id: str
+    action: str
+    agent: str = ""
+    text: str = ""
+    outcome: str = ""
+    choice: str = ""
+    presses: int = 0
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """The event meant nothing in this state; the loop logs why."""
+
+    event: object
+    reason: str
+
+
+Effect = (
+    LookupSession | BeginPayment | CancelPayment | CommitSession | ConfirmPayment | FailPayment
+    | SaveFeedback | OpenHelpTicket | RecordHelp | Ignored
+)

@@ -1,0 +1,229 @@
+"""The help ticket lifecycle as a pure state machine: waiting -> connected -> closed, with honest timeouts."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from kiosk.config import TimeoutSettings
+from kiosk.domain.events import AgentSays, CourtesyGranted, Effect, Ignored, OpenHelpTicket, RecordHelp
+from kiosk.domain.records import HelpTicketRecord
+
+LED_OFF, LED_BLINKING, LED_STEADY = "off", "blinking", "steady"
+
+# What the parker can answer with one tap; the English text is what the agent reads.
+QUICK_REPLIES: dict[str, str] = {
+    "card_declined": "My card is declined",
+    "plate_not_found": "I can't find my plate",
+    "machine_broken": "The machine is not working",
+    "other": "Something else",
+}
+# How an agent may close a ticket (help/to-parker "resolve").
+OUTCOMES = ("solved", "courtesy", "technician", "no_answer", "other")
+# How the station itself closes a ticket.
+CANCELLED_BY_PARKER = "cancelled_by_parker"
+ABANDONED = "abandoned"
+UNREACHABLE = "unreachable"  # the ticket could not be stored, so no agent can be reached this way
+AGENT_KINDS = ("accept", "message", "resolve")
+
+
+class Phase(StrEnum):
+    """Where a ticket is (the ``state`` of help/state)."""
+
+    WAITING = "waiting"
+    CONNECTED = "connected"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of the conversation on screen: ``author`` is agent, parker or courtesy (text = the plate)."""
+
+    author: str
+    text: str
+    at: datetime
+    until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """The parker's help call as the station sees it; ``id`` is None until the ticket is durable."""
+
+    opened: datetime
+    since: datetime
+    answer_due: datetime
+    last_activity: datetime
+    phase: Phase = Phase.WAITING
+    id: str | None = None
+    agent: str = ""
+    overdue: bool = False
+    presses: int = 1
+    conversation: tuple[Line, ...] = ()
+    outcome: str = ""
+    resolution: str = ""
+
+    @property
+    def open(self) -> bool:
+        """Waiting or connected: the call is still going on."""
+        return self.phase is not Phase.CLOSED
+
+
+Result = tuple[Ticket | None, tuple[Effect, ...]]
+
+
+def press(ticket: Ticket | None, context: dict[str, object], timeouts: TimeoutSettings, now: datetime) -> Result:
+    """The help button (or the on-screen Help): open a ticket, or join the open one."""
+    if ticket is None or not ticket.open:
+        fresh = Ticket(opened=now, since=now, answer_due=now + timedelta(seconds=timeouts.help_answer_s),
+                       last_activity=now)
+        return fresh, (OpenHelpTicket(context),)
+    joined = replace(ticket, presses=ticket.presses + 1, last_activity=now)
+    if ticket.overdue:
+        return keep_waiting(joined, timeouts, now)
+    return joined, ()
+
+
+def opened(ticket: Ticket | None, ticket_id: str) -> Result:
+    """The ticket is durable; a call the parker already cancelled is closed at once."""
+    if ticket is None or ticket.id is not None:
+        return ticket, (RecordHelp(ticket_id, "close", outcome=CANCELLED_BY_PARKER),)
+    if not ticket.open:  # abandoned in the instant before it was durable
+        return replace(ticket, id=ticket_id), (RecordHelp(ticket_id, "close", outcome=ticket.outcome),)
+    return replace(ticket, id=ticket_id), ()
+
+
+def failed(ticket: Ticket | None, now: datetime) -> Result:
+    """The ticket could not be stored: say so honestly (the screen offers the phone number) instead of waiting."""
+    if ticket is None or ticket.id is not None or not ticket.open:
+        return ticket, (Ignored("ticket failed", "no call waiting to be stored"),)
+    return replace(ticket, phase=Phase.CLOSED, since=now, outcome=UNREACHABLE, overdue=False), ()
+
+
+def from_agent(ticket: Ticket | None, said: AgentSays, now: datetime) -> Result:
+    """An agent's accept, message or resolve; anything illegal is refused with a reason the agent sees."""
+    if ticket is None or ticket.id != said.ticket:
+        return ticket, _refuse(said, "not the open ticket of this station")
+    if not ticket.open:
+        return ticket, _refuse(said, "the ticket is closed")
+    taken = ticket.phase is Phase.CONNECTED and ticket.agent != said.agent
+    if taken:
+        return ticket, _refuse(said, f"taken by {ticket.agent}")
+    if said.kind == "accept":
+        if ticket.phase is Phase.CONNECTED:
+            return ticket, (Ignored(said, "already accepted by this agent"),)
+        accepted = replace(ticket, phase=Phase.CONNECTED, since=now, agent=said.agent, overdue=False,
+                           last_activity=now)
+        return accepted, (RecordHelp(ticket.id, "accept", agent=said.agent),)
+    if said.kind == "message":
+        if ticket.phase is Phase.WAITING:
+            return ticket, _refuse(said, "accept the ticket first")
+        line = Line("agent", said.text, now)
+        talked = replace(ticket, conversation=ticket.conversation + (line,), last_activity=now)
+        return talked, (RecordHelp(ticket.id, "message", agent=said.agent, text=said.text),)
+    if said.kind == "resolve":
+        return _close(ticket, now, said.outcome, agent=said.agent, text=said.text)
+    return ticket, _refuse(said, f"unknown kind {said.kind!r}")
+
+
+def reply(ticket: Ticket | None, choice: str, now: datetime) -> Result:
+    """The parker tapped a quick reply; the agent reads it (also while still waiting for one)."""
+    text = QUICK_REPLIES.get(choice)
+    if ticket is None or ticket.id is None or not ticket.open or text is None:
+        return ticket, (Ignored(choice, "no open ticket or unknown quick reply"),)
+    line = Line("parker", text, now)
+    answered = replace(ticket, conversation=ticket.conversation + (line,), last_activity=now)
+    return answered, (RecordHelp(ticket.id, "reply", text=text, choice=choice),)
+
+
+def keep_waiting(ticket: Ticket, timeouts: TimeoutSettings, now: datetime) -> Result:
+    """The parker chose to keep waiting after being told nobody answered yet: the answer timer starts again."""
+    if not ticket.overdue or ticket.id is None:
+        return ticket, (Ignored("keep waiting", "the ticket is not overdue"),)
+    waiting = replace(ticket, overdue=False, answer_due=now + timedelta(seconds=timeouts.help_answer_s),
+                      last_activity=now)
+    return waiting, (RecordHelp(ticket.id, "wait"),)
+
+
+def cancel(ticket: Ticket | None, now: datetime) -> Result:
+    """The parker ended the call (a ticket not yet durable is closed when it becomes so)."""
+    if ticket is None or not ticket.open or ticket.id is None:
+        return None, ()
+    return None, (RecordHelp(ticket.id, "close", outcome=CANCELLED_BY_PARKER, presses=ticket.presses),)
+
+
+def dismiss(ticket: Ticket | None) -> Result:
+    """The parker read the resolution and tapped OK."""
+    if ticket is None or ticket.open:
+        return ticket, (Ignored("dismiss", "the call is still open"),)
+    return None, ()
+
+
+def courtesy(ticket: Ticket | None, granted: CourtesyGranted, now: datetime) -> Result:
+    """Staff granted free parking during this call: the parker sees it in the conversation."""
+    if ticket is None or ticket.id != granted.ticket or not ticket.open:
+        return ticket, (Ignored(granted, "no such open ticket on screen"),)
+    line = Line("courtesy", granted.plate, now, until=granted.expires)
+    return replace(ticket, conversation=ticket.conversation + (line,), last_activity=now), ()
+
+
+def deadline(ticket: Ticket | None, timeouts: TimeoutSettings) -> datetime | None:
+    """When the ticket next needs a tick: overdue notice, abandonment, or the end of the resolution screen."""
+    if ticket is None:
+        return None
+    if not ticket.open:
+        return ticket.since + timedelta(seconds=timeouts.help_closed_s)
+    abandon = ticket.last_activity + timedelta(seconds=timeouts.help_abandon_s)
+    if ticket.phase is Phase.WAITING and not ticket.overdue:
+        return min(ticket.answer_due, abandon)
+    return abandon
+
+
+def tick(ticket: Ticket | None, timeouts: TimeoutSettings, now: datetime) -> Result:
+    """Apply whatever timer is due."""
+    due = deadline(ticket, timeouts)
+    if ticket is None or due is None or now < due:
+        return ticket, ()
+    if not ticket.open:
+        return None, ()
+    if now >= ticket.last_activity + timedelta(seconds=timeouts.help_abandon_s):
+        return _close(ticket, now, ABANDONED)
+    if ticket.id is None:  # not durable yet: tell the parker anyway, record it once the id is known
+        return replace(ticket, overdue=True), ()
+    return replace(ticket, overdue=True), (RecordHelp(ticket.id, "overdue"),)
+
+
+def led(ticket: Ticket | None) -> str:
+    """The help button's LED: blinking while waiting, steady while an agent is connected, else off."""
+    if ticket is None or not ticket.open:
+        return LED_OFF
+    return LED_STEADY if ticket.phase is Phase.CONNECTED else LED_BLINKING
+
+
+def stale(record: HelpTicketRecord, timeouts: TimeoutSettings, now: datetime) -> bool:
+    """An open ticket from before a restart that nobody touched for help_abandon_s: the parker is long gone."""
+    last = max([record.opened, *([record.accepted] if record.accepted else []), *(m.created for m in record.messages),
+                *(grant.created for grant in record.courtesies)])
+    return now - last >= timedelta(seconds=timeouts.help_abandon_s)
+
+
+def restore(record: HelpTicketRecord, timeouts: TimeoutSettings, now: datetime) -> Ticket:
+    """The open ticket the station had before a restart, back on screen; its timers start again now."""
+    said = [Line("agent" if m.direction == "to_parker" else "parker", m.text, m.created) for m in record.messages]
+    granted = [Line("courtesy", s.plate, s.created, until=s.expires) for s in record.courtesies]
+    lines = tuple(sorted(said + granted, key=lambda line: line.at))  # stable: same-time lines keep their order
+    phase = Phase(record.state)
+    return Ticket(opened=record.opened, since=record.accepted or record.opened,
+                  answer_due=now + timedelta(seconds=timeouts.help_answer_s), last_activity=now, phase=phase,
+                  id=record.id, agent=record.agent or "", presses=record.presses, conversation=lines)
+
+
+def _close(ticket: Ticket, now: datetime, outcome: str, agent: str = "", text: str = "") -> Result:
+    closed = replace(ticket, phase=Phase.CLOSED, since=now, outcome=outcome, resolution=text, overdue=False)
+    if ticket.id is None:
+        return closed, ()
+    return closed, (RecordHelp(ticket.id, "close", agent=agent or ticket.agent, text=text, outcome=outcome,
+                               presses=ticket.presses),)
+
+
+def _refuse(said: AgentSays, reason: str) -> tuple[Effect, ...]:
+    return (RecordHelp(said.ticket, "refused", agent=said.agent, text=reason, outcome=said.kind),)

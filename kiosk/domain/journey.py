@@ -1,0 +1,596 @@
+"""The parker's journey as a pure state machine: step(state, event, now) -> (state, effects)."""
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from kiosk.domain import faults as fault_rules
+from kiosk.domain import helpdesk
+from kiosk.config import Settings
+from kiosk.domain.events import (
+    AgentSays, BeginPayment, CancelPayment, CommitFailed, CommitSession, ConfirmPayment, CourtesyGranted, Effect,
+    Event, FailPayment, FaultsChanged, HelpPressed, HelpReleased, HelpTicketFailed, HelpTicketOpened, Ignored, JourneyCancelled,
+    LookupSession, NoticeChanged, PaymentAuthorized, PaymentDeclined, PaymentNotStarted, PaymentPending,
+    SaveFeedback, SessionCommitted, SessionLookedUp, SettingsChanged, Tap, TerminalStatus, Tick,
+)
+from kiosk.domain.records import FaultRecord, SessionRecord
+from kiosk.domain.tariff import Quote, clamp_minutes, quote
+
+KEYBOARD = tuple("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
+RESULT_ABORTED = 0x6C
+RESULT_COMMUNICATION = 0x7D
+THANKS_S = 4
+PAYMENT_GRACE_S = 30
+CANCEL_GRACE_S = 15
+
+
+class Screen(StrEnum):
+    """Every screen of the journey."""
+
+    WELCOME = "welcome"
+    PLATE = "plate"
+    DURATION = "duration"
+    PAYING = "paying"
+    PAID = "paid"
+    DECLINED = "declined"
+    FEEDBACK = "feedback"
+    THANKS = "thanks"
+    OUT_OF_SERVICE = "out_of_service"
+
+
+@dataclass(frozen=True)
+class Payment:
+    """The card payment in progress."""
+
+    amount: int
+    currency: str
+    started: datetime
+    payment_id: str | None = None
+    status_text: str = ""
+    cancelling_since: datetime | None = None
+    committing: bool = False
+
+    @property
+    def cancelling(self) -> bool:
+        """The parker pressed Cancel and the terminal has not confirmed the abort yet."""
+        return self.cancelling_since is not None
+
+
+@dataclass(frozen=True)
+class Decline:
+    """Why a payment did not go through, for the Declined screen."""
+
+    reason: str
+    result_code: int
+    terminal_text: str = ""
+
+
+@dataclass(frozen=True)
+class State:
+    """Everything the journey knows; immutable, replaced on every step."""
+
+    settings: Settings
+    entered: datetime
+    last_input: datetime
+    screen: Screen = Screen.WELCOME
+    asleep: bool = False
+    warning_since: datetime | None = None
+    plate: str = ""
+    existing: SessionRecord | None = None
+    minutes: int = 0
+    payment: Payment | None = None
+    session: SessionRecord | None = None
+    decline: Decline | None = None
+    message: str = ""
+    faults: tuple[FaultRecord, ...] = ()
+    help: helpdesk.Ticket | None = None
+    language: str = ""
+    high_contrast: bool = False
+    next_settings: Settings | None = None
+    notice: str = ""
+
+
+Result = tuple[State, tuple[Effect, ...]]
+
+
+def initial(settings: Settings, now: datetime) -> State:
+    """The state at start-up: Welcome, awake."""
+    return State(settings=settings, entered=now, last_input=now, language=settings.languages.default)
+
+
+def plate_valid(settings: Settings, plate: str) -> bool:
+    """True if the plate matches the configured format."""
+    return len(plate) <= settings.plate.max_length and re.fullmatch(settings.plate.pattern, plate) is not None
+
+
+def minute_range(state: State) -> tuple[int, int]:
+    """Smallest and largest purchasable minutes now (extensions count the minutes already bought)."""
+    tariff = state.settings.tariff_engine
+    already = state.existing.minutes if state.existing else 0
+    high = (tariff.maximum_minutes - already) // tariff.increment_minutes * tariff.increment_minutes
+    low = tariff.minimum_minutes if state.existing is None else tariff.increment_minutes
+    return min(low, high), high
+
+
+def purchase_start(state: State, now: datetime) -> datetime:
+    """Bought time starts now, or at the end of the session being extended."""
+    if state.existing is not None and state.existing.expires > now:
+        return state.existing.expires
+    return now
+
+
+def current_quote(state: State, now: datetime) -> Quote | None:
+    """Price and expiry of the duration on screen, or None when nothing can be bought."""
+    if state.minutes <= 0:
+        return None
+    return quote(state.settings.tariff_engine, purchase_start(state, now), state.minutes)
+
+
+def decline_reason(result_code: int) -> str:
+    """A reason key (translated by the screens) for a terminal result code."""
+    if result_code == RESULT_ABORTED:
+        return "aborted"
+    if result_code == 0x64:
+        return "unreadable"
+    if result_code == 0x78:
+        return "expired"
+    if result_code == RESULT_COMMUNICATION:
+        return "terminal_timeout"
+    if 0x01 <= result_code <= 0x63:
+        return "declined"
+    return "terminal"
+
+
+def help_shown(state: State) -> bool:
+    """The help overlay covers the screen (during a payment it waits until the terminal is done)."""
+    return state.help is not None and state.screen is not Screen.PAYING
+
+
+def deadline(state: State) -> datetime | None:
+    """When the state machine next wants a Tick, if ever (the screen's timers rest under the help overlay)."""
+    help_due = helpdesk.deadline(state.help, state.settings.timeouts)
+    screen_due = None if help_shown(state) else _screen_deadline(state)
+    if help_due is None or screen_due is None:
+        return help_due or screen_due
+    return min(help_due, screen_due)
+
+
+def _screen_deadline(state: State) -> datetime | None:
+    t = state.settings.timeouts
+    s = state.screen
+    if s is Screen.WELCOME:
+        return None if state.asleep else state.last_input + timedelta(seconds=t.sleep_s)
+    if s in (Screen.PLATE, Screen.DURATION, Screen.DECLINED):
+        if state.warning_since is not None:
+            return state.warning_since + timedelta(seconds=t.warning_s)
+        idle = t.declined_s if s is Screen.DECLINED else t.inactivity_s
+        return state.last_input + timedelta(seconds=idle)
+    if s is Screen.PAYING and state.payment is not None:
+        limit = state.settings.terminal.payment_timeout_s + PAYMENT_GRACE_S
+        give_up = state.payment.started + timedelta(seconds=limit)
+        if state.payment.cancelling_since is not None:
+            return min(give_up, state.payment.cancelling_since + timedelta(seconds=CANCEL_GRACE_S))
+        return give_up
+    if s is Screen.PAID:
+        return state.entered + timedelta(seconds=t.paid_s)
+    if s is Screen.FEEDBACK:
+        return state.entered + timedelta(seconds=t.feedback_s)
+    if s is Screen.THANKS:
+        return state.entered + timedelta(seconds=THANKS_S)
+    return None
+
+
+def step(state: State, event: Event, now: datetime) -> Result:
+    """Apply one event at time `now`; return the new state and the effects to run."""
+    handler = _HANDLERS.get(type(event))
+    if handler is None:
+        return _ignore(state, event, "unknown event type")
+    return handler(state, event, now)
+
+
+# ---- helpers ----
+
+
+def _ignore(state: State, event: object, reason: str) -> Result:
+    return state, (Ignored(event, f"{reason} (screen {state.screen})"),)
+
+
+def _go(state: State, screen: Screen, now: datetime, **changes: object) -> State:
+    """Enter a screen: its timers start now and the previous screen's message goes."""
+    fields: dict[str, object] = {"warning_since": None, "message": ""}
+    fields.update(changes)
+    return replace(state, screen=screen, entered=now, **fields)
+
+
+def _reset(state: State, now: datetime) -> State:
+    """End the parker's session: forget plate and choices (privacy), apply new settings."""
+    settings = state.next_settings or state.settings
+    fresh = initial(settings, now)
+    fresh = replace(fresh, faults=state.faults, help=state.help, notice=state.notice)
+    if fault_rules.blocking(fresh.faults):
+        return replace(fresh, screen=Screen.OUT_OF_SERVICE)
+    return fresh
+
+
+def help_context(state: State) -> dict[str, object]:
+    """What an agent needs to know about the parker's situation (sent with the ticket)."""
+    last_payment: dict[str, object] | None = None
+    if state.session is not None:
+        last_payment = {"result": "approved", "plate": state.session.plate, "expires": state.session.expires.isoformat()}
+    elif state.decline is not None:
+        last_payment = {"result": state.decline.reason}
+    elif state.payment is not None:
+        last_payment = {"result": "in_progress", "amount": state.payment.amount, "currency": state.payment.currency}
+    return {
+        "station": state.settings.station.id,
+        "zone": state.settings.zone.name,
+        "screen": str(state.screen),
+        "plate": state.plate,
+        "last_payment": last_payment,
+        "last_payment_error": dataclasses.asdict(state.decline) if state.decline else None,
+        "active_faults": [{"fault": f"{f.component}/{f.code}", "severity": f.severity} for f in state.faults],
+    }
+
+
+def _with_help(state: State, result: helpdesk.Result, now: datetime) -> Result:
+    """Take the help desk's answer; when the call ends, the screen's timers start afresh."""
+    ticket, effects = result
+    if ticket is None and state.help is not None:
+        return replace(state, help=None, last_input=now, entered=now, warning_since=None), effects
+    return replace(state, help=ticket), effects
+
+
+# ---- taps ----
+
+
+def _on_tap(state: State, event: Tap, now: datetime) -> Result:
+    if help_shown(state):
+        return _tap_help(state, event, now)
+    if state.asleep:
+        return replace(state, asleep=False, last_input=now), ()
+    if state.warning_since is not None:
+        return replace(state, warning_since=None, last_input=now), ()
+    touched = replace(state, last_input=now)
+    handler = _TAPS.get(state.screen)
+    if handler is None:
+        return _ignore(state, event, "no targets")
+    return handler(touched, event.target, now, event)
+
+
+def _tap_help(state: State, event: Tap, now: datetime) -> Result:
+    ticket = state.help
+    assert ticket is not None
+    touched = replace(state, asleep=False)
+    if event.target == "help:cancel":
+        return _with_help(touched, helpdesk.cancel(ticket, now), now)
+    if event.target == "help:ok":
+        return _with_help(touched, helpdesk.dismiss(ticket), now)
+    if event.target == "help:wait":
+        return _with_help(touched, helpdesk.keep_waiting(ticket, state.settings.timeouts, now), now)
+    if event.target.startswith("help:reply:"):
+        return _with_help(touched, helpdesk.reply(ticket, event.target[len("help:reply:"):], now), now)
+    return _ignore(state, event, "help overlay is showing")
+
+
+def _tap_welcome(state: State, target: str, now: datetime, event: Tap) -> Result:
+    if target == "start":
+        return _go(state, Screen.PLATE, now, plate=""), ()
+    if target == "contrast":
+        return replace(state, high_contrast=not state.high_contrast), ()
+    if target == "help":
+        return _on_help(state, HelpPressed(), now)
+    if target.startswith("lang:") and target[5:] in state.settings.languages.available:
+        return replace(state, language=target[5:]), ()
+    return _ignore(state, event, "unknown target")
+
+
+def _tap_plate(state: State, target: str, now: datetime, event: Tap) -> Result:
+    if target.startswith("key:") and target[4:] in KEYBOARD:
+        if len(state.plate) >= state.settings.plate.max_length:
+            return replace(state, message="plate_too_long"), ()
+        return replace(state, plate=state.plate + target[4:], message=""), ()
+    if target == "backspace":
+        return replace(state, plate=state.plate[:-1], message=""), ()
+    if target == "clear":
+        return replace(state, plate="", message=""), ()
+    if target == "continue":
+        if not plate_valid(state.settings, state.plate):
+            return replace(state, message="plate_invalid"), ()
+        return state, (LookupSession(state.plate, state.settings.zone.name),)
+    if target == "cancel":
+        return _reset(state, now), ()
+    if target == "help":
+        return _on_help(state, HelpPressed(), now)
+    return _ignore(state, event, "unknown target")
+
+
+def _tap_duration(state: State, target: str, now: datetime, event: Tap) -> Result:
+    low, high = minute_range(state)
+    step_minutes = state.settings.tariff_engine.increment_minutes
+    if target == "plus":
+        return replace(state, minutes=min(state.minutes + step_minutes, high)), ()
+    if target == "minus":
+        return replace(state, minutes=max(state.minutes - step_minutes, low)), ()
+    if target.startswith("pick:") and target[5:].isdigit() and low <= int(target[5:]) <= high:
+        return replace(state, minutes=int(target[5:])), ()
+    if target == "pay":
+        return _begin_payment(state, now)
+    if target == "back":
+        return _go(state, Screen.PLATE, now, existing=None, minutes=0), ()
+    if target == "cancel":
+        return _reset(state, now), ()
+    if target == "help":
+        return _on_help(state, HelpPressed(), now)
+    return _ignore(state, event, "unknown target")
+
+
+def _begin_payment(state: State, now: datetime) -> Result:
+    q = current_quote(state, now)
+    if q is None or q.price <= 0:
+        return replace(state, message="nothing_to_pay"), ()
+    existing = state.existing
+    minutes = q.minutes + (existing.minutes if existing else 0)
+    starts = existing.starts if existing else q.starts
+    tariff = state.settings.tariff_engine
+    payment = Payment(amount=q.price, currency=tariff.currency, started=now)
+    effect = BeginPayment(
+        plate=state.plate, zone=state.settings.zone.name, amount=q.price, currency=tariff.currency,
+        minutes=minutes, starts=starts, expires=q.expires, extends_id=existing.id if existing else None,
+    )
+    return _go(state, Screen.PAYING, now, payment=payment, decline=None), (effect,)
+
+
+def _tap_paying(state: State, target: str, now: datetime, event: Tap) -> Result:
+    payment = state.payment
+    if target != "cancel" or payment is None:
+        return _ignore(state, event, "only Cancel works during payment")
+    if payment.cancelling or payment.committing:
+        return _ignore(state, event, "payment is already ending")
+    return replace(state, payment=replace(payment, cancelling_since=now)), (CancelPayment(),)
+
+
+def _tap_paid(state: State, target: str, now: datetime, event: Tap) -> Result:
+    if target == "done":
+        return _go(state, Screen.FEEDBACK, now), ()
+    return _ignore(state, event, "unknown target")
+
+
+def _tap_declined(state: State, target: str, now: datetime, event: Tap) -> Result:
+    if target in ("retry", "change") and fault_rules.blocking(state.faults):
+        return _reset(state, now), ()
+    if target == "retry":
+        return _begin_payment(state, now)
+    if target == "change":
+        return _go(state, Screen.DURATION, now), ()
+    if target == "done":
+        return _reset(state, now), ()
+    if target == "help":
+        return _on_help(state, HelpPressed(), now)
+    return _ignore(state, event, "unknown target")
+
+
+def _tap_feedback(state: State, target: str, now: datetime, event: Tap) -> Result:
+    if target.startswith("rate:") and target[5:] in ("1", "2", "3", "4", "5"):
+        session_id = state.session.id if state.session else None
+        return _go(state, Screen.THANKS, now), (SaveFeedback(int(target[5:]), session_id),)
+    if target == "skip":
+        return _reset(state, now), ()
+    return _ignore(state, event, "unknown target")
+
+
+def _tap_thanks(state: State, target: str, now: datetime, event: Tap) -> Result:
+    return _reset(state, now), ()
+
+
+def _tap_out_of_service(state: State, target: str, now: datetime, event: Tap) -> Result:
+    if target == "help":
+        return _on_help(state, HelpPressed(), now)
+    return _ignore(state, event, "out of service")
+
+
+_TAPS = {
+    Screen.WELCOME: _tap_welcome,
+    Screen.PLATE: _tap_plate,
+    Screen.DURATION: _tap_duration,
+    Screen.PAYING: _tap_paying,
+    Screen.PAID: _tap_paid,
+    Screen.DECLINED: _tap_declined,
+    Screen.FEEDBACK: _tap_feedback,
+    Screen.THANKS: _tap_thanks,
+    Screen.OUT_OF_SERVICE: _tap_out_of_service,
+}
+
+# ---- other events ----
+
+
+def _on_tick(state: State, event: Tick, now: datetime) -> Result:
+    help_effects: tuple[Effect, ...] = ()
+    help_due = helpdesk.deadline(state.help, state.settings.timeouts)
+    if help_due is not None and now >= help_due:
+        state, help_effects = _with_help(state, helpdesk.tick(state.help, state.settings.timeouts, now), now)
+    due = None if help_shown(state) else _screen_deadline(state)
+    if due is None or now < due:
+        return state, help_effects
+    state, effects = _screen_tick(state, now)
+    return state, help_effects + effects
+
+
+def _screen_tick(state: State, now: datetime) -> Result:
+    s = state.screen
+    if s is Screen.WELCOME:
+        return replace(state, asleep=True), ()
+    if s in (Screen.PLATE, Screen.DURATION, Screen.DECLINED):
+        if state.warning_since is None:
+            return replace(state, warning_since=now), ()
+        return _reset(state, now), ()
+    if s is Screen.PAYING:
+        return _payment_timed_out(state, now)
+    return _reset(state, now), ()
+
+
+def _payment_timed_out(state: State, now: datetime) -> Result:
+    payment = state.payment
+    assert payment is not None
+    effects: list[Effect] = [] if payment.cancelling else [CancelPayment()]
+    if payment.payment_id is not None:
+        effects.append(FailPayment(payment.payment_id, "reversed", RESULT_ABORTED))
+    if payment.cancelling:
+        return _go(state, Screen.DURATION, now, payment=None, message="cancelled_not_charged", last_input=now), tuple(effects)
+    decline = Decline("terminal_timeout", RESULT_ABORTED)
+    return _go(state, Screen.DECLINED, now, payment=None, decline=decline, last_input=now), tuple(effects)
+
+
+def _current_payment(state: State, payment_id: str) -> Payment | None:
+    payment = state.payment
+    if state.screen is Screen.PAYING and payment is not None and payment.payment_id == payment_id:
+        return payment
+    return None
+
+
+def _on_session_looked_up(state: State, event: SessionLookedUp, now: datetime) -> Result:
+    if state.screen is not Screen.PLATE or event.plate != state.plate:
+        return _ignore(state, event, "lookup answer for another plate or screen")
+    looked = replace(state, existing=event.session)
+    low, high = minute_range(looked)
+    minutes = clamp_minutes(state.settings.tariff_engine, low) if high > 0 else 0
+    message = "" if high > 0 else "max_stay_reached"
+    return _go(looked, Screen.DURATION, now, minutes=min(minutes, high), message=message), ()
+
+
+def _on_payment_pending(state: State, event: PaymentPending, now: datetime) -> Result:
+    payment = state.payment
+    if state.screen is not Screen.PAYING or payment is None or payment.payment_id is not None:
+        return state, (ConfirmPayment(event.payment_id, False), FailPayment(event.payment_id, "reversed", RESULT_ABORTED))
+    return replace(state, payment=replace(payment, payment_id=event.payment_id)), ()
+
+
+def _on_payment_not_started(state: State, event: PaymentNotStarted, now: datetime) -> Result:
+    payment = state.payment
+    if state.screen is not Screen.PAYING or payment is None or payment.payment_id is not None:
+        return _ignore(state, event, "no payment being started")
+    decline = Decline("not_stored", 0, event.reason)
+    return _go(state, Screen.DECLINED, now, payment=None, decline=decline, last_input=now), ()
+
+
+def _on_terminal_status(state: State, event: TerminalStatus, now: datetime) -> Result:
+    payment = _current_payment(state, event.payment_id)
+    if payment is None:
+        return _ignore(state, event, "status for no current payment")
+    return replace(state, payment=replace(payment, status_text=event.text)), ()
+
+
+def _on_authorized(state: State, event: PaymentAuthorized, now: datetime) -> Result:
+    payment = _current_payment(state, event.payment_id)
+    if payment is None:
+        # Approved after we gave up on it: refuse so that the terminal reverses it.
+        return state, (ConfirmPayment(event.payment_id, False),)
+    if payment.cancelling:
+        refused = (ConfirmPayment(event.payment_id, False), FailPayment(event.payment_id, "reversed", RESULT_ABORTED))
+        return _go(state, Screen.DURATION, now, payment=None, message="cancelled_not_charged", last_input=now), refused
+    return replace(state, payment=replace(payment, committing=True)), (CommitSession(event.payment_id, event.result),)
+
+
+def _on_committed(state: State, event: SessionCommitted, now: datetime) -> Result:
+    if _current_payment(state, event.payment_id) is None:
+        return _ignore(state, event, "commit for no current payment")
+    confirm = ConfirmPayment(event.payment_id, True)
+    return _go(state, Screen.PAID, now, payment=None, session=event.session), (confirm,)
+
+
+def _on_commit_failed(state: State, event: CommitFailed, now: datetime) -> Result:
+    if _current_payment(state, event.payment_id) is None:
+        return _ignore(state, event, "commit failure for no current payment")
+    effects = (ConfirmPayment(event.payment_id, False), FailPayment(event.payment_id, "reversed", 0))
+    decline = Decline("not_stored", 0, event.reason)
+    return _go(state, Screen.DECLINED, now, payment=None, decline=decline, last_input=now), effects
+
+
+def _on_declined(state: State, event: PaymentDeclined, now: datetime) -> Result:
+    payment = _current_payment(state, event.payment_id)
+    if payment is None:
+        return _ignore(state, event, "decline for no current payment")
+    failed = (FailPayment(event.payment_id, "declined", event.result_code),)
+    if payment.cancelling:
+        return _go(state, Screen.DURATION, now, payment=None, message="cancelled_not_charged", last_input=now), failed
+    decline = Decline(decline_reason(event.result_code), event.result_code, event.text)
+    return _go(state, Screen.DECLINED, now, payment=None, decline=decline, last_input=now), failed
+
+
+def _on_help(state: State, event: HelpPressed, now: datetime) -> Result:
+    awake = replace(state, asleep=False, last_input=now)
+    return _with_help(awake, helpdesk.press(state.help, help_context(state), state.settings.timeouts, now), now)
+
+
+def _on_help_released(state: State, event: HelpReleased, now: datetime) -> Result:
+    return state, ()
+
+
+def _on_ticket_opened(state: State, event: HelpTicketOpened, now: datetime) -> Result:
+    return _with_help(state, helpdesk.opened(state.help, event.ticket_id), now)
+
+
+def _on_ticket_failed(state: State, event: HelpTicketFailed, now: datetime) -> Result:
+    return _with_help(state, helpdesk.failed(state.help, now), now)
+
+
+def _on_agent(state: State, event: AgentSays, now: datetime) -> Result:
+    return _with_help(state, helpdesk.from_agent(state.help, event, now), now)
+
+
+def _on_courtesy(state: State, event: CourtesyGranted, now: datetime) -> Result:
+    return _with_help(state, helpdesk.courtesy(state.help, event, now), now)
+
+
+def _on_journey_cancelled(state: State, event: JourneyCancelled, now: datetime) -> Result:
+    if state.screen is Screen.PAYING:
+        return _ignore(state, event, "a payment is in progress")
+    if event.ticket is not None and (state.help is None or state.help.id != event.ticket or not state.help.open):
+        return _ignore(state, event, "for a help call that is no longer on screen")
+    return _reset(state, now), ()
+
+
+def _on_faults(state: State, event: FaultsChanged, now: datetime) -> Result:
+    updated = replace(state, faults=event.faults)
+    blocked = fault_rules.blocking(event.faults) is not None
+    if blocked and state.screen in (Screen.WELCOME, Screen.PLATE, Screen.DURATION, Screen.DECLINED, Screen.THANKS):
+        return _go(updated, Screen.OUT_OF_SERVICE, now, plate="", existing=None, minutes=0), ()
+    if not blocked and state.screen is Screen.OUT_OF_SERVICE:
+        return _reset(updated, now), ()
+    return updated, ()
+
+
+def _on_settings(state: State, event: SettingsChanged, now: datetime) -> Result:
+    if state.screen in (Screen.WELCOME, Screen.OUT_OF_SERVICE):
+        return replace(_reset(replace(state, next_settings=event.settings), now), asleep=state.asleep), ()
+    return replace(state, next_settings=event.settings), ()
+
+
+def _on_notice(state: State, event: NoticeChanged, now: datetime) -> Result:
+    return replace(state, notice=event.text), ()
+
+
+_HANDLERS = {
+    Tap: _on_tap,
+    Tick: _on_tick,
+    SessionLookedUp: _on_session_looked_up,
+    PaymentPending: _on_payment_pending,
+    PaymentNotStarted: _on_payment_not_started,
+    TerminalStatus: _on_terminal_status,
+    PaymentAuthorized: _on_authorized,
+    SessionCommitted: _on_committed,
+    CommitFailed: _on_commit_failed,
+    PaymentDeclined: _on_declined,
+    HelpPressed: _on_help,
+    HelpReleased: _on_help_released,
+    HelpTicketOpened: _on_ticket_opened,
+    HelpTicketFailed: _on_ticket_failed,
+    AgentSays: _on_agent,
+    CourtesyGranted: _on_courtesy,
+    JourneyCancelled: _on_journey_cancelled,
+    FaultsChanged: _on_faults,
+    SettingsChanged: _on_settings,
+    NoticeChanged: _on_notice,
+}

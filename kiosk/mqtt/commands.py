@@ -1,0 +1,176 @@
+"""Operator commands on MQTT cmd/{name}: their arguments, validation and reply format (no execution here)."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from kiosk import config
+
+from kiosk.domain import helpdesk
+from kiosk.config import between, matches, one_of
+from kiosk.domain.events import AgentSays
+
+MAX_COMMAND_BYTES = 16 * 1024
+REPLY_SUBTREE = "reply/"
+
+TicketId = Annotated[str, matches(r"[0-9a-f-]{36}", "a help ticket id (UUID)")]
+Text200 = Annotated[str, matches(r"(?s)\S.{0,199}", "1 to 200 characters, not starting with a space")]
+
+
+@dataclass(frozen=True)
+class NoArgs:
+    """A command without arguments (an empty JSON object)."""
+
+
+@dataclass(frozen=True)
+class NoticeArgs:
+    """Set (text) or clear (text null or absent) the message shown to parkers."""
+
+    text: Text200 | None = None
+
+
+@dataclass(frozen=True)
+class ModeArgs:
+    """Normal operation, out of service (reason for staff), or service: a crew is at the station, door openings expected."""
+
+    mode: Annotated[str, one_of("normal", "out_of_service", "service")]
+    reason: Text200 | None = None
+
+
+@dataclass(frozen=True)
+class CourtesyArgs:
+    """A free session granted by staff: plate, minutes and why."""
+
+    plate: Annotated[str, matches(r"[A-Z0-9-]{2,16}", "a plate in capitals, digits and '-' (2-16)")]
+    minutes: Annotated[int, between(1, 10080)]
+    reason: Text200
+    ticket: TicketId | None = None
+
+
+@dataclass(frozen=True)
+class JourneyCancelArgs:
+    """An agent ends the parker's journey (back to Welcome, plate forgotten); never during a payment."""
+
+    reason: Text200
+    ticket: TicketId | None = None
+
+
+ARGUMENTS: dict[str, type] = {
+    "rebirth": NoArgs,
+    "notice": NoticeArgs,
+    "mode": ModeArgs,
+    "courtesy": CourtesyArgs,
+    "terminal/status": NoArgs,
+    "terminal/end-of-day": NoArgs,
+    "restart": NoArgs,
+    "journey/cancel": JourneyCancelArgs,
+}
+
+
+@dataclass(frozen=True)
+class ToParkerArgs:
+    """An agent's word on help/to-parker (MQTT.md): accept, message (text) or resolve (outcome, closing text)."""
+
+    ticket: TicketId
+    type: Annotated[str, one_of(*helpdesk.AGENT_KINDS)]
+    agent: Annotated[str, matches(r"\S.{0,59}", "1 to 60 characters, not starting with a space")]
+    text: Annotated[str, matches(r"(?s)\S.{0,499}", "1 to 500 characters, not starting with a space")] | None = None
+    outcome: Annotated[str, one_of(*helpdesk.OUTCOMES)] | None = None
+
+
+@dataclass(frozen=True)
+class Request:
+    """A command as received: name (the topic after ``cmd/``), raw payload and MQTT 5 request properties."""
+
+    name: str
+    payload: bytes
+    response_topic: str | None
+    correlation: bytes | None
+    retained: bool
+
+
+class Refusal(Exception):
+    """A command that is not executed: ``code`` for programs, ``detail`` for people."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
+
+
+def reply(ok: bool, code: str, detail: str = "", **data: Any) -> str:
+    """The reply payload: ``{"ok", "code", "detail", ...data}`` as compact JSON."""
+    return json.dumps({"ok": ok, "code": code, "detail": detail, **data}, separators=(",", ":"), ensure_ascii=False)
+
+
+def can_answer(request: Request, prefix: str) -> bool:
+    """The response topic is under the station's own ``reply/`` subtree (the only place it may write)."""
+    topic = request.response_topic
+    return topic is not None and topic.startswith(prefix + REPLY_SUBTREE) and len(topic) > len(prefix + REPLY_SUBTREE) \
+        and "+" not in topic and "#" not in topic
+
+
+def dedupe_key(request: Request) -> str | None:
+    """Duplicates are recognised by their correlation data; None without it (such a request is refused)."""
+    return request.correlation.hex() if request.correlation else None
+
+
+def json_value(payload: bytes) -> Any:
+    """A payload as JSON of valid Unicode text; ValueError says what is wrong with it.
+
+    Besides bad UTF-8 and bad JSON this refuses nesting deep enough to exhaust Python's
+    recursion limit, and lone surrogates (valid JSON escapes, but not storable text).
+    """
+    try:
+        value = json.loads(payload.decode("utf-8"))
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except (UnicodeError, ValueError) as exc:
+        raise ValueError(f"not UTF-8 JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise ValueError("not UTF-8 JSON: nested too deeply") from exc
+    return value
+
+
+def parse(request: Request) -> Any:
+    """The validated arguments of a command; raise Refusal with a code when it must not run."""
+    if request.retained:
+        raise Refusal("retained", "commands must not be retained; clear the retained message")
+    if len(request.payload) > MAX_COMMAND_BYTES:
+        raise Refusal("too_large", f"payload of {len(request.payload)} bytes; at most {MAX_COMMAND_BYTES}")
+    cls = ARGUMENTS.get(request.name)
+    if cls is None:
+        raise Refusal("unknown_command", f"unknown command {request.name!r}; known: {', '.join(ARGUMENTS)}")
+    if not request.correlation:
+        raise Refusal("bad_arguments", "correlation data is required: it is what makes a command run at most once")
+    try:
+        raw = json_value(request.payload) if request.payload.strip() else {}
+    except ValueError as exc:
+        raise Refusal("bad_json", str(exc)) from exc
+    if not isinstance(raw, dict):
+        raise Refusal("bad_arguments", f"expected a JSON object, got {type(raw).__name__}")
+    try:
+        args = config.validate_as(raw, cls, f"cmd/{request.name}")
+    except config.ConfigError as exc:
+        raise Refusal("bad_arguments", "; ".join(f"{p.key}: {p.message}" for p in exc.problems)) from exc
+    if isinstance(args, ModeArgs) and args.mode == "out_of_service" and args.reason is None:
+        raise Refusal("bad_arguments", "reason: required for out_of_service")
+    return args
+
+
+def parse_to_parker(payload: bytes) -> AgentSays:
+    """An agent's help/to-parker message as an event for the loop; ValueError says what is wrong with it."""
+    if len(payload) > MAX_COMMAND_BYTES:
+        raise ValueError(f"payload of {len(payload)} bytes; at most {MAX_COMMAND_BYTES}")
+    raw = json_value(payload)
+    if not isinstance(raw, dict):
+        raise ValueError(f"expected a JSON object, got {type(raw).__name__}")
+    try:
+        args = config.validate_as(raw, ToParkerArgs, "help/to-parker")
+    except config.ConfigError as exc:
+        raise ValueError("; ".join(f"{p.key}: {p.message}" for p in exc.problems)) from exc
+    if args.type == "message" and args.text is None:
+        raise ValueError("text: required for a message")
+    if args.type == "resolve" and args.outcome is None:
+        raise ValueError(f"outcome: required to resolve (one of {', '.join(helpdesk.OUTCOMES)})")
+    return AgentSays(args.ticket, args.type, args.agent, args.text or "", args.outcome or "")

@@ -1,0 +1,1 @@
+"""Storage adapter: the SQLite store (peewee) behind the Store port, and its stand-in while no database is usable."""
