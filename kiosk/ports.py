@@ -1,9 +1,11 @@
 """The payment terminal interface the station drives (ZVT vending semantics), independent of any device."""
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Callable, Protocol
 
 from kiosk.domain.events import Event
+from kiosk.domain.records import FaultRecord
 
 Post = Callable[[Event], None]
 
@@ -34,3 +36,16 @@ class PaymentTerminal(Protocol):
 
     def close(self) -> None:
         """Release the device."""
+
+
+class FaultBoard(Protocol):
+    """The one owner of the station's active faults (kiosk.app.faults.FaultBoard implements it)."""
+
+    def active(self) -> tuple[FaultRecord, ...]:
+        """The active faults, one per component."""
+
+    def raise_fault(self, component: str, code: str, now: datetime, detail: str = "") -> None:
+        """Raise ``component``'s fault (durably when the database works); the same code again changes nothing."""
+
+    def clear_fault(self, component: str, now: datetime, *, must_store: bool = False) -> None:
+        """Clear ``component``'s fault; with ``must_store``, StorageError unless the database recorded it."""

@@ -216,7 +216,7 @@ def station_on(disk: TinyDisk, folder: Path, port: int, clock: ManualClock) -> S
 
 def storage_fault(station: Station) -> FaultRecord | None:
     """The station's storage fault as it knows it (held in memory when the database cannot keep it)."""
-    return next((f for f in station.loop.faults() if f.component == "storage"), None)
+    return next((f for f in station.loop.fault_board.active() if f.component == "storage"), None)
 
 
 def retry_at(station: Station) -> datetime | None:
@@ -239,15 +239,15 @@ def test_a_running_station_retries_with_back_off_and_heals_once_the_disk_has_roo
     try:
         loop = station.loop
         settle_until(station, lambda: station.link.connected, TIMEOUT, "the MQTT connection")
-        loop.raise_fault("help_button", "stuck", clock(), "held for 30 s")  # stored: its rows wait in the outbox
+        loop.fault_board.raise_fault("help_button", "stuck", clock(), "held for 30 s")  # stored: its rows wait in the outbox
         empty_wal(disk.database)
         disk.fill()  # the broker's PUBACKs for them cannot be recorded
         fault = station_publishes(station, staff, newest("fault/storage", active=True), TIMEOUT, "fault/storage")
         assert fault["code"] == "full" and fault["since"] == "2026-01-05T09:00:00.000Z"
         settle_until(station, lambda: loop.state.screen is journey.Screen.OUT_OF_SERVICE, TIMEOUT, "out of service")
-        loop.raise_fault("payments", "unreconciled", clock(), "payment p-7: no answer")  # kept in memory only
+        loop.fault_board.raise_fault("payments", "unreconciled", clock(), "payment p-7: no answer")  # kept in memory only
         direct = station_publishes(station, staff, newest("fault/payments", active=True), TIMEOUT, "fault/payments")
-        loop.clear_fault("help_button", clock())  # the button came free: published directly too
+        loop.fault_board.clear_fault("help_button", clock())  # the button came free: published directly too
         station_publishes(station, staff, newest("fault/help_button", active=False), TIMEOUT, "fault/help_button")
 
         waits = []
@@ -308,7 +308,7 @@ def test_a_station_started_without_its_database_restarts_with_it_once_the_disk_h
         assert station.store is None and storage_fault(station).code == "full"
         first = station_publishes(station, staff, lambda m: births(m)[-1:], TIMEOUT, "the birth")[0]
         assert first["series"] is None
-        loop.raise_fault("operator", "out_of_service", clock(), "crew on site")  # held in memory only
+        loop.fault_board.raise_fault("operator", "out_of_service", clock(), "crew on site")  # held in memory only
         correlation = ask(staff, "notice", {"text": "Pay at the next station"})
         station_publishes(station, staff, lambda m: [x for x in m if x.correlation == correlation], TIMEOUT, "reply")
 

@@ -122,7 +122,7 @@ def test_the_storage_fault_stays_until_its_clearing_is_written(tmp_path: Path, m
     display = Display(settings, headless=True)
     loop = Loop(journey.initial(settings, clock()), store, IdleTerminal(), display, clock)
     try:
-        loop.raise_fault("storage", "io", clock(), "disk I/O error")
+        loop.fault_board.raise_fault("storage", "io", clock(), "disk I/O error")
         with monkeypatch.context() as patch:
             def failing(component: str, now: datetime) -> bool:
                 raise StorageError("io", tmp_path / "kiosk.db", "disk I/O error")
@@ -130,11 +130,11 @@ def test_the_storage_fault_stays_until_its_clearing_is_written(tmp_path: Path, m
             patch.setattr(store, "clear_fault", failing)
             clock.set(clock() + timedelta(seconds=1))
             loop.settle()
-            assert [(f.component, f.code) for f in loop.faults()] == [("storage", "io")]
+            assert [(f.component, f.code) for f in loop.fault_board.active()] == [("storage", "io")]
             assert [(f.component, f.code) for f in store.active_faults()] == [("storage", "io")]
         clock.set(clock() + timedelta(seconds=2))
         loop.settle()
-        assert loop.faults() == () and store.active_faults() == []
+        assert loop.fault_board.active() == () and store.active_faults() == []
     finally:
         display.close()
         store.close()
@@ -151,7 +151,7 @@ def test_an_unknown_outcome_for_a_payment_with_nothing_to_settle_raises_no_fault
     try:
         loop.post(PaymentReconciled(payment_id, "unknown", DETAIL))
         loop.settle()
-        assert loop.faults() == () and store.rows("payment")[0]["unreconciled"] is None
+        assert loop.fault_board.active() == () and store.rows("payment")[0]["unreconciled"] is None
     finally:
         display.close()
         store.close()

@@ -76,16 +76,16 @@ def test_a_fault_the_store_cannot_keep_is_published_at_once(tmp_path: Path, brok
         settle_until(station, lambda: station.link.connected, TIMEOUT, "the MQTT connection")
         disk_full(station, "raise_fault", monkeypatch)
         loop = station.loop
-        loop.raise_fault("payments", "unreconciled", loop.clock(), "payment p-7: no answer")
+        loop.fault_board.raise_fault("payments", "unreconciled", loop.clock(), "payment p-7: no answer")
 
         fault = station_publishes(station, staff, newest("fault/payments", active=True), TIMEOUT, "fault/payments")
         assert fault["code"] == "unreconciled" and "payment p-7: no answer" in fault["message"]
 
         monkeypatch.undo()  # the disk has room again, but the store never had this fault: the clear goes out directly
-        loop.clear_fault("payments", loop.clock())
+        loop.fault_board.clear_fault("payments", loop.clock())
         assert station_publishes(station, staff, newest("fault/payments", active=False), TIMEOUT, "the clear")["code"] == "unreconciled"
 
-        loop.raise_fault("payments", "unreconciled", loop.clock(), "again")  # stored now: through the outbox
+        loop.fault_board.raise_fault("payments", "unreconciled", loop.clock(), "again")  # stored now: through the outbox
         assert "again" in station_publishes(station, staff, newest("fault/payments", active=True), TIMEOUT, "the stored fault")["message"]
         assert "payments" in {f.component for f in station.store.active_faults()}
         [event] = station_publishes(station, staff, on("event/fault"), TIMEOUT, "the stored fault's event")

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
+from kiosk.app.faults import FaultBoard
 from kiosk.domain.faults import kind_of
 from kiosk.domain.records import FaultRecord
 from kiosk.storage.store import FULL_BELOW_BYTES, REASONS, StorageError, Store, disk_is_full
@@ -75,17 +76,8 @@ class Station(Protocol):
     def uplink(self) -> Memory | None:
         """The MQTT side, if the station has one."""
 
-    def faults(self) -> tuple[FaultRecord, ...]:
-        """The active faults as the station knows them."""
-
     def record_unstored(self, store: Store, now: datetime) -> None:
         """Write the payments settled and the fault changes made while the database failed (StorageError)."""
-
-    def raise_fault(self, component: str, code: str, now: datetime, detail: str = "") -> None:
-        """Raise a fault (durably when the database works)."""
-
-    def clear_fault(self, component: str, now: datetime, *, must_store: bool = False) -> None:
-        """Clear a fault; with ``must_store``, StorageError unless the database recorded it."""
 
     def request_restart(self) -> None:
         """Stop, to be started again, once no parker is being served."""
@@ -115,8 +107,9 @@ class StorageHealer:
     the database (docs/storage.md).
     """
 
-    def __init__(self, station: Station, path: Path, station_id: str) -> None:
+    def __init__(self, station: Station, faults: FaultBoard, path: Path, station_id: str) -> None:
         self._station = station
+        self._faults = faults
         self._path = Path(path)
         self._station_id = station_id
         self._delay = FIRST_RETRY_S
@@ -127,8 +120,10 @@ class StorageHealer:
         """When the next try is due; None while the storage works (or only a technician can help)."""
         return self._due
 
-    def fault_raised(self, fault: FaultRecord, now: datetime) -> None:
-        """A storage fault was raised: schedule a try, unless one is scheduled already."""
+    def fault_changed(self, fault: FaultRecord, active: bool, stored: bool, now: datetime) -> None:
+        """A fault board listener: a storage fault was raised, so schedule a try, unless one is scheduled already."""
+        if fault.component != "storage" or not active:
+            return
         if fault.code in ONLY_IF_CHANGED:
             self._failed_file = _identity(self._path)
         if fault.code in REASONS and self._due is None:
@@ -138,7 +133,7 @@ class StorageHealer:
         """One try; on failure the storage fault follows the new reason and the next try waits twice as long."""
         self._due = None
         station = self._station
-        fault = next((f for f in station.faults() if f.component == "storage"), None)
+        fault = self._faults.get("storage")
         if fault is None or fault.code not in REASONS:
             self._delay = FIRST_RETRY_S
             return
@@ -163,7 +158,7 @@ class StorageHealer:
             if exc.reason in ONLY_IF_CHANGED:
                 self._failed_file = identity
             log.warning("storage still unusable: %s", exc)
-            station.raise_fault("storage", exc.reason, now, str(exc))
+            self._faults.raise_fault("storage", exc.reason, now, str(exc))
             self._again(now)
         else:
             self._delay = FIRST_RETRY_S
@@ -182,7 +177,7 @@ class StorageHealer:
 
     def _recover(self, store: Store, now: datetime) -> None:
         self._record(store, now)
-        self._station.clear_fault("storage", now, must_store=True)
+        self._faults.clear_fault("storage", now, must_store=True)
         memory = self._station.uplink
         if memory is not None:
             memory.storage_healed(now)

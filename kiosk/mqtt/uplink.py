@@ -22,6 +22,7 @@ from kiosk.domain.events import (
 from kiosk.mqtt.direct_help import DirectHelp, Message
 from kiosk.mqtt.publisher import OutboxPublisher
 from kiosk.domain.records import FaultRecord
+from kiosk.ports import FaultBoard
 from kiosk.storage.store import StorageError, Store
 from kiosk.storage.help import courtesy_reason_suffix
 from kiosk.storage.rows import _json, _ts, fault_state
@@ -72,18 +73,14 @@ class Station(Protocol):
 
     state: journey.State
     store: Store | None
+    fault_board: FaultBoard
 
     def post(self, event: Event) -> None: ...
-
-    def raise_fault(self, component: str, code: str, now: datetime, detail: str = "") -> None: ...
-
-    def clear_fault(self, component: str, now: datetime) -> None: ...
 
     def request_restart(self) -> None: ...
 
     def terminal_request(self, kind: str, request_id: str) -> None: ...
 
-    def check_door(self, now: datetime) -> None: ...
 
 
 @dataclass
@@ -145,7 +142,7 @@ class Uplink:
             elif isinstance(event, TerminalReport):
                 self._terminal_report(event, now)
         except StorageError as exc:
-            self._control.raise_fault("storage", exc.reason, now, str(exc))
+            self._control.fault_board.raise_fault("storage", exc.reason, now, str(exc))
         except Exception:  # a bug must not turn one bad message into a crash loop (cfg/desired is retained)
             log.exception("%s not handled", type(event).__name__)
 
@@ -243,7 +240,7 @@ class Uplink:
                 self._resync = False
                 self._publish_retained()
         except StorageError as exc:
-            self._control.raise_fault("storage", exc.reason, now, str(exc))
+            self._control.fault_board.raise_fault("storage", exc.reason, now, str(exc))
 
     def deadline(self) -> datetime | None:
         """When the uplink next wants on_due (telemetry, housekeeping)."""
@@ -260,7 +257,7 @@ class Uplink:
                 self._next_housekeeping = now + timedelta(seconds=HOUSEKEEPING_S)
                 self._housekeeping(now)
         except StorageError as exc:
-            self._control.raise_fault("storage", exc.reason, now, str(exc))
+            self._control.fault_board.raise_fault("storage", exc.reason, now, str(exc))
 
     def stop(self, now: datetime) -> None:
         """Say `offline` (retained) and disconnect cleanly, so that no will is sent."""
@@ -294,7 +291,7 @@ class Uplink:
             try:
                 fresh = store.next_boot(now)
             except StorageError as exc:
-                self._control.raise_fault("storage", exc.reason, now, str(exc))
+                self._control.fault_board.raise_fault("storage", exc.reason, now, str(exc))
         self._offered = fresh
         if self._link is not None:
             self._link.offer_boot(fresh)
@@ -416,10 +413,9 @@ class Uplink:
             self._finish(key, [request], reply(True, "ok", detail), now)
         elif isinstance(args, ModeArgs):
             if args.mode == "normal":
-                station.clear_fault("operator", now)
+                station.fault_board.clear_fault("operator", now)
             else:
-                station.raise_fault("operator", args.mode, now, args.reason or "")
-            station.check_door(now)
+                station.fault_board.raise_fault("operator", args.mode, now, args.reason or "")
             self._finish(key, [request], reply(True, "ok", f"mode {args.mode}", mode=args.mode), now)
         elif isinstance(args, CourtesyArgs):
             self._courtesy(request, key, args, now)
@@ -478,7 +474,7 @@ class Uplink:
             try:
                 store.record_terminal_report({"kind": "end_of_day", **event.data}, now)
             except StorageError as exc:  # the totals still reach the asker
-                self._control.raise_fault("storage", exc.reason, now, str(exc))
+                self._control.fault_board.raise_fault("storage", exc.reason, now, str(exc))
                 done += f" (not stored: {exc.reason})"
         if event.ok:
             answer = reply(True, "ok", done, **event.data)
@@ -497,7 +493,7 @@ class Uplink:
                 try:
                     store.finish_command(key, answer, now)
                 except StorageError as exc:
-                    self._control.raise_fault("storage", exc.reason, now, str(exc))
+                    self._control.fault_board.raise_fault("storage", exc.reason, now, str(exc))
         for request in requests:
             self._send(request, answer)
 
@@ -525,7 +521,7 @@ class Uplink:
         report = remote_config.reported(decision, decision.settings.version, _ts(now))
         self._report_config(report, decision.desired, store, now)
         self._settings = decision.settings
-        self._control.clear_fault("config", now)
+        self._control.fault_board.clear_fault("config", now)
         log.info("cfg/desired version %d applied (for the next parker)", decision.settings.version)
         self._control.post(SettingsChanged(decision.settings))
 
@@ -567,13 +563,13 @@ class Uplink:
         if self._publisher is not None:
             try:
                 if self._publisher.housekeeping(now):
-                    station.raise_fault("outbox", "backlog", now, f"more than {self._settings.mqtt.outbox_warn_rows} unsent")
+                    station.fault_board.raise_fault("outbox", "backlog", now, f"more than {self._settings.mqtt.outbox_warn_rows} unsent")
                 else:
-                    station.clear_fault("outbox", now)
+                    station.fault_board.clear_fault("outbox", now)
                 if station.store is not None:
                     station.store.prune_commands(now - timedelta(days=self._settings.mqtt.outbox_keep_days))
             except StorageError as exc:
-                station.raise_fault("storage", exc.reason, now, str(exc))
+                station.fault_board.raise_fault("storage", exc.reason, now, str(exc))
         link = self._link
         limit = self._settings.mqtt.keepalive_s + WATCHDOG_MARGIN_S
         if link is not None and link.state != "stopped" and link.heartbeat_age() > limit:

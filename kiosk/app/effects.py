@@ -1,0 +1,175 @@
+"""Effect executors: what the journey's effects do to the store, the payment method and the help desk, from a table."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Protocol
+
+from kiosk import crashpoints
+from kiosk.app.faults import FaultBoard
+from kiosk.domain.events import (
+    BeginPayment, CancelPayment, CommitFailed, CommitSession, ConfirmPayment, Effect, Event, FailPayment,
+    HelpTicketFailed, HelpTicketOpened, Ignored, LookupSession, OpenHelpTicket, PaymentNotStarted, PaymentPending,
+    RecordHelp, SaveFeedback, SessionCommitted, SessionLookedUp,
+)
+from kiosk.ports import PaymentTerminal
+from kiosk.storage.store import StorageError, Store
+
+__all__ = ["DirectHelp", "EffectRunner"]
+
+log = logging.getLogger(__name__)
+
+Executor = Callable[[Any, datetime], None]
+
+
+class DirectHelp(Protocol):
+    """Help calls carried without the database (kiosk.mqtt.uplink.Uplink implements it)."""
+
+    def open_help_directly(self, context: dict[str, Any], now: datetime) -> str | None: ...
+
+    def holds_directly(self, ticket_id: str) -> bool: ...
+
+    def help_step_directly(self, ticket_id: str, action: str, now: datetime, **details: str) -> None: ...
+
+    def help_stored(self) -> None: ...
+
+
+class EffectRunner:
+    """Runs each effect the journey returns; every effect type has one executor, and one answer without a database.
+
+    Effects that need the database and cannot have it are answered so that the journey never
+    waits forever: a payment is not started, a session commit fails, help goes out directly.
+    """
+
+    def __init__(self, store: Store | None, terminal: PaymentTerminal, faults: FaultBoard,
+                 post: Callable[[Event], None], direct_help: DirectHelp | None) -> None:
+        self._store = store
+        self._terminal = terminal
+        self._faults = faults
+        self._post = post
+        self._direct_help = direct_help
+        self._device: dict[type, Executor] = {
+            Ignored: self._ignored,
+            CancelPayment: self._cancel_payment,
+            ConfirmPayment: self._confirm_payment,
+        }
+        self._stored: dict[type, Executor] = {
+            LookupSession: self._lookup_session,
+            BeginPayment: self._begin_payment,
+            CommitSession: self._commit_session,
+            FailPayment: self._fail_payment,
+            SaveFeedback: self._save_feedback,
+            OpenHelpTicket: self._open_help_ticket,
+            RecordHelp: self._record_help,
+        }
+        self._unstored: dict[type, Executor] = {
+            CommitSession: self._commit_unstored,
+            BeginPayment: self._begin_unstored,
+            OpenHelpTicket: self._open_help_unstored,
+            RecordHelp: self._record_help_unstored,
+        }
+
+    def run(self, effect: Effect, now: datetime) -> None:
+        """Execute one effect; a failing database raises the storage fault and answers the effect without it."""
+        device = self._device.get(type(effect))
+        if device is not None:
+            device(effect, now)
+            return
+        if type(effect) not in self._stored:
+            raise TypeError(f"no executor for {effect!r}")
+        if self._store is None or self._held_directly(effect):
+            if self._store is None:
+                log.error("%s without a usable database", type(effect).__name__)
+            self._without_store(effect, now)
+            return
+        try:
+            self._stored[type(effect)](effect, now)
+        except StorageError as exc:
+            self._faults.raise_fault("storage", exc.reason, now, str(exc))
+            self._without_store(effect, now)
+
+    def _held_directly(self, effect: Effect) -> bool:
+        """A step of a help call that was opened without the database stays on that path to its end."""
+        return (isinstance(effect, RecordHelp) and self._direct_help is not None
+                and self._direct_help.holds_directly(effect.ticket_id))
+
+    def _without_store(self, effect: Effect, now: datetime) -> None:
+        executor = self._unstored.get(type(effect))
+        if executor is not None:
+            executor(effect, now)
+
+    @property
+    def _db(self) -> Store:
+        assert self._store is not None
+        return self._store
+
+    # ---- effects on devices ----
+
+    def _ignored(self, effect: Ignored, now: datetime) -> None:
+        log.info("ignored %s: %s", type(effect.event).__name__, effect.reason)
+
+    def _cancel_payment(self, effect: CancelPayment, now: datetime) -> None:
+        self._terminal.cancel_payment()
+
+    def _confirm_payment(self, effect: ConfirmPayment, now: datetime) -> None:
+        self._terminal.confirm_payment(effect.payment_id, effect.accept)
+
+    # ---- effects on the database ----
+
+    def _lookup_session(self, effect: LookupSession, now: datetime) -> None:
+        self._post(SessionLookedUp(effect.plate, self._db.active_session(effect.plate, effect.zone, now)))
+
+    def _begin_payment(self, effect: BeginPayment, now: datetime) -> None:
+        record = self._db.begin_payment(effect.plate, effect.zone, effect.amount, effect.currency, effect.minutes,
+                                        effect.starts, effect.expires, effect.extends_id, now)
+        self._post(PaymentPending(record.id))
+        self._terminal.start_payment(record.id, effect.amount, effect.currency)
+
+    def _commit_session(self, effect: CommitSession, now: datetime) -> None:
+        crashpoints.reached("payment.approved")
+        session = self._db.commit_paid_session(effect.payment_id, effect.result, now)
+        crashpoints.reached("payment.committed")
+        self._post(SessionCommitted(effect.payment_id, session))
+
+    def _fail_payment(self, effect: FailPayment, now: datetime) -> None:
+        try:
+            self._db.fail_payment(effect.payment_id, effect.state, effect.result_code, now)
+        except ValueError as exc:
+            log.warning("payment %s not marked %s: %s", effect.payment_id, effect.state, exc)
+
+    def _save_feedback(self, effect: SaveFeedback, now: datetime) -> None:
+        self._db.save_feedback(effect.rating, effect.session_id, now)
+
+    def _open_help_ticket(self, effect: OpenHelpTicket, now: datetime) -> None:
+        self._post(HelpTicketOpened(self._db.open_help_ticket(effect.context, now)))
+        if self._direct_help is not None:
+            self._direct_help.help_stored()
+
+    def _record_help(self, effect: RecordHelp, now: datetime) -> None:
+        try:
+            self._db.record_help(effect.ticket_id, effect.action, now, agent=effect.agent, text=effect.text,
+                                 outcome=effect.outcome, choice=effect.choice, presses=effect.presses)
+        except ValueError as exc:
+            log.warning("help ticket %s: %s not recorded: %s", effect.ticket_id, effect.action, exc)
+
+    # ---- the same effects without a usable database ----
+
+    def _commit_unstored(self, effect: CommitSession, now: datetime) -> None:
+        self._post(CommitFailed(effect.payment_id, "storage unavailable"))
+
+    def _begin_unstored(self, effect: BeginPayment, now: datetime) -> None:
+        self._post(PaymentNotStarted("storage unavailable"))
+
+    def _open_help_unstored(self, effect: OpenHelpTicket, now: datetime) -> None:
+        ticket = self._direct_help.open_help_directly(effect.context, now) if self._direct_help is not None else None
+        self._post(HelpTicketOpened(ticket) if ticket is not None else HelpTicketFailed("storage unavailable"))
+
+    def _record_help_unstored(self, effect: RecordHelp, now: datetime) -> None:
+        if self._direct_help is None:
+            return
+        try:
+            self._direct_help.help_step_directly(effect.ticket_id, effect.action, now, agent=effect.agent,
+                                                 text=effect.text, outcome=effect.outcome, choice=effect.choice)
+        except ValueError as exc:
+            log.warning("help ticket %s: %s not sent: %s", effect.ticket_id, effect.action, exc)
