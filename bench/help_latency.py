@@ -20,7 +20,7 @@ from mqtt_latency import BASELINE_TOPIC, Client, ratio
 from paho.mqtt.packettypes import PacketTypes
 
 from kiosk import config
-from kiosk.cli.main import build_station
+from kiosk.cli.compose import build_station
 from kiosk.domain.events import Tap
 from kiosk.mqtt.client import json_properties
 

@@ -12,7 +12,7 @@ import common
 from kiosk import config
 
 from kiosk.domain import journey
-from kiosk.cli.main import CardTerminal
+from kiosk.cli.compose import CardTerminal
 from kiosk.app.loop import Loop
 from kiosk.cli.scenario import ManualClock, Runner, parse
 from kiosk.storage.store import Store

@@ -20,7 +20,7 @@ from drivers.payment.zvt.link import Link
 from drivers.payment.zvt.simulator import Behaviour
 from kiosk import config
 from kiosk.domain import journey
-from kiosk.cli.main import CardTerminal, hand_over_quickly
+from kiosk.cli.compose import CardTerminal, hand_over_quickly
 from kiosk.domain.events import Tap
 from kiosk.app.loop import Loop
 from kiosk.cli.scenario import ManualClock

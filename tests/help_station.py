@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from conftest import wait_for
 from kiosk import config
-from kiosk.cli.main import Station, build_station
+from kiosk.cli.compose import Station, build_station
 from station_process import station_config
 
 if TYPE_CHECKING:

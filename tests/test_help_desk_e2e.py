@@ -17,7 +17,7 @@ from console_pilot import activity, console, rows
 from help_station import press_help, screen_says
 from kiosk import config
 from kiosk.domain import helpdesk
-from kiosk.cli.main import Station, build_station
+from kiosk.cli.compose import Station, build_station
 from kiosk.domain.events import Tap
 from kiosk.cli.scenario import ManualClock
 from mqtt_client import Staff

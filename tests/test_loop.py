@@ -7,7 +7,7 @@ import pytest
 
 from conftest import run_kiosk, wait_for
 from kiosk.domain import journey
-from kiosk.cli.main import CardTerminal
+from kiosk.cli.compose import CardTerminal
 from kiosk.config import Settings, StorageSettings
 from kiosk.domain.events import HelpPressed, Tap
 from kiosk.app.loop import Loop

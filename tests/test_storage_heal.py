@@ -17,8 +17,8 @@ from broker import Mosquitto
 from help_station import settle_until, station_publishes
 from kiosk import config
 from kiosk.domain import journey
-from kiosk.cli.main import Station, build_station
-from kiosk.app.healing import open_store
+from kiosk.cli.compose import Station, build_station
+from kiosk.app.recovery import open_store
 from kiosk.domain.records import FaultRecord
 from kiosk.cli.scenario import ManualClock
 from kiosk.storage.store import StorageError, Store

@@ -11,7 +11,7 @@ from conftest import wait_for
 
 from drivers.payment.zvt.simulator import PAIRINGS, Simulator
 from kiosk.domain import journey
-from kiosk.cli.main import CardTerminal
+from kiosk.cli.compose import CardTerminal
 from kiosk.config import Settings, StorageSettings, TerminalSettings
 from kiosk.app.loop import Loop
 from kiosk.cli.scenario import Runner, ManualClock, parse

@@ -9,10 +9,8 @@ from pathlib import Path
 from typing import Protocol
 
 from kiosk.app.faults import FaultBoard
-from kiosk.domain.faults import kind_of
 from kiosk.domain.records import FaultRecord
 from kiosk.storage.store import FULL_BELOW_BYTES, REASONS, StorageError, Store, disk_is_full
-from kiosk.storage.rows import _ts
 
 log = logging.getLogger(__name__)
 
@@ -20,41 +18,6 @@ FIRST_RETRY_S = 1
 MAX_RETRY_S = 60
 HEALS_WHILE_OPEN = ("full", "unwritable", "io")  # a corrupt file needs a technician (and a restart)
 ONLY_IF_CHANGED = ("corrupt", "too_new")  # the station never changes such a file: it is checked again once it changed
-
-
-def open_store(path: Path, station_id: str, now: datetime) -> tuple[Store | None, tuple[FaultRecord, ...]]:
-    """Open the database at start; a broken one becomes a storage fault (StorageHealer retries it), never a crash loop.
-
-    The storage fault of the last run is cleared (the database opened), a database made in
-    place of an empty file raises ``storage/replaced`` at its first start, and payments left
-    pending by the last run are resolved. Returns the store (None if unusable) and the active faults.
-    """
-    try:
-        store = Store.open(path, station_id, now)
-    except StorageError as exc:
-        return None, (storage_fault(exc, now),)
-    try:
-        if any(f.component == "storage" for f in store.active_faults()):
-            store.clear_fault("storage", now)
-        replaced = store.replaced_at
-        if replaced is not None and not store.raised_since("storage", "replaced", replaced):
-            kind = kind_of("storage", "replaced")
-            message = f"{kind.message} Made anew at {_ts(replaced)}, new series {store.series}."
-            store.raise_fault("storage", "replaced", kind.severity, message, kind.parker_impact, now)
-        for payment in store.resolve_pending_payments(now):
-            log.warning("payment %s left pending by the last run resolved as %s", payment.id, payment.state)
-        return store, tuple(store.active_faults())
-    except StorageError as exc:
-        with suppress(StorageError):
-            store.close()
-        return None, (storage_fault(exc, now),)
-
-
-def storage_fault(exc: StorageError, now: datetime) -> FaultRecord:
-    """The storage fault for a database that cannot be used, as the catalogue describes it."""
-    kind = kind_of("storage", exc.reason)
-    log.critical("database unusable (%s): %s", exc.reason, exc)
-    return FaultRecord("storage", exc.reason, kind.severity, f"{kind.message} {exc}", kind.parker_impact, now)
 
 
 class Memory(Protocol):

@@ -1,0 +1,193 @@
+"""The composition root: the only place that picks real or simulated parts and wires them to the loop."""
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from dataclasses import dataclass, replace
+from datetime import datetime
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from kiosk import config
+from kiosk.app import recovery
+from kiosk.app.loop import Loop
+from kiosk.domain import journey
+from kiosk.domain.events import Event
+from kiosk.domain.records import FaultRecord, PaymentRecord
+from kiosk.mqtt.client import MqttLink
+from kiosk.mqtt.publisher import OutboxPublisher
+from kiosk.mqtt.uplink import SUBSCRIPTIONS, Uplink
+from kiosk.storage.store import Store
+
+if TYPE_CHECKING:
+    from drivers.gpio import HelpPanel
+    from screens.display import Display
+
+__all__ = ["FRESH_LINE_QUIET_S", "CardTerminal", "Station", "build_station", "hand_over_quickly"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Station:
+    """One station's parts, wired: what `kiosk run` runs (tests and benchmarks build it in-process too)."""
+
+    loop: Loop
+    display: "Display"
+    devices: CardTerminal
+    store: Store | None
+    link: MqttLink | None
+    uplink: Uplink
+    panel: "HelpPanel | None"
+
+    def start(self) -> None:
+        """Start the devices and the MQTT link (the loop itself is run or settled by the caller)."""
+        self.devices.terminal.start()
+        if self.panel is not None:
+            self.panel.start()
+        if self.link is not None:
+            self.link.start()
+
+    def close(self) -> None:
+        """Say offline, stop the devices, record what they reported while closing, close screen and database."""
+        self.uplink.stop(self.loop.clock())
+        self.devices.close()
+        if self.panel is not None:
+            self.panel.close()
+        self.loop.settle()  # what the terminal reported while closing (e.g. a confirmation) is recorded
+        self.display.close()
+        if self.store is not None:
+            self.store.close()
+
+
+def build_station(settings: config.Settings, clock: Callable[[], datetime], *, simulate: bool, headless: bool,
+                  online: bool = True) -> Station:
+    """Wire a station: database, card terminal, GPIO panel, screen, MQTT link (``online``) and the loop.
+
+    Raises ValueError when the card terminal's settings cannot work; every other broken part
+    becomes a fault, so that the station still shows parkers what it can do.
+    """
+    from screens.display import Display
+
+    now = clock()
+    hand_over_quickly()
+    store, faults = recovery.open_store(Path(settings.storage.database), settings.station.id, now)
+    file_settings = settings
+    settings, faults = recovery.remote_settings(file_settings, store, faults, now)
+    owed = tuple(store.unconfirmed_payments()) if store is not None else ()
+    post: Callable[[Event], None] = lambda event: loop.post(event)
+    try:
+        devices = CardTerminal(settings, simulate, owed, post)
+    except ValueError:
+        if store is not None:
+            store.close()
+        raise
+    panel = None
+    if online:  # a scenario replay presses the help button itself, on its manual clock
+        panel, faults = _help_panel(settings, simulate, post, store, faults, now)
+    help_key = None
+    if simulate and panel is not None:
+        help_key = lambda down: panel.press() if down else panel.release()  # noqa: E731
+    display = Display(settings, headless=headless, help_key=help_key)
+    link = _mqtt_link(settings, simulate, store, post) if online else None
+    publisher = None
+    if link is not None and store is not None:
+        m = settings.mqtt
+        publisher = OutboxPublisher(store, link, m.window, m.outbox_keep_days, m.outbox_warn_rows)
+    uplink = Uplink(settings, file_settings, link, publisher, package_version("kiosk"), store.boot if store else 0)
+    state = replace(journey.initial(settings, now), notice=(store.notice() if store is not None else None) or "")
+    if store is not None:
+        state = recovery.restore_help(store, state, settings.timeouts, now)
+    loop = Loop(state, store, devices.terminal, display, clock, faults, uplink, panel)
+    return Station(loop, display, devices, store, link, uplink, panel)
+
+
+
+def _help_panel(settings: config.Settings, simulate: bool, post: Callable[[Event], None], store: Store | None,
+                faults: tuple[FaultRecord, ...], now: datetime) -> tuple["HelpPanel | None", tuple[FaultRecord, ...]]:
+    """The help button, LED and door switch (simulated pins with --simulate); unusable pins become a fault."""
+    from drivers.gpio import GpioUnavailable, HelpPanel, mock_pin_factory
+
+    others = tuple(f for f in faults if f.component != "gpio")
+    try:
+        panel = HelpPanel(settings.gpio, post, mock_pin_factory() if simulate else None)
+    except GpioUnavailable as exc:
+        log.error("GPIO: %s", exc)
+        return None, others + (recovery.start_fault(store, "gpio", "unavailable", str(exc), now),)
+    if store is not None and len(others) < len(faults):
+        store.clear_fault("gpio", now)
+    return panel, others
+
+
+
+def _mqtt_link(settings: config.Settings, simulate: bool, store: Store | None,
+               post: Callable[[Event], None]) -> MqttLink | None:
+    """The MQTT link to the configured broker; with --simulate and no broker configured, a local one."""
+    mqtt = settings.mqtt
+    if not mqtt.host:
+        if not simulate:
+            log.warning("no MQTT broker configured (mqtt.host): everything stays in the outbox")
+            return None
+        mqtt = replace(mqtt, host="localhost", port=1883, tls=False)
+        log.info("simulated station: MQTT to a broker on localhost:1883 if one runs, else the outbox keeps all")
+    boot = store.boot if store is not None else int(time.time())
+    return MqttLink(mqtt, settings.station.id, post, subscriptions=SUBSCRIPTIONS, boot=boot)
+
+
+THREAD_SWITCH_S = 0.001
+
+
+def hand_over_quickly() -> None:
+    """Let a device thread that became ready take the GIL within 1 ms instead of CPython's 5 ms.
+
+    The loop thread draws while the ZVT worker waits to send the vending answer; with the
+    default switch interval each hand-over can cost up to 5 ms (docs/performance.md: the
+    04 0F -> 80 00 00 p99 fell from 21 ms to 9 ms). The threads are idle almost always,
+    so the extra switching costs nothing measurable.
+    """
+    sys.setswitchinterval(THREAD_SWITCH_S)
+
+
+FRESH_LINE_QUIET_S = 0.1
+
+
+class CardTerminal:
+    """The card terminal: the ZVT driver on the configured port, or on a pty to the simulator."""
+
+    def __init__(self, settings: config.Settings, simulate: bool, owed: tuple[PaymentRecord, ...],
+                 post: Callable[[Event], None], pairing: str = "loose") -> None:
+        """The driver on the configured port; with ``simulate``, on a new pty to a simulator pairing ``pairing``."""
+        from drivers.payment.zvt.driver import OwedPayment, ZvtTerminal, serial_opener
+        from drivers.payment.zvt.simulator import Simulator, open_pty
+
+        t = settings.terminal
+        self.simulator: Simulator | None = None
+        self._pty = None
+        port = t.port
+        line_quiet_s = t.line_quiet_ms / 1000
+        if simulate:
+            self._pty = open_pty()
+            journal = Path(settings.storage.database).with_suffix(".terminal.jsonl")
+            self.simulator = Simulator(self._pty.master_fd, journal, pairing=pairing)
+            self.simulator.start()
+            port = self._pty.slave_path
+            # A pty made just now carries nothing from an earlier run: no need to wait out the PT's repeats.
+            line_quiet_s = FRESH_LINE_QUIET_S
+            log.info("card terminal simulator on %s (journal %s)", port, journal)
+        self.terminal = ZvtTerminal(
+            serial_opener(port, t.baud), post, password=t.password, currency=settings.tariff_engine.currency,
+            charset=t.charset, payment_timeout_s=t.payment_timeout_s, status_interval_s=t.status_interval_s,
+            vending_window_s=t.vending_window_s, line_quiet_s=line_quiet_s,
+            owed=tuple(OwedPayment(p.id, p.receipt_no, p.trace_no, p.amount) for p in owed))
+
+    def close(self) -> None:
+        """Stop the driver, then the simulator and its pty."""
+        self.terminal.close()
+        if self.simulator is not None:
+            self.simulator.stop()
+        if self._pty is not None:
+            self._pty.close()
+
+
