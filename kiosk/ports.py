@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
-from kiosk.domain.events import Event
+from kiosk.domain.events import Event, TerminalReport
 from kiosk.domain.records import FaultRecord
+from kiosk.domain.staff import Done
 
 Post = Callable[[Event], None]
 
@@ -49,3 +50,16 @@ class FaultBoard(Protocol):
 
     def clear_fault(self, component: str, now: datetime, *, must_store: bool = False) -> None:
         """Clear ``component``'s fault; with ``must_store``, StorageError unless the database recorded it."""
+
+
+class StaffOperations(Protocol):
+    """Staff commands executed on the loop thread (kiosk.app.operations.Operations implements it)."""
+
+    def execute(self, name: str, args: Any, now: datetime) -> Done:
+        """Run command ``name`` with its validated ``args``; Refusal if it must not run now."""
+
+    def ask_payment_method(self, kind: str, request_id: str) -> None:
+        """Pass a staff request to the payment method (a TerminalReport answers it); Refusal while a parker pays."""
+
+    def keep_report(self, event: TerminalReport, now: datetime) -> str:
+        """Store what a report carries (an end of day's totals); words to add to the reply."""

@@ -2,7 +2,8 @@
 import pytest
 
 from kiosk.mqtt import commands
-from kiosk.mqtt.commands import CourtesyArgs, ModeArgs, NoArgs, NoticeArgs, Refusal, Request
+from kiosk.domain.staff import CourtesyArgs, ModeArgs, NoArgs, NoticeArgs, Refusal
+from kiosk.mqtt.commands import Request
 
 PREFIX = "paystation/v1/ST-1/"
 

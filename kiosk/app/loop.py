@@ -12,6 +12,7 @@ from kiosk.app.cabinet import CABINET_EVENTS, Cabinet
 from kiosk.app.effects import EffectRunner
 from kiosk.app.faults import FaultBoard
 from kiosk.app.healing import StorageHealer
+from kiosk.app.operations import Operations
 from kiosk.app.payments import PaymentBook
 from kiosk.domain import helpdesk, journey
 from kiosk.domain.events import Event, FaultsChanged, PaymentConfirmed, PaymentReconciled, TerminalHealth, Tick
@@ -72,6 +73,8 @@ class Loop:
         self.fault_board = FaultBoard(store, self.post, faults)
         self.payments = PaymentBook(store, self.fault_board, "card_terminal")
         self.cabinet = Cabinet(self.fault_board)
+        self.operations = Operations(store, self.fault_board, terminal, lambda: self.state, self.post,
+                                     self.request_restart)
         self.effects = EffectRunner(store, terminal, self.fault_board, self.post, uplink)
         self._healer = StorageHealer(self, self.fault_board, Path(state.settings.storage.database),
                                      state.settings.station.id)
@@ -162,10 +165,6 @@ class Loop:
         """Stop run() as soon as no parker is being served (the service manager starts the station again)."""
         self.restart_requested = True
 
-    def terminal_request(self, kind: str, request_id: str) -> None:
-        """Pass a staff request to the card terminal; it answers with a TerminalReport event."""
-        self.terminal.request(kind, request_id)
-
     def next_storage_try(self) -> datetime | None:
         """When the station tries its unusable database again; None while it works (or only a technician can help)."""
         return self._healer.deadline()
@@ -187,12 +186,13 @@ class Loop:
             self._rendered = shown
 
     def record_unstored(self, store: Store, now: datetime) -> None:
-        """Write what the database missed while it failed: payments the terminal settled, then fault changes.
+        """Write what the database missed while it failed: payments the terminal settled, fault changes, the notice.
 
         StorageError if it still fails; what was written stays written, the rest is kept.
         """
         self.payments.record_unstored(store, now)
         self.fault_board.record_unstored(store, now)
+        self.operations.record_unstored(store, now)
 
     def _seconds_shown(self) -> bool:
         """A countdown or a waiting time is on screen, so the picture changes every second."""

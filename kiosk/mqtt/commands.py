@@ -1,4 +1,4 @@
-"""Operator commands on MQTT cmd/{name}: their arguments, validation and reply format (no execution here)."""
+"""Operator commands on MQTT cmd/{name}: parsing and validation of their payloads, and the reply format (no execution)."""
 from __future__ import annotations
 
 import json
@@ -6,66 +6,20 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from kiosk import config
-
-from kiosk.domain import helpdesk
-from kiosk.config import between, matches, one_of
+from kiosk.config import matches, one_of
+from kiosk.domain import helpdesk, staff
 from kiosk.domain.events import AgentSays
+from kiosk.domain.staff import ModeArgs, Refusal, TicketId
+
+__all__ = [
+    "ARGUMENTS", "MAX_COMMAND_BYTES", "REPLY_SUBTREE", "Refusal", "Request", "ToParkerArgs", "can_answer", "dedupe_key",
+    "json_value", "parse", "parse_to_parker", "reply",
+]
 
 MAX_COMMAND_BYTES = 16 * 1024
 REPLY_SUBTREE = "reply/"
 
-TicketId = Annotated[str, matches(r"[0-9a-f-]{36}", "a help ticket id (UUID)")]
-Text200 = Annotated[str, matches(r"(?s)\S.{0,199}", "1 to 200 characters, not starting with a space")]
-
-
-@dataclass(frozen=True)
-class NoArgs:
-    """A command without arguments (an empty JSON object)."""
-
-
-@dataclass(frozen=True)
-class NoticeArgs:
-    """Set (text) or clear (text null or absent) the message shown to parkers."""
-
-    text: Text200 | None = None
-
-
-@dataclass(frozen=True)
-class ModeArgs:
-    """Normal operation, out of service (reason for staff), or service: a crew is at the station, door openings expected."""
-
-    mode: Annotated[str, one_of("normal", "out_of_service", "service")]
-    reason: Text200 | None = None
-
-
-@dataclass(frozen=True)
-class CourtesyArgs:
-    """A free session granted by staff: plate, minutes and why."""
-
-    plate: Annotated[str, matches(r"[A-Z0-9-]{2,16}", "a plate in capitals, digits and '-' (2-16)")]
-    minutes: Annotated[int, between(1, 10080)]
-    reason: Text200
-    ticket: TicketId | None = None
-
-
-@dataclass(frozen=True)
-class JourneyCancelArgs:
-    """An agent ends the parker's journey (back to Welcome, plate forgotten); never during a payment."""
-
-    reason: Text200
-    ticket: TicketId | None = None
-
-
-ARGUMENTS: dict[str, type] = {
-    "rebirth": NoArgs,
-    "notice": NoticeArgs,
-    "mode": ModeArgs,
-    "courtesy": CourtesyArgs,
-    "terminal/status": NoArgs,
-    "terminal/end-of-day": NoArgs,
-    "restart": NoArgs,
-    "journey/cancel": JourneyCancelArgs,
-}
+ARGUMENTS = staff.ARGUMENTS
 
 
 @dataclass(frozen=True)
@@ -88,15 +42,6 @@ class Request:
     response_topic: str | None
     correlation: bytes | None
     retained: bool
-
-
-class Refusal(Exception):
-    """A command that is not executed: ``code`` for programs, ``detail`` for people."""
-
-    def __init__(self, code: str, detail: str) -> None:
-        super().__init__(f"{code}: {detail}")
-        self.code = code
-        self.detail = detail
 
 
 def reply(ok: bool, code: str, detail: str = "", **data: Any) -> str:

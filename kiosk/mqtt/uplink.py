@@ -14,17 +14,17 @@ from kiosk.mqtt import commands, remote_config, telemetry
 from kiosk import config
 
 from kiosk.domain import journey
-from kiosk.mqtt.commands import CourtesyArgs, JourneyCancelArgs, ModeArgs, NoticeArgs, Refusal, Request, reply
+from kiosk.domain.staff import TERMINAL_REQUESTS
+from kiosk.mqtt.commands import Refusal, Request, reply
 from kiosk.domain.events import (
-    CourtesyGranted, Event, JourneyCancelled, LinkAcked, LinkDown, LinkUp, MessageIn, NoticeChanged, SettingsChanged,
+    Event, LinkAcked, LinkDown, LinkUp, MessageIn, SettingsChanged,
     TerminalReport,
 )
 from kiosk.mqtt.direct_help import DirectHelp, Message
 from kiosk.mqtt.publisher import OutboxPublisher
 from kiosk.domain.records import FaultRecord
-from kiosk.ports import FaultBoard
+from kiosk.ports import FaultBoard, StaffOperations
 from kiosk.storage.store import StorageError, Store
-from kiosk.storage.help import courtesy_reason_suffix
 from kiosk.storage.rows import _json, _ts, fault_state
 
 log = logging.getLogger(__name__)
@@ -74,13 +74,9 @@ class Station(Protocol):
     state: journey.State
     store: Store | None
     fault_board: FaultBoard
+    operations: StaffOperations
 
     def post(self, event: Event) -> None: ...
-
-    def request_restart(self) -> None: ...
-
-    def terminal_request(self, kind: str, request_id: str) -> None: ...
-
 
 
 @dataclass
@@ -113,7 +109,6 @@ class Uplink:
         self._unstored: dict[str, str] = {}  # retained topic -> payload the store could not keep (faults, help/state)
         self._direct_help = DirectHelp(settings.station.id)
         self._answers: dict[str, tuple[str, str]] = {}  # dedupe key -> (command, reply), when there is no database
-        self._notice: tuple[str | None] | None = None  # a notice set while there was no database, to store later
         self._waiting: dict[str, _Waiting] = {}  # terminal request id -> command waiting for it
 
     def attach(self, station: Station, now: datetime) -> None:
@@ -186,7 +181,7 @@ class Uplink:
         self._unstored.pop("help/state", None)
 
     def persist_unstored(self, store: Store, now: datetime) -> None:
-        """Write what was kept in memory while the database failed: the boot number in force, replies, the notice.
+        """Write what was kept in memory while the database failed: the boot number in force and command replies.
 
         So that later boots go on above every number a connection used, and a duplicate
         command is still answered, not run again.
@@ -198,9 +193,6 @@ class Uplink:
             if store.begin_command(key, name, now) is None:
                 store.finish_command(key, answer, now)
             del self._answers[key]
-        if self._notice is not None:
-            store.set_notice(self._notice[0], now)
-            self._notice = None
 
     def storage_healed(self, now: datetime) -> None:
         """The database works again and holds every fault: their in-memory copies are no longer republished.
@@ -394,7 +386,7 @@ class Uplink:
 
     def _execute(self, request: Request, key: str | None, args: Any, now: datetime) -> None:
         name = request.name
-        station = self._control
+        operations = self._control.operations
         if name == "rebirth":
             self._publish_birth(now)
             if self._publisher is None or self._publisher.drained:
@@ -403,79 +395,21 @@ class Uplink:
                 self._resync = True
                 detail = "status republished; the retained topics follow once the outbox backlog is sent"
             self._finish(key, [request], reply(True, "ok", detail), now)
-        elif isinstance(args, NoticeArgs):
-            if station.store is not None:
-                station.store.set_notice(args.text, now)
-            else:
-                self._notice = (args.text,)
-            station.post(NoticeChanged(args.text or ""))
-            detail = "notice cleared" if args.text is None else "notice shown to parkers"
-            self._finish(key, [request], reply(True, "ok", detail), now)
-        elif isinstance(args, ModeArgs):
-            if args.mode == "normal":
-                station.fault_board.clear_fault("operator", now)
-            else:
-                station.fault_board.raise_fault("operator", args.mode, now, args.reason or "")
-            self._finish(key, [request], reply(True, "ok", f"mode {args.mode}", mode=args.mode), now)
-        elif isinstance(args, CourtesyArgs):
-            self._courtesy(request, key, args, now)
-        elif isinstance(args, JourneyCancelArgs):
-            if station.state.screen is journey.Screen.PAYING:
-                raise Refusal("busy", "the parker is paying; a payment is never interrupted")
-            call = station.state.help
-            if args.ticket is not None and (call is None or call.id != args.ticket or not call.open):
-                raise Refusal("bad_arguments", f"ticket: {args.ticket} is not the call on screen; the parker left")
-            station.post(JourneyCancelled(args.reason, args.ticket))
-            self._finish(key, [request], reply(True, "ok", "the parker's journey ended; Welcome is shown"), now)
-        elif name in ("terminal/status", "terminal/end-of-day"):
-            self._ask_terminal(request, key, name.split("/")[1].replace("-", "_"), now)
-        elif name == "restart":
-            self._finish(key, [request], reply(True, "ok", "restarting as soon as no parker is being served"), now)
-            station.request_restart()
+        elif name in TERMINAL_REQUESTS:
+            request_id = str(uuid.uuid4())
+            operations.ask_payment_method(TERMINAL_REQUESTS[name], request_id)
+            self._waiting[request_id] = _Waiting(key, now, [request])
         else:
-            raise Refusal("unknown_command", f"no executor for {name!r}")
-
-    def _courtesy(self, request: Request, key: str | None, args: CourtesyArgs, now: datetime) -> None:
-        station = self._control
-        settings = station.state.settings
-        if not journey.plate_valid(settings, args.plate):
-            raise Refusal("bad_arguments", f"plate: {args.plate!r} does not match this station's plate format")
-        if station.store is None:
-            raise Refusal("unavailable", "the station's database is not usable")
-        expires = now + timedelta(minutes=args.minutes)
-        reason = f"granted by staff: {args.reason}"
-        if args.ticket is not None:
-            reason += courtesy_reason_suffix(args.ticket)
-        session = station.store.grant_courtesy_session(args.plate, settings.zone.name, args.minutes, now, expires,
-                                                       reason, now)
-        if args.ticket is not None:
-            station.post(CourtesyGranted(args.ticket, args.plate, expires))
-        answer = reply(True, "ok", f"free parking for {args.plate} until {_ts(expires)}", session=session.id,
-                       expires=_ts(expires))
-        self._finish(key, [request], answer, now)
-
-    def _ask_terminal(self, request: Request, key: str | None, kind: str, now: datetime) -> None:
-        station = self._control
-        if station.state.screen is journey.Screen.PAYING:
-            raise Refusal("busy", "a parker is paying; try again in a few minutes")
-        request_id = str(uuid.uuid4())
-        self._waiting[request_id] = _Waiting(key, now, [request])
-        station.terminal_request(kind, request_id)
+            done = operations.execute(name, args, now)
+            self._finish(key, [request], reply(True, "ok", done.detail, **done.data), now)
 
     def _terminal_report(self, event: TerminalReport, now: datetime) -> None:
         waiting = self._waiting.pop(event.request_id, None)
         if waiting is None:
             log.warning("terminal %s report for no waiting command", event.kind)
             return
-        store = self._control.store
         what = f"terminal {event.kind.replace('_', ' ')}"
-        done = f"{what} done"
-        if event.ok and event.kind == "end_of_day" and store is not None:
-            try:
-                store.record_terminal_report({"kind": "end_of_day", **event.data}, now)
-            except StorageError as exc:  # the totals still reach the asker
-                self._control.fault_board.raise_fault("storage", exc.reason, now, str(exc))
-                done += f" (not stored: {exc.reason})"
+        done = f"{what} done" + self._control.operations.keep_report(event, now)
         if event.ok:
             answer = reply(True, "ok", done, **event.data)
         else:

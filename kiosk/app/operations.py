@@ -1,0 +1,123 @@
+"""Staff commands executed on the loop thread: what notice, mode, courtesy, journey cancel, restart and terminal requests do."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from kiosk.app.faults import FaultBoard
+from kiosk.domain import journey
+from kiosk.domain.events import CourtesyGranted, Event, JourneyCancelled, NoticeChanged, TerminalReport
+from kiosk.domain.staff import CourtesyArgs, Done, JourneyCancelArgs, ModeArgs, NoArgs, NoticeArgs, Refusal
+from kiosk.ports import PaymentTerminal
+from kiosk.storage.help import courtesy_reason_suffix
+from kiosk.storage.rows import _ts as timestamp
+from kiosk.storage.store import StorageError, Store
+
+__all__ = ["Operations"]
+
+log = logging.getLogger(__name__)
+
+
+class Operations:
+    """Executes validated staff commands against the station; refuses with Refusal what must not run now.
+
+    The MQTT side (parsing, at-most-once, replies, rebirth) stays in kiosk.mqtt.uplink. What a
+    command changes while the database is unusable (the notice) is kept and written by
+    ``record_unstored`` once it works again.
+    """
+
+    def __init__(self, store: Store | None, faults: FaultBoard, payment: PaymentTerminal,
+                 state: Callable[[], journey.State], post: Callable[[Event], None],
+                 restart: Callable[[], None]) -> None:
+        self._store = store
+        self._faults = faults
+        self._payment = payment
+        self._state = state
+        self._post = post
+        self._restart = restart
+        self._unstored_notice: tuple[str | None] | None = None  # a notice set while there was no database
+        self._executors: dict[type, Callable[[Any, datetime], Done]] = {
+            NoticeArgs: self._notice,
+            ModeArgs: self._mode,
+            CourtesyArgs: self._courtesy,
+            JourneyCancelArgs: self._journey_cancel,
+        }
+        self._by_name: dict[str, Callable[[Any, datetime], Done]] = {"restart": self._restart_when_idle}
+
+    def execute(self, name: str, args: Any, now: datetime) -> Done:
+        """Run command ``name`` with its validated ``args``; Refusal if it must not run."""
+        executor = self._executors.get(type(args)) or self._by_name.get(name)
+        if executor is None or (type(args) is NoArgs and name not in self._by_name):
+            raise Refusal("unknown_command", f"no executor for {name!r}")
+        return executor(args, now)
+
+    def ask_payment_method(self, kind: str, request_id: str) -> None:
+        """Pass a staff request (status, end of day) to the payment method; it answers with a TerminalReport."""
+        if self._state().screen is journey.Screen.PAYING:
+            raise Refusal("busy", "a parker is paying; try again in a few minutes")
+        self._payment.request(kind, request_id)
+
+    def keep_report(self, event: TerminalReport, now: datetime) -> str:
+        """Store an end of day's totals; the words to add to the reply ("" when stored or nothing to store)."""
+        if not (event.ok and event.kind == "end_of_day" and self._store is not None):
+            return ""
+        try:
+            self._store.record_terminal_report({"kind": "end_of_day", **event.data}, now)
+        except StorageError as exc:  # the totals still reach the asker
+            self._faults.raise_fault("storage", exc.reason, now, str(exc))
+            return f" (not stored: {exc.reason})"
+        return ""
+
+    def record_unstored(self, store: Store, now: datetime) -> None:
+        """Write the notice set while the database failed (StorageError if it still fails)."""
+        if self._unstored_notice is not None:
+            store.set_notice(self._unstored_notice[0], now)
+            self._unstored_notice = None
+
+    def _notice(self, args: NoticeArgs, now: datetime) -> Done:
+        if self._store is not None:
+            self._store.set_notice(args.text, now)
+        else:
+            self._unstored_notice = (args.text,)
+        self._post(NoticeChanged(args.text or ""))
+        return Done("notice cleared" if args.text is None else "notice shown to parkers")
+
+    def _mode(self, args: ModeArgs, now: datetime) -> Done:
+        if args.mode == "normal":
+            self._faults.clear_fault("operator", now)
+        else:
+            self._faults.raise_fault("operator", args.mode, now, args.reason or "")
+        return Done(f"mode {args.mode}", {"mode": args.mode})
+
+    def _courtesy(self, args: CourtesyArgs, now: datetime) -> Done:
+        settings = self._state().settings
+        if not journey.plate_valid(settings, args.plate):
+            raise Refusal("bad_arguments", f"plate: {args.plate!r} does not match this station's plate format")
+        if self._store is None:
+            raise Refusal("unavailable", "the station's database is not usable")
+        expires = now + timedelta(minutes=args.minutes)
+        reason = f"granted by staff: {args.reason}"
+        if args.ticket is not None:
+            reason += courtesy_reason_suffix(args.ticket)
+        session = self._store.grant_courtesy_session(args.plate, settings.zone.name, args.minutes, now, expires,
+                                                     reason, now)
+        if args.ticket is not None:
+            self._post(CourtesyGranted(args.ticket, args.plate, expires))
+        return Done(f"free parking for {args.plate} until {timestamp(expires)}",
+                    {"session": session.id, "expires": timestamp(expires)})
+
+    def _journey_cancel(self, args: JourneyCancelArgs, now: datetime) -> Done:
+        state = self._state()
+        if state.screen is journey.Screen.PAYING:
+            raise Refusal("busy", "the parker is paying; a payment is never interrupted")
+        call = state.help
+        if args.ticket is not None and (call is None or call.id != args.ticket or not call.open):
+            raise Refusal("bad_arguments", f"ticket: {args.ticket} is not the call on screen; the parker left")
+        self._post(JourneyCancelled(args.reason, args.ticket))
+        return Done("the parker's journey ended; Welcome is shown")
+
+    def _restart_when_idle(self, args: NoArgs, now: datetime) -> Done:
+        self._restart()
+        return Done("restarting as soon as no parker is being served")

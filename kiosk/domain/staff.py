@@ -1,0 +1,84 @@
+"""Staff commands as the domain knows them: their validated arguments and the refusal of one that must not run."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from kiosk.config import between, matches, one_of
+
+__all__ = [
+    "ARGUMENTS", "TERMINAL_REQUESTS", "CourtesyArgs", "Done", "JourneyCancelArgs", "ModeArgs", "NoArgs", "NoticeArgs", "Refusal",
+    "Text200", "TicketId",
+]
+
+TicketId = Annotated[str, matches(r"[0-9a-f-]{36}", "a help ticket id (UUID)")]
+Text200 = Annotated[str, matches(r"(?s)\S.{0,199}", "1 to 200 characters, not starting with a space")]
+
+
+@dataclass(frozen=True)
+class NoArgs:
+    """A command without arguments (an empty JSON object)."""
+
+
+@dataclass(frozen=True)
+class NoticeArgs:
+    """Set (text) or clear (text null or absent) the message shown to parkers."""
+
+    text: Text200 | None = None
+
+
+@dataclass(frozen=True)
+class ModeArgs:
+    """Normal operation, out of service (reason for staff), or service: a crew is at the station, door openings expected."""
+
+    mode: Annotated[str, one_of("normal", "out_of_service", "service")]
+    reason: Text200 | None = None
+
+
+@dataclass(frozen=True)
+class CourtesyArgs:
+    """A free session granted by staff: plate, minutes and why."""
+
+    plate: Annotated[str, matches(r"[A-Z0-9-]{2,16}", "a plate in capitals, digits and '-' (2-16)")]
+    minutes: Annotated[int, between(1, 10080)]
+    reason: Text200
+    ticket: TicketId | None = None
+
+
+@dataclass(frozen=True)
+class JourneyCancelArgs:
+    """An agent ends the parker's journey (back to Welcome, plate forgotten); never during a payment."""
+
+    reason: Text200
+    ticket: TicketId | None = None
+
+
+ARGUMENTS: dict[str, type] = {
+    "rebirth": NoArgs,
+    "notice": NoticeArgs,
+    "mode": ModeArgs,
+    "courtesy": CourtesyArgs,
+    "terminal/status": NoArgs,
+    "terminal/end-of-day": NoArgs,
+    "restart": NoArgs,
+    "journey/cancel": JourneyCancelArgs,
+}
+
+TERMINAL_REQUESTS = {"terminal/status": "status", "terminal/end-of-day": "end_of_day"}  # command -> payment method request
+
+
+class Refusal(Exception):
+    """A command that is not executed: ``code`` for programs, ``detail`` for people."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Done:
+    """A command that ran: words for the staff member, and data for their tools."""
+
+    detail: str
+    data: dict[str, Any] = field(default_factory=dict)
