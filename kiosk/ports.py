@@ -1,14 +1,34 @@
-"""The payment terminal interface the station drives (ZVT vending semantics), independent of any device."""
+"""The seams of the station: what each adapter must implement, and what it may, for the application on the loop thread.
+
+The application (kiosk.app) talks to its parts through these protocols only; the composition
+root (kiosk.cli.compose) picks the real or simulated adapter behind each one:
+
+- PaymentTerminal: a payment method (drivers.payment.zvt: a ZVT card terminal);
+- Display: the touchscreen (screens.display);
+- HelpPanel: the help button's LED (drivers.gpio);
+- Store: the station's durable memory (kiosk.storage), StorageError when it cannot be used;
+- Uplink: the staff side over MQTT (kiosk.mqtt.uplink);
+- FaultBoard and StaffOperations: the application's own parts, as the uplink sees them;
+- Clock: the time, injected everywhere (a manual clock in scenarios and tests).
+"""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Callable, Protocol
+from pathlib import Path
+from typing import Any, Callable, Iterable, Protocol, Sequence
 
 from kiosk.domain.events import Event, TerminalReport
-from kiosk.domain.records import FaultRecord
+from kiosk.domain.records import (
+    CommandRecord, FaultRecord, HelpTicketRecord, OutboxRow, PaymentRecord, PaymentResultData, SessionRecord,
+)
+from kiosk.domain.journey import State
 from kiosk.domain.staff import Done
 
 Post = Callable[[Event], None]
+"""Queue an event for the loop, from any thread (adapters' only way in)."""
+
+Clock = Callable[[], datetime]
+"""The time now, timezone-aware (UTC in production; a manual clock in scenarios and tests)."""
 
 
 class PaymentTerminal(Protocol):
@@ -63,3 +83,265 @@ class StaffOperations(Protocol):
 
     def keep_report(self, event: TerminalReport, now: datetime) -> str:
         """Store what a report carries (an end of day's totals); words to add to the reply."""
+
+
+class Display(Protocol):
+    """The screen as the loop drives it (screens.display.Display; scenarios use a recording one).
+
+    MUST: draw a state, wait for input up to a timeout (returning the events it produced),
+    be woken from another thread, and say when its window was closed.
+    """
+
+    quit_requested: bool
+
+    def render(self, state: State, now: datetime) -> None:
+        """Draw ``state`` as of ``now``."""
+
+    def wait(self, timeout: float | None) -> list[Event]:
+        """Block until input, a wake() or ``timeout`` seconds; the events the input meant."""
+
+    def wake(self) -> None:
+        """End a wait() from any thread."""
+
+
+class HelpPanel(Protocol):
+    """The help button's panel as the loop drives it (drivers.gpio.HelpPanel): its LED.
+
+    MUST: show an LED pattern. The button and the door switch reach the loop as posted events.
+    """
+
+    def show(self, pattern: str) -> None:
+        """Show ``pattern`` (off, blinking or steady); showing the current one again changes nothing."""
+
+
+REASONS = ("corrupt", "unwritable", "full", "too_new", "io")
+_EXPLAIN = {
+    "corrupt": "the database file is damaged or is not a kiosk database; it was left untouched",
+    "unwritable": "the database file or its directory cannot be opened for writing",
+    "full": "the disk or the database size limit is full",
+    "too_new": "the database was written by a newer firmware with an unknown schema",
+    "io": "the database could not be read or written",
+}
+
+
+class StorageError(Exception):
+    """The database cannot be used; ``reason`` is one of ``REASONS`` (see docs/storage.md), the storage fault's code."""
+
+    def __init__(self, reason: str, path: Path, detail: str) -> None:
+        if reason not in REASONS:
+            raise ValueError(f"unknown storage error reason {reason!r}; valid: {', '.join(REASONS)}")
+        super().__init__(f"{path}: {_EXPLAIN[reason]} ({detail})")
+        self.reason = reason
+        self.path = path
+
+
+class PaymentLedger(Protocol):
+    """Parking sessions and payments: begun, committed, failed, confirmed, reconciled; courtesy sessions."""
+
+    def active_session(self, plate: str, zone: str, now: datetime) -> SessionRecord | None:
+        """The session of ``plate`` in ``zone`` with the latest expiry after ``now``, if any."""
+
+    def begin_payment(self, plate: str, zone: str, amount: int, currency: str, minutes: int, starts: datetime,
+                      expires: datetime, extends_id: str | None, now: datetime) -> PaymentRecord:
+        """Record a card payment about to be asked of the terminal (state pending, no event yet)."""
+
+    def commit_paid_session(self, payment_id: str, result: PaymentResultData, now: datetime) -> SessionRecord:
+        """Approve a pending payment and create its session, with both events, in one transaction."""
+
+    def fail_payment(self, payment_id: str, state: str, result_code: int | None, now: datetime) -> PaymentRecord:
+        """Mark a pending payment ``declined`` or ``reversed`` and report it."""
+
+    def mark_confirmed(self, payment_id: str, now: datetime) -> PaymentRecord:
+        """Record that the terminal received the positive vending answer for an approved payment."""
+
+    def mark_unreconciled(self, payment_id: str, detail: str, now: datetime) -> PaymentRecord:
+        """Record that an approved, unconfirmed payment could not be settled with the terminal, and why."""
+
+    def reverse_unconfirmed_payment(self, payment_id: str, reason: str, now: datetime) -> SessionRecord:
+        """The terminal reversed an approved payment: mark it reversed and make its session a courtesy one."""
+
+    def resolve_pending_payments(self, now: datetime) -> list[PaymentRecord]:
+        """At start-up, settle every pending payment: reversed, or approved if a session for it exists."""
+
+    def unconfirmed_payments(self) -> list[PaymentRecord]:
+        """Approved payments (their session is stored) whose vending answer the terminal may not have had."""
+
+    def grant_courtesy_session(self, plate: str, zone: str, minutes: int, starts: datetime, expires: datetime,
+                               reason: str, now: datetime) -> SessionRecord:
+        """Create a free session (amount 0, currency XXX, no payment) and report it."""
+
+    def save_feedback(self, rating: int, session_id: str | None, now: datetime) -> None:
+        """Store a parker's rating (1..5), optionally for a session, and report it."""
+
+
+
+class HelpLedger(Protocol):
+    """Help tickets: each step committed with its help/state, help/request and event rows."""
+
+    def open_help_ticket(self, context: dict[str, Any], now: datetime) -> str:
+        """Open a ticket in state ``waiting``: help/state, help/request (for the agents' queue) and the event."""
+
+    def open_help_ticket_record(self, now: datetime) -> HelpTicketRecord | None:
+        """The ticket that was open when the station stopped, to show it again; older open ones are closed."""
+
+    def record_help(self, ticket_id: str, action: str, now: datetime, *, agent: str = "", text: str = "", outcome: str = "",
+                    choice: str = "", presses: int = 0) -> bool:
+        """Commit one step of an open ticket with its outbox rows; False if nothing was written."""
+
+
+
+class FaultLedger(Protocol):
+    """Faults: raised and cleared with their retained fault/{component} rows."""
+
+    def active_faults(self) -> list[FaultRecord]:
+        """Every active fault, ordered by component."""
+
+    def raise_fault(self, component: str, code: str, severity: str, message: str, parker_impact: str,
+                    now: datetime) -> FaultRecord:
+        """Make ``code`` the active fault of ``component``, replacing another code."""
+
+    def clear_fault(self, component: str, now: datetime) -> bool:
+        """Clear the active fault of ``component``; False (and nothing written) if there is none."""
+
+    def sync_faults(self, active: Iterable[FaultRecord], cleared: Iterable[str], now: datetime) -> int:
+        """Record the faults kept in memory while the database failed, in one transaction; returns how many changed."""
+
+    def raised_since(self, component: str, code: str, since: datetime) -> bool:
+        """Whether the fault ``component``/``code`` was raised at or after ``since`` (active or cleared)."""
+
+
+
+class OutboxLedger(Protocol):
+    """The outbox: rows queued in the same transaction as their fact, sent in order, marked on PUBACK."""
+
+    def unsent_outbox(self, after_id: int, limit: int) -> list[OutboxRow]:
+        """Up to ``limit`` unsent rows with id > ``after_id``, in id (= commit) order."""
+
+    def mark_sent(self, ids: Sequence[int], now: datetime) -> int:
+        """Mark rows as delivered (PUBACK received); returns how many were newly marked."""
+
+    def outbox_depth(self) -> int:
+        """How many rows wait to be sent."""
+
+    @property
+    def outbox_writes(self) -> int:
+        """How many outbox rows this process has queued (rolled back ones included): unchanged means nothing new."""
+
+    def prune_sent(self, older_than: datetime) -> int:
+        """Delete rows sent before ``older_than``; returns how many. Unsent rows are never pruned."""
+
+    def retained_messages(self) -> list[tuple[str, str]]:
+        """(topic, payload) of every retained topic's current message, ordered by topic (for a rebirth)."""
+
+
+
+class StationLedger(Protocol):
+    """The station's own state: boot numbers and event series, commands run at most once, notice, remote configuration, reports."""
+
+    @property
+    def boot(self) -> int:
+        """The boot number later events carry: this open's, then the newest from ``next_boot`` or ``adopt_boot``."""
+
+    @property
+    def series(self) -> str:
+        """The random id of this database's event series (every event carries it with its ``seq``)."""
+
+    @property
+    def replaced_at(self) -> datetime | None:
+        """When this database was made in place of a file that held none (lost data); None if never."""
+
+    def next_boot(self, now: datetime) -> int:
+        """Count one more boot for a new MQTT connection, durably, and return it."""
+
+    def adopt_boot(self, boot: int) -> None:
+        """The link used ``boot`` while the database could not count: keep the counter at least there, durably."""
+
+    def begin_command(self, key: str, name: str, now: datetime) -> CommandRecord | None:
+        """Remember a command about to run: None if ``key`` is new (stored as running)."""
+
+    def finish_command(self, key: str, reply: str, now: datetime) -> None:
+        """Store the reply (compact JSON text) of a running command and mark it done."""
+
+    def prune_commands(self, older_than: datetime) -> int:
+        """Forget commands created before ``older_than`` (running or done); returns how many."""
+
+    def notice(self) -> str | None:
+        """The operator's message shown to parkers, None if there is none."""
+
+    def set_notice(self, text: str | None, now: datetime) -> None:
+        """Set the operator's message shown to parkers; None clears it."""
+
+    def remote_config(self) -> dict[str, Any] | None:
+        """The stored remote config; None if there is none or it is not a JSON object (logged as an error)."""
+
+    def report_config(self, reported: dict[str, Any], now: datetime) -> None:
+        """Queue the retained ``cfg/reported`` only (a rejected desired config leaves the applied one)."""
+
+    def save_remote_config(self, desired: dict[str, Any], reported: dict[str, Any], now: datetime) -> None:
+        """Store the applied remote config and queue the retained ``cfg/reported``, together."""
+
+    def record_terminal_report(self, data: dict[str, Any], now: datetime) -> None:
+        """Queue an ``event/terminal`` event, e.g. the end-of-day totals."""
+
+    def close(self) -> None:
+        """Close the connection (SQLite checkpoints the WAL). Safe to call twice."""
+
+
+
+class Store(PaymentLedger, HelpLedger, FaultLedger, OutboxLedger, StationLedger, Protocol):
+    """The station's durable memory (kiosk.storage.store.Store implements it on SQLite).
+
+    An adapter MUST implement every method above. Each write is one transaction with the
+    outbox rows that tell staff of it (durable before visible), and every method raises
+    StorageError when the database cannot be used: the application keeps what it must in
+    memory, raises the storage fault and tries again (kiosk.app.healing). Expected refusals
+    (an unknown payment, a step a ticket cannot take) are ValueError subclasses.
+    """
+
+
+class Uplink(Protocol):
+    """The staff side as the loop drives it (kiosk.mqtt.uplink.Uplink): optional, a station may run without it.
+
+    MUST: handle the link and report events routed to it, keep its own timers (deadline and
+    on_due), publish what the outbox gained (pump), hear every fault change, carry help calls
+    the database cannot keep, write what it kept in memory once the database works, and stop.
+    """
+
+    def attach(self, station: Any, now: datetime) -> None:
+        """Start serving the loop ``station`` and schedule the timers."""
+
+    def handle(self, event: Event, now: datetime) -> None:
+        """An event of LINK_EVENTS from the loop's queue."""
+
+    def deadline(self) -> datetime | None:
+        """When on_due is next wanted."""
+
+    def on_due(self, now: datetime) -> None:
+        """Run the timers that are due."""
+
+    def pump(self, now: datetime) -> None:
+        """Publish what the outbox gained (cheap when nothing changed)."""
+
+    def fault_changed(self, fault: FaultRecord, active: bool, stored: bool, now: datetime) -> None:
+        """A fault was raised or cleared (``stored``: the database has it and its outbox row)."""
+
+    def open_help_directly(self, context: dict[str, Any], now: datetime) -> str | None:
+        """A help call the database could not open, published at once; its id, or None if nobody can be reached."""
+
+    def holds_directly(self, ticket_id: str) -> bool:
+        """The call ``ticket_id`` was opened by open_help_directly."""
+
+    def help_step_directly(self, ticket_id: str, action: str, now: datetime, **details: str) -> None:
+        """One step of a call opened by open_help_directly; ValueError for any other ticket."""
+
+    def help_stored(self) -> None:
+        """A ticket was stored again."""
+
+    def persist_unstored(self, store: Store, now: datetime) -> None:
+        """Write what was kept in memory while the database failed (StorageError if it still fails)."""
+
+    def storage_healed(self, now: datetime) -> None:
+        """The database works again: send the outbox and the retained view again."""
+
+    def stop(self, now: datetime) -> None:
+        """Say offline and disconnect."""

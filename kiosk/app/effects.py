@@ -14,7 +14,7 @@ from kiosk.domain.events import (
     RecordHelp, SaveFeedback, SessionCommitted, SessionLookedUp,
 )
 from kiosk.ports import PaymentTerminal
-from kiosk.storage.store import StorageError, Store
+from kiosk.ports import StorageError, Store
 
 __all__ = ["DirectHelp", "EffectRunner"]
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from kiosk.domain.events import Event, FaultsChanged
 from kiosk.domain.faults import kind_of
 from kiosk.domain.records import FaultRecord
-from kiosk.storage.store import StorageError, Store
+from kiosk.ports import StorageError, Store
 
 __all__ = ["FaultBoard", "FaultListener"]
 

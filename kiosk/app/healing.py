@@ -10,7 +10,8 @@ from typing import Protocol
 
 from kiosk.app.faults import FaultBoard
 from kiosk.domain.records import FaultRecord
-from kiosk.storage.store import FULL_BELOW_BYTES, REASONS, StorageError, Store, disk_is_full
+from kiosk.ports import REASONS, StorageError, Store
+from kiosk.storage.store import FULL_BELOW_BYTES, Store as Database, disk_is_full
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +148,7 @@ class StorageHealer:
         log.warning("database %s usable again: storage fault cleared", self._path)
 
     def _reopen(self, now: datetime) -> None:
-        store = Store.open(self._path, self._station_id, now)
+        store = Database.open(self._path, self._station_id, now)
         try:
             self._record(store, now)
         finally:

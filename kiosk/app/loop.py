@@ -6,7 +6,7 @@ import queue
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from kiosk.app.cabinet import CABINET_EVENTS, Cabinet
 from kiosk.app.effects import EffectRunner
@@ -15,36 +15,15 @@ from kiosk.app.healing import StorageHealer
 from kiosk.app.operations import Operations
 from kiosk.app.payments import PaymentBook
 from kiosk.domain import helpdesk, journey
-from kiosk.domain.events import Event, FaultsChanged, PaymentConfirmed, PaymentReconciled, TerminalHealth, Tick
+from kiosk.domain.events import (
+    UPLINK_EVENTS, Event, FaultsChanged, PaymentConfirmed, PaymentReconciled, TerminalHealth, Tick,
+)
 from kiosk.domain.records import FaultRecord
-from kiosk.mqtt.uplink import UPLINK_EVENTS, Uplink
-from kiosk.ports import PaymentTerminal
-from kiosk.storage.store import Store
+from kiosk.ports import Clock, Display, HelpPanel, PaymentTerminal, Store, Uplink
 
-__all__ = ["Clock", "Display", "Loop", "Panel"]
+__all__ = ["Loop"]
 
 log = logging.getLogger(__name__)
-
-Clock = Callable[[], datetime]
-
-
-class Display(Protocol):
-    """What the loop needs from the screen (screens.display.Display implements it)."""
-
-    quit_requested: bool
-
-    def render(self, state: journey.State, now: datetime) -> None: ...
-
-    def wait(self, timeout: float | None) -> list[Event]: ...
-
-    def wake(self) -> None: ...
-
-
-class Panel(Protocol):
-    """What the loop needs from the help button's panel (drivers.gpio.HelpPanel): its LED."""
-
-    def show(self, pattern: str) -> None: ...
-
 
 class Loop:
     """Owns the state; everything else only posts events.
@@ -57,7 +36,7 @@ class Loop:
 
     def __init__(self, state: journey.State, store: Store | None, terminal: PaymentTerminal, display: Display,
                  clock: Clock, faults: tuple[FaultRecord, ...] = (), uplink: Uplink | None = None,
-                 panel: Panel | None = None) -> None:
+                 panel: HelpPanel | None = None) -> None:
         self.state = state
         self.store = store
         self.terminal = terminal

@@ -13,7 +13,7 @@ from kiosk.domain.staff import CourtesyArgs, Done, JourneyCancelArgs, ModeArgs, 
 from kiosk.ports import PaymentTerminal
 from kiosk.storage.help import courtesy_reason_suffix
 from kiosk.storage.rows import _ts as timestamp
-from kiosk.storage.store import StorageError, Store
+from kiosk.ports import StorageError, Store
 
 __all__ = ["Operations"]
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from kiosk import crashpoints
 from kiosk.app.faults import FaultBoard
 from kiosk.domain.events import PaymentConfirmed, PaymentReconciled, TerminalHealth
-from kiosk.storage.store import StorageError, Store
+from kiosk.ports import StorageError, Store
 
 __all__ = ["PaymentBook", "Settled"]
 

@@ -349,3 +349,7 @@ Effect = (
     LookupSession | BeginPayment | CancelPayment | CommitSession | ConfirmPayment | FailPayment
     | SaveFeedback | OpenHelpTicket | RecordHelp | Ignored
 )
+
+
+UPLINK_EVENTS = (LinkUp, LinkDown, LinkAcked, MessageIn, TerminalReport)
+"""Events the loop routes to the uplink: the MQTT link's, and payment method reports that answer staff requests."""

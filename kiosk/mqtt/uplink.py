@@ -29,7 +29,6 @@ from kiosk.storage.rows import _json, _ts, fault_state
 
 log = logging.getLogger(__name__)
 
-UPLINK_EVENTS = (LinkUp, LinkDown, LinkAcked, MessageIn, TerminalReport)
 SUBSCRIPTIONS = ("cmd/#", "cfg/desired", "help/to-parker")
 HOUSEKEEPING_S = 60
 WATCHDOG_MARGIN_S = 30

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import peewee as pw
 
 from kiosk.domain.records import FaultRecord, OutboxRow
+from kiosk.ports import StorageError
 from kiosk.storage.schema import (
     MIGRATIONS, MODELS, Counter, Fault, Feedback, MetaRow, Outbox, ParkingSession, Retained,
     _stamp, _unstamp, _utc,
@@ -28,7 +29,6 @@ from kiosk.storage.rows import _choice, _int, _json, _record, _text, _ts, fault_
 
 log = logging.getLogger(__name__)
 
-REASONS = ("corrupt", "unwritable", "full", "too_new", "io")
 BUSY_TIMEOUT_MS = 5000
 FULL_BELOW_BYTES = 1 << 20  # less free space than this on the database's file system counts as a full disk
 SERIES_KEY = "series"
@@ -45,26 +45,8 @@ _SQLITE_REASONS = {
 }
 _NO_ERRNO = (sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN)  # may hide ENOSPC: see disk_is_full
 _OS_UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS, errno.EEXIST, errno.ENOTDIR)
-_EXPLAIN = {
-    "corrupt": "the database file is damaged or is not a kiosk database; it was left untouched",
-    "unwritable": "the database file or its directory cannot be opened for writing",
-    "full": "the disk or the database size limit is full",
-    "too_new": "the database was written by a newer firmware with an unknown schema",
-    "io": "the database could not be read or written",
-}
 M = TypeVar("M", bound=pw.Model)
 _TABLES: dict[str, type[pw.Model]] = {model._meta.table_name: model for model in MODELS}
-
-
-class StorageError(Exception):
-    """The database cannot be used; ``reason`` is one of ``REASONS`` (see docs/storage.md)."""
-
-    def __init__(self, reason: str, path: Path, detail: str) -> None:
-        if reason not in REASONS:
-            raise ValueError(f"unknown storage error reason {reason!r}; valid: {', '.join(REASONS)}")
-        super().__init__(f"{path}: {_EXPLAIN[reason]} ({detail})")
-        self.reason = reason
-        self.path = path
 
 
 def disk_is_full(path: Path) -> bool:
