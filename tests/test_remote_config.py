@@ -5,8 +5,8 @@ import pytest
 
 from kiosk import config
 
-from kiosk.mqtt import remote_config
-from kiosk.mqtt.remote_config import decide
+from kiosk import remote_config
+from kiosk.remote_config import decide
 
 BASE = config.Settings()
 

@@ -11,7 +11,7 @@ from kiosk import config
 from kiosk.domain import helpdesk, journey
 from kiosk.domain.faults import kind_of
 from kiosk.domain.records import FaultRecord
-from kiosk.mqtt import remote_config
+from kiosk import remote_config
 from kiosk.storage.rows import _ts
 from kiosk.storage.store import StorageError, Store
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from kiosk import config
+from kiosk.remote_config import json_value
 from kiosk.config import matches, one_of
 from kiosk.domain import helpdesk, staff
 from kiosk.domain.events import AgentSays
@@ -13,7 +14,7 @@ from kiosk.domain.staff import ModeArgs, Refusal, TicketId
 
 __all__ = [
     "ARGUMENTS", "MAX_COMMAND_BYTES", "REPLY_SUBTREE", "Refusal", "Request", "ToParkerArgs", "can_answer", "dedupe_key",
-    "json_value", "parse", "parse_to_parker", "reply",
+    "parse", "parse_to_parker", "reply",
 ]
 
 MAX_COMMAND_BYTES = 16 * 1024
@@ -59,22 +60,6 @@ def can_answer(request: Request, prefix: str) -> bool:
 def dedupe_key(request: Request) -> str | None:
     """Duplicates are recognised by their correlation data; None without it (such a request is refused)."""
     return request.correlation.hex() if request.correlation else None
-
-
-def json_value(payload: bytes) -> Any:
-    """A payload as JSON of valid Unicode text; ValueError says what is wrong with it.
-
-    Besides bad UTF-8 and bad JSON this refuses nesting deep enough to exhaust Python's
-    recursion limit, and lone surrogates (valid JSON escapes, but not storable text).
-    """
-    try:
-        value = json.loads(payload.decode("utf-8"))
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
-    except (UnicodeError, ValueError) as exc:
-        raise ValueError(f"not UTF-8 JSON: {exc}") from exc
-    except RecursionError as exc:
-        raise ValueError("not UTF-8 JSON: nested too deeply") from exc
-    return value
 
 
 def parse(request: Request) -> Any:

@@ -9,7 +9,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from kiosk.mqtt import commands, remote_config, telemetry
+from kiosk import remote_config
+from kiosk.mqtt import commands, telemetry
 
 from kiosk import config
 

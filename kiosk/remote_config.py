@@ -1,11 +1,11 @@
 """Remote configuration (MQTT cfg/desired): merged over the station's file, validated like it, versioned."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 from kiosk import config
-from kiosk.mqtt.commands import json_value
 
 # What an operator may change remotely. Identity, storage, broker, serial port, pins and
 # screen geometry stay in the station's own file: a wrong remote value there could cut
@@ -29,6 +29,22 @@ class Decision:
     desired: dict[str, Any] | None = None
     problems: tuple[str, ...] = ()
 
+
+
+def json_value(payload: bytes) -> Any:
+    """A payload as JSON of valid Unicode text; ValueError says what is wrong with it.
+
+    Besides bad UTF-8 and bad JSON this refuses nesting deep enough to exhaust Python's
+    recursion limit, and lone surrogates (valid JSON escapes, but not storable text).
+    """
+    try:
+        value = json.loads(payload.decode("utf-8"))
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except (UnicodeError, ValueError) as exc:
+        raise ValueError(f"not UTF-8 JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise ValueError("not UTF-8 JSON: nested too deeply") from exc
+    return value
 
 def overlay(base: config.Settings, desired: dict[str, Any]) -> config.Settings:
     """The station's file settings with ``desired`` merged over them, validated as a whole.
