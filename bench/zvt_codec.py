@@ -9,7 +9,7 @@ from typing import Callable
 import common
 
 from drivers.payment.zvt.codec import Apdu, Tlv, bcd_encode, decode_bmps, encode_bmp, encode_tlv
-from drivers.payment.zvt.link import FrameDecoder, encode_frame
+from drivers.payment.zvt.link import Frame, FrameDecoder, encode_frame
 from drivers.payment.zvt.messages import EUR, PAYMENT_TYPE_PT_DECIDES, authorization, parse_status_information
 
 FRAMES = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
@@ -33,6 +33,7 @@ def round_trip_status(apdu: bytes) -> Callable[[], None]:
     """One received status information: frame it, decode it as the line delivers it, parse it."""
     def run() -> None:
         [frame] = FrameDecoder().feed(encode_frame(apdu), 0.0)
+        assert isinstance(frame, Frame)
         parse_status_information(Apdu.decode(frame.apdu).data)
     return run
 
@@ -42,6 +43,7 @@ def round_trip_authorization(amount: int) -> Callable[[], None]:
     def run() -> None:
         apdu = authorization(amount, EUR, PAYMENT_TYPE_PT_DECIDES, 60)
         [frame] = FrameDecoder().feed(encode_frame(apdu), 0.0)
+        assert isinstance(frame, Frame)
         decode_bmps(Apdu.decode(frame.apdu).data)
     return run
 

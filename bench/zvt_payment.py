@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import common
 
@@ -108,14 +108,14 @@ class Station:
                          self.clock)
         self.finished = threading.Event()
         terminal = self.devices.terminal
-        finish = terminal._finish
+        finish: Callable[..., None] = terminal._finish
 
-        def finished(*args: object, **kwargs: object) -> None:
+        def finished(*args: Any, **kwargs: Any) -> None:
             finish(*args, **kwargs)
             self.finished.set()
             self.display.wake()
 
-        terminal._finish = finished  # the driver's payment sequence is over (its last ACK read)
+        setattr(terminal, "_finish", finished)  # the driver's payment sequence is over (its last ACK read)
         terminal.start()
 
     def tap(self, target: str) -> None:
@@ -249,7 +249,7 @@ def ratio(figure: list[float], baseline: list[float]) -> str:
 
 def main() -> None:
     """Print the figures."""
-    pt_wire.FdPort = TappedPort  # the simulator wraps its pty master in whatever FdPort is when it starts
+    setattr(pt_wire, "FdPort", TappedPort)  # the simulator wraps its pty master in whatever FdPort is when it starts
     began = time.perf_counter()
     station = Station()
     synchronous = station.store._db.execute_sql("PRAGMA synchronous").fetchone()[0]

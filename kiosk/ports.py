@@ -283,6 +283,9 @@ class StationLedger(Protocol):
     def record_terminal_report(self, data: dict[str, Any], now: datetime) -> None:
         """Queue an ``event/terminal`` event, e.g. the end-of-day totals."""
 
+    def rows(self, table: str, **equals: Any) -> list[dict[str, Any]]:
+        """The rows of ``table`` whose columns equal ``equals``, as dictionaries (scenario expectations, tools)."""
+
     def close(self) -> None:
         """Close the connection (SQLite checkpoints the WAL). Safe to call twice."""
 

@@ -136,13 +136,13 @@ def _money(payments: dict[str, dict], sessions: dict[str, dict], bookings: list[
     settled = {(b.receipt, b.trace): b for b in bookings}
     for session in paid.values():
         payment = payments.get(session["payment_id"])
-        booking = settled.get((payment["receipt_no"], payment["trace_no"])) if payment is not None else None
+        booked = settled.get((payment["receipt_no"], payment["trace_no"])) if payment is not None else None
         if payment is None or payment["state"] != "approved":
             found.append(f"paid session {session['id']} ({session['plate']}) has payment {session['payment_id']} "
                          f"{'missing' if payment is None else payment['state']}")
-        elif booking is None or booking.state != "booked" or booking.amount != session["amount"]:
+        elif booked is None or booked.state != "booked" or booked.amount != session["amount"]:
             at_terminal = (f"receipt {payment['receipt_no']} (trace {payment['trace_no']}) is unknown to the terminal"
-                           if booking is None else f"{booking} is {booking.state} at the terminal")
+                           if booked is None else f"{booked} is {booked.state} at the terminal")
             found.append(f"paid session {session['id']} ({session['plate']}, {session['amount']}) of payment "
                          f"{payment['id']}: its money is not booked: {at_terminal}")
     return found
@@ -166,13 +166,13 @@ def _events(payments: dict[str, dict], sessions: dict[str, dict], events: list[s
             last[(kind, data[f"{kind}_id"])] = data
     found = []
     for kind, rows, fields in (("payment", payments, PAYMENT_FIELDS), ("session", sessions, SESSION_FIELDS)):
-        for key, row in rows.items():
+        for key, stored in rows.items():
             data = last.pop((kind, key), None)
             if data is None:
-                if row.get("state") != "pending":  # a pending payment has no event yet (docs/storage.md)
-                    found.append(f"{kind} {key} ({row['plate']}) has no event in the outbox")
+                if stored.get("state") != "pending":  # a pending payment has no event yet (docs/storage.md)
+                    found.append(f"{kind} {key} ({stored['plate']}) has no event in the outbox")
                 continue
-            wrong = [f"{name} {data.get(name)!r} != {row[name]!r}" for name in fields if data.get(name) != row[name]]
+            wrong = [f"{name} {data.get(name)!r} != {stored[name]!r}" for name in fields if data.get(name) != stored[name]]
             if wrong:
                 found.append(f"{kind} {key}: its last event disagrees with the table: {', '.join(wrong)}")
     return found + [f"event for {kind} {key}, which the database does not have" for kind, key in last]

@@ -123,6 +123,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         station.start()
         if args.scenario is not None:
+            assert isinstance(clock, ManualClock)
             return _replay(loop, station.display, station.devices.simulator, clock, steps, args.scenario)
         _stop_on_signals(loop)
         kind = "simulated" if args.simulate else "real"

@@ -8,10 +8,11 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Callable, Protocol
 
 from kiosk.domain import journey
-from kiosk.domain.events import HelpPressed, HelpReleased
+from kiosk.domain.events import Event, HelpPressed, HelpReleased
 from kiosk.app.loop import Loop
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,7 @@ class ScenarioDisplay(Protocol):
 
     def release(self, x: int, y: int) -> list: ...
 
-    def targets(self) -> dict[str, Target]: ...
+    def targets(self) -> Mapping[str, Target]: ...
 
     def texts(self) -> list[str]: ...
 
@@ -209,7 +210,7 @@ class Runner:
     def help(self, args: list[str]) -> None:
         """help press|release: the physical help button."""
         (action,) = args
-        events = {"press": HelpPressed(), "release": HelpReleased()}
+        events: dict[str, Event] = {"press": HelpPressed(), "release": HelpReleased()}
         if action not in events:
             raise ValueError("expected 'help press' or 'help release'")
         self.loop.post(events[action])

@@ -567,7 +567,7 @@ class MqttLink:
         client.on_publish = functools.partial(self._on_publish, conn)
         client.on_message = functools.partial(self._on_message, conn)
         client.on_disconnect = functools.partial(self._on_disconnect, conn)
-        client.logger = _PahoLog(conn)
+        client.logger = _PahoLog(conn)  # type: ignore[assignment]  # paho only calls .log(level, msg, *args)
         client.on_socket_register_write = _written_by_network_thread
         return client
 
@@ -580,7 +580,7 @@ class MqttLink:
         rc = conn.client.connect(self._settings.host, self._settings.port, keepalive=self._settings.keepalive_s,
                                  clean_start=True, properties=properties)
         sock = conn.client.socket()
-        if rc == mqtt.MQTT_ERR_SUCCESS and sock is not None:
+        if rc == mqtt.MQTT_ERR_SUCCESS and isinstance(sock, socket.socket):
             # paho leaves Nagle on: a small message written while the broker has not yet
             # acknowledged the previous one (a TCP ACK, delayed ~40 ms) would wait for it.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

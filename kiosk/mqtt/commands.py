@@ -80,7 +80,7 @@ def parse(request: Request) -> Any:
     if not isinstance(raw, dict):
         raise Refusal("bad_arguments", f"expected a JSON object, got {type(raw).__name__}")
     try:
-        args = config.validate_as(raw, cls, f"cmd/{request.name}")
+        args: Any = config.validate_as(raw, cls, f"cmd/{request.name}")
     except config.ConfigError as exc:
         raise Refusal("bad_arguments", "; ".join(f"{p.key}: {p.message}" for p in exc.problems)) from exc
     if isinstance(args, ModeArgs) and args.mode == "out_of_service" and args.reason is None:

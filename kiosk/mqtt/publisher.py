@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from kiosk.domain.records import OutboxRow
-from kiosk.storage.store import StorageError, Store
+from kiosk.ports import StorageError, Store
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from kiosk.mqtt.direct_help import DirectHelp, Message
 from kiosk.mqtt.publisher import OutboxPublisher
 from kiosk.domain.records import FaultRecord
 from kiosk.ports import FaultBoard, StaffOperations
-from kiosk.storage.store import StorageError, Store
+from kiosk.ports import StorageError, Store
 from kiosk.storage.rows import _json, _ts, fault_state
 
 log = logging.getLogger(__name__)
