@@ -1,4 +1,10 @@
-"""MQTT link to the operator's broker: connection, will, subscriptions, publishes with PUBACK tracking, commands in."""
+"""MQTT link to the operator's broker: connection, will, subscriptions, publishes with PUBACK tracking, commands in.
+
+The only module that imports paho. Over 600 lines on purpose: MqttLink is one class whose
+state (the connection attempt, its boot number, the publishes in flight, the back-off) is
+shared under one lock by paho's callbacks on the network thread and the loop's calls. Split
+across modules, that lock's invariants would have to be read in several places at once.
+"""
 from __future__ import annotations
 
 import functools
