@@ -14,11 +14,13 @@ from kiosk.domain.events import (
     BeginPayment, CancelPayment, CommitFailed, CommitSession, ConfirmPayment, DoorChanged, Effect, Event, FailPayment,
     FaultsChanged, HelpButtonFreed, HelpButtonStuck, HelpTicketFailed, HelpTicketOpened, Ignored, LookupSession, OpenHelpTicket,
     PaymentConfirmed, PaymentNotStarted, PaymentPending, PaymentReconciled, RecordHelp, SaveFeedback,
-    SessionCommitted, SessionLookedUp, TerminalHealth, Tick,
+    SessionCommitted, SessionLookedUp, TerminalHealth, TerminalReport, Tick,
 )
 from kiosk.domain.faults import kind_of
+from kiosk.domain.payment import REQUEST_KINDS
 from kiosk.app.healing import StorageHealer
 from kiosk.domain.records import FaultRecord
+from kiosk.ports import PaymentMethod
 from kiosk.storage.store import StorageError, Store
 from kiosk.mqtt.uplink import UPLINK_EVENTS, Uplink
 
@@ -39,18 +41,6 @@ class Display(Protocol):
     def wake(self) -> None: ...
 
 
-class Terminal(Protocol):
-    """What the loop needs from the card terminal (kiosk.ports.PaymentTerminal)."""
-
-    def start_payment(self, payment_id: str, amount: int, currency: str) -> None: ...
-
-    def cancel_payment(self) -> None: ...
-
-    def confirm_payment(self, payment_id: str, accept: bool) -> None: ...
-
-    def request(self, kind: str, request_id: str) -> None: ...
-
-
 class Panel(Protocol):
     """What the loop needs from the help button's panel (drivers.gpio.HelpPanel): its LED."""
 
@@ -63,7 +53,7 @@ HARDWARE_EVENTS = (HelpButtonStuck, HelpButtonFreed, DoorChanged)
 class Loop:
     """Owns the state; everything else only posts events."""
 
-    def __init__(self, state: journey.State, store: Store | None, terminal: Terminal, display: Display,
+    def __init__(self, state: journey.State, store: Store | None, terminal: PaymentMethod, display: Display,
                  clock: Clock, faults: tuple[FaultRecord, ...] = (), uplink: Uplink | None = None,
                  panel: Panel | None = None) -> None:
         self.state = state
@@ -167,7 +157,10 @@ class Loop:
         self.restart_requested = True
 
     def terminal_request(self, kind: str, request_id: str) -> None:
-        """Pass a staff request to the card terminal; it answers with a TerminalReport event."""
+        """Pass a staff request to the payment method; it answers with a TerminalReport event (so does the loop if it cannot)."""
+        if kind not in REQUEST_KINDS & self.terminal.capabilities:
+            self.post(TerminalReport(request_id, kind, False, {"error": f"{self.terminal.name} has no {kind} request"}))
+            return
         self.terminal.request(kind, request_id)
 
     def next_storage_try(self) -> datetime | None:
@@ -279,9 +272,9 @@ class Loop:
         """Terminal facts the parker's journey does not depend on: faults and payment confirmation."""
         if isinstance(event, TerminalHealth):
             if event.code is None:
-                self.clear_fault("card_terminal", now)
+                self.clear_fault(self.terminal.name, now)
             else:
-                self.raise_fault("card_terminal", event.code, now, event.detail)
+                self.raise_fault(self.terminal.name, event.code, now, event.detail)
             return
         if self.store is None:
             log.error("payment %s: %s kept in memory, no usable database", event.payment_id, type(event).__name__)

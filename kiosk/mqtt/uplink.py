@@ -22,6 +22,7 @@ from kiosk.domain.events import (
 from kiosk.mqtt.direct_help import DirectHelp, Message
 from kiosk.mqtt.publisher import OutboxPublisher
 from kiosk.domain.records import FaultRecord
+from kiosk.ports import PaymentMethod
 from kiosk.storage.store import StorageError, Store
 from kiosk.storage.help import courtesy_reason_suffix
 from kiosk.storage.rows import _json, _ts, fault_state
@@ -72,6 +73,7 @@ class Station(Protocol):
 
     state: journey.State
     store: Store | None
+    terminal: PaymentMethod
 
     def post(self, event: Event) -> None: ...
 
@@ -546,7 +548,7 @@ class Uplink:
             return
         station = self._control
         store = station.store
-        terminal = next((f.code for f in station.state.faults if f.component == "card_terminal"), "ready")
+        terminal = next((f.code for f in station.state.faults if f.component == station.terminal.name), "ready")
         figures = {
             "ts": _ts(now), "boot": self._boot, "uptime_s": int(time.monotonic() - self._started),
             "outbox_depth": store.outbox_depth() if store is not None else None,
