@@ -11,6 +11,7 @@ import common  # noqa: F401  (sets the SDL dummy driver)
 from kiosk.domain import helpdesk, journey
 from kiosk.config import Settings
 from kiosk.domain.records import FaultRecord, SessionRecord
+from kiosk.domain.payment import DeclineReason
 from screens.display import Display
 
 FRAMES = 500
@@ -31,7 +32,7 @@ def states(settings: Settings) -> dict[str, journey.State]:
         "paying": replace(base, screen=journey.Screen.PAYING, payment=journey.Payment(200, "EUR", NOW, "p1", "Insert card")),
         "paid": replace(base, screen=journey.Screen.PAID, plate="B-AB123", session=session),
         "declined": replace(base, screen=journey.Screen.DECLINED, plate="B-AB123", minutes=60,
-                            decline=journey.Decline("declined", 5, "Declined")),
+                            decline=journey.Decline(DeclineReason.DECLINED, 5, "Declined")),
         "feedback": replace(base, screen=journey.Screen.FEEDBACK),
         "out_of_service": replace(base, screen=journey.Screen.OUT_OF_SERVICE, faults=(fault,)),
         "help overlay": replace(base, help=waiting),

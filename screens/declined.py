@@ -4,30 +4,32 @@ from __future__ import annotations
 from datetime import datetime
 
 from kiosk.domain.journey import State
+from kiosk.domain.payment import DeclineReason
 from screens.i18n import N_
 from screens.widgets import Flex, Frame, cols, rows
 
-REASONS = {
-    "declined": N_("Your card was declined by the bank."),
-    "unreadable": N_("Your card could not be read."),
-    "expired": N_("Your card has expired."),
-    "aborted": N_("The payment was cancelled."),
-    "terminal": N_("The card terminal had a problem."),
-    "terminal_timeout": N_("The card terminal did not answer. You have not been charged."),
-    "not_stored": N_("Your parking could not be saved. You have not been charged."),
+REASONS: dict[str, str] = {
+    DeclineReason.DECLINED: N_("Your card was declined by the bank."),
+    DeclineReason.UNREADABLE: N_("Your card could not be read."),
+    DeclineReason.EXPIRED: N_("Your card has expired."),
+    DeclineReason.ABORTED: N_("The payment was cancelled."),
+    DeclineReason.FAILED: N_("The card terminal had a problem."),
+    DeclineReason.NO_ANSWER: N_("The card terminal did not answer. You have not been charged."),
+    DeclineReason.NOT_STORED: N_("Your parking could not be saved. You have not been charged."),
 }
 OTHER_REASON = N_("The payment did not go through.")
 
-NEXT_STEPS = {
-    "declined": N_("Please use another card."),
-    "unreadable": N_("Please try again: hold the card flat on the reader, or use another card."),
-    "expired": N_("Please use another card."),
-    "aborted": N_("Try again when you are ready."),
+NEXT_STEPS: dict[str, str] = {
+    DeclineReason.DECLINED: N_("Please use another card."),
+    DeclineReason.UNREADABLE: N_("Please try again: hold the card flat on the reader, or use another card."),
+    DeclineReason.EXPIRED: N_("Please use another card."),
+    DeclineReason.ABORTED: N_("Try again when you are ready."),
 }
 OTHER_NEXT_STEP = N_("Please try again. If it happens again, use another card or press Help.")
 
 # Texts that are not the terminal's words for the parker (e.g. a storage error) are not shown.
-TERMINAL_TEXT_REASONS = frozenset({"declined", "unreadable", "expired", "aborted", "terminal"})
+TERMINAL_TEXT_REASONS = frozenset({DeclineReason.DECLINED, DeclineReason.UNREADABLE, DeclineReason.EXPIRED,
+                                   DeclineReason.ABORTED, DeclineReason.FAILED})
 
 
 def draw(frame: Frame, state: State, now: datetime) -> None:

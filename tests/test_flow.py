@@ -14,6 +14,7 @@ from kiosk.domain.events import (
     SessionLookedUp, SettingsChanged, Tap, TerminalStatus, Tick,
 )
 from kiosk.domain.journey import Screen
+from kiosk.domain.payment import DeclineReason
 from kiosk.domain.records import FaultRecord, PaymentResultData, SessionRecord
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -64,7 +65,7 @@ def at_paid() -> journey.State:
 
 
 def at_declined() -> journey.State:
-    state, _ = run(at_paying(), PaymentDeclined("p1", 0x05, "Declined"))
+    state, _ = run(at_paying(), PaymentDeclined("p1", DeclineReason.DECLINED, 0x05, "Declined"))
     return state
 
 
@@ -163,15 +164,8 @@ def test_declined_offers_retry_with_new_payment() -> None:
     assert state.screen is Screen.PAYING and isinstance(effects[0], BeginPayment)
 
 
-@pytest.mark.parametrize(("code", "reason"), [(0x05, "declined"), (0x64, "unreadable"), (0x78, "expired"),
-                                              (0x6C, "aborted"), (0x7D, "terminal_timeout"), (0x9A, "terminal"),
-                                              (0xFF, "terminal")])
-def test_decline_reasons(code: int, reason: str) -> None:
-    assert journey.decline_reason(code) == reason
-
-
 def test_decline_is_recorded() -> None:
-    _, effects = run(at_paying(), PaymentDeclined("p1", 0x64, "Card not readable"))
+    _, effects = run(at_paying(), PaymentDeclined("p1", DeclineReason.UNREADABLE, 0x64, "Card not readable"))
     assert effects == [FailPayment("p1", "declined", 0x64)]
 
 
@@ -180,7 +174,7 @@ def test_cancel_really_aborts_and_returns_to_duration() -> None:
     assert effects == [CancelPayment()] and state.payment.cancelling
     state, effects = run(state, Tap("cancel"))
     assert isinstance(effects[0], Ignored), "a second Cancel does not abort twice"
-    state, effects = run(state, PaymentDeclined("p1", 0x6C, "Aborted"))
+    state, effects = run(state, PaymentDeclined("p1", DeclineReason.ABORTED, 0x6C, "Aborted"))
     assert state.screen is Screen.DURATION and state.message == "cancelled_not_charged"
     assert effects == [FailPayment("p1", "declined", 0x6C)]
 
@@ -281,7 +275,7 @@ def test_blocking_fault_goes_out_of_service_and_back() -> None:
 def test_fault_during_payment_waits_for_the_result() -> None:
     state, _ = run(at_paying(), FaultsChanged((fault("no_card_payment"),)))
     assert state.screen is Screen.PAYING
-    state, _ = run(state, PaymentDeclined("p1", 0x05))
+    state, _ = run(state, PaymentDeclined("p1", DeclineReason.DECLINED, 0x05))
     state, _ = run(state, Tap("done"))
     assert state.screen is Screen.OUT_OF_SERVICE
 
@@ -384,7 +378,7 @@ def test_any_tap_on_thanks_returns_to_welcome() -> None:
 
 
 STRAY_EVENTS = [
-    SessionLookedUp("OTHER", None), TerminalStatus("other", "x"), PaymentDeclined("other", 5),
+    SessionLookedUp("OTHER", None), TerminalStatus("other", "x"), PaymentDeclined("other", DeclineReason.DECLINED, 5),
     SessionCommitted("other", session()), CommitFailed("other", "x"), PaymentNotStarted("x"),
     HelpReleased(), Tick(),
 ]
@@ -473,7 +467,7 @@ def test_an_agent_can_end_the_journey_but_never_a_payment() -> None:
 
 
 def test_help_context_tells_the_agent_what_happened() -> None:
-    declined, _ = run(at_paying(), PaymentDeclined("p1", 0x05, "Abgelehnt"))
+    declined, _ = run(at_paying(), PaymentDeclined("p1", DeclineReason.DECLINED, 0x05, "Abgelehnt"))
     _, effects = run(declined, HelpPressed())
     context = effects[0].context
     assert context["last_payment"] == {"result": "declined"}

@@ -41,6 +41,9 @@ from drivers.payment.zvt.messages import (
     reversal,
     status_enquiry,
 )
+from drivers.payment.zvt.outcomes import decline_reason, declined
+from kiosk.domain.events import PaymentDeclined
+from kiosk.domain.payment import DeclineReason
 
 
 def hexbytes(text: str) -> bytes:
@@ -232,6 +235,18 @@ def test_result_texts() -> None:
     assert result_text(0x63) == "Declined by the card issuer (code 63)"
     assert result_text(0xA0) == "Terminal error (code A0)"
     assert UNWELL_RESULTS == {0x9A, 0xC2, 0xFF}
+
+
+@pytest.mark.parametrize(("code", "reason"), [(0x05, "declined"), (0x64, "unreadable"), (0x78, "expired"),
+                                              (0x6C, "aborted"), (0x7D, "terminal_timeout"), (0x9A, "terminal"),
+                                              (0xFF, "terminal")])
+def test_decline_reasons(code: int, reason: str) -> None:
+    assert decline_reason(code) == reason
+
+
+def test_a_declined_payment_carries_the_reason_and_the_zvt_code_with_its_text() -> None:
+    assert declined("p1", 0x64) == PaymentDeclined("p1", DeclineReason.UNREADABLE, 0x64, "Card not readable")
+    assert declined("p1", 0x05, "Abgelehnt") == PaymentDeclined("p1", DeclineReason.DECLINED, 0x05, "Abgelehnt")
 
 
 # --- fuzz -----------------------------------------------------------------------------------------

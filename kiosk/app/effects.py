@@ -13,7 +13,7 @@ from kiosk.domain.events import (
     HelpTicketFailed, HelpTicketOpened, Ignored, LookupSession, OpenHelpTicket, PaymentNotStarted, PaymentPending,
     RecordHelp, SaveFeedback, SessionCommitted, SessionLookedUp,
 )
-from kiosk.ports import PaymentTerminal
+from kiosk.ports import PaymentMethod
 from kiosk.ports import StorageError, Store
 
 __all__ = ["DirectHelp", "EffectRunner"]
@@ -42,7 +42,7 @@ class EffectRunner:
     waits forever: a payment is not started, a session commit fails, help goes out directly.
     """
 
-    def __init__(self, store: Store | None, terminal: PaymentTerminal, faults: FaultBoard,
+    def __init__(self, store: Store | None, terminal: PaymentMethod, faults: FaultBoard,
                  post: Callable[[Event], None], direct_help: DirectHelp | None) -> None:
         self._store = store
         self._terminal = terminal

@@ -19,7 +19,7 @@ from kiosk.domain.events import (
     UPLINK_EVENTS, Event, FaultsChanged, PaymentConfirmed, PaymentReconciled, TerminalHealth, Tick,
 )
 from kiosk.domain.records import FaultRecord
-from kiosk.ports import Clock, Display, HelpPanel, PaymentTerminal, Store, Uplink
+from kiosk.ports import Clock, Display, HelpPanel, PaymentMethod, Store, Uplink
 
 __all__ = ["Loop"]
 
@@ -34,7 +34,7 @@ class Loop:
     healer an unusable database. ``uplink`` (MQTT) and ``panel`` (the help LED) are optional.
     """
 
-    def __init__(self, state: journey.State, store: Store | None, terminal: PaymentTerminal, display: Display,
+    def __init__(self, state: journey.State, store: Store | None, terminal: PaymentMethod, display: Display,
                  clock: Clock, faults: tuple[FaultRecord, ...] = (), uplink: Uplink | None = None,
                  panel: HelpPanel | None = None) -> None:
         self.state = state
@@ -50,7 +50,7 @@ class Loop:
         self.panel = panel
         now = clock()
         self.fault_board = FaultBoard(store, self.post, faults)
-        self.payments = PaymentBook(store, self.fault_board, "card_terminal")
+        self.payments = PaymentBook(store, self.fault_board, terminal.name)
         self.cabinet = Cabinet(self.fault_board)
         self.operations = Operations(store, self.fault_board, terminal, lambda: self.state, self.post,
                                      self.request_restart)

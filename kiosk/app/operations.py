@@ -8,9 +8,10 @@ from typing import Any
 
 from kiosk.app.faults import FaultBoard
 from kiosk.domain import journey
+from kiosk.domain.payment import REQUEST_KINDS
 from kiosk.domain.events import CourtesyGranted, Event, JourneyCancelled, NoticeChanged, TerminalReport
 from kiosk.domain.staff import CourtesyArgs, Done, JourneyCancelArgs, ModeArgs, NoArgs, NoticeArgs, Refusal
-from kiosk.ports import PaymentTerminal
+from kiosk.ports import PaymentMethod
 from kiosk.storage.help import courtesy_reason_suffix
 from kiosk.storage.rows import _ts as timestamp
 from kiosk.ports import StorageError, Store
@@ -28,7 +29,7 @@ class Operations:
     ``record_unstored`` once it works again.
     """
 
-    def __init__(self, store: Store | None, faults: FaultBoard, payment: PaymentTerminal,
+    def __init__(self, store: Store | None, faults: FaultBoard, payment: PaymentMethod,
                  state: Callable[[], journey.State], post: Callable[[Event], None],
                  restart: Callable[[], None]) -> None:
         self._store = store
@@ -57,6 +58,9 @@ class Operations:
         """Pass a staff request (status, end of day) to the payment method; it answers with a TerminalReport."""
         if self._state().screen is journey.Screen.PAYING:
             raise Refusal("busy", "a parker is paying; try again in a few minutes")
+        if kind not in REQUEST_KINDS & self._payment.capabilities:
+            self._post(TerminalReport(request_id, kind, False, {"error": f"{self._payment.name} has no {kind} request"}))
+            return
         self._payment.request(kind, request_id)
 
     def keep_report(self, event: TerminalReport, now: datetime) -> str:

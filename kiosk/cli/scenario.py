@@ -57,7 +57,11 @@ class ManualClock:
 
 
 class ScriptableTerminal(Protocol):
-    """The terminal simulator's scripting hooks (drivers.payment.zvt.simulator.Simulator)."""
+    """The terminal simulator's scripting hooks (drivers.payment.zvt.simulator.Simulator).
+
+    They script the device's side of a simulated card terminal; this is not a payment seam:
+    the station still pays through the ZVT driver, a kiosk.ports.PaymentMethod like any other.
+    """
 
     def script_words(self, words: list[str]) -> None: ...
 

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from kiosk.config import Settings
+from kiosk.domain.payment import DeclineReason
 from kiosk.domain.records import FaultRecord, PaymentResultData, SessionRecord
 
 # ---- events: facts that happened (from the parker, devices, the store, the clock) ----
@@ -120,9 +121,14 @@ class PaymentAuthorized:
 
 @dataclass(frozen=True)
 class PaymentDeclined:
-    """The terminal ended the payment without charging (declined, aborted, failed)."""
+    """The payment method ended the payment without charging: ``reason`` says why in the station's words.
+
+    ``result_code`` is the method's own code for it, opaque detail for staff and storage (the
+    payment row's result_code); ``text`` is what the method said, shown word for word.
+    """
 
     payment_id: str
+    reason: DeclineReason
     result_code: int
     text: str = ""
 
@@ -149,7 +155,7 @@ class PaymentReconciled:
 
 @dataclass(frozen=True)
 class TerminalHealth:
-    """The card terminal's health changed: ``code`` None means ready, else a card_terminal fault code."""
+    """The payment method's health changed: ``code`` None means ready, else a fault code of the method's component."""
 
     code: str | None
     detail: str = ""

@@ -16,12 +16,11 @@ from kiosk.domain.events import (
     LookupSession, NoticeChanged, PaymentAuthorized, PaymentDeclined, PaymentNotStarted, PaymentPending,
     SaveFeedback, SessionCommitted, SessionLookedUp, SettingsChanged, Tap, TerminalStatus, Tick,
 )
+from kiosk.domain.payment import ABANDONED_CODE, NO_CODE, DeclineReason
 from kiosk.domain.records import FaultRecord, SessionRecord
 from kiosk.domain.tariff import Quote, clamp_minutes, quote
 
 KEYBOARD = tuple("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
-RESULT_ABORTED = 0x6C
-RESULT_COMMUNICATION = 0x7D
 THANKS_S = 4
 PAYMENT_GRACE_S = 30
 CANCEL_GRACE_S = 15
@@ -61,9 +60,9 @@ class Payment:
 
 @dataclass(frozen=True)
 class Decline:
-    """Why a payment did not go through, for the Declined screen."""
+    """Why a payment did not go through, for the Declined screen (``result_code``: the method's, opaque)."""
 
-    reason: str
+    reason: DeclineReason
     result_code: int
     terminal_text: str = ""
 
@@ -127,21 +126,6 @@ def current_quote(state: State, now: datetime) -> Quote | None:
     if state.minutes <= 0:
         return None
     return quote(state.settings.tariff_engine, purchase_start(state, now), state.minutes)
-
-
-def decline_reason(result_code: int) -> str:
-    """A reason key (translated by the screens) for a terminal result code."""
-    if result_code == RESULT_ABORTED:
-        return "aborted"
-    if result_code == 0x64:
-        return "unreadable"
-    if result_code == 0x78:
-        return "expired"
-    if result_code == RESULT_COMMUNICATION:
-        return "terminal_timeout"
-    if 0x01 <= result_code <= 0x63:
-        return "declined"
-    return "terminal"
 
 
 def help_shown(state: State) -> bool:
@@ -436,10 +420,10 @@ def _payment_timed_out(state: State, now: datetime) -> Result:
     assert payment is not None
     effects: list[Effect] = [] if payment.cancelling else [CancelPayment()]
     if payment.payment_id is not None:
-        effects.append(FailPayment(payment.payment_id, "reversed", RESULT_ABORTED))
+        effects.append(FailPayment(payment.payment_id, "reversed", ABANDONED_CODE))
     if payment.cancelling:
         return _go(state, Screen.DURATION, now, payment=None, message="cancelled_not_charged", last_input=now), tuple(effects)
-    decline = Decline("terminal_timeout", RESULT_ABORTED)
+    decline = Decline(DeclineReason.NO_ANSWER, ABANDONED_CODE)
     return _go(state, Screen.DECLINED, now, payment=None, decline=decline, last_input=now), tuple(effects)
 
 
@@ -463,7 +447,7 @@ def _on_session_looked_up(state: State, event: SessionLookedUp, now: datetime) -
 def _on_payment_pending(state: State, event: PaymentPending, now: datetime) -> Result:
     payment = state.payment
     if state.screen is not Screen.PAYING or payment is None or payment.payment_id is not None:
-        return state, (ConfirmPayment(event.payment_id, False), FailPayment(event.payment_id, "reversed", RESULT_ABORTED))
+        return state, (ConfirmPayment(event.payment_id, False), FailPayment(event.payment_id, "reversed", ABANDONED_CODE))
     return replace(state, payment=replace(payment, payment_id=event.payment_id)), ()
 
 
@@ -471,7 +455,7 @@ def _on_payment_not_started(state: State, event: PaymentNotStarted, now: datetim
     payment = state.payment
     if state.screen is not Screen.PAYING or payment is None or payment.payment_id is not None:
         return _ignore(state, event, "no payment being started")
-    decline = Decline("not_stored", 0, event.reason)
+    decline = Decline(DeclineReason.NOT_STORED, NO_CODE, event.reason)
     return _go(state, Screen.DECLINED, now, payment=None, decline=decline, last_input=now), ()
 
 
@@ -488,7 +472,7 @@ def _on_authorized(state: State, event: PaymentAuthorized, now: datetime) -> Res
         # Approved after we gave up on it: refuse so that the terminal reverses it.
         return state, (ConfirmPayment(event.payment_id, False),)
     if payment.cancelling:
-        refused = (ConfirmPayment(event.payment_id, False), FailPayment(event.payment_id, "reversed", RESULT_ABORTED))
+        refused = (ConfirmPayment(event.payment_id, False), FailPayment(event.payment_id, "reversed", ABANDONED_CODE))
         return _go(state, Screen.DURATION, now, payment=None, message="cancelled_not_charged", last_input=now), refused
     return replace(state, payment=replace(payment, committing=True)), (CommitSession(event.payment_id, event.result),)
 
@@ -503,8 +487,8 @@ def _on_committed(state: State, event: SessionCommitted, now: datetime) -> Resul
 def _on_commit_failed(state: State, event: CommitFailed, now: datetime) -> Result:
     if _current_payment(state, event.payment_id) is None:
         return _ignore(state, event, "commit failure for no current payment")
-    effects = (ConfirmPayment(event.payment_id, False), FailPayment(event.payment_id, "reversed", 0))
-    decline = Decline("not_stored", 0, event.reason)
+    effects = (ConfirmPayment(event.payment_id, False), FailPayment(event.payment_id, "reversed", NO_CODE))
+    decline = Decline(DeclineReason.NOT_STORED, NO_CODE, event.reason)
     return _go(state, Screen.DECLINED, now, payment=None, decline=decline, last_input=now), effects
 
 
@@ -515,7 +499,7 @@ def _on_declined(state: State, event: PaymentDeclined, now: datetime) -> Result:
     failed = (FailPayment(event.payment_id, "declined", event.result_code),)
     if payment.cancelling:
         return _go(state, Screen.DURATION, now, payment=None, message="cancelled_not_charged", last_input=now), failed
-    decline = Decline(decline_reason(event.result_code), event.result_code, event.text)
+    decline = Decline(event.reason, event.result_code, event.text)
     return _go(state, Screen.DECLINED, now, payment=None, decline=decline, last_input=now), failed
 
 

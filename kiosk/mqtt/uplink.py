@@ -24,8 +24,7 @@ from kiosk.domain.events import (
 from kiosk.mqtt.direct_help import DirectHelp, Message
 from kiosk.mqtt.publisher import OutboxPublisher
 from kiosk.domain.records import FaultRecord
-from kiosk.ports import FaultBoard, StaffOperations
-from kiosk.ports import StorageError, Store
+from kiosk.ports import FaultBoard, PaymentMethod, StaffOperations, StorageError, Store
 from kiosk.storage.rows import _json, _ts, fault_state
 
 log = logging.getLogger(__name__)
@@ -75,6 +74,7 @@ class Station(Protocol):
     store: Store | None
     fault_board: FaultBoard
     operations: StaffOperations
+    terminal: PaymentMethod
 
     def post(self, event: Event) -> None: ...
 
@@ -476,7 +476,7 @@ class Uplink:
             return
         station = self._control
         store = station.store
-        terminal = next((f.code for f in station.state.faults if f.component == "card_terminal"), "ready")
+        terminal = next((f.code for f in station.state.faults if f.component == station.terminal.name), "ready")
         figures = {
             "ts": _ts(now), "boot": self._boot, "uptime_s": int(time.monotonic() - self._started),
             "outbox_depth": store.outbox_depth() if store is not None else None,

@@ -10,16 +10,18 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Protocol, TypeVar
 
+from kiosk.domain.payment import Capability
 from kiosk.ports import Post
 from drivers.payment.zvt import messages as msg
 from drivers.payment.zvt.codec import Apdu, DecodeError
 from drivers.payment.zvt.ecr import (
-    BUSY_RETRY_S, DECISION_WAIT_S, RESULT_ABORTED, AnswerUnacknowledged, CommandRefused, EcrSession, EndOfDay,
-    PaymentOutcome, TerminalUnreachable,
+    BUSY_RETRY_S, DECISION_WAIT_S, RESULT_ABORTED, RESULT_COMMUNICATION, AnswerUnacknowledged, CommandRefused,
+    EcrSession, EndOfDay, PaymentOutcome, TerminalUnreachable,
 )
 from drivers.payment.zvt.link import Link, Port
+from drivers.payment.zvt.outcomes import declined
 from kiosk.domain.events import (
-    PaymentAuthorized, PaymentConfirmed, PaymentDeclined, PaymentReconciled, TerminalHealth, TerminalReport,
+    PaymentAuthorized, PaymentConfirmed, PaymentReconciled, TerminalHealth, TerminalReport,
     TerminalStatus,
 )
 from kiosk.domain.records import PaymentResultData
@@ -31,7 +33,7 @@ RECONNECT_S = 5.0
 DOWN_POLL_S = 10.0
 PAYMENT_WAIT_S = 60.0  # how long a parker's payment may wait for the terminal's recovery before it is declined
 REFUSED_BY_BUSY_PT = 0x83  # registration refused: the PT is still in a payment of an earlier run
-REQUESTS = ("status", "end_of_day")
+REQUESTS = (Capability.STATUS, Capability.END_OF_DAY)
 
 
 class SerialPort(Port, Protocol):
@@ -127,12 +129,16 @@ def result_data(info: msg.StatusInformation) -> PaymentResultData:
 
 
 class ZvtTerminal:
-    """kiosk.ports.PaymentTerminal for a ZVT PT on a serial port.
+    """kiosk.ports.PaymentMethod for a ZVT PT on a serial port, with every Capability.
 
     Every public method only queues work and returns at once; the worker thread owns the
     port and posts TerminalStatus, PaymentAuthorized, PaymentConfirmed, PaymentDeclined,
-    PaymentReconciled and TerminalHealth events.
+    PaymentReconciled, TerminalHealth and TerminalReport events. A PaymentDeclined carries
+    the ZVT result code as its opaque code (drivers.payment.zvt.outcomes).
     """
+
+    name = "card_terminal"  # the fault component: part of MQTT topics and stored faults, never changed
+    capabilities = frozenset({Capability.STATUS, Capability.END_OF_DAY, Capability.RECONCILE})
 
     def __init__(self, open_port: Callable[[], SerialPort], post: Post, *, password: str, currency: str,
                  charset: str = "cp437", payment_timeout_s: float = 180.0, status_interval_s: float = 60.0,
@@ -160,7 +166,7 @@ class ZvtTerminal:
         self._next_poll = 0.0
         self._thread = threading.Thread(target=self._run, name="zvt", daemon=True)
 
-    # ---- PaymentTerminal ----
+    # ---- PaymentMethod ----
 
     def start(self) -> None:
         """Open the port and start the worker."""
@@ -169,7 +175,7 @@ class ZvtTerminal:
     def start_payment(self, payment_id: str, amount: int, currency: str) -> None:
         """Queue an Authorization for ``amount`` minor units."""
         if msg.currency_code(currency) != self._currency:
-            self._post(PaymentDeclined(payment_id, 0x6F, msg.result_text(0x6F)))
+            self._post(declined(payment_id, 0x6F))
             return
         self._abort.clear()
         self._commands.put(_Pay(payment_id, amount, time.monotonic()))
@@ -179,7 +185,7 @@ class ZvtTerminal:
         """Abort the payment in progress (06 B0) if the PT still waits for the card; one still queued ends at once."""
         self._abort.set()
         while (pay := _take(self._commands)) is not None:
-            self._post(PaymentDeclined(pay.payment_id, RESULT_ABORTED, msg.result_text(RESULT_ABORTED)))
+            self._post(declined(pay.payment_id, RESULT_ABORTED))
 
     def confirm_payment(self, payment_id: str, accept: bool) -> None:
         """The vending answer: book (True) or refuse (False) the authorized payment."""
@@ -316,9 +322,9 @@ class ZvtTerminal:
         now = time.monotonic()
         for pay in waiting:
             if self._abort.is_set():  # the parker's Cancel found the queue empty while the payment was here
-                self._post(PaymentDeclined(pay.payment_id, RESULT_ABORTED, msg.result_text(RESULT_ABORTED)))
+                self._post(declined(pay.payment_id, RESULT_ABORTED))
             elif self._health not in (None, "unknown") or now - pay.queued_at >= PAYMENT_WAIT_S:
-                self._post(PaymentDeclined(pay.payment_id, 0x7D, "The card terminal is not ready"))
+                self._post(declined(pay.payment_id, RESULT_COMMUNICATION, "The card terminal is not ready"))
             else:
                 self._commands.put(pay)
 
@@ -411,7 +417,7 @@ class ZvtTerminal:
 
     def _pay(self, session: EcrSession, pay: _Pay) -> None:
         if self._abort.is_set():
-            self._post(PaymentDeclined(pay.payment_id, RESULT_ABORTED, msg.result_text(RESULT_ABORTED)))
+            self._post(declined(pay.payment_id, RESULT_ABORTED))
             return
         while True:  # decisions left from an earlier payment mean nothing now
             try:
@@ -456,7 +462,7 @@ class ZvtTerminal:
                  outcome.result_code, outcome.text)
         if outcome.approval is None:
             if outcome.ending in ("declined", "failed"):
-                self._post(PaymentDeclined(pay.payment_id, outcome.result_code, outcome.text))
+                self._post(declined(pay.payment_id, outcome.result_code, outcome.text))
         elif outcome.ending != "booked" and not refused_by_station:
             # Approved, the station may have committed the session, and the PT did not book it
             # (or we cannot tell): settle it once the PT's vending window is over.
