@@ -54,7 +54,7 @@ class Terminal(Protocol):
 class Panel(Protocol):
     """What the loop needs from the help button's panel (drivers.gpio.HelpPanel): its LED."""
 
-    def show(self, pattern: str) -> None: ...
+    def show(self, pattern: helpdesk.LedPattern) -> None: ...
 
 
 HARDWARE_EVENTS = (HelpButtonStuck, HelpButtonFreed, DoorChanged)

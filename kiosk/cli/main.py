@@ -191,6 +191,7 @@ def build_station(settings: config.Settings, clock: Callable[[], datetime], *, s
     Raises ValueError when the card terminal's settings cannot work; every other broken part
     becomes a fault, so that the station still shows parkers what it can do.
     """
+    from drivers.gpio_sim import SimulatedHelpPanel
     from screens.display import Display
 
     now = clock()
@@ -209,9 +210,7 @@ def build_station(settings: config.Settings, clock: Callable[[], datetime], *, s
     panel = None
     if online:  # a scenario replay presses the help button itself, on its manual clock
         panel, faults = _help_panel(settings, simulate, post, store, faults, now)
-    help_key = None
-    if simulate and panel is not None:
-        help_key = lambda down: panel.press() if down else panel.release()  # noqa: E731
+    help_key = panel.help_key if isinstance(panel, SimulatedHelpPanel) else None
     display = Display(settings, headless=headless, help_key=help_key)
     link = _mqtt_link(settings, simulate, store, post) if online else None
     publisher = None
@@ -224,7 +223,7 @@ def build_station(settings: config.Settings, clock: Callable[[], datetime], *, s
         ticket = store.open_help_ticket_record(now)
         if ticket is not None and helpdesk.stale(ticket, settings.timeouts, now):
             log.info("help ticket %s was open when the station stopped, long ago: closed as abandoned", ticket.id)
-            store.record_help(ticket.id, "close", now, outcome=helpdesk.ABANDONED)
+            store.record_help(ticket.id, helpdesk.HelpAction.CLOSE, now, outcome=helpdesk.ABANDONED)
         elif ticket is not None:
             log.info("help ticket %s (%s) was open when the station stopped: shown again", ticket.id, ticket.state)
             state = replace(state, help=helpdesk.restore(ticket, settings.timeouts, now))
@@ -235,11 +234,12 @@ def build_station(settings: config.Settings, clock: Callable[[], datetime], *, s
 def _help_panel(settings: config.Settings, simulate: bool, post: Callable[[Event], None], store: Store | None,
                 faults: tuple[FaultRecord, ...], now: datetime) -> tuple["HelpPanel | None", tuple[FaultRecord, ...]]:
     """The help button, LED and door switch (simulated pins with --simulate); unusable pins become a fault."""
-    from drivers.gpio import GpioUnavailable, HelpPanel, mock_pin_factory
+    from drivers.gpio import GpioUnavailable, HelpPanel
+    from drivers.gpio_sim import SimulatedHelpPanel
 
     others = tuple(f for f in faults if f.component != "gpio")
     try:
-        panel = HelpPanel(settings.gpio, post, mock_pin_factory() if simulate else None)
+        panel = SimulatedHelpPanel(settings.gpio, post) if simulate else HelpPanel(settings.gpio, post)
     except GpioUnavailable as exc:
         log.error("GPIO: %s", exc)
         kind = kind_of("gpio", "unavailable")

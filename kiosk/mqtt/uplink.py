@@ -16,8 +16,8 @@ from kiosk import config
 from kiosk.domain import journey
 from kiosk.mqtt.commands import CourtesyArgs, JourneyCancelArgs, ModeArgs, NoticeArgs, Refusal, Request, reply
 from kiosk.domain.events import (
-    CourtesyGranted, Event, JourneyCancelled, LinkAcked, LinkDown, LinkUp, MessageIn, NoticeChanged, SettingsChanged,
-    TerminalReport,
+    CourtesyGranted, Event, JourneyCancelled, LinkAcked, LinkDown, LinkState, LinkUp, MessageIn, NoticeChanged,
+    SettingsChanged, TerminalReport,
 )
 from kiosk.mqtt.direct_help import DirectHelp, Message
 from kiosk.mqtt.publisher import OutboxPublisher
@@ -43,7 +43,7 @@ class Link(Protocol):
     def connected(self) -> bool: ...
 
     @property
-    def state(self) -> str: ...
+    def state(self) -> LinkState: ...
 
     @property
     def since(self) -> datetime: ...
@@ -576,6 +576,6 @@ class Uplink:
                 station.raise_fault("storage", exc.reason, now, str(exc))
         link = self._link
         limit = self._settings.mqtt.keepalive_s + WATCHDOG_MARGIN_S
-        if link is not None and link.state != "stopped" and link.heartbeat_age() > limit:
+        if link is not None and link.state != LinkState.STOPPED and link.heartbeat_age() > limit:
             log.error("MQTT network thread silent for %.0f s: restarting the link", link.heartbeat_age())
             link.restart()
