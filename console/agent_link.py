@@ -262,12 +262,13 @@ class AgentLink:
 
     def _reply(self, message: mqtt.MQTTMessage) -> None:
         correlation = getattr(message.properties, "CorrelationData", None)
+        key = correlation if isinstance(correlation, bytes) else None
         with self._lock:
-            request = self._pending.get(correlation) if isinstance(correlation, bytes) else None
-            if request is None or request.response_topic != message.topic:
+            request = self._pending.get(key) if key is not None else None
+            if key is None or request is None or request.response_topic != message.topic:
                 log.info("reply on %s matches no command of this console", message.topic)
                 return
-            del self._pending[correlation]
+            del self._pending[key]
         request.timer.cancel()
         request.on_reply(_reply_payload(bytes(message.payload)))
 

@@ -7,7 +7,7 @@ import logging
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from console.agent_link import AgentLink, NotConnected
 from console.board import Board, StationView, TicketView, clean
@@ -23,7 +23,8 @@ try:
     from textual.widgets import Button, DataTable, Footer, Header, Input, Label, RichLog, Select, Static
 except ImportError as exc:  # the console extra is not installed: main() says so, the classes below stay unused
     TEXTUAL_MISSING: ImportError | None = exc
-    App = Message = ModalScreen = object
+    if not TYPE_CHECKING:  # type-checked as installed (the console extra), so only at run time
+        App = Message = ModalScreen = object
 else:
     TEXTUAL_MISSING = None
 
@@ -375,7 +376,7 @@ class ConsoleApp(App):
             return _cursor_key(fleet)
         return view.station
 
-    def _send(self, send: Callable[[], None]) -> bool:
+    def _send(self, send: Callable[[], object]) -> bool:
         try:
             send()
         except NotConnected as exc:

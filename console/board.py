@@ -5,7 +5,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Literal, overload
 
 log = logging.getLogger(__name__)
 
@@ -479,6 +479,14 @@ def clean(text: str, limit: int = MAX_TEXT) -> str:
     """At most ``limit`` characters, lone surrogates and control characters (escape sequences) replaced."""
     text = text[:limit].encode("utf-8", "replace").decode("utf-8")
     return "".join(c if c.isprintable() else " " for c in text)
+
+
+@overload
+def _text(data: Any, key: str, *, required: Literal[True]) -> str: ...
+
+
+@overload
+def _text(data: Any, key: str, *, required: bool = False) -> str | None: ...
 
 
 def _text(data: Any, key: str, *, required: bool = False) -> str | None:

@@ -1,4 +1,4 @@
-"""Help button, its LED and the cabinet door switch on GPIO (gpiozero; its MockFactory when simulated)."""
+"""Help button, its LED and the cabinet door switch on GPIO (gpiozero; simulated pins: drivers/gpio_sim.py)."""
 from __future__ import annotations
 
 import functools
@@ -9,21 +9,15 @@ from typing import Any, Callable, TypeVar
 from gpiozero import LED, DigitalInputDevice
 from gpiozero.devices import GPIODevice
 from gpiozero.pins import Factory
-from gpiozero.pins.mock import MockFactory, MockPin
 
 from kiosk.config import GpioSettings
 from kiosk.domain.events import DoorChanged, Event, HelpButtonFreed, HelpButtonStuck, HelpPressed, HelpReleased
+from kiosk.domain.helpdesk import LedPattern
 
 log = logging.getLogger(__name__)
 D = TypeVar("D", bound=GPIODevice)
 
-LED_OFF, LED_BLINKING, LED_STEADY = "off", "blinking", "steady"
 BLINK_ON_S = BLINK_OFF_S = 0.5
-
-
-def mock_pin_factory() -> MockFactory:
-    """A MockFactory for --simulate and tests (no hardware)."""
-    return MockFactory()
 
 
 def _start_timer(delay_s: float, then: Callable[[], None]) -> threading.Timer:
@@ -99,7 +93,7 @@ class HelpPanel:
         self._closed = False
         self._stuck = False
         self._stuck_timer: threading.Timer | None = None
-        self._pattern = LED_OFF
+        self._pattern = LedPattern.OFF
         self._opened: list[GPIODevice] = []
         try:
             # Both switches connect their pin to ground against the internal pull-up: active = closed.
@@ -115,9 +109,6 @@ class HelpPanel:
             for device in self._opened:
                 device.close()
             raise
-        self._simulated = isinstance(self._button.pin_factory, MockFactory)
-        if self._simulated:
-            self._door.pin.drive_low()  # a simulated cabinet starts shut, not with a tamper alarm
         delay_s = settings.debounce_ms / 1000
         self._help_switch = _Debounce(delay_s, self._lock, self._help_settled, leading=True)
         self._door_switch = _Debounce(delay_s, self._lock, self._door_settled, leading=False)
@@ -150,43 +141,24 @@ class HelpPanel:
                 self._post(HelpButtonFreed())
 
     @property
-    def simulated(self) -> bool:
-        """True when the pins are gpiozero mock pins, which press, release and set_door can drive."""
-        return self._simulated
-
-    @property
-    def led_pattern(self) -> str:
-        """The LED pattern shown now: LED_OFF, LED_BLINKING or LED_STEADY."""
+    def led_pattern(self) -> LedPattern:
+        """The LED pattern shown now."""
         return self._pattern
 
-    def show(self, pattern: str) -> None:
-        """Show LED_OFF, LED_BLINKING or LED_STEADY; the current pattern again, or any after close, changes nothing."""
-        actions = {
-            LED_OFF: self._led.off,
-            LED_STEADY: self._led.on,
-            LED_BLINKING: functools.partial(self._led.blink, on_time=BLINK_ON_S, off_time=BLINK_OFF_S, background=True),
+    def show(self, pattern: LedPattern) -> None:
+        """Show an LED pattern; the current pattern again, or any after close, changes nothing."""
+        actions: dict[LedPattern, Callable[[], object]] = {
+            LedPattern.OFF: self._led.off,
+            LedPattern.STEADY: self._led.on,
+            LedPattern.BLINKING: functools.partial(self._led.blink, on_time=BLINK_ON_S, off_time=BLINK_OFF_S,
+                                                   background=True),
         }
         if pattern not in actions:
             raise ValueError(f"unknown LED pattern {pattern!r}; expected one of {', '.join(actions)}")
+        pattern = LedPattern(pattern)
         if pattern != self._pattern and not self._led.closed:
             actions[pattern]()
             self._pattern = pattern
-
-    def press(self) -> None:
-        """Simulation: press the help button (its pin goes low, as through the switch to ground)."""
-        self._mock_pin(self._button).drive_low()
-
-    def release(self) -> None:
-        """Simulation: let go of the help button."""
-        self._mock_pin(self._button).drive_high()
-
-    def set_door(self, open: bool) -> None:
-        """Simulation: open or shut the cabinet door (the switch is closed, its pin low, while shut)."""
-        pin = self._mock_pin(self._door)
-        if open:
-            pin.drive_high()
-        else:
-            pin.drive_low()
 
     def close(self) -> None:
         """Turn the LED off (ending a blink's thread) and release the pins; nothing is posted afterwards."""
@@ -196,14 +168,9 @@ class HelpPanel:
             self._closed = True
             if self._stuck_timer is not None:
                 self._stuck_timer.cancel()
-        self.show(LED_OFF)
+        self.show(LedPattern.OFF)
         for device in self._opened:
             device.close()
-
-    def _mock_pin(self, device: GPIODevice) -> MockPin:
-        if not self._simulated:
-            raise RuntimeError("press, release and set_door only drive gpiozero mock pins, not real ones")
-        return device.pin
 
     def _held(self) -> None:
         """Stuck timer (its own thread): the button has been down for button_stuck_s."""
@@ -220,8 +187,9 @@ class HelpPanel:
             self._stuck_timer = _start_timer(self._stuck_s, self._held)
             self._post(HelpPressed())
             return
-        self._stuck_timer.cancel()  # set by the press that this release ends
-        self._stuck_timer = None
+        if self._stuck_timer is not None:  # set by the press that this release ends
+            self._stuck_timer.cancel()
+            self._stuck_timer = None
         if self._stuck:
             self._stuck = False
             log.info("help button freed")

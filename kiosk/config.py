@@ -319,7 +319,7 @@ def _convert(value: Any, annotation: Any, key: str, source: str, problems: list[
         if value is None:
             return None
         return _convert(value, options[0], key, source, problems)
-    if dataclasses.is_dataclass(annotation):
+    if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
         return _convert_dataclass(value, annotation, key, source, problems)
     if origin is tuple:
         item_type = get_args(annotation)[0]
@@ -369,18 +369,22 @@ def _describe(value: Any) -> str:
     return f"{kinds.get(type(value), type(value).__name__)} ({value!r})"
 
 
+class AmountError(ValueError):
+    """A text is not an amount of the currency: not a number, or more decimals than its minor unit allows."""
+
+
 def parse_amount(text: str, currency: str) -> int:
-    """Exact conversion of a major-unit string like "2.50" to integer minor units."""
+    """Exact conversion of a major-unit string like "2.50" to integer minor units; AmountError if it is none."""
     digits = get_currency_precision(currency)
     try:
         amount = Decimal(text)
     except InvalidOperation as exc:
-        raise ValueError(f"not an amount: {text!r}") from exc
+        raise AmountError(f"not an amount: {text!r}") from exc
     if not amount.is_finite():
-        raise ValueError(f"not an amount: {text!r}")
+        raise AmountError(f"not an amount: {text!r}")
     minor = amount.scaleb(digits)
     if minor != minor.to_integral_value():
-        raise ValueError(f"{text!r} has more than {digits} decimals for {currency}")
+        raise AmountError(f"{text!r} has more than {digits} decimals for {currency}")
     return int(minor)
 
 
@@ -422,12 +426,12 @@ def _cross_checks(settings: Settings, source: str) -> list[Problem]:
             problems.append(Problem(source, f"tariff.bands[{i}]", f"end {band.end} must be after start {band.start} (split bands that cross midnight)"))
         try:
             parse_amount(band.rate_per_hour, currency)
-        except ValueError as exc:
+        except AmountError as exc:
             problems.append(Problem(source, f"tariff.bands[{i}].rate_per_hour", str(exc)))
     if settings.tariff.daily_cap is not None:
         try:
             parse_amount(settings.tariff.daily_cap, currency)
-        except ValueError as exc:
+        except AmountError as exc:
             problems.append(Problem(source, "tariff.daily_cap", str(exc)))
     if problems:
         return problems

@@ -21,6 +21,7 @@ from kiosk.domain.events import Event, TerminalReport
 from kiosk.domain.records import (
     CommandRecord, FaultRecord, HelpTicketRecord, OutboxRow, PaymentRecord, PaymentResultData, SessionRecord,
 )
+from kiosk.domain.helpdesk import LedPattern
 from kiosk.domain.journey import State
 from kiosk.domain.staff import Done
 from kiosk.domain.payment import Capability
@@ -148,8 +149,8 @@ class HelpPanel(Protocol):
     MUST: show an LED pattern. The button and the door switch reach the loop as posted events.
     """
 
-    def show(self, pattern: str) -> None:
-        """Show ``pattern`` (off, blinking or steady); showing the current one again changes nothing."""
+    def show(self, pattern: LedPattern) -> None:
+        """Show ``pattern``; showing the current one again changes nothing."""
 
 
 REASONS = ("corrupt", "unwritable", "full", "too_new", "io")

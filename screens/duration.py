@@ -51,7 +51,7 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
     picks = quick_picks(state)
     frame.fill(p.bg)
     top = m.px(84) if state.existing is not None else m.target
-    sizes = [top, Flex(), m.target, m.primary] if picks else [top, Flex(), m.primary]
+    sizes: list[int | Flex] = [top, Flex(), m.target, m.primary] if picks else [top, Flex(), m.primary]
     header, main, *pick_row, footer = rows(frame.content(), sizes, m.gap)
 
     title_box, plate_box = cols(header, [Flex(), m.px(210)], m.gap)
@@ -93,6 +93,7 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
     frame.button("back", _("Back"), back)
     frame.button("cancel", _("Cancel"), cancel)
     frame.button("help", _("Help"), help_box)
-    payable = q is not None and q.price > 0
-    label = _("Pay {price}").format(price=format_money(q.price, tariff.currency, language)) if payable else _("Pay")
+    price = q.price if q is not None else 0
+    payable = price > 0
+    label = _("Pay {price}").format(price=format_money(price, tariff.currency, language)) if payable else _("Pay")
     frame.button("pay", label, pay, primary=True, enabled=payable)

@@ -12,17 +12,17 @@ from screens.welcome import BUTTON_BROKEN, button_works
 from screens.widgets import Flex, Frame, cols, rows
 
 TITLES = {
-    faults.IMPACT_NO_CARD: N_("Card payment is not available"),
-    faults.IMPACT_OUT_OF_SERVICE: N_("This pay station is out of service"),
+    faults.ParkerImpact.NO_CARD_PAYMENT: N_("Card payment is not available"),
+    faults.ParkerImpact.OUT_OF_SERVICE: N_("This pay station is out of service"),
 }
 REASONS = {
-    faults.IMPACT_NO_CARD: N_("The card terminal is not working, so you cannot pay by card here at the moment."),
-    faults.IMPACT_OUT_OF_SERVICE: N_("This station cannot take payments at the moment."),
+    faults.ParkerImpact.NO_CARD_PAYMENT: N_("The card terminal is not working, so you cannot pay by card here at the moment."),
+    faults.ParkerImpact.OUT_OF_SERVICE: N_("This station cannot take payments at the moment."),
 }
-def impact(state: State) -> str:
+def impact(state: State) -> faults.ParkerImpact:
     """What the blocking fault means for parkers (out of service when no fault says more)."""
     fault = faults.blocking(state.faults)
-    return fault.parker_impact if fault is not None else faults.IMPACT_OUT_OF_SERVICE
+    return faults.ParkerImpact(fault.parker_impact) if fault is not None else faults.ParkerImpact.OUT_OF_SERVICE
 
 
 def alternatives(state: State) -> list[str]:

@@ -77,16 +77,16 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
     settings = state.settings
     frame.fill(p.bg)
     languages = settings.languages.available if len(settings.languages.available) > 1 else ()
-    lang_sizes = [m.px(72)] * len(languages)
+    lang_sizes: list[int | Flex] = [m.px(72)] * len(languages)
     if m.landscape:
         header, body, footer = rows(frame.content(), [m.target, Flex(), m.target], m.gap)
-        name_box, clock_box, *lang_boxes = cols(header, [Flex(), m.px(230)] + lang_sizes, m.gap)
+        name_box, clock_box, *lang_boxes = cols(header, [Flex(), m.px(230), *lang_sizes], m.gap)
         hint_box, contrast_box, help_box = cols(footer, [Flex(), m.px(210), m.px(130)], m.gap)
     else:
         header, lang_row, body, hint_box, footer = rows(
             frame.content(), [m.target, m.target if languages else 0, Flex(), m.target, m.target], m.gap)
         name_box, clock_box = cols(header, [Flex(), m.px(230)], m.gap)
-        lang_boxes = cols(lang_row, [Flex()] + lang_sizes, m.gap)[1:]
+        lang_boxes = cols(lang_row, [Flex(), *lang_sizes], m.gap)[1:]
         contrast_box, help_box = cols(footer, [Flex(), Flex()], m.gap)
     frame.text(settings.zone.name, name_box, size=m.px(32), bold=True, valign="middle")
     tz = settings.zone.timezone

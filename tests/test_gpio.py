@@ -8,10 +8,11 @@ from conftest import wait_for
 from posted import Posted
 from gpiozero import Device
 
-from drivers.gpio import (BLINK_OFF_S, BLINK_ON_S, LED_BLINKING, LED_OFF, LED_STEADY, GpioUnavailable, HelpPanel,
-                          mock_pin_factory)
+from drivers.gpio import BLINK_OFF_S, BLINK_ON_S, GpioUnavailable, HelpPanel
+from drivers.gpio_sim import SimulatedHelpPanel, mock_pin_factory
 from kiosk.config import GpioSettings
 from kiosk.domain.events import DoorChanged, HelpButtonFreed, HelpButtonStuck, HelpPressed, HelpReleased
+from kiosk.domain.helpdesk import LED_BLINKING, LED_OFF, LED_STEADY
 
 SETTINGS = GpioSettings()  # help button 17, LED 27, door 22, debounce 50 ms
 DEBOUNCE_S = SETTINGS.debounce_ms / 1000
@@ -32,13 +33,13 @@ def factory():
 
 
 @pytest.fixture
-def open_panel(factory) -> Iterator[Callable[..., tuple[HelpPanel, Posted]]]:
+def open_panel(factory) -> Iterator[Callable[..., tuple[SimulatedHelpPanel, Posted]]]:
     """Open a started panel on the test's mock factory (settings overridable); closed afterwards."""
-    panels: list[HelpPanel] = []
+    panels: list[SimulatedHelpPanel] = []
 
-    def open_(start: bool = True, **settings) -> tuple[HelpPanel, Posted]:
+    def open_(start: bool = True, **settings) -> tuple[SimulatedHelpPanel, Posted]:
         posted = Posted()
-        panel = HelpPanel(GpioSettings(**settings), posted, pin_factory=factory)
+        panel = SimulatedHelpPanel(GpioSettings(**settings), posted, pin_factory=factory)
         panels.append(panel)
         if start:
             panel.start()
@@ -222,7 +223,7 @@ def test_unknown_led_pattern_is_refused(open_panel):
 def test_close_turns_the_led_off_ends_its_threads_and_posts_nothing_more(factory):
     before = set(threading.enumerate())
     posted = Posted()
-    panel = HelpPanel(SETTINGS, posted, pin_factory=factory)
+    panel = SimulatedHelpPanel(SETTINGS, posted, pin_factory=factory)
     panel.start()
     led = factory.pin(SETTINGS.help_led)
     panel.show(LED_BLINKING)
@@ -242,7 +243,7 @@ def test_close_turns_the_led_off_ends_its_threads_and_posts_nothing_more(factory
 def test_closing_while_the_button_is_held_is_prompt(factory):
     before = set(threading.enumerate())
     posted = Posted()
-    panel = HelpPanel(SETTINGS, posted, pin_factory=factory)  # stuck only after 30 s
+    panel = SimulatedHelpPanel(SETTINGS, posted, pin_factory=factory)  # stuck only after 30 s
     panel.start()
     panel.press()
     posted.wait_for([*STARTED, HelpPressed()])
@@ -274,3 +275,22 @@ def test_no_gpio_backend_is_unavailable(monkeypatch):
     monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "no-such-backend")
     with pytest.raises(GpioUnavailable, match=r"GPIO17\b.*BadPinFactory"):
         HelpPanel(SETTINGS, Posted())
+
+
+def test_the_desktop_help_key_presses_and_releases_the_simulated_button(open_panel):
+    panel, posted = open_panel()
+    panel.help_key(True)
+    posted.wait_for([*STARTED, HelpPressed()])
+    panel.help_key(False)
+    posted.wait_for([*STARTED, HelpPressed(), HelpReleased()])
+
+
+def test_the_real_panel_never_drives_its_pins(factory):
+    posted = Posted()
+    panel = HelpPanel(SETTINGS, posted, pin_factory=factory)
+    try:
+        panel.start()  # nothing shut the door: the pulled-up switch reads open
+        assert posted.events == [DoorChanged(open=True), HelpButtonFreed()]
+        assert not any(hasattr(panel, name) for name in ("press", "release", "set_door", "help_key"))
+    finally:
+        panel.close()

@@ -92,7 +92,7 @@ def restore_help(store: Store, state: journey.State, timeouts: config.TimeoutSet
     ticket = store.open_help_ticket_record(now)
     if ticket is not None and helpdesk.stale(ticket, timeouts, now):
         log.info("help ticket %s was open when the station stopped, long ago: closed as abandoned", ticket.id)
-        store.record_help(ticket.id, "close", now, outcome=helpdesk.ABANDONED)
+        store.record_help(ticket.id, helpdesk.HelpAction.CLOSE, now, outcome=helpdesk.ABANDONED)
     elif ticket is not None:
         log.info("help ticket %s (%s) was open when the station stopped: shown again", ticket.id, ticket.state)
         state = replace(state, help=helpdesk.restore(ticket, timeouts, now))

@@ -69,6 +69,7 @@ def build_station(settings: config.Settings, clock: Callable[[], datetime], *, s
     Raises ValueError when the card terminal's settings cannot work; every other broken part
     becomes a fault, so that the station still shows parkers what it can do.
     """
+    from drivers.gpio_sim import SimulatedHelpPanel
     from screens.display import Display
 
     now = clock()
@@ -87,9 +88,7 @@ def build_station(settings: config.Settings, clock: Callable[[], datetime], *, s
     panel = None
     if online:  # a scenario replay presses the help button itself, on its manual clock
         panel, faults = _help_panel(settings, simulate, post, store, faults, now)
-    help_key = None
-    if simulate and panel is not None:
-        help_key = lambda down: panel.press() if down else panel.release()  # noqa: E731
+    help_key = panel.help_key if isinstance(panel, SimulatedHelpPanel) else None
     display = Display(settings, headless=headless, help_key=help_key)
     link = _mqtt_link(settings, simulate, store, post) if online else None
     publisher = None
@@ -108,11 +107,12 @@ def build_station(settings: config.Settings, clock: Callable[[], datetime], *, s
 def _help_panel(settings: config.Settings, simulate: bool, post: Callable[[Event], None], store: Store | None,
                 faults: tuple[FaultRecord, ...], now: datetime) -> tuple["HelpPanel | None", tuple[FaultRecord, ...]]:
     """The help button, LED and door switch (simulated pins with --simulate); unusable pins become a fault."""
-    from drivers.gpio import GpioUnavailable, HelpPanel, mock_pin_factory
+    from drivers.gpio import GpioUnavailable, HelpPanel
+    from drivers.gpio_sim import SimulatedHelpPanel
 
     others = tuple(f for f in faults if f.component != "gpio")
     try:
-        panel = HelpPanel(settings.gpio, post, mock_pin_factory() if simulate else None)
+        panel = SimulatedHelpPanel(settings.gpio, post) if simulate else HelpPanel(settings.gpio, post)
     except GpioUnavailable as exc:
         log.error("GPIO: %s", exc)
         return None, others + (recovery.start_fault(store, "gpio", "unavailable", str(exc), now),)

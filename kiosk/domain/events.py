@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from kiosk.config import Settings
 from kiosk.domain.payment import DeclineReason
-from kiosk.domain.records import FaultRecord, PaymentResultData, SessionRecord
+from kiosk.domain.records import FaultRecord, PaymentResultData, PaymentState, SessionRecord
 
 # ---- events: facts that happened (from the parker, devices, the store, the clock) ----
 
@@ -222,6 +223,15 @@ class NoticeChanged:
     text: str
 
 
+class LinkState(StrEnum):
+    """Where the MQTT link to the operator's broker is (``link.state`` in telemetry)."""
+
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    DOWN = "down"
+    STOPPED = "stopped"
+
+
 @dataclass(frozen=True)
 class LinkUp:
     """The MQTT link is connected with this ``boot`` number and its subscriptions are granted."""
@@ -311,7 +321,7 @@ class FailPayment:
     """Record that a payment ended without a session (declined or reversed)."""
 
     payment_id: str
-    state: str
+    state: PaymentState
     result_code: int
 
 

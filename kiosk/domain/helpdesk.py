@@ -9,7 +9,16 @@ from kiosk.config import TimeoutSettings
 from kiosk.domain.events import AgentSays, CourtesyGranted, Effect, Ignored, OpenHelpTicket, RecordHelp
 from kiosk.domain.records import HelpTicketRecord
 
-LED_OFF, LED_BLINKING, LED_STEADY = "off", "blinking", "steady"
+
+class LedPattern(StrEnum):
+    """What the help button's LED shows."""
+
+    OFF = "off"
+    BLINKING = "blinking"
+    STEADY = "steady"
+
+
+LED_OFF, LED_BLINKING, LED_STEADY = LedPattern.OFF, LedPattern.BLINKING, LedPattern.STEADY
 
 # What the parker can answer with one tap; the English text is what the agent reads.
 QUICK_REPLIES: dict[str, str] = {
@@ -24,7 +33,29 @@ OUTCOMES = ("solved", "courtesy", "technician", "no_answer", "other")
 CANCELLED_BY_PARKER = "cancelled_by_parker"
 ABANDONED = "abandoned"
 UNREACHABLE = "unreachable"  # the ticket could not be stored, so no agent can be reached this way
-AGENT_KINDS = ("accept", "message", "resolve")
+
+
+class AgentKind(StrEnum):
+    """What an agent says on help/to-parker (``type``; AgentSays.kind)."""
+
+    ACCEPT = "accept"
+    MESSAGE = "message"
+    RESOLVE = "resolve"
+
+
+AGENT_KINDS = tuple(kind.value for kind in AgentKind)
+
+
+class HelpAction(StrEnum):
+    """One step of a ticket the station records (RecordHelp.action; ``action`` of the help event)."""
+
+    ACCEPT = "accept"
+    MESSAGE = "message"
+    REPLY = "reply"
+    OVERDUE = "overdue"
+    WAIT = "wait"
+    CLOSE = "close"
+    REFUSED = "refused"
 
 
 class Phase(StrEnum):
@@ -86,9 +117,9 @@ def press(ticket: Ticket | None, context: dict[str, object], timeouts: TimeoutSe
 def opened(ticket: Ticket | None, ticket_id: str) -> Result:
     """The ticket is durable; a call the parker already cancelled is closed at once."""
     if ticket is None or ticket.id is not None:
-        return ticket, (RecordHelp(ticket_id, "close", outcome=CANCELLED_BY_PARKER),)
+        return ticket, (RecordHelp(ticket_id, HelpAction.CLOSE, outcome=CANCELLED_BY_PARKER),)
     if not ticket.open:  # abandoned in the instant before it was durable
-        return replace(ticket, id=ticket_id), (RecordHelp(ticket_id, "close", outcome=ticket.outcome),)
+        return replace(ticket, id=ticket_id), (RecordHelp(ticket_id, HelpAction.CLOSE, outcome=ticket.outcome),)
     return replace(ticket, id=ticket_id), ()
 
 
@@ -108,19 +139,19 @@ def from_agent(ticket: Ticket | None, said: AgentSays, now: datetime) -> Result:
     taken = ticket.phase is Phase.CONNECTED and ticket.agent != said.agent
     if taken:
         return ticket, _refuse(said, f"taken by {ticket.agent}")
-    if said.kind == "accept":
+    if said.kind == AgentKind.ACCEPT:
         if ticket.phase is Phase.CONNECTED:
             return ticket, (Ignored(said, "already accepted by this agent"),)
         accepted = replace(ticket, phase=Phase.CONNECTED, since=now, agent=said.agent, overdue=False,
                            last_activity=now)
-        return accepted, (RecordHelp(ticket.id, "accept", agent=said.agent),)
-    if said.kind == "message":
+        return accepted, (RecordHelp(ticket.id, HelpAction.ACCEPT, agent=said.agent),)
+    if said.kind == AgentKind.MESSAGE:
         if ticket.phase is Phase.WAITING:
             return ticket, _refuse(said, "accept the ticket first")
         line = Line("agent", said.text, now)
         talked = replace(ticket, conversation=ticket.conversation + (line,), last_activity=now)
-        return talked, (RecordHelp(ticket.id, "message", agent=said.agent, text=said.text),)
-    if said.kind == "resolve":
+        return talked, (RecordHelp(ticket.id, HelpAction.MESSAGE, agent=said.agent, text=said.text),)
+    if said.kind == AgentKind.RESOLVE:
         return _close(ticket, now, said.outcome, agent=said.agent, text=said.text)
     return ticket, _refuse(said, f"unknown kind {said.kind!r}")
 
@@ -132,7 +163,7 @@ def reply(ticket: Ticket | None, choice: str, now: datetime) -> Result:
         return ticket, (Ignored(choice, "no open ticket or unknown quick reply"),)
     line = Line("parker", text, now)
     answered = replace(ticket, conversation=ticket.conversation + (line,), last_activity=now)
-    return answered, (RecordHelp(ticket.id, "reply", text=text, choice=choice),)
+    return answered, (RecordHelp(ticket.id, HelpAction.REPLY, text=text, choice=choice),)
 
 
 def keep_waiting(ticket: Ticket, timeouts: TimeoutSettings, now: datetime) -> Result:
@@ -141,14 +172,14 @@ def keep_waiting(ticket: Ticket, timeouts: TimeoutSettings, now: datetime) -> Re
         return ticket, (Ignored("keep waiting", "the ticket is not overdue"),)
     waiting = replace(ticket, overdue=False, answer_due=now + timedelta(seconds=timeouts.help_answer_s),
                       last_activity=now)
-    return waiting, (RecordHelp(ticket.id, "wait"),)
+    return waiting, (RecordHelp(ticket.id, HelpAction.WAIT),)
 
 
 def cancel(ticket: Ticket | None, now: datetime) -> Result:
     """The parker ended the call (a ticket not yet durable is closed when it becomes so)."""
     if ticket is None or not ticket.open or ticket.id is None:
         return None, ()
-    return None, (RecordHelp(ticket.id, "close", outcome=CANCELLED_BY_PARKER, presses=ticket.presses),)
+    return None, (RecordHelp(ticket.id, HelpAction.CLOSE, outcome=CANCELLED_BY_PARKER, presses=ticket.presses),)
 
 
 def dismiss(ticket: Ticket | None) -> Result:
@@ -189,14 +220,14 @@ def tick(ticket: Ticket | None, timeouts: TimeoutSettings, now: datetime) -> Res
         return _close(ticket, now, ABANDONED)
     if ticket.id is None:  # not durable yet: tell the parker anyway, record it once the id is known
         return replace(ticket, overdue=True), ()
-    return replace(ticket, overdue=True), (RecordHelp(ticket.id, "overdue"),)
+    return replace(ticket, overdue=True), (RecordHelp(ticket.id, HelpAction.OVERDUE),)
 
 
-def led(ticket: Ticket | None) -> str:
+def led(ticket: Ticket | None) -> LedPattern:
     """The help button's LED: blinking while waiting, steady while an agent is connected, else off."""
     if ticket is None or not ticket.open:
-        return LED_OFF
-    return LED_STEADY if ticket.phase is Phase.CONNECTED else LED_BLINKING
+        return LedPattern.OFF
+    return LedPattern.STEADY if ticket.phase is Phase.CONNECTED else LedPattern.BLINKING
 
 
 def stale(record: HelpTicketRecord, timeouts: TimeoutSettings, now: datetime) -> bool:
@@ -221,9 +252,9 @@ def _close(ticket: Ticket, now: datetime, outcome: str, agent: str = "", text: s
     closed = replace(ticket, phase=Phase.CLOSED, since=now, outcome=outcome, resolution=text, overdue=False)
     if ticket.id is None:
         return closed, ()
-    return closed, (RecordHelp(ticket.id, "close", agent=agent or ticket.agent, text=text, outcome=outcome,
+    return closed, (RecordHelp(ticket.id, HelpAction.CLOSE, agent=agent or ticket.agent, text=text, outcome=outcome,
                                presses=ticket.presses),)
 
 
 def _refuse(said: AgentSays, reason: str) -> tuple[Effect, ...]:
-    return (RecordHelp(said.ticket, "refused", agent=said.agent, text=reason, outcome=said.kind),)
+    return (RecordHelp(said.ticket, HelpAction.REFUSED, agent=said.agent, text=reason, outcome=said.kind),)

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any, TypedDict, Unpack
 
 from kiosk.domain import faults as fault_rules
 from kiosk.domain import helpdesk
@@ -17,7 +19,7 @@ from kiosk.domain.events import (
     SaveFeedback, SessionCommitted, SessionLookedUp, SettingsChanged, Tap, TerminalStatus, Tick,
 )
 from kiosk.domain.payment import ABANDONED_CODE, NO_CODE, DeclineReason
-from kiosk.domain.records import FaultRecord, SessionRecord
+from kiosk.domain.records import FaultRecord, PaymentState, SessionRecord
 from kiosk.domain.tariff import Quote, clamp_minutes, quote
 
 KEYBOARD = tuple("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
@@ -182,11 +184,23 @@ def _ignore(state: State, event: object, reason: str) -> Result:
     return state, (Ignored(event, f"{reason} (screen {state.screen})"),)
 
 
-def _go(state: State, screen: Screen, now: datetime, **changes: object) -> State:
+class _Entering(TypedDict, total=False):
+    """What may change with the screen as the journey enters it (see _go)."""
+
+    plate: str
+    existing: SessionRecord | None
+    minutes: int
+    payment: Payment | None
+    session: SessionRecord | None
+    decline: Decline | None
+    message: str
+    last_input: datetime
+
+
+def _go(state: State, screen: Screen, now: datetime, **changes: Unpack[_Entering]) -> State:
     """Enter a screen: its timers start now and the previous screen's message goes."""
-    fields: dict[str, object] = {"warning_since": None, "message": ""}
-    fields.update(changes)
-    return replace(state, screen=screen, entered=now, **fields)
+    changes.setdefault("message", "")
+    return replace(state, screen=screen, entered=now, warning_since=None, **changes)
 
 
 def _reset(state: State, now: datetime) -> State:
@@ -420,7 +434,7 @@ def _payment_timed_out(state: State, now: datetime) -> Result:
     assert payment is not None
     effects: list[Effect] = [] if payment.cancelling else [CancelPayment()]
     if payment.payment_id is not None:
-        effects.append(FailPayment(payment.payment_id, "reversed", ABANDONED_CODE))
+        effects.append(FailPayment(payment.payment_id, PaymentState.REVERSED, ABANDONED_CODE))
     if payment.cancelling:
         return _go(state, Screen.DURATION, now, payment=None, message="cancelled_not_charged", last_input=now), tuple(effects)
     decline = Decline(DeclineReason.NO_ANSWER, ABANDONED_CODE)
@@ -447,7 +461,7 @@ def _on_session_looked_up(state: State, event: SessionLookedUp, now: datetime) -
 def _on_payment_pending(state: State, event: PaymentPending, now: datetime) -> Result:
     payment = state.payment
     if state.screen is not Screen.PAYING or payment is None or payment.payment_id is not None:
-        return state, (ConfirmPayment(event.payment_id, False), FailPayment(event.payment_id, "reversed", ABANDONED_CODE))
+        return state, (ConfirmPayment(event.payment_id, False), FailPayment(event.payment_id, PaymentState.REVERSED, ABANDONED_CODE))
     return replace(state, payment=replace(payment, payment_id=event.payment_id)), ()
 
 
@@ -472,7 +486,7 @@ def _on_authorized(state: State, event: PaymentAuthorized, now: datetime) -> Res
         # Approved after we gave up on it: refuse so that the terminal reverses it.
         return state, (ConfirmPayment(event.payment_id, False),)
     if payment.cancelling:
-        refused = (ConfirmPayment(event.payment_id, False), FailPayment(event.payment_id, "reversed", ABANDONED_CODE))
+        refused = (ConfirmPayment(event.payment_id, False), FailPayment(event.payment_id, PaymentState.REVERSED, ABANDONED_CODE))
         return _go(state, Screen.DURATION, now, payment=None, message="cancelled_not_charged", last_input=now), refused
     return replace(state, payment=replace(payment, committing=True)), (CommitSession(event.payment_id, event.result),)
 
@@ -487,7 +501,7 @@ def _on_committed(state: State, event: SessionCommitted, now: datetime) -> Resul
 def _on_commit_failed(state: State, event: CommitFailed, now: datetime) -> Result:
     if _current_payment(state, event.payment_id) is None:
         return _ignore(state, event, "commit failure for no current payment")
-    effects = (ConfirmPayment(event.payment_id, False), FailPayment(event.payment_id, "reversed", NO_CODE))
+    effects = (ConfirmPayment(event.payment_id, False), FailPayment(event.payment_id, PaymentState.REVERSED, NO_CODE))
     decline = Decline(DeclineReason.NOT_STORED, NO_CODE, event.reason)
     return _go(state, Screen.DECLINED, now, payment=None, decline=decline, last_input=now), effects
 
@@ -496,7 +510,7 @@ def _on_declined(state: State, event: PaymentDeclined, now: datetime) -> Result:
     payment = _current_payment(state, event.payment_id)
     if payment is None:
         return _ignore(state, event, "decline for no current payment")
-    failed = (FailPayment(event.payment_id, "declined", event.result_code),)
+    failed = (FailPayment(event.payment_id, PaymentState.DECLINED, event.result_code),)
     if payment.cancelling:
         return _go(state, Screen.DURATION, now, payment=None, message="cancelled_not_charged", last_input=now), failed
     decline = Decline(event.reason, event.result_code, event.text)
@@ -556,7 +570,7 @@ def _on_notice(state: State, event: NoticeChanged, now: datetime) -> Result:
     return replace(state, notice=event.text), ()
 
 
-_HANDLERS = {
+_HANDLERS: dict[type, Callable[[State, Any, datetime], Result]] = {
     Tap: _on_tap,
     Tick: _on_tick,
     SessionLookedUp: _on_session_looked_up,

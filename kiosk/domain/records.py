@@ -4,6 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
+
+
+class PaymentState(StrEnum):
+    """Where a card payment is (``state`` of the payment row and of payment events).
+
+    ``pending`` until the terminal answers; ``approved`` with its session stored; ``declined``
+    (the terminal did not charge) or ``reversed`` (the money went back) without a session.
+    """
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    DECLINED = "declined"
+    REVERSED = "reversed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +46,7 @@ class SessionRecord:
 class PaymentRecord:
     """A card payment attempt and what the terminal answered.
 
-    ``state`` is ``"pending"``, ``"approved"``, ``"declined"`` or ``"reversed"``; ``confirmed`` is
+    ``state`` is a PaymentState (pending, approved, declined or reversed); ``confirmed`` is
     when the terminal received the station's vending answer for an approved payment (None
     while that is not known); ``unreconciled`` says why an unconfirmed one could not be
     settled with the terminal (left to staff). Only receipt data is kept: brand, masked PAN,

@@ -15,6 +15,13 @@ _MICROSECONDS_PER_HOUR = 3_600_000_000
 _DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
+class TariffError(ValueError):
+    """A purchase the tariff cannot price: minutes off its grid or beyond the maximum stay, or no chargeable time.
+
+    A naive datetime is a programming error, not a refusal: it raises a plain ValueError.
+    """
+
+
 @dataclass(frozen=True)
 class RateBand:
     """A chargeable period on some weekdays with a price per hour."""
@@ -180,9 +187,9 @@ def _segments(tariff: Tariff, since: datetime) -> Iterator[_Segment]:
 def _check_minutes(tariff: Tariff, minutes: int) -> None:
     increment = tariff.increment_minutes
     if not _is_int(minutes) or minutes <= 0 or minutes % increment:
-        raise ValueError(f"minutes must be a positive multiple of {increment}, got {minutes!r}")
+        raise TariffError(f"minutes must be a positive multiple of {increment}, got {minutes!r}")
     if minutes > tariff.maximum_minutes:
-        raise ValueError(f"{minutes} minutes exceed the maximum stay of {tariff.maximum_minutes}")
+        raise TariffError(f"{minutes} minutes exceed the maximum stay of {tariff.maximum_minutes}")
 
 
 def quote(tariff: Tariff, at: datetime, minutes: int) -> Quote:
@@ -190,8 +197,8 @@ def quote(tariff: Tariff, at: datetime, minutes: int) -> Quote:
 
     Bought time runs only inside bands. Each local day's charge is the exact sum of
     rate * time over its bands, limited to daily_cap; the total is rounded up once to
-    a whole minor unit. Raises ValueError if `at` is naive, if minutes is not a positive
-    multiple of increment_minutes or exceeds maximum_minutes (minimum_minutes is not
+    a whole minor unit. Raises ValueError if `at` is naive; TariffError if minutes is not a
+    positive multiple of increment_minutes or exceeds maximum_minutes (minimum_minutes is not
     enforced here; see clamp_minutes), or if the tariff has no chargeable time.
     """
     _check_minutes(tariff, minutes)
@@ -210,7 +217,7 @@ def quote(tariff: Tariff, at: datetime, minutes: int) -> Quote:
             total = sum(charge if cap is None else min(charge, cap) for charge in day_charges.values())
             price = -(-total // _MICROSECONDS_PER_HOUR)
             return Quote(minutes, price, starts, segment.start + used * _MICROSECOND)
-    raise ValueError(f"tariff has no chargeable time within {SEARCH_DAYS} days")
+    raise TariffError(f"tariff has no chargeable time within {SEARCH_DAYS} days")
 
 
 def minutes_for_amount(tariff: Tariff, at: datetime, amount: int) -> int:

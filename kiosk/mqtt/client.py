@@ -26,7 +26,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from kiosk.config import MqttSettings
-from kiosk.domain.events import Event, LinkAcked, LinkDown, LinkUp, MessageIn
+from kiosk.domain.events import Event, LinkAcked, LinkDown, LinkState, LinkUp, MessageIn
 
 log = logging.getLogger(__name__)
 paho_log = logging.getLogger(__name__ + ".paho")
@@ -132,7 +132,7 @@ class MqttLink:
         self._thread: threading.Thread | None = None
         self._conn: _Connection | None = None
         self._connected = False
-        self._state = "down"
+        self._state = LinkState.DOWN
         self._since = datetime.now(timezone.utc)
         self._ups = 0
         self._receive_maximum = DEFAULT_RECEIVE_MAXIMUM
@@ -151,8 +151,8 @@ class MqttLink:
         return self._connected
 
     @property
-    def state(self) -> str:
-        """``connecting``, ``connected``, ``down`` or ``stopped``."""
+    def state(self) -> LinkState:
+        """Connecting, connected, down or stopped."""
         return self._state
 
     @property
@@ -311,23 +311,23 @@ class MqttLink:
         with self._lock:
             self._connected = False
             self._conn = None
-            self._set_state_locked("stopped")
+            self._set_state_locked(LinkState.STOPPED)
         log.info("MQTT link to %s stopped", self._address)
 
     # ---- shared helpers ----
 
     def _spawn(self, gen: int) -> None:
         """Start the network thread of generation ``gen`` (lock held)."""
-        self._set_state_locked("connecting")
+        self._set_state_locked(LinkState.CONNECTING)
         self._thread = threading.Thread(target=self._run, args=(gen,), name=f"mqtt-link-{gen}", daemon=True)
         self._thread.start()
 
-    def _set_state_locked(self, state: str) -> None:
+    def _set_state_locked(self, state: LinkState) -> None:
         if state != self._state:
             self._state = state
             self._since = datetime.now(timezone.utc)
 
-    def _set_state(self, gen: int, state: str) -> None:
+    def _set_state(self, gen: int, state: LinkState) -> None:
         with self._lock:
             if gen == self._gen and not self._stopping:
                 self._set_state_locked(state)
@@ -416,7 +416,7 @@ class MqttLink:
                     break
                 if lasted is not None and lasted >= STABLE_S:
                     delay = FIRST_DELAY_S
-                self._set_state(gen, "down")
+                self._set_state(gen, LinkState.DOWN)
                 pause = delay * random.uniform(1 - JITTER, 1 + JITTER)
                 log.info("MQTT next attempt to connect to %s in %.1f s", self._address, pause)
                 self._pause(gen, pause)
@@ -451,7 +451,7 @@ class MqttLink:
 
     def _attempt(self, gen: int, boot: int) -> float | None:
         """One connection with ``boot``: connect, loop until it ends; how long it was up (None if never)."""
-        self._set_state(gen, "connecting")
+        self._set_state(gen, LinkState.CONNECTING)
         conn = _Connection(gen, boot)
         try:
             client = self._new_client(conn)
@@ -482,7 +482,7 @@ class MqttLink:
                     self._conn = None
                     self._connected = False
                     if self._live(gen):
-                        self._set_state_locked("down")
+                        self._set_state_locked(LinkState.DOWN)
                 self._close_pending(conn)
                 conn.client = None
             self._looped_once()  # a flush waiting on this connection's writes stops waiting
@@ -655,7 +655,7 @@ class MqttLink:
             conn.up_at = time.monotonic()
             self._connected = True
             self._ups += 1
-            self._set_state_locked("connected")
+            self._set_state_locked(LinkState.CONNECTED)
             receive_maximum = self._receive_maximum
         log.info("MQTT connected to %s as %s (boot %d, receive maximum %d)", self._address, self._station_id,
                  conn.boot, receive_maximum)

@@ -18,8 +18,7 @@ from kiosk.domain import journey
 from kiosk.domain.staff import TERMINAL_REQUESTS
 from kiosk.mqtt.commands import Refusal, Request, reply
 from kiosk.domain.events import (
-    Event, LinkAcked, LinkDown, LinkUp, MessageIn, SettingsChanged,
-    TerminalReport,
+    Event, LinkAcked, LinkDown, LinkState, LinkUp, MessageIn, SettingsChanged, TerminalReport,
 )
 from kiosk.mqtt.direct_help import DirectHelp, Message
 from kiosk.mqtt.publisher import OutboxPublisher
@@ -43,7 +42,7 @@ class Link(Protocol):
     def connected(self) -> bool: ...
 
     @property
-    def state(self) -> str: ...
+    def state(self) -> LinkState: ...
 
     @property
     def since(self) -> datetime: ...
@@ -506,6 +505,6 @@ class Uplink:
                 station.fault_board.raise_fault("storage", exc.reason, now, str(exc))
         link = self._link
         limit = self._settings.mqtt.keepalive_s + WATCHDOG_MARGIN_S
-        if link is not None and link.state != "stopped" and link.heartbeat_age() > limit:
+        if link is not None and link.state != LinkState.STOPPED and link.heartbeat_age() > limit:
             log.error("MQTT network thread silent for %.0f s: restarting the link", link.heartbeat_age())
             link.restart()

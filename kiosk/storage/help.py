@@ -7,6 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from kiosk.domain.helpdesk import HelpAction, Phase
 from kiosk.domain.records import HelpMessageRecord, HelpTicketRecord, SessionRecord
 from kiosk.storage.schema import HelpMessage, HelpTicket, ParkingSession, _utc
 from kiosk.storage.rows import _choice, _int, _json, _record, _text, _ts, help_request, help_state
@@ -14,7 +15,7 @@ from kiosk.storage.rows import _choice, _int, _json, _record, _text, _ts, help_r
 log = logging.getLogger("kiosk.storage.store")
 
 HELP_REQUEST_EXPIRY_S = 120  # MQTT.md: a request nobody took within about two minutes leaves the broker
-HELP_ACTIONS = ("accept", "message", "reply", "overdue", "wait", "close", "refused")
+HELP_ACTIONS = tuple(HelpAction)
 RESTART_OUTCOME = "superseded_at_restart"
 
 
@@ -37,7 +38,7 @@ class HelpStore:
         _utc(now, "now")
         ticket_id = str(uuid.uuid4())
         with self._write():
-            HelpTicket.insert(id=ticket_id, state="waiting", opened_at=now, context=context_json).execute(self._db)
+            HelpTicket.insert(id=ticket_id, state=Phase.WAITING, opened_at=now, context=context_json).execute(self._db)
             ticket = self._one(HelpTicket, ticket_id, "help ticket")
             self._report_help_state(ticket, now)
             self._insert_outbox("help/request", help_request(ticket_id, self._station_id, now, context), 1, False, None,
@@ -60,14 +61,14 @@ class HelpStore:
         _utc(now, "now")
         with self._write():
             ticket = HelpTicket.select().where(HelpTicket.id == ticket_id).first(self._db)
-            if action == "refused":
+            if action == HelpAction.REFUSED:
                 if ticket is None:
                     log.warning("help %s from %r refused for unknown ticket %r: %s", outcome, agent, ticket_id, text)
                     return False
                 data = {"ticket": ticket_id, "action": "refused", "refused": outcome, "agent": agent, "reason": text}
                 self._event("help", data, now)
                 return True
-            if ticket is None or ticket.state == "closed":
+            if ticket is None or ticket.state == Phase.CLOSED:
                 raise ValueError(f"help ticket {ticket_id!r} is not open")
             data = self._help_step(ticket, action, now, agent, text, outcome, choice, presses)
             self._event("help", {"ticket": ticket_id, "action": action, **data}, now)
@@ -78,10 +79,10 @@ class HelpStore:
         """The ticket that was open when the station stopped, to show it again; older open ones are closed."""
         _utc(now, "now")
         with self._write():
-            rows = list(HelpTicket.select().where(HelpTicket.state != "closed").order_by(HelpTicket.opened_at.desc())
-                        .execute(self._db))
+            rows = list(HelpTicket.select().where(HelpTicket.state != Phase.CLOSED)
+                        .order_by(HelpTicket.opened_at.desc()).execute(self._db))
             for stale in rows[1:]:
-                self._help_step(stale, "close", now, "", "", RESTART_OUTCOME, "", 0)
+                self._help_step(stale, HelpAction.CLOSE, now, "", "", RESTART_OUTCOME, "", 0)
                 self._event("help", {"ticket": stale.id, "action": "close", "outcome": RESTART_OUTCOME}, now)
             if len(rows) > 1:  # help/state is the current ticket again, not the last one closed
                 self._report_help_state(rows[0], now)
@@ -101,25 +102,25 @@ class HelpStore:
     def _help_step(self, ticket: HelpTicket, action: str, now: datetime, agent: str, text: str, outcome: str,
                    choice: str, presses: int) -> dict[str, Any]:
         """Apply one step to the ticket row (inside the caller's transaction); the event data it earns."""
-        if action in ("message", "reply"):
+        if action in (HelpAction.MESSAGE, HelpAction.REPLY):
             _text("text", text)
-            direction = "to_parker" if action == "message" else "from_parker"
+            direction = "to_parker" if action == HelpAction.MESSAGE else "from_parker"
             HelpMessage.insert(ticket_id=ticket.id, direction=direction, text=text, created=now,
                                agent=agent or None).execute(self._db)
-            if action == "message":
+            if action == HelpAction.MESSAGE:
                 return {"state": ticket.state, "agent": agent, "text": text}
             self._insert_outbox("help/from-parker", _json({"ticket": ticket.id, "text": text, "choice": choice,
                                                            "ts": _ts(now)}), 1, False, None, now)
             return {"state": ticket.state, "text": text, "choice": choice}
         changes: dict[str, Any] = {}
-        if action == "accept":
+        if action == HelpAction.ACCEPT:
             _text("agent", agent)
-            changes = {"state": "connected", "accepted_at": now, "agent": agent, "overdue": False}
-        elif action in ("overdue", "wait"):
-            changes = {"overdue": action == "overdue"}
-        elif action == "close":
+            changes = {"state": Phase.CONNECTED, "accepted_at": now, "agent": agent, "overdue": False}
+        elif action in (HelpAction.OVERDUE, HelpAction.WAIT):
+            changes = {"overdue": action == HelpAction.OVERDUE}
+        elif action == HelpAction.CLOSE:
             _text("outcome", outcome)
-            changes = {"state": "closed", "closed_at": now, "outcome": outcome, "overdue": False}
+            changes = {"state": Phase.CLOSED, "closed_at": now, "outcome": outcome, "overdue": False}
             if agent:
                 changes["agent"] = agent
             if presses:
@@ -128,7 +129,7 @@ class HelpStore:
         updated = self._one(HelpTicket, ticket.id, "help ticket")
         self._report_help_state(updated, now)
         data: dict[str, Any] = {"state": updated.state, "agent": updated.agent}
-        if action == "close":
+        if action == HelpAction.CLOSE:
             accepted = updated.accepted_at
             data.update(outcome=outcome, text=text, presses=updated.presses,
                         time_to_accept_s=None if accepted is None else _seconds(updated.opened_at, accepted),

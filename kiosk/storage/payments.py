@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from kiosk.domain.records import PaymentRecord, PaymentResultData, SessionRecord
+from kiosk.domain.records import PaymentRecord, PaymentResultData, PaymentState, SessionRecord
 from kiosk.storage.schema import ParkingSession, Payment, _utc
 from kiosk.storage.rows import _choice, _int, _payment_data, _record, _session_data, _text, _where
 
@@ -57,9 +57,9 @@ class PaymentStore:
         with self._write():
             if extends_id is not None:
                 self._one(ParkingSession, extends_id, "session")
-            Payment.insert(id=payment_id, plate=plate, zone=zone, amount=amount, currency=currency, state="pending",
-                           minutes=minutes, starts=starts, expires=expires, extends_id=extends_id, created=now,
-                           updated=now).execute(self._db)
+            Payment.insert(id=payment_id, plate=plate, zone=zone, amount=amount, currency=currency,
+                           state=PaymentState.PENDING, minutes=minutes, starts=starts, expires=expires,
+                           extends_id=extends_id, created=now, updated=now).execute(self._db)
             payment = _record(PaymentRecord, self._one(Payment, payment_id, "payment"))
         log.info("payment %s pending: %d %s in zone %s", payment_id, amount, currency, zone)
         return payment
@@ -76,7 +76,7 @@ class PaymentStore:
         _utc(now, "now")
         with self._write():
             pending = self._pending(payment_id)
-            Payment.update(state="approved", result_code=result.result_code, brand=result.brand,
+            Payment.update(state=PaymentState.APPROVED, result_code=result.result_code, brand=result.brand,
                            masked_pan=result.masked_pan, auth_code=result.auth_code, receipt_no=result.receipt_no,
                            trace_no=result.trace_no, updated=now).where(Payment.id == payment_id).execute(self._db)
             session = self._insert_session(
@@ -91,7 +91,7 @@ class PaymentStore:
 
     def fail_payment(self, payment_id: str, state: str, result_code: int | None, now: datetime) -> PaymentRecord:
         """Mark a pending payment ``declined`` or ``reversed`` and report it."""
-        _choice("state", state, ("declined", "reversed"))
+        _choice("state", state, (PaymentState.DECLINED, PaymentState.REVERSED))
         if result_code is not None:
             _int("result_code", result_code, 0)
         _utc(now, "now")
@@ -141,7 +141,7 @@ class PaymentStore:
             for pending in self._pending_rows():
                 session_id = ParkingSession.select(ParkingSession.id).where(
                     ParkingSession.payment_id == pending.id).scalar(self._db)
-                state = "reversed" if session_id is None else "approved"
+                state = PaymentState.REVERSED if session_id is None else PaymentState.APPROVED
                 Payment.update(state=state, updated=now).where(Payment.id == pending.id).execute(self._db)
                 payment = _record(PaymentRecord, self._one(Payment, pending.id, "payment"))
                 self._event("payment", _payment_data(payment, session_id), now)
@@ -159,7 +159,7 @@ class PaymentStore:
         _utc(now, "now")
         with self._write():
             row = self._one(Payment, payment_id, "payment")
-            if row.state != "approved":
+            if row.state != PaymentState.APPROVED:
                 raise ValueError(f"payment {payment_id} is {row.state}, not approved")
             if row.confirmed is None:
                 Payment.update(confirmed=now, updated=now).where(Payment.id == payment_id).execute(self._db)
@@ -172,7 +172,7 @@ class PaymentStore:
 
         Those already found unreconciled are left out: they are staff's, not the terminal's.
         """
-        query = Payment.select().where(Payment.state == "approved", Payment.confirmed.is_null(),
+        query = Payment.select().where(Payment.state == PaymentState.APPROVED, Payment.confirmed.is_null(),
                                        Payment.unreconciled.is_null()).order_by(Payment.created)
         with self._guard():
             return [_record(PaymentRecord, row) for row in query.execute(self._db)]
@@ -207,7 +207,7 @@ class PaymentStore:
             self._owed(payment_id)
             session_id = ParkingSession.select(ParkingSession.id).where(
                 ParkingSession.payment_id == payment_id).scalar(self._db)
-            Payment.update(state="reversed", updated=now).where(Payment.id == payment_id).execute(self._db)
+            Payment.update(state=PaymentState.REVERSED, updated=now).where(Payment.id == payment_id).execute(self._db)
             ParkingSession.update(kind="courtesy", payment_id=None, amount=0, currency=COURTESY_CURRENCY,
                                   reason=reason).where(ParkingSession.id == session_id).execute(self._db)
             payment = _record(PaymentRecord, self._one(Payment, payment_id, "payment"))
@@ -224,19 +224,19 @@ class PaymentStore:
             return [_record(PaymentRecord, row) for row in self._pending_rows()]
 
     def _pending_rows(self) -> list[Payment]:
-        query = Payment.select().where(Payment.state == "pending").order_by(Payment.created)
+        query = Payment.select().where(Payment.state == PaymentState.PENDING).order_by(Payment.created)
         return list(query.execute(self._db))
 
     def _owed(self, payment_id: str) -> Payment:
         """The row of an approved payment the terminal has not confirmed; NotOwed otherwise."""
         row = self._one(Payment, payment_id, "payment")
-        if row.state != "approved" or row.confirmed is not None:
+        if row.state != PaymentState.APPROVED or row.confirmed is not None:
             raise NotOwed(f"payment {payment_id} is {row.state}, confirmed {row.confirmed}: nothing to settle")
         return row
 
     def _pending(self, payment_id: str) -> Payment:
         row = self._one(Payment, payment_id, "payment")
-        if row.state != "pending":
+        if row.state != PaymentState.PENDING:
             raise ValueError(f"payment {payment_id} is {row.state}, not pending")
         return row
 

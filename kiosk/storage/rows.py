@@ -9,6 +9,7 @@ from typing import Any, Sequence, TypeVar
 
 import peewee as pw
 
+from kiosk.domain.helpdesk import Phase
 from kiosk.domain.records import FaultRecord, PaymentRecord, SessionRecord
 from kiosk.storage.schema import _utc
 
@@ -37,7 +38,7 @@ def help_state(ticket_id: str, state: str, since: datetime, opened: datetime, ag
     """The retained ``help/state`` payload (MQTT.md): the current ticket, since when it is in ``state``."""
     retained: dict[str, Any] = {"ticket": ticket_id, "state": state, "since": _ts(since), "opened": _ts(opened),
                                 "agent": agent, "overdue": overdue, "context": context}
-    if state == "closed":
+    if state == Phase.CLOSED:
         retained["outcome"] = outcome
     return _json(retained)
 

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import peewee as pw
 
+from kiosk.domain.faults import Severity
 from kiosk.domain.records import FaultRecord, OutboxRow
 from kiosk.ports import StorageError
 from kiosk.storage.schema import (
@@ -34,7 +35,7 @@ FULL_BELOW_BYTES = 1 << 20  # less free space than this on the database's file s
 SERIES_KEY = "series"
 REPLACED_KEY = "replaced"
 _UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-SEVERITIES = ("info", "warning", "critical")
+SEVERITIES = tuple(Severity)
 _MARK_CHUNK = 500  # ids per UPDATE ... IN (...), well under SQLite's variable limit
 _SQLITE_REASONS = {
     sqlite3.SQLITE_CORRUPT: "corrupt", sqlite3.SQLITE_NOTADB: "corrupt", sqlite3.SQLITE_FULL: "full",
