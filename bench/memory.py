@@ -58,7 +58,7 @@ def main() -> None:
           f"(target: < 80 MB in all, no growth)")
     if JOURNEYS >= 2000:
         print(f"growth from journey 1000 to {JOURNEYS}: {readings[JOURNEYS] - readings[1000]:+.1f} MB")
-    pages = store._db.execute_sql("PRAGMA page_count").fetchone()[0]
+    pages = store.core.db.execute_sql("PRAGMA page_count").fetchone()[0]
     print(f"sessions stored: {len(store.rows('parking_session'))}, database {pages} pages")
     devices.close()
     display.close()

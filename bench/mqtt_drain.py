@@ -82,9 +82,9 @@ def prefill(database: Path, count: int) -> None:
     store = Store.open(database, STATION, now)
     try:
         for start in range(0, count, BATCH):
-            with store._write():
+            with store.core.write():
                 for i in range(start, min(count, start + BATCH)):
-                    store._event("feedback", {"rating": 1 + i % 5, "session_id": None, "n": i}, now)
+                    store.core.add_event("feedback", {"rating": 1 + i % 5, "session_id": None, "n": i}, now)
     finally:
         store.close()
 

@@ -252,8 +252,8 @@ def main() -> None:
     setattr(pt_wire, "FdPort", TappedPort)  # the simulator wraps its pty master in whatever FdPort is when it starts
     began = time.perf_counter()
     station = Station()
-    synchronous = station.store._db.execute_sql("PRAGMA synchronous").fetchone()[0]
-    journal_mode = station.store._db.execute_sql("PRAGMA journal_mode").fetchone()[0]
+    synchronous = station.store.core.db.execute_sql("PRAGMA synchronous").fetchone()[0]
+    journal_mode = station.store.core.db.execute_sql("PRAGMA journal_mode").fetchone()[0]
     for n in range(WARM_UP):
         station.pay(n)
     to_authorization: list[float] = []

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import yaml
 
-from kiosk.mqtt import commands, uplink
+from kiosk.mqtt import commands, contract, uplink
 from kiosk.storage.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 PREFIX = "paystation/v1/{}/"
-PUBLISHERS = {"publish", "_insert_outbox", "will_set"}
+PUBLISHERS = {"publish", "insert_outbox", "will_set"}
 
 
 def spec() -> dict:
@@ -35,6 +35,13 @@ def literal(node: ast.expr) -> str | None:
         return "".join(v.value if isinstance(v, ast.Constant) else "{}" for v in node.values)
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
         return literal(node.right)
+    if isinstance(node, (ast.Name, ast.Attribute)):  # a topic named in kiosk.mqtt.contract
+        value = getattr(contract, node.id if isinstance(node, ast.Name) else node.attr, None)
+        return value if isinstance(value, str) else None
+    if isinstance(node, ast.Call) and isinstance(node.func, (ast.Name, ast.Attribute)):  # e.g. fault_topic(component)
+        name = node.func.id if isinstance(node.func, ast.Name) else node.func.attr
+        build = getattr(contract, name, None) if name.endswith("_topic") else None
+        return build("{}") if callable(build) else None
     return None
 
 
@@ -65,7 +72,7 @@ def first_literals(name: str, position: int = 0) -> set[str]:
 def code_topics() -> set[str]:
     """Every topic shape the code publishes or subscribes to (without the station prefix)."""
     published = set().union(*(first_literals(name) for name in PUBLISHERS))
-    if first_literals("_event"):
+    if first_literals("add_event"):
         published.add("event/{kind}")  # the kinds themselves: test_event_kinds_match
     published.add(commands.REPLY_SUBTREE + "{}")
     subscribed = set(uplink.SUBSCRIPTIONS)
@@ -84,7 +91,7 @@ def test_every_topic_of_the_code_is_documented_and_back() -> None:
 
 
 def test_event_kinds_match() -> None:
-    assert first_literals("_event") == set(spec()["channels"]["event"]["parameters"]["kind"]["enum"])
+    assert first_literals("add_event") == set(spec()["channels"]["event"]["parameters"]["kind"]["enum"])
 
 
 def test_command_names_match() -> None:

@@ -67,15 +67,17 @@ def top(module: str) -> str:
 
 
 # Which first-party modules each layer may import (a layer always may import itself).
+KERNEL = ("kiosk.config", "kiosk.remote_config")  # the shared kernel: settings and their remote overlay
 ALLOWED: dict[str, tuple[str, ...]] = {
     "kiosk.domain": ("kiosk.domain", "kiosk.config"),
     "kiosk.config": ("kiosk.config", "kiosk.domain"),
-    "kiosk.ports": ("kiosk.domain", "kiosk.config"),
-    "kiosk.app": ("kiosk.app", "kiosk.domain", "kiosk.ports", "kiosk.config", "kiosk.crashpoints"),
-    "kiosk.storage": ("kiosk.storage", "kiosk.domain", "kiosk.ports", "kiosk.config", "kiosk.crashpoints",
+    "kiosk.remote_config": (*KERNEL, "kiosk.domain"),
+    "kiosk.ports": ("kiosk.domain", *KERNEL),
+    "kiosk.app": ("kiosk.app", "kiosk.domain", "kiosk.ports", *KERNEL, "kiosk.crashpoints", "kiosk.mqtt.contract"),
+    "kiosk.storage": ("kiosk.storage", "kiosk.domain", "kiosk.ports", *KERNEL, "kiosk.crashpoints",
                       "kiosk.mqtt.contract"),
-    "kiosk.mqtt": ("kiosk.mqtt", "kiosk.domain", "kiosk.ports", "kiosk.config"),
-    "drivers": ("drivers", "kiosk.domain", "kiosk.ports", "kiosk.config"),
+    "kiosk.mqtt": ("kiosk.mqtt", "kiosk.domain", "kiosk.ports", *KERNEL),
+    "drivers": ("drivers", "kiosk.domain", "kiosk.ports", *KERNEL),
     "screens": ("screens", "kiosk.domain", "kiosk.config"),
     "console": ("console", "kiosk.mqtt.contract"),
 }

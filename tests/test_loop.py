@@ -96,8 +96,8 @@ def test_disk_full_during_payment_goes_out_of_service_without_charging(parts) ->
         loop.post(Tap(target))
         loop.settle()
     assert loop.state.screen is journey.Screen.DURATION
-    pages = store._db.execute_sql("PRAGMA page_count").fetchone()[0]
-    store._db.execute_sql(f"PRAGMA max_page_count = {pages}")
+    pages = store.core.db.execute_sql("PRAGMA page_count").fetchone()[0]
+    store.core.db.execute_sql(f"PRAGMA max_page_count = {pages}")
     with pytest.raises(StorageError):
         for _ in range(100_000):
             store.save_feedback(3, None, clock())  # fill the last free space of the file

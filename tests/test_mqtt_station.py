@@ -77,9 +77,9 @@ def write_events(database: Path, count: int) -> None:
     store = Store.open(database, STATION, now)
     try:
         for start in range(0, count, 1000):
-            with store._write():
+            with store.core.write():
                 for i in range(start, min(count, start + 1000)):
-                    store._event("feedback", {"rating": 1 + i % 5, "session_id": None, "n": i}, now)
+                    store.core.add_event("feedback", {"rating": 1 + i % 5, "session_id": None, "n": i}, now)
     finally:
         store.close()
 

@@ -249,7 +249,7 @@ def test_pump_makes_no_query_when_nothing_changed(store: Store, monkeypatch) -> 
     real = store.unsent_outbox
     monkeypatch.setattr(store, "unsent_outbox", lambda after, limit: reads.append(limit) or real(after, limit))
     sql: list[str] = []
-    store._db.query_hooks.append(lambda event: sql.append(event.sql))
+    store.core.db.query_hooks.append(lambda event: sql.append(event.sql))
 
     pub.connected()
     assert reads == [6]  # one read (one row more than the window) found every unsent row
@@ -328,8 +328,8 @@ def test_five_thousand_rows_drain_fully_with_random_ack_order(seed: int, window:
     rng = random.Random(seed)
     limit = min(window, receive_maximum)
     with tempfile.TemporaryDirectory() as folder, Store.open(Path(folder) / "kiosk.db", "st-0001", T0) as store:
-        with store._write():  # a backlog after a long broker outage
-            store._db.connection().executemany(
+        with store.core.write():  # a backlog after a long broker outage
+            store.core.db.connection().executemany(
                 "INSERT INTO outbox (topic, payload, qos, retain, created) VALUES ('event/test', ?, 1, 0, ?)",
                 [(json.dumps({"i": i}), "2025-03-01T12:00:00.000000Z") for i in range(5000)])
         link = FakeLink(receive_maximum=receive_maximum)

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from kiosk.storage import outbox as outbox_module
 from kiosk.storage import store as store_module
+from kiosk.storage.core import StoreCore
 from kiosk.domain.records import CommandRecord, FaultRecord, PaymentResultData
 from kiosk.storage.schema import MIGRATIONS, MODELS
 from kiosk.storage.store import Store, StorageError
@@ -73,10 +75,10 @@ def test_fresh_open_creates_schema_and_pragmas_are_in_effect(store: Store, db_pa
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert TABLES <= tables
     assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)  # persistent, in the file
-    assert store._db.execute_sql("PRAGMA journal_mode").fetchone() == ("wal",)
-    assert store._db.execute_sql("PRAGMA synchronous").fetchone() == (2,)  # FULL
-    assert store._db.execute_sql("PRAGMA foreign_keys").fetchone() == (1,)
-    assert store._db.execute_sql("PRAGMA busy_timeout").fetchone() == (5000,)
+    assert store.core.db.execute_sql("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert store.core.db.execute_sql("PRAGMA synchronous").fetchone() == (2,)  # FULL
+    assert store.core.db.execute_sql("PRAGMA foreign_keys").fetchone() == (1,)
+    assert store.core.db.execute_sql("PRAGMA busy_timeout").fetchone() == (5000,)
     assert store.rows("meta", key="schema_version") == [{"key": "schema_version", "value": str(len(MIGRATIONS))}]
     assert store.rows("counter") == [{"name": "boot", "value": BOOT0}, {"name": "seq", "value": SEQ0}]
     assert store.boot == BOOT0 and store.station_id == "st-0001"
@@ -174,7 +176,7 @@ def test_second_commit_of_the_same_payment_raises(store: Store) -> None:
 
 def test_commit_is_atomic_when_a_write_inside_fails(store: Store, monkeypatch) -> None:
     payment = store.begin_payment("B-1", "Z1", 250, "EUR", 60, T0, T0 + timedelta(hours=1), None, T0)
-    real_insert = Store._insert_outbox
+    real_insert = StoreCore.insert_outbox
     calls = []
 
     def second_insert_fails(self, *args, **kwargs):
@@ -183,7 +185,7 @@ def test_commit_is_atomic_when_a_write_inside_fails(store: Store, monkeypatch) -
             raise RuntimeError("power cut")
         return real_insert(self, *args, **kwargs)
 
-    monkeypatch.setattr(Store, "_insert_outbox", second_insert_fails)
+    monkeypatch.setattr(StoreCore, "insert_outbox", second_insert_fails)
     with pytest.raises(RuntimeError, match="power cut"):
         store.commit_paid_session(payment.id, RESULT, T0)
     assert calls == ["event/payment", "event/session"]  # failed after payment+session+1 event
@@ -456,7 +458,7 @@ def test_help_ticket_lifecycle(store: Store) -> None:
                         "text": "Gute Fahrt", "presses": 3, "time_to_accept_s": 120, "time_to_resolve_s": 180}
     [request] = store.rows("outbox", topic="help/request")
     assert (request["retain"], request["expiry_s"], request["seq"]) == (False, 120, None)
-    assert json.loads(request["payload"]) == {"ticket": ticket, "station": store._station_id,
+    assert json.loads(request["payload"]) == {"ticket": ticket, "station": store.station_id,
                                               "opened": "2025-03-01T12:00:00.000Z", "context": context}
     [said] = store.rows("outbox", topic="help/from-parker")
     assert json.loads(said["payload"]) == {"ticket": ticket, "text": "My card is declined", "choice": "card_declined",
@@ -570,7 +572,7 @@ def test_mark_sent_more_ids_than_one_statement_takes(store: Store, db_path: Path
 ])
 def test_hot_queries_use_their_index(store: Store, db_path: Path, call, index: str) -> None:
     seen = []
-    store._db.query_hooks.append(lambda event: seen.append((event.sql, event.params)))
+    store.core.db.query_hooks.append(lambda event: seen.append((event.sql, event.params)))
     call(store)
     [(sql, params)] = [(q, p) for q, p in seen if q.startswith(("SELECT", "DELETE"))]
     conn = raw(db_path)
@@ -621,10 +623,10 @@ def _pages_in_wal(wal: bytes, page_size: int) -> frozenset[int]:
 
 def test_overwritten_page_is_corrupt_and_untouched(db_path: Path) -> None:
     with Store.open(db_path, "st-0001", T0) as s:
-        with s._write():  # many rows in one transaction, to have pages to damage
+        with s.core.write():  # many rows in one transaction, to have pages to damage
             for i in range(300):
-                s._insert_outbox(f"fault/c{i}", "{}", 1, True, None, T0)
-        page_size = s._db.execute_sql("PRAGMA page_size").fetchone()[0]
+                s.core.insert_outbox(f"fault/c{i}", "{}", 1, True, None, T0)
+        page_size = s.core.db.execute_sql("PRAGMA page_size").fetchone()[0]
     assert not db_path.with_name("kiosk.db-wal").exists() or \
         db_path.with_name("kiosk.db-wal").stat().st_size == 0  # checkpointed on close
     data = bytearray(db_path.read_bytes())
@@ -677,8 +679,8 @@ def test_permissions_make_it_unwritable(tmp_path: Path, case: str) -> None:
 def test_disk_full_raises_full_and_keeps_committed_data(db_path: Path, caplog) -> None:
     s = Store.open(db_path, "st-0001", T0)
     first_payment, first_session = pay(s)
-    pages = s._db.execute_sql("PRAGMA page_count").fetchone()[0]
-    s._db.execute_sql(f"PRAGMA max_page_count = {pages}")  # this connection can't grow the file
+    pages = s.core.db.execute_sql("PRAGMA page_count").fetchone()[0]
+    s.core.db.execute_sql(f"PRAGMA max_page_count = {pages}")  # this connection can't grow the file
     with pytest.raises(StorageError) as err:
         for i in range(10_000):
             pay(s, plate=f"B-{i}")
@@ -776,10 +778,10 @@ def test_failing_migration_leaves_previous_version(db_path: Path, monkeypatch) -
 def test_corrupt_file_with_pending_wal_is_not_checkpointed(tmp_path: Path) -> None:
     live = tmp_path / "live" / "kiosk.db"
     s = Store.open(live, "st-0001", T0)
-    with s._write():
+    with s.core.write():
         for i in range(300):
-            s._insert_outbox(f"fault/c{i}", "{}", 1, True, None, T0)
-    s._db.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            s.core.insert_outbox(f"fault/c{i}", "{}", 1, True, None, T0)
+    s.core.db.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     for i in range(20):
         pay(s, plate=f"B-{i}")  # committed, but only in the WAL
     crash = tmp_path / "crash" / "kiosk.db"  # what a power cut leaves behind
@@ -888,18 +890,18 @@ def test_help_state_is_retained_and_follows_the_ticket(store: Store) -> None:
 def test_help_state_is_written_with_the_ticket_or_not_at_all(store: Store, monkeypatch) -> None:
     ticket = store.open_help_ticket({}, T0)
     before = (store.rows("help_ticket"), store.rows("outbox"), store.rows("retained"))
-    real_event = Store._event
+    real_event = StoreCore.add_event
 
     def event_fails(self, *args, **kwargs):
         raise RuntimeError("power cut")
 
-    monkeypatch.setattr(Store, "_event", event_fails)
+    monkeypatch.setattr(StoreCore, "add_event", event_fails)
     with pytest.raises(RuntimeError):
         store.record_help(ticket, "accept", T0, agent="Ana")
     with pytest.raises(RuntimeError):
         store.open_help_ticket({}, T0)
     assert (store.rows("help_ticket"), store.rows("outbox"), store.rows("retained")) == before
-    monkeypatch.setattr(Store, "_event", real_event)
+    monkeypatch.setattr(StoreCore, "add_event", real_event)
 
 
 def test_next_boot_is_durable_and_monotonic_across_reopen(db_path: Path) -> None:
@@ -943,8 +945,8 @@ def test_remote_config_round_trip(store: Store, caplog) -> None:
     assert count(store, "outbox") == 3
 
     for bad in ("{not json", "[1, 2]"):
-        with store._write():
-            store._db.execute_sql("REPLACE INTO meta (key, value) VALUES ('remote_config', ?)", (bad,))
+        with store.core.write():
+            store.core.db.execute_sql("REPLACE INTO meta (key, value) VALUES ('remote_config', ?)", (bad,))
         caplog.clear()
         assert store.remote_config() is None
         assert [r.levelname for r in caplog.records] == ["ERROR"]
@@ -957,7 +959,7 @@ def _json_text(value: dict) -> str:
 def test_remote_config_and_its_report_are_one_transaction(store: Store, monkeypatch) -> None:
     store.save_remote_config({"version": 1}, {"version": 1, "applied": True, "error": None}, T0)
     sql = []
-    store._db.query_hooks.append(lambda event: sql.append(event.sql))
+    store.core.db.query_hooks.append(lambda event: sql.append(event.sql))
     store.save_remote_config({"version": 2}, {"version": 2, "applied": True, "error": None}, T0)
     assert [q for q in sql if q in ("BEGIN IMMEDIATE", "COMMIT")] == ["BEGIN IMMEDIATE", "COMMIT"]
 
@@ -965,7 +967,7 @@ def test_remote_config_and_its_report_are_one_transaction(store: Store, monkeypa
         raise RuntimeError("power cut")
 
     before = (store.rows("meta"), store.rows("outbox"), store.rows("retained"))
-    monkeypatch.setattr(Store, "_insert_outbox", insert_fails)
+    monkeypatch.setattr(StoreCore, "insert_outbox", insert_fails)
     with pytest.raises(RuntimeError):
         store.save_remote_config({"version": 3}, {"version": 3, "applied": True, "error": None}, T0)
     assert (store.rows("meta"), store.rows("outbox"), store.rows("retained")) == before
@@ -990,7 +992,7 @@ def test_command_begin_finish_and_duplicate(store: Store) -> None:
     [row] = store.rows("command")
     assert (row["name"], row["state"], row["reply"]) == ("notice", "running", None)
     sql = []
-    store._db.query_hooks.append(lambda event: sql.append(event.sql))
+    store.core.db.query_hooks.append(lambda event: sql.append(event.sql))
     running = store.begin_command(key, "notice", T0 + timedelta(seconds=1))
     assert running == CommandRecord(key, "notice", "running", None, T0, T0)
     assert not [q for q in sql if q.startswith(("INSERT", "UPDATE", "REPLACE", "DELETE"))]  # wrote nothing
@@ -1037,19 +1039,19 @@ def test_mark_sent_runs_with_normal_sync_and_restores_full(store: Store, monkeyp
         store.save_feedback(rating, None, T0)
     ids = [r.id for r in store.unsent_outbox(0, 10)]
     sql = []
-    store._db.query_hooks.append(lambda event: sql.append(event.sql))
+    store.core.db.query_hooks.append(lambda event: sql.append(event.sql))
     assert store.mark_sent(ids[:2], T0) == 2
     assert store.outbox_depth() == 1
     assert [q for q in sql if q.startswith(("PRAGMA", "BEGIN", "COMMIT"))] == [
         "PRAGMA synchronous = NORMAL", "BEGIN IMMEDIATE", "COMMIT", "PRAGMA synchronous = FULL"]
-    assert store._db.execute_sql("PRAGMA synchronous").fetchone() == (2,)
-    monkeypatch.setattr(store_module, "_MARK_CHUNK", 0)  # range() with step 0 fails inside the transaction
+    assert store.core.db.execute_sql("PRAGMA synchronous").fetchone() == (2,)
+    monkeypatch.setattr(outbox_module, "MARK_CHUNK", 0)  # range() with step 0 fails inside the transaction
     with pytest.raises(ValueError):
         store.mark_sent(ids[2:], T0)
-    assert store._db.execute_sql("PRAGMA synchronous").fetchone() == (2,)
+    assert store.core.db.execute_sql("PRAGMA synchronous").fetchone() == (2,)
     assert store.outbox_depth() == 1
     store.save_feedback(4, None, T0)  # later writes are FULL again
-    assert store._db.execute_sql("PRAGMA synchronous").fetchone() == (2,)
+    assert store.core.db.execute_sql("PRAGMA synchronous").fetchone() == (2,)
 
 
 def test_outbox_writes_counts_queued_rows(store: Store) -> None:

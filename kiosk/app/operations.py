@@ -12,8 +12,8 @@ from kiosk.domain.payment import REQUEST_KINDS
 from kiosk.domain.events import CourtesyGranted, Event, JourneyCancelled, NoticeChanged, TerminalReport
 from kiosk.domain.staff import CourtesyArgs, Done, JourneyCancelArgs, ModeArgs, NoArgs, NoticeArgs, Refusal
 from kiosk.ports import PaymentMethod
-from kiosk.storage.help import courtesy_reason_suffix
-from kiosk.storage.rows import _ts as timestamp
+from kiosk.domain.helpdesk import courtesy_reason_suffix
+from kiosk.mqtt.contract import time_text
 from kiosk.ports import StorageError, Store
 
 __all__ = ["Operations"]
@@ -109,8 +109,8 @@ class Operations:
                                                      reason, now)
         if args.ticket is not None:
             self._post(CourtesyGranted(args.ticket, args.plate, expires))
-        return Done(f"free parking for {args.plate} until {timestamp(expires)}",
-                    {"session": session.id, "expires": timestamp(expires)})
+        return Done(f"free parking for {args.plate} until {time_text(expires)}",
+                    {"session": session.id, "expires": time_text(expires)})
 
     def _journey_cancel(self, args: JourneyCancelArgs, now: datetime) -> Done:
         state = self._state()

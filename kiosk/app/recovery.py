@@ -12,7 +12,7 @@ from kiosk.domain import helpdesk, journey
 from kiosk.domain.faults import kind_of
 from kiosk.domain.records import FaultRecord
 from kiosk import remote_config
-from kiosk.storage.rows import _ts
+from kiosk.mqtt.contract import time_text
 from kiosk.storage.store import StorageError, Store
 
 __all__ = ["open_store", "remote_settings", "restore_help", "start_fault", "storage_fault"]
@@ -37,7 +37,7 @@ def open_store(path: Path, station_id: str, now: datetime) -> tuple[Store | None
         replaced = store.replaced_at
         if replaced is not None and not store.raised_since("storage", "replaced", replaced):
             kind = kind_of("storage", "replaced")
-            message = f"{kind.message} Made anew at {_ts(replaced)}, new series {store.series}."
+            message = f"{kind.message} Made anew at {time_text(replaced)}, new series {store.series}."
             store.raise_fault("storage", "replaced", kind.severity, message, kind.parker_impact, now)
         for payment in store.resolve_pending_payments(now):
             log.warning("payment %s left pending by the last run resolved as %s", payment.id, payment.state)

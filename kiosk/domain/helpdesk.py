@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import NamedTuple
 
 from kiosk.config import TimeoutSettings
 from kiosk.domain.events import AgentSays, CourtesyGranted, Effect, Ignored, OpenHelpTicket, RecordHelp
@@ -64,6 +65,27 @@ class Phase(StrEnum):
     WAITING = "waiting"
     CONNECTED = "connected"
     CLOSED = "closed"
+
+
+class StepChange(NamedTuple):
+    """What one recorded step (a RecordHelp action) does to a ticket; None leaves that part as it was."""
+
+    phase: Phase | None
+    overdue: bool | None
+
+
+# The one table of the recorded steps and the ticket state each leads to, kept by the store
+# (kiosk.storage.help) and by a call held without storage (kiosk.mqtt.direct_help) alike.
+STEPS: dict[str, StepChange] = {
+    "accept": StepChange(Phase.CONNECTED, False),
+    "message": StepChange(None, None),  # a line to the parker
+    "reply": StepChange(None, None),  # a line from the parker
+    "overdue": StepChange(None, True),  # nobody answered in time
+    "wait": StepChange(None, False),  # the parker keeps waiting
+    "close": StepChange(Phase.CLOSED, False),
+    "refused": StepChange(None, None),  # an agent's step refused: reported, the ticket unchanged
+}
+ACTIONS = tuple(STEPS)
 
 
 @dataclass(frozen=True)
@@ -258,3 +280,8 @@ def _close(ticket: Ticket, now: datetime, outcome: str, agent: str = "", text: s
 
 def _refuse(said: AgentSays, reason: str) -> tuple[Effect, ...]:
     return (RecordHelp(said.ticket, HelpAction.REFUSED, agent=said.agent, text=reason, outcome=said.kind),)
+
+
+def courtesy_reason_suffix(ticket_id: str) -> str:
+    """How a courtesy session's reason names the help ticket it was granted in (found again after a restart)."""
+    return f" (help ticket {ticket_id})"

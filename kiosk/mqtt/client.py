@@ -8,7 +8,6 @@ across modules, that lock's invariants would have to be read in several places a
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import random
 import socket
@@ -27,11 +26,11 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from kiosk.config import MqttSettings
 from kiosk.domain.events import Event, LinkAcked, LinkDown, LinkState, LinkUp, MessageIn
+from kiosk.mqtt.contract import STATUS, station_prefix, will_payload
 
 log = logging.getLogger(__name__)
 paho_log = logging.getLogger(__name__ + ".paho")
 
-TOPIC_ROOT = "paystation/v1"
 CONTENT_TYPE = "application/json"
 MAX_PACKET_SIZE = 256 * 1024
 DEFAULT_RECEIVE_MAXIMUM = 65535
@@ -46,11 +45,6 @@ BEAT_S = 1.0
 JOIN_TIMEOUT_S = SOCKET_TIMEOUT_S + 1.0
 PUBACK_OK_BELOW = 0x80
 NORMAL_DISCONNECT = ReasonCode(PacketTypes.DISCONNECT, identifier=0)  # the broker does not send the will
-
-
-def will_payload(boot: int) -> str:
-    """The will of the connection with this boot number, exactly as the broker publishes it."""
-    return json.dumps({"state": "lost", "boot": boot}, separators=(",", ":"))
 
 
 def json_properties(packet_type: int) -> Properties:
@@ -117,7 +111,7 @@ class MqttLink:
                  subscriptions: tuple[str, ...], boot: int) -> None:
         self._settings = settings
         self._station_id = station_id
-        self._prefix = f"{TOPIC_ROOT}/{station_id}/"
+        self._prefix = station_prefix(station_id)
         self._post = post
         self._subscriptions = subscriptions
         self._address = f"{settings.host}:{settings.port}"
@@ -289,8 +283,8 @@ class MqttLink:
             conn = self._conn if self._connected else None
             client = conn.client if conn is not None else None
         done = threading.Event()
-        pending = _Pending(None, "status", done)
-        if client is not None and self._send(self._prefix + "status", offline_payload, 1, True,
+        pending = _Pending(None, STATUS, done)
+        if client is not None and self._send(self._prefix + STATUS, offline_payload, 1, True,
                                              json_properties(PacketTypes.PUBLISH), pending):
             if done.wait(timeout) and pending.ok:
                 log.info("MQTT broker %s acknowledged the offline state", self._address)
@@ -566,7 +560,7 @@ class MqttLink:
                 log.error("MQTT TLS set-up failed (ca_file %r, cert_file %r, key_file %r): %s",
                           settings.ca_file, settings.cert_file, settings.key_file, exc)
                 raise
-        client.will_set(self._prefix + "status", will_payload(conn.boot), qos=1, retain=True,
+        client.will_set(self._prefix + STATUS, will_payload(conn.boot), qos=1, retain=True,
                         properties=json_properties(PacketTypes.WILLMESSAGE))
         client.on_connect = functools.partial(self._on_connect, conn)
         client.on_subscribe = functools.partial(self._on_subscribe, conn)

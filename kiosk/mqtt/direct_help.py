@@ -6,8 +6,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from kiosk.storage.help import HELP_ACTIONS, HELP_REQUEST_EXPIRY_S
-from kiosk.storage.rows import _choice, _json, _text, _ts, help_request, help_state
+from kiosk.domain.helpdesk import ACTIONS, STEPS
+from kiosk.mqtt.contract import (
+    HELP_FROM_PARKER, HELP_REQUEST, HELP_REQUEST_EXPIRY_S, HELP_STATE, from_parker, help_request, help_state,
+)
+from kiosk.domain.refusals import TicketNotOpen, check_choice, check_text
+
+__all__ = ["DirectHelp", "Message"]
 
 # (topic, payload, retained, expiry_s): what the uplink publishes, QoS 1.
 Message = tuple[str, str, bool, int | None]
@@ -34,6 +39,7 @@ class DirectHelp:
     """
 
     def __init__(self, station_id: str) -> None:
+        """No call held yet; help/request will name ``station_id``."""
         self._station_id = station_id
         self._call: _Call | None = None
 
@@ -45,29 +51,34 @@ class DirectHelp:
         """A new call (it replaces any earlier one): its id, help/state and help/request."""
         self._call = _Call(str(uuid.uuid4()), now, context, now)
         request = help_request(self._call.id, self._station_id, now, context)
-        return self._call.id, [self._state(), ("help/request", request, False, HELP_REQUEST_EXPIRY_S)]
+        return self._call.id, [self._state(), (HELP_REQUEST, request, False, HELP_REQUEST_EXPIRY_S)]
 
     def step(self, ticket_id: str, action: str, now: datetime, *, agent: str = "", text: str = "",
              outcome: str = "", choice: str = "") -> list[Message]:
-        """The messages of one step (Store.record_help's actions); ValueError for a call this station does not hold."""
-        _choice("action", action, HELP_ACTIONS)
+        """The messages of one step (Store.record_help's actions).
+
+        TicketNotOpen for a call this station does not hold (or holds closed); InvalidValue for a bad argument.
+        """
+        check_choice("action", action, ACTIONS)
         call = self._call
         if call is None or call.id != ticket_id or call.state == "closed":
-            raise ValueError(f"help ticket {ticket_id!r} is not open")
+            raise TicketNotOpen(f"help ticket {ticket_id!r} is not open")
         if action in ("message", "refused"):
             return []  # a stored ticket reports these as events only
         if action == "reply":
-            _text("text", text)
-            return [("help/from-parker", _json({"ticket": ticket_id, "text": text, "choice": choice, "ts": _ts(now)}),
-                     False, None)]
+            check_text("text", text)
+            return [(HELP_FROM_PARKER, from_parker(ticket_id, text, choice, now), False, None)]
+        named: str | None = call.agent
         if action == "accept":
-            _text("agent", agent)
-            self._call = replace(call, state="connected", since=now, agent=agent, overdue=False)
-        elif action in ("overdue", "wait"):
-            self._call = replace(call, overdue=action == "overdue")
-        else:  # close
-            _text("outcome", outcome)
-            self._call = replace(call, state="closed", since=now, outcome=outcome, overdue=False, agent=agent or call.agent)
+            named = check_text("agent", agent)
+        elif action == "close":
+            check_text("outcome", outcome)
+            named = agent or call.agent
+        step = STEPS[action]
+        self._call = replace(call, state=call.state if step.phase is None else step.phase.value,
+                             since=call.since if step.phase is None else now, agent=named,
+                             outcome=outcome if action == "close" else call.outcome,
+                             overdue=call.overdue if step.overdue is None else step.overdue)
         return [self._state()]
 
     def _state(self) -> Message:
@@ -75,4 +86,4 @@ class DirectHelp:
         assert call is not None
         payload = help_state(call.id, call.state, call.since, call.opened, call.agent, call.overdue, call.context,
                              call.outcome)
-        return "help/state", payload, True, None
+        return HELP_STATE, payload, True, None

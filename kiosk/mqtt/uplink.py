@@ -24,11 +24,14 @@ from kiosk.mqtt.direct_help import DirectHelp, Message
 from kiosk.mqtt.publisher import OutboxPublisher
 from kiosk.domain.records import FaultRecord
 from kiosk.ports import FaultBoard, PaymentMethod, StaffOperations, StorageError, Store
-from kiosk.storage.rows import _json, _ts, fault_state
+from kiosk.mqtt.contract import (
+    CFG_DESIRED, CFG_REPORTED, COMMAND_PREFIX, FAULT_PREFIX, HELP_STATE, HELP_TO_PARKER, STATUS, TELEMETRY, fault_state,
+    fault_topic, json_text, station_prefix, time_text,
+)
 
 log = logging.getLogger(__name__)
 
-SUBSCRIPTIONS = ("cmd/#", "cfg/desired", "help/to-parker")
+SUBSCRIPTIONS = (COMMAND_PREFIX + "#", CFG_DESIRED, HELP_TO_PARKER)
 HOUSEKEEPING_S = 60
 WATCHDOG_MARGIN_S = 30
 FLUSH_S = 0.01  # the longest the loop waits for the network thread to write what it published
@@ -99,7 +102,7 @@ class Uplink:
         self._firmware = firmware
         self._boot = boot
         self._offered = boot
-        self._prefix = f"paystation/v1/{settings.station.id}/"
+        self._prefix = station_prefix(settings.station.id)
         self._started = time.monotonic()
         self._station: Station | None = None
         self._next_telemetry: datetime | None = None
@@ -146,7 +149,7 @@ class Uplink:
         Not durable (there is no database to keep it in), but staff learn that a station's storage
         is broken; it is published again at every connection until the store records that component.
         """
-        topic = f"fault/{fault.component}"
+        topic = fault_topic(fault.component)
         if stored:
             self._unstored.pop(topic, None)
             return
@@ -177,7 +180,7 @@ class Uplink:
 
     def help_stored(self) -> None:
         """A ticket was stored again: its help/state comes from the outbox, not from a call held in memory."""
-        self._unstored.pop("help/state", None)
+        self._unstored.pop(HELP_STATE, None)
 
     def persist_unstored(self, store: Store, now: datetime) -> None:
         """Write what was kept in memory while the database failed: the boot number in force and command replies.
@@ -199,12 +202,12 @@ class Uplink:
         Rows whose PUBACK could not be recorded meanwhile are published again (from the first
         unsent row, duplicates allowed), then the retained view, as after a reconnection.
         """
-        for topic in [t for t in self._unstored if t.startswith("fault/")]:
+        for topic in [t for t in self._unstored if t.startswith(FAULT_PREFIX)]:
             del self._unstored[topic]
         if self._publisher is not None and self._link is not None and self._link.connected:
             self._publisher.connected()
             self._resync = True
-        log.info("storage usable again at %s: the outbox is sent again from its first unsent row", _ts(now))
+        log.info("storage usable again at %s: the outbox is sent again from its first unsent row", time_text(now))
 
     def _publish_directly(self, messages: list[Message]) -> bool:
         """Publish now, without the outbox (retained ones are kept for the next connection); True if all went out."""
@@ -253,7 +256,7 @@ class Uplink:
     def stop(self, now: datetime) -> None:
         """Say `offline` (retained) and disconnect cleanly, so that no will is sent."""
         if self._link is not None:
-            self._link.stop(_json({"state": "offline", "boot": self._boot, "ts": _ts(now)}))
+            self._link.stop(json_text({"state": "offline", "boot": self._boot, "ts": time_text(now)}))
 
     # ---- connection ----
 
@@ -292,8 +295,8 @@ class Uplink:
         store = self._control.store
         birth = {"state": "online", "boot": self._boot, "series": store.series if store is not None else None,
                  "firmware": self._firmware, "config_version": self._settings.version, "zone": self._settings.zone.name,
-                 "ts": _ts(now)}
-        self._link.publish("status", _json(birth), 1, True)
+                 "ts": time_text(now)}
+        self._link.publish(STATUS, json_text(birth), 1, True)
 
     def _publish_retained(self) -> int:
         """Republish the station's whole retained view (fault/*, help/state, cfg/reported), unstored faults last."""
@@ -314,13 +317,13 @@ class Uplink:
     # ---- inbound ----
 
     def _message(self, event: MessageIn, now: datetime) -> None:
-        if event.topic.startswith("cmd/"):
-            request = Request(event.topic[len("cmd/"):], event.payload, event.response_topic, event.correlation,
+        if event.topic.startswith(COMMAND_PREFIX):
+            request = Request(event.topic[len(COMMAND_PREFIX):], event.payload, event.response_topic, event.correlation,
                               event.retained)
             self._command(request, now)
-        elif event.topic == "cfg/desired":
+        elif event.topic == CFG_DESIRED:
             self._desired(event.payload, now)
-        elif event.topic == "help/to-parker":
+        elif event.topic == HELP_TO_PARKER:
             self._to_parker(event, now)
         else:
             log.warning("MQTT message on %s ignored: not subscribed to it", event.topic)
@@ -448,10 +451,10 @@ class Uplink:
         store = self._control.store
         if decision.action == "reject":
             log.error("cfg/desired version %s rejected: %s", decision.version, "; ".join(decision.problems))
-            self._report_config(remote_config.reported(decision, applied, _ts(now)), None, store, now)
+            self._report_config(remote_config.reported(decision, applied, time_text(now)), None, store, now)
             return
         assert decision.settings is not None
-        report = remote_config.reported(decision, decision.settings.version, _ts(now))
+        report = remote_config.reported(decision, decision.settings.version, time_text(now))
         self._report_config(report, decision.desired, store, now)
         self._settings = decision.settings
         self._control.fault_board.clear_fault("config", now)
@@ -462,7 +465,7 @@ class Uplink:
                        now: datetime) -> None:
         if store is None:
             if self._link is not None:
-                self._link.publish("cfg/reported", _json(report), 1, True)
+                self._link.publish(CFG_REPORTED, json_text(report), 1, True)
         elif desired is None:
             store.report_config(report, now)
         else:
@@ -477,15 +480,16 @@ class Uplink:
         store = station.store
         terminal = next((f.code for f in station.state.faults if f.component == station.terminal.name), "ready")
         figures = {
-            "ts": _ts(now), "boot": self._boot, "uptime_s": int(time.monotonic() - self._started),
+            "ts": time_text(now), "boot": self._boot, "uptime_s": int(time.monotonic() - self._started),
             "outbox_depth": store.outbox_depth() if store is not None else None,
             "outbox_in_flight": self._publisher.in_flight if self._publisher is not None else 0,
-            "link": {"state": self._link.state, "since": _ts(self._link.since), "reconnects": self._link.reconnects},
+            "link": {"state": self._link.state, "since": time_text(self._link.since),
+                     "reconnects": self._link.reconnects},
             "terminal": terminal, "screen": str(station.state.screen), "config_version": self._settings.version,
             "cpu_temp_c": telemetry.cpu_temperature_c(),
             "disk_free_bytes": telemetry.disk_free_bytes(Path(self._settings.storage.database)),
         }
-        self._link.publish("telemetry", _json(figures), 0, False)
+        self._link.publish(TELEMETRY, json_text(figures), 0, False)
 
     def _housekeeping(self, now: datetime) -> None:
         station = self._control

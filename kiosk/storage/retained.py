@@ -1,4 +1,4 @@
-"""The store's side of the MQTT link: retained view, boot per connection, remote config, notice, commands."""
+"""The station's state kept for its MQTT side: retained view, boot per connection, remote config, notice, commands."""
 
 from __future__ import annotations
 
@@ -10,8 +10,13 @@ from typing import Any
 import peewee as pw
 
 from kiosk.domain.records import CommandRecord
-from kiosk.storage.schema import Command, Counter, MetaRow, Retained, _stamp, _utc
-from kiosk.storage.rows import _int, _json, _record, _text
+from kiosk.mqtt.contract import CFG_REPORTED
+from kiosk.storage.core import StoreCore
+from kiosk.storage.errors import InvalidValue, WrongState
+from kiosk.storage.rows import check_int, check_json_object, check_json_text, check_text, to_record
+from kiosk.storage.schema import Command, Counter, MetaRow, Retained, stamp, utc
+
+__all__ = ["CONNECT_KEY", "NOTICE_KEY", "REMOTE_CONFIG_KEY", "StationState"]
 
 log = logging.getLogger("kiosk.storage.store")
 
@@ -20,24 +25,18 @@ NOTICE_KEY = "notice"
 CONNECT_KEY = "last_connect"
 
 
-def _json_object(name: str, value: Any) -> str:
-    """Compact JSON of a dict; anything else, or a dict that is not JSON-serialisable, raises ValueError."""
-    if not isinstance(value, dict):
-        raise ValueError(f"{name} must be a dict, got {type(value).__name__}")
-    try:
-        return _json(value)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} is not JSON-serialisable: {exc}") from exc
+class StationState:
+    """What the station keeps for staff and the broker, beyond payments and help: each change durable."""
 
-
-class LinkStore:
-    """MQTT link methods of ``kiosk.storage.store.Store`` (which provides the transactions and the outbox)."""
+    def __init__(self, core: StoreCore) -> None:
+        """Keep the station's state in ``core``'s database."""
+        self._core = core
 
     def retained_messages(self) -> list[tuple[str, str]]:
         """(topic, payload) of every retained topic's current message, ordered by topic (for a rebirth)."""
         query = Retained.select(Retained.topic, Retained.payload).order_by(Retained.topic).tuples()
-        with self._guard():
-            return list(query.execute(self._db))
+        with self._core.guard():
+            return list(query.execute(self._core.db))
 
     def next_boot(self, now: datetime) -> int:
         """Count one more boot for a new MQTT connection, durably, and return it.
@@ -45,11 +44,11 @@ class LinkStore:
         Later events carry the new number. The first connection of a process uses ``boot``
         from ``open`` instead. Also records the time in meta ``last_connect``.
         """
-        _utc(now, "now")
-        with self._write():
-            boot = self._bump_boot(now)
-            MetaRow.replace(key=CONNECT_KEY, value=_stamp(now)).execute(self._db)
-        self._boot = boot
+        utc(now, "now")
+        with self._core.write():
+            boot = self._core.bump_boot(now)
+            MetaRow.replace(key=CONNECT_KEY, value=stamp(now)).execute(self._core.db)
+        self._core.boot = boot
         log.info("boot %d for a new MQTT connection", boot)
         return boot
 
@@ -58,32 +57,32 @@ class LinkStore:
 
         Later events carry ``boot`` (the number in force), and ``next_boot`` goes on above it.
         """
-        _int("boot", boot, 1)
-        with self._write():
-            Counter.update(value=pw.fn.MAX(Counter.value, boot)).where(Counter.name == "boot").execute(self._db)
-        self._boot = boot
+        check_int("boot", boot, 1)
+        with self._core.write():
+            Counter.update(value=pw.fn.MAX(Counter.value, boot)).where(Counter.name == "boot").execute(self._core.db)
+        self._core.boot = boot
 
     # --- remote configuration ------------------------------------------------------------------------------
 
     def save_remote_config(self, desired: dict[str, Any], reported: dict[str, Any], now: datetime) -> None:
         """Store the applied remote config and queue the retained ``cfg/reported``, together."""
-        desired_json = _json_object("desired", desired)
-        reported_json = _json_object("reported", reported)
-        _utc(now, "now")
-        with self._write():
-            MetaRow.replace(key=REMOTE_CONFIG_KEY, value=desired_json).execute(self._db)
-            self._insert_outbox("cfg/reported", reported_json, 1, True, None, now)
+        desired_json = check_json_object("desired", desired)
+        reported_json = check_json_object("reported", reported)
+        utc(now, "now")
+        with self._core.write():
+            MetaRow.replace(key=REMOTE_CONFIG_KEY, value=desired_json).execute(self._core.db)
+            self._core.insert_outbox(CFG_REPORTED, reported_json, 1, True, None, now)
 
     def report_config(self, reported: dict[str, Any], now: datetime) -> None:
         """Queue the retained ``cfg/reported`` only (a rejected desired config leaves the applied one)."""
-        reported_json = _json_object("reported", reported)
-        _utc(now, "now")
-        with self._write():
-            self._insert_outbox("cfg/reported", reported_json, 1, True, None, now)
+        reported_json = check_json_object("reported", reported)
+        utc(now, "now")
+        with self._core.write():
+            self._core.insert_outbox(CFG_REPORTED, reported_json, 1, True, None, now)
 
     def remote_config(self) -> dict[str, Any] | None:
         """The stored remote config; None if there is none or it is not a JSON object (logged as an error)."""
-        text = self._meta(REMOTE_CONFIG_KEY)
+        text = self._core.meta(REMOTE_CONFIG_KEY)
         if text is None:
             return None
         try:
@@ -101,18 +100,18 @@ class LinkStore:
     def set_notice(self, text: str | None, now: datetime) -> None:
         """Set the operator's message shown to parkers; None clears it."""
         if text is not None:
-            _text("text", text)
-        _utc(now, "now")
-        with self._write():
+            check_text("text", text)
+        utc(now, "now")
+        with self._core.write():
             if text is None:
-                MetaRow.delete().where(MetaRow.key == NOTICE_KEY).execute(self._db)
+                MetaRow.delete().where(MetaRow.key == NOTICE_KEY).execute(self._core.db)
             else:
-                MetaRow.replace(key=NOTICE_KEY, value=text).execute(self._db)
+                MetaRow.replace(key=NOTICE_KEY, value=text).execute(self._core.db)
         log.info("notice %s", "cleared" if text is None else "set")
 
     def notice(self) -> str | None:
         """The operator's message shown to parkers, None if there is none."""
-        return self._meta(NOTICE_KEY)
+        return self._core.meta(NOTICE_KEY)
 
     # --- commands ------------------------------------------------------------------------------------------
 
@@ -123,46 +122,38 @@ class LinkStore:
         stored reply (or says it is still running) and does not execute it again. ``name``
         is recorded as received (it may be empty or unknown: judging it is the caller's job).
         """
-        _text("key", key)
+        check_text("key", key)
         if not isinstance(name, str):
-            raise ValueError(f"name must be a string, got {name!r}")
-        _utc(now, "now")
-        with self._write():
-            row = Command.select().where(Command.key == key).first(self._db)
+            raise InvalidValue(f"name must be a string, got {name!r}")
+        utc(now, "now")
+        with self._core.write():
+            row = Command.select().where(Command.key == key).first(self._core.db)
             if row is not None:
-                return _record(CommandRecord, row)
-            Command.insert(key=key, name=name, state="running", created=now, updated=now).execute(self._db)
+                return to_record(CommandRecord, row)
+            Command.insert(key=key, name=name, state="running", created=now, updated=now).execute(self._core.db)
         return None
 
     def finish_command(self, key: str, reply: str, now: datetime) -> None:
         """Store the reply (compact JSON text) of a running command and mark it done."""
-        _text("reply", reply)
-        try:
-            json.loads(reply)
-        except ValueError as exc:
-            raise ValueError(f"reply must be JSON text: {exc}") from exc
-        _utc(now, "now")
-        with self._write():
-            row = self._one(Command, key, "command")
+        check_json_text("reply", reply)
+        utc(now, "now")
+        with self._core.write():
+            row = self._core.one(Command, key, "command")
             if row.state != "running":
-                raise ValueError(f"command {key!r} is {row.state}, not running")
-            Command.update(state="done", reply=reply, updated=now).where(Command.key == key).execute(self._db)
+                raise WrongState(f"command {key!r} is {row.state}, not running")
+            Command.update(state="done", reply=reply, updated=now).where(Command.key == key).execute(self._core.db)
 
     def prune_commands(self, older_than: datetime) -> int:
         """Forget commands created before ``older_than`` (running or done); returns how many."""
-        _utc(older_than, "older_than")
-        with self._write():
-            return Command.delete().where(Command.created < older_than).execute(self._db)
+        utc(older_than, "older_than")
+        with self._core.write():
+            return Command.delete().where(Command.created < older_than).execute(self._core.db)
 
     # --- terminal reports ----------------------------------------------------------------------------------
 
     def record_terminal_report(self, data: dict[str, Any], now: datetime) -> None:
         """Queue an ``event/terminal`` event, e.g. the end-of-day totals."""
-        _json_object("data", data)
-        _utc(now, "now")
-        with self._write():
-            self._event("terminal", data, now)
-
-    def _meta(self, key: str) -> str | None:
-        with self._guard():
-            return MetaRow.select(MetaRow.value).where(MetaRow.key == key).scalar(self._db)
+        check_json_object("data", data)
+        utc(now, "now")
+        with self._core.write():
+            self._core.add_event("terminal", data, now)

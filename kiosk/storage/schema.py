@@ -7,20 +7,22 @@ from datetime import datetime, timezone
 
 import peewee as pw
 
+from kiosk.storage.errors import InvalidValue
 
-def _utc(value: datetime, name: str) -> datetime:
-    """Return ``value`` in UTC; reject anything but a timezone-aware datetime."""
+
+def utc(value: datetime, name: str) -> datetime:
+    """Return ``value`` in UTC; InvalidValue for anything but a timezone-aware datetime (``name`` says which)."""
     if not isinstance(value, datetime) or value.utcoffset() is None:
-        raise ValueError(f"{name} must be a timezone-aware datetime, got {value!r}")
+        raise InvalidValue(f"{name} must be a timezone-aware datetime, got {value!r}")
     return value.astimezone(timezone.utc)
 
 
-def _stamp(value: datetime) -> str:
+def stamp(value: datetime) -> str:
     """Storage form: fixed-width ISO 8601 UTC with microseconds, so text order is time order."""
-    return _utc(value, "timestamp").replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    return utc(value, "timestamp").replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
-def _unstamp(value: str) -> datetime:
+def unstamp(value: str) -> datetime:
     """Parse the storage form back into an aware UTC datetime."""
     return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
 
@@ -29,17 +31,17 @@ def _unstamp(value: str) -> datetime:
 
 
 class UtcDateTimeField(pw.Field):
-    """An aware datetime stored as UTC text (see ``_stamp``) and read back as aware UTC."""
+    """An aware datetime stored as UTC text (see ``stamp``) and read back as aware UTC."""
 
     field_type = "TEXT"
 
     def db_value(self, value: datetime | None) -> str | None:
         """Convert to the storage form; naive datetimes raise ValueError."""
-        return None if value is None else _stamp(value)
+        return None if value is None else stamp(value)
 
     def python_value(self, value: str | None) -> datetime | None:
         """Parse the storage form."""
-        return None if value is None else _unstamp(value)
+        return None if value is None else unstamp(value)
 
 
 class _Model(pw.Model):

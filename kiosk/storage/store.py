@@ -1,122 +1,58 @@
-"""SQLite storage: opening and migrating the database, durable counters, faults, help and the outbox."""
+"""The station's SQLite database: opening, checking and migrating it, and the Store facade over its parts."""
 
 from __future__ import annotations
 
-import errno
 import logging
-import os
 import sqlite3
-import traceback
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager, suppress
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterable, Sequence
+from contextlib import suppress
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import peewee as pw
 
-from kiosk.domain.faults import Severity
-from kiosk.domain.records import FaultRecord, OutboxRow
-from kiosk.ports import StorageError
-from kiosk.storage.schema import (
-    MIGRATIONS, MODELS, Counter, Fault, Feedback, MetaRow, Outbox, ParkingSession, Retained,
-    _stamp, _unstamp, _utc,
-)
-from kiosk.storage.help import HelpStore
-from kiosk.storage.retained import LinkStore
-from kiosk.storage.payments import PaymentStore
-from kiosk.storage.rows import _choice, _int, _json, _record, _text, _ts, fault_state
+from kiosk.domain.records import CommandRecord, FaultRecord, HelpTicketRecord, OutboxRow, PaymentRecord, \
+    PaymentResultData, SessionRecord
+from kiosk.storage.core import UNIX_EPOCH, StoreCore
+from kiosk.storage.errors import FULL_BELOW_BYTES, REASONS, InvalidValue, StorageError, classify, disk_is_full
+from kiosk.storage.faults import SEVERITIES, FaultLog
+from kiosk.storage.help import HelpTickets
+from kiosk.storage.outbox import OutboxQueue
+from kiosk.storage.payments import PaymentBook
+from kiosk.storage.retained import StationState
+from kiosk.storage.schema import MIGRATIONS, MODELS, Counter, MetaRow, stamp, unstamp, utc
+from kiosk.storage.rows import check_text
+
+__all__ = ["BUSY_TIMEOUT_MS", "FULL_BELOW_BYTES", "REASONS", "REPLACED_KEY", "SERIES_KEY", "SEVERITIES",
+           "StorageError", "Store", "disk_is_full"]
 
 log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 5000
-FULL_BELOW_BYTES = 1 << 20  # less free space than this on the database's file system counts as a full disk
 SERIES_KEY = "series"
 REPLACED_KEY = "replaced"
-_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-SEVERITIES = tuple(Severity)
-_MARK_CHUNK = 500  # ids per UPDATE ... IN (...), well under SQLite's variable limit
-_SQLITE_REASONS = {
-    sqlite3.SQLITE_CORRUPT: "corrupt", sqlite3.SQLITE_NOTADB: "corrupt", sqlite3.SQLITE_FULL: "full",
-    sqlite3.SQLITE_CANTOPEN: "unwritable", sqlite3.SQLITE_READONLY: "unwritable",
-    sqlite3.SQLITE_PERM: "unwritable", sqlite3.SQLITE_AUTH: "unwritable",
-    sqlite3.SQLITE_IOERR: "io", sqlite3.SQLITE_BUSY: "io", sqlite3.SQLITE_LOCKED: "io",
-    sqlite3.SQLITE_NOMEM: "io", sqlite3.SQLITE_PROTOCOL: "io", sqlite3.SQLITE_NOLFS: "io",
-}
-_NO_ERRNO = (sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN)  # may hide ENOSPC: see disk_is_full
-_OS_UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS, errno.EEXIST, errno.ENOTDIR)
-M = TypeVar("M", bound=pw.Model)
 _TABLES: dict[str, type[pw.Model]] = {model._meta.table_name: model for model in MODELS}
 
 
-def disk_is_full(path: Path) -> bool:
-    """The file system of ``path``'s folder has less than FULL_BELOW_BYTES free, or no free inode.
+class Store:
+    """The station's SQLite database, owned by one thread (the loop); see docs/storage.md.
 
-    SQLite reports ENOSPC as SQLITE_FULL only for its own writes to the database and the WAL;
-    running out while it creates or extends the WAL index (``-shm``) or creates the WAL comes
-    back as SQLITE_IOERR or SQLITE_CANTOPEN, without the errno. False when nothing is known.
+    A facade: the work is done by its parts (payments, station state, help tickets, faults,
+    outbox), which share one StoreCore (the database, its transactions and outbox rows).
     """
-    try:
-        fs = os.statvfs(Path(path).parent)
-    except OSError:
-        return False
-    return fs.f_bavail * fs.f_frsize < FULL_BELOW_BYTES or (fs.f_files > 0 and fs.f_favail == 0)
-
-
-def _fault_record(component: str, code: str, severity: str, message: str, parker_impact: str,
-                  since: datetime) -> FaultRecord:
-    """A validated fault about to be stored."""
-    for name, value in (("component", component), ("code", code), ("message", message),
-                        ("parker_impact", parker_impact)):
-        _text(name, value)
-    _choice("severity", severity, SEVERITIES)
-    return FaultRecord(component, code, severity, message, parker_impact, _utc(since, "since"))
-
-
-def _release(exc: BaseException | None) -> None:
-    """Drop the locals of the finished frames behind ``exc``, so that keeping the error keeps no file open.
-
-    The statement that failed stays alive with the cursor in its frame, and SQLite closes a
-    connection with a live statement only once that statement is gone: whoever keeps the
-    StorageError (a log handler that keeps records, a test) would keep the database open
-    after ``close``, and with it the space of a file that was deleted meanwhile.
-    """
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        traceback.clear_frames(exc.__traceback__)
-        exc = exc.__cause__ or exc.__context__
-
-
-def _classify(exc: BaseException, path: Path) -> str | None:
-    """Map a sqlite3/peewee/OS error on ``path`` to a StorageError reason; None means a bug, not the disk."""
-    err = getattr(exc, "orig", exc)
-    if isinstance(err, sqlite3.Error):
-        code = getattr(err, "sqlite_errorcode", None)
-        if code is None:
-            return None
-        return "full" if code & 0xFF in _NO_ERRNO and disk_is_full(path) else _SQLITE_REASONS.get(code & 0xFF)
-    if isinstance(err, OSError):
-        if err.errno == errno.ENOSPC:
-            return "full"
-        return "unwritable" if err.errno in _OS_UNWRITABLE else "io"
-    return None
-
-
-class Store(PaymentStore, LinkStore, HelpStore):
-    """The station's SQLite database, owned by one thread (the loop); see docs/storage.md."""
 
     def __init__(self, db: pw.SqliteDatabase, path: Path, station_id: str) -> None:
         """Wrap a not yet connected database; use ``Store.open``."""
-        self._db = db
-        self._path = path
-        self._station_id = station_id
-        self._boot = 0
-        self._outbox_writes = 0
+        self._core = core = StoreCore(db, path, station_id)
         self._version = 0  # the schema version of the file, as far as this open has migrated it
-        self._series = ""
         self._replaced_at: datetime | None = None
+        self._payments = PaymentBook(core)
+        self._state = StationState(core)
+        self._help = HelpTickets(core)
+        self._faults = FaultLog(core)
+        self._outbox = OutboxQueue(core)
 
     @classmethod
     def open(cls, path: Path, station_id: str, now: datetime) -> Store:
@@ -129,30 +65,31 @@ class Store(PaymentStore, LinkStore, HelpStore):
         the checks is never deleted or rewritten; only an empty file this call created itself
         is removed again when it fails, so that it is not taken for a lost database later.
         """
-        _utc(now, "now")
-        _text("station_id", station_id)
+        utc(now, "now")
+        check_text("station_id", station_id)
         path = Path(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StorageError(_classify(exc, path) or "io", path, str(exc)) from exc
+            raise StorageError(classify(exc, path) or "io", path, str(exc)) from exc
         existed = path.exists()
         pragmas = [("busy_timeout", BUSY_TIMEOUT_MS), ("foreign_keys", "ON"), ("synchronous", "FULL")]
         db = pw.SqliteDatabase(str(path), pragmas=pragmas, timeout=BUSY_TIMEOUT_MS / 1000, autoconnect=False)
         store = cls(db, path, station_id)
+        core = store._core
         try:
-            with store._guard():
+            with core.guard():
                 store._version = version = store._inspect()
                 db.connect()
                 store._enable_wal()
                 store._migrate(version)
-                with store._write():
+                with core.write():
                     store._start_series(now, version, existed)
-                    store._boot = store._bump_boot(now)
-                    MetaRow.replace(key="last_boot", value=_stamp(now)).execute(db)
-                store._series = store._meta(SERIES_KEY) or ""
-                replaced = store._meta(REPLACED_KEY)
-                store._replaced_at = None if replaced is None else _unstamp(replaced)
+                    core.boot = core.bump_boot(now)
+                    MetaRow.replace(key="last_boot", value=stamp(now)).execute(db)
+                core.series = core.meta(SERIES_KEY) or ""
+                replaced = core.meta(REPLACED_KEY)
+                store._replaced_at = None if replaced is None else unstamp(replaced)
         except BaseException as exc:
             db.close()
             if not existed and store._version == 0:
@@ -163,13 +100,13 @@ class Store(PaymentStore, LinkStore, HelpStore):
             raise
         if version == 0 and existed:
             log.warning("database %s was a file without a database (lost data?): made anew", path)
-        log.info("database %s open for station %s, boot %d, series %s", path, station_id, store._boot, store._series)
+        log.info("database %s open for station %s, boot %d, series %s", path, station_id, core.boot, core.series)
         return store
 
     def close(self) -> None:
         """Close the connection (SQLite checkpoints the WAL). Safe to call twice."""
-        with self._guard():
-            self._db.close()
+        with self._core.guard():
+            self._core.db.close()
 
     def __enter__(self) -> Store:
         """Use as a context manager that closes the store."""
@@ -180,14 +117,19 @@ class Store(PaymentStore, LinkStore, HelpStore):
         self.close()
 
     @property
+    def core(self) -> StoreCore:
+        """The core the parts share (database, transactions, outbox rows): for tests and tools below this API."""
+        return self._core
+
+    @property
     def boot(self) -> int:
         """The boot number later events carry: this open's, then the newest from ``next_boot`` or ``adopt_boot``."""
-        return self._boot
+        return self._core.boot
 
     @property
     def series(self) -> str:
         """The random id of this database's event series (every event carries it with its ``seq``)."""
-        return self._series
+        return self._core.series
 
     @property
     def replaced_at(self) -> datetime | None:
@@ -197,50 +139,56 @@ class Store(PaymentStore, LinkStore, HelpStore):
     @property
     def station_id(self) -> str:
         """The station id given to ``open``."""
-        return self._station_id
+        return self._core.station_id
+
+    @property
+    def outbox_writes(self) -> int:
+        """How many outbox rows this process has queued (rolled back ones included): unchanged means nothing new."""
+        return self._core.outbox_writes
 
     def _inspect(self) -> int:
         """Check integrity and return the schema version, on a read-only connection.
 
         Read-only, so that a file that fails is not even checkpointed into when closed.
         """
-        if not self._path.exists():
+        path = self._core.path
+        if not path.exists():
             return 0
-        if not self._path.is_file():
-            raise StorageError("unwritable", self._path, "not a regular file")
-        uri = self._path.absolute().as_uri() + "?mode=ro"
+        if not path.is_file():
+            raise StorageError("unwritable", path, "not a regular file")
+        uri = path.absolute().as_uri() + "?mode=ro"
         conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
         try:
             rows = conn.execute("PRAGMA integrity_check").fetchall()
             if rows != [("ok",)]:
                 detail = "; ".join(str(row[0]) for row in rows[:5])
-                raise StorageError("corrupt", self._path, f"integrity_check: {detail}")
+                raise StorageError("corrupt", path, f"integrity_check: {detail}")
             names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
             if "meta" not in names:
                 if {name for name in names if not name.startswith("sqlite_")}:
-                    raise StorageError("corrupt", self._path, "tables present but no kiosk schema")
+                    raise StorageError("corrupt", path, "tables present but no kiosk schema")
                 return 0
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         finally:
             conn.close()
         if row is None or not row[0].isdigit():
-            raise StorageError("corrupt", self._path, f"bad schema_version {row and row[0]!r}")
+            raise StorageError("corrupt", path, f"bad schema_version {row and row[0]!r}")
         version = int(row[0])
         if version > len(MIGRATIONS):
             detail = f"schema version {version}, this firmware knows up to {len(MIGRATIONS)}"
-            raise StorageError("too_new", self._path, detail)
+            raise StorageError("too_new", path, detail)
         return version
 
     def _enable_wal(self) -> None:
-        mode = self._db.execute_sql("PRAGMA journal_mode = WAL").fetchone()[0]
+        mode = self._core.db.execute_sql("PRAGMA journal_mode = WAL").fetchone()[0]
         if mode != "wal":
-            raise StorageError("io", self._path, f"cannot use WAL journal mode, got {mode!r}")
+            raise StorageError("io", self._core.path, f"cannot use WAL journal mode, got {mode!r}")
 
     def _migrate(self, version: int) -> None:
         for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
-            with self._write():
-                migration(self._db)
-                MetaRow.replace(key="schema_version", value=str(number)).execute(self._db)
+            with self._core.write():
+                migration(self._core.db)
+                MetaRow.replace(key="schema_version", value=str(number)).execute(self._core.db)
             self._version = number
             log.info("schema migrated to version %d by %s", number, migration.__name__)
 
@@ -251,241 +199,171 @@ class Store(PaymentStore, LinkStore, HelpStore):
         database in a file that ``existed`` (and held none) is recorded as ``replaced``.
         """
         if version == 0 and existed:
-            MetaRow.replace(key=REPLACED_KEY, value=_stamp(now)).execute(self._db)
-        if Counter.select(Counter.value).where(Counter.name == "seq").scalar(self._db) == 0:
-            floor = (_utc(now, "now") - _UNIX_EPOCH) // timedelta(milliseconds=1)
-            Counter.update(value=floor).where(Counter.name == "seq").execute(self._db)
-        if self._meta(SERIES_KEY) is None:  # a new database, or one from a firmware before series
-            MetaRow.insert(key=SERIES_KEY, value=str(uuid.uuid4())).execute(self._db)
+            MetaRow.replace(key=REPLACED_KEY, value=stamp(now)).execute(self._core.db)
+        if Counter.select(Counter.value).where(Counter.name == "seq").scalar(self._core.db) == 0:
+            floor = (utc(now, "now") - UNIX_EPOCH) // timedelta(milliseconds=1)
+            Counter.update(value=floor).where(Counter.name == "seq").execute(self._core.db)
+        if self._core.meta(SERIES_KEY) is None:  # a new database, or one from a firmware before series
+            MetaRow.insert(key=SERIES_KEY, value=str(uuid.uuid4())).execute(self._core.db)
 
-    # --- transactions, errors, counters, outbox rows ---------------------------------------------------------
+    # --- payments, sessions and feedback (PaymentBook) -------------------------------------------------------------
 
-    @contextmanager
-    def _guard(self) -> Iterator[None]:
-        """Turn disk-level SQLite/OS errors into StorageError; let programming errors through."""
-        try:
-            yield
-        except (pw.PeeweeException, sqlite3.Error, OSError) as exc:
-            reason = _classify(exc, self._path)
-            if reason is None:
-                raise
-            _release(exc)
-            raise StorageError(reason, self._path, str(exc)) from exc
+    def begin_payment(self, plate: str, zone: str, amount: int, currency: str, minutes: int, starts: datetime,
+                      expires: datetime, extends_id: str | None, now: datetime) -> PaymentRecord:
+        """Record a card payment about to be asked of the terminal (state pending, no event yet)."""
+        return self._payments.begin_payment(plate, zone, amount, currency, minutes, starts, expires, extends_id, now)
 
-    @contextmanager
-    def _write(self) -> Iterator[None]:
-        """One write transaction: all of the body is committed, or none of it."""
-        with self._guard():
-            self._db.execute_sql("BEGIN IMMEDIATE")
-            try:
-                yield
-                self._db.execute_sql("COMMIT")
-            except BaseException:
-                self._rollback()
-                raise
+    def commit_paid_session(self, payment_id: str, result: PaymentResultData, now: datetime) -> SessionRecord:
+        """Approve a pending payment and create its session, with both events, in one transaction."""
+        return self._payments.commit_paid_session(payment_id, result, now)
 
-    @contextmanager
-    def _synchronous(self, level: str) -> Iterator[None]:
-        """Run the body with ``PRAGMA synchronous = level``; ``FULL`` is restored afterwards, also on error."""
-        with self._guard():
-            self._db.execute_sql(f"PRAGMA synchronous = {level}")
-        try:
-            yield
-        finally:
-            with self._guard():
-                self._db.execute_sql("PRAGMA synchronous = FULL")
+    def fail_payment(self, payment_id: str, state: str, result_code: int | None, now: datetime) -> PaymentRecord:
+        """Mark a pending payment ``declined`` or ``reversed`` and report it."""
+        return self._payments.fail_payment(payment_id, state, result_code, now)
 
-    def _rollback(self) -> None:
-        if not self._db.connection().in_transaction:
-            return  # SQLite already rolled back by itself (it may, e.g. on SQLITE_FULL)
-        try:
-            self._db.execute_sql("ROLLBACK")
-        except pw.PeeweeException:
-            log.exception("rollback failed on %s", self._path)
+    def grant_courtesy_session(self, plate: str, zone: str, minutes: int, starts: datetime, expires: datetime,
+                               reason: str, now: datetime) -> SessionRecord:
+        """Create a free session (amount 0, currency XXX, no payment) and report it."""
+        return self._payments.grant_courtesy_session(plate, zone, minutes, starts, expires, reason, now)
 
-    def _bump(self, name: str) -> int:
-        Counter.update(value=Counter.value + 1).where(Counter.name == name).execute(self._db)
-        return Counter.select(Counter.value).where(Counter.name == name).scalar(self._db)
+    def active_session(self, plate: str, zone: str, now: datetime) -> SessionRecord | None:
+        """The session of ``plate`` in ``zone`` with the latest expiry after ``now``, if any."""
+        return self._payments.active_session(plate, zone, now)
 
-    def _bump_boot(self, now: datetime) -> int:
-        """One more boot: at least the last one + 1 and at least the Unix time in seconds (see docs/storage.md)."""
-        floor = (_utc(now, "now") - _UNIX_EPOCH) // timedelta(seconds=1)
-        Counter.update(value=pw.fn.MAX(Counter.value + 1, floor)).where(Counter.name == "boot").execute(self._db)
-        return Counter.select(Counter.value).where(Counter.name == "boot").scalar(self._db)
+    def resolve_pending_payments(self, now: datetime) -> list[PaymentRecord]:
+        """At start-up, settle every pending payment: reversed, or approved if a session for it exists."""
+        return self._payments.resolve_pending_payments(now)
 
-    def _insert_outbox(self, topic: str, payload: str, qos: int, retain: bool, seq: int | None, now: datetime,
-                       expiry_s: int | None = None) -> int:
-        """Queue one message; a retained one also becomes the topic's row in ``retained``."""
-        row = dict(seq=seq, topic=topic, payload=payload, qos=qos, retain=retain, created=now)
-        if expiry_s is not None:
-            row["expiry_s"] = expiry_s
-        row_id = Outbox.insert(**row).execute(self._db)
-        if retain:
-            Retained.replace(topic=topic, payload=payload, updated=now).execute(self._db)
-        self._outbox_writes += 1
-        return row_id
+    def mark_confirmed(self, payment_id: str, now: datetime) -> PaymentRecord:
+        """Record that the terminal received the positive vending answer for an approved payment."""
+        return self._payments.mark_confirmed(payment_id, now)
 
-    def _event(self, kind: str, data: dict[str, Any], now: datetime) -> None:
-        seq = self._bump("seq")
-        envelope = {"id": str(uuid.uuid4()), "series": self._series, "seq": seq, "boot": self._boot, "ts": _ts(now),
-                    "kind": kind, "data": data}
-        self._insert_outbox(f"event/{kind}", _json(envelope), 1, False, seq, now)
+    def unconfirmed_payments(self) -> list[PaymentRecord]:
+        """Approved payments (their session is stored) whose vending answer the terminal may not have had."""
+        return self._payments.unconfirmed_payments()
 
-    def _one(self, model: type[M], key: str | int, what: str) -> M:
-        row = model.select().where(model._meta.primary_key == key).first(self._db)
-        if row is None:
-            raise ValueError(f"unknown {what} {key!r}")
-        return row
+    def mark_unreconciled(self, payment_id: str, detail: str, now: datetime) -> PaymentRecord:
+        """Record that an approved, unconfirmed payment could not be settled with the terminal, and why."""
+        return self._payments.mark_unreconciled(payment_id, detail, now)
 
-    # --- faults ------------------------------------------------------------------------------------------------
-
-    def raise_fault(self, component: str, code: str, severity: str, message: str, parker_impact: str,
-                    now: datetime) -> FaultRecord:
-        """Make ``code`` the active fault of ``component``, replacing another code.
-
-        Idempotent: raising the code that is already active writes nothing and returns it.
-        """
-        fault = _fault_record(component, code, severity, message, parker_impact, _utc(now, "now"))
-        with self._write():
-            current = self._active_fault(component)
-            if current is not None and current.code == code:
-                return _record(FaultRecord, current, since=current.raised_at)
-            fault = self._raise(fault, current, now)
-        log.warning("fault %s/%s (%s): %s", component, code, severity, message)
-        return fault
-
-    def clear_fault(self, component: str, now: datetime) -> bool:
-        """Clear the active fault of ``component``; False (and nothing written) if there is none."""
-        _utc(now, "now")
-        with self._write():
-            current = self._active_fault(component)
-            if current is None:
-                return False
-            self._clear(current, now)
-        log.info("fault %s/%s cleared", component, current.code)
-        return True
-
-    def sync_faults(self, active: Iterable[FaultRecord], cleared: Iterable[str], now: datetime) -> int:
-        """Record the faults kept in memory while the database failed, in one transaction; returns how many changed.
-
-        Each of ``active`` that is not active here with its code is raised with its own
-        ``since``; the active fault of each component in ``cleared`` (and not in ``active``) is
-        cleared now. Each change is reported as ``raise_fault`` and ``clear_fault`` report it.
-        """
-        wanted = {f.component: _fault_record(f.component, f.code, f.severity, f.message, f.parker_impact, f.since)
-                  for f in active}
-        _utc(now, "now")
-        changed = 0
-        with self._write():
-            for component in set(cleared) - set(wanted):
-                current = self._active_fault(component)
-                if current is not None:
-                    self._clear(current, now)
-                    changed += 1
-            for fault in wanted.values():
-                current = self._active_fault(fault.component)
-                if current is None or current.code != fault.code:
-                    self._raise(fault, current, now)
-                    changed += 1
-        if changed:
-            log.info("%d fault changes kept in memory recorded in the database", changed)
-        return changed
-
-    def raised_since(self, component: str, code: str, since: datetime) -> bool:
-        """Whether the fault ``component``/``code`` was raised at or after ``since`` (active or cleared)."""
-        query = Fault.select().where(Fault.component == component, Fault.code == code, Fault.raised_at >= since)
-        with self._guard():
-            return query.exists(self._db)
-
-    def active_faults(self) -> list[FaultRecord]:
-        """Every active fault, ordered by component."""
-        query = Fault.select().where(Fault.cleared_at.is_null()).order_by(Fault.component)
-        with self._guard():
-            return [_record(FaultRecord, row, since=row.raised_at) for row in query.execute(self._db)]
-
-    def _active_fault(self, component: str) -> Fault | None:
-        return Fault.select().where(Fault.component == component, Fault.cleared_at.is_null()).first(self._db)
-
-    def _raise(self, fault: FaultRecord, current: Fault | None, now: datetime) -> FaultRecord:
-        """Inside a transaction: close ``current`` (another code) in the history, insert ``fault``, report it."""
-        if current is not None:
-            Fault.update(cleared_at=now).where(Fault.id == current.id).execute(self._db)
-        fault_id = Fault.insert(component=fault.component, code=fault.code, severity=fault.severity,
-                                message=fault.message, parker_impact=fault.parker_impact,
-                                raised_at=fault.since).execute(self._db)
-        row = self._one(Fault, fault_id, "fault")
-        fault = _record(FaultRecord, row, since=row.raised_at)
-        self._report_fault(fault, True, now)
-        return fault
-
-    def _clear(self, current: Fault, now: datetime) -> None:
-        """Inside a transaction: clear the active fault ``current`` and report it."""
-        Fault.update(cleared_at=now).where(Fault.id == current.id).execute(self._db)
-        self._report_fault(_record(FaultRecord, current, since=current.raised_at), False, now)
-
-    def _report_fault(self, fault: FaultRecord, active: bool, now: datetime) -> None:
-        self._insert_outbox(f"fault/{fault.component}", fault_state(fault, active, now), 1, True, None, now)
-        self._event("fault", {"component": fault.component, "code": fault.code, "severity": fault.severity,
-                              "message": fault.message, "parker_impact": fault.parker_impact, "active": active}, now)
-
-    # --- feedback and help -------------------------------------------------------------------------------------
+    def reverse_unconfirmed_payment(self, payment_id: str, reason: str, now: datetime) -> SessionRecord:
+        """The terminal reversed an approved payment: mark it reversed and make its session a courtesy one."""
+        return self._payments.reverse_unconfirmed_payment(payment_id, reason, now)
 
     def save_feedback(self, rating: int, session_id: str | None, now: datetime) -> None:
         """Store a parker's rating (1..5), optionally for a session, and report it."""
-        _int("rating", rating, 1, 5)
-        _utc(now, "now")
-        with self._write():
-            if session_id is not None:
-                self._one(ParkingSession, session_id, "session")
-            Feedback.insert(rating=rating, session_id=session_id, created=now).execute(self._db)
-            self._event("feedback", {"rating": rating, "session_id": session_id}, now)
+        self._payments.save_feedback(rating, session_id, now)
 
-    # --- outbox, for the MQTT publisher ------------------------------------------------------------------------
+    def pending_payments(self) -> list[PaymentRecord]:
+        """Payments still waiting for the terminal's result, oldest first."""
+        return self._payments.pending_payments()
+
+    # --- the station's state: retained view, boot, remote config, notice, commands (StationState) ------------------
+
+    def retained_messages(self) -> list[tuple[str, str]]:
+        """(topic, payload) of every retained topic's current message, ordered by topic (for a rebirth)."""
+        return self._state.retained_messages()
+
+    def next_boot(self, now: datetime) -> int:
+        """Count one more boot for a new MQTT connection, durably, and return it."""
+        return self._state.next_boot(now)
+
+    def adopt_boot(self, boot: int) -> None:
+        """The link used ``boot`` while the database could not count: keep the counter at least there, durably."""
+        self._state.adopt_boot(boot)
+
+    def save_remote_config(self, desired: dict[str, Any], reported: dict[str, Any], now: datetime) -> None:
+        """Store the applied remote config and queue the retained ``cfg/reported``, together."""
+        self._state.save_remote_config(desired, reported, now)
+
+    def report_config(self, reported: dict[str, Any], now: datetime) -> None:
+        """Queue the retained ``cfg/reported`` only (a rejected desired config leaves the applied one)."""
+        self._state.report_config(reported, now)
+
+    def remote_config(self) -> dict[str, Any] | None:
+        """The stored remote config; None if there is none or it is not a JSON object (logged as an error)."""
+        return self._state.remote_config()
+
+    def set_notice(self, text: str | None, now: datetime) -> None:
+        """Set the operator's message shown to parkers; None clears it."""
+        self._state.set_notice(text, now)
+
+    def notice(self) -> str | None:
+        """The operator's message shown to parkers, None if there is none."""
+        return self._state.notice()
+
+    def begin_command(self, key: str, name: str, now: datetime) -> CommandRecord | None:
+        """Remember a command about to run: None if ``key`` is new (stored as running)."""
+        return self._state.begin_command(key, name, now)
+
+    def finish_command(self, key: str, reply: str, now: datetime) -> None:
+        """Store the reply (compact JSON text) of a running command and mark it done."""
+        self._state.finish_command(key, reply, now)
+
+    def prune_commands(self, older_than: datetime) -> int:
+        """Forget commands created before ``older_than`` (running or done); returns how many."""
+        return self._state.prune_commands(older_than)
+
+    def record_terminal_report(self, data: dict[str, Any], now: datetime) -> None:
+        """Queue an ``event/terminal`` event, e.g. the end-of-day totals."""
+        self._state.record_terminal_report(data, now)
+
+    # --- help tickets (HelpTickets) --------------------------------------------------------------------------------
+
+    def open_help_ticket(self, context: dict[str, Any], now: datetime) -> str:
+        """Open a ticket in state ``waiting``: help/state, help/request (for the agents' queue) and the event."""
+        return self._help.open_help_ticket(context, now)
+
+    def record_help(self, ticket_id: str, action: str, now: datetime, *, agent: str = "", text: str = "",
+                    outcome: str = "", choice: str = "", presses: int = 0) -> bool:
+        """Commit one step of an open ticket with its outbox rows; False if nothing was written."""
+        return self._help.record_help(ticket_id, action, now, agent=agent, text=text, outcome=outcome, choice=choice,
+                                      presses=presses)
+
+    def open_help_ticket_record(self, now: datetime) -> HelpTicketRecord | None:
+        """The ticket that was open when the station stopped, to show it again; older open ones are closed."""
+        return self._help.open_help_ticket_record(now)
+
+    # --- faults (FaultLog) -----------------------------------------------------------------------------------------
+
+    def raise_fault(self, component: str, code: str, severity: str, message: str, parker_impact: str,
+                    now: datetime) -> FaultRecord:
+        """Make ``code`` the active fault of ``component``, replacing another code."""
+        return self._faults.raise_fault(component, code, severity, message, parker_impact, now)
+
+    def clear_fault(self, component: str, now: datetime) -> bool:
+        """Clear the active fault of ``component``; False (and nothing written) if there is none."""
+        return self._faults.clear_fault(component, now)
+
+    def sync_faults(self, active: Iterable[FaultRecord], cleared: Iterable[str], now: datetime) -> int:
+        """Record the faults kept in memory while the database failed, in one transaction; returns how many changed."""
+        return self._faults.sync_faults(active, cleared, now)
+
+    def raised_since(self, component: str, code: str, since: datetime) -> bool:
+        """Whether the fault ``component``/``code`` was raised at or after ``since`` (active or cleared)."""
+        return self._faults.raised_since(component, code, since)
+
+    def active_faults(self) -> list[FaultRecord]:
+        """Every active fault, ordered by component."""
+        return self._faults.active_faults()
+
+    # --- the outbox, for the MQTT publisher (OutboxQueue) ----------------------------------------------------------
 
     def unsent_outbox(self, after_id: int, limit: int) -> list[OutboxRow]:
         """Up to ``limit`` unsent rows with id > ``after_id``, in id (= commit) order."""
-        _int("after_id", after_id, 0)
-        _int("limit", limit, 1)
-        query = (Outbox.select(Outbox.id, Outbox.seq, Outbox.topic, Outbox.payload, Outbox.qos, Outbox.retain,
-                               Outbox.expiry_s)
-                 .where(Outbox.sent.is_null(), Outbox.id > after_id).order_by(Outbox.id).limit(limit).tuples())
-        with self._guard():  # plain tuples: model instances cost a fifth of a backlog drain (docs/performance.md)
-            return [OutboxRow(i, seq, topic, payload, qos, bool(retain), expiry)
-                    for i, seq, topic, payload, qos, retain, expiry in query.execute(self._db)]
-
-    @property
-    def outbox_writes(self) -> int:
-        """How many outbox rows this process has queued (rolled back ones included): unchanged means nothing new."""
-        return self._outbox_writes
+        return self._outbox.unsent_outbox(after_id, limit)
 
     def mark_sent(self, ids: Sequence[int], now: datetime) -> int:
-        """Mark rows as delivered (PUBACK received); returns how many were newly marked.
-
-        The hottest write of a backlog drain, so its transaction commits with ``synchronous =
-        NORMAL`` (``FULL`` is restored afterwards, also on error): losing a "sent" mark on power
-        failure only causes a duplicate delivery, which at-least-once delivery allows anyway,
-        and the next ``FULL`` commit syncs the WAL, this transaction included.
-        """
-        _utc(now, "now")
-        ids = list(ids)
-        marked = 0
-        with self._synchronous("NORMAL"), self._write():
-            for start in range(0, len(ids), _MARK_CHUNK):
-                chunk = ids[start:start + _MARK_CHUNK]
-                query = Outbox.update(sent=now).where(Outbox.id.in_(chunk), Outbox.sent.is_null())
-                marked += query.execute(self._db)
-        return marked
+        """Mark rows as delivered (PUBACK received); returns how many were newly marked."""
+        return self._outbox.mark_sent(ids, now)
 
     def outbox_depth(self) -> int:
         """How many rows wait to be sent."""
-        with self._guard():
-            return Outbox.select().where(Outbox.sent.is_null()).count(self._db)
+        return self._outbox.outbox_depth()
 
     def prune_sent(self, older_than: datetime) -> int:
         """Delete rows sent before ``older_than``; returns how many. Unsent rows are never pruned."""
-        _utc(older_than, "older_than")
-        with self._write():
-            return Outbox.delete().where(Outbox.sent < older_than).execute(self._db)
+        return self._outbox.prune_sent(older_than)
 
     # --- inspection --------------------------------------------------------------------------------------------
 
@@ -493,18 +371,18 @@ class Store(PaymentStore, LinkStore, HelpStore):
         """Read-only: rows of ``table`` whose columns equal ``equals``, in insertion order.
 
         Datetimes come back as their stored text (ISO 8601 UTC, microseconds, ``Z``). An
-        unknown table or column raises ValueError naming the valid ones.
+        unknown table or column raises InvalidValue naming the valid ones.
         """
         model = _TABLES.get(table)
         if model is None:
-            raise ValueError(f"unknown table {table!r}; valid: {', '.join(_TABLES)}")
+            raise InvalidValue(f"unknown table {table!r}; valid: {', '.join(_TABLES)}")
         columns = model._meta.fields
         unknown = sorted(set(equals) - set(columns))
         if unknown:
-            raise ValueError(f"unknown column {', '.join(unknown)} in {table}; valid: {', '.join(columns)}")
+            raise InvalidValue(f"unknown column {', '.join(unknown)} in {table}; valid: {', '.join(columns)}")
         query = model.select().order_by(pw.SQL("rowid")).dicts()
         if equals:
             query = query.where(*(columns[name] == value for name, value in equals.items()))
-        with self._guard():
-            result = list(query.execute(self._db))
-        return [{k: _stamp(v) if isinstance(v, datetime) else v for k, v in row.items()} for row in result]
+        with self._core.guard():
+            result = list(query.execute(self._core.db))
+        return [{k: stamp(v) if isinstance(v, datetime) else v for k, v in row.items()} for row in result]
