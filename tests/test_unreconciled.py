@@ -26,6 +26,9 @@ DETAIL = "reversal of receipt 0001 refused: reversal not possible"
 class IdleTerminal:
     """A card terminal that is never asked anything in these tests."""
 
+    name = "card_terminal"
+    capabilities: frozenset[str] = frozenset()
+
     def start_payment(self, payment_id: str, amount: int, currency: str) -> None:
         raise AssertionError("no payment here")
 
