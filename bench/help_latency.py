@@ -12,7 +12,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import common
@@ -25,8 +25,8 @@ from kiosk.domain.events import Tap
 from kiosk.mqtt.client import json_properties
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from broker import Mosquitto  # noqa: E402  (the tests' mosquitto on a free port)
-from station_process import PREFIX, station_config  # noqa: E402
+from broker import Mosquitto
+from station_process import PREFIX, station_config
 
 ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 200
 WARM_UP = 5
@@ -144,7 +144,7 @@ def main() -> None:
             console = Listener(broker.port, SHARED, BASELINE_TOPIC)
             sender = Client(broker.port, "sender")
             settings = config.load(station_config(folder / "station", broker.port))
-            station = build_station(settings, lambda: datetime.now(timezone.utc), simulate=True, headless=True)
+            station = build_station(settings, lambda: datetime.now(UTC), simulate=True, headless=True)
             overlay = Overlay(station.display)
             results: dict[str, list[float]] = {"console": [], "screen": [], "raw": []}
             failed: list[BaseException] = []

@@ -4,17 +4,16 @@ from __future__ import annotations
 import gc
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import common
 
 from kiosk import config
-
-from kiosk.domain import journey
-from kiosk.cli.compose import CardTerminal
 from kiosk.app.loop import Loop
+from kiosk.cli.compose import CardTerminal
 from kiosk.cli.scenario import ManualClock, Runner, parse
+from kiosk.domain import journey
 from kiosk.storage.store import Store
 from screens.display import Display
 
@@ -36,7 +35,7 @@ expect screen welcome
 def main() -> None:
     """Print the figures."""
     settings = config.load(common.scratch_config())
-    clock = ManualClock(datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc))
+    clock = ManualClock(datetime(2026, 1, 5, 8, 0, tzinfo=UTC))
     store = Store.open(Path(settings.storage.database), settings.station.id, clock())
     display = Display(settings, headless=True)
     devices = CardTerminal(settings, True, (), lambda event: loop.post(event))

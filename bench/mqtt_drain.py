@@ -12,23 +12,22 @@ import tempfile
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from multiprocessing.queues import Queue
 from pathlib import Path
 from typing import Any
 
+import common
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
-
-import common
 
 from kiosk.config import MqttSettings
 from kiosk.mqtt.client import DEFAULT_RECEIVE_MAXIMUM, MAX_INFLIGHT, json_properties
 from kiosk.storage.store import Store
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from broker import Mosquitto  # noqa: E402  (the tests' mosquitto on a free port)
-from station_process import PREFIX, STATION, Station, station_config  # noqa: E402  (the tests' station subprocess)
+from broker import Mosquitto
+from station_process import PREFIX, STATION, Station, station_config
 
 EVENTS = int(sys.argv[1]) if len(sys.argv) > 1 else 50_000
 BATCH = 1000  # events per transaction when pre-filling, as tests/test_mqtt_station.py writes them
@@ -78,7 +77,7 @@ class Counter:
 
 def prefill(database: Path, count: int) -> None:
     """Commit ``count`` feedback events into a fresh station database, BATCH per transaction."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     store = Store.open(database, STATION, now)
     try:
         for start in range(0, count, BATCH):
@@ -101,7 +100,7 @@ def last_marked_sent(database: Path) -> tuple[float, int]:
     with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as conn:
         last, unsent = conn.execute("SELECT max(sent), count(*) - count(sent) FROM outbox "
                                     "WHERE topic = 'event/feedback'").fetchone()
-    return datetime.strptime(last, STAMP).replace(tzinfo=timezone.utc).timestamp(), unsent
+    return datetime.strptime(last, STAMP).replace(tzinfo=UTC).timestamp(), unsent
 
 
 def raw_ids(count: int) -> list[str]:

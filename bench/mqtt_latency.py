@@ -9,22 +9,22 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
+import common
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-import common
-
 from kiosk.mqtt.client import json_properties
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from broker import Mosquitto  # noqa: E402  (the tests' mosquitto on a free port)
-from station_process import PREFIX, Station, station_config  # noqa: E402  (the tests' station subprocess)
+from broker import Mosquitto
+from station_process import PREFIX, Station, station_config
 
 ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 300
 WARM_UP = 10
@@ -157,7 +157,7 @@ def committed_at(database: Path) -> dict[str, str]:
 
 def epoch(stamp: str) -> float:
     """A stored timestamp (microseconds) or an envelope's `ts` (milliseconds) in epoch seconds."""
-    return datetime.strptime(stamp, STAMP).replace(tzinfo=timezone.utc).timestamp()
+    return datetime.strptime(stamp, STAMP).replace(tzinfo=UTC).timestamp()
 
 
 def ratio(figure: list[float], baseline: list[float]) -> str:

@@ -1,13 +1,13 @@
 """Baseline for the idle benchmark: the same screen redrawn at 60 fps, as a naive kiosk loop would."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import common  # noqa: F401  (sets the SDL dummy driver)
 import pygame
 
-from kiosk.domain import journey
 from kiosk.config import Settings
+from kiosk.domain import journey
 from screens.display import Display
 
 
@@ -15,11 +15,11 @@ def main() -> None:
     """Redraw Welcome 60 times a second until killed."""
     settings = Settings()
     display = Display(settings, headless=True)
-    state = journey.initial(settings, datetime.now(timezone.utc))
+    state = journey.initial(settings, datetime.now(UTC))
     clock = pygame.time.Clock()
     print("ready", flush=True)
     while True:
-        display.render(state, datetime.now(timezone.utc))
+        display.render(state, datetime.now(UTC))
         clock.tick(60)
 
 

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from powercut import SETUPS, Tally, run_matrix  # noqa: E402  (the tests' power-cut engine, tests/powercut.py)
+from powercut import SETUPS, Tally, run_matrix
 
 
 def main() -> int:

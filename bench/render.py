@@ -3,19 +3,19 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import common  # noqa: F401  (sets the SDL dummy driver)
+import common
 
-from kiosk.domain import helpdesk, journey
 from kiosk.config import Settings
-from kiosk.domain.records import FaultRecord, SessionRecord
+from kiosk.domain import helpdesk, journey
 from kiosk.domain.payment import DeclineReason
+from kiosk.domain.records import FaultRecord, SessionRecord
 from screens.display import Display
 
 FRAMES = 500
-NOW = datetime(2026, 1, 5, 10, 0, tzinfo=ZoneInfo("Europe/Berlin")).astimezone(timezone.utc)
+NOW = datetime(2026, 1, 5, 10, 0, tzinfo=ZoneInfo("Europe/Berlin")).astimezone(UTC)
 
 
 def states(settings: Settings) -> dict[str, journey.State]:

@@ -7,10 +7,11 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import common
 
@@ -19,11 +20,11 @@ from drivers.payment.zvt.driver import serial_opener
 from drivers.payment.zvt.link import Link
 from drivers.payment.zvt.simulator import Behaviour
 from kiosk import config
-from kiosk.domain import journey
-from kiosk.cli.compose import CardTerminal, hand_over_quickly
-from kiosk.domain.events import Tap
 from kiosk.app.loop import Loop
+from kiosk.cli.compose import CardTerminal, hand_over_quickly
 from kiosk.cli.scenario import ManualClock
+from kiosk.domain import journey
+from kiosk.domain.events import Tap
 from kiosk.storage.store import Store
 from screens.display import Display
 
@@ -98,7 +99,7 @@ class Station:
     def __init__(self) -> None:
         hand_over_quickly()  # as `kiosk run` does
         self.settings = config.load(common.scratch_config())
-        self.clock = ManualClock(datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc))  # Monday 09:00 in Berlin: paid
+        self.clock = ManualClock(datetime(2026, 1, 5, 8, 0, tzinfo=UTC))  # Monday 09:00 in Berlin: paid
         self.store = Store.open(Path(self.settings.storage.database), self.settings.station.id, self.clock())
         self.display = Display(self.settings, headless=True)
         self.devices = CardTerminal(self.settings, True, (), lambda event: self.loop.post(event))
@@ -115,7 +116,7 @@ class Station:
             self.finished.set()
             self.display.wake()
 
-        setattr(terminal, "_finish", finished)  # the driver's payment sequence is over (its last ACK read)
+        terminal._finish = finished  # the driver's payment sequence is over (its last ACK read)
         terminal.start()
 
     def tap(self, target: str) -> None:
@@ -249,7 +250,7 @@ def ratio(figure: list[float], baseline: list[float]) -> str:
 
 def main() -> None:
     """Print the figures."""
-    setattr(pt_wire, "FdPort", TappedPort)  # the simulator wraps its pty master in whatever FdPort is when it starts
+    pt_wire.FdPort = TappedPort  # the simulator wraps its pty master in whatever FdPort is when it starts
     began = time.perf_counter()
     station = Station()
     synchronous = station.store.core.db.execute_sql("PRAGMA synchronous").fetchone()[0]

@@ -5,9 +5,10 @@ import argparse
 import functools
 import logging
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from console.agent_link import AgentLink, NotConnected
 from console.board import Board, StationView, TicketView, clean
@@ -48,7 +49,7 @@ LinkFactory = Callable[[Callable[[str, bytes, bool], None], Callable[[bool, str]
 
 def utc_now() -> datetime:
     """The wall clock, timezone-aware."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Relayed(Message):

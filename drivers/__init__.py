@@ -1,1 +1,1 @@
-"""Device adapters: payment methods, GPIO (help button, LED, door); they import only kiosk.ports, kiosk.domain and kiosk.config."""
+"""Device adapters: payment methods and GPIO (help button, LED, door), importing only ports, domain and config."""

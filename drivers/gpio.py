@@ -4,7 +4,8 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from gpiozero import LED, DigitalInputDevice
 from gpiozero.devices import GPIODevice

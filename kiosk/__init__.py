@@ -1,1 +1,1 @@
-"""The pay station service: a pure domain, the ports it is driven through, the application on the loop thread, and its adapters."""
+"""The pay station service: a pure domain, its ports, the application on the loop thread, and the adapters."""

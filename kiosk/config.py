@@ -4,17 +4,19 @@ import codecs
 import dataclasses
 import functools
 import re
-import types
 import tomllib
+import types
 import zoneinfo
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any, Mapping, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from babel.numbers import get_currency_precision, list_currencies
 
-from kiosk.domain.tariff import RateBand, Tariff, validate as validate_tariff
+from kiosk.domain.tariff import RateBand, Tariff
+from kiosk.domain.tariff import validate as validate_tariff
 
 T = TypeVar("T")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -77,7 +79,8 @@ GpioPin = Annotated[int, between(0, 27)]
 class StationSettings:
     """Identity of this station: also its MQTT client id and topic segment."""
 
-    id: Annotated[str, matches(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", "letters, digits, '_', '.', '-' (1-64, no '/', '+', '#')")] = "SIM-0001"
+    id: Annotated[str, matches(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}",
+                               "letters, digits, '_', '.', '-' (1-64, no '/', '+', '#')")] = "SIM-0001"
 
 
 @dataclass(frozen=True)
@@ -212,7 +215,8 @@ class TimeoutSettings:
 class LinkSettings:
     """Where parkers can go when the station cannot help them itself."""
 
-    receipt_url: Annotated[str, matches(r"https?://\S+", "an http(s) URL; {station} and {payment} are filled in")] = "https://receipts.example.org/{station}/{payment}"
+    receipt_url: Annotated[str, matches(r"https?://\S+",
+                                        "an http(s) URL; {station} and {payment} are filled in")] = "https://receipts.example.org/{station}/{payment}"
     app_url: Annotated[str, matches(r"(https?://\S+)?", "an http(s) URL or empty")] = "https://pay.example.org/zone"
     help_phone: str = ""
     nearest_station: str = ""
@@ -349,7 +353,8 @@ def _convert_dataclass(value: Any, cls: type, key: str, source: str, problems: l
     hints = get_type_hints(cls, include_extras=True)
     names = {f.name for f in dataclasses.fields(cls)}
     for unknown in sorted(set(value) - names):
-        problems.append(Problem(source, _join(key, unknown), "unknown key; valid keys here: " + ", ".join(sorted(names))))
+        problems.append(Problem(source, _join(key, unknown),
+                                "unknown key; valid keys here: " + ", ".join(sorted(names))))
     kwargs: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
         if f.name in value:
@@ -365,7 +370,8 @@ def _join(prefix: str, name: str) -> str:
 
 
 def _describe(value: Any) -> str:
-    kinds = {bool: "a boolean", int: "an integer", float: "a decimal number", str: "a string", list: "a list", dict: "a table"}
+    kinds = {bool: "a boolean", int: "an integer", float: "a decimal number", str: "a string", list: "a list",
+             dict: "a table"}
     return f"{kinds.get(type(value), type(value).__name__)} ({value!r})"
 
 
@@ -423,7 +429,8 @@ def _cross_checks(settings: Settings, source: str) -> list[Problem]:
         if not band.days:
             problems.append(Problem(source, f"tariff.bands[{i}].days", "expected at least one weekday"))
         if band.end != "24:00" and _minute_of_day(band.end) <= _minute_of_day(band.start):
-            problems.append(Problem(source, f"tariff.bands[{i}]", f"end {band.end} must be after start {band.start} (split bands that cross midnight)"))
+            problems.append(Problem(source, f"tariff.bands[{i}]",
+                                    f"end {band.end} must be after start {band.start} (split bands that cross midnight)"))
         try:
             parse_amount(band.rate_per_hour, currency)
         except AmountError as exc:
@@ -439,12 +446,18 @@ def _cross_checks(settings: Settings, source: str) -> list[Problem]:
     t = settings.tariff
     for i, pick in enumerate(t.quick_picks_minutes):
         if pick % t.increment_minutes or not t.minimum_minutes <= pick <= t.maximum_minutes:
-            problems.append(Problem(source, f"tariff.quick_picks_minutes[{i}]", f"expected a multiple of {t.increment_minutes} between {t.minimum_minutes} and {t.maximum_minutes}, got {pick}"))
+            problems.append(Problem(source, f"tariff.quick_picks_minutes[{i}]",
+                                    f"expected a multiple of {t.increment_minutes} between {t.minimum_minutes} "
+                                    f"and {t.maximum_minutes}, got {pick}"))
     if settings.languages.default not in settings.languages.available:
-        problems.append(Problem(source, "languages.default", f"expected one of languages.available {list(settings.languages.available)}, got {settings.languages.default!r}"))
+        problems.append(Problem(source, "languages.default",
+                                f"expected one of languages.available {list(settings.languages.available)}, "
+                                f"got {settings.languages.default!r}"))
     landscape = settings.screen.width >= settings.screen.height
     if landscape != (settings.screen.orientation == "landscape"):
-        problems.append(Problem(source, "screen.orientation", f"{settings.screen.orientation!r} does not match {settings.screen.width}x{settings.screen.height}"))
+        problems.append(Problem(source, "screen.orientation",
+                                f"{settings.screen.orientation!r} does not match "
+                                f"{settings.screen.width}x{settings.screen.height}"))
     if settings.timeouts.warning_s >= settings.timeouts.inactivity_s:
         problems.append(Problem(source, "timeouts.warning_s", "expected less than timeouts.inactivity_s"))
     mqtt = settings.mqtt

@@ -13,18 +13,25 @@ root (kiosk.cli.compose) picks the real or simulated adapter behind each one:
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable, Protocol, Sequence
+from typing import Any, Protocol
 
 from kiosk.domain.events import Event, TerminalReport
-from kiosk.domain.records import (
-    CommandRecord, FaultRecord, HelpTicketRecord, OutboxRow, PaymentRecord, PaymentResultData, SessionRecord,
-)
 from kiosk.domain.helpdesk import LedPattern
 from kiosk.domain.journey import State
-from kiosk.domain.staff import Done
 from kiosk.domain.payment import Capability
+from kiosk.domain.records import (
+    CommandRecord,
+    FaultRecord,
+    HelpTicketRecord,
+    OutboxRow,
+    PaymentRecord,
+    PaymentResultData,
+    SessionRecord,
+)
+from kiosk.domain.staff import Done
 
 Post = Callable[[Event], None]
 """Queue an event for the loop, from any thread (adapters' only way in)."""
@@ -275,7 +282,7 @@ class OutboxLedger(Protocol):
 
 
 class StationLedger(Protocol):
-    """The station's own state: boot numbers and event series, commands run at most once, notice, remote configuration, reports."""
+    """The station's own state: boot numbers, event series, commands run at most once, notice, remote configuration."""
 
     @property
     def boot(self) -> int:

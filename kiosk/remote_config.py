@@ -79,11 +79,13 @@ def decide(base: config.Settings, applied_version: int, payload: bytes) -> Decis
         return Decision("reject", None, problems=(f"expected a JSON object, got {type(desired).__name__}",))
     version = desired.get("version")
     if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= 2**31 - 1:
-        return Decision("reject", None, problems=(f"version: expected an integer from 1 to {2**31 - 1}, got {version!r}",))
+        return Decision("reject", None,
+                        problems=(f"version: expected an integer from 1 to {2**31 - 1}, got {version!r}",))
     if version == applied_version:
         return Decision("same", version)
     if version < applied_version:
-        return Decision("reject", version, problems=(f"version {version} is older than the applied version {applied_version}",))
+        return Decision("reject", version,
+                        problems=(f"version {version} is older than the applied version {applied_version}",))
     try:
         settings = overlay(base, desired)
     except config.ConfigError as exc:

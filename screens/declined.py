@@ -44,14 +44,16 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
     info, app = split(main, [Flex(), m.px(220) if app_url else 0], m.gap * 2)
 
     title_box, next_box, terminal_box = rows(info, [m.px(100), Flex(), m.px(90)], m.gap)
-    frame.text(_(REASONS.get(reason, OTHER_REASON)), title_box, size=m.title, bold=True, fg=p.error, min_size=m.title_min, valign="bottom")
+    frame.text(_(REASONS.get(reason, OTHER_REASON)), title_box, size=m.title, bold=True, fg=p.error,
+               min_size=m.title_min, valign="bottom")
     next_step = _(NEXT_STEPS.get(reason, OTHER_NEXT_STEP))
     if app_url:
         next_step += "\n" + _("You can also pay by app: scan the QR code.")
     frame.text(next_step, next_box, size=m.body)
     if decline is not None and decline.terminal_text and reason in TERMINAL_TEXT_REASONS:
         frame.box(terminal_box, p.card, p.border)
-        frame.text(_("Card terminal: {text}").format(text=decline.terminal_text), terminal_box.inflate(-m.px(20), -m.px(8)),
+        frame.text(_("Card terminal: {text}").format(text=decline.terminal_text), terminal_box.inflate(-m.px(20),
+                                                                                                       -m.px(8)),
                    size=m.body, bg=p.card, valign="middle")
     if app_url:
         frame.qr(app_url, _("Pay by app"), app)

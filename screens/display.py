@@ -6,8 +6,8 @@ import os
 import pathlib
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
-from typing import Callable
 
 import pygame
 

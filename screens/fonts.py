@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import functools
 from collections import OrderedDict
-from typing import Callable, Generic, Hashable, Iterable, TypeVar
+from collections.abc import Callable, Hashable, Iterable
+from typing import Generic, TypeVar
 
 import fontpkg
 import pygame

@@ -8,8 +8,8 @@ from datetime import datetime
 import pygame
 
 from kiosk.domain import helpdesk
-from kiosk.domain.journey import State
 from kiosk.domain.helpdesk import Line, Phase, Ticket
+from kiosk.domain.journey import State
 from screens.fonts import LRU
 from screens.i18n import N_, Translate, format_when
 from screens.theme import Color

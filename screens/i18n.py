@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import functools
 import gettext
+from collections.abc import Callable, Iterable
 from datetime import datetime, tzinfo
 from decimal import Decimal
 from pathlib import Path
-from typing import Callable, Iterable
 from zoneinfo import ZoneInfo
 
 from babel import Locale, UnknownLocaleError

@@ -16,7 +16,8 @@ TITLES = {
     faults.ParkerImpact.OUT_OF_SERVICE: N_("This pay station is out of service"),
 }
 REASONS = {
-    faults.ParkerImpact.NO_CARD_PAYMENT: N_("The card terminal is not working, so you cannot pay by card here at the moment."),
+    faults.ParkerImpact.NO_CARD_PAYMENT:
+        N_("The card terminal is not working, so you cannot pay by card here at the moment."),
     faults.ParkerImpact.OUT_OF_SERVICE: N_("This station cannot take payments at the moment."),
 }
 def impact(state: State) -> faults.ParkerImpact:
@@ -52,7 +53,8 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
     band = frame.rect.copy()
     band.h = m.px(90)
     frame.fill(p.alert, band)
-    frame.text(_(TITLES[kind]), band.inflate(-2 * m.margin, -m.px(8)), size=m.title, bold=True, fg=p.on_alert, min_size=m.title_min,
+    frame.text(_(TITLES[kind]), band.inflate(-2 * m.margin, -m.px(8)), size=m.title, bold=True, fg=p.on_alert,
+               min_size=m.title_min,
                bg=p.alert, valign="middle")
 
     content = frame.content()

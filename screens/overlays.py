@@ -60,7 +60,8 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
         help.draw(frame, card(frame, (16, 12), help.card_limit(state)), state, now)
     elif kind == WARNING:
         title_box, body_box, button_box = rows(card(frame, (60, 40), (640, 360)), [m.px(100), Flex(), m.primary], m.gap)
-        frame.text(_("Do you need more time?"), title_box, size=m.title, bold=True, min_size=m.title_min, bg=p.card, align="center",
+        frame.text(_("Do you need more time?"), title_box, size=m.title, bold=True, min_size=m.title_min, bg=p.card,
+                   align="center",
                    valign="middle")
         body = _("The screen will reset in {seconds} s and your entries will be cleared.").format(
             seconds=seconds_left(state, now))

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from kiosk.domain.journey import State
 from kiosk.domain.helpdesk import Phase
+from kiosk.domain.journey import State
 from screens.help import agent_name, say
 from screens.i18n import format_money
 from screens.widgets import Flex, Frame, cols, rows
@@ -19,12 +19,14 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
     if payment is not None:
         frame.text(format_money(payment.amount, payment.currency, state.language), amount_box, size=m.huge, bold=True,
                    align="center", valign="middle")
-    frame.text(_("Present your card to the terminal"), title_box, size=m.title, bold=True, min_size=m.title_min, align="center", valign="middle")
+    frame.text(_("Present your card to the terminal"), title_box, size=m.title, bold=True, min_size=m.title_min,
+               align="center", valign="middle")
 
     frame.box(status_box, p.card, p.border)
     inner = status_box.inflate(-m.px(32), -m.px(16))
     if payment is not None and payment.status_text:
-        frame.text(payment.status_text, inner, size=m.title, min_size=m.title_min, bg=p.card, align="center", valign="middle")
+        frame.text(payment.status_text, inner, size=m.title, min_size=m.title_min, bg=p.card, align="center",
+                   valign="middle")
     else:
         frame.text(_("Waiting for the card terminal…"), inner, size=m.body, fg=p.muted, bg=p.card, align="center",
                    valign="middle")

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import pygame
 import segno
@@ -125,16 +125,20 @@ class Frame:
         self.pairs.add((fg, bg))
         return used
 
-    def _fit(self, text: str, width: int, height: int, size: int, bold: bool, min_size: int) -> tuple[int, tuple[str, ...]]:
+    def _fit(self, text: str, width: int, height: int, size: int, bold: bool, min_size: int) -> tuple[int, tuple[str,
+                                                                                                                 ...]]:
         key = (text, width, height, size, bold, min_size)
         return _LAYOUTS.get(key, lambda: self._layout(text, width, height, size, bold, min_size))
 
-    def _layout(self, text: str, width: int, height: int, size: int, bold: bool, min_size: int) -> tuple[int, tuple[str, ...]]:
+    def _layout(self, text: str, width: int, height: int, size: int, bold: bool, min_size: int) -> tuple[int,
+                                                                                                         tuple[str,
+                                                                                                               ...]]:
         current = size
         while True:
             lines = self._wrap(text, width, current, bold)
             step = self.fonts.linesize(current, bold)
-            fits = len(lines) * step <= height and all(self.fonts.size(line, current, bold)[0] <= width for line in lines)
+            fits = len(lines) * step <= height and all(self.fonts.size(line, current,
+                                                                       bold)[0] <= width for line in lines)
             if fits or current <= min_size:
                 break
             current = max(min_size, self.m.smaller(current))
@@ -218,7 +222,8 @@ class Frame:
         pygame.draw.rect(self.surface, p.plate_band, band, border_top_left_radius=self.m.px(8),
                          border_bottom_left_radius=self.m.px(8))
         pygame.draw.rect(self.surface, p.on_plate, rect, width=border, border_radius=self.m.px(8))
-        inner = pygame.Rect(band.right, rect.y, rect.right - band.right, rect.h).inflate(-2 * border - self.m.px(8), -2 * border)
+        inner = pygame.Rect(band.right, rect.y, rect.right - band.right, rect.h).inflate(-2 * border - self.m.px(8),
+                                                                                         -2 * border)
         size = rect.h * 62 // 100
         caret = self.m.px(4) if cursor else 0
         used = self.text(text, inner.inflate(-2 * caret, 0), size=size, bold=True, fg=p.on_plate, bg=p.plate,
@@ -261,7 +266,8 @@ class Frame:
         line = self.fonts.linesize(self.m.small, True)
         side = min(rect.w, rect.h - line - self.m.px(4))
         p = self.palette
-        code = _QR_CODES.get((data, side, p.qr_dark, p.qr_light), lambda: _qr_surface(data, side, p.qr_dark, p.qr_light))
+        code = _QR_CODES.get((data, side, p.qr_dark, p.qr_light), lambda: _qr_surface(data, side, p.qr_dark,
+                                                                                      p.qr_light))
         placed = code.get_rect(centerx=rect.centerx, centery=rect.centery - (line + self.m.px(4)) // 2)
         self.surface.blit(code, placed)
         below = pygame.Rect(rect.x, placed.bottom + self.m.px(4), rect.w, line)

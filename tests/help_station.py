@@ -6,14 +6,16 @@ read the screen, while the station talks to a real broker over its real MQTT lin
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from conftest import wait_for
+from station_process import station_config
+
 from kiosk import config
 from kiosk.cli.compose import Station, build_station
-from station_process import station_config
 
 if TYPE_CHECKING:
     from mqtt_client import Received, Staff
@@ -21,7 +23,7 @@ if TYPE_CHECKING:
 
 def utc_now() -> datetime:
     """The station's clock: real time, as in production."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def start_station(folder: Path, port: int, **mqtt: object) -> Station:
@@ -54,7 +56,7 @@ def screen_says(station: Station, text: str) -> bool:
     return any(text in drawn for drawn in station.display.texts())
 
 
-def station_publishes(station: Station, staff: "Staff", condition: Callable[[list["Received"]], object],
+def station_publishes(station: Station, staff: Staff, condition: Callable[[list[Received]], object],
                       timeout: float, what: str) -> Any:
     """Run the station's loop until ``condition(staff.messages)`` is truthy; return its value."""
     found: list[object] = []

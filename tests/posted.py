@@ -5,6 +5,7 @@ import threading
 from typing import Any
 
 from conftest import wait_for
+
 from kiosk.domain.events import Event
 
 

@@ -18,13 +18,14 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
-from drivers.payment.zvt.simulator import PAIRINGS
 from powercut_checks import Journal, unsettled_payments, violations
 from powercut_terminal import READY, SCRIPTED
+
+from drivers.payment.zvt.simulator import PAIRINGS
 
 log = logging.getLogger("powercut")
 

@@ -4,26 +4,26 @@ import os
 os.environ["SDL_VIDEODRIVER"] = "dummy"
 os.environ["SDL_AUDIODRIVER"] = "dummy"
 
-from dataclasses import replace  # noqa: E402
-from datetime import UTC, datetime, timedelta  # noqa: E402
-from pathlib import Path  # noqa: E402
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-import pygame  # noqa: E402
-import pytest  # noqa: E402
+import pygame
+import pytest
 
-from kiosk.domain import journey
-
-from kiosk.domain import helpdesk  # noqa: E402
-from kiosk.config import LanguageSettings, LinkSettings, ScreenSettings, Settings  # noqa: E402
-from kiosk.domain.journey import Decline, Payment, Screen  # noqa: E402
-from kiosk.domain.helpdesk import Line, Phase, Ticket  # noqa: E402
-from kiosk.domain.records import FaultRecord, SessionRecord  # noqa: E402
-from screens import display as display_module  # noqa: E402
-from screens import theme  # noqa: E402
-from screens.display import Display  # noqa: E402
-from screens.fonts import Fonts  # noqa: E402
-from screens.widgets import Frame  # noqa: E402
-
+from kiosk.config import LanguageSettings, LinkSettings, ScreenSettings, Settings
+from kiosk.domain import (
+    helpdesk,
+    journey,
+)
+from kiosk.domain.helpdesk import Line, Phase, Ticket
+from kiosk.domain.journey import Decline, Payment, Screen
+from kiosk.domain.records import FaultRecord, SessionRecord
+from screens import display as display_module
+from screens import theme
+from screens.display import Display
+from screens.fonts import Fonts
+from screens.widgets import Frame
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # Monday 10:00 in Berlin
 SCREENS_DIR = Path(__file__).resolve().parents[1] / "screens"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import ast
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
@@ -110,7 +110,7 @@ def test_the_scan_sees_the_known_publishers() -> None:
 
 
 def test_the_event_envelope_is_the_documented_one(tmp_path: Path) -> None:
-    now = datetime(2026, 11, 22, 9, 14, 3, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 22, 9, 14, 3, tzinfo=UTC)
     with Store.open(tmp_path / "kiosk.db", "ST-1", now) as store:
         store.save_feedback(5, None, now)
         [row] = store.rows("outbox")

@@ -11,18 +11,17 @@ import signal
 import ssl
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.reasoncodes import ReasonCode
-
 from broker import Mosquitto, free_port
 from certs import CertFiles, Pki, make_pki
 from conftest import ROOT, wait_for
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
 
 SCRIPT = ROOT / "provisioning" / "broker_accounts.py"
 TIMEOUT_S = 5.0

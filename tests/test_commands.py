@@ -1,8 +1,8 @@
 """Operator commands: validation of names, payloads and arguments before anything runs."""
 import pytest
 
-from kiosk.mqtt import commands
 from kiosk.domain.staff import CourtesyArgs, ModeArgs, NoArgs, NoticeArgs, Refusal
+from kiosk.mqtt import commands
 from kiosk.mqtt.commands import Request
 
 PREFIX = "paystation/v1/ST-1/"

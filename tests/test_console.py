@@ -10,25 +10,26 @@ import sys
 import threading
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from paho.mqtt.client import topic_matches_sub
-
 from broker import Mosquitto
 from certs import make_pki
+from console_pilot import activity, console, rows
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from mqtt_client import Staff
+from paho.mqtt.client import topic_matches_sub
+
 from console import app as console_app
 from console import command as console_command
 from console.agent_link import AgentLink, check_agent, parse_broker_url, subscriptions
 from console.app import FormScreen
 from console.board import Board
-from console_pilot import activity, console, rows
-from mqtt_client import Staff
 
-T0 = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 ST1, ST2 = "ST-1", "ST-2"
 TICKET_A = "0a0a0a0a-0000-4000-8000-00000000000a"
 TICKET_B = "0b0b0b0b-0000-4000-8000-00000000000b"
@@ -356,7 +357,7 @@ def test_the_link_reconnects_subscribes_again_and_times_out_commands(broker) -> 
 
         broker.restart()
         recorder.wait(lambda: any(not up for up, _ in recorder.states), "the disconnection")
-        assert [text for up, text in recorder.states if not up][0].startswith("reconnecting: ")
+        assert next(text for up, text in recorder.states if not up).startswith("reconnecting: ")
         recorder.wait(lambda: recorder.states[-1][0], "the reconnection")
         staff = Staff(broker.port)
         staff.publish(topic(ST1, "status"), js({"state": "online", "boot": 1}), retain=True)
@@ -435,7 +436,7 @@ def test_a_refresh_timer_firing_while_the_console_closes_is_harmless(broker) -> 
 def test_console_shows_the_station_and_talks_to_the_parker(broker, tmp_path) -> None:
     station = FakeStation(broker.port)
     station.subscribe(topic("+", "help/to-parker"), topic("+", "cmd/#"))
-    opened = datetime.now(timezone.utc) - timedelta(seconds=75)
+    opened = datetime.now(UTC) - timedelta(seconds=75)
     publish_station(station, opened)
 
     async def scenario() -> None:
@@ -501,7 +502,7 @@ def test_console_shows_the_station_and_talks_to_the_parker(broker, tmp_path) -> 
 
 def test_two_consoles_see_every_ticket_but_one_gets_the_offer(broker) -> None:
     station = FakeStation(broker.port)
-    opened = datetime.now(timezone.utc)
+    opened = datetime.now(UTC)
     publish_station(station, opened)
 
     async def scenario() -> None:

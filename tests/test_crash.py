@@ -12,8 +12,8 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, run_kiosk, wait_for
+
 from drivers.payment.zvt.simulator import PAIRINGS, Behaviour, Simulator, open_pty
 
 PT_T2_S = 0.5  # the simulated terminal's repeat timer, short so that restarts are quick

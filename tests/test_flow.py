@@ -1,24 +1,49 @@
 """Journey state machine: every transition, timeouts, and illegal events in every state."""
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from kiosk.domain import journey
 from kiosk.config import Settings
+from kiosk.domain import journey
 from kiosk.domain.events import (
-    BeginPayment, CancelPayment, CommitFailed, CommitSession, ConfirmPayment, FailPayment,
-    AgentSays, FaultsChanged, HelpPressed, HelpReleased, HelpTicketFailed, HelpTicketOpened, Ignored, JourneyCancelled, LookupSession, NoticeChanged, OpenHelpTicket, RecordHelp,
-    PaymentAuthorized, PaymentDeclined, PaymentNotStarted, PaymentPending, SaveFeedback, SessionCommitted,
-    SessionLookedUp, SettingsChanged, Tap, TerminalStatus, Tick,
+    AgentSays,
+    BeginPayment,
+    CancelPayment,
+    CommitFailed,
+    CommitSession,
+    ConfirmPayment,
+    FailPayment,
+    FaultsChanged,
+    HelpPressed,
+    HelpReleased,
+    HelpTicketFailed,
+    HelpTicketOpened,
+    Ignored,
+    JourneyCancelled,
+    LookupSession,
+    NoticeChanged,
+    OpenHelpTicket,
+    PaymentAuthorized,
+    PaymentDeclined,
+    PaymentNotStarted,
+    PaymentPending,
+    RecordHelp,
+    SaveFeedback,
+    SessionCommitted,
+    SessionLookedUp,
+    SettingsChanged,
+    Tap,
+    TerminalStatus,
+    Tick,
 )
 from kiosk.domain.journey import Screen
 from kiosk.domain.payment import DeclineReason
 from kiosk.domain.records import FaultRecord, PaymentResultData, SessionRecord
 
 BERLIN = ZoneInfo("Europe/Berlin")
-NOW = datetime(2026, 1, 5, 10, 0, tzinfo=BERLIN).astimezone(timezone.utc)  # a Monday, 2.00 EUR/h band
+NOW = datetime(2026, 1, 5, 10, 0, tzinfo=BERLIN).astimezone(UTC)  # a Monday, 2.00 EUR/h band
 SETTINGS = Settings()
 RESULT = PaymentResultData(0, "Visa", "411111******1111", "123456", "0001", "000001")
 

@@ -6,11 +6,11 @@ import os
 os.environ["SDL_VIDEODRIVER"] = "dummy"
 os.environ["SDL_AUDIODRIVER"] = "dummy"
 
-import pygame  # noqa: E402
+import pygame
 
-from kiosk.config import Settings  # noqa: E402
-from screens.display import Display  # noqa: E402
-from screens.fonts import Fonts  # noqa: E402
+from kiosk.config import Settings
+from screens.display import Display
+from screens.fonts import Fonts
 
 INK, PAPER = (20, 30, 40), (250, 240, 230)
 

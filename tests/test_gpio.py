@@ -1,12 +1,12 @@
 """Help button, help LED and door switch: the real gpiozero devices over gpiozero's MockFactory pins."""
 import threading
 import time
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from conftest import wait_for
-from posted import Posted
 from gpiozero import Device
+from posted import Posted
 
 from drivers.gpio import BLINK_OFF_S, BLINK_ON_S, GpioUnavailable, HelpPanel
 from drivers.gpio_sim import SimulatedHelpPanel, mock_pin_factory

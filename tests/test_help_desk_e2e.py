@@ -4,30 +4,31 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pygame
 import pytest
-
 from broker import Mosquitto
-from console.app import ConsoleApp, FormScreen
 from console_pilot import activity, console, rows
 from help_station import press_help, screen_says
-from kiosk import config
-from kiosk.domain import helpdesk
-from kiosk.cli.compose import Station, build_station
-from kiosk.domain.events import Tap
-from kiosk.cli.scenario import ManualClock
 from mqtt_client import Staff
 from station_process import PREFIX, station_config
+
+from console.app import ConsoleApp, FormScreen
+from kiosk import config
+from kiosk.cli.compose import Station, build_station
+from kiosk.cli.scenario import ManualClock
+from kiosk.domain import helpdesk
+from kiosk.domain.events import Tap
 
 pytestmark = pytest.mark.slow
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 DOC_IMAGES = Path(__file__).resolve().parents[1] / "docs" / "images"
-START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)  # a Monday, 10:00 in Berlin
+START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday, 10:00 in Berlin
 PLATE = "B-HELP1"
 
 

@@ -4,23 +4,36 @@ import os
 os.environ["SDL_VIDEODRIVER"] = "dummy"
 os.environ["SDL_AUDIODRIVER"] = "dummy"
 
-from dataclasses import replace  # noqa: E402
-from datetime import timedelta  # noqa: E402
-from pathlib import Path  # noqa: E402
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
 
-import pytest  # noqa: E402
-
-from kiosk.domain import helpdesk  # noqa: E402
-from kiosk.config import Settings  # noqa: E402
-from kiosk.domain.helpdesk import Line, Phase  # noqa: E402
-from screens import help  # noqa: E402
-from screens.display import Display  # noqa: E402
-
-import screen_states  # noqa: E402
-from screen_states import (  # noqa: E402
-    AGENT_SAYS, FONTS, HELP_STATES, MULTILINGUAL, NOW, PORTRAIT, SETTINGS, agent, assert_inside, draw, draw_at,
-    parker, recorded, states, talking, ticket,
+import pytest
+import screen_states
+from screen_states import (
+    AGENT_SAYS,
+    FONTS,
+    HELP_STATES,
+    MULTILINGUAL,
+    NOW,
+    PORTRAIT,
+    SETTINGS,
+    agent,
+    assert_inside,
+    draw,
+    draw_at,
+    parker,
+    recorded,
+    states,
+    talking,
+    ticket,
 )
+
+from kiosk.config import Settings
+from kiosk.domain import helpdesk
+from kiosk.domain.helpdesk import Line, Phase
+from screens import help
+from screens.display import Display
 
 display = screen_states.display  # the headless Display fixture, shared
 

@@ -6,13 +6,13 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from broker import Mosquitto
 from help_station import press_help, screen_says, settle_until, start_station, station_publishes
-from kiosk.domain import helpdesk
-from kiosk.domain.events import Tap
 from mqtt_client import Received, Staff
 from station_process import PREFIX, REPLY_TOPIC
+
+from kiosk.domain import helpdesk
+from kiosk.domain.events import Tap
 
 pytestmark = pytest.mark.slow
 
@@ -59,19 +59,23 @@ def test_button_to_agent_and_back(tmp_path: Path, broker: Mosquitto, staff: Staf
         to_parker(staff, ticket=ticket, type="accept", agent="Ana")
         settle_until(station, lambda: station.panel.led_pattern == helpdesk.LED_STEADY, TIMEOUT, "a steady LED")
         settle_until(station, lambda: screen_says(station, "Ana"), TIMEOUT, "the agent's name on screen")
-        station_publishes(station, staff, lambda ms: (latest_state(ms) or {}).get("agent") == "Ana", TIMEOUT, "help/state connected")
+        station_publishes(station, staff, lambda ms: (latest_state(ms) or {}).get("agent") == "Ana", TIMEOUT,
+                          "help/state connected")
 
         to_parker(staff, ticket=ticket, type="message", agent="Ana", text="I can see your station.")
         settle_until(station, lambda: screen_says(station, "I can see your station."), TIMEOUT, "the message")
-        station_publishes(station, staff, lambda ms: help_events(ms, "message"), TIMEOUT, "the message confirmed by an event")
+        station_publishes(station, staff, lambda ms: help_events(ms, "message"), TIMEOUT,
+                          "the message confirmed by an event")
 
         to_parker(staff, ticket=ticket, type="accept", agent="Bo")
-        [refused] = station_publishes(station, staff, lambda ms: help_events(ms, "refused"), TIMEOUT, "Bo's accept refused")
+        [refused] = station_publishes(station, staff, lambda ms: help_events(ms, "refused"), TIMEOUT,
+                                      "Bo's accept refused")
         assert refused == {"ticket": ticket, "action": "refused", "refused": "accept", "agent": "Bo",
                            "reason": "taken by Ana"}
 
         station.loop.post(Tap("help:reply:card_declined"))
-        [said] = station_publishes(station, staff, lambda ms: [m.json() for m in ms if m.topic == PREFIX + "help/from-parker"],
+        [said] = station_publishes(station, staff,
+                                   lambda ms: [m.json() for m in ms if m.topic == PREFIX + "help/from-parker"],
                                 TIMEOUT, "the parker's quick reply")
         assert said["choice"] == "card_declined" and said["ticket"] == ticket
 
@@ -100,7 +104,8 @@ def test_bad_agent_messages_change_nothing(tmp_path: Path, broker: Mosquitto, st
                       retain=True)
         to_parker(staff, ticket=ticket, type="accept", agent="Ana")
         settle_until(station, lambda: station.loop.state.help.agent == "Ana", TIMEOUT, "the one valid accept")
-        assert [e["agent"] for e in station_publishes(station, staff, lambda ms: help_events(ms, "accept"), TIMEOUT, "accept")] == ["Ana"]
+        assert [e["agent"] for e in station_publishes(station, staff, lambda ms: help_events(ms, "accept"), TIMEOUT,
+                                                      "accept")] == ["Ana"]
         staff.publish(PREFIX + "help/to-parker", b"", retain=True)
     finally:
         station.close()
@@ -121,7 +126,8 @@ def test_courtesy_and_journey_cancel_for_a_ticket(tmp_path: Path, broker: Mosqui
         staff.publish(PREFIX + "cmd/courtesy", json.dumps({"plate": "B-HELP1", "minutes": 60, "reason": "declined card",
                                                             "ticket": ticket}),
                       response_topic=REPLY_TOPIC + "/1", correlation=correlation)
-        [answer] = station_publishes(station, staff, lambda ms: [m.json() for m in ms if m.correlation == correlation], TIMEOUT, "reply")
+        [answer] = station_publishes(station, staff,
+                                     lambda ms: [m.json() for m in ms if m.correlation == correlation], TIMEOUT, "reply")
         assert answer["ok"] is True
         settle_until(station, lambda: screen_says(station, "B-HELP1"), TIMEOUT, "the courtesy line on screen")
         [session] = station.store.rows("parking_session", plate="B-HELP1")
@@ -130,7 +136,8 @@ def test_courtesy_and_journey_cancel_for_a_ticket(tmp_path: Path, broker: Mosqui
         correlation = uuid.uuid4().bytes
         staff.publish(PREFIX + "cmd/journey/cancel", json.dumps({"reason": "ended by agent Ana", "ticket": ticket}),
                       response_topic=REPLY_TOPIC + "/2", correlation=correlation)
-        [answer] = station_publishes(station, staff, lambda ms: [m.json() for m in ms if m.correlation == correlation], TIMEOUT, "reply")
+        [answer] = station_publishes(station, staff,
+                                     lambda ms: [m.json() for m in ms if m.correlation == correlation], TIMEOUT, "reply")
         assert answer["ok"] is True
         settle_until(station, lambda: station.loop.state.screen == "welcome", TIMEOUT, "Welcome")
         assert station.loop.state.help is not None, "the call goes on"

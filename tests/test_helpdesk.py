@@ -1,16 +1,16 @@
 """The help ticket state machine: every transition, every timeout, and every illegal event refused or ignored."""
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from kiosk.domain import helpdesk
 from kiosk.config import TimeoutSettings
+from kiosk.domain import helpdesk
 from kiosk.domain.events import AgentSays, CourtesyGranted, Ignored, OpenHelpTicket, RecordHelp
 from kiosk.domain.helpdesk import Phase, Ticket
 from kiosk.domain.records import HelpMessageRecord, HelpTicketRecord, SessionRecord
 
-NOW = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 T = TimeoutSettings()
 ID = "11111111-1111-1111-1111-111111111111"
 OTHER = "22222222-2222-2222-2222-222222222222"

@@ -7,21 +7,22 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-
 from broker import Mosquitto, free_port
 from certs import make_pki
 from conftest import wait_for
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from posted import Posted
-from kiosk.mqtt import client as link_module
+
 from kiosk.config import MqttSettings
 from kiosk.domain.events import LinkAcked, LinkDown, LinkUp, MessageIn
+from kiosk.mqtt import client as link_module
 from kiosk.mqtt.client import MqttLink
 
 STATION = "ST-1"

@@ -1,21 +1,21 @@
 """The main loop: idle blocking, posts from other threads, and storage faults that never crash it."""
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-
 from conftest import run_kiosk, wait_for
-from kiosk.domain import journey
-from kiosk.cli.compose import CardTerminal
-from kiosk.config import Settings, StorageSettings
-from kiosk.domain.events import HelpPressed, Tap
+
 from kiosk.app.loop import Loop
+from kiosk.cli.compose import CardTerminal
 from kiosk.cli.scenario import ManualClock
+from kiosk.config import Settings, StorageSettings
+from kiosk.domain import journey
+from kiosk.domain.events import HelpPressed, Tap
 from kiosk.storage.store import StorageError, Store
 from screens.display import Display
 
-START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
 def settle_until(loop: Loop, done, timeout: float = 10.0) -> None:
@@ -56,7 +56,7 @@ def parts(tmp_path: Path):
 
 
 def test_events_from_other_threads_wake_the_blocked_loop(parts) -> None:
-    loop, display, _, _, _ = parts
+    loop, _display, _, _, _ = parts
     handled = threading.Event()
 
     def parker() -> None:

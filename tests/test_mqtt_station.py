@@ -5,17 +5,18 @@ import json
 import sqlite3
 import time
 import uuid
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
-
 from broker import Mosquitto
-from kiosk.storage.store import Store
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from mqtt_client import Received, Staff
 from station_process import PREFIX, REPLY_TOPIC, STATION, Station, births, command, station_config
+
+from kiosk.storage.store import Store
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +32,7 @@ def start_station(folder: Path, broker: Mosquitto, staff: Staff, **mqtt: object)
         staff.wait_for(lambda m: len(births(m)) > before, START_S, "the station's birth")
     except AssertionError:
         station.kill()
-        raise AssertionError(station.log())
+        raise AssertionError(station.log()) from None
     return station
 
 
@@ -73,7 +74,7 @@ def committed_event_ids(database: Path) -> set[str]:
 
 def write_events(database: Path, count: int) -> None:
     """Commit ``count`` feedback events into a station's outbox from outside, in a few transactions."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     store = Store.open(database, STATION, now)
     try:
         for start in range(0, count, 1000):
@@ -339,7 +340,8 @@ def test_still_alive_after_fuzzing(running: tuple[Mosquitto, Staff, Station]) ->
 
 
 def test_remote_configuration_applies_persists_and_rejects(tmp_path: Path, broker: Mosquitto, staff: Staff) -> None:
-    desired = {"version": 2, "tariff": {"increment_minutes": 30, "minimum_minutes": 30, "quick_picks_minutes": [30, 60, 120]},
+    desired = {"version": 2, "tariff": {"increment_minutes": 30, "minimum_minutes": 30, "quick_picks_minutes": [30,
+                                                                                                                60, 120]},
                "links": {"help_phone": "+49 30 1234567"}}
     staff.publish(PREFIX + "cfg/desired", json.dumps(desired), retain=True)
     station = start_station(tmp_path / "station", broker, staff)

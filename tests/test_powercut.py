@@ -1,21 +1,21 @@
 """The random power-cut matrix (tests/powercut.py): a seeded, bounded run, and its invariant checks on known damage."""
 import json
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from powercut import Tally, run_matrix
+from powercut_checks import Journal, violations
 
 from kiosk.domain.records import PaymentResultData
 from kiosk.storage.store import Store
-from powercut import Tally, run_matrix
-from powercut_checks import Journal, violations
 
 SEED = 20260105
 # (set-up, pairing, kills): the terminal in its own process that survives the station (A), with loose and strict
 # pairing, and the whole cabinet losing power with the simulator in-process (B). About 80 s on 2 cores.
 PLAN = [("A", "loose", 9), ("A", "strict", 4), ("B", "loose", 9)]
-T0 = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
 @pytest.mark.slow

@@ -3,9 +3,7 @@ import json
 
 import pytest
 
-from kiosk import config
-
-from kiosk import remote_config
+from kiosk import config, remote_config
 from kiosk.remote_config import decide
 
 BASE = config.Settings()

@@ -2,8 +2,8 @@
 from pathlib import Path
 
 import pytest
-
 from conftest import SCENARIOS, run_kiosk
+
 from kiosk.cli import main as cli
 
 SCENARIO_FILES = sorted(SCENARIOS.glob("*.scn"))
@@ -27,7 +27,8 @@ def test_unmet_expectation_is_reported_with_the_line(tmp_path: Path, station_con
     assert "targets: backspace, cancel, clear" in result.stderr
 
 
-def test_unknown_tap_names_the_targets(tmp_path: Path, station_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_tap_names_the_targets(tmp_path: Path, station_config: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
     scenario = tmp_path / "tap.scn"
     scenario.write_text("tap pay\n")
     code = cli.main(["run", "--simulate", "--headless", "--config", str(station_config), "--scenario", str(scenario)])
@@ -36,7 +37,8 @@ def test_unknown_tap_names_the_targets(tmp_path: Path, station_config: Path, cap
     assert "no target 'pay' on screen welcome" in err and "targets: contrast, help, start" in err
 
 
-def test_bad_steps_are_refused_before_running(tmp_path: Path, station_config: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_bad_steps_are_refused_before_running(tmp_path: Path, station_config: Path,
+                                              caplog: pytest.LogCaptureFixture) -> None:
     scenario = tmp_path / "bad.scn"
     scenario.write_text("tap start\nfly away\n")
     code = cli.main(["run", "--simulate", "--headless", "--config", str(station_config), "--scenario", str(scenario)])
@@ -48,6 +50,7 @@ def test_bad_steps_are_refused_before_running(tmp_path: Path, station_config: Pa
 def test_screenshot_step_writes_png(tmp_path: Path, station_config: Path) -> None:
     scenario = tmp_path / "shot.scn"
     scenario.write_text("tap start\ntype B-1\nscreenshot shots/plate.png\n")
-    assert cli.main(["run", "--simulate", "--headless", "--config", str(station_config), "--scenario", str(scenario)]) == 0
+    assert cli.main(["run", "--simulate", "--headless", "--config", str(station_config), "--scenario",
+                     str(scenario)]) == 0
     png = (tmp_path / "shots" / "plate.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"

@@ -4,35 +4,49 @@ import os
 os.environ["SDL_VIDEODRIVER"] = "dummy"
 os.environ["SDL_AUDIODRIVER"] = "dummy"
 
-import ast  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-from dataclasses import replace  # noqa: E402
-from datetime import UTC, datetime, timedelta  # noqa: E402
-from pathlib import Path  # noqa: E402
+import ast
+import threading
+import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-import pygame  # noqa: E402
-import pytest  # noqa: E402
-from babel.messages import Catalog  # noqa: E402
-from babel.messages.extract import extract_from_dir  # noqa: E402
-from babel.messages.mofile import write_mo  # noqa: E402
-from babel.messages.pofile import read_po  # noqa: E402
-
-from kiosk.domain import journey
-
-from kiosk.domain import helpdesk  # noqa: E402
-from kiosk.config import ScreenSettings, Settings  # noqa: E402
-from kiosk.domain.events import HelpPressed, HelpReleased, Tap  # noqa: E402
-from kiosk.domain.journey import Decline  # noqa: E402
-from screens import i18n, overlays, plate, theme  # noqa: E402
-from screens.display import Display  # noqa: E402
-from screens.paid import receipt_url  # noqa: E402
-
-import screen_states  # noqa: E402
-from screen_states import (  # noqa: E402
-    AGENT_SAYS, FONTS, HELP_STATES, MULTILINGUAL, NOW, PORTRAIT, PRIMARY, SCREENS_DIR, SETTINGS, assert_inside,
-    draw, draw_at, fault, recorded, states, talking,
+import pygame
+import pytest
+import screen_states
+from babel.messages import Catalog
+from babel.messages.extract import extract_from_dir
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from screen_states import (
+    AGENT_SAYS,
+    FONTS,
+    HELP_STATES,
+    MULTILINGUAL,
+    NOW,
+    PORTRAIT,
+    PRIMARY,
+    SCREENS_DIR,
+    SETTINGS,
+    assert_inside,
+    draw,
+    draw_at,
+    fault,
+    recorded,
+    states,
+    talking,
 )
+
+from kiosk.config import ScreenSettings, Settings
+from kiosk.domain import (
+    helpdesk,
+    journey,
+)
+from kiosk.domain.events import HelpPressed, HelpReleased, Tap
+from kiosk.domain.journey import Decline
+from screens import i18n, overlays, plate, theme
+from screens.display import Display
+from screens.paid import receipt_url
 
 display = screen_states.display  # the headless Display fixture, shared
 

@@ -14,11 +14,10 @@ import subprocess
 import sys
 import time
 import tomllib
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
-
 from broker import Mosquitto
 from conftest import ROOT, wait_for
 from mqtt_client import Received, Staff

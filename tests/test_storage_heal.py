@@ -8,26 +8,27 @@ import uuid
 from collections.abc import Iterator
 from contextlib import suppress
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-
 from broker import Mosquitto
 from help_station import settle_until, station_publishes
-from kiosk import config
-from kiosk.domain import journey
-from kiosk.cli.compose import Station, build_station
-from kiosk.app.recovery import open_store
-from kiosk.domain.records import FaultRecord
-from kiosk.cli.scenario import ManualClock
-from kiosk.storage.store import StorageError, Store
 from mqtt_client import Received, Staff
-from station_process import PREFIX, REPLY_TOPIC, Station as StationProcess, births, newest, on, station_config
+from station_process import PREFIX, REPLY_TOPIC, births, newest, on, station_config
+from station_process import Station as StationProcess
 from test_asyncapi import spec
 from tiny_disk import TinyDisk, empty_wal, tiny_disk
 
-START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)  # earlier than the machine's clock, which the link uses
+from kiosk import config
+from kiosk.app.recovery import open_store
+from kiosk.cli.compose import Station, build_station
+from kiosk.cli.scenario import ManualClock
+from kiosk.domain import journey
+from kiosk.domain.records import FaultRecord
+from kiosk.storage.store import StorageError, Store
+
+START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)  # earlier than the machine's clock, which the link uses
 TIMEOUT = 15
 
 

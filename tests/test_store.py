@@ -7,20 +7,20 @@ import os
 import re
 import sqlite3
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
+from kiosk.domain.records import CommandRecord, FaultRecord, PaymentResultData
 from kiosk.storage import outbox as outbox_module
 from kiosk.storage import store as store_module
 from kiosk.storage.core import StoreCore
-from kiosk.domain.records import CommandRecord, FaultRecord, PaymentResultData
-from kiosk.storage.schema import MIGRATIONS, MODELS
-from kiosk.storage.store import Store, StorageError
 from kiosk.storage.help import courtesy_reason_suffix
+from kiosk.storage.schema import MIGRATIONS, MODELS
+from kiosk.storage.store import StorageError, Store
 
-T0 = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 CET = timezone(timedelta(hours=1))
 RESULT = PaymentResultData(
     result_code=0, brand="Visa", masked_pan="411111******1234", auth_code="A1B2C3",
@@ -123,7 +123,7 @@ def test_timestamps_are_stored_in_utc(store: Store) -> None:
     payment = store.begin_payment("B-1", "Z1", 100, "EUR", 30, local, local + timedelta(minutes=30),
                                   None, local)
     assert store.rows("payment")[0]["created"] == "2025-03-01T12:30:00.123456Z"
-    assert payment.created == local and payment.created.tzinfo == timezone.utc
+    assert payment.created == local and payment.created.tzinfo == UTC
 
 
 # --- payments and sessions --------------------------------------------------------------
@@ -585,7 +585,7 @@ def test_hot_queries_use_their_index(store: Store, db_path: Path, call, index: s
 
 
 def test_rows_validates_table_and_column(store: Store) -> None:
-    with pytest.raises(ValueError, match="unknown table 'sessions'; valid: .*parking_session"):
+    with pytest.raises(ValueError, match=r"unknown table 'sessions'; valid: .*parking_session"):
         store.rows("sessions")
     with pytest.raises(ValueError, match="unknown column colour in payment; valid: id, plate"):
         store.rows("payment", colour="red")

@@ -5,13 +5,14 @@ import json
 import signal
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
-
 from conftest import ROOT, run_kiosk, wait_for
+
 from kiosk.domain.records import PaymentResultData
 from kiosk.storage.store import Store
 
@@ -217,7 +218,7 @@ def test_pay_and_end_of_day_wait_while_the_station_owes_the_terminal_a_payment(t
     database = tmp_path / "kiosk.db"
     config_file = tmp_path / "kiosk.toml"
     config_file.write_text(f'[storage]\ndatabase = "{database}"\n', encoding="utf-8")
-    start = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+    start = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
     with Store.open(database, "ST-1", start) as store:
         pending = store.begin_payment("B-OW 1", "Z1", 200, "EUR", 60, start, start + timedelta(hours=1), None, start)
         store.commit_paid_session(pending.id, PaymentResultData(0, "VISA", None, "1", "0001", "000001"), start)

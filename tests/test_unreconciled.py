@@ -1,23 +1,23 @@
 """A payment the terminal could not settle is kept for staff, durably, and never reconciled again by receipt alone."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-
-from kiosk.domain import journey
-from kiosk.config import Settings, StorageSettings
-from kiosk.domain.events import PaymentConfirmed, PaymentReconciled
-from kiosk.app.loop import Loop
-from kiosk.domain.records import PaymentResultData
-from kiosk.cli.scenario import ManualClock
-from kiosk.storage.store import StorageError, Store
-from kiosk.storage.payments import NotOwed
-from screens.display import Display
 from tiny_disk import TinyDisk, empty_wal
 
-START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+from kiosk.app.loop import Loop
+from kiosk.cli.scenario import ManualClock
+from kiosk.config import Settings, StorageSettings
+from kiosk.domain import journey
+from kiosk.domain.events import PaymentConfirmed, PaymentReconciled
+from kiosk.domain.records import PaymentResultData
+from kiosk.storage.payments import NotOwed
+from kiosk.storage.store import StorageError, Store
+from screens.display import Display
+
+START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 RESULT = PaymentResultData(result_code=0, brand="VISA", masked_pan="411111******1111", auth_code="00AB12",
                            receipt_no="0001", trace_no="000001")
 DETAIL = "reversal of receipt 0001 refused: reversal not possible"

@@ -1,6 +1,6 @@
 """The domain's vocabulary: enums whose members are the very texts of the database, MQTT and JSON."""
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -13,7 +13,7 @@ from kiosk.domain.records import FaultRecord, PaymentState
 from kiosk.storage.help import HELP_ACTIONS
 from kiosk.storage.store import SEVERITIES
 
-NOW = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(("vocabulary", "texts"), [

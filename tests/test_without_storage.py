@@ -2,18 +2,18 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-
 from broker import Mosquitto
 from help_station import press_help, screen_says, settle_until, start_station, station_publishes
-from kiosk.mqtt.direct_help import DirectHelp
-from kiosk.domain.events import Tap
-from kiosk.storage.store import StorageError, Store
 from mqtt_client import Staff
 from station_process import PREFIX, newest, on
+
+from kiosk.domain.events import Tap
+from kiosk.mqtt.direct_help import DirectHelp
+from kiosk.storage.store import StorageError, Store
 
 pytestmark = pytest.mark.slow
 
@@ -83,10 +83,13 @@ def test_a_fault_the_store_cannot_keep_is_published_at_once(tmp_path: Path, brok
 
         monkeypatch.undo()  # the disk has room again, but the store never had this fault: the clear goes out directly
         loop.fault_board.clear_fault("payments", loop.clock())
-        assert station_publishes(station, staff, newest("fault/payments", active=False), TIMEOUT, "the clear")["code"] == "unreconciled"
+        assert station_publishes(station, staff, newest("fault/payments", active=False), TIMEOUT,
+                                 "the clear")["code"] == "unreconciled"
 
-        loop.fault_board.raise_fault("payments", "unreconciled", loop.clock(), "again")  # stored now: through the outbox
-        assert "again" in station_publishes(station, staff, newest("fault/payments", active=True), TIMEOUT, "the stored fault")["message"]
+        loop.fault_board.raise_fault("payments", "unreconciled", loop.clock(),
+                                     "again")  # stored now: through the outbox
+        assert "again" in station_publishes(station, staff, newest("fault/payments", active=True), TIMEOUT,
+                                            "the stored fault")["message"]
         assert "payments" in {f.component for f in station.store.active_faults()}
         [event] = station_publishes(station, staff, on("event/fault"), TIMEOUT, "the stored fault's event")
         assert (event["data"]["component"], event["data"]["active"]) == ("payments", True)
@@ -129,7 +132,7 @@ def test_a_help_call_reaches_an_agent_without_a_database(tmp_path: Path, broker:
 
 
 def test_a_call_held_in_memory_publishes_what_a_stored_one_does(tmp_path: Path) -> None:
-    now = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
     context = {"screen": "welcome", "plate": "B-AB123"}
     store = Store.open(tmp_path / "kiosk.db", "ST-1", now)
     try:

@@ -9,12 +9,27 @@ from typing import Any, Protocol
 from kiosk import crashpoints
 from kiosk.app.faults import FaultBoard
 from kiosk.domain.events import (
-    BeginPayment, CancelPayment, CommitFailed, CommitSession, ConfirmPayment, Effect, Event, FailPayment,
-    HelpTicketFailed, HelpTicketOpened, Ignored, LookupSession, OpenHelpTicket, PaymentNotStarted, PaymentPending,
-    RecordHelp, SaveFeedback, SessionCommitted, SessionLookedUp,
+    BeginPayment,
+    CancelPayment,
+    CommitFailed,
+    CommitSession,
+    ConfirmPayment,
+    Effect,
+    Event,
+    FailPayment,
+    HelpTicketFailed,
+    HelpTicketOpened,
+    Ignored,
+    LookupSession,
+    OpenHelpTicket,
+    PaymentNotStarted,
+    PaymentPending,
+    RecordHelp,
+    SaveFeedback,
+    SessionCommitted,
+    SessionLookedUp,
 )
-from kiosk.ports import PaymentMethod
-from kiosk.ports import StorageError, Store
+from kiosk.ports import PaymentMethod, StorageError, Store
 
 __all__ = ["DirectHelp", "EffectRunner"]
 

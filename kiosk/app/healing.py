@@ -11,7 +11,8 @@ from typing import Protocol
 from kiosk.app.faults import FaultBoard
 from kiosk.domain.records import FaultRecord
 from kiosk.ports import REASONS, StorageError, Store
-from kiosk.storage.store import FULL_BELOW_BYTES, Store as Database, disk_is_full
+from kiosk.storage.store import FULL_BELOW_BYTES, disk_is_full
+from kiosk.storage.store import Store as Database
 
 log = logging.getLogger(__name__)
 

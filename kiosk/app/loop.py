@@ -16,7 +16,13 @@ from kiosk.app.operations import Operations
 from kiosk.app.payments import PaymentBook
 from kiosk.domain import helpdesk, journey
 from kiosk.domain.events import (
-    UPLINK_EVENTS, Event, FaultsChanged, PaymentConfirmed, PaymentReconciled, TerminalHealth, Tick,
+    UPLINK_EVENTS,
+    Event,
+    FaultsChanged,
+    PaymentConfirmed,
+    PaymentReconciled,
+    TerminalHealth,
+    Tick,
 )
 from kiosk.domain.records import FaultRecord
 from kiosk.ports import Clock, Display, HelpPanel, PaymentMethod, Store, Uplink

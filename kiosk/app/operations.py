@@ -1,4 +1,4 @@
-"""Staff commands executed on the loop thread: what notice, mode, courtesy, journey cancel, restart and terminal requests do."""
+"""Staff commands executed on the loop thread: notice, mode, courtesy, journey cancel, restart, terminal requests."""
 from __future__ import annotations
 
 import logging
@@ -8,13 +8,12 @@ from typing import Any
 
 from kiosk.app.faults import FaultBoard
 from kiosk.domain import journey
-from kiosk.domain.payment import REQUEST_KINDS
 from kiosk.domain.events import CourtesyGranted, Event, JourneyCancelled, NoticeChanged, TerminalReport
-from kiosk.domain.staff import CourtesyArgs, Done, JourneyCancelArgs, ModeArgs, NoArgs, NoticeArgs, Refusal
-from kiosk.ports import PaymentMethod
 from kiosk.domain.helpdesk import courtesy_reason_suffix
+from kiosk.domain.payment import REQUEST_KINDS
+from kiosk.domain.staff import CourtesyArgs, Done, JourneyCancelArgs, ModeArgs, NoArgs, NoticeArgs, Refusal
 from kiosk.mqtt.contract import time_text
-from kiosk.ports import StorageError, Store
+from kiosk.ports import PaymentMethod, StorageError, Store
 
 __all__ = ["Operations"]
 

@@ -7,11 +7,10 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
-from kiosk import config
+from kiosk import config, remote_config
 from kiosk.domain import helpdesk, journey
 from kiosk.domain.faults import kind_of
 from kiosk.domain.records import FaultRecord
-from kiosk import remote_config
 from kiosk.mqtt.contract import time_text
 from kiosk.storage.store import StorageError, Store
 

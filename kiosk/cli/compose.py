@@ -4,11 +4,12 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from kiosk import config
 from kiosk.app import recovery
@@ -35,12 +36,12 @@ class Station:
     """One station's parts, wired: what `kiosk run` runs (tests and benchmarks build it in-process too)."""
 
     loop: Loop
-    display: "Display"
+    display: Display
     devices: CardTerminal
     store: Store | None
     link: MqttLink | None
     uplink: Uplink
-    panel: "HelpPanel | None"
+    panel: HelpPanel | None
 
     def start(self) -> None:
         """Start the devices and the MQTT link (the loop itself is run or settled by the caller)."""
@@ -105,7 +106,7 @@ def build_station(settings: config.Settings, clock: Callable[[], datetime], *, s
 
 
 def _help_panel(settings: config.Settings, simulate: bool, post: Callable[[Event], None], store: Store | None,
-                faults: tuple[FaultRecord, ...], now: datetime) -> tuple["HelpPanel | None", tuple[FaultRecord, ...]]:
+                faults: tuple[FaultRecord, ...], now: datetime) -> tuple[HelpPanel | None, tuple[FaultRecord, ...]]:
     """The help button, LED and door switch (simulated pins with --simulate); unusable pins become a fault."""
     from drivers.gpio import GpioUnavailable, HelpPanel
     from drivers.gpio_sim import SimulatedHelpPanel

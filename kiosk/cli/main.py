@@ -7,11 +7,11 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import Callable
 from zoneinfo import ZoneInfo
 
 from console import command as console_command
@@ -181,9 +181,9 @@ def _replay(loop: Loop, display: ScenarioDisplay, terminal: ScriptableTerminal |
 
 
 def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _default_start(settings: config.Settings) -> datetime:
     """Scenarios start on a Monday at 09:00 in the zone unless they say `start`."""
-    return datetime(2026, 1, 5, 9, 0, tzinfo=ZoneInfo(settings.zone.timezone)).astimezone(timezone.utc)
+    return datetime(2026, 1, 5, 9, 0, tzinfo=ZoneInfo(settings.zone.timezone)).astimezone(UTC)

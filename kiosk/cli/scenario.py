@@ -5,15 +5,15 @@ import logging
 import shlex
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from collections.abc import Mapping
-from typing import Callable, Protocol
+from typing import Protocol
 
+from kiosk.app.loop import Loop
 from kiosk.domain import journey
 from kiosk.domain.events import Event, HelpPressed, HelpReleased
-from kiosk.app.loop import Loop
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,8 @@ class ScriptableTerminal(Protocol):
     def inject(self, fault: str, count: int = 1) -> None: ...
 
 
-SIMULATOR_WORDS = "approve [BRAND] | decline CODE [TEXT] | wait-card | silent | pin SECONDS [BRAND] | status XX | inject FAULT [N]"
+SIMULATOR_WORDS = ("approve [BRAND] | decline CODE [TEXT] | wait-card | silent | pin SECONDS [BRAND] | status XX"
+                   " | inject FAULT [N]")
 
 
 def script_simulator(simulator: ScriptableTerminal, words: list[str]) -> None:

@@ -7,13 +7,15 @@ import logging
 import signal
 import sqlite3
 import sys
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from kiosk import config
+from kiosk.cli.scenario import SIMULATOR_WORDS as SIMULATOR_LINES
+from kiosk.cli.scenario import script_simulator
 from kiosk.storage.payments import count_owed
-from kiosk.cli.scenario import SIMULATOR_WORDS as SIMULATOR_LINES, script_simulator
 
 log = logging.getLogger("kiosk.terminal")
 

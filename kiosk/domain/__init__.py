@@ -1,1 +1,1 @@
-"""The pure domain: the parker's journey, the help desk, the tariff, faults, payments, records, events and effects (no I/O, no threads, time only as `now`)."""
+"""The pure domain: journey, help desk, tariff, faults, payments, records, events (no I/O, no threads, time as `now`)."""

@@ -1,9 +1,9 @@
 """Fault catalogue: what each equipment fault means for the parker and how severe it is."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Iterable
 
 from kiosk.domain.records import FaultRecord
 

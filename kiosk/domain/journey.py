@@ -9,14 +9,40 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypedDict, Unpack
 
+from kiosk.config import Settings
 from kiosk.domain import faults as fault_rules
 from kiosk.domain import helpdesk
-from kiosk.config import Settings
 from kiosk.domain.events import (
-    AgentSays, BeginPayment, CancelPayment, CommitFailed, CommitSession, ConfirmPayment, CourtesyGranted, Effect,
-    Event, FailPayment, FaultsChanged, HelpPressed, HelpReleased, HelpTicketFailed, HelpTicketOpened, Ignored, JourneyCancelled,
-    LookupSession, NoticeChanged, PaymentAuthorized, PaymentDeclined, PaymentNotStarted, PaymentPending,
-    SaveFeedback, SessionCommitted, SessionLookedUp, SettingsChanged, Tap, TerminalStatus, Tick,
+    AgentSays,
+    BeginPayment,
+    CancelPayment,
+    CommitFailed,
+    CommitSession,
+    ConfirmPayment,
+    CourtesyGranted,
+    Effect,
+    Event,
+    FailPayment,
+    FaultsChanged,
+    HelpPressed,
+    HelpReleased,
+    HelpTicketFailed,
+    HelpTicketOpened,
+    Ignored,
+    JourneyCancelled,
+    LookupSession,
+    NoticeChanged,
+    PaymentAuthorized,
+    PaymentDeclined,
+    PaymentNotStarted,
+    PaymentPending,
+    SaveFeedback,
+    SessionCommitted,
+    SessionLookedUp,
+    SettingsChanged,
+    Tap,
+    TerminalStatus,
+    Tick,
 )
 from kiosk.domain.payment import ABANDONED_CODE, NO_CODE, DeclineReason
 from kiosk.domain.records import FaultRecord, PaymentState, SessionRecord
@@ -217,7 +243,8 @@ def help_context(state: State) -> dict[str, object]:
     """What an agent needs to know about the parker's situation (sent with the ticket)."""
     last_payment: dict[str, object] | None = None
     if state.session is not None:
-        last_payment = {"result": "approved", "plate": state.session.plate, "expires": state.session.expires.isoformat()}
+        last_payment = {"result": "approved", "plate": state.session.plate,
+                        "expires": state.session.expires.isoformat()}
     elif state.decline is not None:
         last_payment = {"result": state.decline.reason}
     elif state.payment is not None:
@@ -436,7 +463,8 @@ def _payment_timed_out(state: State, now: datetime) -> Result:
     if payment.payment_id is not None:
         effects.append(FailPayment(payment.payment_id, PaymentState.REVERSED, ABANDONED_CODE))
     if payment.cancelling:
-        return _go(state, Screen.DURATION, now, payment=None, message="cancelled_not_charged", last_input=now), tuple(effects)
+        return _go(state, Screen.DURATION, now, payment=None, message="cancelled_not_charged",
+                   last_input=now), tuple(effects)
     decline = Decline(DeclineReason.NO_ANSWER, ABANDONED_CODE)
     return _go(state, Screen.DECLINED, now, payment=None, decline=decline, last_input=now), tuple(effects)
 
@@ -461,7 +489,8 @@ def _on_session_looked_up(state: State, event: SessionLookedUp, now: datetime) -
 def _on_payment_pending(state: State, event: PaymentPending, now: datetime) -> Result:
     payment = state.payment
     if state.screen is not Screen.PAYING or payment is None or payment.payment_id is not None:
-        return state, (ConfirmPayment(event.payment_id, False), FailPayment(event.payment_id, PaymentState.REVERSED, ABANDONED_CODE))
+        return state, (ConfirmPayment(event.payment_id, False), FailPayment(event.payment_id, PaymentState.REVERSED,
+                                                                            ABANDONED_CODE))
     return replace(state, payment=replace(payment, payment_id=event.payment_id)), ()
 
 
@@ -486,7 +515,8 @@ def _on_authorized(state: State, event: PaymentAuthorized, now: datetime) -> Res
         # Approved after we gave up on it: refuse so that the terminal reverses it.
         return state, (ConfirmPayment(event.payment_id, False),)
     if payment.cancelling:
-        refused = (ConfirmPayment(event.payment_id, False), FailPayment(event.payment_id, PaymentState.REVERSED, ABANDONED_CODE))
+        refused = (ConfirmPayment(event.payment_id, False), FailPayment(event.payment_id, PaymentState.REVERSED,
+                                                                        ABANDONED_CODE))
         return _go(state, Screen.DURATION, now, payment=None, message="cancelled_not_charged", last_input=now), refused
     return replace(state, payment=replace(payment, committing=True)), (CommitSession(event.payment_id, event.result),)
 

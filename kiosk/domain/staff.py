@@ -7,8 +7,8 @@ from typing import Annotated, Any
 from kiosk.config import between, matches, one_of
 
 __all__ = [
-    "ARGUMENTS", "TERMINAL_REQUESTS", "CourtesyArgs", "Done", "JourneyCancelArgs", "ModeArgs", "NoArgs", "NoticeArgs", "Refusal",
-    "Text200", "TicketId",
+    "ARGUMENTS", "TERMINAL_REQUESTS", "CourtesyArgs", "Done", "JourneyCancelArgs", "ModeArgs", "NoArgs", "NoticeArgs",
+    "Refusal", "Text200", "TicketId",
 ]
 
 TicketId = Annotated[str, matches(r"[0-9a-f-]{36}", "a help ticket id (UUID)")]
@@ -64,7 +64,8 @@ ARGUMENTS: dict[str, type] = {
     "journey/cancel": JourneyCancelArgs,
 }
 
-TERMINAL_REQUESTS = {"terminal/status": "status", "terminal/end-of-day": "end_of_day"}  # command -> payment method request
+TERMINAL_REQUESTS = {"terminal/status": "status",
+                     "terminal/end-of-day": "end_of_day"}  # command -> payment method request
 
 
 class Refusal(Exception):

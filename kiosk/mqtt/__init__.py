@@ -1,1 +1,1 @@
-"""MQTT adapter: the wire contract, the paho client, the outbox publisher, the uplink, staff commands and remote configuration."""
+"""MQTT adapter: the wire contract, the paho client, the outbox publisher, the uplink and the staff commands' parsing."""

@@ -13,10 +13,11 @@ import random
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -127,7 +128,7 @@ class MqttLink:
         self._conn: _Connection | None = None
         self._connected = False
         self._state = LinkState.DOWN
-        self._since = datetime.now(timezone.utc)
+        self._since = datetime.now(UTC)
         self._ups = 0
         self._receive_maximum = DEFAULT_RECEIVE_MAXIMUM
         self._acks: list[tuple[int, bool]] = []
@@ -319,7 +320,7 @@ class MqttLink:
     def _set_state_locked(self, state: LinkState) -> None:
         if state != self._state:
             self._state = state
-            self._since = datetime.now(timezone.utc)
+            self._since = datetime.now(UTC)
 
     def _set_state(self, gen: int, state: LinkState) -> None:
         with self._lock:

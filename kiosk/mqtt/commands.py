@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from kiosk import config
-from kiosk.remote_config import json_value
 from kiosk.config import matches, one_of
 from kiosk.domain import helpdesk, staff
 from kiosk.domain.events import AgentSays
 from kiosk.domain.staff import ModeArgs, Refusal, TicketId
+from kiosk.remote_config import json_value
 
 __all__ = [
     "ARGUMENTS", "MAX_COMMAND_BYTES", "REPLY_SUBTREE", "Refusal", "Request", "ToParkerArgs", "can_answer", "dedupe_key",

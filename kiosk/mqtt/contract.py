@@ -7,7 +7,7 @@ help calls kept in memory all build the same messages the same way.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from kiosk.domain.records import FaultRecord, PaymentRecord, SessionRecord
@@ -60,7 +60,7 @@ def time_text(value: datetime) -> str:
     """MQTT form of a time: ISO 8601 UTC with milliseconds and ``Z``; ValueError unless timezone-aware."""
     if not isinstance(value, datetime) or value.utcoffset() is None:
         raise ValueError(f"timestamp must be a timezone-aware datetime, got {value!r}")
-    return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def json_text(value: Any) -> str:

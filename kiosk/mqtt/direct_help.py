@@ -7,10 +7,16 @@ from datetime import datetime
 from typing import Any
 
 from kiosk.domain.helpdesk import ACTIONS, STEPS
-from kiosk.mqtt.contract import (
-    HELP_FROM_PARKER, HELP_REQUEST, HELP_REQUEST_EXPIRY_S, HELP_STATE, from_parker, help_request, help_state,
-)
 from kiosk.domain.refusals import TicketNotOpen, check_choice, check_text
+from kiosk.mqtt.contract import (
+    HELP_FROM_PARKER,
+    HELP_REQUEST,
+    HELP_REQUEST_EXPIRY_S,
+    HELP_STATE,
+    from_parker,
+    help_request,
+    help_state,
+)
 
 __all__ = ["DirectHelp", "Message"]
 

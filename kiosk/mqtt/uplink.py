@@ -9,25 +9,40 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from kiosk import remote_config
-from kiosk.mqtt import commands, telemetry
-
-from kiosk import config
-
+from kiosk import config, remote_config
 from kiosk.domain import journey
-from kiosk.domain.staff import TERMINAL_REQUESTS
-from kiosk.mqtt.commands import Refusal, Request, reply
 from kiosk.domain.events import (
-    Event, LinkAcked, LinkDown, LinkState, LinkUp, MessageIn, SettingsChanged, TerminalReport,
+    Event,
+    LinkAcked,
+    LinkDown,
+    LinkState,
+    LinkUp,
+    MessageIn,
+    SettingsChanged,
+    TerminalReport,
+)
+from kiosk.domain.records import FaultRecord
+from kiosk.domain.staff import TERMINAL_REQUESTS
+from kiosk.mqtt import commands, telemetry
+from kiosk.mqtt.commands import Refusal, Request, reply
+from kiosk.mqtt.contract import (
+    CFG_DESIRED,
+    CFG_REPORTED,
+    COMMAND_PREFIX,
+    FAULT_PREFIX,
+    HELP_STATE,
+    HELP_TO_PARKER,
+    STATUS,
+    TELEMETRY,
+    fault_state,
+    fault_topic,
+    json_text,
+    station_prefix,
+    time_text,
 )
 from kiosk.mqtt.direct_help import DirectHelp, Message
 from kiosk.mqtt.publisher import OutboxPublisher
-from kiosk.domain.records import FaultRecord
 from kiosk.ports import FaultBoard, PaymentMethod, StaffOperations, StorageError, Store
-from kiosk.mqtt.contract import (
-    CFG_DESIRED, CFG_REPORTED, COMMAND_PREFIX, FAULT_PREFIX, HELP_STATE, HELP_TO_PARKER, STATUS, TELEMETRY, fault_state,
-    fault_topic, json_text, station_prefix, time_text,
-)
 
 log = logging.getLogger(__name__)
 
@@ -500,7 +515,8 @@ class Uplink:
         if self._publisher is not None:
             try:
                 if self._publisher.housekeeping(now):
-                    station.fault_board.raise_fault("outbox", "backlog", now, f"more than {self._settings.mqtt.outbox_warn_rows} unsent")
+                    station.fault_board.raise_fault("outbox", "backlog", now,
+                                                    f"more than {self._settings.mqtt.outbox_warn_rows} unsent")
                 else:
                     station.fault_board.clear_fault("outbox", now)
                 if station.store is not None:

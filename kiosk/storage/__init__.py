@@ -1,7 +1,15 @@
 """Storage adapter: the SQLite store (peewee) behind the Store port, and its stand-in while no database is usable."""
 
 from kiosk.storage.errors import (
-    FULL_BELOW_BYTES, REASONS, InvalidValue, NotOwed, Refused, StorageError, TicketNotOpen, UnknownRecord, WrongState,
+    FULL_BELOW_BYTES,
+    REASONS,
+    InvalidValue,
+    NotOwed,
+    Refused,
+    StorageError,
+    TicketNotOpen,
+    UnknownRecord,
+    WrongState,
     disk_is_full,
 )
 from kiosk.storage.help import courtesy_reason_suffix

@@ -10,7 +10,13 @@ from typing import Any
 from kiosk.domain.helpdesk import ACTIONS, STEPS, courtesy_reason_suffix
 from kiosk.domain.records import HelpMessageRecord, HelpTicketRecord, SessionRecord
 from kiosk.mqtt.contract import (
-    HELP_FROM_PARKER, HELP_REQUEST, HELP_REQUEST_EXPIRY_S, HELP_STATE, from_parker, help_request, help_state,
+    HELP_FROM_PARKER,
+    HELP_REQUEST,
+    HELP_REQUEST_EXPIRY_S,
+    HELP_STATE,
+    from_parker,
+    help_request,
+    help_state,
 )
 from kiosk.storage.core import StoreCore
 from kiosk.storage.errors import TicketNotOpen

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import peewee as pw
 
-from kiosk.mqtt.contract import json_text
 from kiosk.domain.refusals import InvalidValue, check_choice, check_int, check_text
+from kiosk.mqtt.contract import json_text
 from kiosk.storage.schema import utc
 
 if TYPE_CHECKING:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import peewee as pw
 
@@ -14,7 +14,7 @@ def utc(value: datetime, name: str) -> datetime:
     """Return ``value`` in UTC; InvalidValue for anything but a timezone-aware datetime (``name`` says which)."""
     if not isinstance(value, datetime) or value.utcoffset() is None:
         raise InvalidValue(f"{name} must be a timezone-aware datetime, got {value!r}")
-    return value.astimezone(timezone.utc)
+    return value.astimezone(UTC)
 
 
 def stamp(value: datetime) -> str:
@@ -24,7 +24,7 @@ def stamp(value: datetime) -> str:
 
 def unstamp(value: str) -> datetime:
     """Parse the storage form back into an aware UTC datetime."""
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
 # --- models: used for queries only; the schema itself is created by MIGRATIONS ------------------------------

@@ -13,8 +13,15 @@ from typing import Any
 
 import peewee as pw
 
-from kiosk.domain.records import CommandRecord, FaultRecord, HelpTicketRecord, OutboxRow, PaymentRecord, \
-    PaymentResultData, SessionRecord
+from kiosk.domain.records import (
+    CommandRecord,
+    FaultRecord,
+    HelpTicketRecord,
+    OutboxRow,
+    PaymentRecord,
+    PaymentResultData,
+    SessionRecord,
+)
 from kiosk.storage.core import UNIX_EPOCH, StoreCore
 from kiosk.storage.errors import FULL_BELOW_BYTES, REASONS, InvalidValue, StorageError, classify, disk_is_full
 from kiosk.storage.faults import SEVERITIES, FaultLog
@@ -22,8 +29,8 @@ from kiosk.storage.help import HelpTickets
 from kiosk.storage.outbox import OutboxQueue
 from kiosk.storage.payments import PaymentBook
 from kiosk.storage.retained import StationState
-from kiosk.storage.schema import MIGRATIONS, MODELS, Counter, MetaRow, stamp, unstamp, utc
 from kiosk.storage.rows import check_text
+from kiosk.storage.schema import MIGRATIONS, MODELS, Counter, MetaRow, stamp, unstamp, utc
 
 __all__ = ["BUSY_TIMEOUT_MS", "FULL_BELOW_BYTES", "REASONS", "REPLACED_KEY", "SERIES_KEY", "SEVERITIES",
            "StorageError", "Store", "disk_is_full"]
