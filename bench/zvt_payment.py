@@ -116,7 +116,7 @@ class Station:
             self.finished.set()
             self.display.wake()
 
-        terminal._finish = finished  # the driver's payment sequence is over (its last ACK read)
+        terminal._finish = finished  # type: ignore[method-assign]  # the driver's payment sequence is over (its last ACK read)
         terminal.start()
 
     def tap(self, target: str) -> None:
@@ -250,7 +250,7 @@ def ratio(figure: list[float], baseline: list[float]) -> str:
 
 def main() -> None:
     """Print the figures."""
-    pt_wire.FdPort = TappedPort  # the simulator wraps its pty master in whatever FdPort is when it starts
+    pt_wire.FdPort = TappedPort  # type: ignore[misc]  # the simulator wraps its pty master in whatever FdPort is when it starts
     began = time.perf_counter()
     station = Station()
     synchronous = station.store.core.db.execute_sql("PRAGMA synchronous").fetchone()[0]
