@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import queue
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,7 +13,7 @@ from kiosk.app.effects import EffectRunner
 from kiosk.app.faults import FaultBoard
 from kiosk.app.healing import StorageHealer
 from kiosk.app.operations import Operations
-from kiosk.app.payments import PaymentBook
+from kiosk.app.payments import PaymentBook, PaymentRouter
 from kiosk.domain import helpdesk, journey
 from kiosk.domain.events import (
     UPLINK_EVENTS,
@@ -31,10 +31,12 @@ __all__ = ["Loop"]
 
 log = logging.getLogger(__name__)
 
+
 class Loop:
     """Owns the state; everything else only posts events.
 
-    The parts it composes each own one concern: ``fault_board`` the active faults,
+    The parts it composes each own one concern: ``fault_board`` the active faults, ``payment``
+    the routing of payments over the payment methods (``terminal`` first, then ``more_methods``),
     ``payments`` what a payment method settled after the journey moved on, ``cabinet`` the
     help button's and the door's health, ``effects`` the journey's effects, and the storage
     healer an unusable database. ``uplink`` (MQTT) and ``panel`` (the help LED) are optional.
@@ -42,7 +44,7 @@ class Loop:
 
     def __init__(self, state: journey.State, store: Store | None, terminal: PaymentMethod, display: Display,
                  clock: Clock, faults: tuple[FaultRecord, ...] = (), uplink: Uplink | None = None,
-                 panel: HelpPanel | None = None) -> None:
+                 panel: HelpPanel | None = None, more_methods: Sequence[PaymentMethod] = ()) -> None:
         self.state = state
         self.store = store
         self.terminal = terminal
@@ -56,11 +58,12 @@ class Loop:
         self.panel = panel
         now = clock()
         self.fault_board = FaultBoard(store, self.post, faults)
+        self.payment = PaymentRouter((terminal, *more_methods), self.fault_board)
         self.payments = PaymentBook(store, self.fault_board, terminal.name)
         self.cabinet = Cabinet(self.fault_board)
-        self.operations = Operations(store, self.fault_board, terminal, lambda: self.state, self.post,
+        self.operations = Operations(store, self.fault_board, self.payment, lambda: self.state, self.post,
                                      self.request_restart)
-        self.effects = EffectRunner(store, terminal, self.fault_board, self.post, uplink)
+        self.effects = EffectRunner(store, self.payment, self.fault_board, self.post, uplink)
         self._healer = StorageHealer(self, self.fault_board, Path(state.settings.storage.database),
                                      state.settings.station.id)
         self.fault_board.listen(self._healer.fault_changed)

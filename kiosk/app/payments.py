@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 
 from kiosk import crashpoints
 from kiosk.app.faults import FaultBoard
 from kiosk.domain.events import PaymentConfirmed, PaymentReconciled, TerminalHealth
-from kiosk.ports import StorageError, Store
+from kiosk.domain.payment import Capability
+from kiosk.ports import PaymentMethod, StorageError, Store
 
-__all__ = ["PaymentBook", "Settled"]
+__all__ = ["PaymentBook", "PaymentRouter", "Settled"]
 
 log = logging.getLogger(__name__)
 
@@ -27,15 +29,16 @@ class PaymentBook:
     def __init__(self, store: Store | None, faults: FaultBoard, component: str) -> None:
         self._store = store
         self._faults = faults
-        self._component = component
+        self._component = component  # the fault component of health reports that name no method
         self._unrecorded: list[Settled] = []  # settled while the database failed
 
     def health(self, event: TerminalHealth, now: datetime) -> None:
-        """The payment method is usable again (code None) or has a fault."""
+        """A payment method is usable again (code None) or has a fault, raised under its name."""
+        component = event.method or self._component
         if event.code is None:
-            self._faults.clear_fault(self._component, now)
+            self._faults.clear_fault(component, now)
         else:
-            self._faults.raise_fault(self._component, event.code, now, event.detail)
+            self._faults.raise_fault(component, event.code, now, event.detail)
 
     def settled(self, event: Settled, now: datetime) -> None:
         """Store what the payment method settled; keep it in memory if the database fails."""
@@ -75,3 +78,67 @@ class PaymentBook:
                 self._faults.raise_fault("payments", "unreconciled", now, detail)
         except ValueError as exc:
             log.warning("payment %s: %s not applied: %s", event.payment_id, type(event).__name__, exc)
+
+
+class PaymentRouter:
+    """The station's payment methods as one PaymentMethod: each payment goes to one method, and stays with it.
+
+    A payment starts on the first method without an active fault (the first one if all have
+    one); cancelling and the vending answer go to the method that took it. A staff request goes
+    to the first method that declares it. The first method's name and faults stand for the
+    station's payment in telemetry.
+    """
+
+    def __init__(self, methods: Sequence[PaymentMethod], faults: FaultBoard) -> None:
+        if not methods:
+            raise ValueError("a station needs at least one payment method")
+        self._methods = tuple(methods)
+        self._faults = faults
+        self._current: tuple[str, PaymentMethod] | None = None  # the journey's payment (one at a time) and its method
+
+    @property
+    def name(self) -> str:
+        """The first method's name."""
+        return self._methods[0].name
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        """What any of the methods can do besides paying."""
+        return frozenset().union(*(m.capabilities for m in self._methods))
+
+    def start(self) -> None:
+        """Start every method."""
+        for method in self._methods:
+            method.start()
+
+    def start_payment(self, payment_id: str, amount: int, currency: str) -> None:
+        """Charge on the first usable method."""
+        method = next((m for m in self._methods if self._faults.get(m.name) is None), self._methods[0])
+        self._current = (payment_id, method)
+        method.start_payment(payment_id, amount, currency)
+
+    def cancel_payment(self) -> None:
+        """Abort the payment in progress on its method."""
+        self._method_of(None).cancel_payment()
+
+    def confirm_payment(self, payment_id: str, accept: bool) -> None:
+        """The vending answer, to the method that took ``payment_id``."""
+        self._method_of(payment_id).confirm_payment(payment_id, accept)
+
+    def request(self, kind: str, request_id: str) -> None:
+        """A staff request, to the first method that declares ``kind``; ValueError if none does."""
+        method = next((m for m in self._methods if kind in m.capabilities), None)
+        if method is None:
+            raise ValueError(f"no payment method has {kind} requests")
+        method.request(kind, request_id)
+
+    def close(self) -> None:
+        """Release every method."""
+        for method in self._methods:
+            method.close()
+
+    def _method_of(self, payment_id: str | None) -> PaymentMethod:
+        """The method of the journey's payment (``payment_id`` None: whichever it is), else the first one."""
+        if self._current is not None and payment_id in (None, self._current[0]):
+            return self._current[1]
+        return self._methods[0]

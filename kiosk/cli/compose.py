@@ -20,6 +20,7 @@ from kiosk.domain.records import FaultRecord, PaymentRecord
 from kiosk.mqtt.client import MqttLink
 from kiosk.mqtt.publisher import OutboxPublisher
 from kiosk.mqtt.uplink import SUBSCRIPTIONS, Uplink
+from kiosk.ports import PaymentMethod
 from kiosk.storage.store import Store
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ class Station:
 
     def start(self) -> None:
         """Start the devices and the MQTT link (the loop itself is run or settled by the caller)."""
-        self.devices.terminal.start()
+        self.loop.payment.start()
         if self.panel is not None:
             self.panel.start()
         if self.link is not None:
@@ -54,6 +55,7 @@ class Station:
     def close(self) -> None:
         """Say offline, stop the devices, record what they reported while closing, close screen and database."""
         self.uplink.stop(self.loop.clock())
+        self.loop.payment.close()
         self.devices.close()
         if self.panel is not None:
             self.panel.close()
@@ -100,9 +102,9 @@ def build_station(settings: config.Settings, clock: Callable[[], datetime], *, s
     state = replace(journey.initial(settings, now), notice=(store.notice() if store is not None else None) or "")
     if store is not None:
         state = recovery.restore_help(store, state, settings.timeouts, now)
-    loop = Loop(state, store, devices.terminal, display, clock, faults, uplink, panel)
+    more_methods: tuple[PaymentMethod, ...] = ()  # a second payment method is built here (docs/architecture.md)
+    loop = Loop(state, store, devices.terminal, display, clock, faults, uplink, panel, more_methods)
     return Station(loop, display, devices, store, link, uplink, panel)
-
 
 
 def _help_panel(settings: config.Settings, simulate: bool, post: Callable[[Event], None], store: Store | None,
@@ -184,7 +186,7 @@ class CardTerminal:
             owed=tuple(OwedPayment(p.id, p.receipt_no, p.trace_no, p.amount) for p in owed))
 
     def close(self) -> None:
-        """Stop the driver, then the simulator and its pty."""
+        """Stop the driver (again: closing it twice is safe), then the simulator and its pty."""
         self.terminal.close()
         if self.simulator is not None:
             self.simulator.stop()

@@ -156,10 +156,14 @@ class PaymentReconciled:
 
 @dataclass(frozen=True)
 class TerminalHealth:
-    """The payment method's health changed: ``code`` None means ready, else a fault code of the method's component."""
+    """A payment method's health changed: ``code`` None means ready, else a fault code of the method's component.
+
+    ``method`` is the method's name (its fault component); None stands for the station's first method.
+    """
 
     code: str | None
     detail: str = ""
+    method: str | None = None
 
 
 @dataclass(frozen=True)

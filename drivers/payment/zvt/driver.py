@@ -199,7 +199,12 @@ class ZvtTerminal:
         self._wake()
 
     def close(self) -> None:
-        """Stop the worker (it finishes the sequence in progress for a few seconds at most) and close the port."""
+        """Stop the worker (it finishes the sequence in progress for a few seconds at most) and close the port.
+
+        Closing again does nothing.
+        """
+        if self._closing.is_set():
+            return
         self._closing.set()
         self._wake()
         if self._thread.is_alive():
@@ -413,7 +418,7 @@ class ZvtTerminal:
             log.info("card terminal ready")
         else:
             log.error("card terminal %s: %s", code, detail)
-        self._post(TerminalHealth(code, detail))
+        self._post(TerminalHealth(code, detail, self.name))
 
     def _pay(self, session: EcrSession, pay: _Pay) -> None:
         if self._abort.is_set():

@@ -1,0 +1,108 @@
+"""Payment routing over several payment methods: each payment on one usable method, its answers to that method."""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from kiosk.app.faults import FaultBoard
+from kiosk.app.payments import PaymentBook, PaymentRouter
+from kiosk.domain.events import Event, TerminalHealth
+from kiosk.domain.payment import Capability
+
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+class RecordingMethod:
+    """A payment method that records what it is asked."""
+
+    def __init__(self, name: str, capabilities: frozenset[Capability] = frozenset()) -> None:
+        self.name = name
+        self.capabilities = capabilities
+        self.calls: list[tuple[object, ...]] = []
+
+    def start(self) -> None:
+        self.calls.append(("start",))
+
+    def start_payment(self, payment_id: str, amount: int, currency: str) -> None:
+        self.calls.append(("start_payment", payment_id, amount, currency))
+
+    def cancel_payment(self) -> None:
+        self.calls.append(("cancel_payment",))
+
+    def confirm_payment(self, payment_id: str, accept: bool) -> None:
+        self.calls.append(("confirm_payment", payment_id, accept))
+
+    def request(self, kind: str, request_id: str) -> None:
+        self.calls.append(("request", kind, request_id))
+
+    def close(self) -> None:
+        self.calls.append(("close",))
+
+
+@pytest.fixture
+def parts() -> tuple[FaultBoard, RecordingMethod, RecordingMethod, PaymentRouter, list[Event]]:
+    posted: list[Event] = []
+    board = FaultBoard(None, posted.append)
+    card = RecordingMethod("card_terminal", frozenset({Capability.STATUS, Capability.END_OF_DAY}))
+    coins = RecordingMethod("coin_acceptor")
+    return board, card, coins, PaymentRouter((card, coins), board), posted
+
+
+def test_a_payment_starts_on_the_first_method_and_its_answers_go_there(parts) -> None:
+    _board, card, coins, router, _ = parts
+    router.start_payment("p1", 250, "EUR")
+    router.confirm_payment("p1", True)
+    assert card.calls == [("start_payment", "p1", 250, "EUR"), ("confirm_payment", "p1", True)]
+    assert coins.calls == []
+
+
+def test_a_faulted_method_is_passed_over_and_the_payment_stays_with_the_one_that_took_it(parts) -> None:
+    board, card, coins, router, _ = parts
+    board.raise_fault("card_terminal", "offline", NOW)
+    router.start_payment("p2", 100, "EUR")
+    board.clear_fault("card_terminal", NOW)  # the card terminal is back while the parker pays with coins
+    router.cancel_payment()
+    router.confirm_payment("p2", False)
+    assert coins.calls == [("start_payment", "p2", 100, "EUR"), ("cancel_payment",), ("confirm_payment", "p2", False)]
+    assert card.calls == []
+
+
+def test_with_every_method_faulted_the_first_one_is_asked_and_says_why_itself(parts) -> None:
+    board, card, coins, router, _ = parts
+    board.raise_fault("card_terminal", "offline", NOW)
+    board.raise_fault("coin_acceptor", "jammed", NOW)
+    router.start_payment("p3", 100, "EUR")
+    assert card.calls == [("start_payment", "p3", 100, "EUR")] and coins.calls == []
+
+
+def test_staff_requests_go_to_the_method_that_declares_them(parts) -> None:
+    _board, card, coins, router, _ = parts
+    assert router.capabilities == {Capability.STATUS, Capability.END_OF_DAY}
+    router.request("end_of_day", "r1")
+    assert card.calls == [("request", "end_of_day", "r1")] and coins.calls == []
+    with pytest.raises(ValueError, match="no payment method has reconcile requests"):
+        router.request("reconcile", "r2")
+
+
+def test_start_and_close_reach_every_method(parts) -> None:
+    _board, card, coins, router, _ = parts
+    router.start()
+    router.close()
+    assert card.calls == coins.calls == [("start",), ("close",)]
+    assert router.name == "card_terminal"
+
+
+def test_a_method_reports_its_health_under_its_own_name(parts) -> None:
+    board, _card, _coins, _router, posted = parts
+    book = PaymentBook(None, board, "card_terminal")
+    book.health(TerminalHealth("jammed", "coin path blocked", "coin_acceptor"), NOW)
+    book.health(TerminalHealth("offline"), NOW)  # a report that names no method is the first method's
+    assert [(f.component, f.code) for f in board.active()] == [("coin_acceptor", "jammed"), ("card_terminal", "offline")]
+    book.health(TerminalHealth(None, method="coin_acceptor"), NOW)
+    assert [f.component for f in board.active()] == ["card_terminal"] and len(posted) == 3
+
+
+def test_a_station_needs_a_payment_method() -> None:
+    with pytest.raises(ValueError, match="at least one payment method"):
+        PaymentRouter((), FaultBoard(None, lambda event: None))
