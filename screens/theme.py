@@ -156,7 +156,7 @@ class Metrics:
         """The next text size below size (or size itself if it is the smallest)."""
         return next((s for s in self.text_sizes if s < size), size)
 
-    # Touch targets (UX.md: >= 9 mm, primary 12-15 mm, gaps >= 2 mm).
+    # Touch targets (docs/screens.md: >= 9 mm, primary 12-15 mm, gaps >= 2 mm).
     @property
     def target(self) -> int:
         """Height of an ordinary touch target."""

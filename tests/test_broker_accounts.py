@@ -1,4 +1,4 @@
-"""Broker accounts: the generator's files, and a real mosquitto enforcing MQTT.md's access rules with them."""
+"""Broker accounts: the generator's files, and a real mosquitto enforcing the access rules of docs/broker.md with them."""
 from __future__ import annotations
 
 import base64
@@ -34,7 +34,7 @@ PASSWD_LINE = re.compile(r"(?P<user>[^:]+):\$7\$(?P<iterations>101)\$(?P<salt>[A
 # mosquitto started as root drops to the user "mosquitto", which cannot write the test's folder.
 AS_ROOT = "user root\n" if os.geteuid() == 0 else ""  # the printed configuration has no `user` line
 
-STATION_RULES = {  # MQTT.md "Access control", written out for station S1
+STATION_RULES = {  # docs/broker.md "Access rules", written out for station S1
     "topic write paystation/v1/S1/status", "topic write paystation/v1/S1/fault/+",
     "topic write paystation/v1/S1/event/+", "topic write paystation/v1/S1/help/state",
     "topic write paystation/v1/S1/help/request", "topic write paystation/v1/S1/help/from-parker",

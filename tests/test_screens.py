@@ -247,7 +247,7 @@ def test_every_text_stays_inside_its_box(settings: Settings, size: tuple[int, in
 
 @pytest.mark.parametrize("settings, size, smallest", [(MULTILINGUAL, (800, 480), 48), (PORTRAIT, (720, 1280), 75)])
 def test_targets_are_large_inside_and_apart(settings: Settings, size: tuple[int, int], smallest: int) -> None:
-    """UX.md: at least 9 mm, about 48 px on the 800x480 panel and 75 px on the 720x1280 one."""
+    """docs/screens.md: at least 9 mm, about 48 px on the 800x480 panel and 75 px on the 720x1280 one."""
     scale = min(size) / 480
     screen = pygame.Rect((0, 0), size)
     for name, state in states(settings).items():

@@ -25,7 +25,7 @@ ARGUMENTS = staff.ARGUMENTS
 
 @dataclass(frozen=True)
 class ToParkerArgs:
-    """An agent's word on help/to-parker (MQTT.md): accept, message (text) or resolve (outcome, closing text)."""
+    """An agent's word on help/to-parker (docs/mqtt.md): accept, message (text) or resolve (outcome, closing text)."""
 
     ticket: TicketId
     type: Annotated[str, one_of(*helpdesk.AGENT_KINDS)]
