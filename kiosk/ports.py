@@ -285,6 +285,10 @@ class StationLedger(Protocol):
     """The station's own state: boot numbers, event series, commands run at most once, notice, remote configuration."""
 
     @property
+    def usable(self) -> bool:
+        """A database is open. False for the stand-in while none could be opened: every other call refuses."""
+
+    @property
     def boot(self) -> int:
         """The boot number later events carry: this open's, then the newest from ``next_boot`` or ``adopt_boot``."""
 

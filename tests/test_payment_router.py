@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -9,8 +10,10 @@ from kiosk.app.faults import FaultBoard
 from kiosk.app.payments import PaymentBook, PaymentRouter
 from kiosk.domain.events import Event, TerminalHealth
 from kiosk.domain.payment import Capability
+from kiosk.storage.unavailable import UnavailableStore
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+NO_DATABASE = UnavailableStore("io", Path("/nonexistent/kiosk.db"))  # faults stay in memory
 
 
 class RecordingMethod:
@@ -43,7 +46,7 @@ class RecordingMethod:
 @pytest.fixture
 def parts() -> tuple[FaultBoard, RecordingMethod, RecordingMethod, PaymentRouter, list[Event]]:
     posted: list[Event] = []
-    board = FaultBoard(None, posted.append)
+    board = FaultBoard(NO_DATABASE, posted.append)
     card = RecordingMethod("card_terminal", frozenset({Capability.STATUS, Capability.END_OF_DAY}))
     coins = RecordingMethod("coin_acceptor")
     return board, card, coins, PaymentRouter((card, coins), board), posted
@@ -95,7 +98,7 @@ def test_start_and_close_reach_every_method(parts) -> None:
 
 def test_a_method_reports_its_health_under_its_own_name(parts) -> None:
     board, _card, _coins, _router, posted = parts
-    book = PaymentBook(None, board, "card_terminal")
+    book = PaymentBook(NO_DATABASE, board, "card_terminal")
     book.health(TerminalHealth("jammed", "coin path blocked", "coin_acceptor"), NOW)
     book.health(TerminalHealth("offline"), NOW)  # a report that names no method is the first method's
     assert [(f.component, f.code) for f in board.active()] == [("coin_acceptor", "jammed"), ("card_terminal", "offline")]
@@ -105,4 +108,4 @@ def test_a_method_reports_its_health_under_its_own_name(parts) -> None:
 
 def test_a_station_needs_a_payment_method() -> None:
     with pytest.raises(ValueError, match="at least one payment method"):
-        PaymentRouter((), FaultBoard(None, lambda event: None))
+        PaymentRouter((), FaultBoard(NO_DATABASE, lambda event: None))

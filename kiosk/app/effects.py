@@ -57,7 +57,7 @@ class EffectRunner:
     waits forever: a payment is not started, a session commit fails, help goes out directly.
     """
 
-    def __init__(self, store: Store | None, terminal: PaymentMethod, faults: FaultBoard,
+    def __init__(self, store: Store, terminal: PaymentMethod, faults: FaultBoard,
                  post: Callable[[Event], None], direct_help: DirectHelp | None) -> None:
         self._store = store
         self._terminal = terminal
@@ -93,8 +93,8 @@ class EffectRunner:
             return
         if type(effect) not in self._stored:
             raise TypeError(f"no executor for {effect!r}")
-        if self._store is None or self._held_directly(effect):
-            if self._store is None:
+        if not self._store.usable or self._held_directly(effect):
+            if not self._store.usable:
                 log.error("%s without a usable database", type(effect).__name__)
             self._without_store(effect, now)
             return
@@ -114,11 +114,6 @@ class EffectRunner:
         if executor is not None:
             executor(effect, now)
 
-    @property
-    def _db(self) -> Store:
-        assert self._store is not None
-        return self._store
-
     # ---- effects on devices ----
 
     def _ignored(self, effect: Ignored, now: datetime) -> None:
@@ -133,37 +128,37 @@ class EffectRunner:
     # ---- effects on the database ----
 
     def _lookup_session(self, effect: LookupSession, now: datetime) -> None:
-        self._post(SessionLookedUp(effect.plate, self._db.active_session(effect.plate, effect.zone, now)))
+        self._post(SessionLookedUp(effect.plate, self._store.active_session(effect.plate, effect.zone, now)))
 
     def _begin_payment(self, effect: BeginPayment, now: datetime) -> None:
-        record = self._db.begin_payment(effect.plate, effect.zone, effect.amount, effect.currency, effect.minutes,
+        record = self._store.begin_payment(effect.plate, effect.zone, effect.amount, effect.currency, effect.minutes,
                                         effect.starts, effect.expires, effect.extends_id, now)
         self._post(PaymentPending(record.id))
         self._terminal.start_payment(record.id, effect.amount, effect.currency)
 
     def _commit_session(self, effect: CommitSession, now: datetime) -> None:
         crashpoints.reached("payment.approved")
-        session = self._db.commit_paid_session(effect.payment_id, effect.result, now)
+        session = self._store.commit_paid_session(effect.payment_id, effect.result, now)
         crashpoints.reached("payment.committed")
         self._post(SessionCommitted(effect.payment_id, session))
 
     def _fail_payment(self, effect: FailPayment, now: datetime) -> None:
         try:
-            self._db.fail_payment(effect.payment_id, effect.state, effect.result_code, now)
+            self._store.fail_payment(effect.payment_id, effect.state, effect.result_code, now)
         except ValueError as exc:
             log.warning("payment %s not marked %s: %s", effect.payment_id, effect.state, exc)
 
     def _save_feedback(self, effect: SaveFeedback, now: datetime) -> None:
-        self._db.save_feedback(effect.rating, effect.session_id, now)
+        self._store.save_feedback(effect.rating, effect.session_id, now)
 
     def _open_help_ticket(self, effect: OpenHelpTicket, now: datetime) -> None:
-        self._post(HelpTicketOpened(self._db.open_help_ticket(effect.context, now)))
+        self._post(HelpTicketOpened(self._store.open_help_ticket(effect.context, now)))
         if self._direct_help is not None:
             self._direct_help.help_stored()
 
     def _record_help(self, effect: RecordHelp, now: datetime) -> None:
         try:
-            self._db.record_help(effect.ticket_id, effect.action, now, agent=effect.agent, text=effect.text,
+            self._store.record_help(effect.ticket_id, effect.action, now, agent=effect.agent, text=effect.text,
                                  outcome=effect.outcome, choice=effect.choice, presses=effect.presses)
         except ValueError as exc:
             log.warning("help ticket %s: %s not recorded: %s", effect.ticket_id, effect.action, exc)

@@ -28,7 +28,7 @@ class FaultBoard:
     once it works again.
     """
 
-    def __init__(self, store: Store | None, post: Callable[[Event], None], faults: tuple[FaultRecord, ...] = ()) -> None:
+    def __init__(self, store: Store, post: Callable[[Event], None], faults: tuple[FaultRecord, ...] = ()) -> None:
         self._store = store
         self._post = post
         self._faults = {f.component: f for f in faults}
@@ -62,7 +62,7 @@ class FaultBoard:
             return
         log.error("fault raised: %s/%s (%s): %s", component, code, kind.severity, message)
         stored = False
-        if self._store is not None:
+        if self._store.usable:
             try:
                 record = self._store.raise_fault(component, code, kind.severity, message, kind.parker_impact, now)
                 stored = True
@@ -80,7 +80,7 @@ class FaultBoard:
         if record is None:
             return
         stored = False
-        if self._store is not None:
+        if self._store.usable:
             try:
                 stored = self._store.clear_fault(component, now)  # False: it never reached the store either
             except StorageError as exc:

@@ -35,7 +35,7 @@ class Memory(Protocol):
 class Station(Protocol):
     """What the healer needs from the loop (kiosk.app.loop.Loop)."""
 
-    store: Store | None
+    store: Store
 
     @property
     def uplink(self) -> Memory | None:
@@ -102,20 +102,20 @@ class StorageHealer:
         if fault is None or fault.code not in REASONS:
             self._delay = FIRST_RETRY_S
             return
-        if station.store is not None and fault.code not in HEALS_WHILE_OPEN:
+        if station.store.usable and fault.code not in HEALS_WHILE_OPEN:
             log.error("storage %s while running: the file needs a technician, then a restart", fault.code)
             return
-        if station.store is None and not station.idle():
+        if not station.store.usable and not station.idle():
             self._due = now + timedelta(seconds=self._delay)  # opening it leads to a restart: not during a journey
             return
         identity = _identity(self._path)
-        if station.store is None and fault.code in ONLY_IF_CHANGED and identity == self._failed_file:
+        if not station.store.usable and fault.code in ONLY_IF_CHANGED and identity == self._failed_file:
             self._again(now)  # the file that failed its check is unchanged: checking it again would only cost time
             return
         try:
             if disk_is_full(self._path):
                 raise StorageError("full", self._path, f"less than {FULL_BELOW_BYTES // 1024} KiB free")
-            if station.store is not None:
+            if station.store.usable:
                 self._recover(station.store, now)
             else:
                 self._reopen(now)

@@ -42,7 +42,7 @@ class Loop:
     healer an unusable database. ``uplink`` (MQTT) and ``panel`` (the help LED) are optional.
     """
 
-    def __init__(self, state: journey.State, store: Store | None, terminal: PaymentMethod, display: Display,
+    def __init__(self, state: journey.State, store: Store, terminal: PaymentMethod, display: Display,
                  clock: Clock, faults: tuple[FaultRecord, ...] = (), uplink: Uplink | None = None,
                  panel: HelpPanel | None = None, more_methods: Sequence[PaymentMethod] = ()) -> None:
         self.state = state
@@ -82,7 +82,7 @@ class Loop:
             self._routes.update({kind: uplink.handle for kind in UPLINK_EVENTS})
             uplink.attach(self, now)
             self.fault_board.listen(uplink.fault_changed)
-            for fault in faults if store is None else ():  # without a database, nobody else will report them
+            for fault in faults if not store.usable else ():  # without a database, nobody else will report them
                 uplink.fault_changed(fault, True, False, now)
 
     def post(self, event: Event) -> None:

@@ -28,7 +28,7 @@ class Operations:
     ``record_unstored`` once it works again.
     """
 
-    def __init__(self, store: Store | None, faults: FaultBoard, payment: PaymentMethod,
+    def __init__(self, store: Store, faults: FaultBoard, payment: PaymentMethod,
                  state: Callable[[], journey.State], post: Callable[[Event], None],
                  restart: Callable[[], None]) -> None:
         self._store = store
@@ -64,7 +64,7 @@ class Operations:
 
     def keep_report(self, event: TerminalReport, now: datetime) -> str:
         """Store an end of day's totals; the words to add to the reply ("" when stored or nothing to store)."""
-        if not (event.ok and event.kind == "end_of_day" and self._store is not None):
+        if not (event.ok and event.kind == "end_of_day" and self._store.usable):
             return ""
         try:
             self._store.record_terminal_report({"kind": "end_of_day", **event.data}, now)
@@ -80,7 +80,7 @@ class Operations:
             self._unstored_notice = None
 
     def _notice(self, args: NoticeArgs, now: datetime) -> Done:
-        if self._store is not None:
+        if self._store.usable:
             self._store.set_notice(args.text, now)
         else:
             self._unstored_notice = (args.text,)
@@ -98,7 +98,7 @@ class Operations:
         settings = self._state().settings
         if not journey.plate_valid(settings, args.plate):
             raise Refusal("bad_arguments", f"plate: {args.plate!r} does not match this station's plate format")
-        if self._store is None:
+        if not self._store.usable:
             raise Refusal("unavailable", "the station's database is not usable")
         expires = now + timedelta(minutes=args.minutes)
         reason = f"granted by staff: {args.reason}"

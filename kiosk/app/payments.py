@@ -26,7 +26,7 @@ class PaymentBook:
     payment the terminal booked is never forgotten (docs/terminal.md).
     """
 
-    def __init__(self, store: Store | None, faults: FaultBoard, component: str) -> None:
+    def __init__(self, store: Store, faults: FaultBoard, component: str) -> None:
         self._store = store
         self._faults = faults
         self._component = component  # the fault component of health reports that name no method
@@ -42,7 +42,7 @@ class PaymentBook:
 
     def settled(self, event: Settled, now: datetime) -> None:
         """Store what the payment method settled; keep it in memory if the database fails."""
-        if self._store is None:
+        if not self._store.usable:
             log.error("payment %s: %s kept in memory, no usable database", event.payment_id, type(event).__name__)
             self._unrecorded.append(event)
             return

@@ -22,6 +22,7 @@ from kiosk.mqtt.publisher import OutboxPublisher
 from kiosk.mqtt.uplink import SUBSCRIPTIONS, Uplink
 from kiosk.ports import PaymentMethod
 from kiosk.storage.store import Store
+from kiosk.storage.unavailable import UnavailableStore
 
 if TYPE_CHECKING:
     from drivers.gpio import HelpPanel
@@ -103,8 +104,14 @@ def build_station(settings: config.Settings, clock: Callable[[], datetime], *, s
     if store is not None:
         state = recovery.restore_help(store, state, settings.timeouts, now)
     more_methods: tuple[PaymentMethod, ...] = ()  # a second payment method is built here (docs/architecture.md)
-    loop = Loop(state, store, devices.terminal, display, clock, faults, uplink, panel, more_methods)
+    database = store if store is not None else UnavailableStore(_storage_code(faults), Path(settings.storage.database))
+    loop = Loop(state, database, devices.terminal, display, clock, faults, uplink, panel, more_methods)
     return Station(loop, display, devices, store, link, uplink, panel)
+
+
+def _storage_code(faults: tuple[FaultRecord, ...]) -> str:
+    """The storage fault's code at start (why no database could be opened)."""
+    return next(f.code for f in faults if f.component == "storage")
 
 
 def _help_panel(settings: config.Settings, simulate: bool, post: Callable[[Event], None], store: Store | None,

@@ -266,7 +266,7 @@ class Runner:
 
     def _expect_rows(self, kind: str, args: list[str]) -> None:
         store = self.loop.store
-        if store is None:
+        if not store.usable:
             raise ScenarioError("no database is open")
         table, *conditions = args
         count = None

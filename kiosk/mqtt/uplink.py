@@ -88,7 +88,7 @@ class Station(Protocol):
     """What the uplink needs from the loop (kiosk.app.loop.Loop)."""
 
     state: journey.State
-    store: Store | None
+    store: Store
     fault_board: FaultBoard
     operations: StaffOperations
     terminal: PaymentMethod
@@ -296,7 +296,7 @@ class Uplink:
         """Give the link a fresh boot number for its next connection (durable when the database works)."""
         store = self._control.store
         fresh = max(self._offered, self._boot) + 1
-        if store is not None:
+        if store.usable:
             try:
                 fresh = store.next_boot(now)
             except StorageError as exc:
@@ -308,7 +308,7 @@ class Uplink:
     def _publish_birth(self, now: datetime) -> None:
         assert self._link is not None
         store = self._control.store
-        birth = {"state": "online", "boot": self._boot, "series": store.series if store is not None else None,
+        birth = {"state": "online", "boot": self._boot, "series": store.series if store.usable else None,
                  "firmware": self._firmware, "config_version": self._settings.version, "zone": self._settings.zone.name,
                  "ts": time_text(now)}
         self._link.publish(STATUS, json_text(birth), 1, True)
@@ -319,7 +319,7 @@ class Uplink:
         if self._link is None:
             return 0
         messages: list[tuple[str, str]] = []
-        if store is not None:
+        if store.usable:
             try:
                 messages = store.retained_messages()
             except StorageError as exc:  # what the store could not give, the unstored faults below explain
@@ -385,7 +385,7 @@ class Uplink:
             waiting.requests.append(request)
             return True
         store = self._control.store
-        if store is None:
+        if not store.usable:
             kept = self._answers.get(key)
             if kept is not None:
                 self._send(request, kept[1])
@@ -438,7 +438,7 @@ class Uplink:
         self.pump(now)  # what the command committed goes out first, not after this bookkeeping commit
         if key is not None:
             store = self._control.store
-            if store is None:
+            if not store.usable:
                 self._answers[key] = (requests[0].name, answer)
             else:
                 try:
@@ -476,9 +476,9 @@ class Uplink:
         log.info("cfg/desired version %d applied (for the next parker)", decision.settings.version)
         self._control.post(SettingsChanged(decision.settings))
 
-    def _report_config(self, report: dict[str, Any], desired: dict[str, Any] | None, store: Store | None,
+    def _report_config(self, report: dict[str, Any], desired: dict[str, Any] | None, store: Store,
                        now: datetime) -> None:
-        if store is None:
+        if not store.usable:
             if self._link is not None:
                 self._link.publish(CFG_REPORTED, json_text(report), 1, True)
         elif desired is None:
@@ -496,7 +496,7 @@ class Uplink:
         terminal = next((f.code for f in station.state.faults if f.component == station.terminal.name), "ready")
         figures = {
             "ts": time_text(now), "boot": self._boot, "uptime_s": int(time.monotonic() - self._started),
-            "outbox_depth": store.outbox_depth() if store is not None else None,
+            "outbox_depth": store.outbox_depth() if store.usable else None,
             "outbox_in_flight": self._publisher.in_flight if self._publisher is not None else 0,
             "link": {"state": self._link.state, "since": time_text(self._link.since),
                      "reconnects": self._link.reconnects},
@@ -519,7 +519,7 @@ class Uplink:
                                                     f"more than {self._settings.mqtt.outbox_warn_rows} unsent")
                 else:
                     station.fault_board.clear_fault("outbox", now)
-                if station.store is not None:
+                if station.store.usable:
                     station.store.prune_commands(now - timedelta(days=self._settings.mqtt.outbox_keep_days))
             except StorageError as exc:
                 station.fault_board.raise_fault("storage", exc.reason, now, str(exc))

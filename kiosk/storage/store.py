@@ -129,6 +129,11 @@ class Store:
         return self._core
 
     @property
+    def usable(self) -> bool:
+        """Always: this store has its database open (kiosk.storage.unavailable is the stand-in without one)."""
+        return True
+
+    @property
     def boot(self) -> int:
         """The boot number later events carry: this open's, then the newest from ``next_boot`` or ``adopt_boot``."""
         return self._core.boot
