@@ -12,10 +12,7 @@ import pygame
 import pytest
 
 from kiosk.config import LanguageSettings, LinkSettings, ScreenSettings, Settings
-from kiosk.domain import (
-    helpdesk,
-    journey,
-)
+from kiosk.domain import helpdesk, journey
 from kiosk.domain.helpdesk import Line, Phase, Ticket
 from kiosk.domain.journey import Decline, Payment, Screen
 from kiosk.domain.records import FaultRecord, SessionRecord

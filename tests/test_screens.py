@@ -38,10 +38,7 @@ from screen_states import (
 )
 
 from kiosk.config import ScreenSettings, Settings
-from kiosk.domain import (
-    helpdesk,
-    journey,
-)
+from kiosk.domain import helpdesk, journey
 from kiosk.domain.events import HelpPressed, HelpReleased, Tap
 from kiosk.domain.journey import Decline
 from screens import i18n, overlays, plate, theme

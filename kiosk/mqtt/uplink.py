@@ -11,16 +11,7 @@ from typing import Any, Protocol
 
 from kiosk import config, remote_config
 from kiosk.domain import journey
-from kiosk.domain.events import (
-    Event,
-    LinkAcked,
-    LinkDown,
-    LinkState,
-    LinkUp,
-    MessageIn,
-    SettingsChanged,
-    TerminalReport,
-)
+from kiosk.domain.events import Event, LinkAcked, LinkDown, LinkState, LinkUp, MessageIn, SettingsChanged, TerminalReport
 from kiosk.domain.records import FaultRecord
 from kiosk.domain.staff import TERMINAL_REQUESTS
 from kiosk.mqtt import commands, telemetry
