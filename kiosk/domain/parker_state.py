@@ -1,0 +1,189 @@
+"""What the parker's journey knows: the State, its screens, and the read-only questions screens and the loop ask of it."""
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from kiosk.config import Settings
+from kiosk.domain import helpdesk
+from kiosk.domain.events import Effect
+from kiosk.domain.payment import DeclineReason
+from kiosk.domain.records import FaultRecord, SessionRecord
+from kiosk.domain.tariff import Quote, quote
+
+__all__ = [
+    "CANCEL_GRACE_S", "KEYBOARD", "PAYMENT_GRACE_S", "THANKS_S", "Decline", "Payment", "Result", "Screen", "State",
+    "current_quote", "deadline", "help_context", "help_shown", "initial", "minute_range", "plate_valid",
+    "purchase_start", "screen_deadline",
+]
+
+KEYBOARD = tuple("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
+THANKS_S = 4
+PAYMENT_GRACE_S = 30
+CANCEL_GRACE_S = 15
+
+
+class Screen(StrEnum):
+    """Every screen of the journey."""
+
+    WELCOME = "welcome"
+    PLATE = "plate"
+    DURATION = "duration"
+    PAYING = "paying"
+    PAID = "paid"
+    DECLINED = "declined"
+    FEEDBACK = "feedback"
+    THANKS = "thanks"
+    OUT_OF_SERVICE = "out_of_service"
+
+
+@dataclass(frozen=True)
+class Payment:
+    """The card payment in progress."""
+
+    amount: int
+    currency: str
+    started: datetime
+    payment_id: str | None = None
+    status_text: str = ""
+    cancelling_since: datetime | None = None
+    committing: bool = False
+
+    @property
+    def cancelling(self) -> bool:
+        """The parker pressed Cancel and the terminal has not confirmed the abort yet."""
+        return self.cancelling_since is not None
+
+
+@dataclass(frozen=True)
+class Decline:
+    """Why a payment did not go through, for the Declined screen (``result_code``: the method's, opaque)."""
+
+    reason: DeclineReason
+    result_code: int
+    terminal_text: str = ""
+
+
+@dataclass(frozen=True)
+class State:
+    """Everything the journey knows; immutable, replaced on every step."""
+
+    settings: Settings
+    entered: datetime
+    last_input: datetime
+    screen: Screen = Screen.WELCOME
+    asleep: bool = False
+    warning_since: datetime | None = None
+    plate: str = ""
+    existing: SessionRecord | None = None
+    minutes: int = 0
+    payment: Payment | None = None
+    session: SessionRecord | None = None
+    decline: Decline | None = None
+    message: str = ""
+    faults: tuple[FaultRecord, ...] = ()
+    help: helpdesk.Ticket | None = None
+    language: str = ""
+    high_contrast: bool = False
+    next_settings: Settings | None = None
+    notice: str = ""
+
+
+Result = tuple[State, tuple[Effect, ...]]
+
+
+def initial(settings: Settings, now: datetime) -> State:
+    """The state at start-up: Welcome, awake."""
+    return State(settings=settings, entered=now, last_input=now, language=settings.languages.default)
+
+
+def plate_valid(settings: Settings, plate: str) -> bool:
+    """True if the plate matches the configured format."""
+    return len(plate) <= settings.plate.max_length and re.fullmatch(settings.plate.pattern, plate) is not None
+
+
+def minute_range(state: State) -> tuple[int, int]:
+    """Smallest and largest purchasable minutes now (extensions count the minutes already bought)."""
+    tariff = state.settings.tariff_engine
+    already = state.existing.minutes if state.existing else 0
+    high = (tariff.maximum_minutes - already) // tariff.increment_minutes * tariff.increment_minutes
+    low = tariff.minimum_minutes if state.existing is None else tariff.increment_minutes
+    return min(low, high), high
+
+
+def purchase_start(state: State, now: datetime) -> datetime:
+    """Bought time starts now, or at the end of the session being extended."""
+    if state.existing is not None and state.existing.expires > now:
+        return state.existing.expires
+    return now
+
+
+def current_quote(state: State, now: datetime) -> Quote | None:
+    """Price and expiry of the duration on screen, or None when nothing can be bought."""
+    if state.minutes <= 0:
+        return None
+    return quote(state.settings.tariff_engine, purchase_start(state, now), state.minutes)
+
+
+def help_shown(state: State) -> bool:
+    """The help overlay covers the screen (during a payment it waits until the terminal is done)."""
+    return state.help is not None and state.screen is not Screen.PAYING
+
+
+def deadline(state: State) -> datetime | None:
+    """When the state machine next wants a Tick, if ever (the screen's timers rest under the help overlay)."""
+    help_due = helpdesk.deadline(state.help, state.settings.timeouts)
+    screen_due = None if help_shown(state) else screen_deadline(state)
+    if help_due is None or screen_due is None:
+        return help_due or screen_due
+    return min(help_due, screen_due)
+
+
+def screen_deadline(state: State) -> datetime | None:
+    """When the screen's own timers (sleep, inactivity, payment give-up, Paid, Feedback) next want a Tick."""
+    t = state.settings.timeouts
+    s = state.screen
+    if s is Screen.WELCOME:
+        return None if state.asleep else state.last_input + timedelta(seconds=t.sleep_s)
+    if s in (Screen.PLATE, Screen.DURATION, Screen.DECLINED):
+        if state.warning_since is not None:
+            return state.warning_since + timedelta(seconds=t.warning_s)
+        idle = t.declined_s if s is Screen.DECLINED else t.inactivity_s
+        return state.last_input + timedelta(seconds=idle)
+    if s is Screen.PAYING and state.payment is not None:
+        limit = state.settings.terminal.payment_timeout_s + PAYMENT_GRACE_S
+        give_up = state.payment.started + timedelta(seconds=limit)
+        if state.payment.cancelling_since is not None:
+            return min(give_up, state.payment.cancelling_since + timedelta(seconds=CANCEL_GRACE_S))
+        return give_up
+    if s is Screen.PAID:
+        return state.entered + timedelta(seconds=t.paid_s)
+    if s is Screen.FEEDBACK:
+        return state.entered + timedelta(seconds=t.feedback_s)
+    if s is Screen.THANKS:
+        return state.entered + timedelta(seconds=THANKS_S)
+    return None
+
+
+def help_context(state: State) -> dict[str, object]:
+    """What an agent needs to know about the parker's situation (sent with the ticket)."""
+    last_payment: dict[str, object] | None = None
+    if state.session is not None:
+        last_payment = {"result": "approved", "plate": state.session.plate,
+                        "expires": state.session.expires.isoformat()}
+    elif state.decline is not None:
+        last_payment = {"result": state.decline.reason}
+    elif state.payment is not None:
+        last_payment = {"result": "in_progress", "amount": state.payment.amount, "currency": state.payment.currency}
+    return {
+        "station": state.settings.station.id,
+        "zone": state.settings.zone.name,
+        "screen": str(state.screen),
+        "plate": state.plate,
+        "last_payment": last_payment,
+        "last_payment_error": dataclasses.asdict(state.decline) if state.decline else None,
+        "active_faults": [{"fault": f"{f.component}/{f.code}", "severity": f.severity} for f in state.faults],
+    }
