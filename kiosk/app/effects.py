@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from kiosk import crashpoints
 from kiosk.app.faults import FaultBoard
@@ -29,25 +29,13 @@ from kiosk.domain.events import (
     SessionCommitted,
     SessionLookedUp,
 )
-from kiosk.ports import PaymentMethod, StorageError, Store
+from kiosk.ports import PaymentMethod, StorageError, Store, Uplink
 
-__all__ = ["DirectHelp", "EffectRunner"]
+__all__ = ["EffectRunner"]
 
 log = logging.getLogger(__name__)
 
 Executor = Callable[[Any, datetime], None]
-
-
-class DirectHelp(Protocol):
-    """Help calls carried without the database (kiosk.mqtt.uplink.Uplink implements it)."""
-
-    def open_help_directly(self, context: dict[str, Any], now: datetime) -> str | None: ...
-
-    def holds_directly(self, ticket_id: str) -> bool: ...
-
-    def help_step_directly(self, ticket_id: str, action: str, now: datetime, **details: str) -> None: ...
-
-    def help_stored(self) -> None: ...
 
 
 class EffectRunner:
@@ -58,7 +46,7 @@ class EffectRunner:
     """
 
     def __init__(self, store: Store, terminal: PaymentMethod, faults: FaultBoard,
-                 post: Callable[[Event], None], direct_help: DirectHelp | None) -> None:
+                 post: Callable[[Event], None], direct_help: Uplink | None) -> None:
         self._store = store
         self._terminal = terminal
         self._faults = faults

@@ -10,7 +10,7 @@ from typing import Protocol
 
 from kiosk.app.faults import FaultBoard
 from kiosk.domain.records import FaultRecord
-from kiosk.ports import REASONS, StorageError, Store
+from kiosk.ports import REASONS, StorageError, Store, Uplink
 from kiosk.storage.store import FULL_BELOW_BYTES, disk_is_full
 from kiosk.storage.store import Store as Database
 
@@ -22,23 +22,13 @@ HEALS_WHILE_OPEN = ("full", "unwritable", "io")  # a corrupt file needs a techni
 ONLY_IF_CHANGED = ("corrupt", "too_new")  # the station never changes such a file: it is checked again once it changed
 
 
-class Memory(Protocol):
-    """What the uplink keeps in memory while the database fails (kiosk.mqtt.uplink.Uplink)."""
-
-    def persist_unstored(self, store: Store, now: datetime) -> None:
-        """Write the link's numbers, command replies and notice kept in memory (StorageError if it fails)."""
-
-    def storage_healed(self, now: datetime) -> None:
-        """The database works again: resend the outbox and the retained state."""
-
-
 class Station(Protocol):
     """What the healer needs from the loop (kiosk.app.loop.Loop)."""
 
     store: Store
 
     @property
-    def uplink(self) -> Memory | None:
+    def uplink(self) -> Uplink | None:
         """The MQTT side, if the station has one."""
 
     def record_unstored(self, store: Store, now: datetime) -> None:
