@@ -29,6 +29,7 @@ from kiosk.domain.events import (
     SessionCommitted,
     SessionLookedUp,
 )
+from kiosk.domain.refusals import Refused
 from kiosk.ports import PaymentMethod, StorageError, Store, Uplink
 
 __all__ = ["EffectRunner"]
@@ -133,7 +134,7 @@ class EffectRunner:
     def _fail_payment(self, effect: FailPayment, now: datetime) -> None:
         try:
             self._store.fail_payment(effect.payment_id, effect.state, effect.result_code, now)
-        except ValueError as exc:
+        except Refused as exc:
             log.warning("payment %s not marked %s: %s", effect.payment_id, effect.state, exc)
 
     def _save_feedback(self, effect: SaveFeedback, now: datetime) -> None:
@@ -148,7 +149,7 @@ class EffectRunner:
         try:
             self._store.record_help(effect.ticket_id, effect.action, now, agent=effect.agent, text=effect.text,
                                  outcome=effect.outcome, choice=effect.choice, presses=effect.presses)
-        except ValueError as exc:
+        except Refused as exc:
             log.warning("help ticket %s: %s not recorded: %s", effect.ticket_id, effect.action, exc)
 
     # ---- the same effects without a usable database ----
@@ -169,5 +170,5 @@ class EffectRunner:
         try:
             self._direct_help.help_step_directly(effect.ticket_id, effect.action, now, agent=effect.agent,
                                                  text=effect.text, outcome=effect.outcome, choice=effect.choice)
-        except ValueError as exc:
+        except Refused as exc:
             log.warning("help ticket %s: %s not sent: %s", effect.ticket_id, effect.action, exc)

@@ -9,6 +9,7 @@ from kiosk import crashpoints
 from kiosk.app.faults import FaultBoard
 from kiosk.domain.events import PaymentConfirmed, PaymentReconciled, TerminalHealth
 from kiosk.domain.payment import Capability
+from kiosk.domain.refusals import Refused
 from kiosk.ports import PaymentMethod, StorageError, Store
 
 __all__ = ["PaymentBook", "PaymentRouter", "Settled"]
@@ -76,7 +77,7 @@ class PaymentBook:
                     self._faults.raise_fault("payments", "unreconciled", now, detail)  # staff hear of it even so
                     raise
                 self._faults.raise_fault("payments", "unreconciled", now, detail)
-        except ValueError as exc:
+        except Refused as exc:
             log.warning("payment %s: %s not applied: %s", event.payment_id, type(event).__name__, exc)
 
 
