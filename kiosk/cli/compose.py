@@ -99,12 +99,12 @@ def build_station(settings: config.Settings, clock: Callable[[], datetime], *, s
     if link is not None and store is not None:
         m = settings.mqtt
         publisher = OutboxPublisher(store, link, m.window, m.outbox_keep_days, m.outbox_warn_rows)
-    uplink = Uplink(settings, file_settings, link, publisher, package_version("kiosk"), store.boot if store else 0)
+    database = store if store is not None else UnavailableStore(_storage_code(faults), Path(settings.storage.database))
+    uplink = Uplink(settings, file_settings, link, publisher, package_version("kiosk"), store.boot if store else 0, database)
     state = replace(journey.initial(settings, now), notice=(store.notice() if store is not None else None) or "")
     if store is not None:
         state = recovery.restore_help(store, state, settings.timeouts, now)
     more_methods: tuple[PaymentMethod, ...] = ()  # a second payment method is built here (docs/architecture.md)
-    database = store if store is not None else UnavailableStore(_storage_code(faults), Path(settings.storage.database))
     loop = Loop(state, database, devices.terminal, display, clock, faults, uplink, panel, more_methods)
     return Station(loop, display, devices, store, link, uplink, panel)
 

@@ -79,7 +79,6 @@ class Station(Protocol):
     """What the uplink needs from the loop (kiosk.app.loop.Loop)."""
 
     state: journey.State
-    store: Store
     fault_board: FaultBoard
     operations: StaffOperations
     terminal: PaymentMethod
@@ -100,8 +99,9 @@ class Uplink:
     """Everything MQTT that needs the station's state; ``link`` None means no broker (all stays in the outbox)."""
 
     def __init__(self, settings: config.Settings, file_settings: config.Settings, link: Link | None,
-                 publisher: OutboxPublisher | None, firmware: str, boot: int) -> None:
+                 publisher: OutboxPublisher | None, firmware: str, boot: int, store: Store) -> None:
         self._settings = settings
+        self._store = store
         self._file_settings = file_settings
         self._link = link
         self._publisher = publisher
@@ -285,7 +285,7 @@ class Uplink:
 
     def _offer_boot(self, now: datetime) -> None:
         """Give the link a fresh boot number for its next connection (durable when the database works)."""
-        store = self._control.store
+        store = self._store
         fresh = max(self._offered, self._boot) + 1
         if store.usable:
             try:
@@ -298,7 +298,7 @@ class Uplink:
 
     def _publish_birth(self, now: datetime) -> None:
         assert self._link is not None
-        store = self._control.store
+        store = self._store
         birth = {"state": "online", "boot": self._boot, "series": store.series if store.usable else None,
                  "firmware": self._firmware, "config_version": self._settings.version, "zone": self._settings.zone.name,
                  "ts": time_text(now)}
@@ -306,7 +306,7 @@ class Uplink:
 
     def _publish_retained(self) -> int:
         """Republish the station's whole retained view (fault/*, help/state, cfg/reported), unstored faults last."""
-        store = self._control.store
+        store = self._store
         if self._link is None:
             return 0
         messages: list[tuple[str, str]] = []
@@ -375,7 +375,7 @@ class Uplink:
         if waiting is not None:
             waiting.requests.append(request)
             return True
-        store = self._control.store
+        store = self._store
         if not store.usable:
             kept = self._answers.get(key)
             if kept is not None:
@@ -428,7 +428,7 @@ class Uplink:
         """Remember the reply (so duplicates get it again), then send it to every asker."""
         self.pump(now)  # what the command committed goes out first, not after this bookkeeping commit
         if key is not None:
-            store = self._control.store
+            store = self._store
             if not store.usable:
                 self._answers[key] = (requests[0].name, answer)
             else:
@@ -454,7 +454,7 @@ class Uplink:
         decision = remote_config.decide(self._file_settings, applied, payload)
         if decision.action == "same":
             return
-        store = self._control.store
+        store = self._store
         if decision.action == "reject":
             log.error("cfg/desired version %s rejected: %s", decision.version, "; ".join(decision.problems))
             self._report_config(remote_config.reported(decision, applied, time_text(now)), None, store, now)
@@ -483,7 +483,7 @@ class Uplink:
         if self._link is None or not self._link.connected:
             return
         station = self._control
-        store = station.store
+        store = self._store
         terminal = next((f.code for f in station.state.faults if f.component == station.terminal.name), "ready")
         figures = {
             "ts": time_text(now), "boot": self._boot, "uptime_s": int(time.monotonic() - self._started),
@@ -510,8 +510,8 @@ class Uplink:
                                                     f"more than {self._settings.mqtt.outbox_warn_rows} unsent")
                 else:
                     station.fault_board.clear_fault("outbox", now)
-                if station.store.usable:
-                    station.store.prune_commands(now - timedelta(days=self._settings.mqtt.outbox_keep_days))
+                if self._store.usable:
+                    self._store.prune_commands(now - timedelta(days=self._settings.mqtt.outbox_keep_days))
             except StorageError as exc:
                 station.fault_board.raise_fault("storage", exc.reason, now, str(exc))
         link = self._link
