@@ -19,7 +19,7 @@ from kiosk import config
 from kiosk.app.loop import Loop
 from kiosk.cli.compose import build_station
 from kiosk.cli.entry import STOP_SIGNALS
-from kiosk.cli.scenario import ManualClock, Runner, ScenarioDisplay, ScenarioError, ScriptableTerminal, Step, parse
+from kiosk.cli.scenario import ManualClock, Runner, ScenarioDisplay, ScenarioError, ScriptableSimulator, Step, parse
 from kiosk.cli.terminal import add_terminal_commands
 
 log = logging.getLogger("kiosk")
@@ -169,7 +169,7 @@ def _stop_on_signals(loop: Loop) -> None:
     threading.Thread(target=wait_for_signal, name="signals", daemon=True).start()
 
 
-def _replay(loop: Loop, display: ScenarioDisplay, terminal: ScriptableTerminal | None, clock: ManualClock,
+def _replay(loop: Loop, display: ScenarioDisplay, terminal: ScriptableSimulator | None, clock: ManualClock,
             steps: list[Step], path: Path) -> int:
     try:
         Runner(loop, display, terminal, clock, path.parent).run(steps)

@@ -56,7 +56,7 @@ class ManualClock:
         self._now = max(self._now, when)
 
 
-class ScriptableTerminal(Protocol):
+class ScriptableSimulator(Protocol):
     """The terminal simulator's scripting hooks (drivers.payment.zvt.simulator.Simulator).
 
     They script the device's side of a simulated card terminal; this is not a payment seam:
@@ -74,7 +74,7 @@ SIMULATOR_WORDS = ("approve [BRAND] | decline CODE [TEXT] | wait-card | silent |
                    " | inject FAULT [N]")
 
 
-def script_simulator(simulator: ScriptableTerminal, words: list[str]) -> None:
+def script_simulator(simulator: ScriptableSimulator, words: list[str]) -> None:
     """Apply one behaviour line (SIMULATOR_WORDS) to the terminal simulator; ValueError if it is not one."""
     if not words:
         raise ValueError(f"expected {SIMULATOR_WORDS}")
@@ -147,7 +147,7 @@ def parse_duration(text: str) -> timedelta:
 class Runner:
     """Runs steps against a loop whose clock is a ManualClock."""
 
-    def __init__(self, loop: Loop, display: ScenarioDisplay, terminal: ScriptableTerminal | None,
+    def __init__(self, loop: Loop, display: ScenarioDisplay, terminal: ScriptableSimulator | None,
                  clock: ManualClock, base_dir: Path) -> None:
         self.loop = loop
         self.display = display
