@@ -15,7 +15,7 @@ from typing import Any
 
 import common
 
-from drivers.payment.zvt import pt_wire
+from drivers.payment.zvt import pt_codec, pt_wire
 from drivers.payment.zvt.driver import serial_opener
 from drivers.payment.zvt.link import Link
 from drivers.payment.zvt.simulator import Behaviour
@@ -38,7 +38,7 @@ APPROVED = b"\x04\x0f"
 RESULT_OK = b"\x27\x00"
 POSITIVE = bytes.fromhex("80 00 00")
 # An approving 04 0F as the simulator sends it (amount 1.90 EUR, receipt 0001): the baseline's frame.
-STATUS_INFORMATION = pt_wire.encode_apdu(0x04, 0x0F, bytes.fromhex(
+STATUS_INFORMATION = pt_codec.encode_apdu(0x04, 0x0F, bytes.fromhex(
     "27 00 04 00 00 00 00 01 90 0B 00 00 01 0C 10 00 00 0D 01 05 17 00 01 19 40 22 F0 F8 41 11 11 EE EE EE 11 11"
     " 29 52 50 00 01 3B 30 30 31 45 46 46 20 20 49 09 78 87 00 01 88 00 00 01 8A 0A 8B F0 F5 56 49 53 41 00"))
 

@@ -10,7 +10,7 @@ IDLE_STEP_S = 0.01
 
 
 class FakeClock:
-    """Monotonic seconds that only move when told."""
+    """Monotonic seconds that only move when told (a FakePort's reads move them): a drivers.payment.zvt.clock.Clock."""
 
     def __init__(self) -> None:
         self.now = 100.0
@@ -18,6 +18,19 @@ class FakeClock:
     def __call__(self) -> float:
         """The current fake time."""
         return self.now
+
+    def monotonic(self) -> float:
+        """The current fake time."""
+        return self.now
+
+    def wait(self, ready: Callable[[float], bool], timeout: float) -> bool:
+        """Call `ready` until it returns True or the fake time reaches the deadline (the port's reads move it)."""
+        deadline = self.now + timeout
+        while True:
+            if ready(max(0.0, deadline - self.now)):
+                return True
+            if self.now >= deadline:
+                return False
 
 
 class FakePort:

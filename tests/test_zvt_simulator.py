@@ -16,7 +16,7 @@ from conftest import wait_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drivers.payment.zvt import pt_wire
+from drivers.payment.zvt import pt_codec, pt_wire
 from drivers.payment.zvt.simulator import Behaviour, PtyLink, Simulator, open_pty
 
 ACK, NAK = b"\x06", b"\x15"
@@ -286,15 +286,15 @@ def test_reader_finds_any_frame_in_any_chunking(body: bytes, cuts: list[int]) ->
 
 
 def test_bmp_parser_and_extended_length() -> None:
-    fields = pt_wire.parse_bmps(bytes.fromhex("04 000000000190 22 F0 F0 06 06 24 04 07 02 48 69 3C F0 F0 F1 41"))
+    fields = pt_codec.parse_bmps(bytes.fromhex("04 000000000190 22 F0 F0 06 06 24 04 07 02 48 69 3C F0 F0 F1 41"))
     assert fields == {0x04: bytes.fromhex("000000000190"), 0x22: b"", 0x06: bytes.fromhex("24 04 07 02 48 69"),
                       0x3C: b"A"}
-    with pytest.raises(pt_wire.UnknownBmp):
-        pt_wire.parse_bmps(bytes.fromhex("04 000000000190 D0 01"))
-    with pytest.raises(pt_wire.WireError):
-        pt_wire.parse_bmps(bytes.fromhex("06 05 24 09 07 02 48 69"))
-    long = pt_wire.encode_apdu(0x06, 0xD1, bytes(300))
-    assert long[:5] == bytes.fromhex("06 D1 FF 2C 01") and pt_wire.decode_apdu(long).data == bytes(300)
+    with pytest.raises(pt_codec.UnknownBmp):
+        pt_codec.parse_bmps(bytes.fromhex("04 000000000190 D0 01"))
+    with pytest.raises(pt_codec.WireError):
+        pt_codec.parse_bmps(bytes.fromhex("06 05 24 09 07 02 48 69"))
+    long = pt_codec.encode_apdu(0x06, 0xD1, bytes(300))
+    assert long[:5] == bytes.fromhex("06 D1 FF 2C 01") and pt_codec.decode_apdu(long).data == bytes(300)
 
 
 def test_script_words() -> None:

@@ -6,13 +6,13 @@ import os
 import queue
 import select
 import threading
-import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Protocol, TypeVar
 
 from kiosk.domain.payment import Capability
 from kiosk.ports import Post
 from drivers.payment.zvt import messages as msg
+from drivers.payment.zvt.clock import REAL_CLOCK, Clock
 from drivers.payment.zvt.codec import Apdu, DecodeError
 from drivers.payment.zvt.ecr import (
     BUSY_RETRY_S, DECISION_WAIT_S, RESULT_ABORTED, RESULT_COMMUNICATION, AnswerUnacknowledged, CommandRefused,
@@ -142,7 +142,10 @@ class ZvtTerminal:
 
     def __init__(self, open_port: Callable[[], SerialPort], post: Post, *, password: str, currency: str,
                  charset: str = "cp437", payment_timeout_s: float = 180.0, status_interval_s: float = 60.0,
-                 vending_window_s: int = 30, line_quiet_s: float = 6.0, owed: tuple[OwedPayment, ...] = ()) -> None:
+                 vending_window_s: int = 30, line_quiet_s: float = 6.0, owed: tuple[OwedPayment, ...] = (),
+                 clock: Clock = REAL_CLOCK) -> None:
+        """A driver that opens its port with ``open_port`` and posts to ``post``; every timer runs on ``clock``."""
+        self._clock = clock
         self._open_port = open_port
         self._post = post
         self._password = password
@@ -178,7 +181,7 @@ class ZvtTerminal:
             self._post(declined(payment_id, 0x6F))
             return
         self._abort.clear()
-        self._commands.put(_Pay(payment_id, amount, time.monotonic()))
+        self._commands.put(_Pay(payment_id, amount, self._clock.monotonic()))
         self._wake()
 
     def cancel_payment(self) -> None:
@@ -277,10 +280,11 @@ class ZvtTerminal:
         except OSError as exc:
             self._set_health("unreachable", f"cannot open the serial port: {exc}")
             return False
-        link = Link(self._port)
+        link = Link(self._port, clock=self._clock)
         self._session = EcrSession(link, self._password, currency=self._currency, charset=self._charset,
                                    t4=self._t4, vending_window_s=self._vending_window,
-                                   unsolicited=self.answer_unsolicited, unsolicited_sent=self.unsolicited_answered)
+                                   unsolicited=self.answer_unsolicited, unsolicited_sent=self.unsolicited_answered,
+                                   clock=self._clock)
         self._recover = True
         return True
 
@@ -299,10 +303,12 @@ class ZvtTerminal:
         A parker's payment asked for meanwhile waits for the recovery while the terminal has no
         fault and for PAYMENT_WAIT_S at most; otherwise it is declined at once.
         """
-        end = time.monotonic() + seconds
-        while (remaining := end - time.monotonic()) > 0 and not self._closing.is_set():
+        def over(block: float) -> bool:
+            """One select() of the wait; True when it ends early (the station closes, or the line failed)."""
+            if self._closing.is_set():
+                return True
             watched = [self._wake_r] + ([self._port.fileno()] if self._port is not None else [])
-            ready, _, _ = select.select(watched, [], [], remaining)
+            ready, _, _ = select.select(watched, [], [], block)
             if self._wake_r in ready:
                 os.read(self._wake_r, 4096)
             self._decline_waiting_payments()
@@ -314,7 +320,11 @@ class ZvtTerminal:
                     self._session.serve_unsolicited(0.5)
                 except (TerminalUnreachable, OSError) as exc:
                     log.warning("while waiting for the terminal: %s", exc)
-                    return
+                    return True
+            return self._closing.is_set()
+
+        if seconds > 0:
+            self._clock.wait(over, seconds)
 
     def _decline_waiting_payments(self) -> None:
         """While the line is recovered: decline queued payments that cannot be served.
@@ -324,7 +334,7 @@ class ZvtTerminal:
         waiting: list[_Pay] = []
         while (pay := _take(self._commands)) is not None:
             waiting.append(pay)
-        now = time.monotonic()
+        now = self._clock.monotonic()
         for pay in waiting:
             if self._abort.is_set():  # the parker's Cancel found the queue empty while the payment was here
                 self._post(declined(pay.payment_id, RESULT_ABORTED))
@@ -350,14 +360,21 @@ class ZvtTerminal:
         if (request := _take(self._requests)) is not None:
             self._serve_request(session, *request)
             return
-        now = time.monotonic()
+        now = self._clock.monotonic()
         if now >= self._next_poll:
             self._check(session)
             return
         if session.link.answer_pending():
             session.serve_unsolicited(0)
             return
-        ready, _, _ = select.select([self._wake_r, self._port.fileno()], [], [], max(0.0, self._next_poll - now))
+        watched = [self._wake_r, self._port.fileno()]
+        ready: list[int] = []
+
+        def woken(block: float) -> bool:
+            ready[:] = select.select(watched, [], [], block)[0]
+            return bool(ready)
+
+        self._clock.wait(woken, self._next_poll - now)
         if self._wake_r in ready:
             os.read(self._wake_r, 4096)
         if self._port.fileno() in ready:
@@ -410,7 +427,7 @@ class ZvtTerminal:
 
     def _set_health(self, code: str | None, detail: str) -> None:
         interval = self._status_interval if code is None else min(DOWN_POLL_S, self._status_interval)
-        self._next_poll = time.monotonic() + interval
+        self._next_poll = self._clock.monotonic() + interval
         if code == self._health:
             return
         self._health = code
@@ -451,14 +468,19 @@ class ZvtTerminal:
         self._finish(session, pay, outcome, refused_by_station=decision is False)
 
     def _decision(self, payment_id: str) -> bool | None:
-        deadline = time.monotonic() + DECISION_WAIT_S
-        while (remaining := deadline - time.monotonic()) > 0:
+        answers: list[bool] = []
+
+        def decided(block: float) -> bool:
             try:
-                decided_id, accept = self._decisions.get(timeout=remaining)
+                decided_id, accept = self._decisions.get(timeout=block)
             except queue.Empty:
-                break
+                return False
             if decided_id == payment_id:
-                return accept
+                answers.append(accept)
+            return bool(answers)
+
+        if self._clock.wait(decided, DECISION_WAIT_S):
+            return answers[0]
         log.info("vending answer for %s not ready yet: the terminal is asked to wait", payment_id)
         return None
 

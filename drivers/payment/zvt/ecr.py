@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from typing import Callable
 
 from drivers.payment.zvt import messages as msg
+from drivers.payment.zvt.clock import REAL_CLOCK, Clock
 from drivers.payment.zvt.codec import Apdu, DecodeError
 from drivers.payment.zvt.link import AnswerNotAcknowledged, Link, TransmissionError, is_answer
 
@@ -99,7 +99,7 @@ class EcrSession:
     def __init__(self, link: Link, password: str, *, currency: int = msg.EUR, charset: str = "cp437",
                  t3: float = T3_S, t4: float = T4_S, vending_window_s: int = 30,
                  unsolicited: Unsolicited = _no_one_waits, unsolicited_sent: Answered = lambda apdu, answer: None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Clock = REAL_CLOCK) -> None:
         self.link = link
         self.password = password
         self.currency = currency
@@ -138,9 +138,9 @@ class EcrSession:
     def _command(self, apdu: bytes, name: str) -> None:
         """Send a command and wait for 80 00 00; retry busy (84 9C) answers within T3."""
         self._send_command(apdu, name)
-        deadline = self.clock() + self.t3  # T3 runs from the PT's ACK: a lost ACK's repeat does not eat it
+        deadline = self.clock.monotonic() + self.t3  # T3 runs from the PT's ACK: a lost ACK's repeat does not eat it
         while True:
-            remaining = deadline - self.clock()
+            remaining = deadline - self.clock.monotonic()
             if remaining <= 0:
                 raise TerminalUnreachable(f"no answer to {name} within {self.t3:g} s (T3)")
             answer = self._receive(remaining)
@@ -149,7 +149,7 @@ class EcrSession:
             if answer.command == (0x80, 0x00):
                 return
             if answer.cls == 0x84 and answer.instr == 0x9C:
-                if self.clock() + BUSY_RETRY_S > deadline:
+                if self.clock.monotonic() + BUSY_RETRY_S > deadline:
                     raise CommandRefused(name, 0x9C)
                 log.info("terminal busy, %s again in %g s", name, BUSY_RETRY_S)
                 self._wait(BUSY_RETRY_S)
@@ -173,8 +173,8 @@ class EcrSession:
 
     def _wait(self, seconds: float) -> None:
         """Let time pass while still answering anything the PT sends."""
-        end = self.clock() + seconds
-        while (remaining := end - self.clock()) > 0:
+        end = self.clock.monotonic() + seconds
+        while (remaining := end - self.clock.monotonic()) > 0:
             answer = self._receive(remaining)
             if answer is not None:
                 self._answer_unsolicited(answer)
@@ -215,11 +215,21 @@ class EcrSession:
         between reads (at least every RESYNC_SLICE_S). Returns the number of APDUs handled;
         TerminalUnreachable if the line is not quiet within ``limit_s``.
         """
-        started = last_heard = self.clock()
+        started = last_heard = self.clock.monotonic()
         heard = self.link.bytes_in
         handled = 0
+
+        def heard_more(block: float) -> bool:
+            nonlocal handled
+            tick()
+            apdu = self._receive(min(RESYNC_SLICE_S, block))
+            if apdu is not None:
+                handled += 1
+                self._answer_unsolicited(apdu)
+            return self.link.bytes_in != heard
+
         while True:
-            now = self.clock()
+            now = self.clock.monotonic()
             if self.link.bytes_in != heard:
                 heard, last_heard = self.link.bytes_in, now
             if now - last_heard >= quiet_s:
@@ -228,12 +238,7 @@ class EcrSession:
                 return handled
             if now - started >= limit_s:
                 raise TerminalUnreachable(f"the terminal did not fall quiet within {limit_s:g} s")
-            tick()
-            apdu = self._receive(min(RESYNC_SLICE_S, last_heard + quiet_s - now))
-            if apdu is None:
-                continue
-            handled += 1
-            self._answer_unsolicited(apdu)
+            self.clock.wait(heard_more, min(last_heard + quiet_s, started + limit_s) - now)
 
     # ---- sequences ----
 
@@ -525,7 +530,7 @@ class _MasterPhase:
         self.session = session
         self.limit = limit
         self.idle = idle
-        self.deadline = session.clock() + limit
+        self.deadline = session.clock.monotonic() + limit
         self.abort_deadline: float | None = None
         self.silent_after_abort = False
 
@@ -534,21 +539,30 @@ class _MasterPhase:
 
     def __next__(self) -> Apdu:
         clock = self.session.clock
+        got: list[Apdu] = []
+
+        def arrived(block: float) -> bool:
+            """One slice of reading; the idle callback after a silent one (True if it sent an abort)."""
+            aborting = self.abort_deadline
+            apdu = self.session._receive(min(self.POLL_S, block))
+            if apdu is not None:
+                got.append(apdu)
+                return True
+            self.idle(self)
+            return self.abort_deadline != aborting
+
         while True:
-            now = clock()
+            now = clock.monotonic()
             if now >= self.deadline:
                 raise StopIteration
             if self.abort_deadline is not None and now >= self.abort_deadline:
                 self.silent_after_abort = True
                 raise StopIteration
-            ends = [self.deadline, self.abort_deadline or self.deadline, now + self.POLL_S]
-            apdu = self.session._receive(max(0.0, min(ends) - now))
-            if apdu is None:
-                self.idle(self)
-                continue
-            if self.abort_deadline is not None:
-                self.abort_deadline = clock() + self.session.t3
-            return apdu
+            clock.wait(arrived, min(self.deadline, self.abort_deadline or self.deadline) - now)
+            if got:
+                if self.abort_deadline is not None:
+                    self.abort_deadline = clock.monotonic() + self.session.t3
+                return got.pop()
 
     def answer(self, apdu: bytes) -> bool:
         """Send the ECR's answer to the PT's last message; False if the PT did not acknowledge it.
@@ -565,10 +579,10 @@ class _MasterPhase:
 
     def restart_t4(self) -> None:
         """Every 04 FF and 04 0F restarts T4."""
-        self.deadline = self.session.clock() + self.limit
+        self.deadline = self.session.clock.monotonic() + self.limit
 
     def abort(self) -> None:
         """Send 06 B0 (the PT answers 80 00 00, then ends with 06 1E); give up after T3 of silence."""
         log.info("aborting the payment at the terminal")
         self.session._send(msg.abort())
-        self.abort_deadline = self.session.clock() + self.session.t3
+        self.abort_deadline = self.session.clock.monotonic() + self.session.t3

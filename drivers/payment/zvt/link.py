@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
+from drivers.payment.zvt.clock import REAL_CLOCK, Clock
 from drivers.payment.zvt.codec import redacted
 
 log = logging.getLogger(__name__)
@@ -208,9 +208,9 @@ class Port(Protocol):
 class Link:
     """One side's link layer over a Port. Used by exactly one thread."""
 
-    def __init__(self, port: Port, *, clock: Callable[[], float] = time.monotonic, t1: float = T1_S,
-                 t2: float = T2_S, retries: int = RETRIES) -> None:
-        """A link over `port`; every timer runs on `clock` (monotonic seconds)."""
+    def __init__(self, port: Port, *, clock: Clock = REAL_CLOCK, t1: float = T1_S, t2: float = T2_S,
+                 retries: int = RETRIES) -> None:
+        """A link over `port`; every timer runs on `clock`, which waits by reading the port once at a time."""
         self._port = port
         self._clock = clock
         self._t2 = t2
@@ -249,7 +249,7 @@ class Link:
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("-> %s (send %d of %d)", redacted(apdu), attempt, sends)
             self._write(frame)
-            answer = self._await_answer(self._clock() + self._t2)
+            answer = self._await_answer(self._t2)
             if answer == ACK:
                 return
             failure = "NAK" if answer == NAK else "silence"
@@ -262,39 +262,44 @@ class Link:
         """The next good APDU (queued ones first), ACKed at once; None when `timeout` passes without one."""
         if self._received:
             return self._pop()
-        deadline = self._clock() + timeout
-        while True:
+
+        def arrived(block: float) -> bool:
             for event in self._poll():
                 if isinstance(event, Control):
                     log.debug("stray control byte %02X ignored", event.byte)
-            if self._received:
-                return self._pop()
-            if self._clock() >= deadline:
-                return None
+            return bool(self._received)
+
+        return self._pop() if self._clock.wait(arrived, timeout) else None
 
     def _pop(self) -> bytes:
         """The oldest queued frame (one fewer of those that crossed our last frame)."""
         self._before_ack = max(0, self._before_ack - 1)
         return self._received.popleft()
 
-    def _await_answer(self, deadline: float) -> int | None:
-        """The first ACK/NAK byte before `deadline`, None on silence; frames meanwhile are ACKed and queued."""
-        while True:
+    def _await_answer(self, timeout: float) -> int | None:
+        """The first ACK/NAK byte within `timeout`, None on silence; frames meanwhile are ACKed and queued."""
+        answer: int | None = None
+
+        def answered(block: float) -> bool:
+            nonlocal answer
             events = self._poll()
             for index, event in enumerate(events):
                 if isinstance(event, Control):
                     later = sum(isinstance(after, Frame) for after in events[index + 1:])
                     self._before_ack = len(self._received) - later
-                    return event.byte
-            if self._clock() >= deadline:
-                return None
+                    answer = event.byte
+                    return True
+            return False
+
+        self._clock.wait(answered, timeout)
+        return answer
 
     def _poll(self) -> list[Received]:
         """Read once, answer whole and corrupt frames at once, and return what was decoded."""
         # Ask for what is waiting (at least one byte): pyserial's read(n) blocks until n bytes
         # or its timeout, which would hold every frame back by the timeout.
         data = self._port.read(max(1, min(READ_CHUNK, getattr(self._port, "in_waiting", 0))))
-        now = self._clock()
+        now = self._clock.monotonic()
         if data:
             self.bytes_in += len(data)
             events = self._decoder.feed(data, now)

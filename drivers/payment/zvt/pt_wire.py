@@ -1,18 +1,21 @@
-"""The PT simulator's own ZVT wire: byte I/O, link layer with line faults, APDU/BMP/TLV codec (from docs/zvt.md)."""
+"""The PT simulator's own ZVT wire: byte I/O, frames and the link layer with line faults (from docs/zvt.md)."""
 from __future__ import annotations
 
 import errno
 import fcntl
 import logging
+import math
 import os
 import select
 import threading
-import time
 import tty
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
+
+from drivers.payment.zvt.clock import REAL_CLOCK, Clock
+from drivers.payment.zvt.pt_codec import is_answer
 
 if TYPE_CHECKING:
     import serial
@@ -29,24 +32,7 @@ SLICE_S = 0.05
 WRITE_WAIT_S = 0.1
 MAX_APDU = 65535 + 5
 
-_FIXED = {0x01: 1, 0x02: 1, 0x03: 1, 0x04: 6, 0x0B: 3, 0x0C: 3, 0x0D: 2, 0x0E: 2, 0x17: 2, 0x19: 1,
-          0x27: 1, 0x29: 4, 0x2A: 15, 0x37: 3, 0x3B: 8, 0x49: 2, 0x87: 2, 0x88: 3, 0x8A: 1, 0xAA: 3}
-_VAR_DIGITS = {0x22: 2, 0x8B: 2, 0x3C: 3, 0x60: 3}
-_TLV = 0x06
-
 _IDLE, _START, _BODY, _ESCAPE, _CRC = range(5)
-
-
-class WireError(ValueError):
-    """Malformed APDU, BMP or TLV content."""
-
-
-class UnknownBmp(WireError):
-    """A BMP id whose length the simulator cannot know."""
-
-    def __init__(self, bmp: int) -> None:
-        super().__init__(f"unknown BMP {bmp:02X}")
-        self.bmp = bmp
 
 
 def crc16_kermit(data: bytes) -> int:
@@ -65,157 +51,6 @@ def encode_frame(apdu: bytes, *, corrupt_crc: bool = False) -> bytes:
     if corrupt_crc:
         crc ^= 0xFFFF
     return b"\x10\x02" + apdu.replace(b"\x10", b"\x10\x10") + b"\x10\x03" + crc.to_bytes(2, "little")
-
-
-@dataclass(frozen=True)
-class Apdu:
-    """A decoded APDU: class, instruction and data."""
-
-    cls: int
-    ins: int
-    data: bytes
-
-    @property
-    def command(self) -> bytes:
-        """The two command bytes, e.g. `06 01`."""
-        return bytes([self.cls, self.ins])
-
-    @property
-    def is_answer(self) -> bool:
-        """True for `80 ..` (positive) and `84 ..` (negative) answers."""
-        return self.cls in (0x80, 0x84)
-
-
-def is_answer(raw: bytes) -> bool:
-    """True for the bytes of an answer APDU (`80 ..` or `84 ..`), decodable or not."""
-    return raw[:1] in (b"\x80", b"\x84")
-
-
-def encode_apdu(cls: int, ins: int, data: bytes = b"") -> bytes:
-    """CLASS INSTR LEN data, with `FF` + 2-byte little-endian length above 254 bytes."""
-    if len(data) < 0xFF:
-        return bytes([cls, ins, len(data)]) + data
-    return bytes([cls, ins, 0xFF]) + len(data).to_bytes(2, "little") + data
-
-
-def decode_apdu(raw: bytes) -> Apdu:
-    """Split an APDU; WireError when it is too short or LEN disagrees with the data."""
-    if len(raw) < 3:
-        raise WireError(f"APDU of {len(raw)} bytes is too short")
-    length, start = raw[2], 3
-    if length == 0xFF:
-        if len(raw) < 5:
-            raise WireError("APDU with extended length is too short")
-        length, start = int.from_bytes(raw[3:5], "little"), 5
-    if len(raw) - start != length:
-        raise WireError(f"LEN says {length} bytes but {len(raw) - start} follow")
-    return Apdu(raw[0], raw[1], raw[start:])
-
-
-def bcd(value: int, size: int) -> bytes:
-    """`value` as `size` packed-BCD bytes; ValueError when it does not fit."""
-    if not 0 <= value < 10 ** (2 * size):
-        raise ValueError(f"{value} does not fit in {size} BCD bytes")
-    return bytes.fromhex(f"{value:0{2 * size}d}")
-
-
-def from_bcd(raw: bytes) -> int:
-    """The number in packed-BCD bytes; WireError on a non-decimal nibble."""
-    text = raw.hex()
-    if not text.isdigit():
-        raise WireError(f"not BCD: {raw.hex(' ')}")
-    return int(text) if text else 0
-
-
-def var_field(value: bytes, digits: int = 2) -> bytes:
-    """An LLVAR (digits=2) or LLLVAR (digits=3) length prefix (`Fx Fy`..) followed by the value."""
-    count = f"{len(value):0{digits}d}"
-    if len(count) > digits:
-        raise ValueError(f"{len(value)} bytes do not fit a {digits}-digit length")
-    return bytes(0xF0 | int(digit) for digit in count) + value
-
-
-def pan_field(pan: str) -> bytes:
-    """BMP 22's value: digits as BCD, `*` as nibble E, odd length padded with F, LLVAR."""
-    nibbles = pan.replace("*", "E")
-    if len(nibbles) % 2:
-        nibbles += "F"
-    return var_field(bytes.fromhex(nibbles))
-
-
-def tlv_length(length: int) -> bytes:
-    """TLV length: one byte up to 7F, else `81 nn` or `82 hi lo` (big-endian)."""
-    if length < 0x80:
-        return bytes([length])
-    if length < 0x100:
-        return bytes([0x81, length])
-    return b"\x82" + length.to_bytes(2, "big")
-
-
-def display_texts(lines: Iterable[str]) -> bytes:
-    """BMP 06 holding one constructed `24` with a `07` text object per line (CP437)."""
-    encoded = [line.encode("cp437", "replace") for line in lines]
-    texts = b"".join(b"\x07" + tlv_length(len(raw)) + raw for raw in encoded)
-    inner = b"\x24" + tlv_length(len(texts)) + texts
-    return b"\x06" + tlv_length(len(inner)) + inner
-
-
-def _read_tlv_length(data: bytes, pos: int) -> tuple[int, int]:
-    if pos >= len(data):
-        raise WireError("TLV length missing")
-    first = data[pos]
-    if first < 0x80:
-        return first, pos + 1
-    size = first - 0x80
-    if size not in (1, 2) or pos + 1 + size > len(data):
-        raise WireError(f"bad TLV length byte {first:02X}")
-    return int.from_bytes(data[pos + 1:pos + 1 + size], "big"), pos + 1 + size
-
-
-def check_tlv(data: bytes) -> None:
-    """Walk TLV data objects (recursing into constructed ones); WireError when one runs past its container."""
-    pos = 0
-    while pos < len(data):
-        first = data[pos]
-        pos += 1
-        if first & 0x1F == 0x1F:
-            while pos < len(data) and data[pos] & 0x80:
-                pos += 1
-            pos += 1
-        length, pos = _read_tlv_length(data, pos)
-        if pos + length > len(data):
-            raise WireError("TLV object runs past its container")
-        if first & 0x20:
-            check_tlv(data[pos:pos + length])
-        pos += length
-
-
-def parse_bmps(data: bytes) -> dict[int, bytes]:
-    """BMP id -> value (without length prefix); UnknownBmp on an id not in docs/zvt.md, WireError on bad lengths."""
-    fields: dict[int, bytes] = {}
-    pos = 0
-    while pos < len(data):
-        bmp = data[pos]
-        pos += 1
-        if bmp in _FIXED:
-            size, start = _FIXED[bmp], pos
-        elif bmp in _VAR_DIGITS:
-            digits = _VAR_DIGITS[bmp]
-            prefix = data[pos:pos + digits]
-            if len(prefix) < digits or any(byte & 0xF0 != 0xF0 or byte & 0x0F > 9 for byte in prefix):
-                raise WireError(f"BMP {bmp:02X}: bad length prefix {prefix.hex(' ')}")
-            size, start = int("".join(str(byte & 0x0F) for byte in prefix)), pos + digits
-        elif bmp == _TLV:
-            size, start = _read_tlv_length(data, pos)
-        else:
-            raise UnknownBmp(bmp)
-        if start + size > len(data):
-            raise WireError(f"BMP {bmp:02X} runs past the data")
-        fields[bmp] = data[start:start + size]
-        if bmp == _TLV:
-            check_tlv(fields[bmp])
-        pos = start + size
-    return fields
 
 
 @dataclass(frozen=True)
@@ -407,12 +242,12 @@ class PtLink:
 
     Line faults (armed with `arm`): "nak", "bad-crc", "stall", "silent", "drop-ack" count frames,
     "disconnect" counts seconds; other names are just counted for the caller's `take`. `ignore`
-    may swallow a good frame unACKed. Timers here run on real time; `next_apdu` waits on the
-    caller's clock.
+    may swallow a good frame unACKed. Every timer (T1, T2, stall, disconnect) and every wait
+    runs on `clock`.
     """
 
     def __init__(self, stop: threading.Event, ignore: Callable[[bytes], bool], *, t2_s: float = T2_S,
-                 strict: bool = False) -> None:
+                 strict: bool = False, clock: Clock = REAL_CLOCK) -> None:
         self.bytes_in = 0
         self.bytes_out = 0
         self.quiet = False
@@ -429,6 +264,7 @@ class PtLink:
         self._t2_s = t2_s
         self._strict = strict
         self._sending = False
+        self._clock = clock
 
     def attach(self, port: Port) -> None:
         """Start using `port`."""
@@ -438,7 +274,7 @@ class PtLink:
         """Arm a fault for the next `count` frames (or `count` seconds of "disconnect")."""
         with self._lock:
             if fault == "disconnect":
-                self._disconnect_until = time.monotonic() + count
+                self._disconnect_until = self._clock.monotonic() + count
             else:
                 self._faults[fault] = self._faults.get(fault, 0) + count
 
@@ -452,7 +288,7 @@ class PtLink:
 
     def disconnected(self) -> bool:
         """True while the cable is "pulled"."""
-        return time.monotonic() < self._disconnect_until
+        return self._clock.monotonic() < self._disconnect_until
 
     def send(self, apdu: bytes) -> bool:
         """Send an APDU in a frame, repeating on NAK or T2 silence; True once ACKed, False on a transmission error.
@@ -468,9 +304,7 @@ class PtLink:
             for _ in range(1 + REPEATS):
                 self._answer = None
                 self._write_frame(encode_frame(apdu, corrupt_crc=self.take("bad-crc")))
-                deadline = time.monotonic() + self._t2_s
-                while self._answer is None and time.monotonic() < deadline:
-                    self._wait(deadline, time.monotonic)
+                self._clock.wait(self._answered, self._t2_s)
                 if self._answer == "ack":
                     return True
                 log.info("%s %s: repeating", apdu.hex(" "), "NAKed" if self._answer else "not acknowledged")
@@ -487,12 +321,23 @@ class PtLink:
                 log.info("stray answer %s dropped: %s (strict pairing)", raw.hex(" "), why)
         self._inbox = kept
 
-    def next_apdu(self, deadline: float | None, clock: Callable[[], float]) -> bytes | None:
-        """The next APDU the ECR sent (crossing frames first); None once `clock` reaches `deadline`."""
-        while not self._inbox:
-            if deadline is not None and clock() >= deadline:
+    def _answered(self, block: float) -> bool:
+        """Read a slice while a frame of ours waits for its ACK or NAK; True once it came."""
+        self._read(block, forever=False)
+        return self._answer is not None
+
+    def next_apdu(self, deadline: float | None) -> bytes | None:
+        """The next APDU the ECR sent (crossing frames first); None once the clock reaches `deadline`."""
+        if not self._inbox:
+            if deadline is not None and self._clock.monotonic() >= deadline:
                 return None
-            self._wait(deadline, clock)
+
+            def arrived(block: float) -> bool:
+                self._read(block, forever=deadline is None)
+                return bool(self._inbox)
+
+            if not self._clock.wait(arrived, math.inf if deadline is None else deadline - self._clock.monotonic()):
+                return None
         return self._inbox.popleft()
 
     def _write(self, data: bytes) -> None:
@@ -506,24 +351,24 @@ class PtLink:
         if self.take("stall"):
             log.info("stalling %.1f s inside a frame (fault)", STALL_S)
             self._write(frame[:len(frame) // 2])
-            if self._stop.wait(STALL_S):
+            if self._clock.wait(self._stop.wait, STALL_S):
                 raise Stopped
             frame = frame[len(frame) // 2:]
         self._write(frame)
 
-    def _wait(self, deadline: float | None, clock: Callable[[], float]) -> None:
-        """Read for at most one slice (up to `deadline` on `clock`) and act on what arrived."""
+    def _read(self, block: float, forever: bool) -> None:
+        """Read for at most one slice (and `block` seconds) and act on what arrived; `forever`: nothing timed waits."""
         if self._stop.is_set():
             raise Stopped
-        timeout = SLICE_S if deadline is None else min(SLICE_S, max(0.0, deadline - clock()))
+        timeout = min(SLICE_S, block)
         t1 = self._reader.t1_deadline()
         if t1 is not None:
-            timeout = min(timeout, max(0.0, t1 - time.monotonic()))
-        self.quiet = deadline is None and t1 is None and not self.disconnected()
+            timeout = min(timeout, max(0.0, t1 - self._clock.monotonic()))
+        self.quiet = forever and t1 is None and not self.disconnected()
         assert self._port is not None
         data = self._port.read(timeout)
         if not data:
-            found = self._reader.expire(time.monotonic())
+            found = self._reader.expire(self._clock.monotonic())
         else:
             self.quiet = False
             self.bytes_in += len(data)
@@ -531,7 +376,7 @@ class PtLink:
                 log.debug("cable pulled: %s discarded", data.hex(" "))
                 self._reader.reset()
                 return
-            found = self._reader.feed(data, time.monotonic())
+            found = self._reader.feed(data, self._clock.monotonic())
         for item in found:
             self.quiet = False
             self._on_received(item)

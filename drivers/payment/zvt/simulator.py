@@ -5,15 +5,17 @@ import json
 import logging
 import os
 import threading
-import time
 from collections import deque
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
+from drivers.payment.zvt import pt_codec as codec
 from drivers.payment.zvt import pt_wire as wire
-from drivers.payment.zvt.pt_wire import Apdu, PtyLink, WireError, open_pty
+from drivers.payment.zvt.clock import REAL_CLOCK, Clock
+from drivers.payment.zvt.pt_codec import Apdu, WireError
+from drivers.payment.zvt.pt_wire import PtyLink, open_pty
 
 if TYPE_CHECKING:
     import serial
@@ -47,7 +49,7 @@ class Behaviour:
     kind: "approve", "decline" (with result_code and the display text `text`), "wait-card"
     (waits for a card that never comes: only an abort ends it) or "silent" (the Authorization
     is ignored completely, not even ACKed). pin_delay_s > 0 adds "Enter PIN" (04 FF 01) after
-    "Insert card" and waits that long (real time) before going on.
+    "Insert card" and waits that long (on the simulator's clock) before going on.
     """
 
     kind: str = "approve"
@@ -102,16 +104,16 @@ def _auth_code(trace: int) -> str:
 
 
 def _status_apdu(code: int, text: str) -> bytes:
-    return wire.encode_apdu(0x04, 0xFF, bytes([code]) + (wire.display_texts([text]) if text else b""))
+    return codec.encode_apdu(0x04, 0xFF, bytes([code]) + (codec.display_texts([text]) if text else b""))
 
 
 def _abort_apdu(code: int) -> bytes:
-    return wire.encode_apdu(0x06, 0x1E, bytes([code]))
+    return codec.encode_apdu(0x06, 0x1E, bytes([code]))
 
 
 def _stray(raw: bytes) -> bool:
     """An answer (80/84 ..) nobody waits for: logged and otherwise ignored."""
-    if wire.is_answer(raw):
+    if codec.is_answer(raw):
         log.info("stray answer %s ignored", raw.hex(" "))
         return True
     return False
@@ -119,7 +121,7 @@ def _stray(raw: bytes) -> bool:
 
 def _parse(raw: bytes) -> Apdu | None:
     try:
-        return wire.decode_apdu(raw)
+        return codec.decode_apdu(raw)
     except WireError as exc:
         log.warning("malformed APDU %s: %s", raw.hex(" "), exc)
         return None
@@ -128,8 +130,8 @@ def _parse(raw: bytes) -> Apdu | None:
 class Simulator:
     """A ZVT payment terminal on a file descriptor or serial port, serving the ECR in a daemon thread.
 
-    Link-layer timers (T1, T2, stall, pin delay, disconnect) run on real time; the protocol's own
-    timers (answer_timeout_s, ask_again_s, the vending window) on `clock`. The journal (JSON lines,
+    Every timer, the link layer's (T1, T2, stall, disconnect) and the protocol's (pin delay,
+    answer_timeout_s, ask_again_s, the vending window), runs on `clock`. The journal (JSON lines,
     fsynced) is the terminal's memory: on construction every authorization never booked or
     reversed is auto-reversed, and trace, receipt and turnover numbers continue from it.
 
@@ -140,7 +142,7 @@ class Simulator:
     """
 
     def __init__(self, port: int | serial.Serial, journal: Path | None = None, *, terminal_id: str = "52500001",
-                 version: str = "SIM 1.0", clock: Callable[[], float] = time.monotonic, ask_again_s: float = 2.0,
+                 version: str = "SIM 1.0", clock: Clock = REAL_CLOCK, ask_again_s: float = 2.0,
                  answer_timeout_s: float = 5.0, t2_s: float = wire.T2_S, pairing: str = "loose") -> None:
         if len(terminal_id) != 8 or not terminal_id.isdigit():
             raise ValueError(f"terminal id must be 8 digits, got {terminal_id!r}")
@@ -150,7 +152,7 @@ class Simulator:
             raise ValueError(f"t2_s must be more than 0 and at most 60 s, got {t2_s}")
         self._raw_port = port
         self._journal_path = journal
-        self._tid = wire.bcd(int(terminal_id), 4)
+        self._tid = codec.bcd(int(terminal_id), 4)
         self._version = version
         self._clock = clock
         self._ask_again_s = ask_again_s
@@ -161,7 +163,7 @@ class Simulator:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._port: wire.Port | None = None
-        self._link = wire.PtLink(self._stop, self._ignores, t2_s=t2_s, strict=pairing == "strict")
+        self._link = wire.PtLink(self._stop, self._ignores, t2_s=t2_s, strict=pairing == "strict", clock=clock)
         self._silent_apdu: bytes | None = None
         self._in_payment = False
         self._abort = False
@@ -218,7 +220,7 @@ class Simulator:
                 delay = float(rest[0])
             except ValueError:
                 raise ValueError(f"pin needs a delay in seconds like 3 or 0.5, got {rest[0]!r}") from None
-            self.script(Behaviour(pin_delay_s=delay, **({"brand": " ".join(rest[1:])} if rest[1:] else {})))
+            self.script(Behaviour(pin_delay_s=delay, brand=" ".join(rest[1:]) or Behaviour.brand))
         else:
             raise ValueError(f"expected {WORDS_HELP}; got {' '.join(words)!r}")
 
@@ -319,7 +321,7 @@ class Simulator:
     def _run(self) -> None:
         try:
             while True:
-                raw = self._link.next_apdu(None, self._clock)
+                raw = self._link.next_apdu(None)
                 if raw is not None:
                     self._on_command(raw)
         except wire.Stopped:
@@ -368,7 +370,7 @@ class Simulator:
 
     def _answer(self, deadline: float, abortable: bool) -> Apdu | None:
         """The ECR's answer APDU, taking any commands that arrive first; None after `deadline`."""
-        while (raw := self._link.next_apdu(deadline, self._clock)) is not None:
+        while (raw := self._link.next_apdu(deadline)) is not None:
             apdu = _parse(raw)
             if apdu is not None and apdu.is_answer:
                 return apdu
@@ -381,17 +383,17 @@ class Simulator:
         try:
             if not self._link.send(apdu):
                 return None
-            answer = self._answer(self._clock() + self._answer_timeout_s, abortable)
+            answer = self._answer(self._clock.monotonic() + self._answer_timeout_s, abortable)
             if answer is None:
                 log.info("no answer to %s: going on", apdu[:2].hex(" "))
             return answer
         finally:
             self._link.awaiting_status_answer = False
 
-    def _take_commands(self, deadline: float | None, clock: Callable[[], float], abortable: bool) -> None:
+    def _take_commands(self, deadline: float | None, abortable: bool) -> None:
         """Wait for time to pass (a card, a PIN, a re-ask) taking commands, until `deadline` or an abort."""
         while not self._abort:
-            raw = self._link.next_apdu(deadline, clock)
+            raw = self._link.next_apdu(deadline)
             if raw is None:
                 return
             self._during_payment(raw, abortable)
@@ -400,23 +402,23 @@ class Simulator:
         if len(apdu.data) < 4 or len(apdu.data) == 5:
             raise WireError("registration needs password, config byte and currency")
         if len(apdu.data) >= 6:
-            wire.parse_bmps(apdu.data[6:])
-            self._currency = wire.from_bcd(apdu.data[4:6])
+            codec.parse_bmps(apdu.data[6:])
+            self._currency = codec.from_bcd(apdu.data[4:6])
         self._link.send(POSITIVE)
-        data = b"\x19" + bytes([self._status]) + b"\x29" + self._tid + b"\x49" + wire.bcd(self._currency, 2)
-        self._ask(wire.encode_apdu(0x06, 0x0F, data))
+        data = b"\x19" + bytes([self._status]) + b"\x29" + self._tid + b"\x49" + codec.bcd(self._currency, 2)
+        self._ask(codec.encode_apdu(0x06, 0x0F, data))
 
     def _log_off(self, apdu: Apdu) -> None:
         self._link.send(POSITIVE)
 
     def _status_enquiry(self, apdu: Apdu) -> None:
-        wire.parse_bmps(apdu.data[3:])
+        codec.parse_bmps(apdu.data[3:])
         self._link.send(POSITIVE)
-        version = wire.var_field(self._version.encode("ascii", "replace"), 3)
-        self._ask(wire.encode_apdu(0x06, 0x0F, version + bytes([self._status])))
+        version = codec.var_field(self._version.encode("ascii", "replace"), 3)
+        self._ask(codec.encode_apdu(0x06, 0x0F, version + bytes([self._status])))
 
     def _authorize(self, apdu: Apdu) -> None:
-        fields = wire.parse_bmps(apdu.data)
+        fields = codec.parse_bmps(apdu.data)
         if 0x04 not in fields:
             raise WireError("authorization without amount (BMP 04)")
         if self._status:
@@ -424,7 +426,7 @@ class Simulator:
             self._link.send(NOT_POSSIBLE)
             return
         window = fields[0x01][0] if fields.get(0x01, b"\x00")[0] else DEFAULT_WINDOW_S
-        request = _Request(wire.from_bcd(fields[0x04]), wire.from_bcd(fields.get(0x49, wire.bcd(self._currency, 2))),
+        request = _Request(codec.from_bcd(fields[0x04]), codec.from_bcd(fields.get(0x49, codec.bcd(self._currency, 2))),
                            fields.get(0x19, b"\x40")[0], window)
         with self._lock:
             behaviour = self._script.popleft() if self._script else Behaviour()
@@ -445,7 +447,7 @@ class Simulator:
             card = next((i for i, (code, _, _) in enumerate(statuses) if code == 0x0A), None)
             steps = statuses[:card + 1] if card is not None else [(0x0A, "Insert card", 0.0)]
             if self._show(steps):
-                self._take_commands(None, self._clock, abortable=True)
+                self._take_commands(None, abortable=True)
             self._aborted(request)
             return
         if behaviour.pin_delay_s > 0:
@@ -464,11 +466,11 @@ class Simulator:
             self._approve(behaviour, request)
 
     def _show(self, steps: list[tuple[int, str, float]]) -> bool:
-        """Send intermediate statuses (waiting `delay` real seconds after one); False when aborted."""
+        """Send intermediate statuses (waiting `delay` seconds after one); False when aborted."""
         for code, text, delay in steps:
             self._ask(_status_apdu(code, text), abortable=True)
             if delay > 0 and not self._abort:
-                self._take_commands(time.monotonic() + delay, time.monotonic, abortable=True)
+                self._take_commands(self._clock.monotonic() + delay, abortable=True)
             if self._abort:
                 return False
         return True
@@ -484,9 +486,9 @@ class Simulator:
         trace = f"{self._trace:06d}"
         self._record("declined", trace=trace, amount=request.amount, currency=request.currency,
                      result_code=behaviour.result_code)
-        data = (bytes([0x27, behaviour.result_code]) + b"\x04" + wire.bcd(request.amount, 6)
-                + b"\x0b" + wire.bcd(self._trace, 3))
-        self._ask(wire.encode_apdu(0x04, 0x0F, data))
+        data = (bytes([0x27, behaviour.result_code]) + b"\x04" + codec.bcd(request.amount, 6)
+                + b"\x0b" + codec.bcd(self._trace, 3))
+        self._ask(codec.encode_apdu(0x04, 0x0F, data))
         self._ask(_abort_apdu(behaviour.result_code))
 
     def _approve(self, behaviour: Behaviour, request: _Request) -> None:
@@ -496,20 +498,21 @@ class Simulator:
         card_type, _ = _card(behaviour.brand)
         now = datetime.now()
         data = b"".join((
-            b"\x27\x00", b"\x04" + wire.bcd(request.amount, 6), b"\x0b" + wire.bcd(self._trace, 3),
-            b"\x0c" + wire.bcd(int(now.strftime("%H%M%S")), 3), b"\x0d" + wire.bcd(int(now.strftime("%m%d")), 2),
-            b"\x17" + wire.bcd(1, 2), b"\x19" + bytes([request.payment_type]), b"\x22" + wire.pan_field(behaviour.pan),
-            b"\x29" + self._tid, b"\x3b" + _auth_code(self._trace).encode("ascii"),
-            b"\x49" + wire.bcd(request.currency, 2), b"\x87" + wire.bcd(self._receipt, 2),
-            b"\x88" + wire.bcd(self._turnover, 3), b"\x8a" + bytes([card_type]),
-            b"\x8b" + wire.var_field(behaviour.brand.encode("cp437", "replace") + b"\x00"),
+            b"\x27\x00", b"\x04" + codec.bcd(request.amount, 6), b"\x0b" + codec.bcd(self._trace, 3),
+            b"\x0c" + codec.bcd(int(now.strftime("%H%M%S")), 3), b"\x0d" + codec.bcd(int(now.strftime("%m%d")), 2),
+            b"\x17" + codec.bcd(1, 2), b"\x19" + bytes([request.payment_type]),
+            b"\x22" + codec.pan_field(behaviour.pan), b"\x29" + self._tid,
+            b"\x3b" + _auth_code(self._trace).encode("ascii"),
+            b"\x49" + codec.bcd(request.currency, 2), b"\x87" + codec.bcd(self._receipt, 2),
+            b"\x88" + codec.bcd(self._turnover, 3), b"\x8a" + bytes([card_type]),
+            b"\x8b" + codec.var_field(behaviour.brand.encode("cp437", "replace") + b"\x00"),
         ))
         booking = _Booking(f"{self._receipt:04d}", f"{self._trace:06d}", request.amount, request.currency,
                            behaviour.brand, "authorized")
         self._bookings[booking.receipt] = booking
         self._record("authorized", **booking.entry(), turnover=self._turnover, brand=behaviour.brand,
                      pan=behaviour.pan, auth_code=_auth_code(self._trace).strip())
-        answer = self._vend(wire.encode_apdu(0x04, 0x0F, data), request.window_s)
+        answer = self._vend(codec.encode_apdu(0x04, 0x0F, data), request.window_s)
         if answer is None:
             log.warning("no vending answer for receipt %s within %.0f s: auto-reversed", booking.receipt,
                         request.window_s)
@@ -525,9 +528,9 @@ class Simulator:
 
     def _vend(self, info: bytes, window_s: float) -> Apdu | None:
         """Send the 04 0F until the ECR gives its vending answer; None when the window is over without one."""
-        end = self._clock() + window_s
+        end = self._clock.monotonic() + window_s
         while True:
-            sent = self._clock()
+            sent = self._clock.monotonic()
             self._link.awaiting_status_answer = True
             try:
                 self._link.send(info)
@@ -536,18 +539,18 @@ class Simulator:
                 self._link.awaiting_status_answer = False
             if answer is not None and answer.command == b"\x84\x9c":
                 log.info("ECR still committing: asking again in %.1f s", self._ask_again_s)
-                self._take_commands(self._clock() + self._ask_again_s, self._clock, abortable=False)
+                self._take_commands(self._clock.monotonic() + self._ask_again_s, abortable=False)
             elif answer is not None:
                 return answer
-            if self._clock() >= end:
+            if self._clock.monotonic() >= end:
                 return None
             log.info("asking again for the vending answer")
 
     def _reverse(self, apdu: Apdu) -> None:
-        fields = wire.parse_bmps(apdu.data[3:])
+        fields = codec.parse_bmps(apdu.data[3:])
         if 0x87 not in fields:
             raise WireError("reversal without receipt number (BMP 87)")
-        receipt = f"{wire.from_bcd(fields[0x87]):04d}"
+        receipt = f"{codec.from_bcd(fields[0x87]):04d}"
         self._link.send(POSITIVE)
         booking = self._bookings.get(receipt)
         if booking is None or booking.state not in ("booked", "reversed", "auto-reversed"):
@@ -559,13 +562,13 @@ class Simulator:
             self._ask(_abort_apdu(RC_ALREADY_REVERSED))
             return
         self._settle(booking, "reversed", by="reversal")
-        data = (b"\x27\x00\x04" + wire.bcd(booking.amount, 6) + b"\x0b" + wire.bcd(int(booking.trace), 3)
-                + b"\x87" + wire.bcd(int(receipt), 2) + b"\x49" + wire.bcd(booking.currency, 2))
-        self._ask(wire.encode_apdu(0x04, 0x0F, data))
+        data = (b"\x27\x00\x04" + codec.bcd(booking.amount, 6) + b"\x0b" + codec.bcd(int(booking.trace), 3)
+                + b"\x87" + codec.bcd(int(receipt), 2) + b"\x49" + codec.bcd(booking.currency, 2))
+        self._ask(codec.encode_apdu(0x04, 0x0F, data))
         self._ask(COMPLETION_OK)
 
     def _end_of_day(self, apdu: Apdu) -> None:
-        wire.parse_bmps(apdu.data[3:])
+        codec.parse_bmps(apdu.data[3:])
         self._link.send(POSITIVE)
         booked = [b for b in self._bookings.values() if b.state == "booked"]
         groups = [[0, 0] for _ in GROUPS]
@@ -579,11 +582,11 @@ class Simulator:
                      receipt_from=f"{first:04d}", receipt_to=f"{last:04d}",
                      totals={name: {"count": count, "amount": amount} for name, (count, amount) in zip(GROUPS, groups)})
         self._bookings.clear()
-        totals = wire.bcd(first, 2) + wire.bcd(last, 2) + b"".join(
-            bytes([min(count, 0xFF)]) + wire.bcd(amount, 6) for count, amount in groups)
+        totals = codec.bcd(first, 2) + codec.bcd(last, 2) + b"".join(
+            bytes([min(count, 0xFF)]) + codec.bcd(amount, 6) for count, amount in groups)
         now = datetime.now()
-        data = (b"\x27\x00\x04" + wire.bcd(total, 6) + b"\x49" + wire.bcd(self._currency, 2)
-                + b"\x0c" + wire.bcd(int(now.strftime("%H%M%S")), 3) + b"\x0d" + wire.bcd(int(now.strftime("%m%d")), 2)
-                + b"\x60" + wire.var_field(totals, 3))
-        self._ask(wire.encode_apdu(0x04, 0x0F, data))
+        data = (b"\x27\x00\x04" + codec.bcd(total, 6) + b"\x49" + codec.bcd(self._currency, 2)
+                + b"\x0c" + codec.bcd(int(now.strftime("%H%M%S")), 3)
+                + b"\x0d" + codec.bcd(int(now.strftime("%m%d")), 2) + b"\x60" + codec.var_field(totals, 3))
+        self._ask(codec.encode_apdu(0x04, 0x0F, data))
         self._ask(COMPLETION_OK)
