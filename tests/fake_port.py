@@ -1,7 +1,7 @@
 """An in-memory serial port and clock for byte-exact ZVT tests: scheduled arrivals, recorded writes, scripted peers."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from drivers.payment.zvt.link import Link
 

@@ -1,4 +1,4 @@
-"""The ECR's command sequences (drivers/payment/zvt/ecr.py) against the simulator over a pty, without the station around them."""
+"""The ECR's command sequences (drivers/payment/zvt/ecr.py) against the simulator over a pty, without the station."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -60,7 +60,7 @@ def test_refused_payment_is_reversed_by_the_terminal(pair) -> None:
 
 
 def test_reversal_then_already_reversed(pair) -> None:
-    session, simulator = pair
+    session, _simulator = pair
     booked = session.pay(190, on_status=lambda text: None, decide=lambda info: True)
     receipt = int(booked.approval.receipt_no)
     first = session.reverse(receipt)

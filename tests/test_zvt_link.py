@@ -4,10 +4,10 @@ from __future__ import annotations
 import logging
 
 import pytest
+from fake_port import BYTE_TIME_S, IDLE_STEP_S, answering, make_link
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fake_port import BYTE_TIME_S, IDLE_STEP_S, answering, make_link
 from drivers.payment.zvt.link import (
     ACK,
     MAX_APDU,
@@ -234,11 +234,11 @@ def test_send_repeats_after_t2_silence_then_succeeds() -> None:
 @pytest.mark.parametrize("answer", [b"\x80\x00\x00", b"\x84\x66\x00"])
 def test_an_answer_is_never_repeated_after_silence_only_after_a_nak(answer: bytes) -> None:
     """The other side may have the answer with only its ACK lost: a second copy would be one answer too many."""
-    link, port, clock = make_link(answering(b""))
+    link, port, _clock = make_link(answering(b""))
     with pytest.raises(TransmissionError, match="not repeated"):
         link.send(answer)
     assert port.writes == [encode_frame(answer)]
-    link, port, clock = make_link(answering(b"\x15", b"\x06"))
+    link, port, _clock = make_link(answering(b"\x15", b"\x06"))
     link.send(answer)
     assert port.writes == [encode_frame(answer)] * 2, "a NAK says it did not arrive: repeated"
 

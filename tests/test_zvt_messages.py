@@ -1,7 +1,7 @@
 """ZVT messages on the ECR side: command bytes, parsers of the PT's messages and code texts."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings

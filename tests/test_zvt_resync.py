@@ -4,10 +4,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from fake_port import FakeClock, FakePort
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fake_port import FakeClock, FakePort
 from drivers.payment.zvt import messages as msg
 from drivers.payment.zvt.driver import OwedPayment, ZvtTerminal
 from drivers.payment.zvt.ecr import CommandRefused, EcrSession, TerminalUnreachable

@@ -5,13 +5,12 @@ import os
 import select
 import termios
 import time
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 import serial
-
 from conftest import wait_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -307,7 +306,7 @@ def test_script_words() -> None:
                                  Behaviour(kind="silent"), Behaviour(pin_delay_s=1.5, brand="AMEX")]
     for bad in ([], ["decline"], ["decline", "0x1G"], ["decline", "100"], ["decline", "00"], ["pin", "soon"],
                 ["refund"], ["silent", "please"]):
-        with pytest.raises(ValueError, match="."):
+        with pytest.raises(ValueError, match=r"."):
             sim.script_words(bad)
     with pytest.raises(ValueError, match="fault"):
         sim.inject("lightning")
@@ -606,7 +605,7 @@ def test_silent_terminal_ignores_the_authorization_and_its_repeats(pair: tuple[S
 # -- link layer and faults -------------------------------------------------------------------
 
 def test_noise_bad_crc_and_t1_gap(pair: tuple[Simulator, Ecr]) -> None:
-    sim, ecr = pair
+    _sim, ecr = pair
     ecr.write(bytes.fromhex("FF 00 10 41 03"))
     bad = bytearray(frame("06 02 00"))
     bad[-1] ^= 1
@@ -620,7 +619,7 @@ def test_noise_bad_crc_and_t1_gap(pair: tuple[Simulator, Ecr]) -> None:
 
 
 def test_crossing_frame_is_kept(pair: tuple[Simulator, Ecr]) -> None:
-    sim, ecr = pair
+    _sim, ecr = pair
     ecr.write(frame("06 02 00"))
     assert ecr.read(1) == ACK
     raw, _ = ecr.read_frame()

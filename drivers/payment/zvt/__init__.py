@@ -1,1 +1,1 @@
-"""ZVT card terminal protocol: serial link, APDU codec, ECR command sequences, result codes in the station's words and a PT simulator."""
+"""ZVT card terminal: serial link, APDU codec, ECR sequences, result codes in the station's words, a PT simulator."""

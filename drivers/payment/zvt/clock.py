@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import time
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 Ready = Callable[[float], bool]
 """Looks for what a wait waits for, blocking at most the seconds given; True once it happened.

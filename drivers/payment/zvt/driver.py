@@ -6,25 +6,38 @@ import os
 import queue
 import select
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from kiosk.domain.payment import Capability
-from kiosk.ports import Post
 from drivers.payment.zvt import messages as msg
 from drivers.payment.zvt.clock import REAL_CLOCK, Clock
 from drivers.payment.zvt.codec import Apdu, DecodeError
 from drivers.payment.zvt.ecr import (
-    BUSY_RETRY_S, DECISION_WAIT_S, RESULT_ABORTED, RESULT_COMMUNICATION, AnswerUnacknowledged, CommandRefused,
-    EcrSession, EndOfDay, PaymentOutcome, TerminalUnreachable,
+    BUSY_RETRY_S,
+    DECISION_WAIT_S,
+    RESULT_ABORTED,
+    RESULT_COMMUNICATION,
+    AnswerUnacknowledged,
+    CommandRefused,
+    EcrSession,
+    EndOfDay,
+    PaymentOutcome,
+    TerminalUnreachable,
 )
 from drivers.payment.zvt.link import Link, Port
 from drivers.payment.zvt.outcomes import declined
 from kiosk.domain.events import (
-    PaymentAuthorized, PaymentConfirmed, PaymentReconciled, TerminalHealth, TerminalReport,
+    PaymentAuthorized,
+    PaymentConfirmed,
+    PaymentReconciled,
+    TerminalHealth,
+    TerminalReport,
     TerminalStatus,
 )
+from kiosk.domain.payment import Capability
 from kiosk.domain.records import PaymentResultData
+from kiosk.ports import Post
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

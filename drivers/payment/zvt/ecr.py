@@ -1,9 +1,9 @@
-"""ZVT command sequences of the ECR (the station): registration, payment with vending, abort, reversal, status, end of day."""
+"""ZVT command sequences of the ECR (the station): registration, payment with vending, abort, reversal, status, EOD."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from drivers.payment.zvt import messages as msg
 from drivers.payment.zvt.clock import REAL_CLOCK, Clock

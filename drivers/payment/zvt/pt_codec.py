@@ -1,8 +1,8 @@
 """The PT simulator's own APDU, BMP and TLV codec (from docs/zvt.md), written apart from the ECR's."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 _FIXED = {0x01: 1, 0x02: 1, 0x03: 1, 0x04: 6, 0x0B: 3, 0x0C: 3, 0x0D: 2, 0x0E: 2, 0x17: 2, 0x19: 1,
           0x27: 1, 0x29: 4, 0x2A: 15, 0x37: 3, 0x3B: 8, 0x49: 2, 0x87: 2, 0x88: 3, 0x8A: 1, 0xAA: 3}

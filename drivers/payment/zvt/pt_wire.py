@@ -10,9 +10,10 @@ import select
 import threading
 import tty
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from drivers.payment.zvt.clock import REAL_CLOCK, Clock
 from drivers.payment.zvt.pt_codec import is_answer

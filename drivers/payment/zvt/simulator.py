@@ -7,7 +7,7 @@ import os
 import threading
 from collections import deque
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -288,7 +288,7 @@ class Simulator:
     def _record(self, event: str, **fields: object) -> None:
         if self._journal_path is None:
             return
-        entry = {"ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "event": event, **fields}
+        entry = {"ts": datetime.now(UTC).isoformat(timespec="milliseconds"), "event": event, **fields}
         self._journal_path.parent.mkdir(parents=True, exist_ok=True)
         with self._journal_path.open("a", encoding="utf-8") as f:
             f.write(json.dumps(entry) + "\n")
