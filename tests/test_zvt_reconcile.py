@@ -1,20 +1,30 @@
-"""Owed payments after a restart: booked or reversed only when receipt, trace and amount all match the terminal's."""
+"""Owed payments after a restart: booked or reversed only when receipt, trace and amount all match the terminal's.
+
+The simulator and the restarted station's driver run on one SkippingClock: the line's quiet
+time, T2 and the terminal's repeats expire at once when nothing else can happen first.
+"""
 from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-
 from conftest import wait_for
+from skipping_clock import SkippingClock
+
 from drivers.payment.zvt.driver import OwedPayment, SerialPort, ZvtTerminal, serial_opener
 from drivers.payment.zvt.ecr import EcrSession
 from drivers.payment.zvt.link import Link
 from drivers.payment.zvt.simulator import PAIRINGS, Behaviour, Simulator, open_pty
 from kiosk.domain.events import (
-    Event, PaymentAuthorized, PaymentConfirmed, PaymentDeclined, PaymentReconciled, TerminalHealth,
+    Event,
+    PaymentAuthorized,
+    PaymentConfirmed,
+    PaymentDeclined,
+    PaymentReconciled,
+    TerminalHealth,
 )
 
 QUIET_S = 1.0  # more than the simulator's T2 and answer timeout below
@@ -25,12 +35,16 @@ class StationDied(Exception):
 
 
 class Bench:
-    """A simulated terminal on a pty, and the station's ZVT driver started on demand with owed payments."""
+    """A simulated terminal on a pty, and the station's ZVT driver started on demand with owed payments.
+
+    Both run on ``clock``; the first station, which dies, runs on real time.
+    """
 
     def __init__(self, tmp_path: Path, pairing: str) -> None:
         self.journal = tmp_path / "pt.jsonl"
         self.pty = open_pty()
         self.pairing = pairing
+        self.clock = SkippingClock()
         self.simulator: Simulator | None = None
         self.terminal: ZvtTerminal | None = None
         self.events: list[Event] = []
@@ -38,7 +52,7 @@ class Bench:
     def start_simulator(self) -> Simulator:
         """The terminal, remembering what its journal holds."""
         self.simulator = Simulator(self.pty.master_fd, self.journal, answer_timeout_s=0.5, ask_again_s=0.2, t2_s=0.3,
-                                   pairing=self.pairing)
+                                   pairing=self.pairing, clock=self.clock)
         self.simulator.start()
         return self.simulator
 
@@ -59,7 +73,11 @@ class Bench:
     def start_station(self, *owed: OwedPayment) -> None:
         """The restarted station's driver, owing ``owed``."""
         self.terminal = ZvtTerminal(serial_opener(self.pty.slave_path, 9600), self.events.append, password="000000",
-                                    currency="EUR", line_quiet_s=QUIET_S, vending_window_s=20, owed=owed)
+                                    currency="EUR", line_quiet_s=QUIET_S, vending_window_s=20, owed=owed,
+                                    clock=self.clock)
+        terminal, simulator = self.terminal, self.simulator
+        assert simulator is not None
+        self.clock.watch(lambda: (terminal.bytes_in, terminal.bytes_out, simulator.bytes_in, simulator.bytes_out))
         self.terminal.start()
 
     def next_parker_pays(self) -> None:

@@ -1,24 +1,31 @@
-"""Whole transactions: the real loop, store, screens and ZVT driver against the simulator over a pty."""
+"""Whole transactions: the real loop, store, screens and ZVT driver against the simulator over a pty.
+
+Tests that wait for the ZVT timers (T2, T3, a pulled cable) run the driver and the simulator on
+one SkippingClock, so that a timer nobody can beat expires at once; one of them also runs on
+real time, as the smoke test of the real clock's timeouts.
+"""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-
 from conftest import wait_for
+from skipping_clock import SkippingClock
 
-from drivers.payment.zvt.simulator import PAIRINGS, Simulator
-from kiosk.domain import journey
-from kiosk.cli.compose import CardTerminal
-from kiosk.config import Settings, StorageSettings, TerminalSettings
+from drivers.payment.zvt.driver import ZvtTerminal, serial_opener
+from drivers.payment.zvt.simulator import PAIRINGS, Simulator, open_pty
 from kiosk.app.loop import Loop
-from kiosk.cli.scenario import Runner, ManualClock, parse
+from kiosk.cli.compose import FRESH_LINE_QUIET_S, CardTerminal
+from kiosk.cli.scenario import ManualClock, Runner, parse
+from kiosk.config import Settings, StorageSettings, TerminalSettings
+from kiosk.domain import journey
 from kiosk.storage.store import Store
 from screens.display import Display
 
-START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 TO_PAY = """
 tap start
 type {plate}
@@ -36,6 +43,7 @@ class Station:
     store: Store
     simulator: Simulator
     runner: Runner
+    clock: SkippingClock | None = None
 
     def play(self, text: str) -> None:
         """Run scenario steps (docs/scenarios.md) against the station."""
@@ -55,22 +63,66 @@ class Station:
         wait_for(condition, timeout, "the station to get there", between=self.loop.settle)
 
 
-@pytest.fixture(params=PAIRINGS)
-def station(tmp_path: Path, request: pytest.FixtureRequest):
-    """A station whose simulated terminal pairs answers loosely or strictly: it must work with both."""
+class FakeTimeDevices:
+    """CardTerminal(simulate) with the ZVT driver and the simulator on one SkippingClock."""
+
+    def __init__(self, settings: Settings, post: Callable, pairing: str, clock: SkippingClock) -> None:
+        self._pty = open_pty()
+        journal = Path(settings.storage.database).with_suffix(".terminal.jsonl")
+        self.simulator = Simulator(self._pty.master_fd, journal, pairing=pairing, clock=clock)
+        self.simulator.start()
+        t = settings.terminal
+        self.terminal = ZvtTerminal(
+            serial_opener(self._pty.slave_path, t.baud), post, password=t.password,
+            currency=settings.tariff_engine.currency, charset=t.charset, payment_timeout_s=t.payment_timeout_s,
+            status_interval_s=t.status_interval_s, vending_window_s=t.vending_window_s,
+            line_quiet_s=FRESH_LINE_QUIET_S, clock=clock)
+        clock.watch(lambda: (self.terminal.bytes_in, self.terminal.bytes_out, self.simulator.bytes_in,
+                             self.simulator.bytes_out))
+
+    def close(self) -> None:
+        """Stop the driver, then the simulator and its pty."""
+        self.terminal.close()
+        self.simulator.stop()
+        self._pty.close()
+
+
+def make_station(tmp_path: Path, pairing: str, terminal_clock: SkippingClock | None):
+    """The station (yielded), its card terminal on real time or on ``terminal_clock``; closed afterwards."""
     settings = Settings(storage=StorageSettings(database=str(tmp_path / "kiosk.db")),
                         terminal=TerminalSettings(status_interval_s=1))
     clock = ManualClock(START)
     store = Store.open(tmp_path / "kiosk.db", settings.station.id, clock())
     display = Display(settings, headless=True)
-    devices = CardTerminal(settings, True, (), lambda event: loop.post(event), pairing=request.param)
+    post = lambda event: loop.post(event)
+    devices = (CardTerminal(settings, True, (), post, pairing=pairing) if terminal_clock is None
+               else FakeTimeDevices(settings, post, pairing, terminal_clock))
     loop = Loop(journey.initial(settings, clock()), store, devices.terminal, display, clock)
     devices.terminal.start()
     assert devices.simulator is not None
-    yield Station(loop, display, store, devices.simulator, Runner(loop, display, devices.simulator, clock, tmp_path))
+    yield Station(loop, display, store, devices.simulator, Runner(loop, display, devices.simulator, clock, tmp_path),
+                  terminal_clock)
     devices.close()
     display.close()
     store.close()
+
+
+@pytest.fixture(params=PAIRINGS)
+def station(tmp_path: Path, request: pytest.FixtureRequest):
+    """A station whose simulated terminal pairs answers loosely or strictly: it must work with both."""
+    yield from make_station(tmp_path, request.param, None)
+
+
+@pytest.fixture(params=PAIRINGS)
+def fake_time_station(tmp_path: Path, request: pytest.FixtureRequest):
+    """The same station with its card terminal and the simulator on a SkippingClock."""
+    yield from make_station(tmp_path, request.param, SkippingClock())
+
+
+@pytest.fixture
+def real_time_station(tmp_path: Path):
+    """The station on real time with the simulator's default pairing: for the one real-time smoke test."""
+    yield from make_station(tmp_path, PAIRINGS[0], None)
 
 
 def test_approved_payment_is_committed_then_booked(station: Station) -> None:
@@ -107,25 +159,44 @@ def test_cancel_while_the_terminal_waits_for_the_card_aborts_it(station: Station
     station.wait_for(lambda: station.journal()[-1:] == ["aborted"])
 
 
-def test_abort_the_terminal_swallows_ends_after_t3_and_the_link_recovers(station: Station) -> None:
-    station.play(TO_PAY.format(plate="B-SWL") + 'terminal wait-card\nterminal inject ignore-abort\ntap pay\n'
-                 'expect text "Insert card"\ntap cancel\nexpect screen duration\n')
+def abort_swallowed_then_recovered(station: Station) -> None:
+    """The parker cancels, the terminal swallows the abort: T3 ends the payment, the link recovers."""
+    assert station.clock is not None
+    with station.clock.hold():  # the parker cancels before T4 could end the payment
+        station.play(TO_PAY.format(plate="B-SWL") + 'terminal wait-card\nterminal inject ignore-abort\ntap pay\n'
+                     'expect text "Insert card"\ntap cancel\n')
+    station.play("expect screen duration\n")
     assert station.payment()["state"] in ("declined", "reversed")
     assert station.store.rows("parking_session") == []
     station.wait_for(lambda: station.journal()[-1:] == ["aborted"], timeout=10)
     station.play("tap pay\nexpect screen paid\n")
 
 
+def test_abort_the_terminal_swallows_ends_after_t3_and_the_link_recovers(fake_time_station: Station) -> None:
+    abort_swallowed_then_recovered(fake_time_station)
+
+
+def test_real_time_smoke_abort_the_terminal_swallows_ends_after_t3(real_time_station: Station) -> None:
+    """The same on the real clock (T3 takes its 5 real seconds): the one real-time test of the ZVT timeouts."""
+    real_time_station.play(TO_PAY.format(plate="B-SWL") + 'terminal wait-card\nterminal inject ignore-abort\n'
+                           'tap pay\nexpect text "Insert card"\ntap cancel\nexpect screen duration\n')
+    assert real_time_station.payment()["state"] in ("declined", "reversed")
+    assert real_time_station.store.rows("parking_session") == []
+    real_time_station.wait_for(lambda: real_time_station.journal()[-1:] == ["aborted"], timeout=10)
+    real_time_station.play("tap pay\nexpect screen paid\n")
+
+
 @pytest.mark.parametrize("fault", ["nak", "bad-crc", "stall", "busy", "drop-ack"])
-def test_link_faults_are_retried_and_the_payment_still_goes_through(station: Station, fault: str) -> None:
+def test_link_faults_are_retried_and_the_payment_still_goes_through(fake_time_station: Station, fault: str) -> None:
+    station = fake_time_station
     station.play(TO_PAY.format(plate="B-RTY") + f"terminal inject {fault}\ntap pay\nexpect screen paid\n"
                  "expect row payment confirmed=*\n")
     assert station.journal("0001") == ["authorized", "booked"]
     assert not any(f.component == "card_terminal" for f in station.loop.state.faults)
 
 
-@pytest.mark.slow
-def test_silent_terminal_declines_after_the_link_gives_up(station: Station) -> None:
+def test_silent_terminal_declines_after_the_link_gives_up(fake_time_station: Station) -> None:
+    station = fake_time_station
     station.play(TO_PAY.format(plate="B-DED") + "terminal silent\ntap pay\n")
     station.wait_for(lambda: station.loop.state.screen is journey.Screen.DECLINED, timeout=25)
     assert "The card terminal did not answer. You have not been charged." in station.display.texts()
@@ -149,7 +220,8 @@ def test_terminal_status_fault_stops_card_payment_until_it_recovers(station: Sta
     assert row["cleared_at"] is not None
 
 
-def test_cable_pull_makes_the_terminal_unreachable_then_recovers(station: Station) -> None:
+def test_cable_pull_makes_the_terminal_unreachable_then_recovers(fake_time_station: Station) -> None:
+    station = fake_time_station
     station.simulator.inject("disconnect", 16)
     station.wait_for(lambda: station.loop.state.screen is journey.Screen.OUT_OF_SERVICE, timeout=25)
     assert [f.code for f in station.loop.state.faults] == ["unreachable"]
