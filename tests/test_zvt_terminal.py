@@ -6,7 +6,6 @@ real time, as the smoke test of the real clock's timeouts.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,10 +14,9 @@ import pytest
 from conftest import wait_for
 from skipping_clock import SkippingClock
 
-from drivers.payment.zvt.driver import ZvtTerminal, serial_opener
-from drivers.payment.zvt.simulator import PAIRINGS, Simulator, open_pty
+from drivers.payment.zvt.simulator import PAIRINGS, Simulator
 from kiosk.app.loop import Loop
-from kiosk.cli.compose import FRESH_LINE_QUIET_S, CardTerminal
+from kiosk.cli.compose import CardTerminal
 from kiosk.cli.scenario import ManualClock, Runner, parse
 from kiosk.config import Settings, StorageSettings, TerminalSettings
 from kiosk.domain import journey
@@ -63,30 +61,6 @@ class Station:
         wait_for(condition, timeout, "the station to get there", between=self.loop.settle)
 
 
-class FakeTimeDevices:
-    """CardTerminal(simulate) with the ZVT driver and the simulator on one SkippingClock."""
-
-    def __init__(self, settings: Settings, post: Callable, pairing: str, clock: SkippingClock) -> None:
-        self._pty = open_pty()
-        journal = Path(settings.storage.database).with_suffix(".terminal.jsonl")
-        self.simulator = Simulator(self._pty.master_fd, journal, pairing=pairing, clock=clock)
-        self.simulator.start()
-        t = settings.terminal
-        self.terminal = ZvtTerminal(
-            serial_opener(self._pty.slave_path, t.baud), post, password=t.password,
-            currency=settings.tariff_engine.currency, charset=t.charset, payment_timeout_s=t.payment_timeout_s,
-            status_interval_s=t.status_interval_s, vending_window_s=t.vending_window_s,
-            line_quiet_s=FRESH_LINE_QUIET_S, clock=clock)
-        clock.watch(lambda: (self.terminal.bytes_in, self.terminal.bytes_out, self.simulator.bytes_in,
-                             self.simulator.bytes_out))
-
-    def close(self) -> None:
-        """Stop the driver, then the simulator and its pty."""
-        self.terminal.close()
-        self.simulator.stop()
-        self._pty.close()
-
-
 def make_station(tmp_path: Path, pairing: str, terminal_clock: SkippingClock | None):
     """The station (yielded), its card terminal on real time or on ``terminal_clock``; closed afterwards."""
     settings = Settings(storage=StorageSettings(database=str(tmp_path / "kiosk.db")),
@@ -95,8 +69,11 @@ def make_station(tmp_path: Path, pairing: str, terminal_clock: SkippingClock | N
     store = Store.open(tmp_path / "kiosk.db", settings.station.id, clock())
     display = Display(settings, headless=True)
     post = lambda event: loop.post(event)
-    devices = (CardTerminal(settings, True, (), post, pairing=pairing) if terminal_clock is None
-               else FakeTimeDevices(settings, post, pairing, terminal_clock))
+    devices = CardTerminal(settings, True, (), post, pairing=pairing, clock=terminal_clock)
+    if terminal_clock is not None:
+        simulator, terminal = devices.simulator, devices.terminal
+        assert simulator is not None
+        terminal_clock.watch(lambda: (terminal.bytes_in, terminal.bytes_out, simulator.bytes_in, simulator.bytes_out))
     loop = Loop(journey.initial(settings, clock()), store, devices.terminal, display, clock)
     devices.terminal.start()
     assert devices.simulator is not None

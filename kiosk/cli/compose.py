@@ -26,6 +26,7 @@ from kiosk.storage.unavailable import UnavailableStore
 
 if TYPE_CHECKING:
     from drivers.gpio import HelpPanel
+    from drivers.payment.zvt.clock import Clock as ZvtClock
     from screens.display import Display
 
 __all__ = ["FRESH_LINE_QUIET_S", "CardTerminal", "Station", "build_station", "hand_over_quickly"]
@@ -167,12 +168,17 @@ class CardTerminal:
     """The card terminal: the ZVT driver on the configured port, or on a pty to the simulator."""
 
     def __init__(self, settings: config.Settings, simulate: bool, owed: tuple[PaymentRecord, ...],
-                 post: Callable[[Event], None], pairing: str = "loose") -> None:
-        """The driver on the configured port; with ``simulate``, on a new pty to a simulator pairing ``pairing``."""
+                 post: Callable[[Event], None], pairing: str = "loose", clock: ZvtClock | None = None) -> None:
+        """The driver on the configured port; with ``simulate``, on a new pty to a simulator pairing ``pairing``.
+
+        ``clock`` times both the driver and the simulator (tests pass one that skips over timers).
+        """
+        from drivers.payment.zvt.clock import REAL_CLOCK
         from drivers.payment.zvt.driver import OwedPayment, ZvtTerminal, serial_opener
         from drivers.payment.zvt.simulator import Simulator, open_pty
 
         t = settings.terminal
+        clock = clock or REAL_CLOCK
         self.simulator: Simulator | None = None
         self._pty = None
         port = t.port
@@ -180,7 +186,7 @@ class CardTerminal:
         if simulate:
             self._pty = open_pty()
             journal = Path(settings.storage.database).with_suffix(".terminal.jsonl")
-            self.simulator = Simulator(self._pty.master_fd, journal, pairing=pairing)
+            self.simulator = Simulator(self._pty.master_fd, journal, pairing=pairing, clock=clock)
             self.simulator.start()
             port = self._pty.slave_path
             # A pty made just now carries nothing from an earlier run: no need to wait out the PT's repeats.
@@ -190,7 +196,7 @@ class CardTerminal:
             serial_opener(port, t.baud), post, password=t.password, currency=settings.tariff_engine.currency,
             charset=t.charset, payment_timeout_s=t.payment_timeout_s, status_interval_s=t.status_interval_s,
             vending_window_s=t.vending_window_s, line_quiet_s=line_quiet_s,
-            owed=tuple(OwedPayment(p.id, p.receipt_no, p.trace_no, p.amount) for p in owed))
+            owed=tuple(OwedPayment(p.id, p.receipt_no, p.trace_no, p.amount) for p in owed), clock=clock)
 
     def close(self) -> None:
         """Stop the driver (again: closing it twice is safe), then the simulator and its pty."""
