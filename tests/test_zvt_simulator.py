@@ -1,4 +1,8 @@
-"""The ZVT terminal simulator (PT side): hand-written ZVT bytes over a real pty, exact frames expected back."""
+"""The ZVT terminal simulator (PT side): hand-written ZVT bytes over a real pty, exact frames expected back.
+
+Over 600 lines on purpose: every case writes its frames by hand (hex, from docs/zvt.md) and
+reads the exact bytes back; the frames are the bulk of the file, and they share one pty pair.
+"""
 from __future__ import annotations
 
 import os
