@@ -17,7 +17,7 @@ from kiosk.app.loop import Loop
 from kiosk.domain import journey
 from kiosk.domain.events import Event
 from kiosk.domain.records import FaultRecord, PaymentRecord
-from kiosk.mqtt.client import MqttLink
+from kiosk.mqtt.client import MqttClient
 from kiosk.mqtt.publisher import OutboxPublisher
 from kiosk.mqtt.uplink import SUBSCRIPTIONS, Uplink
 from kiosk.ports import PaymentMethod
@@ -42,7 +42,7 @@ class Station:
     display: Display
     devices: CardTerminal
     store: Store | None
-    link: MqttLink | None
+    link: MqttClient | None
     uplink: Uplink
     panel: HelpPanel | None
 
@@ -134,7 +134,7 @@ def _help_panel(settings: config.Settings, simulate: bool, post: Callable[[Event
 
 
 def _mqtt_link(settings: config.Settings, simulate: bool, store: Store | None,
-               post: Callable[[Event], None]) -> MqttLink | None:
+               post: Callable[[Event], None]) -> MqttClient | None:
     """The MQTT link to the configured broker; with --simulate and no broker configured, a local one."""
     mqtt = settings.mqtt
     if not mqtt.host:
@@ -144,7 +144,7 @@ def _mqtt_link(settings: config.Settings, simulate: bool, store: Store | None,
         mqtt = replace(mqtt, host="localhost", port=1883, tls=False)
         log.info("simulated station: MQTT to a broker on localhost:1883 if one runs, else the outbox keeps all")
     boot = store.boot if store is not None else int(time.time())
-    return MqttLink(mqtt, settings.station.id, post, subscriptions=SUBSCRIPTIONS, boot=boot)
+    return MqttClient(mqtt, settings.station.id, post, subscriptions=SUBSCRIPTIONS, boot=boot)
 
 
 THREAD_SWITCH_S = 0.001

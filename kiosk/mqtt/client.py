@@ -1,6 +1,6 @@
 """MQTT link to the operator's broker: connection, will, subscriptions, publishes with PUBACK tracking, commands in.
 
-The only module that imports paho. Over 600 lines on purpose: MqttLink is one class whose
+The only module that imports paho. Over 600 lines on purpose: MqttClient is one class whose
 state (the connection attempt, its boot number, the publishes in flight, the back-off) is
 shared under one lock by paho's callbacks on the network thread and the loop's calls. Split
 across modules, that lock's invariants would have to be read in several places at once.
@@ -100,7 +100,7 @@ class _Connection:
     early: dict[int, bool] = field(default_factory=dict)
 
 
-class MqttLink:
+class MqttClient:
     """The station's MQTT 5 connection, run by its own network thread.
 
     paho's callbacks only record and *post* events (LinkUp, LinkDown, LinkAcked, MessageIn);

@@ -44,8 +44,8 @@ FLUSH_S = 0.01  # the longest the loop waits for the network thread to write wha
 TERMINAL_ANSWER_S = 600  # an end of day may take minutes; a terminal silent for longer will not answer
 
 
-class Link(Protocol):
-    """What the uplink needs from kiosk.mqtt.client.MqttLink."""
+class Client(Protocol):
+    """What the uplink needs from the MQTT client (kiosk.mqtt.client.MqttClient)."""
 
     @property
     def connected(self) -> bool: ...
@@ -98,7 +98,7 @@ class _Waiting:
 class Uplink:
     """Everything MQTT that needs the station's state; ``link`` None means no broker (all stays in the outbox)."""
 
-    def __init__(self, settings: config.Settings, file_settings: config.Settings, link: Link | None,
+    def __init__(self, settings: config.Settings, file_settings: config.Settings, link: Client | None,
                  publisher: OutboxPublisher | None, firmware: str, boot: int, store: Store) -> None:
         self._settings = settings
         self._store = store

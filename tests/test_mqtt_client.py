@@ -23,7 +23,7 @@ from posted import Posted
 from kiosk.config import MqttSettings
 from kiosk.domain.events import LinkAcked, LinkDown, LinkUp, MessageIn
 from kiosk.mqtt import client as link_module
-from kiosk.mqtt.client import MqttLink
+from kiosk.mqtt.client import MqttClient
 
 STATION = "ST-1"
 PREFIX = f"paystation/v1/{STATION}/"
@@ -76,13 +76,13 @@ class Observer:
         self.client.loop_stop()
 
 
-MakeLink = Callable[..., tuple[MqttLink, Posted]]
+MakeLink = Callable[..., tuple[MqttClient, Posted]]
 
 
 class HeldLoop:
     """Stops a link's network thread before its next round of paho's loop while ``hold`` is set, until ``let_go``."""
 
-    def __init__(self, link: MqttLink, *, connections: int | None = None) -> None:
+    def __init__(self, link: MqttClient, *, connections: int | None = None) -> None:
         """Only the first ``connections`` connections' threads are held (all when None)."""
         self.hold, self.held, self.let_go = threading.Event(), threading.Event(), threading.Event()
         clients = 0
@@ -117,12 +117,12 @@ def settings_for(port: int, **overrides: Any) -> MqttSettings:
 @pytest.fixture
 def make_link() -> Iterator[MakeLink]:
     """Build links (not started) that are stopped after the test."""
-    links: list[MqttLink] = []
+    links: list[MqttClient] = []
 
     def make(settings: MqttSettings, *, station: str = STATION, boot: int = 1,
-             subscriptions: tuple[str, ...] = ("cmd/#", "cfg/desired")) -> tuple[MqttLink, Posted]:
+             subscriptions: tuple[str, ...] = ("cmd/#", "cfg/desired")) -> tuple[MqttClient, Posted]:
         posted = Posted()
-        link = MqttLink(settings, station, posted, subscriptions=subscriptions, boot=boot)
+        link = MqttClient(settings, station, posted, subscriptions=subscriptions, boot=boot)
         links.append(link)
         return link, posted
 
