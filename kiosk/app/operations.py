@@ -38,18 +38,18 @@ class Operations:
         self._post = post
         self._restart = restart
         self._unstored_notice: tuple[str | None] | None = None  # a notice set while there was no database
-        self._executors: dict[type, Callable[[Any, datetime], Done]] = {
-            NoticeArgs: self._notice,
-            ModeArgs: self._mode,
-            CourtesyArgs: self._courtesy,
-            JourneyCancelArgs: self._journey_cancel,
+        self._executors: dict[str, Callable[[Any, datetime], Done]] = {  # command name -> its executor
+            "notice": self._notice,
+            "mode": self._mode,
+            "courtesy": self._courtesy,
+            "journey/cancel": self._journey_cancel,
+            "restart": self._restart_when_idle,
         }
-        self._by_name: dict[str, Callable[[Any, datetime], Done]] = {"restart": self._restart_when_idle}
 
     def execute(self, name: str, args: Any, now: datetime) -> Done:
         """Run command ``name`` with its validated ``args``; Refusal if it must not run."""
-        executor = self._executors.get(type(args)) or self._by_name.get(name)
-        if executor is None or (type(args) is NoArgs and name not in self._by_name):
+        executor = self._executors.get(name)
+        if executor is None:
             raise Refusal("unknown_command", f"no executor for {name!r}")
         return executor(args, now)
 
