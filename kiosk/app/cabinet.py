@@ -8,7 +8,6 @@ from typing import Any
 
 from kiosk.app.faults import FaultBoard
 from kiosk.domain.events import DoorChanged, HelpButtonFreed, HelpButtonStuck
-from kiosk.domain.records import FaultRecord
 
 __all__ = ["CABINET_EVENTS", "Cabinet"]
 
@@ -39,11 +38,6 @@ class Cabinet:
             self._faults.raise_fault("door", "open", now)
         else:
             self._faults.clear_fault("door", now)
-
-    def fault_changed(self, fault: FaultRecord, active: bool, stored: bool, now: datetime) -> None:
-        """A fault board listener: entering or leaving service mode (the operator's fault) decides on the door again."""
-        if fault.component == "operator":
-            self.check_door(now)
 
     def _stuck(self, event: HelpButtonStuck, now: datetime) -> None:
         self._faults.raise_fault("help_button", "stuck", now, f"held for {event.held_s} s")

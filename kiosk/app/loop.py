@@ -62,12 +62,11 @@ class Loop:
         self.payments = PaymentBook(store, self.fault_board, terminal.name)
         self.cabinet = Cabinet(self.fault_board)
         self.operations = Operations(store, self.fault_board, self.payment, lambda: self.state, self.post,
-                                     self.request_restart)
+                                     self.request_restart, self.cabinet.check_door)
         self.effects = EffectRunner(store, self.payment, self.fault_board, self.post, uplink)
         self._healer = StorageHealer(self, self.fault_board, Path(state.settings.storage.database),
                                      state.settings.station.id)
         self.fault_board.listen(self._healer.fault_changed)
-        self.fault_board.listen(self.cabinet.fault_changed)
         self._routes: dict[type, Callable[[Any, datetime], None]] = {
             PaymentConfirmed: self.payments.settled,
             PaymentReconciled: self.payments.settled,
@@ -174,13 +173,13 @@ class Loop:
             self._rendered = shown
 
     def record_unstored(self, store: Store, now: datetime) -> None:
-        """Write what the database missed while it failed: payments the terminal settled, fault changes, the notice.
+        """Write what the database missed while it failed: the notice, payments the terminal settled, fault changes.
 
         StorageError if it still fails; what was written stays written, the rest is kept.
         """
+        self.operations.record_unstored(store, now)
         self.payments.record_unstored(store, now)
         self.fault_board.record_unstored(store, now)
-        self.operations.record_unstored(store, now)
 
     def _seconds_shown(self) -> bool:
         """A countdown or a waiting time is on screen, so the picture changes every second."""

@@ -30,13 +30,14 @@ class Operations:
 
     def __init__(self, store: Store, faults: FaultBoard, payment: PaymentMethod,
                  state: Callable[[], journey.State], post: Callable[[Event], None],
-                 restart: Callable[[], None]) -> None:
+                 restart: Callable[[], None], check_door: Callable[[datetime], None]) -> None:
         self._store = store
         self._faults = faults
         self._payment = payment
         self._state = state
         self._post = post
         self._restart = restart
+        self._check_door = check_door
         self._unstored_notice: tuple[str | None] | None = None  # a notice set while there was no database
         self._executors: dict[str, Callable[[Any, datetime], Done]] = {  # command name -> its executor
             "notice": self._notice,
@@ -92,6 +93,7 @@ class Operations:
             self._faults.clear_fault("operator", now)
         else:
             self._faults.raise_fault("operator", args.mode, now, args.reason or "")
+        self._check_door(now)  # always: a tamper alarm kept from before a restart is decided on again
         return Done(f"mode {args.mode}", {"mode": args.mode})
 
     def _courtesy(self, args: CourtesyArgs, now: datetime) -> Done:
