@@ -33,6 +33,25 @@ from kiosk.domain.records import (
 )
 from kiosk.domain.staff import Done
 
+__all__ = [
+    "REASONS",
+    "Clock",
+    "Display",
+    "FaultBoard",
+    "FaultLedger",
+    "HelpLedger",
+    "HelpPanel",
+    "OutboxLedger",
+    "PaymentLedger",
+    "PaymentMethod",
+    "Post",
+    "StaffOperations",
+    "StationLedger",
+    "StorageError",
+    "Store",
+    "Uplink",
+]
+
 Post = Callable[[Event], None]
 """Queue an event for the loop, from any thread (adapters' only way in)."""
 
