@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from kiosk.domain.events import Event, TerminalReport
+from kiosk.domain.events import Event, MethodReport
 from kiosk.domain.helpdesk import LedPattern
 from kiosk.domain.journey import State
 from kiosk.domain.payment import Capability
@@ -65,13 +65,13 @@ class PaymentMethod(Protocol):
     This is the one interface between the station and a payment device; adapters live in
     ``drivers.payment``, one folder per kind of device. An adapter is built with the
     :data:`Post` callable of the loop and never blocks its caller: it answers by posting
-    events tagged with the payment id (TerminalStatus, PaymentAuthorized, PaymentConfirmed,
-    PaymentDeclined) and, about itself, TerminalHealth (and TerminalReport, PaymentReconciled
+    events tagged with the payment id (PaymentStatus, PaymentAuthorized, PaymentConfirmed,
+    PaymentDeclined) and, about itself, MethodHealth (and MethodReport, PaymentReconciled
     for the capabilities below).
 
     Adapters *must* implement:
 
-    * :attr:`name`: the component its faults are raised under and staff see (TerminalHealth
+    * :attr:`name`: the component its faults are raised under and staff see (MethodHealth
       codes are fault codes of this component). It is part of MQTT topics and stored faults,
       so an adapter keeps it for good: the ZVT terminal's is ``"card_terminal"``.
     * :attr:`capabilities`: what it *may* do besides paying (below); empty if nothing.
@@ -90,7 +90,7 @@ class PaymentMethod(Protocol):
 
     * :attr:`~kiosk.domain.payment.Capability.STATUS`,
       :attr:`~kiosk.domain.payment.Capability.END_OF_DAY`: staff requests of that ``kind``
-      through :meth:`request`, answered by a TerminalReport event. The station asks only for
+      through :meth:`request`, answered by a MethodReport event. The station asks only for
       the kinds declared.
     * :attr:`~kiosk.domain.payment.Capability.RECONCILE`: settling the payments owed from
       before a restart (approved, session stored, booking not known). The adapter is built
@@ -144,9 +144,9 @@ class StaffOperations(Protocol):
         """Run command ``name`` with its validated ``args``; Refusal if it must not run now."""
 
     def ask_payment_method(self, kind: str, request_id: str) -> None:
-        """Pass a staff request to the payment method (a TerminalReport answers it); Refusal while a parker pays."""
+        """Pass a staff request to the payment method (a MethodReport answers it); Refusal while a parker pays."""
 
-    def keep_report(self, event: TerminalReport, now: datetime) -> str:
+    def keep_report(self, event: MethodReport, now: datetime) -> str:
         """Store what a report carries (an end of day's totals); words to add to the reply."""
 
 

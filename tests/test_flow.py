@@ -29,13 +29,13 @@ from kiosk.domain.events import (
     PaymentDeclined,
     PaymentNotStarted,
     PaymentPending,
+    PaymentStatus,
     RecordHelp,
     SaveFeedback,
     SessionCommitted,
     SessionLookedUp,
     SettingsChanged,
     Tap,
-    TerminalStatus,
     Tick,
 )
 from kiosk.domain.journey import Screen
@@ -129,7 +129,7 @@ def test_full_journey_effects_in_order() -> None:
     assert isinstance(begin, BeginPayment)
     assert (begin.amount, begin.currency, begin.minutes) == (200, "EUR", 60)
     assert begin.expires == NOW + timedelta(hours=1)
-    state, effects = run(state, PaymentPending("p1"), TerminalStatus("p1", "Insert card"))
+    state, effects = run(state, PaymentPending("p1"), PaymentStatus("p1", "Insert card"))
     assert state.payment is not None and state.payment.status_text == "Insert card"
     state, effects = run(state, PaymentAuthorized("p1", RESULT))
     assert effects == [CommitSession("p1", RESULT)], "the station commits before confirming"
@@ -403,7 +403,7 @@ def test_any_tap_on_thanks_returns_to_welcome() -> None:
 
 
 STRAY_EVENTS = [
-    SessionLookedUp("OTHER", None), TerminalStatus("other", "x"), PaymentDeclined("other", DeclineReason.DECLINED, 5),
+    SessionLookedUp("OTHER", None), PaymentStatus("other", "x"), PaymentDeclined("other", DeclineReason.DECLINED, 5),
     SessionCommitted("other", session()), CommitFailed("other", "x"), PaymentNotStarted("x"),
     HelpReleased(), Tick(),
 ]

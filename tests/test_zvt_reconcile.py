@@ -18,14 +18,7 @@ from drivers.payment.zvt.driver import OwedPayment, SerialPort, ZvtTerminal, ser
 from drivers.payment.zvt.ecr import EcrSession
 from drivers.payment.zvt.link import Link
 from drivers.payment.zvt.simulator import PAIRINGS, Behaviour, Simulator, open_pty
-from kiosk.domain.events import (
-    Event,
-    PaymentAuthorized,
-    PaymentConfirmed,
-    PaymentDeclined,
-    PaymentReconciled,
-    TerminalHealth,
-)
+from kiosk.domain.events import Event, MethodHealth, PaymentAuthorized, PaymentConfirmed, PaymentDeclined, PaymentReconciled
 
 QUIET_S = 1.0  # more than the simulator's T2 and answer timeout below
 
@@ -171,9 +164,9 @@ def test_owed_payments_are_settled_before_the_terminal_is_declared_ready(bench: 
     simulator = bench.start_simulator()
     bench.station_dies_awaiting_the_vending_answer(200)
     bench.start_station(OwedPayment("p1", "0001", "000001", 200))
-    wait_for(lambda: any(isinstance(e, TerminalHealth) and e.code is None for e in list(bench.events)), 15,
+    wait_for(lambda: any(isinstance(e, MethodHealth) and e.code is None for e in list(bench.events)), 15,
              "the terminal to be ready")
-    ready_at = next(i for i, e in enumerate(bench.events) if isinstance(e, TerminalHealth) and e.code is None)
+    ready_at = next(i for i, e in enumerate(bench.events) if isinstance(e, MethodHealth) and e.code is None)
     settled_at = next(i for i, e in enumerate(bench.events) if isinstance(e, PaymentReconciled))
     assert settled_at < ready_at
     assert journal_events(simulator)[-1] == "booked"
@@ -204,10 +197,10 @@ def test_a_payment_cancelled_while_the_line_is_recovered_ends_at_once(bench: Ben
     assert bench.terminal is not None
     bench.terminal.start_payment("p1", 300, "EUR")
     bench.terminal.cancel_payment()
-    wait_for(lambda: any(isinstance(e, TerminalHealth) and e.code is None for e in list(bench.events)), 15,
+    wait_for(lambda: any(isinstance(e, MethodHealth) and e.code is None for e in list(bench.events)), 15,
              "the terminal to be ready")
     kinds = [type(e).__name__ for e in bench.events]
-    assert kinds.index("PaymentDeclined") < kinds.index("TerminalHealth"), "declined while the line was recovered"
+    assert kinds.index("PaymentDeclined") < kinds.index("MethodHealth"), "declined while the line was recovered"
     (declined,) = [e for e in bench.events if isinstance(e, PaymentDeclined)]
     assert (declined.payment_id, declined.result_code) == ("p1", 0x6C)
 
@@ -227,7 +220,7 @@ def test_closing_while_the_line_is_recovered_does_not_wait_out_the_quiet_time(
     wait_for(opened.is_set, 5, "the driver to open the port and start draining the line")
     terminal.close()
     assert "still busy at close" not in caplog.text
-    assert not any(isinstance(e, TerminalHealth) for e in bench.events), "no fault for a station that closes"
+    assert not any(isinstance(e, MethodHealth) for e in bench.events), "no fault for a station that closes"
 
 
 def test_an_answer_the_terminal_does_not_acknowledge_while_the_line_is_recovered_is_no_fault(bench: Bench) -> None:
@@ -237,5 +230,5 @@ def test_an_answer_the_terminal_does_not_acknowledge_while_the_line_is_recovered
     simulator.inject("drop-ack")
     bench.start_station()
     bench.next_parker_pays()
-    assert [e.code for e in bench.events if isinstance(e, TerminalHealth)] == [None], "ready, never unreachable"
+    assert [e.code for e in bench.events if isinstance(e, MethodHealth)] == [None], "ready, never unreachable"
     assert [e["event"] for e in simulator.journal()][1:3] == ["authorized", "reversed"]

@@ -46,10 +46,10 @@ class EffectRunner:
     waits forever: a payment is not started, a session commit fails, help goes out directly.
     """
 
-    def __init__(self, store: Store, terminal: PaymentMethod, faults: FaultBoard,
+    def __init__(self, store: Store, payment: PaymentMethod, faults: FaultBoard,
                  post: Callable[[Event], None], direct_help: Uplink | None) -> None:
         self._store = store
-        self._terminal = terminal
+        self._payment = payment
         self._faults = faults
         self._post = post
         self._direct_help = direct_help
@@ -109,10 +109,10 @@ class EffectRunner:
         log.info("ignored %s: %s", type(effect.event).__name__, effect.reason)
 
     def _cancel_payment(self, effect: CancelPayment, now: datetime) -> None:
-        self._terminal.cancel_payment()
+        self._payment.cancel_payment()
 
     def _confirm_payment(self, effect: ConfirmPayment, now: datetime) -> None:
-        self._terminal.confirm_payment(effect.payment_id, effect.accept)
+        self._payment.confirm_payment(effect.payment_id, effect.accept)
 
     # ---- effects on the database ----
 
@@ -123,7 +123,7 @@ class EffectRunner:
         record = self._store.begin_payment(effect.plate, effect.zone, effect.amount, effect.currency, effect.minutes,
                                         effect.starts, effect.expires, effect.extends_id, now)
         self._post(PaymentPending(record.id))
-        self._terminal.start_payment(record.id, effect.amount, effect.currency)
+        self._payment.start_payment(record.id, effect.amount, effect.currency)
 
     def _commit_session(self, effect: CommitSession, now: datetime) -> None:
         crashpoints.reached("payment.approved")

@@ -15,15 +15,7 @@ from kiosk.app.healing import StorageHealer
 from kiosk.app.operations import Operations
 from kiosk.app.payments import PaymentBook, PaymentRouter
 from kiosk.domain import helpdesk, journey
-from kiosk.domain.events import (
-    UPLINK_EVENTS,
-    Event,
-    FaultsChanged,
-    PaymentConfirmed,
-    PaymentReconciled,
-    TerminalHealth,
-    Tick,
-)
+from kiosk.domain.events import UPLINK_EVENTS, Event, FaultsChanged, MethodHealth, PaymentConfirmed, PaymentReconciled, Tick
 from kiosk.domain.records import FaultRecord
 from kiosk.ports import Clock, Display, HelpPanel, PaymentMethod, Store, Uplink
 
@@ -36,18 +28,17 @@ class Loop:
     """Owns the state; everything else only posts events.
 
     The parts it composes each own one concern: ``fault_board`` the active faults, ``payment``
-    the routing of payments over the payment methods (``terminal`` first, then ``more_methods``),
+    the routing of payments over the payment methods (``method`` first, then ``more_methods``),
     ``payments`` what a payment method settled after the journey moved on, ``cabinet`` the
     help button's and the door's health, ``effects`` the journey's effects, and the storage
     healer an unusable database. ``uplink`` (MQTT) and ``panel`` (the help LED) are optional.
     """
 
-    def __init__(self, state: journey.State, store: Store, terminal: PaymentMethod, display: Display,
+    def __init__(self, state: journey.State, store: Store, method: PaymentMethod, display: Display,
                  clock: Clock, faults: tuple[FaultRecord, ...] = (), uplink: Uplink | None = None,
                  panel: HelpPanel | None = None, more_methods: Sequence[PaymentMethod] = ()) -> None:
         self.state = state
         self.store = store
-        self.terminal = terminal
         self.display = display
         self.clock = clock
         self._inbox: queue.SimpleQueue[Event] = queue.SimpleQueue()
@@ -58,8 +49,8 @@ class Loop:
         self.panel = panel
         now = clock()
         self.fault_board = FaultBoard(store, self.post, faults)
-        self.payment = PaymentRouter((terminal, *more_methods), self.fault_board)
-        self.payments = PaymentBook(store, self.fault_board, terminal.name)
+        self.payment = PaymentRouter((method, *more_methods), self.fault_board)
+        self.payments = PaymentBook(store, self.fault_board, method.name)
         self.cabinet = Cabinet(self.fault_board)
         self.operations = Operations(store, self.fault_board, self.payment, lambda: self.state, self.post,
                                      self.request_restart, self.cabinet.check_door)
@@ -70,7 +61,7 @@ class Loop:
         self._routes: dict[type, Callable[[Any, datetime], None]] = {
             PaymentConfirmed: self.payments.settled,
             PaymentReconciled: self.payments.settled,
-            TerminalHealth: self.payments.health,
+            MethodHealth: self.payments.health,
             **{kind: self.cabinet.handle for kind in CABINET_EVENTS},
         }
         if faults:

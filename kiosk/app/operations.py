@@ -8,7 +8,7 @@ from typing import Any
 
 from kiosk.app.faults import FaultBoard
 from kiosk.domain import journey
-from kiosk.domain.events import CourtesyGranted, Event, JourneyCancelled, NoticeChanged, TerminalReport
+from kiosk.domain.events import CourtesyGranted, Event, JourneyCancelled, MethodReport, NoticeChanged
 from kiosk.domain.helpdesk import courtesy_reason_suffix
 from kiosk.domain.payment import REQUEST_KINDS
 from kiosk.domain.staff import CourtesyArgs, Done, JourneyCancelArgs, ModeArgs, NoArgs, NoticeArgs, Refusal
@@ -55,15 +55,15 @@ class Operations:
         return executor(args, now)
 
     def ask_payment_method(self, kind: str, request_id: str) -> None:
-        """Pass a staff request (status, end of day) to the payment method; it answers with a TerminalReport."""
+        """Pass a staff request (status, end of day) to the payment method; it answers with a MethodReport."""
         if self._state().screen is journey.Screen.PAYING:
             raise Refusal("busy", "a parker is paying; try again in a few minutes")
         if kind not in REQUEST_KINDS & self._payment.capabilities:
-            self._post(TerminalReport(request_id, kind, False, {"error": f"{self._payment.name} has no {kind} request"}))
+            self._post(MethodReport(request_id, kind, False, {"error": f"{self._payment.name} has no {kind} request"}))
             return
         self._payment.request(kind, request_id)
 
-    def keep_report(self, event: TerminalReport, now: datetime) -> str:
+    def keep_report(self, event: MethodReport, now: datetime) -> str:
         """Store an end of day's totals; the words to add to the reply ("" when stored or nothing to store)."""
         if not (event.ok and event.kind == "end_of_day" and self._store.usable):
             return ""

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from kiosk import crashpoints
 from kiosk.app.faults import FaultBoard
-from kiosk.domain.events import PaymentConfirmed, PaymentReconciled, TerminalHealth
+from kiosk.domain.events import MethodHealth, PaymentConfirmed, PaymentReconciled
 from kiosk.domain.payment import Capability
 from kiosk.domain.refusals import Refused
 from kiosk.ports import PaymentMethod, StorageError, Store
@@ -33,7 +33,7 @@ class PaymentBook:
         self._component = component  # the fault component of health reports that name no method
         self._unrecorded: list[Settled] = []  # settled while the database failed
 
-    def health(self, event: TerminalHealth, now: datetime) -> None:
+    def health(self, event: MethodHealth, now: datetime) -> None:
         """A payment method is usable again (code None) or has a fault, raised under its name."""
         component = event.method or self._component
         if event.code is None:

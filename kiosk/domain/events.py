@@ -105,8 +105,8 @@ class PaymentNotStarted:
 
 
 @dataclass(frozen=True)
-class TerminalStatus:
-    """An intermediate status text from the card terminal, to be shown word for word."""
+class PaymentStatus:
+    """An intermediate status text from the payment method (the card terminal's own words), shown word for word."""
 
     payment_id: str
     text: str
@@ -155,7 +155,7 @@ class PaymentReconciled:
 
 
 @dataclass(frozen=True)
-class TerminalHealth:
+class MethodHealth:
     """A payment method's health changed: ``code`` None means ready, else a fault code of the method's component.
 
     ``method`` is the method's name (its fault component); None stands for the station's first method.
@@ -167,8 +167,8 @@ class TerminalHealth:
 
 
 @dataclass(frozen=True)
-class TerminalReport:
-    """The card terminal's answer to a staff request (``kind`` status or end_of_day), as plain data."""
+class MethodReport:
+    """A payment method's answer to a staff request (``kind`` status or end_of_day), as plain data."""
 
     request_id: str
     kind: str
@@ -267,10 +267,10 @@ class MessageIn:
 
 
 Event = (
-    Tap | Tick | HelpPressed | HelpReleased | SessionLookedUp | PaymentPending | PaymentNotStarted | TerminalStatus
+    Tap | Tick | HelpPressed | HelpReleased | SessionLookedUp | PaymentPending | PaymentNotStarted | PaymentStatus
     | PaymentAuthorized | PaymentDeclined | SessionCommitted | CommitFailed | FaultsChanged
-    | HelpTicketOpened | SettingsChanged | PaymentConfirmed | PaymentReconciled | TerminalHealth
-    | TerminalReport | NoticeChanged | LinkUp | LinkDown | LinkAcked | MessageIn | HelpButtonStuck | HelpButtonFreed
+    | HelpTicketOpened | SettingsChanged | PaymentConfirmed | PaymentReconciled | MethodHealth
+    | MethodReport | NoticeChanged | LinkUp | LinkDown | LinkAcked | MessageIn | HelpButtonStuck | HelpButtonFreed
     | DoorChanged | AgentSays | CourtesyGranted | JourneyCancelled | HelpTicketFailed
 )
 
@@ -371,5 +371,5 @@ Effect = (
 )
 
 
-UPLINK_EVENTS = (LinkUp, LinkDown, LinkAcked, MessageIn, TerminalReport)
+UPLINK_EVENTS = (LinkUp, LinkDown, LinkAcked, MessageIn, MethodReport)
 """Events the loop routes to the uplink: the MQTT link's, and payment method reports that answer staff requests."""

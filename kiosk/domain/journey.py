@@ -32,12 +32,12 @@ from kiosk.domain.events import (
     PaymentDeclined,
     PaymentNotStarted,
     PaymentPending,
+    PaymentStatus,
     SaveFeedback,
     SessionCommitted,
     SessionLookedUp,
     SettingsChanged,
     Tap,
-    TerminalStatus,
     Tick,
 )
 from kiosk.domain.parker_state import (
@@ -356,7 +356,7 @@ def _on_payment_not_started(state: State, event: PaymentNotStarted, now: datetim
     return _go(state, Screen.DECLINED, now, payment=None, decline=decline, last_input=now), ()
 
 
-def _on_terminal_status(state: State, event: TerminalStatus, now: datetime) -> Result:
+def _on_terminal_status(state: State, event: PaymentStatus, now: datetime) -> Result:
     payment = _current_payment(state, event.payment_id)
     if payment is None:
         return _ignore(state, event, "status for no current payment")
@@ -460,7 +460,7 @@ _HANDLERS: dict[type, Callable[[State, Any, datetime], Result]] = {
     SessionLookedUp: _on_session_looked_up,
     PaymentPending: _on_payment_pending,
     PaymentNotStarted: _on_payment_not_started,
-    TerminalStatus: _on_terminal_status,
+    PaymentStatus: _on_terminal_status,
     PaymentAuthorized: _on_authorized,
     SessionCommitted: _on_committed,
     CommitFailed: _on_commit_failed,

@@ -25,7 +25,7 @@ class Capability(StrEnum):
     """An optional feature of a payment method, declared in kiosk.ports.PaymentMethod.capabilities.
 
     STATUS and END_OF_DAY are also the ``kind`` of the staff request they allow
-    (PaymentMethod.request), answered by a TerminalReport event.
+    (PaymentMethod.request), answered by a MethodReport event.
     """
 
     STATUS = "status"  # a diagnosis for staff: is the device ready, which version

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from kiosk import config, remote_config
 from kiosk.domain import journey
-from kiosk.domain.events import Event, LinkAcked, LinkDown, LinkState, LinkUp, MessageIn, SettingsChanged, TerminalReport
+from kiosk.domain.events import Event, LinkAcked, LinkDown, LinkState, LinkUp, MessageIn, MethodReport, SettingsChanged
 from kiosk.domain.records import FaultRecord
 from kiosk.domain.staff import TERMINAL_REQUESTS
 from kiosk.mqtt import commands, telemetry
@@ -81,7 +81,7 @@ class Station(Protocol):
     state: journey.State
     fault_board: FaultBoard
     operations: StaffOperations
-    terminal: PaymentMethod
+    payment: PaymentMethod
 
     def post(self, event: Event) -> None: ...
 
@@ -142,8 +142,8 @@ class Uplink:
                     self._publisher.acked(now)
             elif isinstance(event, MessageIn):
                 self._message(event, now)
-            elif isinstance(event, TerminalReport):
-                self._terminal_report(event, now)
+            elif isinstance(event, MethodReport):
+                self._method_report(event, now)
         except StorageError as exc:
             self._control.fault_board.raise_fault("storage", exc.reason, now, str(exc))
         except Exception:  # a bug must not turn one bad message into a crash loop (cfg/desired is retained)
@@ -411,7 +411,7 @@ class Uplink:
             done = operations.execute(name, args, now)
             self._finish(key, [request], reply(True, "ok", done.detail, **done.data), now)
 
-    def _terminal_report(self, event: TerminalReport, now: datetime) -> None:
+    def _method_report(self, event: MethodReport, now: datetime) -> None:
         waiting = self._waiting.pop(event.request_id, None)
         if waiting is None:
             log.warning("terminal %s report for no waiting command", event.kind)
@@ -484,7 +484,7 @@ class Uplink:
             return
         station = self._control
         store = self._store
-        terminal = next((f.code for f in station.state.faults if f.component == station.terminal.name), "ready")
+        terminal = next((f.code for f in station.state.faults if f.component == station.payment.name), "ready")
         figures = {
             "ts": time_text(now), "boot": self._boot, "uptime_s": int(time.monotonic() - self._started),
             "outbox_depth": store.outbox_depth() if store.usable else None,
@@ -501,7 +501,7 @@ class Uplink:
         station = self._control
         for request_id, waiting in list(self._waiting.items()):
             if now - waiting.since > timedelta(seconds=TERMINAL_ANSWER_S):
-                self._terminal_report(TerminalReport(request_id, "request", False, {
+                self._method_report(MethodReport(request_id, "request", False, {
                     "error": f"the card terminal did not answer within {TERMINAL_ANSWER_S} s"}), now)
         if self._publisher is not None:
             try:

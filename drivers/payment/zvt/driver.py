@@ -28,12 +28,12 @@ from drivers.payment.zvt.ecr import (
 from drivers.payment.zvt.link import Link, Port
 from drivers.payment.zvt.outcomes import declined
 from kiosk.domain.events import (
+    MethodHealth,
+    MethodReport,
     PaymentAuthorized,
     PaymentConfirmed,
     PaymentReconciled,
-    TerminalHealth,
-    TerminalReport,
-    TerminalStatus,
+    PaymentStatus,
 )
 from kiosk.domain.payment import Capability
 from kiosk.domain.records import PaymentResultData
@@ -145,8 +145,8 @@ class ZvtTerminal:
     """kiosk.ports.PaymentMethod for a ZVT PT on a serial port, with every Capability.
 
     Every public method only queues work and returns at once; the worker thread owns the
-    port and posts TerminalStatus, PaymentAuthorized, PaymentConfirmed, PaymentDeclined,
-    PaymentReconciled, TerminalHealth and TerminalReport events. A PaymentDeclined carries
+    port and posts PaymentStatus, PaymentAuthorized, PaymentConfirmed, PaymentDeclined,
+    PaymentReconciled, MethodHealth and MethodReport events. A PaymentDeclined carries
     the ZVT result code as its opaque code (drivers.payment.zvt.outcomes).
     """
 
@@ -208,7 +208,7 @@ class ZvtTerminal:
         self._decisions.put((payment_id, accept))
 
     def request(self, kind: str, request_id: str) -> None:
-        """Queue a staff request (``status`` or ``end_of_day``); answered by a TerminalReport event."""
+        """Queue a staff request (``status`` or ``end_of_day``); answered by a MethodReport event."""
         if kind not in REQUESTS:
             raise ValueError(f"unknown terminal request {kind!r}; valid: {', '.join(REQUESTS)}")
         self._requests.put((kind, request_id))
@@ -327,7 +327,7 @@ class ZvtTerminal:
             self._decline_waiting_payments()
             while (request := _take(self._requests)) is not None:
                 kind, request_id = request
-                self._post(TerminalReport(request_id, kind, False, {"error": "the card terminal is not ready"}))
+                self._post(MethodReport(request_id, kind, False, {"error": "the card terminal is not ready"}))
             if self._session is not None and self._port is not None and self._port.fileno() in ready:
                 try:
                     self._session.serve_unsolicited(0.5)
@@ -397,10 +397,10 @@ class ZvtTerminal:
         try:
             data = status_data(session.status()) if kind == "status" else end_of_day_data(session.end_of_day())
         except (TerminalUnreachable, CommandRefused, OSError) as exc:
-            self._post(TerminalReport(request_id, kind, False, {"error": str(exc)}))
+            self._post(MethodReport(request_id, kind, False, {"error": str(exc)}))
             raise
         log.info("terminal %s for staff: %s", kind, data.get("text") or data.get("status"))
-        self._post(TerminalReport(request_id, kind, True, data))
+        self._post(MethodReport(request_id, kind, True, data))
 
     def _recover_line(self, session: EcrSession) -> None:
         """Bring the line to a known state, register, settle owed payments, then check the PT (docs/zvt.md).
@@ -448,7 +448,7 @@ class ZvtTerminal:
             log.info("card terminal ready")
         else:
             log.error("card terminal %s: %s", code, detail)
-        self._post(TerminalHealth(code, detail, self.name))
+        self._post(MethodHealth(code, detail, self.name))
 
     def _pay(self, session: EcrSession, pay: _Pay) -> None:
         if self._abort.is_set():
@@ -463,7 +463,7 @@ class ZvtTerminal:
         decision: bool | None = None
 
         def on_status(text: str) -> None:
-            self._post(TerminalStatus(pay.payment_id, text))
+            self._post(PaymentStatus(pay.payment_id, text))
 
         def decide(info: msg.StatusInformation) -> bool | None:
             nonlocal authorized, decision
