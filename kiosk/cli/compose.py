@@ -18,6 +18,7 @@ from kiosk.domain import journey
 from kiosk.domain.events import Event
 from kiosk.domain.records import FaultRecord, PaymentRecord
 from kiosk.mqtt.client import MqttClient
+from kiosk.mqtt.offline import OfflineClient
 from kiosk.mqtt.publisher import OutboxPublisher
 from kiosk.mqtt.uplink import SUBSCRIPTIONS, Uplink
 from kiosk.ports import PaymentMethod
@@ -101,7 +102,9 @@ def build_station(settings: config.Settings, clock: Callable[[], datetime], *, s
         m = settings.mqtt
         publisher = OutboxPublisher(store, link, m.window, m.outbox_keep_days, m.outbox_warn_rows)
     database = store if store is not None else UnavailableStore(_storage_code(faults), Path(settings.storage.database))
-    uplink = Uplink(settings, file_settings, link, publisher, package_version("kiosk"), store.boot if store else 0, database)
+    client = link if link is not None else OfflineClient()  # without a broker everything waits in the outbox
+    uplink = Uplink(settings, file_settings, client, publisher, package_version("kiosk"), store.boot if store else 0,
+                    database)
     state = replace(journey.initial(settings, now), notice=(store.notice() if store is not None else None) or "")
     if store is not None:
         state = recovery.restore_help(store, state, settings.timeouts, now)

@@ -96,9 +96,12 @@ class _Waiting:
 
 
 class Uplink:
-    """Everything MQTT that needs the station's state; ``link`` None means no broker (all stays in the outbox)."""
+    """Everything MQTT that needs the station's state.
 
-    def __init__(self, settings: config.Settings, file_settings: config.Settings, link: Client | None,
+    With no broker configured ``link`` is an OfflineClient, and everything for staff waits in the outbox.
+    """
+
+    def __init__(self, settings: config.Settings, file_settings: config.Settings, link: Client,
                  publisher: OutboxPublisher | None, firmware: str, boot: int, store: Store) -> None:
         self._settings = settings
         self._store = store
@@ -167,7 +170,7 @@ class Uplink:
         Without a connection nobody can be reached (the parker is told so); with one, agents
         get the same help/request and help/state as for a stored ticket, without events.
         """
-        if self._link is None or not self._link.connected:
+        if not self._link.connected:
             return None
         ticket, messages = self._direct_help.open(context, now)
         if not self._publish_directly(messages):
@@ -210,7 +213,7 @@ class Uplink:
         """
         for topic in [t for t in self._unstored if t.startswith(FAULT_PREFIX)]:
             del self._unstored[topic]
-        if self._publisher is not None and self._link is not None and self._link.connected:
+        if self._publisher is not None and self._link.connected:
             self._publisher.connected()
             self._resync = True
         log.info("storage usable again at %s: the outbox is sent again from its first unsent row", time_text(now))
@@ -221,8 +224,7 @@ class Uplink:
         for topic, payload, retain, expiry_s in messages:
             if retain:
                 self._unstored[topic] = payload
-            link = self._link if self._link is not None and self._link.connected else None
-            sent = link is not None and link.publish(topic, payload, 1, retain, expiry_s=expiry_s) and sent
+            sent = self._link.connected and self._link.publish(topic, payload, 1, retain, expiry_s=expiry_s) and sent
         return sent
 
     def pump(self, now: datetime) -> None:
@@ -231,7 +233,7 @@ class Uplink:
         What was published is written to the socket before the loop goes on to draw, so that a
         help request does not wait for a frame (at most FLUSH_S, so a stalled socket cannot hold the loop).
         """
-        if self._publisher is None or self._link is None:
+        if self._publisher is None:  # no broker, or no database to send from
             return
         try:
             if self._publisher.pump():
@@ -261,8 +263,7 @@ class Uplink:
 
     def stop(self, now: datetime) -> None:
         """Say `offline` (retained) and disconnect cleanly, so that no will is sent."""
-        if self._link is not None:
-            self._link.stop(json_text({"state": "offline", "boot": self._boot, "ts": time_text(now)}))
+        self._link.stop(json_text({"state": "offline", "boot": self._boot, "ts": time_text(now)}))
 
     # ---- connection ----
 
@@ -293,11 +294,9 @@ class Uplink:
             except StorageError as exc:
                 self._control.fault_board.raise_fault("storage", exc.reason, now, str(exc))
         self._offered = fresh
-        if self._link is not None:
-            self._link.offer_boot(fresh)
+        self._link.offer_boot(fresh)
 
     def _publish_birth(self, now: datetime) -> None:
-        assert self._link is not None
         store = self._store
         birth = {"state": "online", "boot": self._boot, "series": store.series if store.usable else None,
                  "firmware": self._firmware, "config_version": self._settings.version, "zone": self._settings.zone.name,
@@ -307,8 +306,6 @@ class Uplink:
     def _publish_retained(self) -> int:
         """Republish the station's whole retained view (fault/*, help/state, cfg/reported), unstored faults last."""
         store = self._store
-        if self._link is None:
-            return 0
         messages: list[tuple[str, str]] = []
         if store.usable:
             try:
@@ -440,7 +437,7 @@ class Uplink:
             self._send(request, answer)
 
     def _send(self, request: Request, answer: str) -> None:
-        if self._link is None or request.response_topic is None or not self._link.reply(
+        if request.response_topic is None or not self._link.reply(
                 request.response_topic, request.correlation, answer):
             log.warning("reply to command %s not sent (link down); the caller may ask again", request.name)
 
@@ -470,8 +467,7 @@ class Uplink:
     def _report_config(self, report: dict[str, Any], desired: dict[str, Any] | None, store: Store,
                        now: datetime) -> None:
         if not store.usable:
-            if self._link is not None:
-                self._link.publish(CFG_REPORTED, json_text(report), 1, True)
+            self._link.publish(CFG_REPORTED, json_text(report), 1, True)
         elif desired is None:
             store.report_config(report, now)
         else:
@@ -480,7 +476,7 @@ class Uplink:
     # ---- timers ----
 
     def _publish_telemetry(self, now: datetime) -> None:
-        if self._link is None or not self._link.connected:
+        if not self._link.connected:
             return
         station = self._control
         store = self._store
@@ -516,6 +512,6 @@ class Uplink:
                 station.fault_board.raise_fault("storage", exc.reason, now, str(exc))
         link = self._link
         limit = self._settings.mqtt.keepalive_s + WATCHDOG_MARGIN_S
-        if link is not None and link.state != LinkState.STOPPED and link.heartbeat_age() > limit:
+        if link.state != LinkState.STOPPED and link.heartbeat_age() > limit:
             log.error("MQTT network thread silent for %.0f s: restarting the link", link.heartbeat_age())
             link.restart()
