@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from kiosk.domain.events import Event, MethodReport
 from kiosk.domain.helpdesk import LedPattern
-from kiosk.domain.journey import State
+from kiosk.domain.parker_state import State
 from kiosk.domain.payment import Capability
 from kiosk.domain.records import (
     CommandRecord,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from kiosk.app.faults import FaultBoard
-from kiosk.app.payments import PaymentBook, PaymentRouter
+from kiosk.app.payments import PaymentRouter, Settlements
 from kiosk.domain.events import Event, MethodHealth
 from kiosk.domain.payment import Capability
 from kiosk.storage.unavailable import UnavailableStore
@@ -98,11 +98,11 @@ def test_start_and_close_reach_every_method(parts) -> None:
 
 def test_a_method_reports_its_health_under_its_own_name(parts) -> None:
     board, _card, _coins, _router, posted = parts
-    book = PaymentBook(NO_DATABASE, board, "card_terminal")
-    book.health(MethodHealth("jammed", "coin path blocked", "coin_acceptor"), NOW)
-    book.health(MethodHealth("offline"), NOW)  # a report that names no method is the first method's
+    settlements = Settlements(NO_DATABASE, board, "card_terminal")
+    settlements.health(MethodHealth("jammed", "coin path blocked", "coin_acceptor"), NOW)
+    settlements.health(MethodHealth("offline"), NOW)  # a report that names no method is the first method's
     assert [(f.component, f.code) for f in board.active()] == [("coin_acceptor", "jammed"), ("card_terminal", "offline")]
-    book.health(MethodHealth(None, method="coin_acceptor"), NOW)
+    settlements.health(MethodHealth(None, method="coin_acceptor"), NOW)
     assert [f.component for f in board.active()] == ["card_terminal"] and len(posted) == 3
 
 

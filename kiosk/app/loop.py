@@ -13,7 +13,7 @@ from kiosk.app.effects import EffectRunner
 from kiosk.app.faults import FaultBoard
 from kiosk.app.healing import StorageHealer
 from kiosk.app.operations import Operations
-from kiosk.app.payments import PaymentBook, PaymentRouter
+from kiosk.app.payments import PaymentRouter, Settlements
 from kiosk.domain import helpdesk, journey
 from kiosk.domain.events import UPLINK_EVENTS, Event, FaultsChanged, MethodHealth, PaymentConfirmed, PaymentReconciled, Tick
 from kiosk.domain.records import FaultRecord
@@ -29,7 +29,7 @@ class Loop:
 
     The parts it composes each own one concern: ``fault_board`` the active faults, ``payment``
     the routing of payments over the payment methods (``method`` first, then ``more_methods``),
-    ``payments`` what a payment method settled after the journey moved on, ``cabinet`` the
+    ``settlements`` what a payment method settled after the journey moved on, ``cabinet`` the
     help button's and the door's health, ``effects`` the journey's effects, and the storage
     healer an unusable database. ``uplink`` (MQTT) and ``panel`` (the help LED) are optional.
     """
@@ -50,7 +50,7 @@ class Loop:
         now = clock()
         self.fault_board = FaultBoard(store, self.post, faults)
         self.payment = PaymentRouter((method, *more_methods), self.fault_board)
-        self.payments = PaymentBook(store, self.fault_board, method.name)
+        self.settlements = Settlements(store, self.fault_board, method.name)
         self.cabinet = Cabinet(self.fault_board)
         self.operations = Operations(store, self.fault_board, self.payment, lambda: self.state, self.post,
                                      self.request_restart, self.cabinet.check_door)
@@ -59,9 +59,9 @@ class Loop:
                                      state.settings.station.id)
         self.fault_board.listen(self._healer.fault_changed)
         self._routes: dict[type, Callable[[Any, datetime], None]] = {
-            PaymentConfirmed: self.payments.settled,
-            PaymentReconciled: self.payments.settled,
-            MethodHealth: self.payments.health,
+            PaymentConfirmed: self.settlements.settled,
+            PaymentReconciled: self.settlements.settled,
+            MethodHealth: self.settlements.health,
             **{kind: self.cabinet.handle for kind in CABINET_EVENTS},
         }
         if faults:
@@ -169,7 +169,7 @@ class Loop:
         StorageError if it still fails; what was written stays written, the rest is kept.
         """
         self.operations.record_unstored(store, now)
-        self.payments.record_unstored(store, now)
+        self.settlements.record_unstored(store, now)
         self.fault_board.record_unstored(store, now)
 
     def _seconds_shown(self) -> bool:

@@ -12,14 +12,14 @@ from kiosk.domain.payment import Capability
 from kiosk.domain.refusals import Refused
 from kiosk.ports import PaymentMethod, StorageError, Store
 
-__all__ = ["PaymentBook", "PaymentRouter", "Settled"]
+__all__ = ["PaymentRouter", "Settled", "Settlements"]
 
 log = logging.getLogger(__name__)
 
 Settled = PaymentConfirmed | PaymentReconciled
 
 
-class PaymentBook:
+class Settlements:
     """Applies confirmations and reconciliations to the stored payments, and a method's health to the fault board.
 
     The parker's journey does not wait for any of this. What the database cannot take is
