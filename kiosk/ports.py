@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from kiosk.domain.events import Event, MethodReport
+from kiosk.domain.faults import FaultKind
 from kiosk.domain.helpdesk import LedPattern
 from kiosk.domain.parker_state import State
 from kiosk.domain.payment import Capability
@@ -74,6 +75,12 @@ class PaymentMethod(Protocol):
     * :attr:`name`: the component its faults are raised under and staff see (MethodHealth
       codes are fault codes of this component). It is part of MQTT topics and stored faults,
       so an adapter keeps it for good: the ZVT terminal's is ``"card_terminal"``.
+    * :attr:`fault_kinds`: every fault it raises (MethodHealth codes), each under its
+      :attr:`name`, with its severity and what it means for parkers. A fault that stops the
+      method has the impact ``no_card_payment`` (a card terminal) or
+      ``payment_method_unavailable`` (any other method): parkers can still pay with the other
+      methods, and the station is out of service only once every method is stopped. A code
+      not declared is treated as critical and out of service, so declare them all.
     * :attr:`capabilities`: what it *may* do besides paying (below); empty if nothing.
     * :meth:`start`, :meth:`close`
     * :meth:`start_payment`, :meth:`cancel_payment`, :meth:`confirm_payment`: a payment
@@ -100,6 +107,10 @@ class PaymentMethod(Protocol):
     @property
     def name(self) -> str:
         """The fault component of this method, e.g. ``"card_terminal"``."""
+
+    @property
+    def fault_kinds(self) -> tuple[FaultKind, ...]:
+        """The faults this method raises, as the station's fault catalogue describes them."""
 
     @property
     def capabilities(self) -> frozenset[Capability]:
@@ -207,8 +218,8 @@ class PaymentLedger(Protocol):
         """The session of ``plate`` in ``zone`` with the latest expiry after ``now``, if any."""
 
     def begin_payment(self, plate: str, zone: str, amount: int, currency: str, minutes: int, starts: datetime,
-                      expires: datetime, extends_id: str | None, now: datetime) -> PaymentRecord:
-        """Record a card payment about to be asked of the terminal (state pending, no event yet)."""
+                      expires: datetime, extends_id: str | None, now: datetime, *, method: str) -> PaymentRecord:
+        """Record a payment about to be asked of the payment method ``method`` (state pending, no event yet)."""
 
     def commit_paid_session(self, payment_id: str, result: PaymentResultData, now: datetime) -> SessionRecord:
         """Approve a pending payment and create its session, with both events, in one transaction."""

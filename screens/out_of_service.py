@@ -6,24 +6,34 @@ from datetime import datetime
 import pygame
 
 from kiosk.domain import faults
-from kiosk.domain.journey import State
+from kiosk.domain.journey import State, blocking_fault
 from screens.i18n import N_, translator
 from screens.welcome import BUTTON_BROKEN, button_works
 from screens.widgets import Flex, Frame, cols, rows
 
 TITLES = {
     faults.ParkerImpact.NO_CARD_PAYMENT: N_("Card payment is not available"),
+    faults.ParkerImpact.NO_PAYMENT_METHOD: N_("Payment is not available"),
     faults.ParkerImpact.OUT_OF_SERVICE: N_("This pay station is out of service"),
 }
 REASONS = {
     faults.ParkerImpact.NO_CARD_PAYMENT:
         N_("The card terminal is not working, so you cannot pay by card here at the moment."),
+    faults.ParkerImpact.NO_PAYMENT_METHOD: N_("This station cannot take payments at the moment."),
     faults.ParkerImpact.OUT_OF_SERVICE: N_("This station cannot take payments at the moment."),
 }
 def impact(state: State) -> faults.ParkerImpact:
-    """What the blocking fault means for parkers (out of service when no fault says more)."""
-    fault = faults.blocking(state.faults)
-    return faults.ParkerImpact(fault.parker_impact) if fault is not None else faults.ParkerImpact.OUT_OF_SERVICE
+    """What the blocking fault means for parkers (out of service when no fault says more).
+
+    With several payment methods, all of them stopped means no payment at all, not only the
+    first one's (no card payment, say).
+    """
+    fault = blocking_fault(state)
+    if fault is None:
+        return faults.ParkerImpact.OUT_OF_SERVICE
+    if fault.parker_impact in faults.METHOD_DOWN and len(state.payment_methods) > 1:
+        return faults.ParkerImpact.NO_PAYMENT_METHOD
+    return faults.ParkerImpact(fault.parker_impact)
 
 
 def alternatives(state: State) -> list[str]:

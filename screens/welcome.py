@@ -6,7 +6,7 @@ from datetime import datetime
 import pygame
 
 from kiosk.domain import faults
-from kiosk.domain.journey import State
+from kiosk.domain.journey import State, fault_notices
 from kiosk.domain.tariff import Tariff
 from screens.i18n import N_, day_names, format_clock, format_date, format_duration, format_money, translator
 from screens.widgets import Flex, Frame, cols, rows
@@ -17,6 +17,9 @@ NOTICES = {
     "card_terminal": N_("Card payment may be slow or fail at the moment."),
     "help_button": BUTTON_BROKEN,
     "gpio": BUTTON_BROKEN,
+}
+STOPPED: dict[str, str] = {  # a payment method stopped while another one still takes payments
+    faults.ParkerImpact.NO_CARD_PAYMENT: N_("Card payment is not available"),
 }
 OTHER_NOTICE = N_("Some functions of this station may not work at the moment.")
 
@@ -63,7 +66,8 @@ def tariff_lines(tariff: Tariff, language: str) -> list[str]:
 def notice_lines(state: State) -> list[str]:
     """Staff's notice (as they wrote it), then a parker-facing line for each fault that still lets them pay."""
     _ = translator(state.language)
-    lines = [_(NOTICES.get(fault.component, OTHER_NOTICE)) for fault in faults.notices(state.faults)]
+    lines = [_(STOPPED.get(fault.parker_impact) or NOTICES.get(fault.component, OTHER_NOTICE))
+             for fault in fault_notices(state)]
     if lines and state.settings.links.app_url:
         lines.append(_("You can also pay by app."))
     if state.notice:

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from recording_method import RecordingMethod
 
 from kiosk.app.faults import FaultBoard
 from kiosk.app.payments import PaymentRouter, Settlements
@@ -14,33 +15,6 @@ from kiosk.storage.unavailable import UnavailableStore
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 NO_DATABASE = UnavailableStore("io", Path("/nonexistent/kiosk.db"))  # faults stay in memory
-
-
-class RecordingMethod:
-    """A payment method that records what it is asked."""
-
-    def __init__(self, name: str, capabilities: frozenset[Capability] = frozenset()) -> None:
-        self.name = name
-        self.capabilities = capabilities
-        self.calls: list[tuple[object, ...]] = []
-
-    def start(self) -> None:
-        self.calls.append(("start",))
-
-    def start_payment(self, payment_id: str, amount: int, currency: str) -> None:
-        self.calls.append(("start_payment", payment_id, amount, currency))
-
-    def cancel_payment(self) -> None:
-        self.calls.append(("cancel_payment",))
-
-    def confirm_payment(self, payment_id: str, accept: bool) -> None:
-        self.calls.append(("confirm_payment", payment_id, accept))
-
-    def request(self, kind: str, request_id: str) -> None:
-        self.calls.append(("request", kind, request_id))
-
-    def close(self) -> None:
-        self.calls.append(("close",))
 
 
 @pytest.fixture
@@ -109,3 +83,14 @@ def test_a_method_reports_its_health_under_its_own_name(parts) -> None:
 def test_a_station_needs_a_payment_method() -> None:
     with pytest.raises(ValueError, match="at least one payment method"):
         PaymentRouter((), FaultBoard(NO_DATABASE, lambda event: None))
+
+
+@pytest.mark.parametrize(("names", "message"), [
+    (("card_terminal", "card_terminal"), "two payment methods are named 'card_terminal'"),
+    (("card_terminal", "coins/1"), "'coins/1': lower-case letters"),
+    (("",), "'': lower-case letters"),
+    (("Coins",), "'Coins': lower-case letters"),
+])
+def test_method_names_are_unique_topic_levels(names, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        PaymentRouter(tuple(RecordingMethod(n) for n in names), FaultBoard(NO_DATABASE, lambda event: None))

@@ -33,7 +33,8 @@ def paid(tmp_path: Path) -> tuple[Path, Journal, str]:
     """A station database with one paid, confirmed session (receipt 0001, trace 000001, 2.00) and its journal."""
     db = tmp_path / "kiosk.db"
     with Store.open(db, "ST-1", T0) as store:
-        payment = store.begin_payment("B-1", "Z", 200, "EUR", 60, T0, T0 + timedelta(hours=1), None, T0)
+        payment = store.begin_payment(
+            "B-1", "Z", 200, "EUR", 60, T0, T0 + timedelta(hours=1), None, T0, method="card_terminal")
         store.commit_paid_session(payment.id, PaymentResultData(0, "VISA", None, "ABC", "0001", "000001"), T0)
         store.mark_confirmed(payment.id, T0)
     journal = Journal(tmp_path / "pt.jsonl")

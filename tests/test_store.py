@@ -62,7 +62,7 @@ def pay(store: Store, plate: str = "B-XY 123", zone: str = "Z1", now: datetime =
         minutes: int = 60, amount: int = 250):
     payment = store.begin_payment(
         plate, zone, amount, "EUR", minutes, now, now + timedelta(minutes=minutes), None, now
-    )
+    , method="card_terminal")
     return payment, store.commit_paid_session(payment.id, RESULT, now)
 
 
@@ -116,7 +116,7 @@ def test_naive_datetimes_are_rejected(store: Store, db_path: Path) -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         Store.open(db_path, "st-0001", naive)
     with pytest.raises(ValueError, match="timezone-aware"):
-        store.begin_payment("B-1", "Z1", 100, "EUR", 30, naive, T0, None, T0)
+        store.begin_payment("B-1", "Z1", 100, "EUR", 30, naive, T0, None, T0, method="card_terminal")
     with pytest.raises(ValueError, match="timezone-aware"):
         store.active_session("B-1", "Z1", naive)
     assert count(store, "payment") == 0
@@ -125,7 +125,7 @@ def test_naive_datetimes_are_rejected(store: Store, db_path: Path) -> None:
 def test_timestamps_are_stored_in_utc(store: Store) -> None:
     local = datetime(2025, 3, 1, 13, 30, 0, 123456, tzinfo=CET)
     payment = store.begin_payment("B-1", "Z1", 100, "EUR", 30, local, local + timedelta(minutes=30),
-                                  None, local)
+                                  None, local, method="card_terminal")
     assert store.rows("payment")[0]["created"] == "2025-03-01T12:30:00.123456Z"
     assert payment.created == local and payment.created.tzinfo == UTC
 
@@ -135,7 +135,7 @@ def test_timestamps_are_stored_in_utc(store: Store) -> None:
 
 def test_commit_paid_session_writes_payment_session_and_two_events(store: Store) -> None:
     payment = store.begin_payment("MÜ-AB 12", "Z1", 250, "EUR", 60, T0, T0 + timedelta(hours=1),
-                                  None, T0)
+                                  None, T0, method="card_terminal")
     assert payment.state == "pending" and count(store, "outbox") == 0  # nothing published yet
     session = store.commit_paid_session(payment.id, RESULT, T0)
     [p] = store.rows("payment")
@@ -154,7 +154,7 @@ def test_commit_paid_session_writes_payment_session_and_two_events(store: Store)
         ("event/payment", SEQ0 + 1, 1, False, None), ("event/session", SEQ0 + 2, 1, False, None)]
     pay_event, session_event = (json.loads(r["payload"]) for r in rows)
     assert pay_event["data"] == {
-        "payment_id": payment.id, "state": "approved", "plate": "MÜ-AB 12", "zone": "Z1",
+        "payment_id": payment.id, "method": "card_terminal", "state": "approved", "plate": "MÜ-AB 12", "zone": "Z1",
         "amount": 250, "currency": "EUR", "minutes": 60, "result_code": 0, "brand": "Visa",
         "auth_code": "A1B2C3", "receipt_no": "0042", "trace_no": "000123", "session_id": session.id,
     }
@@ -179,7 +179,7 @@ def test_second_commit_of_the_same_payment_raises(store: Store) -> None:
 
 
 def test_commit_is_atomic_when_a_write_inside_fails(store: Store, monkeypatch) -> None:
-    payment = store.begin_payment("B-1", "Z1", 250, "EUR", 60, T0, T0 + timedelta(hours=1), None, T0)
+    payment = store.begin_payment("B-1", "Z1", 250, "EUR", 60, T0, T0 + timedelta(hours=1), None, T0, method="card_terminal")
     real_insert = StoreCore.insert_outbox
     calls = []
 
@@ -205,8 +205,8 @@ def test_commit_is_atomic_when_a_write_inside_fails(store: Store, monkeypatch) -
 
 def test_fail_payment_declined_and_reversed(store: Store) -> None:
     end = T0 + timedelta(hours=1)
-    declined = store.begin_payment("B-1", "Z1", 250, "EUR", 60, T0, end, None, T0)
-    reversed_ = store.begin_payment("B-2", "Z1", 250, "EUR", 60, T0, end, None, T0)
+    declined = store.begin_payment("B-1", "Z1", 250, "EUR", 60, T0, end, None, T0, method="card_terminal")
+    reversed_ = store.begin_payment("B-2", "Z1", 250, "EUR", 60, T0, end, None, T0, method="card_terminal")
     later = T0 + timedelta(seconds=30)
     assert store.fail_payment(declined.id, "declined", 5, later).state == "declined"
     record = store.fail_payment(reversed_.id, "reversed", None, later)
@@ -224,12 +224,12 @@ def test_payment_validation_refuses_bad_money_and_full_pans(store: Store) -> Non
     end = T0 + timedelta(hours=1)
     for amount, currency in ((0, "EUR"), (2.5, "EUR"), (True, "EUR"), (250, "eur"), (250, "EURO")):
         with pytest.raises(ValueError):
-            store.begin_payment("B-1", "Z1", amount, currency, 60, T0, end, None, T0)
+            store.begin_payment("B-1", "Z1", amount, currency, 60, T0, end, None, T0, method="card_terminal")
     with pytest.raises(ValueError, match="after starts"):
-        store.begin_payment("B-1", "Z1", 250, "EUR", 60, end, T0, None, T0)
+        store.begin_payment("B-1", "Z1", 250, "EUR", 60, end, T0, None, T0, method="card_terminal")
     with pytest.raises(ValueError, match="unknown session"):
-        store.begin_payment("B-1", "Z1", 250, "EUR", 60, T0, end, "no-such-session", T0)
-    payment = store.begin_payment("B-1", "Z1", 250, "EUR", 60, T0, end, None, T0)
+        store.begin_payment("B-1", "Z1", 250, "EUR", 60, T0, end, "no-such-session", T0, method="card_terminal")
+    payment = store.begin_payment("B-1", "Z1", 250, "EUR", 60, T0, end, None, T0, method="card_terminal")
     full_pan = PaymentResultData(0, "Visa", "4111111111111234", "A1", "1", "2")
     with pytest.raises(ValueError, match="first 6 and last 4"):
         store.commit_paid_session(payment.id, full_pan, T0)
@@ -240,7 +240,7 @@ def test_payment_validation_refuses_bad_money_and_full_pans(store: Store) -> Non
 def test_extension_links_payment_and_session(store: Store) -> None:
     _, first = pay(store)
     ext = store.begin_payment("B-XY 123", "Z1", 100, "EUR", 30, first.expires,
-                              first.expires + timedelta(minutes=30), first.id, T0)
+                              first.expires + timedelta(minutes=30), first.id, T0, method="card_terminal")
     second = store.commit_paid_session(ext.id, RESULT, T0)
     assert (ext.extends_id, second.extends_id) == (first.id, first.id)
     assert store.active_session("B-XY 123", "Z1", T0) == second
@@ -275,9 +275,9 @@ def test_active_session_picks_latest_unexpired_in_zone(store: Store) -> None:
 
 def test_resolve_pending_payments_both_branches(store: Store, db_path: Path) -> None:
     end = T0 + timedelta(hours=1)
-    orphan = store.begin_payment("B-1", "Z1", 250, "EUR", 60, T0, end, None, T0)
-    with_session = store.begin_payment("B-2", "Z1", 250, "EUR", 60, T0, end, None, T0)
-    declined = store.begin_payment("B-3", "Z1", 250, "EUR", 60, T0, end, None, T0)
+    orphan = store.begin_payment("B-1", "Z1", 250, "EUR", 60, T0, end, None, T0, method="card_terminal")
+    with_session = store.begin_payment("B-2", "Z1", 250, "EUR", 60, T0, end, None, T0, method="card_terminal")
+    declined = store.begin_payment("B-3", "Z1", 250, "EUR", 60, T0, end, None, T0, method="card_terminal")
     store.fail_payment(declined.id, "declined", 5, T0)
     store.close()
     # A session whose payment is still pending cannot come from this API; build it by hand
@@ -313,7 +313,8 @@ def test_confirmation_is_recorded_once_and_only_for_approved_payments(store: Sto
     again = store.mark_confirmed(payment.id, T0 + timedelta(seconds=9))
     assert first.confirmed == again.confirmed == T0 + timedelta(seconds=1)
     assert store.unconfirmed_payments() == []
-    declined = store.begin_payment("B-2", "Z1", 250, "EUR", 60, T0, T0 + timedelta(hours=1), None, T0)
+    declined = store.begin_payment(
+        "B-2", "Z1", 250, "EUR", 60, T0, T0 + timedelta(hours=1), None, T0, method="card_terminal")
     store.fail_payment(declined.id, "declined", 5, T0)
     with pytest.raises(ValueError, match="declined, not approved"):
         store.mark_confirmed(declined.id, T0)
@@ -835,12 +836,13 @@ def test_migration_from_version_2_keeps_data_and_backfills_retained(db_path: Pat
     conn.close()
 
     with Store.open(db_path, "st-0001", T0 + timedelta(hours=1)) as s:
-        assert s.rows("meta", key="schema_version")[0]["value"] == "5" == str(len(MIGRATIONS))
+        assert s.rows("meta", key="schema_version")[0]["value"] == "6" == str(len(MIGRATIONS))
         assert s.boot == BOOT0 + 3600
         assert s.active_session("B-XY 123", "Z1", T0).id == "s2"
         assert (s.rows("payment", id="p2")[0]["state"], s.rows("payment", id="p2")[0]["unreconciled"]) == (
             "approved", None)
         assert [p.id for p in s.unconfirmed_payments()] == ["p2"], "still owed after the migrations"
+        assert s.unconfirmed_payments()[0].method == "card_terminal", "owed to the card terminal, its only method then"
         assert s.rows("retained") == [
             {"topic": "fault/terminal", "payload": '{"active":true}', "updated": "2025-03-01T12:00:02.000000Z"},
             {"topic": "fault/printer", "payload": '{"active":false}', "updated": "2025-03-01T12:00:03.000000Z"}]

@@ -220,7 +220,8 @@ def test_pay_and_end_of_day_wait_while_the_station_owes_the_terminal_a_payment(t
     config_file.write_text(f'[storage]\ndatabase = "{database}"\n', encoding="utf-8")
     start = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
     with Store.open(database, "ST-1", start) as store:
-        pending = store.begin_payment("B-OW 1", "Z1", 200, "EUR", 60, start, start + timedelta(hours=1), None, start)
+        pending = store.begin_payment(
+            "B-OW 1", "Z1", 200, "EUR", 60, start, start + timedelta(hours=1), None, start, method="card_terminal")
         store.commit_paid_session(pending.id, PaymentResultData(0, "VISA", None, "1", "0001", "000001"), start)
     refused = terminal(*action, "--port", "/nonexistent", "--config", str(config_file))
     assert refused.returncode == 2 and "owes the terminal 1 payment(s)" in refused.stderr, refused.stderr

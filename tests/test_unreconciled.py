@@ -28,6 +28,7 @@ class IdleTerminal:
 
     name = "card_terminal"
     capabilities: frozenset[str] = frozenset()
+    fault_kinds = ()
 
     def start_payment(self, payment_id: str, amount: int, currency: str) -> None:
         raise AssertionError("no payment here")
@@ -44,7 +45,8 @@ class IdleTerminal:
 
 def owed_payment(store: Store) -> str:
     """An approved payment with its session stored and no confirmation from the terminal."""
-    pending = store.begin_payment("B-UN 1", "Z1", 200, "EUR", 60, START, START + timedelta(hours=1), None, START)
+    pending = store.begin_payment(
+        "B-UN 1", "Z1", 200, "EUR", 60, START, START + timedelta(hours=1), None, START, method="card_terminal")
     store.commit_paid_session(pending.id, RESULT, START)
     assert pending.id in [p.id for p in store.unconfirmed_payments()]
     return pending.id
@@ -79,7 +81,7 @@ def test_marking_is_idempotent_and_only_for_an_owed_payment(tmp_path: Path) -> N
         again = store.mark_unreconciled(payment_id, "another reason", START + timedelta(minutes=1))
         assert first.unreconciled == again.unreconciled == DETAIL
         confirmed = store.begin_payment("B-OK 2", "Z1", 300, "EUR", 60, START, START + timedelta(hours=1), None,
-                                        START)
+                                        START, method="card_terminal")
         store.commit_paid_session(confirmed.id, RESULT, START)
         store.mark_confirmed(confirmed.id, START)
         with pytest.raises(NotOwed, match="nothing to settle"):

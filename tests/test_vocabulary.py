@@ -4,10 +4,11 @@ from datetime import UTC, datetime
 
 import pytest
 
+from drivers.payment.zvt.faults import FAULT_KINDS
 from kiosk import config
 from kiosk.domain import tariff
 from kiosk.domain.events import LinkState
-from kiosk.domain.faults import BLOCKING_IMPACTS, ParkerImpact, Severity, blocking, kind_of
+from kiosk.domain.faults import METHOD_DOWN, STATION, ParkerImpact, Severity, blocking
 from kiosk.domain.helpdesk import AGENT_KINDS, AgentKind, HelpAction, LedPattern
 from kiosk.domain.records import FaultRecord, PaymentState
 from kiosk.storage.help import HELP_ACTIONS
@@ -18,7 +19,7 @@ NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 @pytest.mark.parametrize(("vocabulary", "texts"), [
     (Severity, ["info", "warning", "critical"]),
-    (ParkerImpact, ["none", "notice", "no_card_payment", "out_of_service"]),
+    (ParkerImpact, ["none", "notice", "no_card_payment", "payment_method_unavailable", "out_of_service"]),
     (PaymentState, ["pending", "approved", "declined", "reversed"]),
     (LinkState, ["connecting", "connected", "down", "stopped"]),
     (LedPattern, ["off", "blinking", "steady"]),
@@ -39,10 +40,10 @@ def test_storage_validates_with_the_same_vocabulary():
 
 
 def test_a_stored_fault_with_plain_texts_blocks_as_its_kind_says():
-    kind = kind_of("card_terminal", "unreachable")
+    kind = STATION.with_kinds(FAULT_KINDS).kind_of("card_terminal", "unreachable")
     assert (kind.severity, kind.parker_impact) == (Severity.CRITICAL, ParkerImpact.NO_CARD_PAYMENT)
     stored = FaultRecord("card_terminal", "unreachable", "critical", "no answer", "no_card_payment", NOW)
-    assert blocking([stored]) is stored and "no_card_payment" in BLOCKING_IMPACTS
+    assert blocking([stored], ["card_terminal"]) is stored and "no_card_payment" in METHOD_DOWN
 
 
 def test_expected_refusals_have_their_own_value_errors():

@@ -8,6 +8,7 @@ from typing import Any
 
 from kiosk import crashpoints
 from kiosk.app.faults import FaultBoard
+from kiosk.app.payments import PaymentRouter
 from kiosk.domain.events import (
     BeginPayment,
     CancelPayment,
@@ -30,7 +31,7 @@ from kiosk.domain.events import (
     SessionLookedUp,
 )
 from kiosk.domain.refusals import Refused
-from kiosk.ports import PaymentMethod, StorageError, Store, Uplink
+from kiosk.ports import StorageError, Store, Uplink
 
 __all__ = ["EffectRunner"]
 
@@ -46,7 +47,7 @@ class EffectRunner:
     waits forever: a payment is not started, a session commit fails, help goes out directly.
     """
 
-    def __init__(self, store: Store, payment: PaymentMethod, faults: FaultBoard,
+    def __init__(self, store: Store, payment: PaymentRouter, faults: FaultBoard,
                  post: Callable[[Event], None], direct_help: Uplink | None) -> None:
         self._store = store
         self._payment = payment
@@ -120,8 +121,9 @@ class EffectRunner:
         self._post(SessionLookedUp(effect.plate, self._store.active_session(effect.plate, effect.zone, now)))
 
     def _begin_payment(self, effect: BeginPayment, now: datetime) -> None:
+        method = self._payment.choose()
         record = self._store.begin_payment(effect.plate, effect.zone, effect.amount, effect.currency, effect.minutes,
-                                        effect.starts, effect.expires, effect.extends_id, now)
+                                           effect.starts, effect.expires, effect.extends_id, now, method=method.name)
         self._post(PaymentPending(record.id))
         self._payment.start_payment(record.id, effect.amount, effect.currency)
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from kiosk.domain.events import Event, FaultsChanged
-from kiosk.domain.faults import kind_of
+from kiosk.domain.faults import STATION, Catalogue
 from kiosk.domain.records import FaultRecord
 from kiosk.ports import StorageError, Store
 
@@ -28,8 +28,10 @@ class FaultBoard:
     once it works again.
     """
 
-    def __init__(self, store: Store, post: Callable[[Event], None], faults: tuple[FaultRecord, ...] = ()) -> None:
+    def __init__(self, store: Store, post: Callable[[Event], None], faults: tuple[FaultRecord, ...] = (),
+                 catalogue: Catalogue = STATION) -> None:
         self._store = store
+        self._catalogue = catalogue  # the station's faults and those its payment methods declare
         self._post = post
         self._faults = {f.component: f for f in faults}
         self._unrecorded_clears: set[str] = set()  # components cleared while the database could not record it
@@ -54,7 +56,7 @@ class FaultBoard:
 
     def raise_fault(self, component: str, code: str, now: datetime, detail: str = "") -> None:
         """Record a fault (durably when the store works) and tell the journey; the same code again changes nothing."""
-        kind = kind_of(component, code)
+        kind = self._catalogue.kind_of(component, code)
         message = f"{kind.message} {detail}".strip()
         record = FaultRecord(component, code, kind.severity, message, kind.parker_impact, now)
         current = self._faults.get(component)

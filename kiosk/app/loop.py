@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import queue
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from kiosk.app.operations import Operations
 from kiosk.app.payments import PaymentRouter, Settlements
 from kiosk.domain import helpdesk, journey
 from kiosk.domain.events import UPLINK_EVENTS, Event, FaultsChanged, MethodHealth, PaymentConfirmed, PaymentReconciled, Tick
+from kiosk.domain.faults import STATION
 from kiosk.domain.records import FaultRecord
 from kiosk.ports import Clock, Display, HelpPanel, PaymentMethod, Store, Uplink
 
@@ -37,7 +39,8 @@ class Loop:
     def __init__(self, state: journey.State, store: Store, method: PaymentMethod, display: Display,
                  clock: Clock, faults: tuple[FaultRecord, ...] = (), uplink: Uplink | None = None,
                  panel: HelpPanel | None = None, more_methods: Sequence[PaymentMethod] = ()) -> None:
-        self.state = state
+        methods = (method, *more_methods)
+        self.state = replace(state, payment_methods=tuple(m.name for m in methods))
         self.store = store
         self.display = display
         self.clock = clock
@@ -48,8 +51,9 @@ class Loop:
         self.uplink = uplink
         self.panel = panel
         now = clock()
-        self.fault_board = FaultBoard(store, self.post, faults)
-        self.payment = PaymentRouter((method, *more_methods), self.fault_board)
+        catalogue = STATION.with_kinds(kind for m in methods for kind in m.fault_kinds)
+        self.fault_board = FaultBoard(store, self.post, faults, catalogue)
+        self.payment = PaymentRouter(methods, self.fault_board)
         self.settlements = Settlements(store, self.fault_board, method.name)
         self.cabinet = Cabinet(self.fault_board)
         self.operations = Operations(store, self.fault_board, self.payment, lambda: self.state, self.post,

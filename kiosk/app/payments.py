@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from datetime import datetime
 
 from kiosk import crashpoints
 from kiosk.app.faults import FaultBoard
 from kiosk.domain.events import MethodHealth, PaymentConfirmed, PaymentReconciled
+from kiosk.domain.faults import FaultKind, ParkerImpact
 from kiosk.domain.payment import Capability
 from kiosk.domain.refusals import Refused
 from kiosk.ports import PaymentMethod, StorageError, Store
@@ -15,6 +17,9 @@ from kiosk.ports import PaymentMethod, StorageError, Store
 __all__ = ["PaymentRouter", "Settled", "Settlements"]
 
 log = logging.getLogger(__name__)
+
+METHOD_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
+"""A payment method's name: its fault component (an MQTT topic level) and the ``method`` of its payments."""
 
 Settled = PaymentConfirmed | PaymentReconciled
 
@@ -84,18 +89,26 @@ class Settlements:
 class PaymentRouter:
     """The station's payment methods as one PaymentMethod: each payment goes to one method, and stays with it.
 
-    A payment starts on the first method without an active fault (the first one if all have
-    one); cancelling and the vending answer go to the method that took it. A staff request goes
-    to the first method that declares it. The first method's name and faults stand for the
-    station's payment in telemetry.
+    A payment goes to the first method that is not stopped by a fault (the first one if all
+    are: it then says why itself); ``choose`` picks it before the payment is stored, so that
+    the payment row names its method. Cancelling and the vending answer go to the method that
+    took it. A staff request goes to the first method that declares it. The first method's
+    name stands for the station's payment in telemetry.
     """
 
     def __init__(self, methods: Sequence[PaymentMethod], faults: FaultBoard) -> None:
         if not methods:
             raise ValueError("a station needs at least one payment method")
+        names = [m.name for m in methods]
+        for name in names:
+            if not METHOD_NAME.fullmatch(name):
+                raise ValueError(f"payment method name {name!r}: lower-case letters, digits and _ (an MQTT topic level)")
+            if names.count(name) > 1:
+                raise ValueError(f"two payment methods are named {name!r}: a payment must name its method")
         self._methods = tuple(methods)
         self._faults = faults
         self._current: tuple[str, PaymentMethod] | None = None  # the journey's payment (one at a time) and its method
+        self._chosen: PaymentMethod | None = None  # the method ``choose`` picked for the next payment
 
     @property
     def name(self) -> str:
@@ -107,14 +120,25 @@ class PaymentRouter:
         """What any of the methods can do besides paying."""
         return frozenset().union(*(m.capabilities for m in self._methods))
 
+    @property
+    def fault_kinds(self) -> tuple[FaultKind, ...]:
+        """Every method's faults."""
+        return tuple(kind for method in self._methods for kind in method.fault_kinds)
+
+    def choose(self) -> PaymentMethod:
+        """The method the next payment goes to: the first one not stopped by a fault, else the first one."""
+        self._chosen = next((m for m in self._methods if self._usable(m)), self._methods[0])
+        return self._chosen
+
     def start(self) -> None:
         """Start every method."""
         for method in self._methods:
             method.start()
 
     def start_payment(self, payment_id: str, amount: int, currency: str) -> None:
-        """Charge on the first usable method."""
-        method = next((m for m in self._methods if self._faults.get(m.name) is None), self._methods[0])
+        """Charge on the method ``choose`` picked (or picks now)."""
+        method = self._chosen or self.choose()
+        self._chosen = None
         self._current = (payment_id, method)
         method.start_payment(payment_id, amount, currency)
 
@@ -137,6 +161,11 @@ class PaymentRouter:
         """Release every method."""
         for method in self._methods:
             method.close()
+
+    def _usable(self, method: PaymentMethod) -> bool:
+        """No fault of ``method`` stops it (a notice does not)."""
+        fault = self._faults.get(method.name)
+        return fault is None or fault.parker_impact in (ParkerImpact.NONE, ParkerImpact.NOTICE)
 
     def _method_of(self, payment_id: str | None) -> PaymentMethod:
         """The method of the journey's payment (``payment_id`` None: whichever it is), else the first one."""

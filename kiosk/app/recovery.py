@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection, Sequence
 from contextlib import suppress
 from dataclasses import replace
 from datetime import datetime
@@ -9,12 +10,12 @@ from pathlib import Path
 
 from kiosk import config, remote_config
 from kiosk.domain import helpdesk, journey
-from kiosk.domain.faults import kind_of
-from kiosk.domain.records import FaultRecord
+from kiosk.domain.faults import STATION
+from kiosk.domain.records import FaultRecord, PaymentRecord
 from kiosk.mqtt.contract import time_text
 from kiosk.storage.store import StorageError, Store
 
-__all__ = ["open_store", "remote_settings", "restore_help", "start_fault", "storage_fault"]
+__all__ = ["open_store", "remote_settings", "restore_help", "start_fault", "storage_fault", "unowned_payments"]
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ def open_store(path: Path, station_id: str, now: datetime) -> tuple[Store | None
             store.clear_fault("storage", now)
         replaced = store.replaced_at
         if replaced is not None and not store.raised_since("storage", "replaced", replaced):
-            kind = kind_of("storage", "replaced")
+            kind = STATION.kind_of("storage", "replaced")
             message = f"{kind.message} Made anew at {time_text(replaced)}, new series {store.series}."
             store.raise_fault("storage", "replaced", kind.severity, message, kind.parker_impact, now)
         for payment in store.resolve_pending_payments(now):
@@ -49,14 +50,14 @@ def open_store(path: Path, station_id: str, now: datetime) -> tuple[Store | None
 
 def storage_fault(exc: StorageError, now: datetime) -> FaultRecord:
     """The storage fault for a database that cannot be used, as the catalogue describes it."""
-    kind = kind_of("storage", exc.reason)
+    kind = STATION.kind_of("storage", exc.reason)
     log.critical("database unusable (%s): %s", exc.reason, exc)
     return FaultRecord("storage", exc.reason, kind.severity, f"{kind.message} {exc}", kind.parker_impact, now)
 
 
 def start_fault(store: Store | None, component: str, code: str, detail: str, now: datetime) -> FaultRecord:
     """A fault found while starting, as the catalogue describes it; stored when the database works."""
-    kind = kind_of(component, code)
+    kind = STATION.kind_of(component, code)
     message = f"{kind.message} {detail}"
     if store is None:
         return FaultRecord(component, code, kind.severity, message, kind.parker_impact, now)
@@ -83,7 +84,28 @@ def remote_settings(file_settings: config.Settings, store: Store | None, faults:
     return settings, faults
 
 
+def unowned_payments(store: Store, owed: Sequence[PaymentRecord], methods: Collection[str],
+                     faults: tuple[FaultRecord, ...], now: datetime) -> tuple[FaultRecord, ...]:
+    """Owed payments whose payment method this station no longer has: left to staff, with the fault.
 
+    Nobody could settle them (book or reverse them with their method), so they are marked
+    unreconciled, as the method itself would when it cannot tell, and ``payments/unreconciled``
+    is raised. If the database fails, they stay owed and are found again at the next start.
+    """
+    orphans = [p for p in owed if p.method not in methods]
+    if not orphans:
+        return faults
+    try:
+        for payment in orphans:
+            detail = f"its payment method {payment.method} is not among this station's ({', '.join(methods)})"
+            store.mark_unreconciled(payment.id, detail, now)
+            log.error("payment %s owed to %s: %s", payment.id, payment.method, detail)
+        ids = ", ".join(p.id for p in orphans)
+        fault = start_fault(store, "payments", "unreconciled", f"payments {ids}: their method is not configured", now)
+    except StorageError as exc:
+        log.error("owed payments of unknown methods left for the next start: %s", exc)
+        return faults
+    return tuple(f for f in faults if f.component != "payments") + (fault,)
 
 
 def restore_help(store: Store, state: journey.State, timeouts: config.TimeoutSettings, now: datetime) -> journey.State:

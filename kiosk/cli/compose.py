@@ -109,6 +109,9 @@ def build_station(settings: config.Settings, clock: Callable[[], datetime], *, s
     if store is not None:
         state = recovery.restore_help(store, state, settings.timeouts, now)
     more_methods: tuple[PaymentMethod, ...] = ()  # a second payment method is built here (docs/architecture.md)
+    if store is not None:
+        names = [devices.terminal.name, *(m.name for m in more_methods)]
+        faults = recovery.unowned_payments(store, owed, names, faults, now)
     loop = Loop(state, database, devices.terminal, display, clock, faults, uplink, panel, more_methods)
     return Station(loop, display, devices, store, link, uplink, panel)
 
@@ -199,7 +202,8 @@ class CardTerminal:
             serial_opener(port, t.baud), post, password=t.password, currency=settings.tariff_engine.currency,
             charset=t.charset, payment_timeout_s=t.payment_timeout_s, status_interval_s=t.status_interval_s,
             vending_window_s=t.vending_window_s, line_quiet_s=line_quiet_s,
-            owed=tuple(OwedPayment(p.id, p.receipt_no, p.trace_no, p.amount) for p in owed), clock=clock)
+            owed=tuple(OwedPayment(p.id, p.receipt_no, p.trace_no, p.amount) for p in owed if p.method == ZvtTerminal.name),
+            clock=clock)
 
     def close(self) -> None:
         """Stop the driver (again: closing it twice is safe), then the simulator and its pty."""

@@ -163,6 +163,8 @@ def _station_owes(config_file: Path) -> str:
     its next start; a payment or end of day made meanwhile could give that receipt number to
     another payment (docs/terminal.md).
     """
+    from drivers.payment.zvt.faults import COMPONENT
+
     if not config_file.exists():
         return ""
     try:
@@ -170,7 +172,7 @@ def _station_owes(config_file: Path) -> str:
     except config.ConfigError as exc:
         return f"{config_file}: {exc.problems[0]}; use --config or --force"
     try:
-        owed = count_owed(database)
+        owed = count_owed(database, COMPONENT)
     except sqlite3.Error as exc:
         return f"cannot read the station's database {database}: {exc}; use --force to go ahead anyway"
     if owed:

@@ -1,7 +1,7 @@
 """Fault catalogue: what each equipment fault means for the parker and how severe it is."""
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -21,11 +21,13 @@ class ParkerImpact(StrEnum):
 
     NONE = "none"
     NOTICE = "notice"
-    NO_CARD_PAYMENT = "no_card_payment"
+    NO_CARD_PAYMENT = "no_card_payment"  # the card terminal cannot take payments
+    NO_PAYMENT_METHOD = "payment_method_unavailable"  # a payment method of another kind cannot take payments
     OUT_OF_SERVICE = "out_of_service"
 
 
-BLOCKING_IMPACTS = frozenset({ParkerImpact.OUT_OF_SERVICE, ParkerImpact.NO_CARD_PAYMENT})
+METHOD_DOWN = frozenset({ParkerImpact.NO_CARD_PAYMENT, ParkerImpact.NO_PAYMENT_METHOD})
+"""The impacts of a payment method's fault that stop that method: parkers cannot pay once every method has one."""
 
 
 @dataclass(frozen=True)
@@ -39,9 +41,7 @@ class FaultKind:
     message: str
 
 
-CATALOGUE: dict[tuple[str, str], FaultKind] = {
-    (k.component, k.code): k
-    for k in (
+STATION_FAULTS: tuple[FaultKind, ...] = (
         FaultKind("storage", "corrupt", Severity.CRITICAL, ParkerImpact.OUT_OF_SERVICE,
                   "The database failed its integrity check; it was kept untouched for recovery."),
         FaultKind("storage", "unwritable", Severity.CRITICAL, ParkerImpact.OUT_OF_SERVICE,
@@ -55,18 +55,8 @@ CATALOGUE: dict[tuple[str, str], FaultKind] = {
         FaultKind("storage", "replaced", Severity.WARNING, ParkerImpact.NONE,
                   "The database file was empty (lost, e.g. by fsck) and was made anew: what it held is gone, "
                   "and events go on in a new series; check the storage."),
-        FaultKind("card_terminal", "unreachable", Severity.CRITICAL, ParkerImpact.NO_CARD_PAYMENT,
-                  "The card terminal does not answer."),
-        FaultKind("card_terminal", "not_ready", Severity.CRITICAL, ParkerImpact.NO_CARD_PAYMENT,
-                  "The card terminal reports it is not ready (initialisation required)."),
-        FaultKind("card_terminal", "out_of_order", Severity.CRITICAL, ParkerImpact.NO_CARD_PAYMENT,
-                  "The card terminal reports it is out of order."),
-        FaultKind("card_terminal", "error", Severity.CRITICAL, ParkerImpact.NO_CARD_PAYMENT,
-                  "The card terminal reported an internal error and needs a technician."),
         FaultKind("payments", "unreconciled", Severity.WARNING, ParkerImpact.NONE,
-                  "A payment approved before a restart could not be settled with the card terminal; check it."),
-        FaultKind("card_terminal", "payment_timeout", Severity.WARNING, ParkerImpact.NOTICE,
-                  "The card terminal did not finish a payment in time."),
+                  "A payment approved before a restart could not be settled with its payment method; check it."),
         FaultKind("operator", "out_of_service", Severity.INFO, ParkerImpact.OUT_OF_SERVICE,
                   "Taken out of service by staff:"),
         FaultKind("operator", "service", Severity.INFO, ParkerImpact.OUT_OF_SERVICE,
@@ -81,22 +71,54 @@ CATALOGUE: dict[tuple[str, str], FaultKind] = {
                   "Messages for staff are piling up unsent (none is dropped); check the broker connection:"),
         FaultKind("config", "remote_invalid", Severity.WARNING, ParkerImpact.NONE,
                   "The stored remote configuration no longer validates; the station's file settings are used:"),
-    )
-}
+
+)
+"""The station's own faults; each payment method declares its own (kiosk.ports.PaymentMethod.fault_kinds)."""
 
 
-def kind_of(component: str, code: str) -> FaultKind:
-    """The catalogue entry for a fault; unknown codes are critical and blocking, never silently harmless."""
-    return CATALOGUE.get((component, code)) or FaultKind(
-        component, code, Severity.CRITICAL, ParkerImpact.OUT_OF_SERVICE, f"Unknown fault {component}/{code}."
-    )
+class Catalogue:
+    """The faults the station knows: its own and those its payment methods declare."""
+
+    def __init__(self, kinds: Iterable[FaultKind]) -> None:
+        self._kinds: dict[tuple[str, str], FaultKind] = {}
+        for kind in kinds:
+            key = (kind.component, kind.code)
+            if key in self._kinds:
+                raise ValueError(f"the fault {kind.component}/{kind.code} is described twice")
+            self._kinds[key] = kind
+
+    def with_kinds(self, kinds: Iterable[FaultKind]) -> Catalogue:
+        """This catalogue and ``kinds``; ValueError if one is already described."""
+        return Catalogue((*self._kinds.values(), *kinds))
+
+    def kind_of(self, component: str, code: str) -> FaultKind:
+        """The entry for a fault; unknown codes are critical and blocking, never silently harmless."""
+        return self._kinds.get((component, code)) or FaultKind(
+            component, code, Severity.CRITICAL, ParkerImpact.OUT_OF_SERVICE, f"Unknown fault {component}/{code}."
+        )
 
 
-def blocking(faults: Iterable[FaultRecord]) -> FaultRecord | None:
-    """The first fault that stops parkers from paying, if any."""
-    return next((f for f in faults if f.parker_impact in BLOCKING_IMPACTS), None)
+STATION = Catalogue(STATION_FAULTS)
+"""The catalogue of a station before its payment methods are known (storage and devices at start)."""
 
 
-def notices(faults: Iterable[FaultRecord]) -> tuple[FaultRecord, ...]:
-    """Faults parkers should be told about while the station still works."""
-    return tuple(f for f in faults if f.parker_impact == ParkerImpact.NOTICE)
+def blocking(faults: Iterable[FaultRecord], methods: Collection[str]) -> FaultRecord | None:
+    """The first fault that stops parkers from paying, if any.
+
+    An out-of-service fault always does. A payment method's fault (an impact in METHOD_DOWN)
+    does once each of ``methods`` (the station's payment methods) has one, since parkers can
+    still pay with the others; with no method named, any such fault does.
+    """
+    faults = tuple(faults)
+    down = {f.component for f in faults if f.parker_impact in METHOD_DOWN}
+    all_down = bool(down) and set(methods) <= down
+    return next((f for f in faults if f.parker_impact == ParkerImpact.OUT_OF_SERVICE
+                 or (all_down and f.parker_impact in METHOD_DOWN)), None)
+
+
+def notices(faults: Iterable[FaultRecord], methods: Collection[str]) -> tuple[FaultRecord, ...]:
+    """Faults parkers should be told about while the station still works (a stopped method among them)."""
+    faults = tuple(faults)
+    stopped = blocking(faults, methods) is not None
+    return tuple(f for f in faults
+                 if f.parker_impact == ParkerImpact.NOTICE or (not stopped and f.parker_impact in METHOD_DOWN))

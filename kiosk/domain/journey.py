@@ -6,7 +6,6 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypedDict, Unpack
 
-from kiosk.domain import faults as fault_rules
 from kiosk.domain import helpdesk
 from kiosk.domain.events import (
     AgentSays,
@@ -50,8 +49,10 @@ from kiosk.domain.parker_state import (
     Result,
     Screen,
     State,
+    blocking_fault,
     current_quote,
     deadline,
+    fault_notices,
     help_context,
     help_shown,
     initial,
@@ -66,8 +67,8 @@ from kiosk.domain.tariff import clamp_minutes
 
 __all__ = [  # the journey's state and queries live in parker_state; they are part of this surface too
     "CANCEL_GRACE_S", "KEYBOARD", "PAYMENT_GRACE_S", "THANKS_S", "Decline", "Payment", "Result", "Screen", "State",
-    "current_quote", "deadline", "help_context", "help_shown", "initial", "minute_range", "plate_valid",
-    "purchase_start", "step",
+    "blocking_fault", "current_quote", "deadline", "fault_notices", "help_context", "help_shown", "initial",
+    "minute_range", "plate_valid", "purchase_start", "step",
 ]
 
 def step(state: State, event: Event, now: datetime) -> Result:
@@ -108,8 +109,9 @@ def _reset(state: State, now: datetime) -> State:
     """End the parker's session: forget plate and choices (privacy), apply new settings."""
     settings = state.next_settings or state.settings
     fresh = initial(settings, now)
-    fresh = replace(fresh, faults=state.faults, help=state.help, notice=state.notice)
-    if fault_rules.blocking(fresh.faults):
+    fresh = replace(fresh, faults=state.faults, help=state.help, notice=state.notice,
+                    payment_methods=state.payment_methods)
+    if blocking_fault(fresh):
         return replace(fresh, screen=Screen.OUT_OF_SERVICE)
     return fresh
 
@@ -238,7 +240,7 @@ def _tap_paid(state: State, target: str, now: datetime, event: Tap) -> Result:
 
 
 def _tap_declined(state: State, target: str, now: datetime, event: Tap) -> Result:
-    if target in ("retry", "change") and fault_rules.blocking(state.faults):
+    if target in ("retry", "change") and blocking_fault(state):
         return _reset(state, now), ()
     if target == "retry":
         return _begin_payment(state, now)
@@ -436,7 +438,7 @@ def _on_journey_cancelled(state: State, event: JourneyCancelled, now: datetime) 
 
 def _on_faults(state: State, event: FaultsChanged, now: datetime) -> Result:
     updated = replace(state, faults=event.faults)
-    blocked = fault_rules.blocking(event.faults) is not None
+    blocked = blocking_fault(updated) is not None
     if blocked and state.screen in (Screen.WELCOME, Screen.PLATE, Screen.DURATION, Screen.DECLINED, Screen.THANKS):
         return _go(updated, Screen.OUT_OF_SERVICE, now, plate="", existing=None, minutes=0), ()
     if not blocked and state.screen is Screen.OUT_OF_SERVICE:

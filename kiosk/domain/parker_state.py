@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from kiosk.config import Settings
+from kiosk.domain import faults as fault_rules
 from kiosk.domain import helpdesk
 from kiosk.domain.events import Effect
 from kiosk.domain.payment import DeclineReason
@@ -16,8 +17,8 @@ from kiosk.domain.tariff import Quote, quote
 
 __all__ = [
     "CANCEL_GRACE_S", "KEYBOARD", "PAYMENT_GRACE_S", "THANKS_S", "Decline", "Payment", "Result", "Screen", "State",
-    "current_quote", "deadline", "help_context", "help_shown", "initial", "minute_range", "plate_valid",
-    "purchase_start", "screen_deadline",
+    "blocking_fault", "current_quote", "deadline", "fault_notices", "help_context", "help_shown", "initial",
+    "minute_range", "plate_valid", "purchase_start", "screen_deadline",
 ]
 
 KEYBOARD = tuple("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
@@ -42,7 +43,7 @@ class Screen(StrEnum):
 
 @dataclass(frozen=True)
 class Payment:
-    """The card payment in progress."""
+    """The payment in progress (on whichever payment method took it)."""
 
     amount: int
     currency: str
@@ -90,6 +91,7 @@ class State:
     high_contrast: bool = False
     next_settings: Settings | None = None
     notice: str = ""
+    payment_methods: tuple[str, ...] = ()  # the names of the station's payment methods (their fault components)
 
 
 Result = tuple[State, tuple[Effect, ...]]
@@ -98,6 +100,16 @@ Result = tuple[State, tuple[Effect, ...]]
 def initial(settings: Settings, now: datetime) -> State:
     """The state at start-up: Welcome, awake."""
     return State(settings=settings, entered=now, last_input=now, language=settings.languages.default)
+
+
+def blocking_fault(state: State) -> FaultRecord | None:
+    """The fault that stops parkers from paying, if any: out of service, or every payment method stopped."""
+    return fault_rules.blocking(state.faults, state.payment_methods)
+
+
+def fault_notices(state: State) -> tuple[FaultRecord, ...]:
+    """The faults parkers are told about while they can still pay."""
+    return fault_rules.notices(state.faults, state.payment_methods)
 
 
 def plate_valid(settings: Settings, plate: str) -> bool:

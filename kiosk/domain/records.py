@@ -44,16 +44,18 @@ class SessionRecord:
 
 @dataclass(frozen=True, slots=True)
 class PaymentRecord:
-    """A card payment attempt and what the terminal answered.
+    """A payment attempt and what its payment method answered.
 
+    ``method`` is the name of the payment method that took it (``card_terminal``);
     ``state`` is a PaymentState (pending, approved, declined or reversed); ``confirmed`` is
-    when the terminal received the station's vending answer for an approved payment (None
+    when the method received the station's vending answer for an approved payment (None
     while that is not known); ``unreconciled`` says why an unconfirmed one could not be
-    settled with the terminal (left to staff). Only receipt data is kept: brand, masked PAN,
-    auth code, receipt and trace numbers.
+    settled with its method (left to staff). Of a card only receipt data is kept: brand,
+    masked PAN, auth code, receipt and trace numbers (None for a method without cards).
     """
 
     id: str
+    method: str
     plate: str
     zone: str
     amount: int
@@ -102,7 +104,7 @@ class OutboxRow:
 
 @dataclass(frozen=True, slots=True)
 class PaymentResultData:
-    """What the payment terminal returned for an approved payment (input to the store)."""
+    """What the payment method returned for an approved payment (input to the store); the card data None without a card."""
 
     result_code: int
     brand: str | None

@@ -123,7 +123,7 @@ def session_event_data(session: SessionRecord, reason: str | None) -> dict[str, 
 
 def payment_event_data(payment: PaymentRecord, session_id: str | None) -> dict[str, Any]:
     """The data of an ``event/payment``; the masked PAN stays on the station (receipts need it, staff do not)."""
-    return {"payment_id": payment.id, "state": payment.state, "plate": payment.plate, "zone": payment.zone,
-            "amount": payment.amount, "currency": payment.currency, "minutes": payment.minutes,
+    return {"payment_id": payment.id, "method": payment.method, "state": payment.state, "plate": payment.plate,
+            "zone": payment.zone, "amount": payment.amount, "currency": payment.currency, "minutes": payment.minutes,
             "result_code": payment.result_code, "brand": payment.brand, "auth_code": payment.auth_code,
             "receipt_no": payment.receipt_no, "trace_no": payment.trace_no, "session_id": session_id}

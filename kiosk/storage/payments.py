@@ -15,7 +15,7 @@ from kiosk.mqtt.contract import payment_event_data, session_event_data
 from kiosk.storage.core import StoreCore
 from kiosk.storage.errors import InvalidValue, NotOwed, WrongState
 from kiosk.storage.rows import check_choice, check_int, check_parking, check_text, to_record
-from kiosk.storage.schema import Feedback, ParkingSession, Payment, utc
+from kiosk.storage.schema import FIRST_METHOD, Feedback, ParkingSession, Payment, utc
 
 __all__ = ["COURTESY_CURRENCY", "OWED_QUERY", "NotOwed", "PaymentBook", "count_owed"]
 
@@ -28,16 +28,21 @@ _MASKED_PAN_MAX_DIGITS = 10  # first 6 + last 4 at most
 OWED_QUERY = "SELECT count(*) FROM payment WHERE state = 'approved' AND confirmed IS NULL AND unreconciled IS NULL"
 
 
-def count_owed(database: Path) -> int:
-    """How many payments a (stopped) station's database owes the card terminal; read-only, 0 without the file.
+def count_owed(database: Path, method: str) -> int:
+    """How many payments a (stopped) station's database owes the payment method ``method``; read-only, 0 without the file.
 
-    Raises sqlite3.Error if the file is not a readable, current kiosk database.
+    A database from before payments named their method (schema 5) owes every such payment to
+    the card terminal, the only method then. Raises sqlite3.Error if the file is not a
+    readable kiosk database.
     """
     if not database.exists():
         return 0
     conn = sqlite3.connect(f"{database.absolute().as_uri()}?mode=ro", uri=True)
     try:
-        return int(conn.execute(OWED_QUERY).fetchone()[0])
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(payment)")}
+        if "method" not in columns:
+            return int(conn.execute(OWED_QUERY).fetchone()[0]) if method == FIRST_METHOD else 0
+        return int(conn.execute(f"{OWED_QUERY} AND method = ?", (method,)).fetchone()[0])
     finally:
         conn.close()
 
@@ -50,9 +55,10 @@ class PaymentBook:
         self._core = core
 
     def begin_payment(self, plate: str, zone: str, amount: int, currency: str, minutes: int, starts: datetime,
-                      expires: datetime, extends_id: str | None, now: datetime) -> PaymentRecord:
-        """Record a card payment about to be asked of the terminal (state pending, no event yet)."""
+                      expires: datetime, extends_id: str | None, now: datetime, *, method: str) -> PaymentRecord:
+        """Record a payment about to be asked of the payment method ``method`` (state pending, no event yet)."""
         check_parking(plate, zone, minutes, starts, expires)
+        check_text("method", method)
         check_int("amount", amount, 1)
         if not isinstance(currency, str) or not re.fullmatch(r"[A-Z]{3}", currency):
             raise InvalidValue(f"currency must be an ISO 4217 code, got {currency!r}")
@@ -61,9 +67,9 @@ class PaymentBook:
         with self._core.write():
             if extends_id is not None:
                 self._core.one(ParkingSession, extends_id, "session")
-            Payment.insert(id=payment_id, plate=plate, zone=zone, amount=amount, currency=currency, state="pending",
-                           minutes=minutes, starts=starts, expires=expires, extends_id=extends_id, created=now,
-                           updated=now).execute(self._core.db)
+            Payment.insert(id=payment_id, method=method, plate=plate, zone=zone, amount=amount, currency=currency,
+                           state="pending", minutes=minutes, starts=starts, expires=expires, extends_id=extends_id,
+                           created=now, updated=now).execute(self._core.db)
             payment = to_record(PaymentRecord, self._core.one(Payment, payment_id, "payment"))
         log.info("payment %s pending: %d %s in zone %s", payment_id, amount, currency, zone)
         return payment

@@ -87,7 +87,7 @@ class ParkingSession(_Model):
 
 
 class Payment(_Model):
-    """A card payment attempt and the terminal's receipt data."""
+    """A payment attempt, the payment method that took it and, for a card, its receipt data."""
 
     id = pw.TextField(primary_key=True)
     plate = pw.TextField()
@@ -109,6 +109,7 @@ class Payment(_Model):
     updated = UtcDateTimeField()
     confirmed = UtcDateTimeField(null=True)
     unreconciled = pw.TextField(null=True)
+    method = pw.TextField()
 
 
 class Fault(_Model):
@@ -296,8 +297,17 @@ def _migration_5_payment_unreconciled(db: pw.SqliteDatabase) -> None:
         db.execute_sql(statement)
 
 
+FIRST_METHOD = "card_terminal"
+"""The payment method of every payment stored before payments named theirs (schema version 5 and older)."""
+
+
+def _migration_6_payment_method(db: pw.SqliteDatabase) -> None:
+    """A payment names the payment method that took it; every earlier one was the card terminal's."""
+    db.execute_sql(f"ALTER TABLE payment ADD COLUMN method TEXT NOT NULL DEFAULT '{FIRST_METHOD}'")
+
+
 Migration = Callable[[pw.SqliteDatabase], None]
 # Append only: MIGRATIONS[n - 1] takes the schema from version n - 1 to n, in one transaction
 # together with the schema_version update.
 MIGRATIONS: list[Migration] = [_migration_1_initial, _migration_2_payment_confirmed, _migration_3_link,
-                               _migration_4_help_desk, _migration_5_payment_unreconciled]
+                               _migration_4_help_desk, _migration_5_payment_unreconciled, _migration_6_payment_method]

@@ -221,9 +221,10 @@ class Store:
     # --- payments, sessions and feedback (PaymentBook) -------------------------------------------------------------
 
     def begin_payment(self, plate: str, zone: str, amount: int, currency: str, minutes: int, starts: datetime,
-                      expires: datetime, extends_id: str | None, now: datetime) -> PaymentRecord:
-        """Record a card payment about to be asked of the terminal (state pending, no event yet)."""
-        return self._payments.begin_payment(plate, zone, amount, currency, minutes, starts, expires, extends_id, now)
+                      expires: datetime, extends_id: str | None, now: datetime, *, method: str) -> PaymentRecord:
+        """Record a payment about to be asked of the payment method ``method`` (state pending, no event yet)."""
+        return self._payments.begin_payment(plate, zone, amount, currency, minutes, starts, expires, extends_id, now,
+                                            method=method)
 
     def commit_paid_session(self, payment_id: str, result: PaymentResultData, now: datetime) -> SessionRecord:
         """Approve a pending payment and create its session, with both events, in one transaction."""

@@ -25,6 +25,7 @@ from drivers.payment.zvt.ecr import (
     PaymentOutcome,
     TerminalUnreachable,
 )
+from drivers.payment.zvt.faults import COMPONENT, FAULT_KINDS
 from drivers.payment.zvt.link import Link, Port
 from drivers.payment.zvt.outcomes import declined
 from kiosk.domain.events import (
@@ -150,7 +151,8 @@ class ZvtTerminal:
     the ZVT result code as its opaque code (drivers.payment.zvt.outcomes).
     """
 
-    name = "card_terminal"  # the fault component: part of MQTT topics and stored faults, never changed
+    name = COMPONENT
+    fault_kinds = FAULT_KINDS
     capabilities = frozenset({Capability.STATUS, Capability.END_OF_DAY, Capability.RECONCILE})
 
     def __init__(self, open_port: Callable[[], SerialPort], post: Post, *, password: str, currency: str,
