@@ -231,7 +231,7 @@ class PaymentLedger(Protocol):
         """Record that the terminal received the positive vending answer for an approved payment."""
 
     def mark_unreconciled(self, payment_id: str, detail: str, now: datetime) -> PaymentRecord:
-        """Record that an approved, unconfirmed payment could not be settled with the terminal, and why."""
+        """Record that an approved, unconfirmed payment could not be settled with its payment method, and why."""
 
     def reverse_unconfirmed_payment(self, payment_id: str, reason: str, now: datetime) -> SessionRecord:
         """The terminal reversed an approved payment: mark it reversed and make its session a courtesy one."""
@@ -240,7 +240,7 @@ class PaymentLedger(Protocol):
         """At start-up, settle every pending payment: reversed, or approved if a session for it exists."""
 
     def unconfirmed_payments(self) -> list[PaymentRecord]:
-        """Approved payments (their session is stored) whose vending answer the terminal may not have had."""
+        """Approved payments (their session is stored) whose vending answer their payment method may not have had."""
 
     def grant_courtesy_session(self, plate: str, zone: str, minutes: int, starts: datetime, expires: datetime,
                                reason: str, now: datetime) -> SessionRecord:

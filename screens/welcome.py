@@ -20,6 +20,7 @@ NOTICES = {
 }
 STOPPED: dict[str, str] = {  # a payment method stopped while another one still takes payments
     faults.ParkerImpact.NO_CARD_PAYMENT: N_("Card payment is not available"),
+    faults.ParkerImpact.NO_PAYMENT_METHOD: N_("One way of paying does not work at the moment."),
 }
 OTHER_NOTICE = N_("Some functions of this station may not work at the moment.")
 

@@ -8,8 +8,9 @@ import pytest
 from recording_method import RecordingMethod
 
 from kiosk.app.faults import FaultBoard
-from kiosk.app.payments import PaymentRouter, Settlements
+from kiosk.app.payments import PaymentRouter, Settlements, method_catalogue
 from kiosk.domain.events import Event, MethodHealth
+from kiosk.domain.faults import FaultKind, ParkerImpact, Severity
 from kiosk.domain.payment import Capability
 from kiosk.storage.unavailable import UnavailableStore
 
@@ -90,7 +91,28 @@ def test_a_station_needs_a_payment_method() -> None:
     (("card_terminal", "coins/1"), "'coins/1': lower-case letters"),
     (("",), "'': lower-case letters"),
     (("Coins",), "'Coins': lower-case letters"),
+    (("card_terminal", "payments"), "'payments' is a station component's"),
+    (("storage",), "'storage' is a station component's"),
 ])
-def test_method_names_are_unique_topic_levels(names, message) -> None:
+def test_method_names_are_unique_topic_levels_of_their_own(names, message) -> None:
     with pytest.raises(ValueError, match=message):
         PaymentRouter(tuple(RecordingMethod(n) for n in names), FaultBoard(NO_DATABASE, lambda event: None))
+
+
+def test_a_method_declares_its_faults_under_its_own_name() -> None:
+    misnamed = RecordingMethod("coin_acceptor", fault_kinds=(
+        FaultKind("coins", "jammed", Severity.CRITICAL, ParkerImpact.NO_PAYMENT_METHOD, "Jammed."),))
+    with pytest.raises(ValueError, match="'coin_acceptor' declares the fault coins/jammed, not under its own name"):
+        method_catalogue((RecordingMethod("card_terminal"), misnamed))
+
+
+def test_a_notice_does_not_stop_a_method_but_a_declared_stop_does() -> None:
+    kinds = (FaultKind("card_terminal", "slow", Severity.WARNING, ParkerImpact.NOTICE, "Slow."),
+             FaultKind("card_terminal", "down", Severity.CRITICAL, ParkerImpact.NO_CARD_PAYMENT, "Down."))
+    card, coins = RecordingMethod("card_terminal", fault_kinds=kinds), RecordingMethod("coin_acceptor")
+    board = FaultBoard(NO_DATABASE, lambda event: None, catalogue=method_catalogue((card, coins)))
+    router = PaymentRouter((card, coins), board)
+    board.raise_fault("card_terminal", "slow", NOW)
+    assert router.choose() is card
+    board.raise_fault("card_terminal", "down", NOW)
+    assert router.choose() is coins

@@ -11,7 +11,7 @@ from recording_method import RecordingMethod
 from drivers.payment.zvt.faults import FAULT_KINDS
 from kiosk.app import recovery
 from kiosk.app.loop import Loop
-from kiosk.cli.compose import CardTerminal
+from kiosk.cli.compose import CardTerminal, build_station
 from kiosk.cli.scenario import ManualClock
 from kiosk.config import Settings, StorageSettings
 from kiosk.domain import journey
@@ -21,7 +21,7 @@ from kiosk.domain.records import PaymentResultData
 from kiosk.storage import store as store_module
 from kiosk.storage.payments import count_owed
 from kiosk.storage.schema import MIGRATIONS
-from kiosk.storage.store import Store
+from kiosk.storage.store import StorageError, Store
 from screens.display import Display
 from screens.out_of_service import impact
 from screens.welcome import notice_lines
@@ -130,13 +130,42 @@ def test_owed_payments_are_counted_and_settled_per_method(tmp_path: Path) -> Non
         assert {p.id: p.method for p in owed} == {card_owed: "card_terminal", coins_owed: "coin_acceptor"}
     assert (count_owed(database, "card_terminal"), count_owed(database, "coin_acceptor")) == (1, 1)
     with Store.open(database, "st-1", START) as store:  # the coin acceptor was removed: nobody can settle its payment
-        faults = recovery.unowned_payments(store, store.unconfirmed_payments(), ["card_terminal"], (), START)
+        faults = recovery.removed_methods(store, store.unconfirmed_payments(), ["card_terminal"], (), START)
         assert [p.id for p in store.unconfirmed_payments()] == [card_owed], "the card terminal's stays owed to it"
-        assert "coin_acceptor is not among this station's (card_terminal)" in store.rows("payment", id=coins_owed)[0][
-            "unreconciled"]
+        (row,) = store.rows("payment", id=coins_owed)
+        assert row["unreconciled"] == "its payment method coin_acceptor is not configured"
         assert [(f.component, f.code) for f in faults] == [("payments", "unreconciled")] and coins_owed in faults[0].message
         assert [(f.component, f.code) for f in store.active_faults()] == [("payments", "unreconciled")]
-        assert recovery.unowned_payments(store, store.unconfirmed_payments(), ["card_terminal"], faults, START) == faults
+        assert recovery.removed_methods(store, store.unconfirmed_payments(), ["card_terminal"], faults, START) == faults
+
+
+def test_a_removed_methods_payment_stays_owed_and_its_fault_known_when_the_database_fails(tmp_path: Path,
+                                                                                          monkeypatch) -> None:
+    with Store.open(tmp_path / "kiosk.db", "st-1", START) as store:
+        coins_owed = owe(store, "B-CO 2", "coin_acceptor")
+
+        def failing(payment_id: str, detail: str, now: datetime) -> None:
+            raise StorageError("io", tmp_path / "kiosk.db", "disk I/O error")
+
+        monkeypatch.setattr(store, "mark_unreconciled", failing)
+        faults = recovery.removed_methods(store, store.unconfirmed_payments(), ["card_terminal"], (), START)
+        assert {(f.component, f.code) for f in faults} == {("payments", "unreconciled"), ("storage", "io")}
+        assert [p.id for p in store.unconfirmed_payments()] == [coins_owed], "found again at the next start"
+
+
+def test_a_started_station_clears_a_removed_methods_fault_and_leaves_its_payments_to_staff(tmp_path: Path) -> None:
+    settings = Settings(storage=StorageSettings(database=str(tmp_path / "kiosk.db")))
+    with Store.open(tmp_path / "kiosk.db", settings.station.id, START) as store:
+        coins_owed = owe(store, "B-CO 2", "coin_acceptor")
+        store.raise_fault("coin_acceptor", "jammed", "critical", "The coin slot is jammed.", "payment_method_unavailable",
+                          START)
+    station = build_station(settings, ManualClock(START), simulate=True, headless=True, online=False)
+    try:
+        assert [(f.component, f.code) for f in station.loop.fault_board.active()] == [("payments", "unreconciled")]
+        assert station.store is not None and station.store.unconfirmed_payments() == []
+        assert coins_owed in station.loop.fault_board.active()[0].message
+    finally:
+        station.close()
 
 
 def test_a_database_from_before_payments_named_their_method_owes_the_card_terminal(tmp_path: Path, monkeypatch) -> None:

@@ -8,7 +8,7 @@ from drivers.payment.zvt.faults import FAULT_KINDS
 from kiosk import config
 from kiosk.domain import tariff
 from kiosk.domain.events import LinkState
-from kiosk.domain.faults import METHOD_DOWN, STATION, ParkerImpact, Severity, blocking
+from kiosk.domain.faults import STATION, ParkerImpact, Severity, blocking
 from kiosk.domain.helpdesk import AGENT_KINDS, AgentKind, HelpAction, LedPattern
 from kiosk.domain.records import FaultRecord, PaymentState
 from kiosk.storage.help import HELP_ACTIONS
@@ -43,7 +43,8 @@ def test_a_stored_fault_with_plain_texts_blocks_as_its_kind_says():
     kind = STATION.with_kinds(FAULT_KINDS).kind_of("card_terminal", "unreachable")
     assert (kind.severity, kind.parker_impact) == (Severity.CRITICAL, ParkerImpact.NO_CARD_PAYMENT)
     stored = FaultRecord("card_terminal", "unreachable", "critical", "no answer", "no_card_payment", NOW)
-    assert blocking([stored], ["card_terminal"]) is stored and "no_card_payment" in METHOD_DOWN
+    assert blocking([stored], ["card_terminal"]) is stored
+    assert blocking([stored], ["card_terminal", "coin_acceptor"]) is None, "parkers can still pay with coins"
 
 
 def test_expected_refusals_have_their_own_value_errors():

@@ -125,7 +125,7 @@ class EffectRunner:
         record = self._store.begin_payment(effect.plate, effect.zone, effect.amount, effect.currency, effect.minutes,
                                            effect.starts, effect.expires, effect.extends_id, now, method=method.name)
         self._post(PaymentPending(record.id))
-        self._payment.start_payment(record.id, effect.amount, effect.currency)
+        self._payment.start_payment(record.id, effect.amount, effect.currency, method)
 
     def _commit_session(self, effect: CommitSession, now: datetime) -> None:
         crashpoints.reached("payment.approved")

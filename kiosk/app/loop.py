@@ -14,10 +14,9 @@ from kiosk.app.effects import EffectRunner
 from kiosk.app.faults import FaultBoard
 from kiosk.app.healing import StorageHealer
 from kiosk.app.operations import Operations
-from kiosk.app.payments import PaymentRouter, Settlements
+from kiosk.app.payments import PaymentRouter, Settlements, method_catalogue
 from kiosk.domain import helpdesk, journey
 from kiosk.domain.events import UPLINK_EVENTS, Event, FaultsChanged, MethodHealth, PaymentConfirmed, PaymentReconciled, Tick
-from kiosk.domain.faults import STATION
 from kiosk.domain.records import FaultRecord
 from kiosk.ports import Clock, Display, HelpPanel, PaymentMethod, Store, Uplink
 
@@ -51,8 +50,7 @@ class Loop:
         self.uplink = uplink
         self.panel = panel
         now = clock()
-        catalogue = STATION.with_kinds(kind for m in methods for kind in m.fault_kinds)
-        self.fault_board = FaultBoard(store, self.post, faults, catalogue)
+        self.fault_board = FaultBoard(store, self.post, faults, method_catalogue(methods))
         self.payment = PaymentRouter(methods, self.fault_board)
         self.settlements = Settlements(store, self.fault_board, method.name)
         self.cabinet = Cabinet(self.fault_board)

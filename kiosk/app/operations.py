@@ -7,13 +7,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from kiosk.app.faults import FaultBoard
+from kiosk.app.payments import PaymentRouter
 from kiosk.domain import journey
 from kiosk.domain.events import CourtesyGranted, Event, JourneyCancelled, MethodReport, NoticeChanged
 from kiosk.domain.helpdesk import courtesy_reason_suffix
 from kiosk.domain.payment import REQUEST_KINDS
 from kiosk.domain.staff import CourtesyArgs, Done, JourneyCancelArgs, ModeArgs, NoArgs, NoticeArgs, Refusal
 from kiosk.mqtt.contract import time_text
-from kiosk.ports import PaymentMethod, StorageError, Store
+from kiosk.ports import StorageError, Store
 
 __all__ = ["Operations"]
 
@@ -28,7 +29,7 @@ class Operations:
     ``record_unstored`` once it works again.
     """
 
-    def __init__(self, store: Store, faults: FaultBoard, payment: PaymentMethod,
+    def __init__(self, store: Store, faults: FaultBoard, payment: PaymentRouter,
                  state: Callable[[], journey.State], post: Callable[[Event], None],
                  restart: Callable[[], None], check_door: Callable[[datetime], None]) -> None:
         self._store = store

@@ -9,17 +9,42 @@ from datetime import datetime
 from kiosk import crashpoints
 from kiosk.app.faults import FaultBoard
 from kiosk.domain.events import MethodHealth, PaymentConfirmed, PaymentReconciled
-from kiosk.domain.faults import FaultKind, ParkerImpact
+from kiosk.domain.faults import STATION, STATION_COMPONENTS, Catalogue, ParkerImpact
 from kiosk.domain.payment import Capability
 from kiosk.domain.refusals import Refused
 from kiosk.ports import PaymentMethod, StorageError, Store
 
-__all__ = ["PaymentRouter", "Settled", "Settlements"]
+__all__ = ["METHOD_NAME", "PaymentRouter", "Settled", "Settlements", "method_catalogue"]
 
 log = logging.getLogger(__name__)
 
 METHOD_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 """A payment method's name: its fault component (an MQTT topic level) and the ``method`` of its payments."""
+
+
+def method_catalogue(methods: Sequence[PaymentMethod]) -> Catalogue:
+    """The station's fault catalogue with every method's faults; ValueError if the methods cannot work together.
+
+    Each method needs a name of its own that is a valid topic level and no station component
+    (they share the fault board's one slot per component), and declares its faults under that
+    name: a fault it raised under its name but declared under another would be unknown, and
+    take the whole station out of service.
+    """
+    if not methods:
+        raise ValueError("a station needs at least one payment method")
+    names = [m.name for m in methods]
+    for method in methods:
+        if not METHOD_NAME.fullmatch(method.name):
+            raise ValueError(f"payment method name {method.name!r}: lower-case letters, digits and _ (an MQTT topic level)")
+        if names.count(method.name) > 1:
+            raise ValueError(f"two payment methods are named {method.name!r}: a payment must name its method")
+        if method.name in STATION_COMPONENTS:
+            raise ValueError(f"payment method name {method.name!r} is a station component's")
+        for kind in method.fault_kinds:
+            if kind.component != method.name:
+                raise ValueError(f"payment method {method.name!r} declares the fault {kind.component}/{kind.code}, "
+                                 f"not under its own name")
+    return STATION.with_kinds(kind for method in methods for kind in method.fault_kinds)
 
 Settled = PaymentConfirmed | PaymentReconciled
 
@@ -29,7 +54,7 @@ class Settlements:
 
     The parker's journey does not wait for any of this. What the database cannot take is
     kept in memory, in order, and written by ``record_unstored`` once it works again, so a
-    payment the terminal booked is never forgotten (docs/terminal.md).
+    payment a method booked is never forgotten (docs/terminal.md).
     """
 
     def __init__(self, store: Store, faults: FaultBoard, component: str) -> None:
@@ -72,7 +97,7 @@ class Settlements:
                 store.mark_confirmed(event.payment_id, now)
                 crashpoints.reached("payment.confirmed")
             elif event.outcome == "reversed":
-                reason = f"payment {event.payment_id} reversed by the card terminal ({event.detail})"
+                reason = f"payment {event.payment_id} reversed by its payment method ({event.detail})"
                 store.reverse_unconfirmed_payment(event.payment_id, reason, now)
             else:
                 detail = f"payment {event.payment_id}: {event.detail}"
@@ -97,18 +122,11 @@ class PaymentRouter:
     """
 
     def __init__(self, methods: Sequence[PaymentMethod], faults: FaultBoard) -> None:
-        if not methods:
-            raise ValueError("a station needs at least one payment method")
-        names = [m.name for m in methods]
-        for name in names:
-            if not METHOD_NAME.fullmatch(name):
-                raise ValueError(f"payment method name {name!r}: lower-case letters, digits and _ (an MQTT topic level)")
-            if names.count(name) > 1:
-                raise ValueError(f"two payment methods are named {name!r}: a payment must name its method")
+        """Route over ``methods`` (checked by method_catalogue), the first one first."""
+        method_catalogue(methods)
         self._methods = tuple(methods)
         self._faults = faults
         self._current: tuple[str, PaymentMethod] | None = None  # the journey's payment (one at a time) and its method
-        self._chosen: PaymentMethod | None = None  # the method ``choose`` picked for the next payment
 
     @property
     def name(self) -> str:
@@ -120,25 +138,18 @@ class PaymentRouter:
         """What any of the methods can do besides paying."""
         return frozenset().union(*(m.capabilities for m in self._methods))
 
-    @property
-    def fault_kinds(self) -> tuple[FaultKind, ...]:
-        """Every method's faults."""
-        return tuple(kind for method in self._methods for kind in method.fault_kinds)
-
     def choose(self) -> PaymentMethod:
         """The method the next payment goes to: the first one not stopped by a fault, else the first one."""
-        self._chosen = next((m for m in self._methods if self._usable(m)), self._methods[0])
-        return self._chosen
+        return next((m for m in self._methods if self._usable(m)), self._methods[0])
 
     def start(self) -> None:
         """Start every method."""
         for method in self._methods:
             method.start()
 
-    def start_payment(self, payment_id: str, amount: int, currency: str) -> None:
-        """Charge on the method ``choose`` picked (or picks now)."""
-        method = self._chosen or self.choose()
-        self._chosen = None
+    def start_payment(self, payment_id: str, amount: int, currency: str, method: PaymentMethod | None = None) -> None:
+        """Charge on ``method`` (one ``choose`` picked, the one the stored payment names), else on the one it picks now."""
+        method = method or self.choose()
         self._current = (payment_id, method)
         method.start_payment(payment_id, amount, currency)
 

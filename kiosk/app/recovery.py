@@ -10,12 +10,12 @@ from pathlib import Path
 
 from kiosk import config, remote_config
 from kiosk.domain import helpdesk, journey
-from kiosk.domain.faults import STATION
+from kiosk.domain.faults import STATION, STATION_COMPONENTS
 from kiosk.domain.records import FaultRecord, PaymentRecord
 from kiosk.mqtt.contract import time_text
 from kiosk.storage.store import StorageError, Store
 
-__all__ = ["open_store", "remote_settings", "restore_help", "start_fault", "storage_fault", "unowned_payments"]
+__all__ = ["open_store", "remote_settings", "removed_methods", "restore_help", "start_fault", "storage_fault"]
 
 log = logging.getLogger(__name__)
 
@@ -84,28 +84,37 @@ def remote_settings(file_settings: config.Settings, store: Store | None, faults:
     return settings, faults
 
 
-def unowned_payments(store: Store, owed: Sequence[PaymentRecord], methods: Collection[str],
-                     faults: tuple[FaultRecord, ...], now: datetime) -> tuple[FaultRecord, ...]:
-    """Owed payments whose payment method this station no longer has: left to staff, with the fault.
+def removed_methods(store: Store, owed: Sequence[PaymentRecord], methods: Collection[str],
+                    faults: tuple[FaultRecord, ...], now: datetime) -> tuple[FaultRecord, ...]:
+    """What payment methods the station no longer has left behind: their faults cleared, their owed payments to staff.
 
-    Nobody could settle them (book or reverse them with their method), so they are marked
-    unreconciled, as the method itself would when it cannot tell, and ``payments/unreconciled``
-    is raised. If the database fails, they stay owed and are found again at the next start.
+    Nothing can clear the fault of a method that is gone, so it is cleared here. Nobody can
+    settle (book or reverse) a payment owed to such a method either: ``payments/unreconciled``
+    is raised first, then each is marked unreconciled, as a method does when it cannot tell.
+    If the database fails on the way, the fault is kept in memory with the storage fault,
+    and what was not marked is still owed at the next start. Returns the active faults.
     """
+    for fault in faults:
+        if fault.component not in STATION_COMPONENTS and fault.component not in methods:
+            log.warning("fault %s/%s belongs to no payment method of this station: cleared", fault.component, fault.code)
+            faults = tuple(f for f in faults if f.component != fault.component)
+            with suppress(StorageError):  # the fault stops nothing (faults.blocking); the next start tries again
+                store.clear_fault(fault.component, now)
     orphans = [p for p in owed if p.method not in methods]
     if not orphans:
         return faults
+    detail = (f"payments {', '.join(p.id for p in orphans)}: their payment method is not among this station's "
+              f"({', '.join(methods)})")
+    others = tuple(f for f in faults if f.component != "payments")
     try:
+        fault = start_fault(store, "payments", "unreconciled", detail, now)
         for payment in orphans:
-            detail = f"its payment method {payment.method} is not among this station's ({', '.join(methods)})"
-            store.mark_unreconciled(payment.id, detail, now)
-            log.error("payment %s owed to %s: %s", payment.id, payment.method, detail)
-        ids = ", ".join(p.id for p in orphans)
-        fault = start_fault(store, "payments", "unreconciled", f"payments {ids}: their method is not configured", now)
+            store.mark_unreconciled(payment.id, f"its payment method {payment.method} is not configured", now)
+            log.error("payment %s owed to %s, a method this station does not have: left to staff", payment.id,
+                      payment.method)
     except StorageError as exc:
-        log.error("owed payments of unknown methods left for the next start: %s", exc)
-        return faults
-    return tuple(f for f in faults if f.component != "payments") + (fault,)
+        return (*others, start_fault(None, "payments", "unreconciled", detail, now), storage_fault(exc, now))
+    return (*others, fault)
 
 
 def restore_help(store: Store, state: journey.State, timeouts: config.TimeoutSettings, now: datetime) -> journey.State:

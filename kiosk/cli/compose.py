@@ -111,7 +111,7 @@ def build_station(settings: config.Settings, clock: Callable[[], datetime], *, s
     more_methods: tuple[PaymentMethod, ...] = ()  # a second payment method is built here (docs/architecture.md)
     if store is not None:
         names = [devices.terminal.name, *(m.name for m in more_methods)]
-        faults = recovery.unowned_payments(store, owed, names, faults, now)
+        faults = recovery.removed_methods(store, owed, names, faults, now)
     loop = Loop(state, database, devices.terminal, display, clock, faults, uplink, panel, more_methods)
     return Station(loop, display, devices, store, link, uplink, panel)
 

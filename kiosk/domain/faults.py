@@ -98,6 +98,9 @@ class Catalogue:
         )
 
 
+STATION_COMPONENTS = frozenset(kind.component for kind in STATION_FAULTS)
+"""The station's own fault components; a payment method's name is none of them."""
+
 STATION = Catalogue(STATION_FAULTS)
 """The catalogue of a station before its payment methods are known (storage and devices at start)."""
 
@@ -107,18 +110,19 @@ def blocking(faults: Iterable[FaultRecord], methods: Collection[str]) -> FaultRe
 
     An out-of-service fault always does. A payment method's fault (an impact in METHOD_DOWN)
     does once each of ``methods`` (the station's payment methods) has one, since parkers can
-    still pay with the others; with no method named, any such fault does.
+    still pay with the others; with no method named, any such fault does. The fault of a
+    method the station does not have (any more) stops nothing.
     """
     faults = tuple(faults)
-    down = {f.component for f in faults if f.parker_impact in METHOD_DOWN}
+    down = {f.component for f in faults if f.parker_impact in METHOD_DOWN and (not methods or f.component in methods)}
     all_down = bool(down) and set(methods) <= down
     return next((f for f in faults if f.parker_impact == ParkerImpact.OUT_OF_SERVICE
-                 or (all_down and f.parker_impact in METHOD_DOWN)), None)
+                 or (all_down and f.component in down)), None)
 
 
 def notices(faults: Iterable[FaultRecord], methods: Collection[str]) -> tuple[FaultRecord, ...]:
     """Faults parkers should be told about while the station still works (a stopped method among them)."""
     faults = tuple(faults)
     stopped = blocking(faults, methods) is not None
-    return tuple(f for f in faults
-                 if f.parker_impact == ParkerImpact.NOTICE or (not stopped and f.parker_impact in METHOD_DOWN))
+    return tuple(f for f in faults if f.parker_impact == ParkerImpact.NOTICE or (
+        not stopped and f.parker_impact in METHOD_DOWN and (not methods or f.component in methods)))

@@ -33,13 +33,15 @@ def count_owed(database: Path, method: str) -> int:
 
     A database from before payments named their method (schema 5) owes every such payment to
     the card terminal, the only method then. Raises sqlite3.Error if the file is not a
-    readable kiosk database.
+    readable kiosk database of schema 5 or newer (the station migrates older ones at its start).
     """
     if not database.exists():
         return 0
     conn = sqlite3.connect(f"{database.absolute().as_uri()}?mode=ro", uri=True)
     try:
         columns = {row[1] for row in conn.execute("PRAGMA table_info(payment)")}
+        if not columns:
+            raise sqlite3.DatabaseError("no payment table: not a kiosk database")
         if "method" not in columns:
             return int(conn.execute(OWED_QUERY).fetchone()[0]) if method == FIRST_METHOD else 0
         return int(conn.execute(f"{OWED_QUERY} AND method = ?", (method,)).fetchone()[0])
@@ -178,9 +180,9 @@ class PaymentBook:
         return payment
 
     def unconfirmed_payments(self) -> list[PaymentRecord]:
-        """Approved payments (their session is stored) whose vending answer the terminal may not have had.
+        """Approved payments (their session is stored) whose vending answer their payment method may not have had.
 
-        Those already found unreconciled are left out: they are staff's, not the terminal's.
+        Those already found unreconciled are left out: they are staff's, not the method's.
         """
         query = Payment.select().where(Payment.state == "approved", Payment.confirmed.is_null(),
                                        Payment.unreconciled.is_null()).order_by(Payment.created)
@@ -188,7 +190,7 @@ class PaymentBook:
             return [to_record(PaymentRecord, row) for row in query.execute(self._core.db)]
 
     def mark_unreconciled(self, payment_id: str, detail: str, now: datetime) -> PaymentRecord:
-        """Record that an approved, unconfirmed payment could not be settled with the terminal, and why.
+        """Record that an approved, unconfirmed payment could not be settled with its payment method, and why.
 
         It is not owed again at the next start (a receipt number may meanwhile belong to another
         payment): staff settle it by hand. Idempotent; NotOwed if the payment is not approved

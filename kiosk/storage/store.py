@@ -252,11 +252,11 @@ class Store:
         return self._payments.mark_confirmed(payment_id, now)
 
     def unconfirmed_payments(self) -> list[PaymentRecord]:
-        """Approved payments (their session is stored) whose vending answer the terminal may not have had."""
+        """Approved payments (their session is stored) whose vending answer their payment method may not have had."""
         return self._payments.unconfirmed_payments()
 
     def mark_unreconciled(self, payment_id: str, detail: str, now: datetime) -> PaymentRecord:
-        """Record that an approved, unconfirmed payment could not be settled with the terminal, and why."""
+        """Record that an approved, unconfirmed payment could not be settled with its payment method, and why."""
         return self._payments.mark_unreconciled(payment_id, detail, now)
 
     def reverse_unconfirmed_payment(self, payment_id: str, reason: str, now: datetime) -> SessionRecord:
