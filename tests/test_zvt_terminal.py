@@ -108,6 +108,7 @@ def test_approved_payment_is_committed_then_booked(station: Station) -> None:
     assert (payment["state"], payment["amount"], payment["brand"]) == ("approved", 200, "VISA")
     assert payment["masked_pan"] == "411111******1111" and payment["receipt_no"] == "0001"
     assert [s["kind"] for s in station.store.rows("parking_session")] == ["paid"]
+    station.wait_for(lambda: len(station.journal("0001")) >= 2)  # the terminal journals after its ACK
     assert station.journal("0001") == ["authorized", "booked"]
 
 
@@ -168,6 +169,7 @@ def test_link_faults_are_retried_and_the_payment_still_goes_through(fake_time_st
     station = fake_time_station
     station.play(TO_PAY.format(plate="B-RTY") + f"terminal inject {fault}\ntap pay\nexpect screen paid\n"
                  "expect row payment confirmed=*\n")
+    station.wait_for(lambda: len(station.journal("0001")) >= 2)  # the terminal journals after its ACK
     assert station.journal("0001") == ["authorized", "booked"]
     assert not any(f.component == "card_terminal" for f in station.loop.state.faults)
 
