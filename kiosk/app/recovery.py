@@ -10,7 +10,7 @@ from pathlib import Path
 
 from kiosk import config, remote_config
 from kiosk.domain import helpdesk, journey
-from kiosk.domain.faults import STATION, STATION_COMPONENTS
+from kiosk.domain.faults import METHOD_DOWN, STATION
 from kiosk.domain.records import FaultRecord, PaymentRecord
 from kiosk.mqtt.contract import time_text
 from kiosk.storage.store import StorageError, Store
@@ -88,14 +88,15 @@ def removed_methods(store: Store, owed: Sequence[PaymentRecord], methods: Collec
                     faults: tuple[FaultRecord, ...], now: datetime) -> tuple[FaultRecord, ...]:
     """What payment methods the station no longer has left behind: their faults cleared, their owed payments to staff.
 
-    Nothing can clear the fault of a method that is gone, so it is cleared here. Nobody can
+    Nothing can clear the fault that stopped a method that is gone (an impact in METHOD_DOWN,
+    which only payment methods have), so it is cleared here. Nobody can
     settle (book or reverse) a payment owed to such a method either: ``payments/unreconciled``
     is raised first, then each is marked unreconciled, as a method does when it cannot tell.
     If the database fails on the way, the fault is kept in memory with the storage fault,
     and what was not marked is still owed at the next start. Returns the active faults.
     """
     for fault in faults:
-        if fault.component not in STATION_COMPONENTS and fault.component not in methods:
+        if fault.parker_impact in METHOD_DOWN and fault.component not in methods:
             log.warning("fault %s/%s belongs to no payment method of this station: cleared", fault.component, fault.code)
             faults = tuple(f for f in faults if f.component != fault.component)
             with suppress(StorageError):  # the fault stops nothing (faults.blocking); the next start tries again
