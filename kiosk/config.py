@@ -131,7 +131,7 @@ class LanguageSettings:
     """Languages offered on the Welcome screen."""
 
     default: Annotated[str, matches(r"[a-z]{2}", "a two-letter language code")] = "en"
-    available: tuple[Annotated[str, matches(r"[a-z]{2}", "a two-letter language code")], ...] = ("en",)
+    available: tuple[Annotated[str, matches(r"[a-z]{2}", "a two-letter language code")], ...] = ("en", "de", "fr", "es")
 
 
 @dataclass(frozen=True)

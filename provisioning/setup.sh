@@ -42,4 +42,6 @@ fi
 spec="."
 if [ ${#extras[@]} -gt 0 ]; then spec=".[$(IFS=,; echo "${extras[*]}")]"; fi
 .venv/bin/python -m pip install -q -e "$spec"
+# The screens' translations: compiled here from screens/locale/*/LC_MESSAGES/kiosk.po (docs/screens.md).
+.venv/bin/pybabel compile --statistics --domain kiosk --directory screens/locale
 echo "installed: $(.venv/bin/kiosk version)"

@@ -18,7 +18,8 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
     frame.text(_("How was it?"), title_box, size=m.title, bold=True, min_size=m.title_min, align="center", valign="middle")
     split = cols if m.landscape else rows
     for value, (word, box) in enumerate(zip(RATINGS, split(scale, [Flex()] * len(RATINGS), m.gap)), start=1):
-        frame.button(f"rate:{value}", f"{value}\n{_(word)}", box, size=m.title)
+        label = _(word)
+        frame.button(f"rate:{value}", f"{value}\n{label}", box, size=m.title)
     _space, skip = cols(footer, [Flex(), m.px(200)], m.gap)
     frame.button("skip", _("Skip"), skip)
 

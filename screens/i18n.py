@@ -46,6 +46,16 @@ def locale(language: str) -> Locale:
 
 
 @functools.lru_cache(maxsize=16)
+def language_name(language: str) -> str:
+    """A language's name in that language, as its button shows it ("Deutsch", "Français"); the code if unknown."""
+    try:
+        name = Locale.parse(language).get_display_name(language)
+    except (UnknownLocaleError, ValueError):
+        name = None
+    return name[:1].upper() + name[1:] if name else language.upper()
+
+
+@functools.lru_cache(maxsize=16)
 def zone(tz: str | tzinfo) -> tzinfo:
     """A time zone from its IANA name (or an existing tzinfo)."""
     return ZoneInfo(tz) if isinstance(tz, str) else tz

@@ -8,7 +8,7 @@ import pygame
 from kiosk.domain import faults
 from kiosk.domain.journey import State, fault_notices
 from kiosk.domain.tariff import Tariff
-from screens.i18n import N_, day_names, format_clock, format_date, format_duration, format_money, translator
+from screens.i18n import N_, day_names, format_clock, format_date, format_duration, format_money, language_name, translator
 from screens.widgets import Flex, Frame, cols, rows
 
 BUTTON_BROKEN = N_("The red help button is out of order: tap Help on the screen to reach a person.")
@@ -82,23 +82,23 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
     settings = state.settings
     frame.fill(p.bg)
     languages = settings.languages.available if len(settings.languages.available) > 1 else ()
-    lang_sizes: list[int | Flex] = [m.px(72)] * len(languages)
     if m.landscape:
-        header, body, footer = rows(frame.content(), [m.target, Flex(), m.target], m.gap)
-        name_box, clock_box, *lang_boxes = cols(header, [Flex(), m.px(230), *lang_sizes], m.gap)
+        header, lang_row, body, footer = rows(frame.content(), [m.target, m.target if languages else 0, Flex(),
+                                                                 m.target], m.gap)
         hint_box, contrast_box, help_box = cols(footer, [Flex(), m.px(210), m.px(130)], m.gap)
     else:
         header, lang_row, body, hint_box, footer = rows(
             frame.content(), [m.target, m.target if languages else 0, Flex(), m.target, m.target], m.gap)
-        name_box, clock_box = cols(header, [Flex(), m.px(230)], m.gap)
-        lang_boxes = cols(lang_row, [Flex(), *lang_sizes], m.gap)[1:]
         contrast_box, help_box = cols(footer, [Flex(), Flex()], m.gap)
+    name_box, clock_box = cols(header, [Flex(), m.px(230)], m.gap)
+    lang_width = min(m.px(170), (lang_row.w - m.gap * (len(languages) - 1)) // max(1, len(languages)))
+    lang_boxes = cols(lang_row, [*[lang_width] * len(languages), Flex()], m.gap)[:len(languages)]
     frame.text(settings.zone.name, name_box, size=m.px(32), bold=True, valign="middle")
     tz = settings.zone.timezone
     clock = f"{format_date(now, tz, state.language)}  {format_clock(now, tz)}"
     frame.text(clock, clock_box, size=m.body, bold=True, align="right", valign="middle")
     for code, box in zip(languages, lang_boxes):
-        frame.button(f"lang:{code}", code.upper(), box, primary=code == state.language)
+        frame.button(f"lang:{code}", language_name(code), box, primary=code == state.language)
 
     split = cols if m.landscape else rows
     info, start_box = split(body, [Flex(), m.px(330) if m.landscape else m.px(220)], m.gap * 2)

@@ -25,7 +25,7 @@ from screens.widgets import Frame
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # Monday 10:00 in Berlin
 SCREENS_DIR = Path(__file__).resolve().parents[1] / "screens"
 LINKS = LinkSettings(help_phone="+49 30 123456", nearest_station="Marktplatz 3, 200 m north")
-SETTINGS = Settings(links=LINKS)
+SETTINGS = Settings(links=LINKS, languages=LanguageSettings("en", ("en",)))  # one language: no buttons
 MULTILINGUAL = replace(SETTINGS, languages=LanguageSettings("en", ("en", "de", "fr", "es")))
 PORTRAIT = replace(MULTILINGUAL, screen=ScreenSettings(720, 1280, "portrait", False))
 PRIMARY = {"start", "continue", "pay", "retry", "wake", "help:wait", "help:ok"}

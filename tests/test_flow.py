@@ -282,6 +282,17 @@ def test_sleep_and_wake_tap_never_acts() -> None:
     assert state.screen is Screen.WELCOME and not state.asleep and effects == []
 
 
+def test_the_next_parker_finds_the_default_language_and_contrast() -> None:
+    """A parker who chose French and high contrast and walked away leaves neither to the next one."""
+    chosen, _ = run(welcome(), Tap("lang:fr"), Tap("contrast"))
+    assert (chosen.language, chosen.high_contrast) == ("fr", True)
+    asleep, _ = run(chosen, Tick(), now=NOW + timedelta(seconds=SETTINGS.timeouts.sleep_s))
+    assert asleep.asleep and (asleep.language, asleep.high_contrast) == ("en", False)
+    paid_in_french, _ = run(replace(at_paid(), language="fr", high_contrast=True), Tap("done"), Tap("skip"))
+    assert paid_in_french.screen is Screen.WELCOME
+    assert (paid_in_french.language, paid_in_french.high_contrast) == ("en", False)
+
+
 def test_paid_and_feedback_time_out_to_welcome() -> None:
     state = at_paid()
     state, _ = run(state, Tick(), now=NOW + timedelta(seconds=SETTINGS.timeouts.paid_s))

@@ -301,8 +301,8 @@ def _on_tick(state: State, event: Tick, now: datetime) -> Result:
 
 def _screen_tick(state: State, now: datetime) -> Result:
     s = state.screen
-    if s is Screen.WELCOME:
-        return replace(state, asleep=True), ()
+    if s is Screen.WELCOME:  # the next parker finds the station in its own language and look
+        return replace(state, asleep=True, language=state.settings.languages.default, high_contrast=False), ()
     if s in (Screen.PLATE, Screen.DURATION, Screen.DECLINED):
         if state.warning_since is None:
             return replace(state, warning_since=now), ()

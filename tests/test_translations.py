@@ -1,0 +1,96 @@
+"""The shipped translations: complete, with the template's placeholders, drawable, compiled, and named in their own words."""
+from __future__ import annotations
+
+import ast
+import re
+import string
+from pathlib import Path
+
+import pytest
+from babel.messages.mofile import read_mo
+from babel.messages.pofile import read_po
+from screen_states import FONTS
+
+from kiosk.config import Settings
+from screens import i18n
+
+LOCALE = Path(i18n.LOCALE_DIR)
+SHIPPED = ("de", "fr", "es")
+SCREENS = LOCALE.parent
+
+
+def template_ids() -> set[str]:
+    with (LOCALE / "kiosk.pot").open("rb") as template:
+        return {m.id for m in read_po(template) if m.id}
+
+
+def catalogue(language: str) -> dict[str, str]:
+    with (LOCALE / language / "LC_MESSAGES" / "kiosk.po").open("rb") as po:
+        read = read_po(po)
+    assert not read.fuzzy, f"{language}: the catalogue is marked fuzzy"
+    assert not any(m.fuzzy for m in read if m.id), f"{language}: fuzzy messages are not shown"
+    return {m.id: m.string for m in read if m.id}
+
+
+def placeholders(text: str) -> set[str]:
+    return {name for _literal, name, _spec, _conversion in string.Formatter().parse(text) if name is not None}
+
+
+def test_the_shipped_languages_are_the_four_offered_by_default() -> None:
+    shipped = {p.parent.parent.name for p in LOCALE.glob("*/LC_MESSAGES/kiosk.po")}
+    assert shipped == set(SHIPPED)
+    assert Settings().languages.available == ("en", *SHIPPED), "English is the source language"
+
+
+@pytest.mark.parametrize("language", SHIPPED)
+def test_every_message_of_the_template_is_translated(language: str) -> None:
+    translated = catalogue(language)
+    assert set(translated) == template_ids(), f"update {language} as docs/screens.md says (pybabel update ...)"
+    missing = sorted(message for message, text in translated.items() if not text.strip())
+    assert missing == [], f"{language}: not translated: {missing}"
+
+
+@pytest.mark.parametrize("language", SHIPPED)
+def test_translations_keep_the_placeholders_and_can_be_drawn(language: str) -> None:
+    for message, text in catalogue(language).items():
+        assert placeholders(text) == placeholders(message), (language, message, text)
+        assert FONTS.missing_glyphs(text) == [], (language, text)
+        assert text == text.strip() and "  " not in text.replace("  {price}", ""), (language, text)
+
+
+@pytest.mark.parametrize("language", SHIPPED)
+def test_the_compiled_catalogue_is_the_source_catalogue(language: str) -> None:
+    """provisioning/setup.sh compiles them; a stale .mo would show yesterday's words."""
+    compiled = LOCALE / language / "LC_MESSAGES" / "kiosk.mo"
+    assert compiled.exists(), "compile with: .venv/bin/pybabel compile --domain kiosk --directory screens/locale"
+    with compiled.open("rb") as mo:
+        shown = {m.id: m.string for m in read_mo(mo) if m.id}
+    assert shown == catalogue(language), "the .mo is stale: compile again (provisioning/setup.sh does it)"
+
+
+def test_a_station_speaks_each_language() -> None:
+    assert [i18n.translator(code)("Help") for code in ("en", *SHIPPED)] == ["Help", "Hilfe", "Aide", "Ayuda"]
+    assert i18n.translator("it")("Help") == "Help", "a language without a catalogue falls back to English"
+
+
+def test_language_buttons_name_each_language_in_its_own_words() -> None:
+    assert [i18n.language_name(code) for code in ("en", *SHIPPED)] == ["English", "Deutsch", "Français", "Español"]
+    assert i18n.language_name("xx") == "XX"
+
+
+def test_no_translated_text_is_built_inside_an_f_string() -> None:
+    """Babel extracts _() inside f-strings on Python 3.13 but not on 3.11: the template must not depend on it."""
+    found = []
+    for path in SCREENS.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.JoinedStr):
+                for call in ast.walk(node):
+                    if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id in ("_", "N_"):
+                        found.append(f"{path.name}:{node.lineno}")
+    assert found == []
+
+
+def test_french_punctuation_keeps_its_space_unbroken() -> None:
+    """A French colon or question mark never starts a line: the space before it does not break."""
+    for message, text in catalogue("fr").items():
+        assert not re.search(r" [:;?!]", text), (message, text)
