@@ -124,6 +124,7 @@ class PlateSettings:
 
     pattern: Annotated[str, Check(_valid_regex, "a valid regular expression")] = r"[A-Z0-9](-?[A-Z0-9]){1,9}"
     max_length: Annotated[int, between(2, 16)] = 10
+    look_alikes: bool = True  # O and 0, I and 1 are one character when plates are matched
 
 
 @dataclass(frozen=True)

@@ -214,8 +214,8 @@ class StorageError(Exception):
 class PaymentLedger(Protocol):
     """Parking sessions and payments: begun, committed, failed, confirmed, reconciled; courtesy sessions."""
 
-    def active_session(self, plate: str, zone: str, now: datetime) -> SessionRecord | None:
-        """The session of ``plate`` in ``zone`` with the latest expiry after ``now``, if any."""
+    def active_session(self, plate: str, zone: str, now: datetime, *, look_alikes: bool = True) -> SessionRecord | None:
+        """The session of ``plate`` (however spelled) in ``zone`` with the latest expiry after ``now``, if any."""
 
     def begin_payment(self, plate: str, zone: str, amount: int, currency: str, minutes: int, starts: datetime,
                       expires: datetime, extends_id: str | None, now: datetime, *, method: str) -> PaymentRecord:

@@ -55,7 +55,10 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
     header, main, *pick_row, footer = rows(frame.content(), sizes, m.gap)
 
     title_box, plate_box = cols(header, [Flex(), m.px(210)], m.gap)
-    if state.existing is not None:
+    if state.existing is not None and state.existing.plate != state.plate:  # found under another spelling
+        title = _("{plate} already has parking until {time}, extend by:").format(
+            plate=state.existing.plate, time=format_when(state.existing.expires, now, tz, language))
+    elif state.existing is not None:
         title = _("You already have parking until {time}, extend by:").format(
             time=format_when(state.existing.expires, now, tz, language))
     else:

@@ -85,7 +85,7 @@ start = "09:00"
 end = "08:00"
 rate_per_hour = "2.005"
 [languages]
-default = "de"
+default = "it"
 [screen]
 width = 480
 height = 800
@@ -102,7 +102,7 @@ def test_cross_key_rules_after_types_are_right(tmp_path: Path) -> None:
 [tariff]
 quick_picks_minutes = [20, 600]
 [languages]
-default = "de"
+default = "it"
 [screen]
 width = 480
 height = 800
@@ -116,7 +116,7 @@ cert_file = "/etc/kiosk/station.crt"
     assert found == [
         "tariff.quick_picks_minutes[0]: expected a multiple of 15 between 15 and 180, got 20",
         "tariff.quick_picks_minutes[1]: expected a multiple of 15 between 15 and 180, got 600",
-        "languages.default: expected one of languages.available ['en'], got 'de'",
+        "languages.default: expected one of languages.available ['en', 'de', 'fr', 'es'], got 'it'",
         "screen.orientation: 'landscape' does not match 480x800",
         "timeouts.warning_s: expected less than timeouts.inactivity_s",
         "mqtt.cert_file: cert_file and key_file go together",

@@ -147,7 +147,7 @@ def test_commit_paid_session_writes_payment_session_and_two_events(store: Store)
         "id": session.id, "plate": "MÜ-AB 12", "zone": "Z1", "starts": "2025-03-01T12:00:00.000000Z",
         "expires": "2025-03-01T13:00:00.000000Z", "minutes": 60, "amount": 250, "currency": "EUR",
         "kind": "paid", "reason": None, "payment_id": payment.id, "extends_id": None,
-        "created": "2025-03-01T12:00:00.000000Z",
+        "created": "2025-03-01T12:00:00.000000Z", "plate_key": "MÜAB12",
     }
     rows = store.rows("outbox")
     assert [(r["topic"], r["seq"], r["qos"], r["retain"], r["sent"]) for r in rows] == [
@@ -568,7 +568,7 @@ def test_mark_sent_more_ids_than_one_statement_takes(store: Store, db_path: Path
 
 
 @pytest.mark.parametrize(("call", "index"), [
-    (lambda s: s.active_session("B-1", "Z1", T0), "parking_session_plate_zone_expires"),
+    (lambda s: s.active_session("B-1", "Z1", T0), "parking_session_plate_key"),
     (lambda s: s.unsent_outbox(10, 100), "outbox_unsent"),
     (lambda s: s.outbox_depth(), "outbox_unsent"),
     (lambda s: s.prune_sent(T0), "outbox_sent"),
@@ -836,7 +836,7 @@ def test_migration_from_version_2_keeps_data_and_backfills_retained(db_path: Pat
     conn.close()
 
     with Store.open(db_path, "st-0001", T0 + timedelta(hours=1)) as s:
-        assert s.rows("meta", key="schema_version")[0]["value"] == "6" == str(len(MIGRATIONS))
+        assert s.rows("meta", key="schema_version")[0]["value"] == "7" == str(len(MIGRATIONS))
         assert s.boot == BOOT0 + 3600
         assert s.active_session("B-XY 123", "Z1", T0).id == "s2"
         assert (s.rows("payment", id="p2")[0]["state"], s.rows("payment", id="p2")[0]["unreconciled"]) == (

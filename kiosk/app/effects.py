@@ -118,7 +118,8 @@ class EffectRunner:
     # ---- effects on the database ----
 
     def _lookup_session(self, effect: LookupSession, now: datetime) -> None:
-        self._post(SessionLookedUp(effect.plate, self._store.active_session(effect.plate, effect.zone, now)))
+        found = self._store.active_session(effect.plate, effect.zone, now, look_alikes=effect.look_alikes)
+        self._post(SessionLookedUp(effect.plate, found))
 
     def _begin_payment(self, effect: BeginPayment, now: datetime) -> None:
         method = self._payment.choose()

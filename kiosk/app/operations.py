@@ -98,20 +98,26 @@ class Operations:
         return Done(f"mode {args.mode}", {"mode": args.mode})
 
     def _courtesy(self, args: CourtesyArgs, now: datetime) -> Done:
+        """Free parking for a plate, after the session it already has (however the agent spelled the plate)."""
         settings = self._state().settings
         if not journey.plate_valid(settings, args.plate):
             raise Refusal("bad_arguments", f"plate: {args.plate!r} does not match this station's plate format")
         if not self._store.usable:
             raise Refusal("unavailable", "the station's database is not usable")
-        expires = now + timedelta(minutes=args.minutes)
+        current = self._store.active_session(args.plate, settings.zone.name, now,
+                                             look_alikes=settings.plate.look_alikes)
+        starts = now if current is None else current.expires
+        plate = args.plate if current is None else current.plate  # one spelling for enforcement
+        expires = starts + timedelta(minutes=args.minutes)
         reason = f"granted by staff: {args.reason}"
         if args.ticket is not None:
             reason += courtesy_reason_suffix(args.ticket)
-        session = self._store.grant_courtesy_session(args.plate, settings.zone.name, args.minutes, now, expires,
+        session = self._store.grant_courtesy_session(plate, settings.zone.name, args.minutes, starts, expires,
                                                      reason, now)
         if args.ticket is not None:
-            self._post(CourtesyGranted(args.ticket, args.plate, expires))
-        return Done(f"free parking for {args.plate} until {time_text(expires)}",
+            self._post(CourtesyGranted(args.ticket, plate, expires))
+        after = "" if current is None else f", after its session until {time_text(current.expires)}"
+        return Done(f"free parking for {plate} until {time_text(expires)}{after}",
                     {"session": session.id, "expires": time_text(expires)})
 
     def _journey_cancel(self, args: JourneyCancelArgs, now: datetime) -> Done:

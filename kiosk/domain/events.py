@@ -279,10 +279,11 @@ Event = (
 
 @dataclass(frozen=True)
 class LookupSession:
-    """Find the plate's active session in the zone; answer with SessionLookedUp."""
+    """Find the plate's active session in the zone, however it was spelled; answer with SessionLookedUp."""
 
     plate: str
     zone: str
+    look_alikes: bool = True  # O/0 and I/1 count as one character (config plate.look_alikes)
 
 
 @dataclass(frozen=True)

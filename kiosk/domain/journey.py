@@ -180,7 +180,7 @@ def _tap_plate(state: State, target: str, now: datetime, event: Tap) -> Result:
     if target == "continue":
         if not plate_valid(state.settings, state.plate):
             return replace(state, message="plate_invalid"), ()
-        return state, (LookupSession(state.plate, state.settings.zone.name),)
+        return state, (LookupSession(state.plate, state.settings.zone.name, state.settings.plate.look_alikes),)
     if target == "cancel":
         return _reset(state, now), ()
     if target == "help":

@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from kiosk.domain.plates import plate_key, same_plate
 from kiosk.domain.records import PaymentRecord, PaymentResultData, SessionRecord
 from kiosk.mqtt.contract import payment_event_data, session_event_data
 from kiosk.storage.core import StoreCore
@@ -129,13 +130,18 @@ class PaymentBook:
         log.info("courtesy session %s in zone %s: %s", session.id, zone, reason)
         return session
 
-    def active_session(self, plate: str, zone: str, now: datetime) -> SessionRecord | None:
-        """The session of ``plate`` in ``zone`` with the latest expiry after ``now``, if any."""
+    def active_session(self, plate: str, zone: str, now: datetime, *, look_alikes: bool = True) -> SessionRecord | None:
+        """The session of ``plate`` in ``zone`` with the latest expiry after ``now``, if any.
+
+        However it was spelled (kiosk.domain.plates.same_plate): "AB-123" finds "AB123".
+        """
         query = ParkingSession.select().where(
-            ParkingSession.plate == plate, ParkingSession.zone == zone, ParkingSession.expires > utc(now, "now"),
+            ParkingSession.plate_key == plate_key(plate), ParkingSession.zone == zone,
+            ParkingSession.expires > utc(now, "now"),
         ).order_by(ParkingSession.expires.desc())
         with self._core.guard():
-            row = query.first(self._core.db)
+            rows = list(query.execute(self._core.db))
+        row = next((r for r in rows if same_plate(r.plate, plate, look_alikes)), None)
         return None if row is None else to_record(SessionRecord, row)
 
     def resolve_pending_payments(self, now: datetime) -> list[PaymentRecord]:
@@ -265,6 +271,6 @@ class PaymentBook:
     def _insert_session(self, plate: str, zone: str, minutes: int, starts: datetime, expires: datetime,
                         now: datetime, **columns: Any) -> SessionRecord:
         session_id = str(uuid.uuid4())
-        ParkingSession.insert(id=session_id, plate=plate, zone=zone, minutes=minutes, starts=starts,
-                              expires=expires, created=now, **columns).execute(self._core.db)
+        ParkingSession.insert(id=session_id, plate=plate, plate_key=plate_key(plate), zone=zone, minutes=minutes,
+                              starts=starts, expires=expires, created=now, **columns).execute(self._core.db)
         return to_record(SessionRecord, self._core.one(ParkingSession, session_id, "session"))

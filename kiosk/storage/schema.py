@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import peewee as pw
 
+from kiosk.domain.plates import plate_key
 from kiosk.storage.errors import InvalidValue
 
 
@@ -84,6 +85,7 @@ class ParkingSession(_Model):
     payment_id = pw.TextField(null=True)
     extends_id = pw.TextField(null=True)
     created = UtcDateTimeField()
+    plate_key = pw.TextField()
 
 
 class Payment(_Model):
@@ -306,8 +308,19 @@ def _migration_6_payment_method(db: pw.SqliteDatabase) -> None:
     db.execute_sql(f"ALTER TABLE payment ADD COLUMN method TEXT NOT NULL DEFAULT '{FIRST_METHOD}'")
 
 
+def _migration_7_plate_key(db: pw.SqliteDatabase) -> None:
+    """Sessions are found by their plate's key, so that "AB-123" and "AB123" are one plate (kiosk.domain.plates)."""
+    db.execute_sql("ALTER TABLE parking_session ADD COLUMN plate_key TEXT NOT NULL DEFAULT ''")
+    rows = db.execute_sql("SELECT id, plate FROM parking_session").fetchall()
+    for session_id, plate in rows:
+        db.execute_sql("UPDATE parking_session SET plate_key = ? WHERE id = ?", (plate_key(plate), session_id))
+    db.execute_sql("CREATE INDEX parking_session_plate_key ON parking_session (plate_key, zone, expires)")
+    db.execute_sql("DROP INDEX parking_session_plate_zone_expires")  # sessions are no longer found by their spelling
+
+
 Migration = Callable[[pw.SqliteDatabase], None]
 # Append only: MIGRATIONS[n - 1] takes the schema from version n - 1 to n, in one transaction
 # together with the schema_version update.
 MIGRATIONS: list[Migration] = [_migration_1_initial, _migration_2_payment_confirmed, _migration_3_link,
-                               _migration_4_help_desk, _migration_5_payment_unreconciled, _migration_6_payment_method]
+                               _migration_4_help_desk, _migration_5_payment_unreconciled, _migration_6_payment_method,
+                               _migration_7_plate_key]

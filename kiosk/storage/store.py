@@ -239,9 +239,9 @@ class Store:
         """Create a free session (amount 0, currency XXX, no payment) and report it."""
         return self._payments.grant_courtesy_session(plate, zone, minutes, starts, expires, reason, now)
 
-    def active_session(self, plate: str, zone: str, now: datetime) -> SessionRecord | None:
-        """The session of ``plate`` in ``zone`` with the latest expiry after ``now``, if any."""
-        return self._payments.active_session(plate, zone, now)
+    def active_session(self, plate: str, zone: str, now: datetime, *, look_alikes: bool = True) -> SessionRecord | None:
+        """The session of ``plate`` (however spelled) in ``zone`` with the latest expiry after ``now``, if any."""
+        return self._payments.active_session(plate, zone, now, look_alikes=look_alikes)
 
     def resolve_pending_payments(self, now: datetime) -> list[PaymentRecord]:
         """At start-up, settle every pending payment: reversed, or approved if a session for it exists."""
