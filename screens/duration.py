@@ -5,8 +5,8 @@ from datetime import datetime, timedelta
 
 import pygame
 
-from kiosk.domain.journey import State, current_quote, minute_range, purchase_start
-from screens.i18n import N_, format_duration, format_money, format_when, translator
+from kiosk.domain.journey import State, current_quote, free_now, minute_range, purchase_start
+from screens.i18n import N_, format_clock, format_duration, format_money, format_soon, format_when, translator, zone
 from screens.widgets import Flex, Frame, cols, rows
 
 MESSAGES = {
@@ -24,7 +24,8 @@ def notes(state: State, now: datetime) -> list[str]:
     result = []
     q = current_quote(state, now)
     if q is not None:
-        if q.starts > purchase_start(state, now):
+        said_in_title = state.existing is None and free_now(state.settings, now) is not None
+        if q.starts > purchase_start(state, now) and not said_in_title:
             result.append(_("Parking is free until {time}, your time starts then.").format(
                 time=format_when(q.starts, now, tz, language)))
         elif q.expires - q.starts > timedelta(minutes=q.minutes):
@@ -49,8 +50,9 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
     low, high = minute_range(state)
     q = current_quote(state, now)
     picks = quick_picks(state)
+    free = free_now(state.settings, now) if state.existing is None else None
     frame.fill(p.bg)
-    top = m.px(84) if state.existing is not None else m.target
+    top = m.px(84) if state.existing is not None or free is not None else m.target
     sizes: list[int | Flex] = [top, Flex(), m.target, m.primary] if picks else [top, Flex(), m.primary]
     header, main, *pick_row, footer = rows(frame.content(), sizes, m.gap)
 
@@ -61,6 +63,9 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
     elif state.existing is not None:
         title = _("You already have parking until {time}, extend by:").format(
             time=format_when(state.existing.expires, now, tz, language))
+    elif free is not None and free.until is not None:
+        title = _("Free until {time}: pay only for the time after").format(time=format_soon(free.until, now, tz,
+                                                                                              language))
     else:
         title = _("How long do you want to park?")
     frame.text(title, title_box, size=m.title, bold=True, min_size=m.title_min, valign="middle")
@@ -81,7 +86,12 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
     if q is not None:
         frame.text(format_money(q.price, tariff.currency, language), price_box, size=m.huge, bold=True, bg=p.card,
                    align="right", valign="middle")
-        until = _("Parking until {time}").format(time=format_when(q.expires, now, tz, language))
+        if q.starts > purchase_start(state, now):  # the time bought starts after a free period: say when
+            same_day = q.expires.astimezone(zone(tz)).date() == q.starts.astimezone(zone(tz)).date()
+            end = format_clock(q.expires, tz) if same_day else format_soon(q.expires, now, tz, language)
+            until = _("From {start} until {end}").format(start=format_soon(q.starts, now, tz, language), end=end)
+        else:
+            until = _("Parking until {time}").format(time=format_soon(q.expires, now, tz, language))
         frame.text(until, until_box, size=m.title, bold=True, min_size=m.title_min, bg=p.card, valign="middle")
     if state.message in MESSAGES:
         used = frame.text(_(MESSAGES[state.message]), notes_box, size=m.small, bold=True, fg=p.error, bg=p.card)
@@ -94,7 +104,7 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
 
     back, cancel, help_box, pay = cols(footer, [Flex(130), Flex(150), Flex(120), Flex(340)], m.gap)
     frame.button("back", _("Back"), back)
-    frame.button("cancel", _("Cancel"), cancel)
+    frame.button("cancel", _("No need to pay now") if free is not None else _("Cancel"), cancel)
     frame.button("help", _("Help"), help_box)
     price = q.price if q is not None else 0
     payable = price > 0

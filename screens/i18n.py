@@ -103,6 +103,17 @@ def format_when(dt: datetime, now: datetime, tz: str | tzinfo, language: str) ->
     return _("{date}, {time}").format(date=format_date(dt, tz, language), time=format_clock(dt, tz))
 
 
+def format_soon(dt: datetime, now: datetime, tz: str | tzinfo, language: str) -> str:
+    """A time within the coming week, short: 'HH:MM' today, 'Mon 08:00' on another day of the week, else the date."""
+    local, today = dt.astimezone(zone(tz)), now.astimezone(zone(tz))
+    days = (local.date() - today.date()).days
+    if days == 0:
+        return format_clock(dt, tz)
+    if 0 < days < 7:
+        return f"{day_names(language)[local.weekday()]} {format_clock(dt, tz)}"
+    return format_when(dt, now, tz, language)
+
+
 @functools.lru_cache(maxsize=16)
 def day_names(language: str) -> tuple[str, ...]:
     """Abbreviated weekday names, Monday first."""

@@ -6,9 +6,19 @@ from datetime import datetime
 import pygame
 
 from kiosk.domain import faults
-from kiosk.domain.journey import State, fault_notices
+from kiosk.domain.journey import State, fault_notices, free_now
 from kiosk.domain.tariff import Tariff
-from screens.i18n import N_, day_names, format_clock, format_date, format_duration, format_money, language_name, translator
+from screens.i18n import (
+    N_,
+    day_names,
+    format_clock,
+    format_date,
+    format_duration,
+    format_money,
+    format_soon,
+    language_name,
+    translator,
+)
 from screens.widgets import Flex, Frame, cols, rows
 
 BUTTON_BROKEN = N_("The red help button is out of order: tap Help on the screen to reach a person.")
@@ -64,16 +74,33 @@ def tariff_lines(tariff: Tariff, language: str) -> list[str]:
     return lines
 
 
-def notice_lines(state: State) -> list[str]:
-    """Staff's notice (as they wrote it), then a parker-facing line for each fault that still lets them pay."""
+def notice_lines(state: State, now: datetime) -> list[str]:
+    """Staff's notice (as they wrote it), then a line for each fault that still lets parkers pay; in a free period, first
+    that nobody needs to pay now."""
     _ = translator(state.language)
     lines = [_(STOPPED.get(fault.parker_impact) or NOTICES.get(fault.component, OTHER_NOTICE))
              for fault in fault_notices(state)]
     if lines and state.settings.links.app_url:
         lines.append(_("You can also pay by app."))
+    if free_now(state.settings, now) is not None:
+        lines.insert(0, _("You only need to pay if you stay longer."))
     if state.notice:
         lines.insert(0, state.notice)
     return list(dict.fromkeys(lines))
+
+
+def title(state: State, now: datetime) -> str:
+    """What Welcome says first: pay here, or, in a free period, until when parking is free."""
+    _ = translator(state.language)
+    free = free_now(state.settings, now)
+    if free is None:
+        return _("Pay for your parking here")
+    if free.until is None:
+        said = _("Parking is free now")
+    else:
+        said = _("Parking is free now until {time}").format(
+            time=format_soon(free.until, now, state.settings.zone.timezone, state.language))
+    return said
 
 
 def draw(frame: Frame, state: State, now: datetime) -> None:
@@ -82,27 +109,29 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
     settings = state.settings
     frame.fill(p.bg)
     languages = settings.languages.available if len(settings.languages.available) > 1 else ()
-    if m.landscape:
-        header, lang_row, body, footer = rows(frame.content(), [m.target, m.target if languages else 0, Flex(),
-                                                                 m.target], m.gap)
+    if m.landscape:  # the languages share the header with the zone; the clock sits above Start
+        header, body, footer = rows(frame.content(), [m.target, Flex(), m.target], m.gap)
+        name_box, lang_row = cols(header, [Flex(), (m.px(112) + m.gap) * len(languages) - m.gap], m.gap)
         hint_box, contrast_box, help_box = cols(footer, [Flex(), m.px(210), m.px(130)], m.gap)
     else:
         header, lang_row, body, hint_box, footer = rows(
             frame.content(), [m.target, m.target if languages else 0, Flex(), m.target, m.target], m.gap)
+        name_box, clock_box = cols(header, [Flex(), m.px(230)], m.gap)
         contrast_box, help_box = cols(footer, [Flex(), Flex()], m.gap)
-    name_box, clock_box = cols(header, [Flex(), m.px(230)], m.gap)
     lang_width = min(m.px(170), (lang_row.w - m.gap * (len(languages) - 1)) // max(1, len(languages)))
     lang_boxes = cols(lang_row, [*[lang_width] * len(languages), Flex()], m.gap)[:len(languages)]
     frame.text(settings.zone.name, name_box, size=m.px(32), bold=True, valign="middle")
-    tz = settings.zone.timezone
-    clock = f"{format_date(now, tz, state.language)}  {format_clock(now, tz)}"
-    frame.text(clock, clock_box, size=m.body, bold=True, align="right", valign="middle")
     for code, box in zip(languages, lang_boxes):
         frame.button(f"lang:{code}", language_name(code), box, primary=code == state.language)
 
     split = cols if m.landscape else rows
     info, start_box = split(body, [Flex(), m.px(330) if m.landscape else m.px(220)], m.gap * 2)
-    notices = notice_lines(state)
+    if m.landscape:
+        clock_box, start_box = rows(start_box, [m.px(30), Flex()], m.px(4))
+    tz = settings.zone.timezone
+    clock = f"{format_date(now, tz, state.language)}  {format_clock(now, tz)}"
+    frame.text(clock, clock_box, size=m.body, bold=True, align="right", valign="middle")
+    notices = notice_lines(state, now)
     notice_height = m.px(36) * (len(notices) + 1) if notices else 0
     heading, prices, notice_box = rows(info, [m.px(40), Flex(), notice_height], m.px(6))
     frame.text(_("Prices"), heading, size=m.body, bold=True, valign="bottom")
@@ -113,7 +142,7 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
                    fg=p.on_notice, bg=p.notice, valign="middle")
 
     title_box, button_box = rows(start_box, [Flex(), m.px(150)], m.gap)
-    frame.text(_("Pay for your parking here"), title_box, size=m.title, bold=True, min_size=m.title_min, valign="bottom")
+    frame.text(title(state, now), title_box, size=m.title, bold=True, min_size=m.title_min, valign="bottom")
     frame.button("start", _("Start"), button_box, primary=True, size=m.px(44))
 
     if button_works(state):

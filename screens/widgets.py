@@ -62,7 +62,7 @@ class Key:
 
 
 class Frame:
-    """One frame being drawn: draws on a surface and records the tap targets, texts, their sizes and colour pairs."""
+    """One frame being drawn: draws on a surface; records the tap targets, texts, their sizes, colour pairs and cuts."""
 
     def __init__(self, surface: pygame.Surface, fonts: Fonts, palette: Palette, language: str,
                  pressed: str | None = None) -> None:
@@ -76,6 +76,7 @@ class Frame:
         self.targets: dict[str, pygame.Rect] = {}
         self.texts: list[str] = []
         self.sizes: dict[str, int] = {}
+        self.cut: list[str] = []  # texts that did not fit their box even at their smallest size
         self.pairs: set[tuple[Color, Color]] = set()
 
     @property
@@ -105,6 +106,8 @@ class Frame:
         """Draw text wrapped into rect, shrinking down to min_size (then cut with '…'); return the area used."""
         size = self.m.snap(size)
         size, lines = self._fit(text, rect.w, rect.h, size, bold, self.m.snap(min(size, min_size or self.m.small)))
+        if "".join(lines).replace(" ", "") != text.replace(" ", "").replace("\n", ""):
+            self.cut.append(text)
         if not text or not lines:
             return pygame.Rect(rect.x, rect.y, rect.w, 0)
         fg = self.palette.fg if fg is None else fg

@@ -148,10 +148,10 @@ def test_duration_shows_price_and_expiry_in_local_time() -> None:
 def test_duration_date_when_expiry_is_not_today_and_free_start() -> None:
     evening = replace(states()["duration"], minutes=60)
     texts = [t for t in draw_at(evening, datetime(2026, 3, 2, 18, 30, tzinfo=UTC)).texts]  # 19:30 local
-    assert "Parking until Tue, Mar 3, 08:30" in texts
+    assert "Parking until Tue 08:30" in texts
     early = draw_at(evening, datetime(2026, 3, 2, 6, 0, tzinfo=UTC)).texts  # 07:00 local, free until 08:00
-    assert "Parking is free until 08:00, your time starts then." in early
-    assert "Parking until 09:00" in early
+    assert "Free until 08:00: pay only for the time after" in early, "free-time honesty: the main line says so"
+    assert "From 08:00 until 09:00" in early and "No need to pay now" in early
 
 
 def test_duration_extension_and_messages() -> None:

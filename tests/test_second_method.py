@@ -77,7 +77,7 @@ def test_with_the_card_terminal_down_parkers_pay_with_the_other_method_and_the_r
     loop.post(MethodHealth("unreachable", "no answer after 3 tries", "card_terminal"))
     loop.settle()
     assert loop.state.screen is journey.Screen.WELCOME, "one method stopped is not out of service"
-    assert "Card payment is not available" in notice_lines(loop.state)
+    assert "Card payment is not available" in notice_lines(loop.state, START)
     payment_id = pay_for_an_hour(loop)
     assert [c[0] for c in coins.calls] == ["start_payment"] and card.calls == []
     assert store.rows("payment", id=payment_id)[0]["method"] == "coin_acceptor"

@@ -174,6 +174,21 @@ def test_link_faults_are_retried_and_the_payment_still_goes_through(fake_time_st
     assert not any(f.component == "card_terminal" for f in station.loop.state.faults)
 
 
+def test_a_payment_the_terminal_did_not_finish_in_time_warns_the_next_parkers(fake_time_station: Station) -> None:
+    """T4 ends a payment the terminal never finished: Welcome says card payment may fail until one goes through."""
+    station = fake_time_station
+    station.play(TO_PAY.format(plate="B-T4X") + "terminal wait-card\ntap pay\nexpect screen declined\n")
+    station.wait_for(lambda: [(f.component, f.code) for f in station.loop.state.faults]
+                     == [("card_terminal", "payment_timeout")])
+    (fault,) = station.loop.state.faults
+    assert (fault.severity, fault.parker_impact) == ("warning", "notice")
+    station.play('tap done\nexpect screen welcome\nexpect text "Card payment may be slow or fail at the moment."\n')
+    station.play(TO_PAY.format(plate="B-T4Y") + "tap pay\nexpect screen paid\n")
+    station.wait_for(lambda: station.loop.state.faults == ())
+    (row,) = station.store.rows("fault", component="card_terminal")
+    assert row["code"] == "payment_timeout" and row["cleared_at"] is not None
+
+
 def test_silent_terminal_declines_after_the_link_gives_up(fake_time_station: Station) -> None:
     station = fake_time_station
     station.play(TO_PAY.format(plate="B-DED") + "terminal silent\ntap pay\n")

@@ -45,6 +45,7 @@ from kiosk.domain.parker_state import (
     PAYMENT_GRACE_S,
     THANKS_S,
     Decline,
+    FreePeriod,
     Payment,
     Result,
     Screen,
@@ -53,6 +54,7 @@ from kiosk.domain.parker_state import (
     current_quote,
     deadline,
     fault_notices,
+    free_now,
     help_context,
     help_shown,
     initial,
@@ -66,9 +68,9 @@ from kiosk.domain.records import PaymentState, SessionRecord
 from kiosk.domain.tariff import clamp_minutes
 
 __all__ = [  # the journey's state and queries live in parker_state; they are part of this surface too
-    "CANCEL_GRACE_S", "KEYBOARD", "PAYMENT_GRACE_S", "THANKS_S", "Decline", "Payment", "Result", "Screen", "State",
-    "blocking_fault", "current_quote", "deadline", "fault_notices", "help_context", "help_shown", "initial",
-    "minute_range", "plate_valid", "purchase_start", "step",
+    "CANCEL_GRACE_S", "KEYBOARD", "PAYMENT_GRACE_S", "THANKS_S", "Decline", "FreePeriod", "Payment", "Result", "Screen",
+    "State", "blocking_fault", "current_quote", "deadline", "fault_notices", "free_now", "help_context", "help_shown",
+    "initial", "minute_range", "plate_valid", "purchase_start", "step",
 ]
 
 def step(state: State, event: Event, now: datetime) -> Result:

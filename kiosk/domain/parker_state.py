@@ -13,12 +13,12 @@ from kiosk.domain import helpdesk
 from kiosk.domain.events import Effect
 from kiosk.domain.payment import DeclineReason
 from kiosk.domain.records import FaultRecord, SessionRecord
-from kiosk.domain.tariff import Quote, quote
+from kiosk.domain.tariff import Quote, is_chargeable, next_chargeable, quote
 
 __all__ = [
-    "CANCEL_GRACE_S", "KEYBOARD", "PAYMENT_GRACE_S", "THANKS_S", "Decline", "Payment", "Result", "Screen", "State",
-    "blocking_fault", "current_quote", "deadline", "fault_notices", "help_context", "help_shown", "initial",
-    "minute_range", "plate_valid", "purchase_start", "screen_deadline",
+    "CANCEL_GRACE_S", "KEYBOARD", "PAYMENT_GRACE_S", "THANKS_S", "Decline", "FreePeriod", "Payment", "Result", "Screen",
+    "State", "blocking_fault", "current_quote", "deadline", "fault_notices", "free_now", "help_context", "help_shown",
+    "initial", "minute_range", "plate_valid", "purchase_start", "screen_deadline",
 ]
 
 KEYBOARD = tuple("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
@@ -124,6 +124,21 @@ def minute_range(state: State) -> tuple[int, int]:
     high = (tariff.maximum_minutes - already) // tariff.increment_minutes * tariff.increment_minutes
     low = tariff.minimum_minutes if state.existing is None else tariff.increment_minutes
     return min(low, high), high
+
+
+@dataclass(frozen=True)
+class FreePeriod:
+    """Parking is free now: ``until`` the next charged time (None: none within the tariff's search window)."""
+
+    until: datetime | None
+
+
+def free_now(settings: Settings, now: datetime) -> FreePeriod | None:
+    """The free period ``now`` lies in, if any: parkers need not pay before it ends."""
+    tariff = settings.tariff_engine
+    if is_chargeable(tariff, now):
+        return None
+    return FreePeriod(next_chargeable(tariff, now))
 
 
 def purchase_start(state: State, now: datetime) -> datetime:

@@ -180,6 +180,7 @@ class ZvtTerminal:
         self._port: SerialPort | None = None
         self._session: EcrSession | None = None
         self._health: str | None = "unknown"
+        self._timed_out = False  # the payment_timeout notice is up (the terminal itself is well)
         self._recover = False
         self._next_poll = 0.0
         self._thread = threading.Thread(target=self._run, name="zvt", daemon=True)
@@ -355,6 +356,7 @@ class ZvtTerminal:
                 self._post(declined(pay.payment_id, RESULT_ABORTED))
             elif self._health not in (None, "unknown") or now - pay.queued_at >= PAYMENT_WAIT_S:
                 self._post(declined(pay.payment_id, RESULT_COMMUNICATION, "The card terminal is not ready"))
+                self._payment_timed_out(f"payment {pay.payment_id} waited {now - pay.queued_at:.0f} s for the line")
             else:
                 self._commands.put(pay)
 
@@ -446,6 +448,7 @@ class ZvtTerminal:
         if code == self._health:
             return
         self._health = code
+        self._timed_out = False  # a fault (or its end) takes the notice's place on the fault board
         if code is None:
             log.info("card terminal ready")
         else:
@@ -477,6 +480,10 @@ class ZvtTerminal:
 
         def on_booked(info: msg.StatusInformation) -> None:
             self._post(PaymentConfirmed(pay.payment_id))
+            if self._timed_out and self._health is None:  # payments go through again: the notice ends
+                self._timed_out = False
+                log.info("card terminal finished a payment again")
+                self._post(MethodHealth(None, "", self.name))
 
         outcome = session.pay(pay.amount, on_status=on_status, decide=decide, on_booked=on_booked,
                               abort_requested=self._abort.is_set)
@@ -512,6 +519,8 @@ class ZvtTerminal:
             self._owe(OwedPayment(pay.payment_id, outcome.approval.receipt_no, outcome.approval.trace_no, pay.amount))
         if outcome.result_code in msg.UNWELL_RESULTS:
             self._set_health("error", msg.result_text(outcome.result_code))
+        elif outcome.timed_out and outcome.approval is None:
+            self._payment_timed_out(outcome.text)
         if outcome.abort_unanswered:
             # Some terminals stay silent after an abort: abort again, then register (docs/zvt.md 4).
             try:
@@ -521,6 +530,18 @@ class ZvtTerminal:
             self._recover = True
         if outcome.ending == "failed":
             self._recover = True
+
+    def _payment_timed_out(self, detail: str) -> None:
+        """A payment ended because the terminal did not finish it in time: the next parkers are told.
+
+        The ``payment_timeout`` notice (card payment may be slow or fail) stays until a payment
+        is booked again, or a fault of the terminal takes its place.
+        """
+        if self._health not in (None, "unknown") or self._timed_out:
+            return
+        self._timed_out = True
+        log.warning("card terminal payment_timeout: %s", detail)
+        self._post(MethodHealth("payment_timeout", detail, self.name))
 
     def _owe(self, owed: OwedPayment) -> None:
         """Settle ``owed`` at the next recovery of the line, before any other payment."""

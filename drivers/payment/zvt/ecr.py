@@ -57,6 +57,7 @@ class PaymentOutcome:
     text: str
     approval: msg.StatusInformation | None = None
     abort_unanswered: bool = False
+    timed_out: bool = False  # failed because the PT did not finish in time (T4, or the link gave up)
 
 
 @dataclass(frozen=True)
@@ -295,7 +296,7 @@ class EcrSession:
         try:
             return self._pay_as_slave(run)
         except TerminalUnreachable as exc:
-            return run.failed(RESULT_COMMUNICATION, str(exc))
+            return run.failed(RESULT_COMMUNICATION, str(exc), timed_out=True)
         except DecodeError as exc:
             log.warning("the terminal sent what the station cannot read during the payment: %s", exc)
             return run.failed(RESULT_PROTOCOL, str(exc))
@@ -352,7 +353,7 @@ class EcrSession:
             log.warning("terminal silent after the abort: payment ended here, link to be re-registered")
             return PaymentOutcome("declined", RESULT_ABORTED, msg.result_text(RESULT_ABORTED), abort_unanswered=True)
         text = f"The card terminal did not finish the payment within {phase.limit:g} s"
-        return run.failed(RESULT_ABORTED, text)
+        return run.failed(RESULT_ABORTED, text, timed_out=True)
 
     @staticmethod
     def _answer_in_payment(apdu: Apdu, run: _Payment) -> PaymentOutcome | None:
@@ -504,12 +505,12 @@ class _Payment:
             self.booked = True
             self.on_booked(info)
 
-    def failed(self, code: int, text: str) -> PaymentOutcome:
+    def failed(self, code: int, text: str, *, timed_out: bool = False) -> PaymentOutcome:
         """The sequence broke off: booked anyway if the PT had acknowledged our positive answer."""
         if self.booked:
             log.warning("payment sequence broke off after the terminal had our vending answer (%s): booked", text)
             return PaymentOutcome("booked", 0, "", self.approval)
-        return PaymentOutcome("failed", code, text, self.approval)
+        return PaymentOutcome("failed", code, text, self.approval, timed_out=timed_out)
 
     def check_abort(self, phase: _MasterPhase) -> None:
         """While the PT waits for the card: send the parker's abort once."""
