@@ -4,12 +4,13 @@ from __future__ import annotations
 import ast
 import re
 import string
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
-from screen_states import FONTS
+from screen_states import FONTS, MULTILINGUAL, draw, states
 
 from kiosk.config import Settings
 from screens import i18n
@@ -94,3 +95,12 @@ def test_french_punctuation_keeps_its_space_unbroken() -> None:
     """A French colon or question mark never starts a line: the space before it does not break."""
     for message, text in catalogue("fr").items():
         assert not re.search(r" [:;?!]", text), (message, text)
+
+
+@pytest.mark.parametrize("language", ["en", *SHIPPED])
+def test_no_text_is_cut_on_the_7_inch_panel_in_any_language(language: str) -> None:
+    """Every screen state, normal and high contrast, on the 800x480 panel (portrait: see docs/screens.md)."""
+    for name, state in states(MULTILINGUAL).items():
+        for high_contrast in (False, True):
+            frame = draw(replace(state, language=language, high_contrast=high_contrast))
+            assert frame.cut == [], (name, language, high_contrast)
