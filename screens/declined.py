@@ -27,9 +27,9 @@ NEXT_STEPS: dict[str, str] = {
 }
 OTHER_NEXT_STEP = N_("Please try again. If it happens again, use another card or press Help.")
 
-# Texts that are not the terminal's words for the parker (e.g. a storage error) are not shown.
-TERMINAL_TEXT_REASONS = frozenset({DeclineReason.DECLINED, DeclineReason.UNREADABLE, DeclineReason.EXPIRED,
-                                   DeclineReason.ABORTED, DeclineReason.FAILED})
+# The terminal's own words only where they add to the station's: its problem, which staff may ask about.
+# A decline, an unreadable or expired card and an abort are said in the parker's language already.
+TERMINAL_TEXT_REASONS = frozenset({DeclineReason.FAILED})
 
 
 def draw(frame: Frame, state: State, now: datetime) -> None:

@@ -1,13 +1,24 @@
-"""Paying: the amount, 'present your card', the terminal's own status text, Cancel, and a word on a help call."""
+"""Paying: the amount, 'present your card', the terminal's prompt in the station's words, Cancel, and help news."""
 from __future__ import annotations
 
 from datetime import datetime
 
 from kiosk.domain.helpdesk import Phase
 from kiosk.domain.journey import State
+from kiosk.domain.payment import PaymentPrompt
 from screens.help import agent_name, say
-from screens.i18n import format_money
+from screens.i18n import N_, format_money
 from screens.widgets import Flex, Frame, cols, rows
+
+PROMPTS = {
+    PaymentPrompt.PRESENT_CARD: N_("The terminal is ready for your card."),
+    PaymentPrompt.ENTER_PIN: N_("Enter your PIN on the terminal."),
+    PaymentPrompt.WRONG_PIN: N_("Wrong PIN. Please try again on the terminal."),
+    PaymentPrompt.REMOVE_CARD: N_("Please take your card."),
+    PaymentPrompt.WAIT: N_("Please wait…"),
+    PaymentPrompt.FOLLOW_TERMINAL: N_("Please follow the instructions on the terminal."),
+}
+SHOW_OWN_WORDS = frozenset({PaymentPrompt.ENTER_PIN, PaymentPrompt.FOLLOW_TERMINAL})  # they add something there
 
 
 def draw(frame: Frame, state: State, now: datetime) -> None:
@@ -24,9 +35,14 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
 
     frame.box(status_box, p.card, p.border)
     inner = status_box.inflate(-m.px(32), -m.px(16))
-    if payment is not None and payment.status_text:
-        frame.text(payment.status_text, inner, size=m.title, min_size=m.title_min, bg=p.card, align="center",
+    if payment is not None and (payment.prompt is not None or payment.status_text):
+        prompt = payment.prompt or PaymentPrompt.FOLLOW_TERMINAL
+        said, own = rows(inner, [Flex(), m.px(44) if prompt in SHOW_OWN_WORDS and payment.status_text else 0], m.gap)
+        frame.text(_(PROMPTS[prompt]), said, size=m.title, min_size=m.title_min, bold=True, bg=p.card, align="center",
                    valign="middle")
+        if prompt in SHOW_OWN_WORDS and payment.status_text:
+            frame.text(_("Card terminal: {text}").format(text=payment.status_text), own, size=m.body, fg=p.muted,
+                       bg=p.card, align="center", valign="middle")
     else:
         frame.text(_("Waiting for the card terminal…"), inner, size=m.body, fg=p.muted, bg=p.card, align="center",
                    valign="middle")

@@ -90,7 +90,7 @@ class Journey:
         plate = self.plate
         middle = {"approve": [], "decline": ["expect screen declined", "tap retry"],
                   "pin": ['expect text "Enter PIN"'],
-                  "cancel": ['expect text "Insert card"', "tap cancel", "expect screen duration",
+                  "cancel": ['expect text "The terminal is ready for your card."', "tap cancel", "expect screen duration",
                              f"expect row payment plate={plate} state=declined result_code=108", "tap pay"]}[self.kind]
         steps = [START, "expect screen welcome", "tap start", f"type {plate}", "tap continue",
                  f"duration {self.minutes}", *([f"terminal {self.behaviour}"] if scripted else []), "tap pay", *middle,

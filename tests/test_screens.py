@@ -41,6 +41,7 @@ from kiosk.config import ScreenSettings, Settings
 from kiosk.domain import helpdesk, journey
 from kiosk.domain.events import HelpPressed, HelpReleased, Tap
 from kiosk.domain.journey import Decline
+from kiosk.domain.payment import PaymentPrompt
 from screens import i18n, overlays, plate, theme
 from screens.display import Display
 from screens.paid import receipt_url
@@ -167,9 +168,26 @@ def test_duration_price_in_the_parkers_language() -> None:
     assert "2,00\xa0€" in texts
 
 
+@pytest.mark.parametrize(("prompt", "terminal_says", "shown", "labelled"), [
+    (PaymentPrompt.PRESENT_CARD, "Karte einstecken", "The terminal is ready for your card.", False),
+    (PaymentPrompt.ENTER_PIN, "PIN eingeben 2,00 EUR", "Enter your PIN on the terminal.", True),
+    (PaymentPrompt.WRONG_PIN, "PIN falsch", "Wrong PIN. Please try again on the terminal.", False),
+    (PaymentPrompt.WAIT, "Bitte warten", "Please wait…", False),
+])
+def test_the_terminals_prompts_in_the_parkers_words(prompt: PaymentPrompt, terminal_says: str, shown: str,
+                                                    labelled: bool) -> None:
+    """A German terminal never speaks German to an English parker; its words appear only labelled, for a PIN."""
+    paying = states()["paying"]
+    texts = draw(replace(paying, payment=replace(paying.payment, status_text=terminal_says, prompt=prompt))).texts
+    assert shown in texts
+    assert (f"Card terminal: {terminal_says}" in texts) is labelled and terminal_says not in texts
+
+
 def test_paying_texts() -> None:
     texts = draw(states()["paying"]).texts
-    assert {"€2.00", "Present your card to the terminal", "Karte bitte", "Cancel"} <= set(texts)
+    assert {"€2.00", "Present your card to the terminal", "Cancel"} <= set(texts)
+    assert {"Please follow the instructions on the terminal.", "Card terminal: Karte bitte"} <= set(texts), (
+        "words the station has no prompt for are the terminal's, labelled")
     assert "Cancelling…" in draw(states()["paying_cancelling"]).texts
     assert "Confirming your parking…" in draw(states()["paying_committing"]).texts
     assert "A person is being called. You can finish your payment first." in draw(states()["paying_help_waiting"]).texts
@@ -196,7 +214,7 @@ def test_declined_gives_a_human_reason_and_what_next(reason: str, words: str) ->
     texts = draw(state).texts
     assert any(words in t for t in texts)
     assert "You can also pay by app: scan the QR code." in texts
-    terminal_words = reason in ("declined", "unreadable", "expired", "aborted", "terminal")
+    terminal_words = reason == "terminal"  # only its own problem: the others are said in the parker's words
     assert ("Card terminal: Bitte andere Karte" in texts) == terminal_words
     assert not any(t.strip() in ("5", "05", "0x05") for t in texts)
 

@@ -41,9 +41,9 @@ from drivers.payment.zvt.messages import (
     reversal,
     status_enquiry,
 )
-from drivers.payment.zvt.outcomes import decline_reason, declined
-from kiosk.domain.events import PaymentDeclined
-from kiosk.domain.payment import DeclineReason
+from drivers.payment.zvt.outcomes import decline_reason, declined, status
+from kiosk.domain.events import PaymentDeclined, PaymentStatus
+from kiosk.domain.payment import DeclineReason, PaymentPrompt
 
 
 def hexbytes(text: str) -> bytes:
@@ -279,3 +279,11 @@ def test_fuzz_status_information_from_near_valid_fields(fields: list[tuple[int, 
     except DecodeError:
         return
     assert 0 <= info.result_code <= 0xFF
+
+
+def test_intermediate_codes_become_the_stations_prompts_with_the_terminals_words() -> None:
+    assert status("p1", Intermediate(0x0A, "Karte einstecken")) == PaymentStatus("p1", "Karte einstecken",
+                                                                                   PaymentPrompt.PRESENT_CARD)
+    assert status("p1", Intermediate(0x01, "PIN eingeben")).prompt is PaymentPrompt.ENTER_PIN
+    assert status("p1", Intermediate(0x15, "PIN falsch")).prompt is PaymentPrompt.WRONG_PIN
+    assert status("p1", Intermediate(0x42, "Bitte Bon nehmen")).prompt is PaymentPrompt.FOLLOW_TERMINAL

@@ -136,7 +136,7 @@ def _maintenance(args: argparse.Namespace) -> int:
             return report(status, status["ready"])
         registered = session.register()
         if args.action == "pay":
-            outcome = session.pay(amount, on_status=lambda text: print(f"terminal: {text}", file=sys.stderr),
+            outcome = session.pay(amount, on_status=lambda shown: print(f"terminal: {shown.text}", file=sys.stderr),
                                   decide=lambda info: True)
             data = {"result": outcome.ending, "result_code": f"{outcome.result_code:02X}", "text": outcome.text,
                     "amount": amount, "currency": args.currency, "terminal_id": registered.terminal_id}

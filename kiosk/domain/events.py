@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Any
 
 from kiosk.config import Settings
-from kiosk.domain.payment import DeclineReason
+from kiosk.domain.payment import DeclineReason, PaymentPrompt
 from kiosk.domain.records import FaultRecord, PaymentResultData, PaymentState, SessionRecord
 
 # ---- events: facts that happened (from the parker, devices, the store, the clock) ----
@@ -106,10 +106,11 @@ class PaymentNotStarted:
 
 @dataclass(frozen=True)
 class PaymentStatus:
-    """An intermediate status text from the payment method (the card terminal's own words), shown word for word."""
+    """What the payment method asks of the parker now: ``prompt`` in the station's words, ``text`` in its own."""
 
     payment_id: str
     text: str
+    prompt: PaymentPrompt = PaymentPrompt.FOLLOW_TERMINAL
 
 
 @dataclass(frozen=True)

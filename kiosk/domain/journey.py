@@ -364,7 +364,7 @@ def _on_terminal_status(state: State, event: PaymentStatus, now: datetime) -> Re
     payment = _current_payment(state, event.payment_id)
     if payment is None:
         return _ignore(state, event, "status for no current payment")
-    return replace(state, payment=replace(payment, status_text=event.text)), ()
+    return replace(state, payment=replace(payment, status_text=event.text, prompt=event.prompt)), ()
 
 
 def _on_authorized(state: State, event: PaymentAuthorized, now: datetime) -> Result:

@@ -11,7 +11,7 @@ from kiosk.config import Settings
 from kiosk.domain import faults as fault_rules
 from kiosk.domain import helpdesk
 from kiosk.domain.events import Effect
-from kiosk.domain.payment import DeclineReason
+from kiosk.domain.payment import DeclineReason, PaymentPrompt
 from kiosk.domain.records import FaultRecord, SessionRecord
 from kiosk.domain.tariff import Quote, is_chargeable, next_chargeable, quote
 
@@ -49,7 +49,8 @@ class Payment:
     currency: str
     started: datetime
     payment_id: str | None = None
-    status_text: str = ""
+    status_text: str = ""  # the payment method's own words for its last prompt
+    prompt: PaymentPrompt | None = None  # what it asks of the parker, in the station's words
     cancelling_since: datetime | None = None
     committing: bool = False
 

@@ -33,6 +33,22 @@ class Capability(StrEnum):
     RECONCILE = "reconcile"  # settle the payments owed from before a restart, posting PaymentReconciled
 
 
+class PaymentPrompt(StrEnum):
+    """What the payment method asks of the parker during a payment, in the station's words.
+
+    The Paying screen says each in the parker's language; a method maps its own status codes
+    to these. Where the station has no words (FOLLOW_TERMINAL), and for a PIN prompt, the
+    screen also shows the method's own text, labelled as the terminal's.
+    """
+
+    PRESENT_CARD = "present_card"  # insert, tap or swipe the card
+    ENTER_PIN = "enter_pin"
+    WRONG_PIN = "wrong_pin"
+    REMOVE_CARD = "remove_card"
+    WAIT = "wait"  # the method is working (reading, asking the bank)
+    FOLLOW_TERMINAL = "follow_terminal"  # anything else: the terminal's own text says what
+
+
 REQUEST_KINDS = frozenset({Capability.STATUS, Capability.END_OF_DAY})
 """The capabilities that are staff requests (PaymentMethod.request's ``kind``)."""
 

@@ -27,15 +27,8 @@ from drivers.payment.zvt.ecr import (
 )
 from drivers.payment.zvt.faults import COMPONENT, FAULT_KINDS
 from drivers.payment.zvt.link import Link, Port
-from drivers.payment.zvt.outcomes import declined
-from kiosk.domain.events import (
-    MethodHealth,
-    MethodReport,
-    PaymentAuthorized,
-    PaymentConfirmed,
-    PaymentReconciled,
-    PaymentStatus,
-)
+from drivers.payment.zvt.outcomes import declined, status
+from kiosk.domain.events import MethodHealth, MethodReport, PaymentAuthorized, PaymentConfirmed, PaymentReconciled
 from kiosk.domain.payment import Capability
 from kiosk.domain.records import PaymentResultData
 from kiosk.ports import Post
@@ -467,8 +460,8 @@ class ZvtTerminal:
         authorized = False
         decision: bool | None = None
 
-        def on_status(text: str) -> None:
-            self._post(PaymentStatus(pay.payment_id, text))
+        def on_status(intermediate: msg.Intermediate) -> None:
+            self._post(status(pay.payment_id, intermediate))
 
         def decide(info: msg.StatusInformation) -> bool | None:
             nonlocal authorized, decision

@@ -274,7 +274,7 @@ class EcrSession:
         """Log off 06 02."""
         self._command(msg.log_off(), "log off")
 
-    def pay(self, amount: int, *, on_status: Callable[[str], None],
+    def pay(self, amount: int, *, on_status: Callable[[msg.Intermediate], None],
             decide: Callable[[msg.StatusInformation], bool | None],
             on_booked: Callable[[msg.StatusInformation], None] = lambda info: None,
             abort_requested: Callable[[], bool] = lambda: False) -> PaymentOutcome:
@@ -314,7 +314,7 @@ class EcrSession:
                 status = msg.parse_intermediate(apdu.data, self.charset)
                 if status.code == INTERMEDIATE_DECLINED:
                     run.decline_text = status.text
-                run.on_status(status.text)
+                run.on_status(status)
             elif apdu.command == (0x04, 0x0F):
                 phase.restart_t4()
                 info = self._status_information(apdu, phase)
@@ -488,7 +488,7 @@ class _Payment:
     """What one Authorization has seen so far."""
 
     amount: int
-    on_status: Callable[[str], None]
+    on_status: Callable[[msg.Intermediate], None]
     decide: Callable[[msg.StatusInformation], bool | None]
     on_booked: Callable[[msg.StatusInformation], None]
     abort_requested: Callable[[], bool]
