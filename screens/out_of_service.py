@@ -7,7 +7,7 @@ import pygame
 
 from kiosk.domain import faults
 from kiosk.domain.journey import State, blocking_fault
-from screens.i18n import N_, translator
+from screens.i18n import N_, language_name, translator
 from screens.welcome import BUTTON_BROKEN, button_works
 from screens.widgets import Flex, Frame, cols, rows
 
@@ -69,7 +69,9 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
 
     content = frame.content()
     body = pygame.Rect(content.x, band.bottom + m.gap, content.w, content.bottom - band.bottom - m.gap)
-    main, footer = rows(body, [Flex(), m.target], m.gap)
+    languages = state.settings.languages.available if len(state.settings.languages.available) > 1 else ()
+    lang_in_row = bool(languages) and not m.landscape  # portrait: the languages get a row of their own
+    main, lang_row, footer = rows(body, [Flex(), m.target if lang_in_row else 0, m.target], m.gap)
     app_url = state.settings.links.app_url
     split = cols if m.landscape else rows
     info, app = split(main, [Flex(), m.px(220) if app_url else 0], m.gap * 2)
@@ -78,5 +80,12 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
     frame.text("\n".join(alternatives(state)), more_box, size=m.body)
     if app_url:
         frame.qr(app_url, _("Pay by app"), app)
-    _space, help_box = cols(footer, [Flex(), m.px(200)], m.gap)
+    if lang_in_row:
+        lang_width = (lang_row.w - m.gap * (len(languages) - 1)) // len(languages)
+        lang_boxes = cols(lang_row, [lang_width] * len(languages), m.gap)
+        _space, help_box = cols(footer, [Flex(), m.px(200)], m.gap)
+    else:
+        *lang_boxes, _space, help_box = cols(footer, [*[m.px(112)] * len(languages), Flex(), m.px(200)], m.gap)
+    for code, box in zip(languages, lang_boxes):
+        frame.button(f"lang:{code}", language_name(code), box, primary=code == state.language)
     frame.button("help", _("Help"), help_box)

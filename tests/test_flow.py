@@ -390,7 +390,7 @@ LEGAL_TAPS = {
     Screen.PAID: {"done"},
     Screen.DECLINED: {"retry", "change", "done", "help"},
     Screen.FEEDBACK: {f"rate:{n}" for n in range(1, 6)} | {"skip"},
-    Screen.OUT_OF_SERVICE: {"help"},
+    Screen.OUT_OF_SERVICE: {"help", "lang:en"},
 }
 ALL_TAPS = sorted(set().union(*LEGAL_TAPS.values()) | {"bogus", "rate:9", "key:Ä", "lang:xx", ""})
 

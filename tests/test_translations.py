@@ -5,14 +5,17 @@ import ast
 import re
 import string
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
-from screen_states import FONTS, MULTILINGUAL, draw, states
+from screen_states import FONTS, MULTILINGUAL, NOW, draw, states
 
 from kiosk.config import Settings
+from kiosk.domain import journey
+from kiosk.domain.events import Tap, Tick
 from screens import i18n
 
 LOCALE = Path(i18n.LOCALE_DIR)
@@ -104,3 +107,15 @@ def test_no_text_is_cut_on_the_7_inch_panel_in_any_language(language: str) -> No
         for high_contrast in (False, True):
             frame = draw(replace(state, language=language, high_contrast=high_contrast))
             assert frame.cut == [], (name, language, high_contrast)
+
+
+def test_out_of_service_offers_the_languages_and_forgets_the_choice_for_the_next_parker() -> None:
+    state = states(MULTILINGUAL)["out_of_service"]
+    assert {"lang:en", "lang:de", "lang:fr", "lang:es", "help"} <= set(draw(state).targets)
+    chosen, _ = journey.step(state, Tap("lang:fr"), NOW)
+    assert chosen.language == "fr" and "Cet horodateur est hors service" in draw(chosen).texts
+    later = NOW + timedelta(seconds=chosen.settings.timeouts.inactivity_s)
+    assert journey.screen_deadline(chosen) == later
+    left, _ = journey.step(chosen, Tick(), later)
+    assert (left.screen, left.language) == (journey.Screen.OUT_OF_SERVICE, "en")
+    assert journey.screen_deadline(left) is None, "nothing to forget: no more ticks"

@@ -271,6 +271,8 @@ def _tap_thanks(state: State, target: str, now: datetime, event: Tap) -> Result:
 def _tap_out_of_service(state: State, target: str, now: datetime, event: Tap) -> Result:
     if target == "help":
         return _on_help(state, HelpPressed(), now)
+    if target.startswith("lang:") and target[5:] in state.settings.languages.available:
+        return replace(state, language=target[5:]), ()
     return _ignore(state, event, "out of service")
 
 
@@ -311,6 +313,8 @@ def _screen_tick(state: State, now: datetime) -> Result:
         return _reset(state, now), ()
     if s is Screen.PAYING:
         return _payment_timed_out(state, now)
+    if s is Screen.OUT_OF_SERVICE:  # the parker who chose a language has left: the next one finds the default
+        return replace(state, language=state.settings.languages.default, high_contrast=False), ()
     return _reset(state, now), ()
 
 

@@ -171,7 +171,7 @@ def deadline(state: State) -> datetime | None:
 
 
 def screen_deadline(state: State) -> datetime | None:
-    """When the screen's own timers (sleep, inactivity, payment give-up, Paid, Feedback) next want a Tick."""
+    """When the screen's own timers (sleep, inactivity, payment give-up, Paid, Feedback, a chosen language) want a Tick."""
     t = state.settings.timeouts
     s = state.screen
     if s is Screen.WELCOME:
@@ -193,6 +193,8 @@ def screen_deadline(state: State) -> datetime | None:
         return state.entered + timedelta(seconds=t.feedback_s)
     if s is Screen.THANKS:
         return state.entered + timedelta(seconds=THANKS_S)
+    if s is Screen.OUT_OF_SERVICE and (state.language != state.settings.languages.default or state.high_contrast):
+        return state.last_input + timedelta(seconds=t.inactivity_s)
     return None
 
 
