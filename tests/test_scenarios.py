@@ -5,6 +5,7 @@ import pytest
 from conftest import SCENARIOS, run_kiosk
 
 from kiosk.cli import main as cli
+from kiosk.cli.scenario import parse
 
 SCENARIO_FILES = sorted(SCENARIOS.glob("*.scn"))
 
@@ -55,3 +56,12 @@ def test_screenshot_step_writes_png(tmp_path: Path, station_config: Path) -> Non
                      str(scenario)]) == 0
     png = (tmp_path / "shots" / "plate.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_parker_pays_in_11_taps() -> None:
+    """From an idle Welcome to Paid with a 7-character plate and 2 hours: the count docs/screens.md records."""
+    _start, steps = parse((SCENARIOS / "tap_count.scn").read_text(encoding="utf-8"), "tap_count.scn")
+    taps = sum(1 if step.words[0] == "tap" else len(step.words[1]) for step in steps if step.words[0] in ("tap", "type"))
+    typed = [step.words[1] for step in steps if step.words[0] == "type"]
+    assert typed == ["B-AB123"] and len(typed[0]) == 7
+    assert taps == 11
