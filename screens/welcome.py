@@ -75,8 +75,8 @@ def tariff_lines(tariff: Tariff, language: str) -> list[str]:
 
 
 def notice_lines(state: State, now: datetime) -> list[str]:
-    """Staff's notice (as they wrote it), then a line for each fault that still lets parkers pay; in a free period, first
-    that nobody needs to pay now."""
+    """In a free period, first that nobody needs to pay now; a line for each fault that still lets parkers pay (with
+    pay-by-app); last staff's notice, as they wrote it."""
     _ = translator(state.language)
     lines = [_(STOPPED.get(fault.parker_impact) or NOTICES.get(fault.component, OTHER_NOTICE))
              for fault in fault_notices(state)]
@@ -84,8 +84,8 @@ def notice_lines(state: State, now: datetime) -> list[str]:
         lines.append(_("You can also pay by app."))
     if free_now(state.settings, now) is not None:
         lines.insert(0, _("You only need to pay if you stay longer."))
-    if state.notice:
-        lines.insert(0, state.notice)
+    if state.notice:  # last: staff may write 200 characters, and what the station knows must never be pushed out
+        lines.append(state.notice)
     return list(dict.fromkeys(lines))
 
 
@@ -131,14 +131,20 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
     tz = settings.zone.timezone
     clock = f"{format_date(now, tz, state.language)}  {format_clock(now, tz)}"
     frame.text(clock, clock_box, size=m.body, bold=True, align="right", valign="middle")
-    notices = notice_lines(state, now)
-    notice_height = m.px(36) * (len(notices) + 1) if notices else 0
-    heading, prices, notice_box = rows(info, [m.px(40), Flex(), notice_height], m.px(6))
+    notices = "\n".join(notice_lines(state, now))
+    prices_text = "\n".join(tariff_lines(settings.tariff_engine, state.language))
+    heading_height, gap, pad_x, pad_y = m.px(40), m.px(6), m.px(20), m.px(12)
+    notice_height = 0
+    if notices:  # the prices keep what they need at their smallest size; the notices get the rest, at most
+        room = info.h - heading_height - frame.height_of(prices_text, info.w, m.small) - 2 * gap
+        need = frame.height_of(notices, info.w - 2 * pad_x, m.small, bold=True) + 2 * pad_y
+        notice_height = max(0, min(need, room))
+    heading, prices, notice_box = rows(info, [heading_height, Flex(), notice_height], gap)
     frame.text(_("Prices"), heading, size=m.body, bold=True, valign="bottom")
-    frame.text("\n".join(tariff_lines(settings.tariff_engine, state.language)), prices, size=m.body)
+    frame.text(prices_text, prices, size=m.body)
     if notices:
         frame.box(notice_box, p.notice, p.on_notice)
-        frame.text("\n".join(notices), notice_box.inflate(-m.px(20), -m.px(12)), size=m.small, bold=True,
+        frame.text(notices, notice_box.inflate(-2 * pad_x, -2 * pad_y), size=m.small, bold=True,
                    fg=p.on_notice, bg=p.notice, valign="middle")
 
     title_box, button_box = rows(start_box, [Flex(), m.px(150)], m.gap)

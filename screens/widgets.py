@@ -128,6 +128,11 @@ class Frame:
         self.pairs.add((fg, bg))
         return used
 
+    def height_of(self, text: str, width: int, size: int, bold: bool = False) -> int:
+        """The height ``text`` needs, wrapped to ``width`` at ``size`` (reference px scaled like text())."""
+        size = self.m.snap(size)
+        return len(self._wrap(text, width, size, bold)) * self.fonts.linesize(size, bold)
+
     def _fit(self, text: str, width: int, height: int, size: int, bold: bool, min_size: int) -> tuple[int, tuple[str,
                                                                                                                  ...]]:
         key = (text, width, height, size, bold, min_size)

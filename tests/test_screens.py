@@ -132,6 +132,17 @@ def test_staff_notice_on_welcome_and_out_of_service() -> None:
     assert notice in draw(replace(states()["out_of_service"], notice=notice)).texts
 
 
+@pytest.mark.parametrize("language", ["en", "de", "fr", "es"])
+def test_a_long_staff_notice_never_pushes_out_the_prices_or_a_faults_alternative(language: str) -> None:
+    """Staff may write 200 characters: the prices and what the station knows stay whole; only the notice may be cut."""
+    notice = ("The north exit barrier is closed today for road works; please leave by the south exit on Market Street, "
+              "next to the pharmacy. Thank you for your patience.")
+    state = replace(states(MULTILINGUAL)["welcome_notice"], notice=notice, language=language)
+    frame = draw(state)
+    assert all(text.endswith(notice) for text in frame.cut), frame.cut
+    assert notice in frame.texts
+
+
 def test_plate_texts() -> None:
     assert "B-AB123" in draw(states()["plate_valid"]).texts
     texts = draw(states()["plate_too_long"]).texts
