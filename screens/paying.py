@@ -1,13 +1,13 @@
-"""Paying: the amount, 'present your card', the terminal's prompt in the station's words, Cancel, and help news."""
+"""Paying: plate, amount and expiry, 'present your card', the terminal's prompt in the parker's words, Cancel, help news."""
 from __future__ import annotations
 
 from datetime import datetime
 
 from kiosk.domain.helpdesk import Phase
-from kiosk.domain.journey import State
+from kiosk.domain.journey import State, current_quote
 from kiosk.domain.payment import PaymentPrompt
 from screens.help import agent_name, say
-from screens.i18n import N_, format_money
+from screens.i18n import N_, format_money, format_soon
 from screens.widgets import Flex, Frame, cols, rows
 
 PROMPTS = {
@@ -26,10 +26,19 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
     _, m, p = frame._, frame.m, frame.palette
     frame.fill(p.bg)
     payment = state.payment
-    amount_box, title_box, status_box, footer = rows(frame.content(), [m.px(70), m.px(56), Flex(), m.primary], m.gap)
+    top, until_box, title_box, status_box, footer = rows(frame.content(), [m.px(70), m.px(36), m.px(56), Flex(),
+                                                                          m.primary], m.gap)
+    plate_box, amount_box = cols(top, [m.px(230), Flex()], m.gap)
+    if state.plate:
+        frame.plate(state.plate, plate_box)  # the parker checks the plate once more before the card
     if payment is not None:
         frame.text(format_money(payment.amount, payment.currency, state.language), amount_box, size=m.huge, bold=True,
-                   align="center", valign="middle")
+                   align="right", valign="middle")
+    q = current_quote(state, now)
+    if q is not None:
+        tz = state.settings.zone.timezone
+        frame.text(_("Parking until {time}").format(time=format_soon(q.expires, now, tz, state.language)), until_box,
+                   size=m.body, bold=True, align="right", valign="middle")
     frame.text(_("Present your card to the terminal"), title_box, size=m.title, bold=True, min_size=m.title_min,
                align="center", valign="middle")
 

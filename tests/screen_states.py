@@ -67,7 +67,8 @@ def states(settings: Settings = SETTINGS) -> dict[str, journey.State]:
     """One State per screen, overlay and notable variant."""
     base = journey.initial(settings, NOW)
     duration = replace(base, screen=Screen.DURATION, plate="B-AB123", minutes=60)
-    paying = replace(base, screen=Screen.PAYING, payment=Payment(200, "EUR", NOW, "pay-1", "Karte bitte"))
+    paying = replace(base, screen=Screen.PAYING, plate="B-AB123", minutes=60,
+                     payment=Payment(200, "EUR", NOW, "pay-1", "Karte bitte"))
     on_plate = replace(base, screen=Screen.PLATE, plate="B-AB1")
     no_phone = replace(settings, links=replace(settings.links, help_phone=""))
     courtesy = Line("courtesy", "B-AB123", NOW - timedelta(seconds=5), until=NOW + timedelta(hours=8))
