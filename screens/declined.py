@@ -1,4 +1,4 @@
-"""Declined: why the payment did not go through in words, what to do next, and the terminal's own text."""
+"""Declined: why the payment did not go through, in the parker's words, and what to do next."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -27,11 +27,6 @@ NEXT_STEPS: dict[str, str] = {
 }
 OTHER_NEXT_STEP = N_("Please try again. If it happens again, use another card or press Help.")
 
-# The terminal's own words only where they add to the station's: its problem, which staff may ask about.
-# A decline, an unreadable or expired card and an abort are said in the parker's language already.
-TERMINAL_TEXT_REASONS = frozenset({DeclineReason.FAILED})
-
-
 def draw(frame: Frame, state: State, now: datetime) -> None:
     """Draw the Declined screen."""
     _, m, p = frame._, frame.m, frame.palette
@@ -43,18 +38,13 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
     split = cols if m.landscape else rows
     info, app = split(main, [Flex(), m.px(220) if app_url else 0], m.gap * 2)
 
-    title_box, next_box, terminal_box = rows(info, [m.px(100), Flex(), m.px(90)], m.gap)
+    title_box, next_box = rows(info, [m.px(100), Flex()], m.gap)
     frame.text(_(REASONS.get(reason, OTHER_REASON)), title_box, size=m.title, bold=True, fg=p.error,
                min_size=m.title_min, valign="bottom")
     next_step = _(NEXT_STEPS.get(reason, OTHER_NEXT_STEP))
     if app_url:
         next_step += "\n" + _("You can also pay by app: scan the QR code.")
     frame.text(next_step, next_box, size=m.body)
-    if decline is not None and decline.terminal_text and reason in TERMINAL_TEXT_REASONS:
-        frame.box(terminal_box, p.card, p.border)
-        frame.text(_("Card terminal: {text}").format(text=decline.terminal_text), terminal_box.inflate(-m.px(20),
-                                                                                                       -m.px(8)),
-                   size=m.body, bg=p.card, valign="middle")
     if app_url:
         frame.qr(app_url, _("Pay by app"), app)
 

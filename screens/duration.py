@@ -24,7 +24,8 @@ def notes(state: State, now: datetime) -> list[str]:
     result = []
     q = current_quote(state, now)
     if q is not None:
-        said_in_title = state.existing is None and free_now(state.settings, now) is not None
+        free = free_now(state.settings, now) if state.existing is None else None
+        said_in_title = free is not None and free.until is not None
         if q.starts > purchase_start(state, now) and not said_in_title:
             result.append(_("Parking is free until {time}, your time starts then.").format(
                 time=format_when(q.starts, now, tz, language)))

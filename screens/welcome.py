@@ -75,17 +75,16 @@ def tariff_lines(tariff: Tariff, language: str) -> list[str]:
 
 
 def notice_lines(state: State, now: datetime) -> list[str]:
-    """In a free period, first that nobody needs to pay now; a line for each fault that still lets parkers pay (with
-    pay-by-app); last staff's notice, as they wrote it."""
+    """What the station itself tells parkers: a line for each fault that still lets them pay (with pay-by-app), then,
+    in a free period, that nobody needs to pay now. Staff's own notice is drawn after these, as staff wrote it."""
     _ = translator(state.language)
     lines = [_(STOPPED.get(fault.parker_impact) or NOTICES.get(fault.component, OTHER_NOTICE))
              for fault in fault_notices(state)]
     if lines and state.settings.links.app_url:
         lines.append(_("You can also pay by app."))
-    if free_now(state.settings, now) is not None:
-        lines.insert(0, _("You only need to pay if you stay longer."))
-    if state.notice:  # last: staff may write 200 characters, and what the station knows must never be pushed out
-        lines.append(state.notice)
+    free = free_now(state.settings, now)
+    if free is not None and free.until is not None:
+        lines.append(_("You only need to pay if you stay longer."))
     return list(dict.fromkeys(lines))
 
 
@@ -131,21 +130,30 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
     tz = settings.zone.timezone
     clock = f"{format_date(now, tz, state.language)}  {format_clock(now, tz)}"
     frame.text(clock, clock_box, size=m.body, bold=True, align="right", valign="middle")
-    notices = "\n".join(notice_lines(state, now))
+    lines, staff_says = notice_lines(state, now), state.notice
     prices_text = "\n".join(tariff_lines(settings.tariff_engine, state.language))
     heading_height, gap, pad_x, pad_y = m.px(40), m.px(6), m.px(20), m.px(12)
+    width = info.w - 2 * pad_x
+    room = info.h - heading_height - frame.height_of(prices_text, info.w, m.small) - 2 * gap  # prices keep their need
+    station_says = "\n".join(lines)
+    free_line = _("You only need to pay if you stay longer.")
+    if free_line in lines and frame.height_of(station_says, width, m.small, bold=True) + 2 * pad_y > room:
+        station_says = "\n".join(line for line in lines if line != free_line)  # the title says it is free already
+    station_need = frame.height_of(station_says, width, m.small, bold=True) if station_says else 0
+    staff_need = frame.height_of(staff_says, width, m.small, bold=True) if staff_says else 0
     notice_height = 0
-    if notices:  # the prices keep what they need at their smallest size; the notices get the rest, at most
-        room = info.h - heading_height - frame.height_of(prices_text, info.w, m.small) - 2 * gap
-        need = frame.height_of(notices, info.w - 2 * pad_x, m.small, bold=True) + 2 * pad_y
-        notice_height = max(0, min(need, room))
+    if station_need or staff_need:
+        notice_height = max(0, min(station_need + staff_need + 2 * pad_y, room))
     heading, prices, notice_box = rows(info, [heading_height, Flex(), notice_height], gap)
     frame.text(_("Prices"), heading, size=m.body, bold=True, valign="bottom")
     frame.text(prices_text, prices, size=m.body)
-    if notices:
+    if notice_height:  # what the station knows first, whole; staff's notice below it, cut if it must be
         frame.box(notice_box, p.notice, p.on_notice)
-        frame.text(notices, notice_box.inflate(-2 * pad_x, -2 * pad_y), size=m.small, bold=True,
-                   fg=p.on_notice, bg=p.notice, valign="middle")
+        inner = notice_box.inflate(-2 * pad_x, -2 * pad_y)
+        ours, theirs = rows(inner, [min(station_need, inner.h), Flex()], 0)
+        for text, box in ((station_says, ours), (staff_says, theirs)):
+            if text:
+                frame.text(text, box, size=m.small, bold=True, fg=p.on_notice, bg=p.notice, valign="middle")
 
     title_box, button_box = rows(start_box, [Flex(), m.px(150)], m.gap)
     frame.text(title(state, now), title_box, size=m.title, bold=True, min_size=m.title_min, valign="bottom")

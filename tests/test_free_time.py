@@ -67,3 +67,11 @@ def test_the_renderer_knows_what_it_cut() -> None:
     frame.text("fits", pygame.Rect(0, 0, 400, 60), size=24)
     frame.text("a sentence far too long for a box this small " * 3, pygame.Rect(0, 0, 120, 30), size=24)
     assert frame.cut == ["a sentence far too long for a box this small " * 3]
+
+
+@pytest.mark.parametrize("language", ["en", "de", "fr", "es"])
+def test_a_free_period_never_pushes_out_a_faults_alternative(language: str) -> None:
+    """Saturday evening with a slow card terminal and an app: the fault, its alternative and the prices stay whole."""
+    state = replace(at(Screen.WELCOME, SATURDAY_EVENING, language), faults=states(MULTILINGUAL)["welcome_notice"].faults)
+    for high_contrast in (False, True):
+        assert drawn(replace(state, high_contrast=high_contrast), SATURDAY_EVENING).cut == [], (language, high_contrast)

@@ -33,7 +33,10 @@ CARD = PaymentResultData(0, "VISA", None, "A1", "0001", "000001")
     ("AB-1O3", "AB-103", False, False),
     ("I-23", "1-23", True, True),
     ("AB-123", "AB-124", True, False),
-    ("B-AB12", "BA-B12", True, True),  # separators never count: Duration then shows the session's own spelling
+    ("B-AB12", "BA-B12", True, False),  # Berlin and Bamberg: separators count where both spellings have them
+    ("B AB 12", "B-AB12", True, True),
+    ("MU\u0308-A1", "MÜ-A1", True, True),  # a decomposed umlaut is the umlaut
+    ("ＡＢ１２", "AB12", False, True),  # full-width characters are the plain ones
     ("MÜ-AB12", "M-AB12", True, False),  # an umlaut is a letter of its own
 ])
 def test_spellings_of_one_plate(a: str, b: str, look_alikes: bool, same: bool) -> None:

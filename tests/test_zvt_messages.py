@@ -286,4 +286,11 @@ def test_intermediate_codes_become_the_stations_prompts_with_the_terminals_words
                                                                                    PaymentPrompt.PRESENT_CARD)
     assert status("p1", Intermediate(0x01, "PIN eingeben")).prompt is PaymentPrompt.ENTER_PIN
     assert status("p1", Intermediate(0x15, "PIN falsch")).prompt is PaymentPrompt.WRONG_PIN
-    assert status("p1", Intermediate(0x42, "Bitte Bon nehmen")).prompt is PaymentPrompt.FOLLOW_TERMINAL
+    assert status("p1", Intermediate(0x30, "Bitte Bon nehmen")).prompt is PaymentPrompt.FOLLOW_TERMINAL
+    assert status("p1", Intermediate(0x4A, "Karte entnehmen")).prompt is PaymentPrompt.REMOVE_CARD
+
+
+def test_the_stations_stand_in_text_is_never_passed_off_as_the_terminals() -> None:
+    assert status("p1", Intermediate(0x01, "Please watch the PIN pad")) == PaymentStatus("p1", "", PaymentPrompt.ENTER_PIN)
+    assert status("p1", Intermediate(0x42, "Please follow the instructions on the card terminal")).text == ""
+    assert status("p1", Intermediate(0x04, "")).prompt is PaymentPrompt.WAIT

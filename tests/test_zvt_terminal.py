@@ -14,6 +14,7 @@ import pytest
 from conftest import wait_for
 from skipping_clock import SkippingClock
 
+from drivers.payment.zvt import driver as zvt_driver
 from drivers.payment.zvt.simulator import PAIRINGS, Simulator
 from kiosk.app.loop import Loop
 from kiosk.cli.compose import CardTerminal
@@ -178,9 +179,10 @@ def test_link_faults_are_retried_and_the_payment_still_goes_through(fake_time_st
 
 
 def test_a_payment_the_terminal_did_not_finish_in_time_warns_the_next_parkers(fake_time_station: Station) -> None:
-    """T4 ends a payment the terminal never finished: Welcome says card payment may fail until one goes through."""
+    """T4 ends a payment stuck after the card (here in a PIN entry the terminal never ends): Welcome says card payment
+    may fail until a payment goes through again."""
     station = fake_time_station
-    station.play(TO_PAY.format(plate="B-T4X") + "terminal wait-card\ntap pay\nexpect screen declined\n")
+    station.play(TO_PAY.format(plate="B-T4X") + "terminal pin 400\ntap pay\nexpect screen declined\n")
     station.wait_for(lambda: [(f.component, f.code) for f in station.loop.state.faults]
                      == [("card_terminal", "payment_timeout")])
     (fault,) = station.loop.state.faults
@@ -190,6 +192,28 @@ def test_a_payment_the_terminal_did_not_finish_in_time_warns_the_next_parkers(fa
     station.wait_for(lambda: station.loop.state.faults == ())
     (row,) = station.store.rows("fault", component="card_terminal")
     assert row["code"] == "payment_timeout" and row["cleared_at"] is not None
+
+
+def test_the_notice_ends_after_a_while_of_a_ready_terminal_without_payments(fake_time_station: Station,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A free weekend brings no payment to end it: a ready terminal does, after TIMEOUT_NOTICE_S (15 min; 20 s here)."""
+    monkeypatch.setattr(zvt_driver, "TIMEOUT_NOTICE_S", 20.0)
+    station = fake_time_station
+    station.play(TO_PAY.format(plate="B-T4Z") + "terminal pin 400\ntap pay\nexpect screen declined\n")
+    station.wait_for(lambda: any(f.code == "payment_timeout" for f in station.loop.state.faults))
+    station.play("tap done\n")
+    station.wait_for(lambda: station.loop.state.faults == (), timeout=60)
+    assert station.store.rows("payment", plate="B-T4Z")[0]["state"] == "declined"
+
+
+def test_a_parker_who_walks_away_from_the_card_prompt_raises_no_notice(fake_time_station: Station) -> None:
+    """T4 ends a payment whose terminal still asks for the card: nothing is wrong with the terminal."""
+    station = fake_time_station
+    station.play(TO_PAY.format(plate="B-W4LK") + "terminal wait-card\ntap pay\nexpect screen declined\n")
+    station.wait_for(lambda: station.journal()[-1:] == ["aborted"])  # the line is recovered after the outcome
+    station.loop.settle()
+    assert station.loop.state.faults == ()
+    assert station.store.rows("fault", component="card_terminal") == []
 
 
 def test_silent_terminal_declines_after_the_link_gives_up(fake_time_station: Station) -> None:

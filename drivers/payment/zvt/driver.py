@@ -38,6 +38,7 @@ T = TypeVar("T")
 
 RECONNECT_S = 5.0
 DOWN_POLL_S = 10.0
+TIMEOUT_NOTICE_S = 15 * 60.0  # a payment_timeout notice without a payment since ends at the first ready status after this
 PAYMENT_WAIT_S = 60.0  # how long a parker's payment may wait for the terminal's recovery before it is declined
 REFUSED_BY_BUSY_PT = 0x83  # registration refused: the PT is still in a payment of an earlier run
 REQUESTS = (Capability.STATUS, Capability.END_OF_DAY)
@@ -173,7 +174,7 @@ class ZvtTerminal:
         self._port: SerialPort | None = None
         self._session: EcrSession | None = None
         self._health: str | None = "unknown"
-        self._timed_out = False  # the payment_timeout notice is up (the terminal itself is well)
+        self._timed_out_at: float | None = None  # when the payment_timeout notice went up (the terminal itself is well)
         self._recover = False
         self._next_poll = 0.0
         self._thread = threading.Thread(target=self._run, name="zvt", daemon=True)
@@ -430,6 +431,9 @@ class ZvtTerminal:
         state = session.status()
         if state.status == msg.TERMINAL_READY:
             self._set_health(None, "")
+            held = self._timed_out_at
+            if held is not None and self._clock.monotonic() - held >= TIMEOUT_NOTICE_S:
+                self._end_timeout_notice(f"card terminal ready for {TIMEOUT_NOTICE_S / 60:.0f} min without a payment")
         elif state.status == msg.TERMINAL_OUT_OF_ORDER:
             self._set_health("out_of_order", f"terminal status {state.status:02X} (version {state.version})")
         else:
@@ -441,7 +445,7 @@ class ZvtTerminal:
         if code == self._health:
             return
         self._health = code
-        self._timed_out = False  # a fault (or its end) takes the notice's place on the fault board
+        self._timed_out_at = None  # a fault (or its end) takes the notice's place on the fault board
         if code is None:
             log.info("card terminal ready")
         else:
@@ -460,7 +464,10 @@ class ZvtTerminal:
         authorized = False
         decision: bool | None = None
 
+        last_code: list[int] = []
+
         def on_status(intermediate: msg.Intermediate) -> None:
+            last_code[:] = [intermediate.code]
             self._post(status(pay.payment_id, intermediate))
 
         def decide(info: msg.StatusInformation) -> bool | None:
@@ -473,14 +480,13 @@ class ZvtTerminal:
 
         def on_booked(info: msg.StatusInformation) -> None:
             self._post(PaymentConfirmed(pay.payment_id))
-            if self._timed_out and self._health is None:  # payments go through again: the notice ends
-                self._timed_out = False
-                log.info("card terminal finished a payment again")
-                self._post(MethodHealth(None, "", self.name))
+            if self._timed_out_at is not None and self._health is None:  # payments go through again
+                self._end_timeout_notice("card terminal finished a payment again")
 
         outcome = session.pay(pay.amount, on_status=on_status, decide=decide, on_booked=on_booked,
                               abort_requested=self._abort.is_set)
-        self._finish(session, pay, outcome, refused_by_station=decision is False)
+        self._finish(session, pay, outcome, refused_by_station=decision is False,
+                     waited_for_card=last_code == [msg.STATUS_INSERT_CARD])
 
     def _decision(self, payment_id: str) -> bool | None:
         answers: list[bool] = []
@@ -499,7 +505,13 @@ class ZvtTerminal:
         log.info("vending answer for %s not ready yet: the terminal is asked to wait", payment_id)
         return None
 
-    def _finish(self, session: EcrSession, pay: _Pay, outcome: PaymentOutcome, refused_by_station: bool) -> None:
+    def _finish(self, session: EcrSession, pay: _Pay, outcome: PaymentOutcome, refused_by_station: bool,
+                waited_for_card: bool = False) -> None:
+        """Settle what the Authorization left: a decline, an owed payment, the terminal's health.
+
+        A payment that timed out while the terminal still asked for the card is a parker who
+        walked away, not a slow terminal: it raises no notice (``waited_for_card``).
+        """
         log.info("payment %s ended at the terminal: %s (%02X) %s", pay.payment_id, outcome.ending,
                  outcome.result_code, outcome.text)
         if outcome.approval is None:
@@ -512,7 +524,7 @@ class ZvtTerminal:
             self._owe(OwedPayment(pay.payment_id, outcome.approval.receipt_no, outcome.approval.trace_no, pay.amount))
         if outcome.result_code in msg.UNWELL_RESULTS:
             self._set_health("error", msg.result_text(outcome.result_code))
-        elif outcome.timed_out and outcome.approval is None:
+        elif outcome.timed_out and outcome.approval is None and not waited_for_card:
             self._payment_timed_out(outcome.text)
         if outcome.abort_unanswered:
             # Some terminals stay silent after an abort: abort again, then register (docs/zvt.md 4).
@@ -530,11 +542,16 @@ class ZvtTerminal:
         The ``payment_timeout`` notice (card payment may be slow or fail) stays until a payment
         is booked again, or a fault of the terminal takes its place.
         """
-        if self._health not in (None, "unknown") or self._timed_out:
+        if self._health not in (None, "unknown") or self._timed_out_at is not None:
             return
-        self._timed_out = True
+        self._timed_out_at = self._clock.monotonic()
         log.warning("card terminal payment_timeout: %s", detail)
         self._post(MethodHealth("payment_timeout", detail, self.name))
+
+    def _end_timeout_notice(self, why: str) -> None:
+        self._timed_out_at = None
+        log.info("%s: payment_timeout notice cleared", why)
+        self._post(MethodHealth(None, "", self.name))
 
     def _owe(self, owed: OwedPayment) -> None:
         """Settle ``owed`` at the next recovery of the line, before any other payment."""

@@ -55,10 +55,11 @@ RESULT_TEXTS: dict[int, str] = {
 ISSUER_RESULTS = range(0x01, 0x64)
 UNWELL_RESULTS = frozenset({0x9A, 0xC2, 0xFF})
 
+STATUS_INSERT_CARD = 0x0A
 DEFAULT_INTERMEDIATE_TEXT = "Please follow the instructions on the card terminal"
 INTERMEDIATE_TEXTS: dict[int, str] = {
     0x01: "Please watch the PIN pad",
-    0x0A: "Insert card",
+    STATUS_INSERT_CARD: "Insert card",
     0x0B: "Please remove card",
     0x0E: "Please wait",
     0x15: "Incorrect PIN",

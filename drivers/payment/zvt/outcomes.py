@@ -10,21 +10,32 @@ RESULT_CARD_UNREADABLE = 0x64
 RESULT_CARD_EXPIRED = 0x78
 
 
-PROMPTS: dict[int, PaymentPrompt] = {  # 04 FF intermediate status codes (docs/zvt.md)
+PROMPTS: dict[int, PaymentPrompt] = {  # 04 FF intermediate status codes (docs/zvt.md); 41-5D add "remove card"
     0x01: PaymentPrompt.ENTER_PIN,  # watch the PIN pad
-    0x0A: PaymentPrompt.PRESENT_CARD,  # insert card
+    0x02: PaymentPrompt.ENTER_PIN,
+    0x04: PaymentPrompt.WAIT,  # waiting for the host
+    0x05: PaymentPrompt.WAIT,  # sending an auto-reversal
+    0x06: PaymentPrompt.WAIT,  # sending post-bookings
+    msg.STATUS_INSERT_CARD: PaymentPrompt.PRESENT_CARD,
     0x0B: PaymentPrompt.REMOVE_CARD,
     0x0E: PaymentPrompt.WAIT,
     0x15: PaymentPrompt.WRONG_PIN,
     0x17: PaymentPrompt.WAIT,
     0x1C: PaymentPrompt.WAIT,  # approved: the station's vending answer comes next
     0x1D: PaymentPrompt.WAIT,  # declined: the result follows
+    **{code: PaymentPrompt.REMOVE_CARD for code in range(0x41, 0x5E)},
 }
 
 
 def status(payment_id: str, intermediate: msg.Intermediate) -> PaymentStatus:
-    """The PaymentStatus event of a 04 FF: the station's prompt for its code, and the PT's own text."""
-    return PaymentStatus(payment_id, intermediate.text, PROMPTS.get(intermediate.code, PaymentPrompt.FOLLOW_TERMINAL))
+    """The PaymentStatus event of a 04 FF: the station's prompt for its code, and the text the PT itself sent.
+
+    When the PT sent no text, the event carries none: the code's English default
+    (msg.INTERMEDIATE_TEXTS) is the station's, never to be shown as the terminal's words.
+    """
+    default = msg.INTERMEDIATE_TEXTS.get(intermediate.code, msg.DEFAULT_INTERMEDIATE_TEXT)
+    own = "" if intermediate.text == default else intermediate.text
+    return PaymentStatus(payment_id, own, PROMPTS.get(intermediate.code, PaymentPrompt.FOLLOW_TERMINAL))
 
 
 def decline_reason(result_code: int) -> DeclineReason:
