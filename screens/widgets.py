@@ -13,7 +13,9 @@ from screens.i18n import Translate, translator
 from screens.theme import Color, Metrics, Palette
 
 ELLIPSIS = "…"
-_LAYOUTS: LRU[tuple[int, tuple[str, ...]]] = LRU(1024)
+Layout = tuple[int, tuple[str, ...], bool]  # the size, the lines, and whether the text had to be cut to fit
+_LAYOUTS: LRU[Layout] = LRU(1024)
+_HEIGHTS: LRU[int] = LRU(256)
 _QR_CODES: LRU[pygame.Surface] = LRU(8)
 _SCRIMS: LRU[pygame.Surface] = LRU(2)
 
@@ -105,8 +107,8 @@ class Frame:
              bg: Color | None = None, align: str = "left", valign: str = "top", min_size: int | None = None) -> pygame.Rect:
         """Draw text wrapped into rect, shrinking down to min_size (then cut with '…'); return the area used."""
         size = self.m.snap(size)
-        size, lines = self._fit(text, rect.w, rect.h, size, bold, self.m.snap(min(size, min_size or self.m.small)))
-        if "".join(lines).replace(" ", "") != text.replace(" ", "").replace("\n", ""):
+        size, lines, cut = self._fit(text, rect.w, rect.h, size, bold, self.m.snap(min(size, min_size or self.m.small)))
+        if cut:
             self.cut.append(text)
         if not text or not lines:
             return pygame.Rect(rect.x, rect.y, rect.w, 0)
@@ -131,16 +133,14 @@ class Frame:
     def height_of(self, text: str, width: int, size: int, bold: bool = False) -> int:
         """The height ``text`` needs, wrapped to ``width`` at ``size`` (reference px scaled like text())."""
         size = self.m.snap(size)
-        return len(self._wrap(text, width, size, bold)) * self.fonts.linesize(size, bold)
+        return _HEIGHTS.get((text, width, size, bold),
+                            lambda: len(self._wrap(text, width, size, bold)) * self.fonts.linesize(size, bold))
 
-    def _fit(self, text: str, width: int, height: int, size: int, bold: bool, min_size: int) -> tuple[int, tuple[str,
-                                                                                                                 ...]]:
+    def _fit(self, text: str, width: int, height: int, size: int, bold: bool, min_size: int) -> Layout:
         key = (text, width, height, size, bold, min_size)
         return _LAYOUTS.get(key, lambda: self._layout(text, width, height, size, bold, min_size))
 
-    def _layout(self, text: str, width: int, height: int, size: int, bold: bool, min_size: int) -> tuple[int,
-                                                                                                         tuple[str,
-                                                                                                               ...]]:
+    def _layout(self, text: str, width: int, height: int, size: int, bold: bool, min_size: int) -> Layout:
         current = size
         while True:
             lines = self._wrap(text, width, current, bold)
@@ -151,14 +151,14 @@ class Frame:
                 break
             current = max(min_size, self.m.smaller(current))
         if fits:
-            return current, tuple(lines)
+            return current, tuple(lines), False
         keep = lines[:height // step]
         if not keep:
-            return current, ()
+            return current, (), bool(text)
         last = keep[-1]
         while last and self.fonts.size(last + ELLIPSIS, current, bold)[0] > width:
             last = last[:-1]
-        return current, tuple(keep[:-1] + [last + ELLIPSIS])
+        return current, tuple(keep[:-1] + [last + ELLIPSIS]), True
 
     def _wrap(self, text: str, width: int, size: int, bold: bool) -> list[str]:
         lines: list[str] = []
