@@ -1,4 +1,9 @@
-"""The station's card terminal over ZVT: one worker thread runs payments, health polls and start-up reconciliation."""
+"""The station's card terminal over ZVT: one worker thread runs payments, health polls and start-up reconciliation.
+
+Over 600 lines on purpose: ZvtTerminal is the one owner of the port and of the terminal's
+state (health, the payment_timeout notice, owed payments), and its worker's steps read and
+change that state together; the protocol itself lives in ecr.py, link.py and messages.py.
+"""
 from __future__ import annotations
 
 import logging
@@ -540,7 +545,8 @@ class ZvtTerminal:
         """A payment ended because the terminal did not finish it in time: the next parkers are told.
 
         The ``payment_timeout`` notice (card payment may be slow or fail) stays until a payment
-        is booked again, or a fault of the terminal takes its place.
+        is booked again, the terminal has been ready for TIMEOUT_NOTICE_S without one, or a
+        fault of the terminal takes its place.
         """
         if self._health not in (None, "unknown") or self._timed_out_at is not None:
             return
