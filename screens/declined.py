@@ -34,7 +34,13 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
     decline = state.decline
     reason = decline.reason if decline is not None else ""
     app_url = state.settings.links.app_url
-    main, footer = rows(frame.content(), [Flex(), m.primary], m.gap)
+    if m.landscape:
+        main, footer = rows(frame.content(), [Flex(), m.primary], m.gap)
+        retry, change, help_box, _space, done = cols(footer, [Flex(220), Flex(190), Flex(120), Flex(48), Flex(150)],
+                                                     m.gap)
+    else:  # portrait: Try again alone in the last row, the other choices above it
+        main, others, retry = rows(frame.content(), [Flex(), m.target, m.primary], m.gap)
+        change, help_box, done = cols(others, [Flex(280), Flex(150), Flex(170)], m.gap)
     split = cols if m.landscape else rows
     info, app = split(main, [Flex(), m.px(220) if app_url else 0], m.gap * 2)
 
@@ -48,7 +54,6 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
     if app_url:
         frame.qr(app_url, _("Pay by app"), app)
 
-    retry, change, help_box, _space, done = cols(footer, [Flex(220), Flex(190), Flex(120), Flex(48), Flex(150)], m.gap)
     frame.button("retry", _("Try again"), retry, primary=True)
     frame.button("change", _("Change time"), change)
     frame.button("help", _("Help"), help_box)

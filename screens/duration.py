@@ -54,10 +54,16 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
     free = free_now(state.settings, now) if state.existing is None else None
     frame.fill(p.bg)
     top = m.px(84) if state.existing is not None or free is not None else m.target
-    sizes: list[int | Flex] = [top, Flex(), m.target, m.primary] if picks else [top, Flex(), m.primary]
-    header, main, *pick_row, footer = rows(frame.content(), sizes, m.gap)
-
-    title_box, plate_box = cols(header, [Flex(), m.px(210)], m.gap)
+    if m.landscape:
+        sizes: list[int | Flex] = [top, Flex(), m.target, m.primary] if picks else [top, Flex(), m.primary]
+        header, main, *pick_row, footer = rows(frame.content(), sizes, m.gap)
+        title_box, plate_box = cols(header, [Flex(), m.px(210)], m.gap)
+        back, cancel, help_box, pay = cols(footer, [Flex(130), Flex(150), Flex(120), Flex(340)], m.gap)
+    else:  # portrait: the title above the plate, Pay alone in the last row
+        sizes = [m.px(100), m.target, Flex(), *([m.target] if picks else []), m.primary, m.primary]
+        title_box, plate_row, main, *pick_row, aside, pay = rows(frame.content(), sizes, m.gap)
+        plate_box = cols(plate_row, [m.px(210), Flex()], m.gap)[0]
+        back, cancel, help_box = cols(aside, [Flex(150), Flex(300), Flex(150)], m.gap)
     if state.existing is not None and state.existing.plate != state.plate:  # found under another spelling
         title = _("{plate} already has parking until {time}, extend by:").format(
             plate=state.existing.plate, time=format_when(state.existing.expires, now, tz, language))
@@ -81,7 +87,7 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
     frame.button("plus", "+", plus, enabled=state.minutes < high, size=m.px(60))
     frame.box(card, p.card, p.border)
     inner = card.inflate(-m.px(24), -m.px(8))
-    amount_row, until_box, notes_box = rows(inner, [m.px(60), m.px(44), Flex()], m.px(4))
+    amount_row, until_box, notes_box = rows(inner, [m.px(60), m.px(44) if m.landscape else m.px(84), Flex()], m.px(4))
     length_box, price_box = cols(amount_row, [Flex(), Flex()], m.gap)
     frame.text(format_duration(state.minutes, language), length_box, size=m.title, bold=True, bg=p.card, valign="middle")
     if q is not None:
@@ -103,7 +109,6 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
         for pick, box in zip(picks, cols(pick_row[0], [Flex()] * len(picks), m.gap)):
             frame.button(f"pick:{pick}", format_duration(pick, language), box, primary=pick == state.minutes)
 
-    back, cancel, help_box, pay = cols(footer, [Flex(130), Flex(150), Flex(120), Flex(340)], m.gap)
     frame.button("back", _("Back"), back)
     frame.button("cancel", _("No need to pay now") if free is not None else _("Cancel"), cancel)
     frame.button("help", _("Help"), help_box)

@@ -75,7 +75,7 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
     app_url = state.settings.links.app_url
     split = cols if m.landscape else rows
     info, app = split(main, [Flex(), m.px(220) if app_url else 0], m.gap * 2)
-    why_box, more_box = rows(info, [m.px(72), Flex()], m.gap)
+    why_box, more_box = rows(info, [m.px(72) if m.landscape else m.px(110), Flex()], m.gap)
     frame.text(_(REASONS[kind]), why_box, size=m.body, bold=True)
     frame.text("\n".join(alternatives(state)), more_box, size=m.body)
     if app_url:

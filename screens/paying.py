@@ -26,8 +26,13 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
     _, m, p = frame._, frame.m, frame.palette
     frame.fill(p.bg)
     payment = state.payment
-    top, until_box, title_box, status_box, footer = rows(frame.content(), [m.px(70), m.px(36), m.px(56), Flex(),
-                                                                          m.primary], m.gap)
+    if m.landscape:
+        top, until_box, title_box, status_box, footer = rows(frame.content(), [m.px(70), m.px(36), m.px(56), Flex(),
+                                                                              m.primary], m.gap)
+        banner, cancel = cols(footer, [Flex(), m.px(330)], m.gap)
+    else:  # portrait: two lines for the title, the help news in a row of its own above Cancel
+        top, until_box, title_box, status_box, banner, cancel = rows(
+            frame.content(), [m.px(70), m.px(36), m.px(84), Flex(), m.px(90), m.primary], m.gap)
     plate_box, amount_box = cols(top, [m.px(230), Flex()], m.gap)
     if state.plate:
         frame.plate(state.plate, plate_box)  # the parker checks the plate once more before the card
@@ -56,7 +61,6 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
         frame.text(_("Waiting for the card terminal…"), inner, size=m.body, fg=p.muted, bg=p.card, align="center",
                    valign="middle")
 
-    banner, cancel = cols(footer, [Flex(), m.px(330)], m.gap)
     ticket = state.help
     if ticket is not None and ticket.open:
         if ticket.phase is Phase.CONNECTED:

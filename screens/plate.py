@@ -31,7 +31,12 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
     _, m, p = frame._, frame.m, frame.palette
     settings = state.settings
     frame.fill(p.bg)
-    top, keys, footer = rows(frame.content(), [m.px(96) if m.landscape else m.px(200), Flex(), m.primary], m.gap)
+    if m.landscape:
+        top, keys, footer = rows(frame.content(), [m.px(96), Flex(), m.primary], m.gap)
+        cancel, help_box, _gap, go = cols(footer, [Flex(160), Flex(130), Flex(170), Flex(270)], m.gap)
+    else:  # portrait: Continue gets the whole width, Cancel and Help a row above it
+        top, keys, aside, go = rows(frame.content(), [m.px(200), Flex(), m.target, m.primary], m.gap)
+        cancel, help_box = cols(aside, [Flex(), Flex()], m.gap)
 
     split = cols if m.landscape else rows
     preview, words = split(top, [m.px(330) if m.landscape else m.px(100), Flex()], m.gap * 2)
@@ -47,7 +52,6 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
 
     frame.keyboard(keys, key_rows(m.landscape, _))
 
-    cancel, help_box, _gap, go = cols(footer, [Flex(160), Flex(130), Flex(170), Flex(270)], m.gap)
     frame.button("cancel", _("Cancel"), cancel)
     frame.button("help", _("Help"), help_box)
     frame.button("continue", _("Continue"), go, primary=True, enabled=plate_valid(settings, state.plate))

@@ -124,7 +124,7 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
         frame.button(f"lang:{code}", language_name(code), box, primary=code == state.language)
 
     split = cols if m.landscape else rows
-    info, start_box = split(body, [Flex(), m.px(330) if m.landscape else m.px(220)], m.gap * 2)
+    info, start_box = split(body, [Flex(), m.px(330) if m.landscape else m.px(232)], m.gap * 2)
     if m.landscape:
         clock_box, start_box = rows(start_box, [m.px(30), Flex()], m.px(4))
     tz = settings.zone.timezone
@@ -155,7 +155,7 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
             if text:
                 frame.text(text, box, size=m.small, bold=True, fg=p.on_notice, bg=p.notice, valign="middle")
 
-    title_box, button_box = rows(start_box, [Flex(), m.px(150)], m.gap)
+    title_box, button_box = rows(start_box, [Flex(), m.px(150) if m.landscape else m.px(120)], m.gap)
     frame.text(title(state, now), title_box, size=m.title, bold=True, min_size=m.title_min, valign="bottom")
     frame.button("start", _("Start"), button_box, primary=True, size=m.px(44))
 

@@ -57,9 +57,10 @@ def test_duration_in_a_free_period_says_when_the_bought_time_starts_and_offers_n
 
 @pytest.mark.parametrize("language", ["en", "de", "fr", "es"])
 @pytest.mark.parametrize("now", [SATURDAY_EVENING, MONDAY_DAWN], ids=["saturday_evening", "monday_dawn"])
-def test_nothing_of_it_is_cut_on_the_7_inch_panel(language: str, now: datetime) -> None:
+@pytest.mark.parametrize("size", [(800, 480), (720, 1280)], ids=["landscape", "portrait"])
+def test_nothing_of_it_is_cut_on_either_panel(language: str, now: datetime, size: tuple[int, int]) -> None:
     for screen in (Screen.WELCOME, Screen.DURATION):
-        assert drawn(at(screen, now, language), now).cut == [], (screen, language)
+        assert drawn(at(screen, now, language), now, size).cut == [], (screen, language)
 
 
 def test_the_renderer_knows_what_it_cut() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
-from screen_states import FONTS, MULTILINGUAL, NOW, draw, states
+from screen_states import FONTS, MULTILINGUAL, NOW, PORTRAIT, draw, states
 
 from kiosk.config import Settings
 from kiosk.domain import journey
@@ -101,11 +101,13 @@ def test_french_punctuation_keeps_its_space_unbroken() -> None:
 
 
 @pytest.mark.parametrize("language", ["en", *SHIPPED])
-def test_no_text_is_cut_on_the_7_inch_panel_in_any_language(language: str) -> None:
-    """Every screen state, normal and high contrast, on the 800x480 panel (portrait: see docs/screens.md)."""
-    for name, state in states(MULTILINGUAL).items():
+@pytest.mark.parametrize(("settings", "size"), [(MULTILINGUAL, (800, 480)), (PORTRAIT, (720, 1280))],
+                         ids=["landscape_800x480", "portrait_720x1280"])
+def test_no_text_is_cut_in_any_language_or_orientation(language: str, settings: Settings, size: tuple[int, int]) -> None:
+    """Every screen state, normal and high contrast, on both panels."""
+    for name, state in states(settings).items():
         for high_contrast in (False, True):
-            frame = draw(replace(state, language=language, high_contrast=high_contrast))
+            frame = draw(replace(state, language=language, high_contrast=high_contrast), size)
             assert frame.cut == [], (name, language, high_contrast)
 
 
