@@ -7,8 +7,8 @@ import pygame
 
 from kiosk.domain import faults
 from kiosk.domain.journey import State, blocking_fault
-from screens.i18n import N_, language_name, translator
-from screens.welcome import BUTTON_BROKEN, button_works
+from screens.i18n import N_, translator
+from screens.welcome import BUTTON_BROKEN, button_works, language_buttons, offered_languages
 from screens.widgets import Flex, Frame, cols, rows
 
 TITLES = {
@@ -69,7 +69,7 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
 
     content = frame.content()
     body = pygame.Rect(content.x, band.bottom + m.gap, content.w, content.bottom - band.bottom - m.gap)
-    languages = state.settings.languages.available if len(state.settings.languages.available) > 1 else ()
+    languages = offered_languages(state)
     lang_in_row = bool(languages) and not m.landscape  # portrait: the languages get a row of their own
     main, lang_row, footer = rows(body, [Flex(), m.target if lang_in_row else 0, m.target], m.gap)
     app_url = state.settings.links.app_url
@@ -86,6 +86,5 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
         _space, help_box = cols(footer, [Flex(), m.px(200)], m.gap)
     else:
         *lang_boxes, _space, help_box = cols(footer, [*[m.px(112)] * len(languages), Flex(), m.px(200)], m.gap)
-    for code, box in zip(languages, lang_boxes):
-        frame.button(f"lang:{code}", language_name(code), box, primary=code == state.language)
+    language_buttons(frame, state, lang_boxes)
     frame.button("help", _("Help"), help_box)

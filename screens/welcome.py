@@ -35,6 +35,18 @@ STOPPED: dict[str, str] = {  # a payment method stopped while another one still 
 OTHER_NOTICE = N_("Some functions of this station may not work at the moment.")
 
 
+def offered_languages(state: State) -> tuple[str, ...]:
+    """The languages a parker can choose on screen: none when only one is configured."""
+    available = state.settings.languages.available
+    return available if len(available) > 1 else ()
+
+
+def language_buttons(frame: Frame, state: State, boxes: list[pygame.Rect]) -> None:
+    """One button per offered language, in its own name; the one on screen is primary."""
+    for code, box in zip(offered_languages(state), boxes):
+        frame.button(f"lang:{code}", language_name(code), box, primary=code == state.language)
+
+
 def button_works(state: State) -> bool:
     """The red help button can be pressed: no fault of the button or of the GPIO it is read through."""
     return not {fault.component for fault in state.faults} & BUTTON_FAULTS
@@ -107,7 +119,7 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
     _, m, p = frame._, frame.m, frame.palette
     settings = state.settings
     frame.fill(p.bg)
-    languages = settings.languages.available if len(settings.languages.available) > 1 else ()
+    languages = offered_languages(state)
     if m.landscape:  # the languages share the header with the zone; the clock sits above Start
         header, body, footer = rows(frame.content(), [m.target, Flex(), m.target], m.gap)
         name_box, lang_row = cols(header, [Flex(), (m.px(112) + m.gap) * len(languages) - m.gap], m.gap)
@@ -120,8 +132,7 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
     lang_width = min(m.px(170), (lang_row.w - m.gap * (len(languages) - 1)) // max(1, len(languages)))
     lang_boxes = cols(lang_row, [*[lang_width] * len(languages), Flex()], m.gap)[:len(languages)]
     frame.text(settings.zone.name, name_box, size=m.px(32), bold=True, valign="middle")
-    for code, box in zip(languages, lang_boxes):
-        frame.button(f"lang:{code}", language_name(code), box, primary=code == state.language)
+    language_buttons(frame, state, lang_boxes)
 
     split = cols if m.landscape else rows
     info, start_box = split(body, [Flex(), m.px(330) if m.landscape else m.px(232)], m.gap * 2)
