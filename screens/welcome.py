@@ -122,7 +122,7 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
     languages = offered_languages(state)
     if m.landscape:  # the languages share the header with the zone; the clock sits above Start
         header, body, footer = rows(frame.content(), [m.target, Flex(), m.target], m.gap)
-        name_box, lang_row = cols(header, [Flex(), (m.px(112) + m.gap) * len(languages) - m.gap], m.gap)
+        name_box, lang_row = cols(header, [Flex(), max(0, (m.px(112) + m.gap) * len(languages) - m.gap)], m.gap)
         hint_box, contrast_box, help_box = cols(footer, [Flex(), m.px(210), m.px(130)], m.gap)
     else:
         header, lang_row, body, hint_box, footer = rows(
