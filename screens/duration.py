@@ -5,7 +5,8 @@ from datetime import datetime, timedelta
 
 import pygame
 
-from kiosk.domain.journey import State, current_quote, free_now, minute_range, purchase_start
+from kiosk.domain.journey import FreePeriod, State, current_quote, free_now, minute_range, purchase_start
+from kiosk.domain.tariff import Quote
 from screens.i18n import N_, format_clock, format_duration, format_money, format_soon, format_when, translator, zone
 from screens.widgets import Flex, Frame, cols, rows
 
@@ -16,15 +17,13 @@ MESSAGES = {
 }
 
 
-def notes(state: State, now: datetime) -> list[str]:
-    """The limits and special cases of the duration on screen, in words."""
+def notes(state: State, q: Quote | None, free: FreePeriod | None, now: datetime) -> list[str]:
+    """The limits and special cases of the quote ``q`` on screen, in words (``free``: the free period the title names)."""
     _ = translator(state.language)
     tariff = state.settings.tariff_engine
     tz, language = state.settings.zone.timezone, state.language
     result = []
-    q = current_quote(state, now)
     if q is not None:
-        free = free_now(state.settings, now) if state.existing is None else None
         said_in_title = free is not None and free.until is not None
         if q.starts > purchase_start(state, now) and not said_in_title:
             result.append(_("Parking is free until {time}, your time starts then.").format(
@@ -103,7 +102,7 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
     if state.message in MESSAGES:
         used = frame.text(_(MESSAGES[state.message]), notes_box, size=m.small, bold=True, fg=p.error, bg=p.card)
         notes_box = pygame.Rect(notes_box.x, used.bottom, notes_box.w, notes_box.bottom - used.bottom)
-    frame.text("\n".join(notes(state, now)), notes_box, size=m.small, fg=p.muted, bg=p.card)
+    frame.text("\n".join(notes(state, q, free, now)), notes_box, size=m.small, fg=p.muted, bg=p.card)
 
     if picks:
         for pick, box in zip(picks, cols(pick_row[0], [Flex()] * len(picks), m.gap)):

@@ -6,7 +6,7 @@ from datetime import datetime
 import pygame
 
 from kiosk.domain import faults
-from kiosk.domain.journey import State, blocking_fault
+from kiosk.domain.journey import State, blocking_impact
 from screens.i18n import N_, translator
 from screens.welcome import BUTTON_BROKEN, button_works, language_buttons, offered_languages
 from screens.widgets import Flex, Frame, cols, rows
@@ -22,20 +22,6 @@ REASONS = {
     faults.ParkerImpact.NO_PAYMENT_METHOD: N_("This station cannot take payments at the moment."),
     faults.ParkerImpact.OUT_OF_SERVICE: N_("This station cannot take payments at the moment."),
 }
-def impact(state: State) -> faults.ParkerImpact:
-    """What the blocking fault means for parkers (out of service when no fault says more).
-
-    With several payment methods, all of them stopped means no payment at all, not only the
-    first one's (no card payment, say).
-    """
-    fault = blocking_fault(state)
-    if fault is None:
-        return faults.ParkerImpact.OUT_OF_SERVICE
-    if fault.parker_impact in faults.METHOD_DOWN and len(state.payment_methods) > 1:
-        return faults.ParkerImpact.NO_PAYMENT_METHOD
-    return faults.ParkerImpact(fault.parker_impact)
-
-
 def alternatives(state: State) -> list[str]:
     """Other ways to pay or get help, from the configured links."""
     _ = translator(state.language)
@@ -59,7 +45,7 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
     """Draw the Out of service screen."""
     _, m, p = frame._, frame.m, frame.palette
     frame.fill(p.bg)
-    kind = impact(state)
+    kind = blocking_impact(state)
     band = frame.rect.copy()
     band.h = m.px(90)
     frame.fill(p.alert, band)

@@ -6,7 +6,7 @@ from datetime import datetime
 import pygame
 
 from kiosk.domain import faults
-from kiosk.domain.journey import State, fault_notices, free_now
+from kiosk.domain.journey import FreePeriod, State, fault_notices, free_now
 from kiosk.domain.tariff import Tariff
 from screens.i18n import (
     N_,
@@ -86,32 +86,25 @@ def tariff_lines(tariff: Tariff, language: str) -> list[str]:
     return lines
 
 
-def notice_lines(state: State, now: datetime) -> list[str]:
-    """What the station itself tells parkers: a line for each fault that still lets them pay (with pay-by-app), then,
-    in a free period, that nobody needs to pay now. Staff's own notice is drawn after these, as staff wrote it."""
+def notice_lines(state: State) -> list[str]:
+    """A parker-facing line for each fault that still lets parkers pay, with pay-by-app when configured."""
     _ = translator(state.language)
     lines = [_(STOPPED.get(fault.parker_impact) or NOTICES.get(fault.component, OTHER_NOTICE))
              for fault in fault_notices(state)]
     if lines and state.settings.links.app_url:
         lines.append(_("You can also pay by app."))
-    free = free_now(state.settings, now)
-    if free is not None and free.until is not None:
-        lines.append(_("You only need to pay if you stay longer."))
     return list(dict.fromkeys(lines))
 
 
-def title(state: State, now: datetime) -> str:
-    """What Welcome says first: pay here, or, in a free period, until when parking is free."""
+def title(state: State, free: FreePeriod | None, now: datetime) -> str:
+    """What Welcome says first: pay here, or, in the free period ``free``, until when parking is free."""
     _ = translator(state.language)
-    free = free_now(state.settings, now)
     if free is None:
         return _("Pay for your parking here")
     if free.until is None:
-        said = _("Parking is free now")
-    else:
-        said = _("Parking is free now until {time}").format(
-            time=format_soon(free.until, now, state.settings.zone.timezone, state.language))
-    return said
+        return _("Parking is free now")
+    return _("Parking is free now until {time}").format(
+        time=format_soon(free.until, now, state.settings.zone.timezone, state.language))
 
 
 def draw(frame: Frame, state: State, now: datetime) -> None:
@@ -141,15 +134,17 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
     tz = settings.zone.timezone
     clock = f"{format_date(now, tz, state.language)}  {format_clock(now, tz)}"
     frame.text(clock, clock_box, size=m.body, bold=True, align="right", valign="middle")
-    lines, staff_says = notice_lines(state, now), state.notice
+    free = free_now(settings, now)
+    lines, staff_says = notice_lines(state), state.notice
     prices_text = "\n".join(tariff_lines(settings.tariff_engine, state.language))
     heading_height, gap, pad_x, pad_y = m.px(40), m.px(6), m.px(20), m.px(12)
     width = info.w - 2 * pad_x
     room = info.h - heading_height - frame.height_of(prices_text, info.w, m.small) - 2 * gap  # prices keep their need
+    if free is not None and free.until is not None:  # last of the station's lines, and only where it fits whole:
+        with_free = [*lines, _("You only need to pay if you stay longer.")]  # the title says it is free already
+        if frame.height_of("\n".join(with_free), width, m.small, bold=True) + 2 * pad_y <= room:
+            lines = with_free
     station_says = "\n".join(lines)
-    free_line = _("You only need to pay if you stay longer.")
-    if free_line in lines and frame.height_of(station_says, width, m.small, bold=True) + 2 * pad_y > room:
-        station_says = "\n".join(line for line in lines if line != free_line)  # the title says it is free already
     station_need = frame.height_of(station_says, width, m.small, bold=True) if station_says else 0
     staff_need = frame.height_of(staff_says, width, m.small, bold=True) if staff_says else 0
     notice_height = 0
@@ -167,7 +162,7 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
                 frame.text(text, box, size=m.small, bold=True, fg=p.on_notice, bg=p.notice, valign="middle")
 
     title_box, button_box = rows(start_box, [Flex(), m.px(150) if m.landscape else m.px(120)], m.gap)
-    frame.text(title(state, now), title_box, size=m.title, bold=True, min_size=m.title_min, valign="bottom")
+    frame.text(title(state, free, now), title_box, size=m.title, bold=True, min_size=m.title_min, valign="bottom")
     frame.button("start", _("Start"), button_box, primary=True, size=m.px(44))
 
     if button_works(state):

@@ -23,7 +23,6 @@ from kiosk.storage.payments import count_owed
 from kiosk.storage.schema import MIGRATIONS
 from kiosk.storage.store import StorageError, Store
 from screens.display import Display
-from screens.out_of_service import impact
 from screens.welcome import notice_lines
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -77,7 +76,7 @@ def test_with_the_card_terminal_down_parkers_pay_with_the_other_method_and_the_r
     loop.post(MethodHealth("unreachable", "no answer after 3 tries", "card_terminal"))
     loop.settle()
     assert loop.state.screen is journey.Screen.WELCOME, "one method stopped is not out of service"
-    assert "Card payment is not available" in notice_lines(loop.state, START)
+    assert "Card payment is not available" in notice_lines(loop.state)
     payment_id = pay_for_an_hour(loop)
     assert [c[0] for c in coins.calls] == ["start_payment"] and card.calls == []
     assert store.rows("payment", id=payment_id)[0]["method"] == "coin_acceptor"
@@ -99,7 +98,7 @@ def test_the_station_is_out_of_service_only_once_every_method_is_stopped(station
     loop.post(MethodHealth("out_of_order", "status 9C", "card_terminal"))
     loop.settle()
     assert loop.state.screen is journey.Screen.OUT_OF_SERVICE
-    assert impact(loop.state) is ParkerImpact.NO_PAYMENT_METHOD, "not 'card payment': no way to pay is left"
+    assert journey.blocking_impact(loop.state) is ParkerImpact.NO_PAYMENT_METHOD, "not 'card payment': no way to pay is left"
     loop.post(MethodHealth(None, "", "coin_acceptor"))
     loop.settle()
     assert loop.state.screen is journey.Screen.WELCOME

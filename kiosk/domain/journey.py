@@ -51,6 +51,7 @@ from kiosk.domain.parker_state import (
     Screen,
     State,
     blocking_fault,
+    blocking_impact,
     current_quote,
     deadline,
     fault_notices,
@@ -68,9 +69,9 @@ from kiosk.domain.records import PaymentState, SessionRecord
 from kiosk.domain.tariff import clamp_minutes
 
 __all__ = [  # the journey's state and queries live in parker_state; they are part of this surface too
-    "CANCEL_GRACE_S", "KEYBOARD", "PAYMENT_GRACE_S", "THANKS_S", "Decline", "FreePeriod", "Payment", "Result", "Screen",
-    "State", "blocking_fault", "current_quote", "deadline", "fault_notices", "free_now", "help_context", "help_shown",
-    "initial", "minute_range", "plate_valid", "purchase_start", "step",
+    "CANCEL_GRACE_S", "KEYBOARD", "PAYMENT_GRACE_S", "THANKS_S", "Decline", "FreePeriod", "Payment", "Result",
+    "Screen", "State", "blocking_fault", "blocking_impact", "current_quote", "deadline", "fault_notices", "free_now",
+    "help_context", "help_shown", "initial", "minute_range", "plate_valid", "purchase_start", "step",
 ]
 
 def step(state: State, event: Event, now: datetime) -> Result:

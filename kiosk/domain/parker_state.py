@@ -16,9 +16,9 @@ from kiosk.domain.records import FaultRecord, SessionRecord
 from kiosk.domain.tariff import Quote, is_chargeable, next_chargeable, quote
 
 __all__ = [
-    "CANCEL_GRACE_S", "KEYBOARD", "PAYMENT_GRACE_S", "THANKS_S", "Decline", "FreePeriod", "Payment", "Result", "Screen",
-    "State", "blocking_fault", "current_quote", "deadline", "fault_notices", "free_now", "help_context", "help_shown",
-    "initial", "minute_range", "plate_valid", "purchase_start", "screen_deadline",
+    "CANCEL_GRACE_S", "KEYBOARD", "PAYMENT_GRACE_S", "THANKS_S", "Decline", "FreePeriod", "Payment", "Result",
+    "Screen", "State", "blocking_fault", "blocking_impact", "current_quote", "deadline", "fault_notices", "free_now",
+    "help_context", "help_shown", "initial", "minute_range", "plate_valid", "purchase_start", "screen_deadline",
 ]
 
 KEYBOARD = tuple("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
@@ -106,6 +106,20 @@ def initial(settings: Settings, now: datetime) -> State:
 def blocking_fault(state: State) -> FaultRecord | None:
     """The fault that stops parkers from paying, if any: out of service, or every payment method stopped."""
     return fault_rules.blocking(state.faults, state.payment_methods)
+
+
+def blocking_impact(state: State) -> fault_rules.ParkerImpact:
+    """What the blocking fault means for parkers (out of service when no fault says more).
+
+    With several payment methods, all of them stopped means no payment at all, not only the
+    first one's (no card payment, say).
+    """
+    fault = blocking_fault(state)
+    if fault is None:
+        return fault_rules.ParkerImpact.OUT_OF_SERVICE
+    if fault.parker_impact in fault_rules.METHOD_DOWN and len(state.payment_methods) > 1:
+        return fault_rules.ParkerImpact.NO_PAYMENT_METHOD
+    return fault_rules.ParkerImpact(fault.parker_impact)
 
 
 def fault_notices(state: State) -> tuple[FaultRecord, ...]:
