@@ -15,6 +15,7 @@ from typing import Annotated, Any, TypeVar, Union, get_args, get_origin, get_typ
 
 from babel.numbers import get_currency_precision, list_currencies
 
+from kiosk.domain.outage import ParkingWhileOut
 from kiosk.domain.tariff import RateBand, Tariff
 from kiosk.domain.tariff import validate as validate_tariff
 
@@ -224,6 +225,13 @@ class LinkSettings:
 
 
 @dataclass(frozen=True)
+class OutageSettings:
+    """What Out of service tells parkers about parking meanwhile, unless the `mode` command says otherwise."""
+
+    parking: Annotated[str, one_of(*(choice.value for choice in ParkingWhileOut))] = ParkingWhileOut.UNKNOWN.value
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every setting of the station, validated and immutable."""
 
@@ -239,6 +247,7 @@ class Settings:
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     timeouts: TimeoutSettings = field(default_factory=TimeoutSettings)
     links: LinkSettings = field(default_factory=LinkSettings)
+    outage: OutageSettings = field(default_factory=OutageSettings)
     version: Annotated[int, between(0, 2**31 - 1)] = 0
 
     @functools.cached_property

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from kiosk.domain.events import Event, MethodReport
 from kiosk.domain.faults import FaultKind
 from kiosk.domain.helpdesk import LedPattern
+from kiosk.domain.outage import Outage
 from kiosk.domain.parker_state import State
 from kiosk.domain.payment import Capability
 from kiosk.domain.records import (
@@ -350,6 +351,12 @@ class StationLedger(Protocol):
 
     def set_notice(self, text: str | None, now: datetime) -> None:
         """Set the operator's message shown to parkers; None clears it."""
+
+    def outage(self) -> Outage | None:
+        """What the `mode` command said about parking meanwhile and the return to service; None if nothing."""
+
+    def set_outage(self, outage: Outage | None, now: datetime) -> None:
+        """Keep what the `mode` command said for this outage; None forgets it."""
 
     def remote_config(self) -> dict[str, Any] | None:
         """The stored remote config; None if there is none or it is not a JSON object (logged as an error)."""

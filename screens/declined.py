@@ -6,7 +6,7 @@ from datetime import datetime
 from kiosk.domain.journey import State
 from kiosk.domain.payment import DeclineReason
 from screens.i18n import N_
-from screens.widgets import Flex, Frame, cols, rows
+from screens.widgets import Block, Flex, Frame, cols, rows
 
 REASONS: dict[str, str] = {
     DeclineReason.DECLINED: N_("Your card was declined by the bank."),
@@ -34,27 +34,27 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
     decline = state.decline
     reason = decline.reason if decline is not None else ""
     app_url = state.settings.links.app_url
-    if m.landscape:
-        main, footer = rows(frame.content(), [Flex(), m.primary], m.gap)
+    content = frame.content()
+    others = [_("Change time"), _("Help"), _("Done")]
+    if m.landscape and not m.large_text:
+        main, footer = rows(content, [Flex(), m.primary], m.gap)
         retry, change, help_box, _space, done = cols(footer, [Flex(220), Flex(190), Flex(120), Flex(48), Flex(150)],
                                                      m.gap)
-    else:  # portrait: Try again alone in the last row, the other choices above it
-        main, others, retry = rows(frame.content(), [Flex(), m.target, m.primary], m.gap)
-        change, help_box, done = cols(others, [Flex(280), Flex(150), Flex(170)], m.gap)
+    else:  # portrait and large text: Try again alone in the last row, the other choices above it
+        main, others_row, retry = rows(content, [Flex(), frame.group_height(content.w, others), m.primary], m.gap)
+        change, help_box, done = frame.button_group(others_row, others)
     split = cols if m.landscape else rows
     info, app = split(main, [Flex(), m.px(220) if app_url else 0], m.gap * 2)
-
-    title_box, next_box = rows(info, [m.px(100), Flex()], m.gap)
-    frame.text(_(REASONS.get(reason, OTHER_REASON)), title_box, size=m.title, bold=True, fg=p.error,
-               min_size=m.title_min, valign="bottom")
-    next_step = _(NEXT_STEPS.get(reason, OTHER_NEXT_STEP))
-    if app_url:
-        next_step += "\n" + _("You can also pay by app: scan the QR code.")
-    frame.text(next_step, next_box, size=m.body)
+    by_app = _("You can also pay by app: scan the QR code.") if app_url else ""  # the QR code's caption says it too
+    frame.stack(info, [Block(_(REASONS.get(reason, OTHER_REASON)), m.title, bold=True, fg=p.error,
+                             min_size=m.title_min), Block(_(NEXT_STEPS.get(reason, OTHER_NEXT_STEP)), m.body,
+                                                          min_size=m.small),
+                       Block(by_app, m.body, min_size=m.small, optional=True)],
+                gap=m.gap, valign="middle" if m.large_text else "top")
     if app_url:
         frame.qr(app_url, _("Pay by app"), app)
 
     frame.button("retry", _("Try again"), retry, primary=True)
-    frame.button("change", _("Change time"), change)
-    frame.button("help", _("Help"), help_box)
-    frame.button("done", _("Done"), done)
+    frame.button("change", others[0], change)
+    frame.button("help", others[1], help_box)
+    frame.button("done", others[2], done)

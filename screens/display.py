@@ -13,8 +13,9 @@ import pygame
 
 from kiosk.config import Settings
 from kiosk.domain.events import Event, HelpPressed, HelpReleased, Tap
-from kiosk.domain.journey import KEYBOARD, Screen, State
+from kiosk.domain.journey import KEYBOARD, MorePage, Screen, State
 from screens import declined, duration, feedback, fonts, i18n, out_of_service, overlays, paid, paying, plate, welcome
+from screens.fonts import Fonts
 from screens.theme import Metrics, palette
 from screens.widgets import Frame
 
@@ -31,6 +32,11 @@ SCREENS: dict[Screen, Draw] = {
     Screen.THANKS: feedback.draw_thanks,
     Screen.OUT_OF_SERVICE: out_of_service.draw,
 }
+MORE: dict[MorePage, Callable[[Frame, State, datetime], overlays.More]] = {  # the pages over a screen
+    MorePage.PRICES: welcome.prices_page,
+    MorePage.PAY_BY_APP: welcome.app_page,
+    MorePage.OTHER_WAYS: out_of_service.more,
+}
 CONTINUE_KEYS = (pygame.K_RETURN, pygame.K_KP_ENTER)
 
 
@@ -41,8 +47,15 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
         overlays.draw_asleep(frame, state, now)
         return
     SCREENS[state.screen](frame, state, now)
-    if kind is not None:
+    if kind == overlays.MORE and state.more is not None:
+        overlays.draw_more(frame, MORE[state.more](frame, state, now))
+    elif kind is not None:
         overlays.draw(frame, state, now)
+
+
+def frame_for(surface: pygame.Surface, fonts: Fonts, state: State, pressed: str | None = None) -> Frame:
+    """A Frame on surface in the parker's language, contrast and text size."""
+    return Frame(surface, fonts, palette(state.high_contrast), state.language, pressed, state.large_text)
 
 
 class Display:
@@ -90,8 +103,7 @@ class Display:
     def _draw(self) -> None:
         assert self._state is not None and self._now is not None
         state = self._state
-        frame = Frame(self._surface, self._fonts, palette(state.high_contrast), state.language,
-                      pressed=self._pressed if self._inside else None)
+        frame = frame_for(self._surface, self._fonts, state, self._pressed if self._inside else None)
         draw(frame, state, self._now)
         self._targets, self._texts = frame.targets, frame.texts
         if not self._headless:

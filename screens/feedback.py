@@ -11,16 +11,25 @@ RATINGS = (N_("Very bad"), N_("Bad"), N_("OK"), N_("Good"), N_("Very good"))
 
 
 def draw(frame: Frame, state: State, now: datetime) -> None:
-    """Draw the Feedback screen."""
+    """Draw the Feedback screen: the scale left to right, or top to bottom in portrait and in large text."""
     _, m, p = frame._, frame.m, frame.palette
     frame.fill(p.bg)
-    title_box, scale, footer = rows(frame.content(), [m.px(80), Flex(), m.target], m.gap)
-    frame.text(_("How was it?"), title_box, size=m.title, bold=True, min_size=m.title_min, align="center", valign="middle")
-    split = cols if m.landscape else rows
-    for value, (word, box) in enumerate(zip(RATINGS, split(scale, [Flex()] * len(RATINGS), m.gap)), start=1):
-        label = _(word)
-        frame.button(f"rate:{value}", f"{value}\n{label}", box, size=m.title)
-    _space, skip = cols(footer, [Flex(), m.px(200)], m.gap)
+    labels = ["\n".join((str(value), _(word))) for value, word in enumerate(RATINGS, start=1)]
+    if m.landscape and m.large_text:  # one line per rating, worst at the top; Skip beside the question
+        header, scale = rows(frame.content(), [m.target, Flex()], m.gap)
+        title_box, skip = cols(header, [Flex(), frame.button_width(_("Skip")) + m.px(40)], m.gap)
+        labels = [label.replace("\n", "  ") for label in labels]
+        boxes = rows(scale, [Flex()] * len(RATINGS), m.key_gap)
+    else:
+        content = frame.content()
+        title_height = max(m.px(80), frame.height_of(_("How was it?"), content.w, m.title_min, True))
+        title_box, scale, footer = rows(content, [title_height, Flex(), m.target], m.gap)
+        boxes = (cols if m.landscape else rows)(scale, [Flex()] * len(RATINGS), m.gap)
+        skip = cols(footer, [Flex(), max(m.px(200), frame.button_width(_("Skip")))], m.gap)[1]
+    frame.text(_("How was it?"), title_box, size=m.title, bold=True, min_size=m.title_min,
+               align="left" if m.landscape and m.large_text else "center", valign="middle")
+    for value, (label, box) in enumerate(zip(labels, boxes), start=1):
+        frame.button(f"rate:{value}", label, box, size=m.title)
     frame.button("skip", _("Skip"), skip)
 
 

@@ -13,7 +13,7 @@ from kiosk.domain.journey import State
 from screens.fonts import LRU
 from screens.i18n import N_, Translate, format_when
 from screens.theme import Color
-from screens.widgets import ELLIPSIS, Flex, Frame, cols, rows
+from screens.widgets import ELLIPSIS, Flex, Frame, centred, cols, rows
 
 # The parker's quick replies, keyed like helpdesk.QUICK_REPLIES (whose English text is what the agent reads).
 REPLIES = {
@@ -45,6 +45,7 @@ class Said:
     text: str
     bold: bool
     fg: Color
+    outside: bool = False  # an agent's own words: may shrink below the smallest size rather than be cut
 
 
 def printable(frame: Frame, text: str) -> str:
@@ -167,16 +168,11 @@ def draw(frame: Frame, inner: pygame.Rect, state: State, now: datetime) -> None:
 def _simple(frame: Frame, inner: pygame.Rect, title: str) -> tuple[pygame.Rect, pygame.Rect]:
     """A card with a title, a body and a row of buttons: returns (body, buttons)."""
     m, p = frame.m, frame.palette
-    title_box, body_box, button_box = rows(inner, [m.px(100), Flex(), m.primary], m.gap)
+    title_height = max(m.px(100), frame.height_of(title, inner.w, m.title_min, True))
+    title_box, body_box, button_box = rows(inner, [title_height, Flex(), m.primary], m.gap)
     say(frame, title, title_box, size=m.title, min_size=m.title_min, bold=True, bg=p.card, align="center",
         valign="middle")
     return body_box, button_box
-
-
-def _centred(row: pygame.Rect, width: int) -> pygame.Rect:
-    box = pygame.Rect(0, row.y, min(width, row.w), row.h)
-    box.centerx = row.centerx
-    return box
 
 
 def _waited(ticket: Ticket, now: datetime, _: Translate) -> str:
@@ -190,7 +186,7 @@ def _calling(frame: Frame, inner: pygame.Rect, ticket: Ticket, now: datetime) ->
     body, buttons = _simple(frame, inner, _("A person is being called"))
     stay = _("Please stay here.")
     say(frame, f"{stay}\n{_waited(ticket, now, _)}", body, size=m.body, bg=p.card, align="center", valign="middle")
-    frame.button("help:cancel", _("Cancel call"), _centred(buttons, m.px(300)))
+    frame.button("help:cancel", _("Cancel call"), centred(buttons, max(m.px(300), frame.button_width(_("Cancel call")))))
 
 
 def _overdue(frame: Frame, inner: pygame.Rect, state: State) -> None:
@@ -201,10 +197,17 @@ def _overdue(frame: Frame, inner: pygame.Rect, state: State) -> None:
     phone = state.settings.links.help_phone
     if phone:
         text += "\n" + _("You can also call us: {phone}").format(phone=phone)
+    labels = [_("Cancel call"), _("Keep waiting")]
+    two_rows = sum(frame.button_width(label) for label in labels) + 2 * m.gap > buttons.w
+    if two_rows:  # the buttons take a row each, the message the room left above them
+        body = pygame.Rect(body.x, body.y, body.w, body.h - m.target - m.gap)
+        cancel, wait = rows(pygame.Rect(buttons.x, body.bottom + m.gap, buttons.w, buttons.bottom - body.bottom - m.gap),
+                            [m.target, m.primary], m.gap)
+    else:
+        cancel, wait = cols(buttons, [Flex(frame.button_width(label)) for label in labels], m.gap * 2)
     say(frame, text, body, size=m.body, bg=p.card, align="center", valign="middle")
-    cancel, wait = cols(buttons, [Flex(), Flex()], m.gap * 2)
-    frame.button("help:cancel", _("Cancel call"), cancel)
-    frame.button("help:wait", _("Keep waiting"), wait, primary=True)
+    frame.button("help:cancel", labels[0], cancel)
+    frame.button("help:wait", labels[1], wait, primary=True)
 
 
 def _closed(frame: Frame, inner: pygame.Rect, state: State) -> None:
@@ -215,7 +218,7 @@ def _closed(frame: Frame, inner: pygame.Rect, state: State) -> None:
     body, buttons = _simple(frame, inner, _("Your call has ended"))
     say(frame, ticket.resolution or _ending(ticket.outcome, state.settings.links.help_phone, _), body, size=m.body,
         bg=p.card, align="center", valign="middle")
-    frame.button("help:ok", _("OK"), _centred(buttons, m.px(240)), primary=True)
+    frame.button("help:ok", _("OK"), centred(buttons, max(m.px(240), frame.button_width(_("OK")))), primary=True)
 
 
 def _ending(outcome: str, phone: str, _: Translate) -> str:
@@ -240,7 +243,7 @@ def _title_with_name(frame: Frame, ticket: Ticket, rect: pygame.Rect) -> None:
 
     def width(shown: str) -> int:
         return frame.fonts.size(template.format(agent=shown), size, True)[0]
-    while width(name) > rect.w and size > smallest:
+    while (width(name) > rect.w or frame.fonts.linesize(size, True) > rect.h) and size > smallest:
         size = m.smaller(size)
     if width(name) > rect.w:
         low, high = 1, len(name)  # the longest start of the name that fits with '…'
@@ -257,16 +260,44 @@ def _talking(frame: Frame, inner: pygame.Rect, state: State, now: datetime) -> N
     ticket = state.help
     assert ticket is not None
     connected = ticket.phase is Phase.CONNECTED
-    if m.landscape:  # the call's end at the top right, above the quick replies: the conversation gets the height
+    end_label = _("End call") if connected else _("Cancel call")
+    replies = [_(label) for label in REPLIES.values()]
+    label_text = _("Tell us what happened:")
+    if m.landscape and not m.large_text:  # the call's end at the top right, above the replies: the talk gets the height
         top, body = rows(inner, [m.target, Flex()], m.gap)
         title_box, cancel_box = cols(top, [Flex(), m.px(290)], m.gap * 2)
         talk_box, right = cols(body, [Flex(), m.px(290)], m.gap * 2)
         label_box, *reply_boxes = rows(right, [m.px(30)] + [Flex()] * len(REPLIES), m.gap)
-    else:
-        title_box, talk_box, label_box, *reply_rows, cancel_row = rows(
-            inner, [m.px(100), Flex(), m.px(30), m.px(64), m.px(64), m.target], m.gap)
-        reply_boxes = [box for row in reply_rows for box in cols(row, [Flex(), Flex()], m.gap)]
-        cancel_box = _centred(cancel_row, m.px(300))
+    else:  # portrait and large text: the replies two by two under the conversation, or one a row if words are long
+        per_row = 2 if all(frame.button_width(word) <= (inner.w - m.gap) // 2 for label in replies
+                           for word in label.split()) else 1
+        width = (inner.w - m.gap * (per_row - 1)) // per_row
+        reply_rows = [max(m.target, max(frame.height_of(label, width - m.px(12), m.small, True)
+                                        for label in replies[i:i + per_row]) + m.px(8))
+                      for i in range(0, len(replies), per_row)]
+        label_height = 0 if m.landscape else frame.height_of(label_text, inner.w, m.body, True)  # the replies say it
+        title = printable(frame, _("{agent} is helping you").format(agent=agent_name(ticket, _))) if connected \
+            else _("A person is being called")
+        end_width = frame.button_width(end_label) + m.px(24)
+        if m.landscape:  # the call's end beside the title
+            title_height = max(m.target, frame.height_of(title, inner.w - end_width - 2 * m.gap, m.title_min, True))
+        else:
+            title_height = max(m.px(100), frame.height_of(title, inner.w, m.title_min, True))
+        fixed = title_height + label_height + sum(reply_rows) + m.gap * (len(reply_rows) + 2) + (
+            0 if m.landscape else m.target + m.gap)
+        if ticket.conversation and m.large_text and inner.h - fixed < _least_height(
+                frame, _line(frame, ticket.conversation[-1], state, now), inner.w):
+            reply_rows, label_height = [], 0  # the newest words need the room: the replies come back after them
+        if m.landscape:
+            top, talk_box, label_box, *reply_bands = rows(inner, [title_height, Flex(), label_height, *reply_rows],
+                                                          m.gap)
+            title_box, cancel_box = cols(top, [Flex(), end_width], m.gap * 2)
+            cancel_box = centred(pygame.Rect(cancel_box.x, top.y, cancel_box.w, m.target), cancel_box.w)
+        else:
+            title_box, talk_box, label_box, *reply_bands, cancel_row = rows(
+                inner, [title_height, Flex(), label_height, *reply_rows, m.target], m.gap)
+            cancel_box = centred(cancel_row, max(m.px(300), frame.button_width(end_label)))
+        reply_boxes = [box for band in reply_bands for box in cols(band, [Flex()] * per_row, m.gap)]
     if connected:
         _title_with_name(frame, ticket, title_box)
     else:
@@ -275,10 +306,11 @@ def _talking(frame: Frame, inner: pygame.Rect, state: State, now: datetime) -> N
     said = [] if connected else [Said(_("Your call has been received. Please stay here."), True, p.fg),
                                  Said(_waited(ticket, now, _), False, p.fg)]
     _conversation(frame, talk_box, said, [_line(frame, line, state, now) for line in ticket.conversation])
-    say(frame, _("Tell us what happened:"), label_box, size=m.body, bold=True, bg=p.card, valign="bottom")
-    for (key, label), box in zip(REPLIES.items(), reply_boxes):
-        frame.button(f"help:reply:{key}", _(label), box, size=m.small)
-    frame.button("help:cancel", _("End call") if connected else _("Cancel call"), cancel_box)
+    if label_box.h:
+        say(frame, label_text, label_box, size=m.body, bold=True, bg=p.card, valign="bottom")
+    for key, label, box in zip(REPLIES, replies, reply_boxes):
+        frame.button(f"help:reply:{key}", label, box, size=m.small)
+    frame.button("help:cancel", end_label, cancel_box)
 
 
 def _line(frame: Frame, line: Line, state: State, now: datetime) -> Said:
@@ -292,17 +324,29 @@ def _line(frame: Frame, line: Line, state: State, now: datetime) -> Said:
     if line.author == "parker":
         key = _REPLY_KEYS.get(line.text)
         return Said(_("You: {text}").format(text=_(REPLIES[key]) if key else line.text), False, p.muted)
-    return Said(line.text, True, p.fg)
+    return Said(line.text, True, p.fg, outside=True)
+
+
+def _least_height(frame: Frame, block: Said, width: int) -> int:
+    """The least height block needs: an agent's words at the smallest size of all, the station's at the smallest
+    size of the reading mode."""
+    size = frame.m.snap(_least_size(frame, block))
+    text = _unbreakable(frame, printable(frame, block.text), width, size, block.bold)
+    return _line_count(frame, text, width, size, block.bold) * frame.fonts.linesize(size, block.bold)
 
 
 def _conversation(frame: Frame, rect: pygame.Rect, fixed: list[Said], lines: list[Said]) -> None:
-    """Fixed blocks at the top, then as many of the newest lines as fit, newest at the bottom (the newest always)."""
+    """Fixed blocks at the top, then as many of the newest lines as fit, newest at the bottom. The newest line is
+    always shown whole: fixed blocks give way to it, first to last, and in the end it shrinks to fit."""
     m, p = frame.m, frame.palette
     size, space = m.snap(m.body), m.px(8)
 
     def height(block: Said) -> int:
         text = _unbreakable(frame, printable(frame, block.text), rect.w, size, block.bold)
         return _line_count(frame, text, rect.w, size, block.bold) * frame.fonts.linesize(size, block.bold)
+    newest = height(lines[-1]) if lines else 0
+    while fixed and sum(height(block) + space for block in fixed) + newest > rect.h:
+        fixed = fixed[1:]
     y = rect.y
     for block in fixed:
         box = pygame.Rect(rect.x, y, rect.w, rect.bottom - y)
@@ -317,4 +361,10 @@ def _conversation(frame: Frame, rect: pygame.Rect, fixed: list[Said], lines: lis
         room -= need
     for block in shown:
         box = pygame.Rect(rect.x, y, rect.w, max(0, min(height(block), rect.bottom - y)))
-        y += say(frame, block.text, box, size=size, bold=block.bold, fg=block.fg, bg=p.card).h + space
+        y += say(frame, block.text, box, size=size, min_size=_least_size(frame, block), bold=block.bold, fg=block.fg,
+                 bg=p.card).h + space
+
+
+def _least_size(frame: Frame, block: Said) -> int:
+    """The size a conversation line may shrink to so as to be shown whole."""
+    return frame.m.smallest if block.outside else frame.m.small

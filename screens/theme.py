@@ -35,6 +35,7 @@ class Palette:
     error: Color
     notice: Color
     on_notice: Color
+    notice_pressed: Color
     alert: Color
     on_alert: Color
     plate: Color
@@ -62,6 +63,7 @@ class Palette:
             ("on_secondary/secondary_pressed", self.on_secondary, self.secondary_pressed),
             ("on_disabled/disabled", self.on_disabled, self.disabled),
             ("on_notice/notice", self.on_notice, self.notice),
+            ("on_notice/notice_pressed", self.on_notice, self.notice_pressed),
             ("on_alert/alert", self.on_alert, self.alert),
             ("on_plate/plate", self.on_plate, self.plate),
             ("on_sleep/sleep", self.on_sleep, self.sleep),
@@ -75,7 +77,7 @@ NORMAL = Palette(
     primary=(0, 80, 179), on_primary=(255, 255, 255), primary_pressed=(0, 46, 110), on_primary_pressed=(255, 255, 255),
     secondary=(255, 255, 255), on_secondary=(17, 24, 39), secondary_pressed=(200, 218, 250),
     disabled=(226, 229, 234), on_disabled=(84, 92, 105),
-    error=(168, 0, 28), notice=(255, 240, 196), on_notice=(61, 45, 0),
+    error=(168, 0, 28), notice=(255, 240, 196), on_notice=(61, 45, 0), notice_pressed=(255, 214, 110),
     alert=(168, 0, 28), on_alert=(255, 255, 255),
     plate=(255, 255, 255), on_plate=(0, 0, 0), plate_band=(0, 51, 153),
     sleep=(0, 0, 0), on_sleep=(170, 170, 170), sleep_pressed=(40, 40, 40),
@@ -87,7 +89,7 @@ HIGH_CONTRAST = Palette(
     primary=(255, 214, 0), on_primary=(0, 0, 0), primary_pressed=(255, 255, 255), on_primary_pressed=(0, 0, 0),
     secondary=(0, 0, 0), on_secondary=(255, 255, 255), secondary_pressed=(70, 70, 70),
     disabled=(0, 0, 0), on_disabled=(190, 190, 190),
-    error=(255, 160, 150), notice=(0, 0, 0), on_notice=(255, 214, 0),
+    error=(255, 160, 150), notice=(0, 0, 0), on_notice=(255, 214, 0), notice_pressed=(50, 50, 50),
     alert=(255, 214, 0), on_alert=(0, 0, 0),
     plate=(255, 255, 255), on_plate=(0, 0, 0), plate_band=(0, 51, 153),
     sleep=(0, 0, 0), on_sleep=(200, 200, 200), sleep_pressed=(50, 50, 50),
@@ -121,23 +123,49 @@ def contrast_ratio(a: Color, b: Color) -> float:
 
 
 @dataclass(frozen=True)
+class TextSizes:
+    """The text sizes of one reading mode, in reference pixels."""
+
+    title: int
+    title_min: int
+    huge: int
+    heading: int
+    body: int
+    small: int
+    button: int
+    key: int
+
+
+# Noto Sans caps are 0.714 em and the 7" panel's pixel is 0.19 mm: 20 px text has 2.7 mm caps,
+# 36 px text 4.9 mm. Large text keeps every text at 36 px or more (docs/screens.md).
+STANDARD_TEXT = TextSizes(title=36, title_min=28, huge=48, heading=32, body=24, small=20, button=26, key=30)
+LARGE_TEXT = TextSizes(title=48, title_min=36, huge=56, heading=44, body=36, small=36, button=36, key=44)
+
+
+@dataclass(frozen=True)
 class Metrics:
     """Sizes in panel pixels, scaled from the 800x480 design reference by the panel's short side."""
 
     width: int
     height: int
     scale: float
+    large_text: bool = False
 
     @classmethod
-    @functools.lru_cache(maxsize=4)
-    def for_panel(cls, width: int, height: int) -> Metrics:
-        """Metrics for a panel of this size (one shared instance per size)."""
-        return cls(width, height, min(width, height) / REFERENCE_SHORT_SIDE)
+    @functools.lru_cache(maxsize=8)
+    def for_panel(cls, width: int, height: int, large_text: bool = False) -> Metrics:
+        """Metrics for a panel of this size and reading mode (one shared instance each)."""
+        return cls(width, height, min(width, height) / REFERENCE_SHORT_SIDE, large_text)
 
     @property
     def landscape(self) -> bool:
         """True when the panel is wider than tall."""
         return self.width >= self.height
+
+    @property
+    def text(self) -> TextSizes:
+        """The reference text sizes of this reading mode."""
+        return LARGE_TEXT if self.large_text else STANDARD_TEXT
 
     def px(self, reference: float) -> int:
         """A reference-pixel size on this panel."""
@@ -182,34 +210,48 @@ class Metrics:
         """Space around the screen's content."""
         return self.px(12)
 
-    # Text sizes (font pixel size). Noto Sans caps are 0.714 em: 36 px -> 26 px caps, about 5 mm on the 7" panel.
+    # Text sizes (font pixel size).
     @property
     def title(self) -> int:
         """The main instruction."""
-        return self.px(36)
+        return self.px(self.text.title)
 
     @property
     def title_min(self) -> int:
         """The smallest size a main instruction may shrink to."""
-        return self.px(28)
+        return self.px(self.text.title_min)
 
     @property
     def huge(self) -> int:
         """The one number that matters (price, expiry)."""
-        return self.px(48)
+        return self.px(self.text.huge)
+
+    @property
+    def heading(self) -> int:
+        """A name at the top of a screen (the zone)."""
+        return self.px(self.text.heading)
 
     @property
     def body(self) -> int:
         """Ordinary text."""
-        return self.px(24)
+        return self.px(self.text.body)
 
     @property
     def small(self) -> int:
         """Secondary text; the smallest size text may shrink to."""
-        return self.px(20)
+        return self.px(self.text.small)
+
+    @property
+    def smallest(self) -> int:
+        """The smallest text of all (the standard secondary size), only for words from outside that fit no other way."""
+        return self.px(STANDARD_TEXT.small)
 
     @property
     def button(self) -> int:
         """Button labels."""
-        return self.px(26)
+        return self.px(self.text.button)
 
+    @property
+    def key(self) -> int:
+        """Keyboard key labels."""
+        return self.px(self.text.key)

@@ -1,6 +1,7 @@
 """Welcome: zone, tariff in words, local time, Start, languages, contrast, help hint and notices."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 import pygame
@@ -19,6 +20,7 @@ from screens.i18n import (
     language_name,
     translator,
 )
+from screens.overlays import More
 from screens.widgets import Flex, Frame, cols, rows
 
 BUTTON_BROKEN = N_("The red help button is out of order: tap Help on the screen to reach a person.")
@@ -33,6 +35,8 @@ STOPPED: dict[str, str] = {  # a payment method stopped while another one still 
     faults.ParkerImpact.NO_PAYMENT_METHOD: N_("One way of paying does not work at the moment."),
 }
 OTHER_NOTICE = N_("Some functions of this station may not work at the moment.")
+BY_APP = N_("Or pay by app: tap here.")
+BY_APP_TARGET = "more:pay_by_app"
 
 
 def offered_languages(state: State) -> tuple[str, ...]:
@@ -92,7 +96,7 @@ def notice_lines(state: State) -> list[str]:
     lines = [_(STOPPED.get(fault.parker_impact) or NOTICES.get(fault.component, OTHER_NOTICE))
              for fault in fault_notices(state)]
     if lines and state.settings.links.app_url:
-        lines.append(_("You can also pay by app."))
+        lines.append(_(BY_APP))
     return list(dict.fromkeys(lines))
 
 
@@ -107,70 +111,199 @@ def title(state: State, free: FreePeriod | None, now: datetime) -> str:
         time=format_soon(free.until, now, state.settings.zone.timezone, state.language))
 
 
+@dataclass(frozen=True)
+class Boxes:
+    """Where each part of Welcome goes; a part without room (or not shown in this mode) gets None."""
+
+    name: pygame.Rect | None
+    languages: pygame.Rect
+    clock: pygame.Rect | None
+    prices: pygame.Rect | None
+    notices: pygame.Rect
+    headline: pygame.Rect
+    start: pygame.Rect
+    hint: pygame.Rect | None
+    tools: pygame.Rect
+    more: pygame.Rect | None = None  # large text: the button to the prices
+
+
 def draw(frame: Frame, state: State, now: datetime) -> None:
     """Draw the Welcome screen."""
     _, m, p = frame._, frame.m, frame.palette
     settings = state.settings
     frame.fill(p.bg)
-    languages = offered_languages(state)
-    if m.landscape:  # the languages share the header with the zone; the clock sits above Start
-        header, body, footer = rows(frame.content(), [m.target, Flex(), m.target], m.gap)
-        name_box, lang_row = cols(header, [Flex(), max(0, (m.px(112) + m.gap) * len(languages) - m.gap)], m.gap)
-        hint_box, contrast_box, help_box = cols(footer, [Flex(), m.px(210), m.px(130)], m.gap)
-    else:
-        header, lang_row, body, hint_box, footer = rows(
-            frame.content(), [m.target, m.target if languages else 0, Flex(), m.target, m.target], m.gap)
-        name_box, clock_box = cols(header, [Flex(), m.px(230)], m.gap)
-        contrast_box, help_box = cols(footer, [Flex(), Flex()], m.gap)
-    lang_width = min(m.px(170), (lang_row.w - m.gap * (len(languages) - 1)) // max(1, len(languages)))
-    lang_boxes = cols(lang_row, [*[lang_width] * len(languages), Flex()], m.gap)[:len(languages)]
-    frame.text(settings.zone.name, name_box, size=m.px(32), bold=True, valign="middle")
-    language_buttons(frame, state, lang_boxes)
-
-    split = cols if m.landscape else rows
-    info, start_box = split(body, [Flex(), m.px(330) if m.landscape else m.px(232)], m.gap * 2)
-    if m.landscape:
-        clock_box, start_box = rows(start_box, [m.px(30), Flex()], m.px(4))
-    tz = settings.zone.timezone
-    clock = f"{format_date(now, tz, state.language)}  {format_clock(now, tz)}"
-    frame.text(clock, clock_box, size=m.body, bold=True, align="right", valign="middle")
     free = free_now(settings, now)
-    lines, staff_says = notice_lines(state), state.notice
-    prices_text = "\n".join(tariff_lines(settings.tariff_engine, state.language))
-    heading_height, gap, pad_x, pad_y = m.px(40), m.px(6), m.px(20), m.px(12)
-    width = info.w - 2 * pad_x
-    room = info.h - heading_height - frame.height_of(prices_text, info.w, m.small) - 2 * gap  # prices keep their need
+    headline = title(state, free, now)
+    names = [language_name(code) for code in offered_languages(state)]
+    tools = [_("High contrast"), _("Large text"), _("Help")]
+    layout = _landscape if m.landscape and not m.large_text else _landscape_large if m.landscape else _portrait
+    boxes = layout(frame, state, free, headline, names, tools)
+    if boxes.name is not None:
+        frame.text(settings.zone.name, boxes.name, size=m.heading, bold=True, valign="middle")
+    language_buttons(frame, state, frame.button_group(boxes.languages, names) if names else [])
+    if boxes.clock is not None:
+        tz = settings.zone.timezone
+        clock = f"{format_date(now, tz, state.language)}  {format_clock(now, tz)}"
+        frame.text(clock, boxes.clock, size=m.body, bold=True, align="right", valign="middle")
+    if boxes.more is not None:
+        frame.button("more:prices", _("Prices"), boxes.more)
+    if boxes.prices is not None:
+        prices_text = _prices_text(state)
+        heading, prices = rows(boxes.prices, [frame.height_of(_("Prices"), boxes.prices.w, m.body, True), Flex()],
+                               m.px(6))
+        frame.text(_("Prices"), heading, size=m.body, bold=True, valign="bottom")
+        frame.text(prices_text, prices, size=m.body)
+    notices(frame, state, free, boxes.notices)
+    frame.text(headline, boxes.headline, size=m.title, bold=True, min_size=m.title_min, valign="bottom")
+    frame.button("start", _("Start"), boxes.start, primary=True, size=max(m.title, m.px(44)))
+    if boxes.hint is not None:
+        help_hint(frame, state, boxes.hint)
+    contrast_box, large_box, help_box = frame.button_group(boxes.tools, tools)
+    reading_buttons(frame, state, contrast_box, large_box)
+    frame.button("help", _("Help"), help_box)
+
+
+def _landscape(frame: Frame, state: State, free: FreePeriod | None, headline: str, names: list[str],
+               tools: list[str]) -> Boxes:
+    """Zone and languages on top; prices and notices beside the clock, headline, Start and hint; reading aids below."""
+    m = frame.m
+    header, body, footer = rows(frame.content(), [m.target, Flex(), m.target], m.gap)
+    name, languages = cols(header, [Flex(), max(0, (m.px(112) + m.gap) * len(names) - m.gap)], m.gap)
+    info, right = cols(body, [Flex(), m.px(330)], m.gap * 2)
+    hint = frame.height_of(frame._(hint_text(state)), right.w - m.px(38), m.small, True)
+    clock, start_area, hint_box = rows(right, [m.px(30), Flex(), hint], m.px(4))
+    headline_height = frame.height_of(headline, right.w, m.title, True)  # as large as leaves Start its height
+    if start_area.h - headline_height - m.gap < m.px(110):
+        headline_height = frame.height_of(headline, right.w, m.title_min, True)
+    headline_box, start = rows(start_area, [headline_height, Flex()], m.gap)
+    prices_need = m.px(40) + frame.height_of(_prices_text(state), info.w, m.small)  # prices keep what they need
+    notice_height = min(notice_need(frame, state, free, info.w, info.h - prices_need - m.gap),
+                        max(0, info.h - prices_need - m.gap))
+    prices, notice_box = rows(info, [Flex(), notice_height], m.gap if notice_height else 0)
+    return Boxes(name, languages, clock, prices, notice_box, headline_box, start, hint_box, footer)
+
+
+def _landscape_large(frame: Frame, state: State, free: FreePeriod | None, headline: str, names: list[str],
+                     tools: list[str]) -> Boxes:
+    """Large text: no prices or clock (Duration prices every choice); the zone, then the hint, give way to notices."""
+    m, content = frame.m, frame.content()
+    languages, body, footer = rows(content, [frame.group_height(content.w, names), Flex(),
+                                             frame.group_height(content.w, tools)], m.gap)
+    longest_word = max(frame.fonts.size(word, m.title_min, True)[0] for word in headline.split())
+    info, right = cols(body, [Flex(), max(m.px(330), longest_word + m.px(4))], m.gap * 2)
+    headline_box, start, more = rows(right, [Flex(), m.primary, m.target], m.gap)
+    hint = frame.height_of(frame._(hint_text(state)), info.w - m.px(38), m.small, True)
+    name = frame.height_of(state.settings.zone.name, info.w, m.heading, True)
+    notice = notice_need(frame, state, free, info.w, info.h)
+    with_hint = notice + hint + m.gap <= info.h
+    with_name = with_hint and notice + hint + name + 2 * m.gap <= info.h
+    *kept, notice_box = rows(info, [*([name] if with_name else []), *([hint] if with_hint else []), Flex()], m.gap)
+    name_box = kept.pop(0) if with_name else None
+    hint_box = kept.pop(0) if with_hint else None
+    return Boxes(name_box, languages, None, None, notice_box, headline_box, start, hint_box, footer, more)
+
+
+def _portrait(frame: Frame, state: State, free: FreePeriod | None, headline: str, names: list[str],
+              tools: list[str]) -> Boxes:
+    """One column: zone (and clock), languages, prices, notices, headline, Start, hint, reading aids and Help.
+
+    Large text has no prices or clock; the zone, then the hint (Help is on screen anyway), give their room to notices.
+    """
+    m, content = frame.m, frame.content()
+    large = m.large_text
+    hint = frame.height_of(frame._(hint_text(state)), content.w - m.px(38), m.small, True)
+    start = m.primary if large else m.px(120)
+    start_height = frame.height_of(headline, content.w, m.title_min if large else m.title, True) + m.gap + start
+    fixed = [frame.group_height(content.w, names), start_height, frame.group_height(content.w, tools)]
+    room = content.h - sum(fixed) - m.gap * 3
+    notice = notice_need(frame, state, free, content.w, room)
+    with_name = not large or notice + m.target + hint + 2 * m.gap <= room
+    with_hint = not large or notice + hint + m.gap <= room
+    header, languages, middle, start_area, hint_box, footer = rows(content, [
+        m.target if with_name else 0, fixed[0], Flex(), start_height, hint if with_hint else 0, fixed[2]], m.gap)
+    name, clock = cols(header, [Flex(), 0 if large else m.px(230)], m.gap)
+    headline_box, start_box = rows(start_area, [Flex(), start], m.gap)
+    if large:  # the prices are behind a button beside Start
+        start_box, more = cols(start_box, [Flex(), frame.button_width(frame._("Prices")) + m.px(24)], m.gap)
+        return Boxes(name if with_name else None, languages, None, None, middle, headline_box, start_box,
+                     hint_box if with_hint else None, footer, more)
+    prices, notice_box = rows(middle, [Flex(), min(notice, middle.h)], m.gap if notice else 0)
+    return Boxes(name, languages, clock, prices, notice_box, headline_box, start_box, hint_box, footer)
+
+
+def prices_page(frame: Frame, state: State, now: datetime) -> More:
+    """In large text, the prices have a page of their own."""
+    _ = frame._
+    return More(_("Prices"), tuple(tariff_lines(state.settings.tariff_engine, state.language)))
+
+
+def app_page(frame: Frame, state: State, now: datetime) -> More:
+    """The app's QR code, from the notice that says a parker can also pay by app."""
+    _ = frame._
+    return More(_("Pay by app"), (_("Scan the code with your phone and pay for your parking in the app."),),
+                state.settings.links.app_url, _("Pay by app"))
+
+
+def _prices_text(state: State) -> str:
+    return "\n".join(tariff_lines(state.settings.tariff_engine, state.language))
+
+
+def hint_text(state: State) -> str:
+    """How to reach a person (untranslated): the red button while it works, else Help on the screen."""
+    return N_("Press the red button to talk to a person") if button_works(state) else N_("Tap Help to talk to a person")
+
+
+def _notice_texts(frame: Frame, state: State, free: FreePeriod | None, width: int, room: int) -> tuple[str, str]:
+    """What the station says (its fault lines, and the free line where it fits whole) and what staff say."""
+    lines = notice_lines(state)
     if free is not None and free.until is not None:  # last of the station's lines, and only where it fits whole:
-        with_free = [*lines, _("You only need to pay if you stay longer.")]  # the title says it is free already
-        if frame.height_of("\n".join(with_free), width, m.small, bold=True) + 2 * pad_y <= room:
+        with_free = [*lines, frame._("You only need to pay if you stay longer.")]  # the title says it is free
+        if frame.height_of("\n".join(with_free), width - 2 * frame.m.px(20), frame.m.small, bold=True) \
+                + 2 * frame.m.px(12) <= room:
             lines = with_free
-    station_says = "\n".join(lines)
-    station_need = frame.height_of(station_says, width, m.small, bold=True) if station_says else 0
-    staff_need = frame.height_of(staff_says, width, m.small, bold=True) if staff_says else 0
-    notice_height = 0
-    if station_need or staff_need:
-        notice_height = max(0, min(station_need + staff_need + 2 * pad_y, room))
-    heading, prices, notice_box = rows(info, [heading_height, Flex(), notice_height], gap)
-    frame.text(_("Prices"), heading, size=m.body, bold=True, valign="bottom")
-    frame.text(prices_text, prices, size=m.body)
-    if notice_height:  # what the station knows first, whole; staff's notice below it, cut if it must be
-        frame.box(notice_box, p.notice, p.on_notice)
-        inner = notice_box.inflate(-2 * pad_x, -2 * pad_y)
-        ours, theirs = rows(inner, [min(station_need, inner.h), Flex()], 0)
-        for text, box in ((station_says, ours), (staff_says, theirs)):
-            if text:
-                frame.text(text, box, size=m.small, bold=True, fg=p.on_notice, bg=p.notice, valign="middle")
+    return "\n".join(lines), state.notice
 
-    title_box, button_box = rows(start_box, [Flex(), m.px(150) if m.landscape else m.px(120)], m.gap)
-    frame.text(title(state, free, now), title_box, size=m.title, bold=True, min_size=m.title_min, valign="bottom")
-    frame.button("start", _("Start"), button_box, primary=True, size=m.px(44))
 
+def notice_need(frame: Frame, state: State, free: FreePeriod | None, width: int, room: int) -> int:
+    """The height the notice box needs at this width (0 when there is nothing to say); room: what it may get."""
+    m = frame.m
+    station_says, staff_says = _notice_texts(frame, state, free, width, room)
+    text = "\n".join(t for t in (station_says, staff_says) if t)
+    return frame.height_of(text, width - 2 * m.px(20), m.small, bold=True) + 2 * m.px(12) if text else 0
+
+
+def notices(frame: Frame, state: State, free: FreePeriod | None, room: pygame.Rect) -> None:
+    """The station's notices, whole, then staff's notice, cut if it must be, in a box at the top of room."""
+    m, p = frame.m, frame.palette
+    station_says, staff_says = _notice_texts(frame, state, free, room.w, room.h)
+    need = notice_need(frame, state, free, room.w, room.h)
+    if not need:
+        return
+    box = pygame.Rect(room.x, room.y, room.w, min(need, room.h))
+    tappable = frame._(BY_APP) in station_says.split("\n")  # the whole box opens the app's QR code
+    bg = p.notice_pressed if tappable and frame.pressed == BY_APP_TARGET else p.notice
+    frame.box(box, bg, p.on_notice, width=3 if tappable else 2)
+    if tappable:
+        frame.targets[BY_APP_TARGET] = pygame.Rect(box)
+    inner = box.inflate(-2 * m.px(20), -2 * m.px(12))
+    station_need = frame.height_of(station_says, inner.w, m.small, bold=True) if station_says else 0
+    ours, theirs = rows(inner, [min(station_need, inner.h), Flex()], 0)
+    for text, place in ((station_says, ours), (staff_says, theirs)):
+        if text:
+            frame.text(text, place, size=m.small, bold=True, fg=p.on_notice, bg=bg, valign="middle")
+
+
+def help_hint(frame: Frame, state: State, box: pygame.Rect) -> None:
+    """How to reach a person: the red button while it works, else Help on the screen."""
+    m, p = frame.m, frame.palette
     if button_works(state):
         radius = m.px(14)
-        pygame.draw.circle(frame.surface, p.error, (hint_box.x + radius, hint_box.centery), radius)
-        hint_box.x, hint_box.w = hint_box.x + 2 * radius + m.px(10), hint_box.w - 2 * radius - m.px(10)
-        frame.text(_("Press the red button to talk to a person"), hint_box, size=m.small, bold=True, valign="middle")
-    else:
-        frame.text(_("Tap Help to talk to a person"), hint_box, size=m.small, bold=True, valign="middle")
-    frame.button("contrast", _("High contrast"), contrast_box, primary=state.high_contrast)
-    frame.button("help", _("Help"), help_box)
+        pygame.draw.circle(frame.surface, p.error, (box.x + radius, box.centery), radius)
+        box = pygame.Rect(box.x + 2 * radius + m.px(10), box.y, box.w - 2 * radius - m.px(10), box.h)
+    frame.text(frame._(hint_text(state)), box, size=m.small, bold=True, valign="middle")
+
+
+def reading_buttons(frame: Frame, state: State, contrast_box: pygame.Rect, large_box: pygame.Rect) -> None:
+    """The two reading aids, each primary while it is on."""
+    frame.button("contrast", frame._("High contrast"), contrast_box, primary=state.high_contrast)
+    frame.button("large_text", frame._("Large text"), large_box, primary=state.large_text)

@@ -54,6 +54,25 @@ def cols(rect: pygame.Rect, sizes: Sequence[int | Flex], gap: int) -> list[pygam
     return [pygame.Rect(x, rect.y, w, rect.h) for x, w in _split(rect.x, rect.w, sizes, gap)]
 
 
+def centred(row: pygame.Rect, width: int) -> pygame.Rect:
+    """A box of this width (at most the row's) in the middle of row."""
+    box = pygame.Rect(0, row.y, min(width, row.w), row.h)
+    box.centerx = row.centerx
+    return box
+
+
+@dataclass(frozen=True)
+class Block:
+    """One paragraph of Frame.stack(): its text, size, weight and colour, and whether it may be left out."""
+
+    text: str
+    size: int
+    bold: bool = False
+    fg: Color | None = None
+    optional: bool = False
+    min_size: int | None = None  # the size it may shrink to when the blocks do not fit otherwise
+
+
 @dataclass(frozen=True)
 class Key:
     """One keyboard key: its target id, label and width in key units."""
@@ -67,18 +86,19 @@ class Frame:
     """One frame being drawn: draws on a surface; records the tap targets, texts, their sizes, colour pairs and cuts."""
 
     def __init__(self, surface: pygame.Surface, fonts: Fonts, palette: Palette, language: str,
-                 pressed: str | None = None) -> None:
+                 pressed: str | None = None, large_text: bool = False) -> None:
         self.surface = surface
         self.fonts = fonts
         self.palette = palette
         self.language = language
         self.pressed = pressed
-        self.m = Metrics.for_panel(*surface.get_size())
+        self.m = Metrics.for_panel(*surface.get_size(), large_text)
         self._: Translate = translator(language)
         self.targets: dict[str, pygame.Rect] = {}
         self.texts: list[str] = []
         self.sizes: dict[str, int] = {}
         self.cut: list[str] = []  # texts that did not fit their box even at their smallest size
+        self.left_out: list[str] = []  # optional texts a stack() had no room for
         self.pairs: set[tuple[Color, Color]] = set()
 
     @property
@@ -129,6 +149,39 @@ class Frame:
             self.sizes[paragraph] = size
         self.pairs.add((fg, bg))
         return used
+
+    def stack(self, rect: pygame.Rect, blocks: Sequence[Block], *, bg: Color | None = None, gap: int = 0,
+              align: str = "left", valign: str = "top") -> None:
+        """Blocks top to bottom, each as tall as it needs. When they do not fit, they shrink to their min_size;
+        when even that is too much, optional ones are left out, last first."""
+        sizes = [block.size for block in blocks]
+        shown = [i for i, block in enumerate(blocks) if block.text]
+
+        def heights() -> dict[int, int]:
+            return {i: self.height_of(blocks[i].text, rect.w, sizes[i], blocks[i].bold) for i in shown}
+
+        def total() -> int:
+            return sum(heights().values()) + gap * max(0, len(shown) - 1)
+        if total() > rect.h:
+            sizes = [block.min_size or block.size for block in blocks]
+        for i in reversed(range(len(blocks))):
+            if total() <= rect.h:
+                break
+            if blocks[i].optional and i in shown:
+                shown.remove(i)
+                self.left_out.append(blocks[i].text)
+        y = {"top": rect.y, "middle": rect.centery - min(total(), rect.h) // 2,
+             "bottom": rect.bottom - min(total(), rect.h)}[valign]
+        for i, height in heights().items():
+            block = blocks[i]
+            box = pygame.Rect(rect.x, y, rect.w, max(0, min(height, rect.bottom - y)))
+            self.text(block.text, box, size=sizes[i], bold=block.bold, fg=block.fg, bg=bg, align=align)
+            y += height + gap
+
+    def stack_height(self, width: int, blocks: Sequence[Block], gap: int = 0) -> int:
+        """The height stack() needs for blocks at this width, each at its min_size."""
+        heights = [self.height_of(b.text, width, b.min_size or b.size, b.bold) for b in blocks if b.text]
+        return sum(heights) + gap * max(0, len(heights) - 1)
 
     def height_of(self, text: str, width: int, size: int, bold: bool = False) -> int:
         """The height ``text`` needs, wrapped to ``width`` at ``size`` (reference px scaled like text())."""
@@ -200,6 +253,38 @@ class Frame:
                   align="center", valign="middle")
         return fg, bg
 
+    def button_width(self, label: str) -> int:
+        """The width a button needs to show label on one line at the smallest size a label may shrink to."""
+        return self.fonts.size(label, self.m.small, True)[0] + self.m.px(16)
+
+    def button_rows(self, width: int, labels: Sequence[str]) -> list[list[int]]:
+        """The buttons' indexes in order, as many to a row as fit with each label on one line."""
+        split: list[list[int]] = []
+        used = 0
+        for i, label in enumerate(labels):
+            need = self.button_width(label)
+            if split and used + self.m.gap + need <= width:
+                split[-1].append(i)
+                used += self.m.gap + need
+            else:
+                split.append([i])
+                used = need
+        return split
+
+    def group_height(self, width: int, labels: Sequence[str]) -> int:
+        """The height of button_group(), for laying out what surrounds it."""
+        count = len(self.button_rows(width, labels)) if labels else 0
+        return max(0, count * self.m.target + (count - 1) * self.m.gap)
+
+    def button_group(self, rect: pygame.Rect, labels: Sequence[str]) -> list[pygame.Rect]:
+        """A box per label, in rows of the rect's width, each as wide as its label needs plus a share of the rest."""
+        split = self.button_rows(rect.w, labels)
+        boxes: dict[int, pygame.Rect] = {}
+        for band, row in zip(rows(rect, [self.m.target] * len(split), self.m.gap), split):
+            weights: list[int | Flex] = [Flex(self.button_width(labels[i])) for i in row]
+            boxes.update(zip(row, cols(band, weights, self.m.gap)))
+        return [boxes[i] for i in range(len(labels))]
+
     def area(self, target: str, rect: pygame.Rect, bg: Color, pressed_bg: Color) -> Color:
         """An invisible touch target covering rect (e.g. the whole screen); returns the background drawn."""
         color = pressed_bg if self.pressed == target else bg
@@ -252,7 +337,7 @@ class Frame:
             for key in row:
                 width = key.weight * unit + (key.weight - 1) * gap
                 cell = pygame.Rect(_pixel(x), band.y, _pixel(x + width) - _pixel(x), band.h)
-                fg, _ = self.button(key.target, key.label, cell, size=self.m.px(30))
+                fg, _ = self.button(key.target, key.label, cell, size=self.m.key)
                 if key.target == "backspace":
                     self._backspace_icon(cell, fg)
                 x += width + gap
@@ -269,9 +354,9 @@ class Frame:
         pygame.draw.line(self.surface, color, (cx - r, cy - r), (cx + r, cy + r), line)
         pygame.draw.line(self.surface, color, (cx - r, cy + r), (cx + r, cy - r), line)
 
-    def qr(self, data: str, caption: str, rect: pygame.Rect) -> None:
+    def qr(self, data: str, caption: str, rect: pygame.Rect, bg: Color | None = None) -> None:
         """A QR code (dark on light, with its quiet zone) as large as fits, its caption just below, centred in rect."""
-        line = self.fonts.linesize(self.m.small, True)
+        line = self.height_of(caption, rect.w, self.m.small, True)
         side = min(rect.w, rect.h - line - self.m.px(4))
         p = self.palette
         code = _QR_CODES.get((data, side, p.qr_dark, p.qr_light), lambda: _qr_surface(data, side, p.qr_dark,
@@ -279,7 +364,7 @@ class Frame:
         placed = code.get_rect(centerx=rect.centerx, centery=rect.centery - (line + self.m.px(4)) // 2)
         self.surface.blit(code, placed)
         below = pygame.Rect(rect.x, placed.bottom + self.m.px(4), rect.w, line)
-        self.text(caption, below, size=self.m.small, bold=True, align="center")
+        self.text(caption, below, size=self.m.small, bold=True, bg=bg, align="center")
 
 
 def _qr_surface(data: str, side: int, dark: Color, light: Color) -> pygame.Surface:

@@ -14,7 +14,8 @@ import pytest
 from kiosk.config import LanguageSettings, LinkSettings, ScreenSettings, Settings
 from kiosk.domain import helpdesk, journey
 from kiosk.domain.helpdesk import Line, Phase, Ticket
-from kiosk.domain.journey import Decline, Payment, Screen
+from kiosk.domain.journey import Decline, MorePage, Payment, Screen
+from kiosk.domain.outage import Outage, ParkingWhileOut
 from kiosk.domain.records import FaultRecord, SessionRecord
 from screens import display as display_module
 from screens import theme
@@ -99,6 +100,13 @@ def states(settings: Settings = SETTINGS) -> dict[str, journey.State]:
                                   faults=(fault("storage", "full", "out_of_service"),)),
         "no_card": replace(base, screen=Screen.OUT_OF_SERVICE,
                            faults=(fault("card_terminal", "unreachable", "no_card_payment"),)),
+        "out_of_service_outage": replace(base, screen=Screen.OUT_OF_SERVICE, notice="Repairs under way.",
+                                         faults=(fault("operator", "out_of_service", "out_of_service"),),
+                                         outage=Outage(ParkingWhileOut.FREE, NOW + timedelta(hours=3))),
+        "out_of_service_more": replace(base, screen=Screen.OUT_OF_SERVICE, more=MorePage.OTHER_WAYS,
+                                       faults=(fault("storage", "full", "out_of_service"),)),
+        "welcome_more": replace(base, more=MorePage.PRICES),
+        "welcome_app": replace(base, more=MorePage.PAY_BY_APP),
         "help_waiting": replace(on_plate, help=ticket(id=None)),
         "help_waiting_durable": replace(on_plate, help=ticket(conversation=(parker("card_declined"),))),
         "help_overdue": replace(on_plate, help=ticket(overdue=True)),
@@ -115,7 +123,7 @@ def states(settings: Settings = SETTINGS) -> dict[str, journey.State]:
 
 
 def draw(state: journey.State, size: tuple[int, int] = (800, 480), pressed: str | None = None) -> Frame:
-    frame = Frame(pygame.Surface(size), FONTS, theme.palette(state.high_contrast), state.language, pressed)
+    frame = display_module.frame_for(pygame.Surface(size), FONTS, state, pressed)
     display_module.draw(frame, state, NOW)
     return frame
 
@@ -166,7 +174,8 @@ class Recording(Frame):
 
 
 def recorded(state: journey.State, size: tuple[int, int]) -> Recording:
-    frame = Recording(pygame.Surface(size), FONTS, theme.palette(state.high_contrast), state.language)
+    frame = Recording(pygame.Surface(size), FONTS, theme.palette(state.high_contrast), state.language,
+                      large_text=state.large_text)
     display_module.draw(frame, state, NOW)
     return frame
 

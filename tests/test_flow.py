@@ -383,14 +383,14 @@ def test_language_and_contrast_reset_after_session() -> None:
 # ---- illegal events in every state ----
 
 LEGAL_TAPS = {
-    Screen.WELCOME: {"start", "contrast", "help", "lang:en"},
+    Screen.WELCOME: {"start", "contrast", "large_text", "more:prices", "more:pay_by_app", "help", "lang:en"},
     Screen.PLATE: {f"key:{k}" for k in journey.KEYBOARD} | {"backspace", "clear", "continue", "cancel", "help"},
     Screen.DURATION: {"plus", "minus", "pick:30", "pick:60", "pick:120", "pay", "back", "cancel", "help"},
     Screen.PAYING: {"cancel"},
     Screen.PAID: {"done"},
     Screen.DECLINED: {"retry", "change", "done", "help"},
     Screen.FEEDBACK: {f"rate:{n}" for n in range(1, 6)} | {"skip"},
-    Screen.OUT_OF_SERVICE: {"help", "lang:en"},
+    Screen.OUT_OF_SERVICE: {"help", "lang:en", "contrast", "large_text", "more:other_ways"},
 }
 ALL_TAPS = sorted(set().union(*LEGAL_TAPS.values()) | {"bogus", "rate:9", "key:Ä", "lang:xx", ""})
 

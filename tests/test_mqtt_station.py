@@ -274,6 +274,21 @@ def test_notice_and_mode(running: tuple[Mosquitto, Staff, Station]) -> None:
                    "the fault cleared")
 
 
+def test_mode_tells_parkers_about_parking_meanwhile_and_the_return(running: tuple[Mosquitto, Staff, Station]) -> None:
+    _, staff, station = running
+    database = station.config.parent / "kiosk.db"
+    told = '{"mode": "out_of_service", "reason": "works", "parking": "free", "back_at": "2026-12-06T14:00:00+01:00"}'
+    assert command(staff, "mode", told)["ok"]
+    with sqlite3.connect(database) as conn:
+        stored = json.loads(conn.execute("SELECT value FROM meta WHERE key = 'outage'").fetchone()[0])
+    assert stored == {"parking": "free", "back_at": "2026-12-06T14:00:00+01:00"}
+    refused = command(staff, "mode", '{"mode": "normal", "parking": "free"}')
+    assert refused["code"] == "bad_arguments", "nothing changed"
+    assert command(staff, "mode", '{"mode": "normal"}')["ok"]
+    with sqlite3.connect(database) as conn:
+        assert conn.execute("SELECT value FROM meta WHERE key = 'outage'").fetchone() is None
+
+
 def test_terminal_commands(running: tuple[Mosquitto, Staff, Station]) -> None:
     _, staff, _ = running
     status = command(staff, "terminal/status", "{}", timeout=40)

@@ -36,7 +36,7 @@ def test_unknown_tap_names_the_targets(tmp_path: Path, station_config: Path,
     assert code == 1
     err = capsys.readouterr().err
     assert "no target 'pay' on screen welcome" in err
-    assert "targets: contrast, help, lang:de, lang:en, lang:es, lang:fr, start" in err
+    assert "targets: contrast, help, lang:de, lang:en, lang:es, lang:fr, large_text, start" in err
 
 
 def test_bad_steps_are_refused_before_running(tmp_path: Path, station_config: Path,

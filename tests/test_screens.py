@@ -264,19 +264,22 @@ def test_every_character_drawn_has_a_glyph() -> None:
             assert FONTS.missing_glyphs(text) == [], (name, text)
 
 
+@pytest.mark.parametrize("large_text", [False, True])
 @pytest.mark.parametrize("settings, size", [(MULTILINGUAL, (800, 480)), (PORTRAIT, (720, 1280))])
-def test_every_text_stays_inside_its_box(settings: Settings, size: tuple[int, int]) -> None:
+def test_every_text_stays_inside_its_box(settings: Settings, size: tuple[int, int], large_text: bool) -> None:
     for name, state in states(settings).items():
-        assert_inside(name, recorded(state, size))
+        assert_inside(name, recorded(replace(state, large_text=large_text), size))
 
 
+@pytest.mark.parametrize("large_text", [False, True])
 @pytest.mark.parametrize("settings, size, smallest", [(MULTILINGUAL, (800, 480), 48), (PORTRAIT, (720, 1280), 75)])
-def test_targets_are_large_inside_and_apart(settings: Settings, size: tuple[int, int], smallest: int) -> None:
+def test_targets_are_large_inside_and_apart(settings: Settings, size: tuple[int, int], smallest: int,
+                                            large_text: bool) -> None:
     """docs/screens.md: at least 9 mm, about 48 px on the 800x480 panel and 75 px on the 720x1280 one."""
     scale = min(size) / 480
     screen = pygame.Rect((0, 0), size)
     for name, state in states(settings).items():
-        targets = draw(state, size).targets
+        targets = draw(replace(state, large_text=large_text), size).targets
         for target, rect in targets.items():
             assert min(rect.size) >= max(smallest, 48 * scale), (name, target, rect)
             assert screen.contains(rect), (name, target, rect)

@@ -104,11 +104,11 @@ def test_french_punctuation_keeps_its_space_unbroken() -> None:
 @pytest.mark.parametrize(("settings", "size"), [(MULTILINGUAL, (800, 480)), (PORTRAIT, (720, 1280))],
                          ids=["landscape_800x480", "portrait_720x1280"])
 def test_no_text_is_cut_in_any_language_or_orientation(language: str, settings: Settings, size: tuple[int, int]) -> None:
-    """Every screen state, normal and high contrast, on both panels."""
+    """Every screen state, in standard and large text, normal and high contrast, on both panels."""
     for name, state in states(settings).items():
-        for high_contrast in (False, True):
-            frame = draw(replace(state, language=language, high_contrast=high_contrast), size)
-            assert frame.cut == [], (name, language, high_contrast)
+        for high_contrast, large_text in ((False, False), (True, False), (False, True), (True, True)):
+            frame = draw(replace(state, language=language, high_contrast=high_contrast, large_text=large_text), size)
+            assert frame.cut == [], (name, language, high_contrast, large_text)
 
 
 def test_out_of_service_offers_the_languages_and_forgets_the_choice_for_the_next_parker() -> None:

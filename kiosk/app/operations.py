@@ -9,8 +9,9 @@ from typing import Any
 from kiosk.app.faults import FaultBoard
 from kiosk.app.payments import PaymentRouter
 from kiosk.domain import journey
-from kiosk.domain.events import CourtesyGranted, Event, JourneyCancelled, MethodReport, NoticeChanged
+from kiosk.domain.events import CourtesyGranted, Event, JourneyCancelled, MethodReport, NoticeChanged, OutageChanged
 from kiosk.domain.helpdesk import courtesy_reason_suffix
+from kiosk.domain.outage import Outage, ParkingWhileOut, parse_back_at
 from kiosk.domain.payment import REQUEST_KINDS
 from kiosk.domain.staff import CourtesyArgs, Done, JourneyCancelArgs, ModeArgs, NoArgs, NoticeArgs, Refusal
 from kiosk.mqtt.contract import time_text
@@ -25,8 +26,8 @@ class Operations:
     """Executes validated staff commands against the station; refuses with Refusal what must not run now.
 
     The MQTT side (parsing, at-most-once, replies, rebirth) stays in kiosk.mqtt.uplink. What a
-    command changes while the database is unusable (the notice) is kept and written by
-    ``record_unstored`` once it works again.
+    command changes while the database is unusable (the notice, the outage) is kept and written
+    by ``record_unstored`` once it works again.
     """
 
     def __init__(self, store: Store, faults: FaultBoard, payment: PaymentRouter,
@@ -39,7 +40,7 @@ class Operations:
         self._post = post
         self._restart = restart
         self._check_door = check_door
-        self._unstored_notice: tuple[str | None] | None = None  # a notice set while there was no database
+        self._unstored: dict[str, Callable[[Store, datetime], None]] = {}  # what -> its latest write, not yet stored
         self._executors: dict[str, Callable[[Any, datetime], Done]] = {  # command name -> its executor
             "notice": self._notice,
             "mode": self._mode,
@@ -76,16 +77,21 @@ class Operations:
         return ""
 
     def record_unstored(self, store: Store, now: datetime) -> None:
-        """Write the notice set while the database failed (StorageError if it still fails)."""
-        if self._unstored_notice is not None:
-            store.set_notice(self._unstored_notice[0], now)
-            self._unstored_notice = None
+        """Write what commands set while the database failed (StorageError if it still fails)."""
+        for what, write in list(self._unstored.items()):
+            write(store, now)
+            del self._unstored[what]
+
+    def _keep(self, what: str, write: Callable[[Store, datetime], None], now: datetime) -> None:
+        """Write now, or once the database works again (only the latest write of each kind is kept)."""
+        if self._store.usable:
+            write(self._store, now)
+            self._unstored.pop(what, None)
+        else:
+            self._unstored[what] = write
 
     def _notice(self, args: NoticeArgs, now: datetime) -> Done:
-        if self._store.usable:
-            self._store.set_notice(args.text, now)
-        else:
-            self._unstored_notice = (args.text,)
+        self._keep("notice", lambda store, at: store.set_notice(args.text, at), now)
         self._post(NoticeChanged(args.text or ""))
         return Done("notice cleared" if args.text is None else "notice shown to parkers")
 
@@ -94,6 +100,11 @@ class Operations:
             self._faults.clear_fault("operator", now)
         else:
             self._faults.raise_fault("operator", args.mode, now, args.reason or "")
+        outage = None if args.mode == "normal" else Outage(
+            None if args.parking is None else ParkingWhileOut(args.parking),
+            None if args.back_at is None else parse_back_at(args.back_at))
+        self._keep("outage", lambda store, at: store.set_outage(outage, at), now)
+        self._post(OutageChanged(outage))
         self._check_door(now)  # always: a tamper alarm kept from before a restart is decided on again
         return Done(f"mode {args.mode}", {"mode": args.mode})
 

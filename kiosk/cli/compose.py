@@ -105,7 +105,8 @@ def build_station(settings: config.Settings, clock: Callable[[], datetime], *, s
     client = link if link is not None else OfflineClient()  # without a broker everything waits in the outbox
     uplink = Uplink(settings, file_settings, client, publisher, package_version("kiosk"), store.boot if store else 0,
                     database)
-    state = replace(journey.initial(settings, now), notice=(store.notice() if store is not None else None) or "")
+    state = replace(journey.initial(settings, now), notice=(store.notice() if store is not None else None) or "",
+                    outage=store.outage() if store is not None else None)
     if store is not None:
         state = recovery.restore_help(store, state, settings.timeouts, now)
     more_methods: tuple[PaymentMethod, ...] = ()  # a second payment method is built here (docs/architecture.md)

@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Any
 
 from kiosk.config import Settings
+from kiosk.domain.outage import Outage
 from kiosk.domain.payment import DeclineReason, PaymentPrompt
 from kiosk.domain.records import FaultRecord, PaymentResultData, PaymentState, SessionRecord
 
@@ -228,6 +229,13 @@ class NoticeChanged:
     text: str
 
 
+@dataclass(frozen=True)
+class OutageChanged:
+    """Staff said (with the `mode` command) whether parking is free meanwhile and when the station is back; None: nothing."""
+
+    outage: Outage | None
+
+
 class LinkState(StrEnum):
     """Where the MQTT link to the operator's broker is (``link.state`` in telemetry)."""
 
@@ -271,7 +279,8 @@ Event = (
     Tap | Tick | HelpPressed | HelpReleased | SessionLookedUp | PaymentPending | PaymentNotStarted | PaymentStatus
     | PaymentAuthorized | PaymentDeclined | SessionCommitted | CommitFailed | FaultsChanged
     | HelpTicketOpened | SettingsChanged | PaymentConfirmed | PaymentReconciled | MethodHealth
-    | MethodReport | NoticeChanged | LinkUp | LinkDown | LinkAcked | MessageIn | HelpButtonStuck | HelpButtonFreed
+    | MethodReport | NoticeChanged | OutageChanged | LinkUp | LinkDown | LinkAcked | MessageIn | HelpButtonStuck
+    | HelpButtonFreed
     | DoorChanged | AgentSays | CourtesyGranted | JourneyCancelled | HelpTicketFailed
 )
 

@@ -27,6 +27,7 @@ from kiosk.domain.events import (
     JourneyCancelled,
     LookupSession,
     NoticeChanged,
+    OutageChanged,
     PaymentAuthorized,
     PaymentDeclined,
     PaymentNotStarted,
@@ -42,10 +43,12 @@ from kiosk.domain.events import (
 from kiosk.domain.parker_state import (
     CANCEL_GRACE_S,
     KEYBOARD,
+    MORE_PAGES,
     PAYMENT_GRACE_S,
     THANKS_S,
     Decline,
     FreePeriod,
+    MorePage,
     Payment,
     Result,
     Screen,
@@ -60,6 +63,7 @@ from kiosk.domain.parker_state import (
     help_shown,
     initial,
     minute_range,
+    parking_while_out,
     plate_valid,
     purchase_start,
     screen_deadline,
@@ -69,9 +73,10 @@ from kiosk.domain.records import PaymentState, SessionRecord
 from kiosk.domain.tariff import clamp_minutes
 
 __all__ = [  # the journey's state and queries live in parker_state; they are part of this surface too
-    "CANCEL_GRACE_S", "KEYBOARD", "PAYMENT_GRACE_S", "THANKS_S", "Decline", "FreePeriod", "Payment", "Result",
-    "Screen", "State", "blocking_fault", "blocking_impact", "current_quote", "deadline", "fault_notices", "free_now",
-    "help_context", "help_shown", "initial", "minute_range", "plate_valid", "purchase_start", "step",
+    "CANCEL_GRACE_S", "KEYBOARD", "MORE_PAGES", "PAYMENT_GRACE_S", "THANKS_S", "Decline", "FreePeriod", "MorePage",
+    "Payment", "Result", "Screen", "State", "blocking_fault", "blocking_impact", "current_quote", "deadline",
+    "fault_notices", "free_now", "help_context", "help_shown", "initial", "minute_range", "parking_while_out",
+    "plate_valid", "purchase_start", "step",
 ]
 
 def step(state: State, event: Event, now: datetime) -> Result:
@@ -105,14 +110,14 @@ class _Entering(TypedDict, total=False):
 def _go(state: State, screen: Screen, now: datetime, **changes: Unpack[_Entering]) -> State:
     """Enter a screen: its timers start now and the previous screen's message goes."""
     changes.setdefault("message", "")
-    return replace(state, screen=screen, entered=now, warning_since=None, **changes)
+    return replace(state, screen=screen, entered=now, warning_since=None, more=None, **changes)
 
 
 def _reset(state: State, now: datetime) -> State:
     """End the parker's session: forget plate and choices (privacy), apply new settings."""
     settings = state.next_settings or state.settings
     fresh = initial(settings, now)
-    fresh = replace(fresh, faults=state.faults, help=state.help, notice=state.notice,
+    fresh = replace(fresh, faults=state.faults, help=state.help, notice=state.notice, outage=state.outage,
                     payment_methods=state.payment_methods)
     if blocking_fault(fresh):
         return replace(fresh, screen=Screen.OUT_OF_SERVICE)
@@ -138,6 +143,10 @@ def _on_tap(state: State, event: Tap, now: datetime) -> Result:
     if state.warning_since is not None:
         return replace(state, warning_since=None, last_input=now), ()
     touched = replace(state, last_input=now)
+    if state.more is not None:  # a page over the screen: it only closes
+        if event.target == "more:close":
+            return replace(touched, more=None), ()
+        return _ignore(state, event, "a page is showing over the screen")
     handler = _TAPS.get(state.screen)
     if handler is None:
         return _ignore(state, event, "no targets")
@@ -162,13 +171,28 @@ def _tap_help(state: State, event: Tap, now: datetime) -> Result:
 def _tap_welcome(state: State, target: str, now: datetime, event: Tap) -> Result:
     if target == "start":
         return _go(state, Screen.PLATE, now, plate=""), ()
-    if target == "contrast":
-        return replace(state, high_contrast=not state.high_contrast), ()
     if target == "help":
         return _on_help(state, HelpPressed(), now)
+    return _reading(state, target, event)
+
+
+def _reading(state: State, target: str, event: Tap) -> Result:
+    """The parker's reading choices (language, high contrast, large text) and the pages over the screen."""
+    page = target.removeprefix("more:")
+    if target.startswith("more:") and page in MORE_PAGES.get(state.screen, ()):
+        return replace(state, more=MorePage(page)), ()
+    if target == "contrast":
+        return replace(state, high_contrast=not state.high_contrast), ()
+    if target == "large_text":
+        return replace(state, large_text=not state.large_text), ()
     if target.startswith("lang:") and target[5:] in state.settings.languages.available:
         return replace(state, language=target[5:]), ()
     return _ignore(state, event, "unknown target")
+
+
+def _default_reading(state: State) -> State:
+    """The station's own language and look, for the next parker."""
+    return replace(state, language=state.settings.languages.default, high_contrast=False, large_text=False, more=None)
 
 
 def _tap_plate(state: State, target: str, now: datetime, event: Tap) -> Result:
@@ -272,9 +296,7 @@ def _tap_thanks(state: State, target: str, now: datetime, event: Tap) -> Result:
 def _tap_out_of_service(state: State, target: str, now: datetime, event: Tap) -> Result:
     if target == "help":
         return _on_help(state, HelpPressed(), now)
-    if target.startswith("lang:") and target[5:] in state.settings.languages.available:
-        return replace(state, language=target[5:]), ()
-    return _ignore(state, event, "out of service")
+    return _reading(state, target, event)
 
 
 _TAPS = {
@@ -307,7 +329,7 @@ def _on_tick(state: State, event: Tick, now: datetime) -> Result:
 def _screen_tick(state: State, now: datetime) -> Result:
     s = state.screen
     if s is Screen.WELCOME:  # the next parker finds the station in its own language and look
-        return replace(state, asleep=True, language=state.settings.languages.default, high_contrast=False), ()
+        return replace(_default_reading(state), asleep=True), ()
     if s in (Screen.PLATE, Screen.DURATION, Screen.DECLINED):
         if state.warning_since is None:
             return replace(state, warning_since=now), ()
@@ -315,7 +337,7 @@ def _screen_tick(state: State, now: datetime) -> Result:
     if s is Screen.PAYING:
         return _payment_timed_out(state, now)
     if s is Screen.OUT_OF_SERVICE:  # the parker who chose a language has left: the next one finds the default
-        return replace(state, language=state.settings.languages.default, high_contrast=False), ()
+        return _default_reading(state), ()
     return _reset(state, now), ()
 
 
@@ -463,6 +485,10 @@ def _on_notice(state: State, event: NoticeChanged, now: datetime) -> Result:
     return replace(state, notice=event.text), ()
 
 
+def _on_outage(state: State, event: OutageChanged, now: datetime) -> Result:
+    return replace(state, outage=event.outage), ()
+
+
 _HANDLERS: dict[type, Callable[[State, Any, datetime], Result]] = {
     Tap: _on_tap,
     Tick: _on_tick,
@@ -484,4 +510,5 @@ _HANDLERS: dict[type, Callable[[State, Any, datetime], Result]] = {
     FaultsChanged: _on_faults,
     SettingsChanged: _on_settings,
     NoticeChanged: _on_notice,
+    OutageChanged: _on_outage,
 }

@@ -11,20 +11,30 @@ from kiosk.config import Settings
 from kiosk.domain import faults as fault_rules
 from kiosk.domain import helpdesk
 from kiosk.domain.events import Effect
+from kiosk.domain.outage import Outage, ParkingWhileOut
 from kiosk.domain.payment import DeclineReason, PaymentPrompt
 from kiosk.domain.records import FaultRecord, SessionRecord
 from kiosk.domain.tariff import Quote, is_chargeable, next_chargeable, quote
 
 __all__ = [
-    "CANCEL_GRACE_S", "KEYBOARD", "PAYMENT_GRACE_S", "THANKS_S", "Decline", "FreePeriod", "Payment", "Result",
-    "Screen", "State", "blocking_fault", "blocking_impact", "current_quote", "deadline", "fault_notices", "free_now",
-    "help_context", "help_shown", "initial", "minute_range", "plate_valid", "purchase_start", "screen_deadline",
+    "CANCEL_GRACE_S", "KEYBOARD", "MORE_PAGES", "PAYMENT_GRACE_S", "THANKS_S", "Decline", "FreePeriod", "MorePage",
+    "Payment", "Result", "Screen", "State", "blocking_fault", "blocking_impact", "current_quote", "deadline",
+    "fault_notices", "free_now", "help_context", "help_shown", "initial", "minute_range", "parking_while_out",
+    "plate_valid", "purchase_start", "screen_deadline",
 ]
 
 KEYBOARD = tuple("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
 THANKS_S = 4
 PAYMENT_GRACE_S = 30
 CANCEL_GRACE_S = 15
+
+
+class MorePage(StrEnum):
+    """A page over a screen with what it has no room for: its target is ``more:<value>``."""
+
+    PRICES = "prices"  # Welcome, large text: the tariff in words
+    PAY_BY_APP = "pay_by_app"  # Welcome, a fault's notice: the app's QR code
+    OTHER_WAYS = "other_ways"  # Out of service: what does not fit of the other ways to pay and get help
 
 
 class Screen(StrEnum):
@@ -39,6 +49,12 @@ class Screen(StrEnum):
     FEEDBACK = "feedback"
     THANKS = "thanks"
     OUT_OF_SERVICE = "out_of_service"
+
+
+MORE_PAGES: dict[Screen, frozenset[MorePage]] = {  # the pages each screen opens
+    Screen.WELCOME: frozenset({MorePage.PRICES, MorePage.PAY_BY_APP}),
+    Screen.OUT_OF_SERVICE: frozenset({MorePage.OTHER_WAYS}),
+}
 
 
 @dataclass(frozen=True)
@@ -90,8 +106,11 @@ class State:
     help: helpdesk.Ticket | None = None
     language: str = ""
     high_contrast: bool = False
+    large_text: bool = False
+    more: MorePage | None = None  # a page the parker opened over the screen
     next_settings: Settings | None = None
     notice: str = ""
+    outage: Outage | None = None  # what staff said of parking meanwhile and the return to service
     payment_methods: tuple[str, ...] = ()  # the names of the station's payment methods (their fault components)
 
 
@@ -207,9 +226,21 @@ def screen_deadline(state: State) -> datetime | None:
         return state.entered + timedelta(seconds=t.feedback_s)
     if s is Screen.THANKS:
         return state.entered + timedelta(seconds=THANKS_S)
-    if s is Screen.OUT_OF_SERVICE and (state.language != state.settings.languages.default or state.high_contrast):
+    if s is Screen.OUT_OF_SERVICE and chose_reading(state):
         return state.last_input + timedelta(seconds=t.inactivity_s)
     return None
+
+
+def parking_while_out(state: State) -> ParkingWhileOut:
+    """Whether parking must be paid while the station is out of service: staff's word, else the configuration's."""
+    if state.outage is not None and state.outage.parking is not None:
+        return state.outage.parking
+    return ParkingWhileOut(state.settings.outage.parking)
+
+
+def chose_reading(state: State) -> bool:
+    """True when the parker changed the language, contrast or text size from the station's default."""
+    return state.language != state.settings.languages.default or state.high_contrast or state.large_text
 
 
 def help_context(state: State) -> dict[str, object]:

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from kiosk.config import between, matches, one_of
+from kiosk.domain.outage import ParkingWhileOut
 
 __all__ = [
     "ARGUMENTS", "TERMINAL_REQUESTS", "CourtesyArgs", "Done", "JourneyCancelArgs", "ModeArgs", "NoArgs", "NoticeArgs",
@@ -29,10 +30,16 @@ class NoticeArgs:
 
 @dataclass(frozen=True)
 class ModeArgs:
-    """Normal operation, out of service (reason for staff), or service: a crew is at the station, door openings expected."""
+    """Normal operation, out of service (reason for staff), or service: a crew is at the station, door openings expected.
+
+    Out of service and service may tell parkers whether parking is free meanwhile and when the station is back.
+    """
 
     mode: Annotated[str, one_of("normal", "out_of_service", "service")]
     reason: Text200 | None = None
+    parking: Annotated[str, one_of(*(choice.value for choice in ParkingWhileOut))] | None = None
+    back_at: Annotated[str, matches(r"\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d{1,6})?)?(Z|[+-]\d\d:\d\d)",
+                                    "an ISO 8601 time with its UTC offset, e.g. 2026-12-06T14:00:00+01:00")] | None = None
 
 
 @dataclass(frozen=True)

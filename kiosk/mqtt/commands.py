@@ -9,6 +9,7 @@ from kiosk import config
 from kiosk.config import matches, one_of
 from kiosk.domain import helpdesk, staff
 from kiosk.domain.events import AgentSays
+from kiosk.domain.outage import parse_back_at
 from kiosk.domain.staff import ModeArgs, Refusal, TicketId
 from kiosk.remote_config import json_value
 
@@ -83,9 +84,22 @@ def parse(request: Request) -> Any:
         args: Any = config.validate_as(raw, cls, f"cmd/{request.name}")
     except config.ConfigError as exc:
         raise Refusal("bad_arguments", "; ".join(f"{p.key}: {p.message}" for p in exc.problems)) from exc
-    if isinstance(args, ModeArgs) and args.mode == "out_of_service" and args.reason is None:
-        raise Refusal("bad_arguments", "reason: required for out_of_service")
+    if isinstance(args, ModeArgs):
+        _check_mode(args)
     return args
+
+
+def _check_mode(args: ModeArgs) -> None:
+    """Refuse a mode command whose arguments do not go together."""
+    if args.mode == "out_of_service" and args.reason is None:
+        raise Refusal("bad_arguments", "reason: required for out_of_service")
+    if args.mode == "normal" and (args.parking is not None or args.back_at is not None):
+        raise Refusal("bad_arguments", "parking, back_at: only for out_of_service or service")
+    if args.back_at is not None:
+        try:
+            parse_back_at(args.back_at)
+        except ValueError as exc:
+            raise Refusal("bad_arguments", f"back_at: {exc}") from exc
 
 
 def parse_to_parker(payload: bytes) -> AgentSays:

@@ -1,4 +1,5 @@
-"""The station's state kept for its MQTT side: retained view, boot per connection, remote config, notice, commands."""
+"""The station's state kept for its MQTT side: retained view, boot per connection, remote config, notice, outage,
+commands."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 import peewee as pw
 
+from kiosk.domain.outage import Outage
 from kiosk.domain.records import CommandRecord
 from kiosk.mqtt.contract import CFG_REPORTED
 from kiosk.storage.core import StoreCore
@@ -16,12 +18,13 @@ from kiosk.storage.errors import InvalidValue, WrongState
 from kiosk.storage.rows import check_int, check_json_object, check_json_text, check_text, to_record
 from kiosk.storage.schema import Command, Counter, MetaRow, Retained, stamp, utc
 
-__all__ = ["CONNECT_KEY", "NOTICE_KEY", "REMOTE_CONFIG_KEY", "StationState"]
+__all__ = ["CONNECT_KEY", "NOTICE_KEY", "OUTAGE_KEY", "REMOTE_CONFIG_KEY", "StationState"]
 
 log = logging.getLogger("kiosk.storage.store")
 
 REMOTE_CONFIG_KEY = "remote_config"
 NOTICE_KEY = "notice"
+OUTAGE_KEY = "outage"
 CONNECT_KEY = "last_connect"
 
 
@@ -112,6 +115,30 @@ class StationState:
     def notice(self) -> str | None:
         """The operator's message shown to parkers, None if there is none."""
         return self._core.meta(NOTICE_KEY)
+
+    # --- what parkers are told while the station is out of service -------------------------------------------
+
+    def set_outage(self, outage: Outage | None, now: datetime) -> None:
+        """Keep what the `mode` command said about parking meanwhile and the return to service; None forgets it."""
+        utc(now, "now")
+        with self._core.write():
+            if outage is None:
+                MetaRow.delete().where(MetaRow.key == OUTAGE_KEY).execute(self._core.db)
+            else:
+                MetaRow.replace(key=OUTAGE_KEY, value=json.dumps(outage.to_json())).execute(self._core.db)
+        log.info("outage %s", "cleared" if outage is None else "set")
+
+    def outage(self) -> Outage | None:
+        """What the `mode` command said for this outage; None if nothing (or unreadable, logged as an error)."""
+        text = self._core.meta(OUTAGE_KEY)
+        if text is None:
+            return None
+        try:
+            data = json.loads(text)
+            return Outage.from_json(data) if isinstance(data, dict) else None
+        except ValueError:
+            log.error("stored outage is unreadable; ignored: %r", text[:200])
+            return None
 
     # --- commands ------------------------------------------------------------------------------------------
 

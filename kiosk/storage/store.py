@@ -13,6 +13,7 @@ from typing import Any
 
 import peewee as pw
 
+from kiosk.domain.outage import Outage
 from kiosk.domain.records import (
     CommandRecord,
     FaultRecord,
@@ -304,6 +305,14 @@ class Store:
     def notice(self) -> str | None:
         """The operator's message shown to parkers, None if there is none."""
         return self._state.notice()
+
+    def set_outage(self, outage: Outage | None, now: datetime) -> None:
+        """Keep what the `mode` command said about parking meanwhile and the return to service; None forgets it."""
+        self._state.set_outage(outage, now)
+
+    def outage(self) -> Outage | None:
+        """What the `mode` command said for this outage; None if nothing."""
+        return self._state.outage()
 
     def begin_command(self, key: str, name: str, now: datetime) -> CommandRecord | None:
         """Remember a command about to run: None if ``key`` is new (stored as running)."""

@@ -39,7 +39,8 @@ class UnavailableStore:
     active_faults = raise_fault = clear_fault = sync_faults = raised_since = _refuse
     unsent_outbox = mark_sent = outbox_depth = prune_sent = retained_messages = _refuse
     next_boot = adopt_boot = begin_command = finish_command = prune_commands = _refuse
-    notice = set_notice = remote_config = report_config = save_remote_config = record_terminal_report = rows = _refuse
+    notice = set_notice = outage = set_outage = _refuse
+    remote_config = report_config = save_remote_config = record_terminal_report = rows = _refuse
 
     @property
     def boot(self) -> int:
