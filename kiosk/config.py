@@ -21,6 +21,7 @@ from kiosk.domain.tariff import validate as validate_tariff
 
 T = TypeVar("T")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+MAX_QUICK_PICKS = 4  # Duration's one row of quick picks (the screens give it one row)
 
 
 @dataclass(frozen=True)
@@ -454,6 +455,9 @@ def _cross_checks(settings: Settings, source: str) -> list[Problem]:
         return problems
     problems.extend(Problem(source, "tariff", message) for message in validate_tariff(settings.tariff_engine))
     t = settings.tariff
+    if len(t.quick_picks_minutes) > MAX_QUICK_PICKS:
+        problems.append(Problem(source, "tariff.quick_picks_minutes",
+                                f"at most {MAX_QUICK_PICKS} (one row of buttons), got {len(t.quick_picks_minutes)}"))
     for i, pick in enumerate(t.quick_picks_minutes):
         if pick % t.increment_minutes or not t.minimum_minutes <= pick <= t.maximum_minutes:
             problems.append(Problem(source, f"tariff.quick_picks_minutes[{i}]",

@@ -34,7 +34,7 @@ SCREENS: dict[Screen, Draw] = {
 }
 MORE: dict[MorePage, Callable[[Frame, State, datetime], overlays.More]] = {  # the pages over a screen
     MorePage.PRICES: welcome.prices_page,
-    MorePage.PAY_BY_APP: welcome.app_page,
+    MorePage.NOTICES: welcome.notices_page,
     MorePage.OTHER_WAYS: out_of_service.more,
 }
 CONTINUE_KEYS = (pygame.K_RETURN, pygame.K_KP_ENTER)
@@ -48,7 +48,7 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
         return
     SCREENS[state.screen](frame, state, now)
     if kind == overlays.MORE and state.more is not None:
-        overlays.draw_more(frame, MORE[state.more](frame, state, now))
+        overlays.draw_more(frame, MORE[state.more](frame, state, now), state.more_part)
     elif kind is not None:
         overlays.draw(frame, state, now)
 

@@ -141,7 +141,8 @@ def _landscape(frame: Frame, heading: str, labels: list[str], picks: list[str], 
     m = frame.m
     top = m.px(84) if frame.height_of(heading, frame.content().w - m.px(222), m.title_min, True) > m.target \
         else m.target
-    sizes: list[int | Flex] = [top, Flex(), m.target, m.primary] if picks else [top, Flex(), m.primary]
+    sizes: list[int | Flex] = [top, Flex(), frame.group_height(frame.content().w, picks), m.primary] if picks \
+        else [top, Flex(), m.primary]
     header, main, *pick_row, footer = rows(frame.content(), sizes, m.gap)
     title_box, plate_box = cols(header, [Flex(), m.px(210)], m.gap)
     back, cancel, help_box, pay = cols(footer, [Flex(130), Flex(150), Flex(120), Flex(340)], m.gap)

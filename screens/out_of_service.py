@@ -65,9 +65,9 @@ def more(frame: Frame, state: State, now: datetime) -> More:
     """What the screen had no room for (with the QR code) on a page of its own."""
     _ = frame._
     rest = _split(frame, state, now, _areas(frame, state)[1])[1]
-    lines = [block.text for block in rest or ()] or alternatives(state)  # the screen showed them all: again here
+    blocks = rest or [Block(line, frame.m.body) for line in alternatives(state)]  # all shown on screen: again here
     by_app = _("Pay by app: scan the QR code.")  # the QR code's caption says it on this page
-    return More(_("Other ways to pay or get help"), tuple(line for line in lines if line != by_app),
+    return More(_("Other ways to pay or get help"), tuple(block for block in blocks if block.text != by_app),
                 state.settings.links.app_url, _("Pay by app"))
 
 
@@ -95,13 +95,14 @@ def _split(frame: Frame, state: State, now: datetime, main: pygame.Rect) -> tupl
     fit beside the QR code; else as many as fit, in order, above the button to the rest and the QR code."""
     m = frame.m
     blocks = [Block(frame._(REASONS[blocking_impact(state)]), m.body, bold=True),
-              *(Block(line, m.body) for line in meanwhile(state, now) + alternatives(state))]
+              *(Block(line, m.body, min_size=m.smallest if line == state.notice else None)  # staff's words may shrink
+                for line in meanwhile(state, now) + alternatives(state))]
     info = _beside_qr(frame, state, main)[0]
-    if frame.stack_height(info.w, blocks, m.px(6)) <= info.h:
+    if frame.stack_height(info.w, blocks, m.px(6), shrunk=False) <= info.h:
         return blocks, None
     room = rows(main, [Flex(), _more_height(frame, main.w)], m.gap)[0].h
     shown = 0
-    while shown < len(blocks) and frame.stack_height(main.w, blocks[:shown + 1], m.px(6)) <= room:
+    while shown < len(blocks) and frame.stack_height(main.w, blocks[:shown + 1], m.px(6), shrunk=False) <= room:
         shown += 1
     return blocks[:shown], blocks[shown:]
 

@@ -19,10 +19,10 @@ MORE = "more"
 
 @dataclass(frozen=True)
 class More:
-    """What a screen has no room for in large text: a title, its lines, and a QR code's link and caption (or '')."""
+    """A page over a screen: a title, its paragraphs, and a QR code's link and caption (or '')."""
 
     title: str
-    lines: tuple[str, ...]
+    blocks: tuple[Block, ...]
     qr: str = ""
     qr_caption: str = ""
 
@@ -88,16 +88,42 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
                                                                      frame.button_width(label))), primary=True)
 
 
-def draw_more(frame: Frame, more: More) -> None:
-    """What the screen had no room for, over it, with Close."""
+def draw_more(frame: Frame, more: More, part: int) -> None:
+    """A page over the screen with Close; what does not fit is on further parts, one after another by Next page."""
     _, m, p = frame._, frame.m, frame.palette
     inner = card(frame, (16, 12))
-    title_box, body, close_row = rows(inner, [frame.height_of(more.title, inner.w, m.title_min, True), Flex(),
-                                              m.target], m.gap)
+    close = _("Close")
+
+    def turn(shown: int, parts: int) -> str:
+        label = _("Next page ({page}/{pages})") if shown + 1 < parts else _("First page ({page}/{pages})")
+        return label.format(page=shown + 1, pages=parts)
+    buttons = frame.group_height(inner.w, [turn(0, 9), close])  # room for the buttons of a page in parts
+    title_box, body, footer = rows(inner, [frame.height_of(more.title, inner.w, m.title_min, True), Flex(), buttons],
+                                   m.gap)
     frame.text(more.title, title_box, size=m.title_min, bold=True, bg=p.card, valign="middle")
     text_box, qr_box = (cols if m.landscape else rows)(body, [Flex(), m.px(200) if more.qr else 0], m.gap * 2)
-    frame.stack(text_box, [Block(line, m.body) for line in more.lines], bg=p.card, gap=m.px(6))
-    if more.qr:
+    parts = _parts(frame, list(more.blocks), text_box, body)
+    shown = part % len(parts)
+    if shown == 0 and more.qr:
         frame.qr(more.qr, more.qr_caption, qr_box, bg=p.card)
-    frame.button("more:close", _("Close"), centred(close_row, max(m.px(240), frame.button_width(_("Close")))),
-                 primary=True)
+    frame.stack(text_box if shown == 0 else body, parts[shown], bg=p.card, gap=m.px(6))
+    if len(parts) == 1:
+        frame.button("more:close", close, centred(footer, max(m.px(240), frame.button_width(close))), primary=True)
+        return
+    label = turn(shown, len(parts))
+    turn_box, close_box = frame.button_group(footer, [label, close])
+    frame.button("more:next", label, turn_box, primary=True)
+    frame.button("more:close", close, close_box)
+
+
+def _parts(frame: Frame, blocks: list[Block], first: pygame.Rect, rest: pygame.Rect) -> list[list[Block]]:
+    """The blocks in order, as many to a part as fit whole at their size: the first part in ``first``, the others in
+    ``rest``. A block too tall for a part of its own is alone in one, where it shrinks to its min_size."""
+    gap = frame.m.px(6)
+    parts: list[list[Block]] = [[]]
+    for block in blocks:
+        room = first if len(parts) == 1 else rest
+        if parts[-1] and frame.stack_height(room.w, [*parts[-1], block], gap, shrunk=False) > room.h:
+            parts.append([])
+        parts[-1].append(block)
+    return parts

@@ -36,8 +36,10 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
     until_height = frame.height_of(until, content.w, m.body, True) if large else m.px(36)
     label = cancel_label(state)
     if m.landscape:
-        news = frame.height_of(notice, content.w - m.px(350), m.body, True) + m.px(8) if notice else 0
-        cancel_width = max(m.px(330), max(frame.button_width(word) for word in label.split()))
+        cancel_width = max(m.px(220), min(m.px(330), frame.button_width(label)),  # the banner gets the rest
+                           max(frame.button_width(word) for word in label.split()))
+        banner_text = content.w - cancel_width - m.gap - m.px(20)  # as the banner's text is drawn below
+        news = frame.height_of(notice, banner_text, m.body, True) + m.px(8) if notice else 0
         own = frame.height_of(label, cancel_width - m.px(12), m.button, True) + m.px(8)
         title_height = 0 if large else m.px(56)
         top, until_box, title_box, status_box, footer = rows(

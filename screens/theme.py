@@ -8,7 +8,8 @@ Color = tuple[int, int, int]
 
 # Design reference: the 800x480 7" panel. Sizes below are in reference pixels and are
 # scaled by the panel's short side, so 48 px there is about 9 mm on either panel.
-REFERENCE_SHORT_SIDE = 480
+REFERENCE_LANDSCAPE = (800, 480)  # the 7" panel
+REFERENCE_PORTRAIT = (480, 853)  # the 720x1280 Touch Display 2, in the same reference pixels
 # Every text size (reference px). Text only uses these, so a few Font objects serve every
 # frame and can all be warmed up at start (a new Font's first use costs about 13 ms).
 TEXT_LADDER = (72, 64, 60, 56, 52, 48, 44, 40, 36, 32, 30, 28, 26, 24, 22, 20)
@@ -154,8 +155,13 @@ class Metrics:
     @classmethod
     @functools.lru_cache(maxsize=8)
     def for_panel(cls, width: int, height: int, large_text: bool = False) -> Metrics:
-        """Metrics for a panel of this size and reading mode (one shared instance each)."""
-        return cls(width, height, min(width, height) / REFERENCE_SHORT_SIDE, large_text)
+        """Metrics for a panel of this size and reading mode (one shared instance each).
+
+        The scale makes the panel at least as large as its orientation's reference in reference pixels, so a
+        16:10 panel (1280x800) gets a taller canvas rather than a narrower one than the layouts were measured on.
+        """
+        ref_w, ref_h = REFERENCE_LANDSCAPE if width >= height else REFERENCE_PORTRAIT
+        return cls(width, height, min(width / ref_w, height / ref_h), large_text)
 
     @property
     def landscape(self) -> bool:

@@ -21,7 +21,7 @@ from screens.i18n import (
     translator,
 )
 from screens.overlays import More
-from screens.widgets import Flex, Frame, cols, rows
+from screens.widgets import Block, Flex, Frame, cols, rows
 
 BUTTON_BROKEN = N_("The red help button is out of order: tap Help on the screen to reach a person.")
 BUTTON_FAULTS = frozenset({"help_button", "gpio"})  # the red button cannot be pressed; Help on the screen still works
@@ -36,7 +36,8 @@ STOPPED: dict[str, str] = {  # a payment method stopped while another one still 
 }
 OTHER_NOTICE = N_("Some functions of this station may not work at the moment.")
 BY_APP = N_("Or pay by app: tap here.")
-BY_APP_TARGET = "more:pay_by_app"
+ALL_NOTICES = N_("More notices: tap here.")
+NOTICES_TARGET = "more:notices"
 
 
 def offered_languages(state: State) -> tuple[str, ...]:
@@ -124,7 +125,7 @@ class Boxes:
     start: pygame.Rect
     hint: pygame.Rect | None
     tools: pygame.Rect
-    more: pygame.Rect | None = None  # large text: the button to the prices
+    more: pygame.Rect | None = None  # the button to the prices, where they have no room
 
 
 def draw(frame: Frame, state: State, now: datetime) -> None:
@@ -176,11 +177,8 @@ def _landscape(frame: Frame, state: State, free: FreePeriod | None, headline: st
     if start_area.h - headline_height - m.gap < m.px(110):
         headline_height = frame.height_of(headline, right.w, m.title_min, True)
     headline_box, start = rows(start_area, [headline_height, Flex()], m.gap)
-    prices_need = m.px(40) + frame.height_of(_prices_text(state), info.w, m.small)  # prices keep what they need
-    notice_height = min(notice_need(frame, state, free, info.w, info.h - prices_need - m.gap),
-                        max(0, info.h - prices_need - m.gap))
-    prices, notice_box = rows(info, [Flex(), notice_height], m.gap if notice_height else 0)
-    return Boxes(name, languages, clock, prices, notice_box, headline_box, start, hint_box, footer)
+    prices, notice_box, more = _prices_or_button(frame, state, free, info)
+    return Boxes(name, languages, clock, prices, notice_box, headline_box, start, hint_box, footer, more)
 
 
 def _landscape_large(frame: Frame, state: State, free: FreePeriod | None, headline: str, names: list[str],
@@ -224,24 +222,30 @@ def _portrait(frame: Frame, state: State, free: FreePeriod | None, headline: str
     name, clock = cols(header, [Flex(), 0 if large else m.px(230)], m.gap)
     headline_box, start_box = rows(start_area, [Flex(), start], m.gap)
     if large:  # the prices are behind a button beside Start
-        start_box, more = cols(start_box, [Flex(), frame.button_width(frame._("Prices")) + m.px(24)], m.gap)
+        start_box, beside = cols(start_box, [Flex(), frame.button_width(frame._("Prices")) + m.px(24)], m.gap)
         return Boxes(name if with_name else None, languages, None, None, middle, headline_box, start_box,
-                     hint_box if with_hint else None, footer, more)
-    prices, notice_box = rows(middle, [Flex(), min(notice, middle.h)], m.gap if notice else 0)
-    return Boxes(name, languages, clock, prices, notice_box, headline_box, start_box, hint_box, footer)
+                     hint_box if with_hint else None, footer, beside)
+    prices, notice_box, button = _prices_or_button(frame, state, free, middle)
+    return Boxes(name, languages, clock, prices, notice_box, headline_box, start_box, hint_box, footer, button)
 
 
 def prices_page(frame: Frame, state: State, now: datetime) -> More:
     """In large text, the prices have a page of their own."""
     _ = frame._
-    return More(_("Prices"), tuple(tariff_lines(state.settings.tariff_engine, state.language)))
+    return More(_("Prices"), tuple(Block(line, frame.m.body) for line in tariff_lines(state.settings.tariff_engine,
+                                                                                       state.language)))
 
 
-def app_page(frame: Frame, state: State, now: datetime) -> More:
-    """The app's QR code, from the notice that says a parker can also pay by app."""
-    _ = frame._
-    return More(_("Pay by app"), (_("Scan the code with your phone and pay for your parking in the app."),),
-                state.settings.links.app_url, _("Pay by app"))
+def notices_page(frame: Frame, state: State, now: datetime) -> More:
+    """Every notice whole, and the app's QR code when there is an app, from the notice box."""
+    _, m = frame._, frame.m
+    app_url = state.settings.links.app_url
+    blocks = [Block(line, m.body) for line in notice_lines(state) if line != _(BY_APP)]
+    if state.notice:
+        blocks.append(Block(state.notice, m.body, min_size=m.smallest))  # staff's words: may shrink to be read whole
+    if app_url:
+        blocks.append(Block(_("Scan the code with your phone and pay for your parking in the app."), m.body))
+    return More(_("Notices"), tuple(blocks), app_url, _("Pay by app"))
 
 
 def _prices_text(state: State) -> str:
@@ -264,28 +268,54 @@ def _notice_texts(frame: Frame, state: State, free: FreePeriod | None, width: in
     return "\n".join(lines), state.notice
 
 
-def notice_need(frame: Frame, state: State, free: FreePeriod | None, width: int, room: int) -> int:
-    """The height the notice box needs at this width (0 when there is nothing to say); room: what it may get."""
+def notice_need(frame: Frame, state: State, free: FreePeriod | None, width: int, room: int,
+                staff: bool = True) -> int:
+    """The height the notice box needs at this width (0 when there is nothing to say); room: what it may get;
+    staff False: for the station's own lines alone."""
     m = frame.m
     station_says, staff_says = _notice_texts(frame, state, free, width, room)
-    text = "\n".join(t for t in (station_says, staff_says) if t)
+    text = "\n".join(t for t in (station_says, staff_says if staff else "") if t)
     return frame.height_of(text, width - 2 * m.px(20), m.small, bold=True) + 2 * m.px(12) if text else 0
 
 
+def _prices_or_button(frame: Frame, state: State, free: FreePeriod | None,
+                      area: pygame.Rect) -> tuple[pygame.Rect | None, pygame.Rect, pygame.Rect | None]:
+    """The prices above the notices where both fit, the station's notices whole (staff's may be cut); else the
+    notices and a Prices button below them. Returns the prices', the notices' and the button's boxes."""
+    m = frame.m
+    notice = notice_need(frame, state, free, area.w, area.h)
+    prices = frame.height_of(frame._("Prices"), area.w, m.body, True) + m.px(6) + frame.height_of(
+        _prices_text(state), area.w, m.small)
+    if not notice or notice_need(frame, state, free, area.w, area.h, staff=False) + prices + m.gap <= area.h:
+        height = min(notice, max(0, area.h - prices - m.gap))
+        prices_box, notice_box = rows(area, [Flex(), height], m.gap if height else 0)
+        return prices_box, notice_box, None
+    notice_box, button_row = rows(area, [Flex(), m.target], m.gap)
+    width = min(button_row.w, max(m.px(200), frame.button_width(frame._("Prices"))))
+    return None, notice_box, pygame.Rect(button_row.x, button_row.y, width, button_row.h)
+
+
 def notices(frame: Frame, state: State, free: FreePeriod | None, room: pygame.Rect) -> None:
-    """The station's notices, whole, then staff's notice, cut if it must be, in a box at the top of room."""
-    m, p = frame.m, frame.palette
+    """The station's notices in a box at the top of room, whole, then staff's notice, cut if it must be. Where the
+    station's do not fit whole, those that do and "More notices": the box then opens them all, as it does the app."""
+    _, m, p = frame._, frame.m, frame.palette
     station_says, staff_says = _notice_texts(frame, state, free, room.w, room.h)
     need = notice_need(frame, state, free, room.w, room.h)
     if not need:
         return
     box = pygame.Rect(room.x, room.y, room.w, min(need, room.h))
-    tappable = frame._(BY_APP) in station_says.split("\n")  # the whole box opens the app's QR code
-    bg = p.notice_pressed if tappable and frame.pressed == BY_APP_TARGET else p.notice
+    inner = box.inflate(-2 * m.px(20), -2 * m.px(12))
+    lines = station_says.split("\n") if station_says else []
+    if frame.height_of("\n".join(t for t in (station_says, staff_says) if t), inner.w, m.small, bold=True) > inner.h:
+        while lines and frame.height_of("\n".join([*lines, _(ALL_NOTICES)]), inner.w, m.small, bold=True) > inner.h:
+            lines.pop()  # whole lines only, and a way to the rest
+        lines, staff_says = [*lines, _(ALL_NOTICES)], ""
+    tappable = bool({_(BY_APP), _(ALL_NOTICES)} & set(lines))
+    bg = p.notice_pressed if tappable and frame.pressed == NOTICES_TARGET else p.notice
     frame.box(box, bg, p.on_notice, width=3 if tappable else 2)
     if tappable:
-        frame.targets[BY_APP_TARGET] = pygame.Rect(box)
-    inner = box.inflate(-2 * m.px(20), -2 * m.px(12))
+        frame.targets[NOTICES_TARGET] = pygame.Rect(box)
+    station_says = "\n".join(lines)
     station_need = frame.height_of(station_says, inner.w, m.small, bold=True) if station_says else 0
     ours, theirs = rows(inner, [min(station_need, inner.h), Flex()], 0)
     for text, place in ((station_says, ours), (staff_says, theirs)):

@@ -178,9 +178,10 @@ class Frame:
             self.text(block.text, box, size=sizes[i], bold=block.bold, fg=block.fg, bg=bg, align=align)
             y += height + gap
 
-    def stack_height(self, width: int, blocks: Sequence[Block], gap: int = 0) -> int:
-        """The height stack() needs for blocks at this width, each at its min_size."""
-        heights = [self.height_of(b.text, width, b.min_size or b.size, b.bold) for b in blocks if b.text]
+    def stack_height(self, width: int, blocks: Sequence[Block], gap: int = 0, shrunk: bool = True) -> int:
+        """The height stack() needs for blocks at this width, each at its min_size (shrunk) or at its size."""
+        heights = [self.height_of(b.text, width, (b.min_size if shrunk else None) or b.size, b.bold)
+                   for b in blocks if b.text]
         return sum(heights) + gap * max(0, len(heights) - 1)
 
     def height_of(self, text: str, width: int, size: int, bold: bool = False) -> int:
@@ -311,7 +312,7 @@ class Frame:
         p = self.palette
         border = self.m.px(4)
         pygame.draw.rect(self.surface, p.plate, rect, border_radius=self.m.px(8))
-        band = pygame.Rect(rect.x, rect.y, max(self.m.px(14), rect.h * 3 // 10), rect.h)
+        band = pygame.Rect(rect.x, rect.y, max(self.m.px(14), min(rect.h * 3 // 10, rect.w // 10)), rect.h)
         pygame.draw.rect(self.surface, p.plate_band, band, border_top_left_radius=self.m.px(8),
                          border_bottom_left_radius=self.m.px(8))
         pygame.draw.rect(self.surface, p.on_plate, rect, width=border, border_radius=self.m.px(8))

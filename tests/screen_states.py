@@ -11,7 +11,7 @@ from pathlib import Path
 import pygame
 import pytest
 
-from kiosk.config import LanguageSettings, LinkSettings, ScreenSettings, Settings
+from kiosk.config import BandSettings, LanguageSettings, LinkSettings, ScreenSettings, Settings
 from kiosk.domain import helpdesk, journey
 from kiosk.domain.helpdesk import Line, Phase, Ticket
 from kiosk.domain.journey import Decline, MorePage, Payment, Screen
@@ -32,6 +32,8 @@ PORTRAIT = replace(MULTILINGUAL, screen=ScreenSettings(720, 1280, "portrait", Fa
 PRIMARY = {"start", "continue", "pay", "retry", "wake", "help:wait", "help:ok"}
 AGENT_SAYS = ("Hello, this is Anna from the parking office. I can see that your card was declined.",
               "I am giving you free parking for today, no need to pay.")
+STAFF_NOTICE = ("The north exit barrier is closed today for road works; please leave by the south exit on Market "
+                "Street, next to the pharmacy. Thank you for your patience.")  # 200 characters, as staff may write
 LONG_MESSAGE = ("Sorry for the trouble 😀🚗🅿️! " * 20 + "x" * 500)[:500]
 
 
@@ -77,6 +79,12 @@ def states(settings: Settings = SETTINGS) -> dict[str, journey.State]:
         "welcome": base,
         "welcome_notice": replace(base, faults=(fault("card_terminal", "payment_timeout", "notice"),)),
         "welcome_languages": replace(base, settings=replace(settings, languages=MULTILINGUAL.languages)),
+        "welcome_long_notice": replace(base, notice=STAFF_NOTICE,
+                                       faults=(fault("card_terminal", "payment_timeout", "notice"),)),
+        "welcome_notices_page": replace(base, notice=STAFF_NOTICE, more=MorePage.NOTICES,
+                                        faults=(fault("card_terminal", "payment_timeout", "notice"),)),
+        "welcome_two_faults": replace(base, faults=(fault("card_terminal", "payment_timeout", "notice"),
+                                                    fault("help_button", "stuck", "notice"))),
         "plate_empty": replace(base, screen=Screen.PLATE),
         "plate_valid": replace(base, screen=Screen.PLATE, plate="B-AB123"),
         "plate_too_long": replace(base, screen=Screen.PLATE, plate="ABCDEFGHIJ", message="plate_too_long"),
@@ -86,6 +94,8 @@ def states(settings: Settings = SETTINGS) -> dict[str, journey.State]:
         "duration_extend": replace(duration, minutes=30, existing=session(120)),
         "duration_max_stay": replace(duration, minutes=0, existing=session(180), message="max_stay_reached"),
         "duration_cancelled": replace(duration, message="cancelled_not_charged"),
+        "duration_four_picks": replace(duration, settings=replace(
+            settings, tariff=replace(settings.tariff, quick_picks_minutes=(15, 30, 90, 180)))),
         "paying": paying,
         "paying_cancelling": replace(paying, payment=replace(paying.payment, cancelling_since=NOW)),
         "paying_committing": replace(paying, payment=replace(paying.payment, committing=True)),
@@ -105,8 +115,18 @@ def states(settings: Settings = SETTINGS) -> dict[str, journey.State]:
                                          outage=Outage(ParkingWhileOut.FREE, NOW + timedelta(hours=3))),
         "out_of_service_more": replace(base, screen=Screen.OUT_OF_SERVICE, more=MorePage.OTHER_WAYS,
                                        faults=(fault("storage", "full", "out_of_service"),)),
+        "out_of_service_long_notice": replace(base, screen=Screen.OUT_OF_SERVICE, notice=STAFF_NOTICE,
+                                              faults=(fault("storage", "full", "out_of_service"),)),
+        "out_of_service_outage_more": replace(base, screen=Screen.OUT_OF_SERVICE, more=MorePage.OTHER_WAYS,
+                                              notice="Repairs under way.", settings=replace(settings, links=replace(
+                                                  settings.links, nearest_station="Marktplatz 3, opposite the pharmacy")),
+                                              faults=(fault("operator", "out_of_service", "out_of_service"),),
+                                              outage=Outage(ParkingWhileOut.PAID, NOW + timedelta(hours=2))),
         "welcome_more": replace(base, more=MorePage.PRICES),
-        "welcome_app": replace(base, more=MorePage.PAY_BY_APP),
+        "welcome_more_long": replace(base, more=MorePage.PRICES, settings=replace(settings, tariff=replace(
+            settings.tariff, daily_cap="12.00", bands=(*settings.tariff.bands,
+                                                       BandSettings(("sun",), "10:00", "16:00", "1.00"))))),
+        "welcome_app": replace(base, more=MorePage.NOTICES),
         "help_waiting": replace(on_plate, help=ticket(id=None)),
         "help_waiting_durable": replace(on_plate, help=ticket(conversation=(parker("card_declined"),))),
         "help_overdue": replace(on_plate, help=ticket(overdue=True)),

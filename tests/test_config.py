@@ -178,3 +178,12 @@ def test_check_config_command(tmp_path: Path) -> None:
 def test_mapping_round_trip() -> None:
     settings = config.load(EXAMPLE)
     assert config.from_mapping(config.to_mapping(settings), "round trip") == settings
+
+
+def test_quick_picks_fit_one_row(tmp_path: Path) -> None:
+    """Eight picks once wrapped under the footer, where a hidden '12 h' took the taps meant for Pay."""
+    found = problems(tmp_path, """
+[tariff]
+quick_picks_minutes = [15, 30, 60, 90, 120]
+""")
+    assert found == ["tariff.quick_picks_minutes: at most 4 (one row of buttons), got 5"]

@@ -383,7 +383,7 @@ def test_language_and_contrast_reset_after_session() -> None:
 # ---- illegal events in every state ----
 
 LEGAL_TAPS = {
-    Screen.WELCOME: {"start", "contrast", "large_text", "more:prices", "more:pay_by_app", "help", "lang:en"},
+    Screen.WELCOME: {"start", "contrast", "large_text", "more:prices", "more:notices", "help", "lang:en"},
     Screen.PLATE: {f"key:{k}" for k in journey.KEYBOARD} | {"backspace", "clear", "continue", "cancel", "help"},
     Screen.DURATION: {"plus", "minus", "pick:30", "pick:60", "pick:120", "pay", "back", "cancel", "help"},
     Screen.PAYING: {"cancel"},

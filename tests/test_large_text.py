@@ -98,7 +98,7 @@ def test_a_screen_opens_only_its_own_pages() -> None:
     welcome = journey.initial(MULTILINGUAL, NOW)
     assert journey.step(welcome, Tap("more:other_ways"), NOW)[0].more is None
     assert journey.step(welcome, Tap("more:bogus"), NOW)[0].more is None
-    assert journey.step(welcome, Tap("more:pay_by_app"), NOW)[0].more is MorePage.PAY_BY_APP
+    assert journey.step(welcome, Tap("more:notices"), NOW)[0].more is MorePage.NOTICES
 
 
 def test_welcomes_pay_by_app_notice_opens_the_apps_qr_code() -> None:
@@ -108,12 +108,12 @@ def test_welcomes_pay_by_app_notice_opens_the_apps_qr_code() -> None:
             state = replace(states(settings)["welcome_notice"], large_text=large_text)
             shown = draw(state, size)
             assert "Or pay by app: tap here." in shown.texts
-            assert "more:pay_by_app" in shown.targets
-            opened, _ = journey.step(state, Tap("more:pay_by_app"), NOW)
+            assert "more:notices" in shown.targets
+            opened, _ = journey.step(state, Tap("more:notices"), NOW)
             page = draw(opened, size)
             assert set(page.targets) == {"more:close"} and page.cut == []
             assert "Scan the code with your phone and pay for your parking in the app." in page.texts
-    assert "more:pay_by_app" not in draw(states(MULTILINGUAL)["welcome"]).targets, "no fault, no notice"
+    assert "more:notices" not in draw(states(MULTILINGUAL)["welcome"]).targets, "no fault, no notice"
 
 
 def test_out_of_service_shows_everything_on_the_screen_when_it_fits() -> None:

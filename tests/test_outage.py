@@ -95,6 +95,7 @@ def test_mode_takes_parking_and_back_at() -> None:
     b'{"mode": "service", "back_at": "2026-02-30T14:30:00Z"}',  # no such day
     b'{"mode": "service", "back_at": "tomorrow"}',
     b'{"mode": "service", "back_at": 1767225600}',
+    b'{"mode": "service", "back_at": "9999-12-31T23:59:59Z"}',  # "for ever" in a date local time cannot reach
 ])
 def test_mode_refuses_what_does_not_go_together(payload: bytes) -> None:
     with pytest.raises(Refusal) as refused:
@@ -120,6 +121,16 @@ def test_mode_keeps_the_outage_and_normal_forgets_it(tmp_path: Path) -> None:
         assert store.outage() is None and posted[-1] == OutageChanged(None)
 
 
+def test_mode_refuses_a_return_more_than_a_year_ahead(tmp_path: Path) -> None:
+    posted: list[Event] = []
+    with Store.open(tmp_path / "kiosk.db", "st-1", NOW) as store:
+        ops = operations(store, posted)
+        with pytest.raises(Refusal) as refused:
+            ops.execute("mode", mode(b'{"mode": "service", "back_at": "2027-03-04T09:00:00Z"}'), NOW)
+        assert refused.value.code == "bad_arguments" and "366 days" in refused.value.detail
+        assert store.outage() is None and posted == [], "nothing changed"
+
+
 def test_an_outage_told_while_the_database_failed_is_written_once_it_works(tmp_path: Path) -> None:
     posted: list[Event] = []
     ops = operations(UnavailableStore("io", tmp_path / "kiosk.db"), posted)
@@ -141,9 +152,27 @@ def test_a_restarted_station_still_tells_parkers(tmp_path: Path) -> None:
         station.close()
 
 
-def test_an_unreadable_stored_outage_is_ignored_and_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    with Store.open(tmp_path / "kiosk.db", "st-1", NOW) as store:
-        store.core.db.execute_sql("INSERT INTO meta (key, value) VALUES ('outage', '{\"parking\": \"maybe\"}')")
+@pytest.mark.parametrize("stored", ['{"parking": "maybe"}', '{"back_at": "9999-12-31T23:59:59+00:00"}', "[1]", "{"])
+def test_an_unreadable_stored_outage_is_ignored_and_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                           stored: str) -> None:
+    """Whatever a database holds, the station starts and draws Out of service (a year 9999 once broke every frame)."""
+    settings = Settings(storage=StorageSettings(database=str(tmp_path / "kiosk.db")))
+    with Store.open(tmp_path / "kiosk.db", settings.station.id, NOW) as store:
+        store.core.db.execute_sql("INSERT INTO meta (key, value) VALUES ('outage', ?)", (stored,))
+        store.raise_fault("operator", "out_of_service", "info", "works", "out_of_service", NOW)
         with caplog.at_level(logging.ERROR):
             assert store.outage() is None
-    assert "outage is unreadable" in caplog.text
+    assert "outage is unreadable" in caplog.text or stored == "[1]"
+    station = build_station(settings, ManualClock(NOW), simulate=True, headless=True, online=False)
+    try:
+        station.loop.settle()
+        assert station.loop.state.screen is journey.Screen.OUT_OF_SERVICE and station.loop.state.outage is None
+    finally:
+        station.close()
+
+
+def test_a_page_over_out_of_service_closes_for_the_next_parker() -> None:
+    opened = replace(out_of_service(), more=journey.MorePage.OTHER_WAYS)
+    due = journey.screen_deadline(opened)
+    assert due == NOW + timedelta(seconds=MULTILINGUAL.timeouts.inactivity_s)
+    assert journey.step(opened, Tick(), due)[0].more is None

@@ -13,7 +13,7 @@ from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 from screen_states import FONTS, MULTILINGUAL, NOW, PORTRAIT, draw, states
 
-from kiosk.config import Settings
+from kiosk.config import ScreenSettings, Settings
 from kiosk.domain import journey
 from kiosk.domain.events import Tap, Tick
 from screens import i18n
@@ -121,3 +121,19 @@ def test_out_of_service_offers_the_languages_and_forgets_the_choice_for_the_next
     left, _ = journey.step(chosen, Tick(), later)
     assert (left.screen, left.language) == (journey.Screen.OUT_OF_SERVICE, "en")
     assert journey.screen_deadline(left) is None, "nothing to forget: no more ticks"
+
+
+PANELS = [(1024, 600), (1280, 800), (1920, 1080), (800, 600), (600, 1024), (800, 1280), (480, 800)]
+
+
+@pytest.mark.parametrize("size", PANELS, ids=[f"{w}x{h}" for w, h in PANELS])
+def test_no_text_is_cut_on_other_panels(size: tuple[int, int]) -> None:
+    """Common panels of other sizes and shapes: a 16:10 one once got a canvas narrower than the layouts knew."""
+    width, height = size
+    orientation = "landscape" if width >= height else "portrait"
+    settings = replace(MULTILINGUAL, screen=ScreenSettings(width, height, orientation, False))
+    for name, state in states(settings).items():
+        for language in ("en", *SHIPPED):
+            for large_text in (False, True):
+                frame = draw(replace(state, language=language, large_text=large_text), size)
+                assert frame.cut == [], (name, language, large_text)

@@ -11,7 +11,7 @@ from kiosk.app.payments import PaymentRouter
 from kiosk.domain import journey
 from kiosk.domain.events import CourtesyGranted, Event, JourneyCancelled, MethodReport, NoticeChanged, OutageChanged
 from kiosk.domain.helpdesk import courtesy_reason_suffix
-from kiosk.domain.outage import Outage, ParkingWhileOut, parse_back_at
+from kiosk.domain.outage import LATEST_BACK, Outage, ParkingWhileOut, parse_back_at
 from kiosk.domain.payment import REQUEST_KINDS
 from kiosk.domain.staff import CourtesyArgs, Done, JourneyCancelArgs, ModeArgs, NoArgs, NoticeArgs, Refusal
 from kiosk.mqtt.contract import time_text
@@ -96,13 +96,15 @@ class Operations:
         return Done("notice cleared" if args.text is None else "notice shown to parkers")
 
     def _mode(self, args: ModeArgs, now: datetime) -> Done:
+        back_at = None if args.back_at is None else parse_back_at(args.back_at)
+        if back_at is not None and back_at - now > LATEST_BACK:
+            raise Refusal("bad_arguments", f"back_at: more than {LATEST_BACK.days} days ahead")
         if args.mode == "normal":
             self._faults.clear_fault("operator", now)
         else:
             self._faults.raise_fault("operator", args.mode, now, args.reason or "")
         outage = None if args.mode == "normal" else Outage(
-            None if args.parking is None else ParkingWhileOut(args.parking),
-            None if args.back_at is None else parse_back_at(args.back_at))
+            None if args.parking is None else ParkingWhileOut(args.parking), back_at)
         self._keep("outage", lambda store, at: store.set_outage(outage, at), now)
         self._post(OutageChanged(outage))
         self._check_door(now)  # always: a tamper alarm kept from before a restart is decided on again

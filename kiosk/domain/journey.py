@@ -110,7 +110,7 @@ class _Entering(TypedDict, total=False):
 def _go(state: State, screen: Screen, now: datetime, **changes: Unpack[_Entering]) -> State:
     """Enter a screen: its timers start now and the previous screen's message goes."""
     changes.setdefault("message", "")
-    return replace(state, screen=screen, entered=now, warning_since=None, more=None, **changes)
+    return replace(state, screen=screen, entered=now, warning_since=None, more=None, more_part=0, **changes)
 
 
 def _reset(state: State, now: datetime) -> State:
@@ -143,9 +143,11 @@ def _on_tap(state: State, event: Tap, now: datetime) -> Result:
     if state.warning_since is not None:
         return replace(state, warning_since=None, last_input=now), ()
     touched = replace(state, last_input=now)
-    if state.more is not None:  # a page over the screen: it only closes
+    if state.more is not None:  # a page over the screen: it turns over and closes
         if event.target == "more:close":
-            return replace(touched, more=None), ()
+            return replace(touched, more=None, more_part=0), ()
+        if event.target == "more:next":
+            return replace(touched, more_part=state.more_part + 1), ()
         return _ignore(state, event, "a page is showing over the screen")
     handler = _TAPS.get(state.screen)
     if handler is None:
@@ -180,7 +182,7 @@ def _reading(state: State, target: str, event: Tap) -> Result:
     """The parker's reading choices (language, high contrast, large text) and the pages over the screen."""
     page = target.removeprefix("more:")
     if target.startswith("more:") and page in MORE_PAGES.get(state.screen, ()):
-        return replace(state, more=MorePage(page)), ()
+        return replace(state, more=MorePage(page), more_part=0), ()
     if target == "contrast":
         return replace(state, high_contrast=not state.high_contrast), ()
     if target == "large_text":
@@ -192,7 +194,8 @@ def _reading(state: State, target: str, event: Tap) -> Result:
 
 def _default_reading(state: State) -> State:
     """The station's own language and look, for the next parker."""
-    return replace(state, language=state.settings.languages.default, high_contrast=False, large_text=False, more=None)
+    return replace(state, language=state.settings.languages.default, high_contrast=False, large_text=False, more=None,
+                   more_part=0)
 
 
 def _tap_plate(state: State, target: str, now: datetime, event: Tap) -> Result:

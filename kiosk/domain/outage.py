@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
-__all__ = ["Outage", "ParkingWhileOut", "parse_back_at"]
+__all__ = ["LATEST_BACK", "Outage", "ParkingWhileOut", "parse_back_at"]
+
+LATEST_BACK = timedelta(days=366)  # a return further ahead is no information for parkers (and 9999 breaks dates)
+YEARS = range(2000, 3000)  # what a stored or sent time may say; beyond it local time cannot be computed
 
 
 class ParkingWhileOut(StrEnum):
@@ -45,4 +48,6 @@ def parse_back_at(text: str) -> datetime:
     when = datetime.fromisoformat(text)
     if when.utcoffset() is None:
         raise ValueError(f"{text!r} has no UTC offset (add Z or +01:00)")
+    if when.year not in YEARS:
+        raise ValueError(f"{text!r} is not a time of this millennium")
     return when

@@ -33,7 +33,7 @@ class MorePage(StrEnum):
     """A page over a screen with what it has no room for: its target is ``more:<value>``."""
 
     PRICES = "prices"  # Welcome, large text: the tariff in words
-    PAY_BY_APP = "pay_by_app"  # Welcome, a fault's notice: the app's QR code
+    NOTICES = "notices"  # Welcome: every notice whole, and the app's QR code
     OTHER_WAYS = "other_ways"  # Out of service: what does not fit of the other ways to pay and get help
 
 
@@ -52,7 +52,7 @@ class Screen(StrEnum):
 
 
 MORE_PAGES: dict[Screen, frozenset[MorePage]] = {  # the pages each screen opens
-    Screen.WELCOME: frozenset({MorePage.PRICES, MorePage.PAY_BY_APP}),
+    Screen.WELCOME: frozenset({MorePage.PRICES, MorePage.NOTICES}),
     Screen.OUT_OF_SERVICE: frozenset({MorePage.OTHER_WAYS}),
 }
 
@@ -108,6 +108,7 @@ class State:
     high_contrast: bool = False
     large_text: bool = False
     more: MorePage | None = None  # a page the parker opened over the screen
+    more_part: int = 0  # which part of that page shows (the screens know how many there are)
     next_settings: Settings | None = None
     notice: str = ""
     outage: Outage | None = None  # what staff said of parking meanwhile and the return to service
@@ -226,7 +227,7 @@ def screen_deadline(state: State) -> datetime | None:
         return state.entered + timedelta(seconds=t.feedback_s)
     if s is Screen.THANKS:
         return state.entered + timedelta(seconds=THANKS_S)
-    if s is Screen.OUT_OF_SERVICE and chose_reading(state):
+    if s is Screen.OUT_OF_SERVICE and _personalised(state):
         return state.last_input + timedelta(seconds=t.inactivity_s)
     return None
 
@@ -238,9 +239,10 @@ def parking_while_out(state: State) -> ParkingWhileOut:
     return ParkingWhileOut(state.settings.outage.parking)
 
 
-def chose_reading(state: State) -> bool:
-    """True when the parker changed the language, contrast or text size from the station's default."""
-    return state.language != state.settings.languages.default or state.high_contrast or state.large_text
+def _personalised(state: State) -> bool:
+    """True when a parker changed the language, contrast or text size, or opened a page over the screen."""
+    return (state.language != state.settings.languages.default or state.high_contrast or state.large_text
+            or state.more is not None)
 
 
 def help_context(state: State) -> dict[str, object]:
