@@ -221,8 +221,9 @@ class LinkSettings:
     receipt_url: Annotated[str, matches(r"https?://\S+",
                                         "an http(s) URL; {station} and {payment} are filled in")] = "https://receipts.example.org/{station}/{payment}"
     app_url: Annotated[str, matches(r"(https?://\S+)?", "an http(s) URL or empty")] = "https://pay.example.org/zone"
-    help_phone: str = ""
-    nearest_station: str = ""
+    help_phone: Annotated[str, matches(r"[0-9+()/. -]{0,32}", "a phone number: digits, spaces and + ( ) / . -, "
+                                                                 "at most 32 characters")] = ""
+    nearest_station: Annotated[str, matches(r"[^\n]{0,80}", "one line of at most 80 characters")] = ""
 
 
 @dataclass(frozen=True)

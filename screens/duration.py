@@ -74,23 +74,27 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
     price = q.price if q is not None else 0
     pay_label = _("Pay {price}").format(price=format_money(price, tariff.currency, language)) if price else _("Pay")
     labels = [_("Back"), _("No need to pay now") if free is not None else _("Cancel"), _("Help"), pay_label]
+    heading_fg = None
+    if m.large_text and state.message in MESSAGES:  # large text: a message takes the title's place until a tap
+        heading, heading_fg = _(MESSAGES[state.message]), p.error
     blocks = []
     if q is not None:
         until_size = m.title if m.large_text or not m.landscape else m.px(32)  # landscape: the notes' room first
         blocks.append(Block(until_text(state, q, now), until_size, bold=True, min_size=m.title_min))
-    if state.message in MESSAGES:
+    if state.message in MESSAGES and not m.large_text:
         blocks.append(Block(_(MESSAGES[state.message]), m.small, bold=True, fg=p.error))
     blocks.extend(Block(note, m.small, fg=p.muted, optional=m.large_text) for note in notes(state, q, free, now))
     amount_height = frame.fonts.linesize(m.huge, True) if m.large_text else m.px(60)
     layout = _large_landscape if m.landscape and m.large_text else _landscape if m.landscape else _portrait
-    boxes = layout(frame, heading, labels, pick_names, amount_height + m.px(12) + frame.stack_height(
+    boxes = layout(frame, heading, labels, pick_names, low < high, amount_height + m.px(12) + frame.stack_height(
         frame.content().w - m.px(24), [block for block in blocks if not block.optional], gap=m.px(4)))
 
-    frame.text(heading, boxes.title, size=m.title, bold=True, min_size=m.title_min, valign="middle")
+    frame.text(heading, boxes.title, size=m.title, bold=True, min_size=m.title_min, fg=heading_fg, valign="middle")
     if boxes.plate is not None:
         frame.plate(state.plate, boxes.plate)
-    frame.button("minus", "\u2212", boxes.minus, enabled=state.minutes > low, size=m.px(60))
-    frame.button("plus", "+", boxes.plus, enabled=state.minutes < high, size=m.px(60))
+    if boxes.minus.h:  # large text in portrait has no steppers when no time can be bought
+        frame.button("minus", "\u2212", boxes.minus, enabled=state.minutes > low, size=m.px(60))
+        frame.button("plus", "+", boxes.plus, enabled=state.minutes < high, size=m.px(60))
     frame.box(boxes.card, p.card, p.border)
     inner = boxes.card.inflate(-m.px(24), -m.px(8))
     amount_row, words = rows(inner, [amount_height, Flex()], m.px(4))
@@ -137,7 +141,8 @@ def until_text(state: State, q: Quote, now: datetime) -> str:
     return _("Parking until {time}").format(time=format_soon(q.expires, now, tz, language))
 
 
-def _landscape(frame: Frame, heading: str, labels: list[str], picks: list[str], card_need: int) -> Boxes:
+def _landscape(frame: Frame, heading: str, labels: list[str], picks: list[str], stepping: bool,
+               card_need: int) -> Boxes:
     m = frame.m
     top = m.px(84) if frame.height_of(heading, frame.content().w - m.px(222), m.title_min, True) > m.target \
         else m.target
@@ -150,7 +155,7 @@ def _landscape(frame: Frame, heading: str, labels: list[str], picks: list[str], 
     return Boxes(title_box, plate_box, minus, card, plus, pick_row[0] if picks else None, back, cancel, help_box, pay)
 
 
-def _large_landscape(frame: Frame, heading: str, labels: list[str], picks: list[str],
+def _large_landscape(frame: Frame, heading: str, labels: list[str], picks: list[str], stepping: bool,
                      card_need: int) -> Boxes:
     """Large text: the title gets the whole width (Paying shows the plate), no quick picks (the steppers stay), and
     the secondary actions get a row of their own when they do not fit beside Pay."""
@@ -170,13 +175,14 @@ def _large_landscape(frame: Frame, heading: str, labels: list[str], picks: list[
     return Boxes(header, None, minus, card, plus, None, back, cancel, help_box, pay)
 
 
-def _portrait(frame: Frame, heading: str, labels: list[str], picks: list[str], card_need: int) -> Boxes:
+def _portrait(frame: Frame, heading: str, labels: list[str], picks: list[str], stepping: bool,
+              card_need: int) -> Boxes:
     """Portrait: the title above the plate, the steppers under the card, Pay alone in the last row; in large text
     the quick picks give their room to the card when it needs it (the steppers stay)."""
     m, content = frame.m, frame.content()
-    aside_height = frame.group_height(content.w, labels[:3])
+    aside_height = frame.group_height(content.w, [labels[i] for i in _aside_order(frame)])
     title_height = max(m.px(100), frame.height_of(heading, content.w, m.title_min, True))
-    steppers_height = m.target if m.large_text else m.px(110)
+    steppers_height = (m.target if stepping else 0) if m.large_text else m.px(110)
     plate_height = m.px(64) if m.large_text else m.target  # the plate's characters as large as the text
     fixed = [title_height, plate_height, steppers_height, aside_height, m.primary]
     picks_height = frame.group_height(content.w, picks)
@@ -187,5 +193,17 @@ def _portrait(frame: Frame, heading: str, labels: list[str], picks: list[str], c
     title_box, plate_row, card, steppers, *pick_row, aside, pay = rows(content, sizes, m.gap)
     plate_box = cols(plate_row, [m.px(210), Flex()], m.gap)[0]
     minus, plus = cols(steppers, [Flex(), Flex()], m.gap)
-    back, cancel, help_box = frame.button_group(aside, labels[:3])
+    back, cancel, help_box = _aside(frame, aside, labels)
     return Boxes(title_box, plate_box, minus, card, plus, pick_row[0] if picks else None, back, cancel, help_box, pay)
+
+
+def _aside_order(frame: Frame) -> list[int]:
+    """Back, Cancel, Help; in large text Back and Help first, so that a long Cancel gets a row of its own."""
+    return [0, 2, 1] if frame.m.large_text else [0, 1, 2]
+
+
+def _aside(frame: Frame, row: pygame.Rect, labels: list[str]) -> list[pygame.Rect]:
+    """The boxes of Back, Cancel and Help in their group, in that order."""
+    order = _aside_order(frame)
+    boxes = frame.button_group(row, [labels[i] for i in order])
+    return [boxes[order.index(i)] for i in range(3)]

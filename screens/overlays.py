@@ -97,16 +97,22 @@ def draw_more(frame: Frame, more: More, part: int) -> None:
     def turn(shown: int, parts: int) -> str:
         label = _("Next page ({page}/{pages})") if shown + 1 < parts else _("First page ({page}/{pages})")
         return label.format(page=shown + 1, pages=parts)
-    buttons = frame.group_height(inner.w, [turn(0, 9), close])  # room for the buttons of a page in parts
-    title_box, body, footer = rows(inner, [frame.height_of(more.title, inner.w, m.title_min, True), Flex(), buttons],
-                                   m.gap)
+    buttons = m.target
+    while True:  # the buttons' height and the number of parts depend on each other; the height only grows
+        title_box, body, footer = rows(inner, [frame.height_of(more.title, inner.w, m.title_min, True), Flex(),
+                                               buttons], m.gap)
+        text_box, qr_box = (cols if m.landscape else rows)(body, [Flex(), m.px(200) if more.qr else 0], m.gap * 2)
+        parts = _parts(frame, list(more.blocks), text_box if more.qr else body, body)
+        needed = m.target if len(parts) == 1 else max(frame.group_height(inner.w, [turn(i, len(parts)), close])
+                                                      for i in range(len(parts)))
+        if needed <= buttons:
+            break
+        buttons = needed
     frame.text(more.title, title_box, size=m.title_min, bold=True, bg=p.card, valign="middle")
-    text_box, qr_box = (cols if m.landscape else rows)(body, [Flex(), m.px(200) if more.qr else 0], m.gap * 2)
-    parts = _parts(frame, list(more.blocks), text_box, body)
     shown = part % len(parts)
     if shown == 0 and more.qr:
         frame.qr(more.qr, more.qr_caption, qr_box, bg=p.card)
-    frame.stack(text_box if shown == 0 else body, parts[shown], bg=p.card, gap=m.px(6))
+    frame.stack(text_box if shown == 0 and more.qr else body, parts[shown], bg=p.card, gap=m.px(6))
     if len(parts) == 1:
         frame.button("more:close", close, centred(footer, max(m.px(240), frame.button_width(close))), primary=True)
         return
@@ -123,7 +129,8 @@ def _parts(frame: Frame, blocks: list[Block], first: pygame.Rect, rest: pygame.R
     parts: list[list[Block]] = [[]]
     for block in blocks:
         room = first if len(parts) == 1 else rest
-        if parts[-1] and frame.stack_height(room.w, [*parts[-1], block], gap, shrunk=False) > room.h:
+        too_tall = frame.stack_height(room.w, [*parts[-1], block], gap, shrunk=False) > room.h
+        if too_tall and (parts[-1] or room is not rest):  # one that cannot fit beside the code goes to the next part
             parts.append([])
         parts[-1].append(block)
     return parts

@@ -38,11 +38,11 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
         top, keys, footer = rows(frame.content(), [Flex(), 4 * m.px(56) + 3 * m.key_gap, m.primary], m.gap)
         widths: list[int | Flex] = [frame.button_width(label) for label in (_("Cancel"), _("Help"), _("Clear"))]
         cancel, help_box, clear_box, go = cols(footer, [*widths, Flex()], m.gap)  # Continue gets the rest
-    elif clear_aside:  # the words above the keyboard get what they need; Cancel moves beside Continue
+    elif clear_aside:  # the words above the keyboard get what one of them needs; Cancel moves beside Continue
         width = frame.content().w
-        words_need = frame.height_of(_("Enter your licence plate"), width, m.title_min, True) + max(
+        words_need = max(frame.height_of(_("Enter your licence plate"), width, m.title_min, True), *(
             frame.height_of(_(message).format(n=settings.plate.max_length), width, m.body, True)
-            for message in MESSAGES.values())
+            for message in MESSAGES.values()))  # a message takes the instruction's place
         top, keys, aside, footer = rows(frame.content(), [m.px(90) + 2 * m.gap + words_need, Flex(), m.target,
                                                           m.primary], m.gap)
         help_box, clear_box = cols(aside, [Flex(), Flex()], m.gap)

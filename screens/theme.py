@@ -9,7 +9,7 @@ Color = tuple[int, int, int]
 # Design reference: the 800x480 7" panel. Sizes below are in reference pixels and are
 # scaled by the panel's short side, so 48 px there is about 9 mm on either panel.
 REFERENCE_LANDSCAPE = (800, 480)  # the 7" panel
-REFERENCE_PORTRAIT = (480, 853)  # the 720x1280 Touch Display 2, in the same reference pixels
+REFERENCE_PORTRAIT = (480, 800)  # the 7" panel turned (the 720x1280 Touch Display 2 gets x1.5 either way)
 # Every text size (reference px). Text only uses these, so a few Font objects serve every
 # frame and can all be warmed up at start (a new Font's first use costs about 13 ms).
 TEXT_LADDER = (72, 64, 60, 56, 52, 48, 44, 40, 36, 32, 30, 28, 26, 24, 22, 20)
@@ -158,7 +158,8 @@ class Metrics:
         """Metrics for a panel of this size and reading mode (one shared instance each).
 
         The scale makes the panel at least as large as its orientation's reference in reference pixels, so a
-        16:10 panel (1280x800) gets a taller canvas rather than a narrower one than the layouts were measured on.
+        16:10 panel (1280x800) gets a taller canvas rather than a narrower one than the layouts were measured on,
+        and a 7" panel turned to portrait keeps the 7" panel's sizes.
         """
         ref_w, ref_h = REFERENCE_LANDSCAPE if width >= height else REFERENCE_PORTRAIT
         return cls(width, height, min(width / ref_w, height / ref_h), large_text)

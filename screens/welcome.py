@@ -92,10 +92,11 @@ def tariff_lines(tariff: Tariff, language: str) -> list[str]:
 
 
 def notice_lines(state: State) -> list[str]:
-    """A parker-facing line for each fault that still lets parkers pay, with pay-by-app when configured."""
+    """A parker-facing line for each fault that still lets parkers pay (a broken help button first: the hint may
+    give way to notices), with pay-by-app when configured."""
     _ = translator(state.language)
     lines = [_(STOPPED.get(fault.parker_impact) or NOTICES.get(fault.component, OTHER_NOTICE))
-             for fault in fault_notices(state)]
+             for fault in sorted(fault_notices(state), key=lambda fault: fault.component not in BUTTON_FAULTS)]
     if lines and state.settings.links.app_url:
         lines.append(_(BY_APP))
     return list(dict.fromkeys(lines))
@@ -187,8 +188,11 @@ def _landscape_large(frame: Frame, state: State, free: FreePeriod | None, headli
     m, content = frame.m, frame.content()
     languages, body, footer = rows(content, [frame.group_height(content.w, names), Flex(),
                                              frame.group_height(content.w, tools)], m.gap)
-    longest_word = max(frame.fonts.size(word, m.title_min, True)[0] for word in headline.split())
-    info, right = cols(body, [Flex(), max(m.px(330), longest_word + m.px(4))], m.gap * 2)
+    room = body.h - m.primary - m.target - 2 * m.gap  # the headline's height above Start and Prices
+    width = max(m.px(330), max(frame.fonts.size(word, m.title_min, True)[0] for word in headline.split()) + m.px(4))
+    while frame.height_of(headline, width, m.title_min, True) > room and width < body.w // 2:
+        width += m.px(10)  # a wider column rather than a cut headline
+    info, right = cols(body, [Flex(), width], m.gap * 2)
     headline_box, start, more = rows(right, [Flex(), m.primary, m.target], m.gap)
     hint = frame.height_of(frame._(hint_text(state)), info.w - m.px(38), m.small, True)
     name = frame.height_of(state.settings.zone.name, info.w, m.heading, True)
@@ -240,11 +244,11 @@ def notices_page(frame: Frame, state: State, now: datetime) -> More:
     """Every notice whole, and the app's QR code when there is an app, from the notice box."""
     _, m = frame._, frame.m
     app_url = state.settings.links.app_url
-    blocks = [Block(line, m.body) for line in notice_lines(state) if line != _(BY_APP)]
+    blocks = [Block(_("Scan the code with your phone and pay for your parking in the app."), m.body)] if app_url \
+        else []  # beside the code
+    blocks.extend(Block(line, m.body) for line in notice_lines(state) if line != _(BY_APP))
     if state.notice:
         blocks.append(Block(state.notice, m.body, min_size=m.smallest))  # staff's words: may shrink to be read whole
-    if app_url:
-        blocks.append(Block(_("Scan the code with your phone and pay for your parking in the app."), m.body))
     return More(_("Notices"), tuple(blocks), app_url, _("Pay by app"))
 
 
@@ -280,13 +284,17 @@ def notice_need(frame: Frame, state: State, free: FreePeriod | None, width: int,
 
 def _prices_or_button(frame: Frame, state: State, free: FreePeriod | None,
                       area: pygame.Rect) -> tuple[pygame.Rect | None, pygame.Rect, pygame.Rect | None]:
-    """The prices above the notices where both fit, the station's notices whole (staff's may be cut); else the
-    notices and a Prices button below them. Returns the prices', the notices' and the button's boxes."""
+    """The prices above the notices where both fit: the station's notices whole, and staff's at least as "More
+    notices"; else the notices and a Prices button below them. Returns the prices', the notices' and the button's."""
     m = frame.m
     notice = notice_need(frame, state, free, area.w, area.h)
+    floor = notice_need(frame, state, free, area.w, area.h, staff=False)  # what must be whole
+    if state.notice:  # staff's notice needs at least the line to the notices page
+        more_line = frame.height_of(frame._(ALL_NOTICES), area.w - 2 * m.px(20), m.small, True)
+        floor += more_line if floor else more_line + 2 * m.px(12)
     prices = frame.height_of(frame._("Prices"), area.w, m.body, True) + m.px(6) + frame.height_of(
         _prices_text(state), area.w, m.small)
-    if not notice or notice_need(frame, state, free, area.w, area.h, staff=False) + prices + m.gap <= area.h:
+    if prices + (floor + m.gap if floor else 0) <= area.h:
         height = min(notice, max(0, area.h - prices - m.gap))
         prices_box, notice_box = rows(area, [Flex(), height], m.gap if height else 0)
         return prices_box, notice_box, None

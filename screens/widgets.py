@@ -152,9 +152,10 @@ class Frame:
 
     def stack(self, rect: pygame.Rect, blocks: Sequence[Block], *, bg: Color | None = None, gap: int = 0,
               align: str = "left", valign: str = "top") -> None:
-        """Blocks top to bottom, each as tall as it needs. When they do not fit, they shrink to their min_size;
-        when even that is too much, optional ones are left out, last first."""
-        sizes = [block.size for block in blocks]
+        """Blocks top to bottom, each as tall as it needs. When they do not fit, those with a min_size shrink a step
+        at a time down to it; when even that is too much, optional ones are left out, last first."""
+        sizes = [self.m.snap(block.size) for block in blocks]
+        floors = [self.m.snap(block.min_size or block.size) for block in blocks]
         shown = [i for i, block in enumerate(blocks) if block.text]
 
         def heights() -> dict[int, int]:
@@ -162,8 +163,8 @@ class Frame:
 
         def total() -> int:
             return sum(heights().values()) + gap * max(0, len(shown) - 1)
-        if total() > rect.h:
-            sizes = [block.min_size or block.size for block in blocks]
+        while total() > rect.h and any(size > floor for size, floor in zip(sizes, floors)):
+            sizes = [max(floor, self.m.smaller(size)) for size, floor in zip(sizes, floors)]
         for i in reversed(range(len(blocks))):
             if total() <= rect.h:
                 break

@@ -187,3 +187,12 @@ def test_quick_picks_fit_one_row(tmp_path: Path) -> None:
 quick_picks_minutes = [15, 30, 60, 90, 120]
 """)
     assert found == ["tariff.quick_picks_minutes: at most 4 (one row of buttons), got 5"]
+
+
+def test_parker_facing_links_are_short_enough_to_be_shown_whole(tmp_path: Path) -> None:
+    found = problems(tmp_path, """
+[links]
+help_phone = "call us on +49 30 1234567"
+nearest_station = "%s"
+""" % ("x" * 81))
+    assert [p.split(":")[0] for p in found] == ["links.help_phone", "links.nearest_station"]

@@ -21,7 +21,8 @@ MONDAY_MORNING = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # 10:00: charged
 
 
 def drawn(state: journey.State, now: datetime, size: tuple[int, int] = (800, 480)) -> Frame:
-    frame = Frame(pygame.Surface(size), FONTS, theme.palette(state.high_contrast), state.language)
+    frame = Frame(pygame.Surface(size), FONTS, theme.palette(state.high_contrast), state.language,
+                  large_text=state.large_text)
     display_module.draw(frame, state, now)
     return frame
 
@@ -55,12 +56,18 @@ def test_duration_in_a_free_period_says_when_the_bought_time_starts_and_offers_n
     assert state.screen is Screen.WELCOME and effects == ()
 
 
+@pytest.mark.parametrize("large_text", [False, True], ids=["standard", "large_text"])
 @pytest.mark.parametrize("language", ["en", "de", "fr", "es"])
 @pytest.mark.parametrize("now", [SATURDAY_EVENING, MONDAY_DAWN], ids=["saturday_evening", "monday_dawn"])
-@pytest.mark.parametrize("size", [(800, 480), (720, 1280)], ids=["landscape", "portrait"])
-def test_nothing_of_it_is_cut_on_either_panel(language: str, now: datetime, size: tuple[int, int]) -> None:
+@pytest.mark.parametrize("size", [(800, 480), (720, 1280), (1280, 800), (480, 800)],
+                         ids=["landscape", "portrait", "1280x800", "480x800"])
+def test_nothing_of_it_is_cut_on_either_panel(language: str, now: datetime, size: tuple[int, int],
+                                              large_text: bool) -> None:
+    """With a message on Duration too: the free period's title, dates and "No need to pay now" leave it room."""
     for screen in (Screen.WELCOME, Screen.DURATION):
-        assert drawn(at(screen, now, language), now, size).cut == [], (screen, language)
+        for message in ("", "cancelled_not_charged"):
+            state = replace(at(screen, now, language), large_text=large_text, message=message)
+            assert drawn(state, now, size).cut == [], (screen, language, message)
 
 
 def test_the_renderer_knows_what_it_cut() -> None:

@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
+import pygame
 import pytest
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
@@ -132,8 +133,10 @@ def test_no_text_is_cut_on_other_panels(size: tuple[int, int]) -> None:
     width, height = size
     orientation = "landscape" if width >= height else "portrait"
     settings = replace(MULTILINGUAL, screen=ScreenSettings(width, height, orientation, False))
+    screen = pygame.Rect((0, 0), size)
     for name, state in states(settings).items():
         for language in ("en", *SHIPPED):
             for large_text in (False, True):
                 frame = draw(replace(state, language=language, large_text=large_text), size)
                 assert frame.cut == [], (name, language, large_text)
+                assert all(screen.contains(rect) for rect in frame.targets.values()), (name, language, large_text)

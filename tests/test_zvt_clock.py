@@ -50,8 +50,9 @@ def test_a_timer_nobody_can_beat_expires_at_once_and_a_later_one_still_later() -
         thread.start()
     for thread in threads:
         thread.join(timeout=10)
-    assert [timeout for timeout, _ in expired] == [30.0, 30.001]
-    assert all(at >= timeout for timeout, at in expired)
+    # Which woken thread records first is the scheduler's choice: asserting that order failed a run on Debian 13.
+    assert sorted(timeout for timeout, _ in expired) == [30.0, 30.001], "both expired"
+    assert all(at >= timeout for timeout, at in expired), "neither before its time"
     assert time.monotonic() - started < 5 and clock.skipped_s >= 29
 
 
