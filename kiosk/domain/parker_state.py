@@ -32,7 +32,7 @@ CANCEL_GRACE_S = 15
 class MorePage(StrEnum):
     """A page over a screen with what it has no room for: its target is ``more:<value>``."""
 
-    PRICES = "prices"  # Welcome, large text: the tariff in words
+    PRICES = "prices"  # Welcome: the tariff in words, where the screen has no room for it
     NOTICES = "notices"  # Welcome: every notice whole, and the app's QR code
     OTHER_WAYS = "other_ways"  # Out of service: what does not fit of the other ways to pay and get help
 

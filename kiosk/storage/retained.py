@@ -1,5 +1,4 @@
-"""The station's state kept for its MQTT side: retained view, boot per connection, remote config, notice, outage,
-commands."""
+"""The station's state kept for its MQTT side: retained view, boots, remote config, notice, outage, commands."""
 
 from __future__ import annotations
 
