@@ -327,12 +327,16 @@ def _line(frame: Frame, line: Line, state: State, now: datetime) -> Said:
     return Said(line.text, True, p.fg, outside=True)
 
 
+def _said_height(frame: Frame, block: Said, width: int, size: int) -> int:
+    """The height block needs at this width and (snapped) size, drawn by say()."""
+    text = _unbreakable(frame, printable(frame, block.text), width, size, block.bold)
+    return _line_count(frame, text, width, size, block.bold) * frame.fonts.linesize(size, block.bold)
+
+
 def _least_height(frame: Frame, block: Said, width: int) -> int:
     """The least height block needs: an agent's words at the smallest size of all, the station's at the smallest
     size of the reading mode."""
-    size = frame.m.snap(_least_size(frame, block))
-    text = _unbreakable(frame, printable(frame, block.text), width, size, block.bold)
-    return _line_count(frame, text, width, size, block.bold) * frame.fonts.linesize(size, block.bold)
+    return _said_height(frame, block, width, frame.m.snap(_least_size(frame, block)))
 
 
 def _conversation(frame: Frame, rect: pygame.Rect, fixed: list[Said], lines: list[Said]) -> None:
@@ -342,8 +346,7 @@ def _conversation(frame: Frame, rect: pygame.Rect, fixed: list[Said], lines: lis
     size, space = m.snap(m.body), m.px(8)
 
     def height(block: Said) -> int:
-        text = _unbreakable(frame, printable(frame, block.text), rect.w, size, block.bold)
-        return _line_count(frame, text, rect.w, size, block.bold) * frame.fonts.linesize(size, block.bold)
+        return _said_height(frame, block, rect.w, size)
     newest = height(lines[-1]) if lines else 0
     while fixed and sum(height(block) + space for block in fixed) + newest > rect.h:
         fixed = fixed[1:]

@@ -31,9 +31,9 @@ PARKING = {
 
 
 def meanwhile(state: State, now: datetime) -> list[str]:
-    """Staff's notice, whether parking is free meanwhile, and when the station is expected back (a past time: not)."""
+    """Whether parking is free meanwhile, and when the station is expected back (a past time: not)."""
     _ = translator(state.language)
-    result = [state.notice] if state.notice else []
+    result = []
     parking = parking_while_out(state)
     if parking in PARKING:
         result.append(_(PARKING[parking]))
@@ -94,9 +94,9 @@ def _split(frame: Frame, state: State, now: datetime, main: pygame.Rect) -> tupl
     """The paragraphs the screen shows, and the rest for its More page (None: no More page). All of them when they
     fit beside the QR code; else as many as fit, in order, above the button to the rest and the QR code."""
     m = frame.m
-    blocks = [Block(frame._(REASONS[blocking_impact(state)]), m.body, bold=True),
-              *(Block(line, m.body, min_size=m.smallest if line == state.notice else None)  # staff's words may shrink
-                for line in meanwhile(state, now) + alternatives(state))]
+    staff = [Block(state.notice, m.body, min_size=m.smallest)] if state.notice else []  # staff's words may shrink
+    blocks = [Block(frame._(REASONS[blocking_impact(state)]), m.body, bold=True), *staff,
+              *(Block(line, m.body) for line in meanwhile(state, now) + alternatives(state))]
     info = _beside_qr(frame, state, main)[0]
     if frame.stack_height(info.w, blocks, m.px(6), shrunk=False) <= info.h:
         return blocks, None

@@ -1,4 +1,4 @@
-"""Overlays drawn over a screen: the help call, the inactivity warning, the dark asleep screen, and large text's more."""
+"""Overlays drawn over a screen: the help call, the inactivity warning, the dark asleep screen, and pages of more."""
 from __future__ import annotations
 
 import math

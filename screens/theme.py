@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 Color = tuple[int, int, int]
 
-# Design reference: the 800x480 7" panel. Sizes below are in reference pixels and are
-# scaled by the panel's short side, so 48 px there is about 9 mm on either panel.
+# Design reference: the 800x480 7" panel. Sizes below are in reference pixels, scaled so that a panel
+# is at least the reference of its orientation (Metrics.for_panel): 48 px is about 9 mm on the 7" panel.
 REFERENCE_LANDSCAPE = (800, 480)  # the 7" panel
 REFERENCE_PORTRAIT = (480, 800)  # the 7" panel turned (the 720x1280 Touch Display 2 gets x1.5 either way)
 # Every text size (reference px). Text only uses these, so a few Font objects serve every
@@ -145,7 +145,7 @@ LARGE_TEXT = TextSizes(title=48, title_min=36, huge=56, heading=44, body=36, sma
 
 @dataclass(frozen=True)
 class Metrics:
-    """Sizes in panel pixels, scaled from the 800x480 design reference by the panel's short side."""
+    """Sizes in panel pixels, scaled from the 800x480 design reference (see for_panel)."""
 
     width: int
     height: int

@@ -234,7 +234,7 @@ def _portrait(frame: Frame, state: State, free: FreePeriod | None, headline: str
 
 
 def prices_page(frame: Frame, state: State, now: datetime) -> More:
-    """In large text, the prices have a page of their own."""
+    """The prices on a page of their own, where Welcome has no room for them."""
     _ = frame._
     return More(_("Prices"), tuple(Block(line, frame.m.body) for line in tariff_lines(state.settings.tariff_engine,
                                                                                        state.language)))
@@ -304,8 +304,8 @@ def _prices_or_button(frame: Frame, state: State, free: FreePeriod | None,
 
 
 def notices(frame: Frame, state: State, free: FreePeriod | None, room: pygame.Rect) -> None:
-    """The station's notices in a box at the top of room, whole, then staff's notice, cut if it must be. Where the
-    station's do not fit whole, those that do and "More notices": the box then opens them all, as it does the app."""
+    """The station's notices in a box at the top of room, whole, then staff's notice. Where they do not all fit, the
+    station's lines that do and "More notices": the box then opens them all, as it does the app."""
     _, m, p = frame._, frame.m, frame.palette
     station_says, staff_says = _notice_texts(frame, state, free, room.w, room.h)
     need = notice_need(frame, state, free, room.w, room.h)
