@@ -107,6 +107,57 @@ def test_bad_agent_messages_change_nothing(tmp_path: Path, broker: Mosquitto, st
         assert [e["agent"] for e in station_publishes(station, staff, lambda ms: help_events(ms, "accept"), TIMEOUT,
                                                       "accept")] == ["Ana"]
         staff.publish(PREFIX + "help/to-parker", b"", retain=True)
+        refusals = station_publishes(station, staff, lambda ms: len(help_events(ms, "refused")) >= 9 and
+                                     help_events(ms, "refused"), TIMEOUT, "every bad message answered")
+        assert [(r["ticket"], r["refused"], r["agent"]) for r in refusals] == [
+            (None, None, None), (None, None, None), (None, None, None), ("x", "accept", "A"),
+            (ticket, "message", "A"), (ticket, "resolve", "A"), (ticket, "accept", "A"), (ticket, "accept", "Old"),
+            (None, None, None)]
+        reasons = [r["reason"] for r in refusals]
+        assert "UTF-8 JSON" in reasons[0] and "JSON object" in reasons[2] and "ticket id" in reasons[3]
+        assert "text: required" in reasons[4] and "outcome" in reasons[5] and "retained" in reasons[7]
+    finally:
+        station.close()
+
+
+def test_resolve_without_outcome_is_solved(tmp_path: Path, broker: Mosquitto, staff: Staff) -> None:
+    station = start_station(tmp_path / "station", broker.port)
+    try:
+        press_help(station)
+        [request] = station_publishes(station, staff, help_requests, TIMEOUT, "the ticket")
+        to_parker(staff, ticket=request["ticket"], type="resolve", agent="Ana")
+        [closed] = station_publishes(station, staff, lambda ms: help_events(ms, "close"), TIMEOUT, "the closing event")
+        assert closed["outcome"] == "solved" and closed["agent"] == "Ana"
+        station_publishes(station, staff, lambda ms: (latest_state(ms) or {}).get("outcome") == "solved", TIMEOUT,
+                          "help/state closed, solved")
+    finally:
+        station.close()
+
+
+def test_help_state_is_idle_until_the_first_ticket(tmp_path: Path, broker: Mosquitto, staff: Staff) -> None:
+    station = start_station(tmp_path / "station", broker.port)
+    try:
+        idle = station_publishes(station, staff, lambda ms: [m for m in ms if m.topic == PREFIX + "help/state"],
+                                 TIMEOUT, "a help/state before any ticket")[-1]
+        assert {k: v for k, v in idle.json().items() if k != "since"} == {"ticket": None, "state": "idle"}
+        late = Staff(broker.port)
+        late.subscribe(PREFIX + "help/state")
+        late.wait_for(lambda ms: [m for m in ms if m.retain and m.json()["state"] == "idle"], TIMEOUT,
+                      "a late subscriber finds idle")
+        late.close()
+        press_help(station)
+        station_publishes(station, staff, lambda ms: (latest_state(ms) or {}).get("state") == "waiting", TIMEOUT,
+                          "the ticket's state replaces idle")
+    finally:
+        station.close()
+    station = start_station(tmp_path / "station", broker.port)
+    try:
+        settle_until(station, lambda: station.link is not None and station.link.connected, TIMEOUT, "the link")
+        later = Staff(broker.port)
+        later.subscribe(PREFIX + "help/state")
+        state = later.wait_for(lambda ms: [m.json() for m in ms if m.retain], TIMEOUT, "the retained state")
+        assert state[-1]["state"] == "waiting", "a station that had a ticket never says idle again"
+        later.close()
     finally:
         station.close()
 

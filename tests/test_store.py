@@ -480,15 +480,19 @@ def test_help_ticket_lifecycle(store: Store) -> None:
         ("closed", False, "Ana")]
 
 
-def test_help_refusals_are_events_for_known_tickets_only(store: Store) -> None:
+def test_help_refusals_are_events_also_for_unknown_or_unreadable_tickets(store: Store) -> None:
     ticket = store.open_help_ticket({}, T0)
     store.record_help(ticket, "accept", T0, agent="Ana")
     assert store.record_help(ticket, "refused", T0, agent="Bo", outcome="accept", text="taken by Ana")
     assert events(store)[-1]["data"] == {"ticket": ticket, "action": "refused", "refused": "accept", "agent": "Bo",
                                          "reason": "taken by Ana"}
-    depth = store.outbox_depth()
-    assert not store.record_help("00000000-0000-0000-0000-000000000000", "refused", T0, agent="Bo", outcome="accept")
-    assert store.outbox_depth() == depth, "nothing is written for a ticket this station never had"
+    stranger = "00000000-0000-0000-0000-000000000000"
+    assert store.record_help(stranger, "refused", T0, agent="Bo", outcome="accept", text="not the open ticket")
+    assert events(store)[-1]["data"] == {"ticket": stranger, "action": "refused", "refused": "accept", "agent": "Bo",
+                                         "reason": "not the open ticket"}
+    assert store.record_help("", "refused", T0, text="expected a JSON object, got list")
+    assert events(store)[-1]["data"] == {"ticket": None, "action": "refused", "refused": None, "agent": None,
+                                         "reason": "expected a JSON object, got list"}
 
 
 def test_open_ticket_is_found_again_after_a_restart(store: Store) -> None:

@@ -14,8 +14,8 @@ from kiosk.domain.staff import ModeArgs, Refusal, TicketId
 from kiosk.remote_config import json_value
 
 __all__ = [
-    "ARGUMENTS", "MAX_COMMAND_BYTES", "REPLY_SUBTREE", "Refusal", "Request", "ToParkerArgs", "can_answer", "dedupe_key",
-    "parse", "parse_to_parker", "reply",
+    "ARGUMENTS", "DEFAULT_OUTCOME", "MAX_COMMAND_BYTES", "REPLY_SUBTREE", "Refusal", "Request", "ToParkerArgs",
+    "can_answer", "dedupe_key", "parse", "parse_to_parker", "reply", "to_parker_sender",
 ]
 
 MAX_COMMAND_BYTES = 16 * 1024
@@ -102,6 +102,9 @@ def _check_mode(args: ModeArgs) -> None:
             raise Refusal("bad_arguments", f"back_at: {exc}") from exc
 
 
+DEFAULT_OUTCOME = "solved"  # a resolve that names no outcome (MQTT.md)
+
+
 def parse_to_parker(payload: bytes) -> AgentSays:
     """An agent's help/to-parker message as an event for the loop; ValueError says what is wrong with it."""
     if len(payload) > MAX_COMMAND_BYTES:
@@ -115,6 +118,21 @@ def parse_to_parker(payload: bytes) -> AgentSays:
         raise ValueError("; ".join(f"{p.key}: {p.message}" for p in exc.problems)) from exc
     if args.type == "message" and args.text is None:
         raise ValueError("text: required for a message")
-    if args.type == "resolve" and args.outcome is None:
-        raise ValueError(f"outcome: required to resolve (one of {', '.join(helpdesk.OUTCOMES)})")
-    return AgentSays(args.ticket, args.type, args.agent, args.text or "", args.outcome or "")
+    outcome = args.outcome or (DEFAULT_OUTCOME if args.type == "resolve" else "")
+    return AgentSays(args.ticket, args.type, args.agent, args.text or "", outcome)
+
+
+def to_parker_sender(payload: bytes) -> tuple[str, str, str]:
+    """(ticket, agent, type) of a help/to-parker message that could not be parsed, as far as it says them.
+
+    So that the refusal event names whom it answers; each is "" where the payload does not say.
+    """
+    try:
+        raw = json_value(payload) if len(payload) <= MAX_COMMAND_BYTES else None
+    except ValueError:
+        raw = None
+    if not isinstance(raw, dict):
+        return "", "", ""
+    said = [raw.get(key) for key in ("ticket", "agent", "type")]
+    ticket, agent, kind = (value[:64] if isinstance(value, str) else "" for value in said)
+    return ticket, agent, kind

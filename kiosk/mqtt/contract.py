@@ -16,7 +16,7 @@ __all__ = [
     "CFG_DESIRED", "CFG_REPORTED", "COMMAND_PREFIX", "EVENT_PREFIX", "FAULT_PREFIX", "HELP_FROM_PARKER",
     "HELP_REQUEST", "HELP_REQUEST_EXPIRY_S", "HELP_STATE", "HELP_TO_PARKER", "STATUS", "TELEMETRY", "TOPIC_ROOT",
     "event_envelope", "event_topic", "fault_event_data", "fault_state", "fault_topic", "from_parker",
-    "help_request", "help_state", "json_text", "payment_event_data", "session_event_data", "station_prefix",
+    "help_idle", "help_request", "help_state", "json_text", "payment_event_data", "session_event_data", "station_prefix",
     "time_text", "will_payload",
 ]
 
@@ -88,6 +88,11 @@ def help_state(ticket_id: str, state: str, since: datetime, opened: datetime, ag
     if state == "closed":
         retained["outcome"] = outcome
     return json_text(retained)
+
+
+def help_idle(since: datetime) -> str:
+    """The retained ``help/state`` of a station that never had a help ticket: ``idle``, ticket null."""
+    return json_text({"ticket": None, "state": "idle", "since": time_text(since)})
 
 
 def help_request(ticket_id: str, station_id: str, opened: datetime, context: dict[str, Any]) -> str:

@@ -27,6 +27,7 @@ from kiosk.mqtt.contract import (
     TELEMETRY,
     fault_state,
     fault_topic,
+    help_idle,
     json_text,
     station_prefix,
     time_text,
@@ -276,6 +277,7 @@ class Uplink:
         self._boot = boot
         log.info("MQTT link up (boot %d): birth, then the outbox", boot)
         self._publish_birth(now)
+        self._idle_until_first_ticket(now)
         if self._publisher is not None:
             # What the store could not keep goes now, and again after the drain: a failing store may never drain.
             self._publish_directly([(topic, payload, True, None) for topic, payload in self._unstored.items()])
@@ -283,6 +285,23 @@ class Uplink:
             self._resync = True
         else:
             self._publish_retained()
+
+    def _idle_until_first_ticket(self, now: datetime) -> None:
+        """A station that never reported a help/state says ``idle``, so that a late subscriber always finds a state.
+
+        Kept with what the store could not keep, and so republished at every connection until
+        the first ticket's help/state (stored, or held directly) takes its place.
+        """
+        store = self._store
+        if HELP_STATE in self._unstored or not store.usable:
+            return
+        try:
+            if any(topic == HELP_STATE for topic, _ in store.retained_messages()):
+                return
+        except StorageError as exc:
+            log.error("help/state idle not published: %s", exc)
+            return
+        self._unstored[HELP_STATE] = help_idle(now)
 
     def _offer_boot(self, now: datetime) -> None:
         """Give the link a fresh boot number for its next connection (durable when the database works)."""
@@ -333,13 +352,15 @@ class Uplink:
 
     def _to_parker(self, event: MessageIn, now: datetime) -> None:
         """An agent's accept, message or resolve; the loop's help desk decides and the store confirms it."""
-        if event.retained:
-            log.warning("retained help/to-parker ignored: an agent's words are for now, not for replay")
-            return
         try:
+            if event.retained:
+                raise ValueError("retained: an agent's words are for now, not for replay; clear the retained message")
             said = commands.parse_to_parker(event.payload)
         except ValueError as exc:
             log.warning("help/to-parker refused: %s", exc)
+            ticket, agent, kind = commands.to_parker_sender(event.payload)
+            if self._store.usable:  # the agent learns why from event/help (a store error reaches handle())
+                self._store.record_help(ticket, "refused", now, agent=agent, text=str(exc), outcome=kind)
             return
         self._control.post(said)
 

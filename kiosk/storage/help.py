@@ -62,18 +62,17 @@ class HelpTickets:
         the parker, also on help/from-parker), ``overdue`` and ``wait`` (nobody answered in time;
         the parker keeps waiting), ``close`` (outcome; agent and text when an agent resolved;
         the event carries the ticket's metrics), ``refused`` (agent, outcome = what was refused,
-        text = why; an event only, and only for a ticket this station knows). TicketNotOpen for
-        any other step of a ticket that is unknown or closed.
+        text = why; an event only, also for a ticket this station does not know, so that the agent
+        hears why). TicketNotOpen for any other step of a ticket that is unknown or closed.
         """
         check_choice("action", action, HELP_ACTIONS)
         utc(now, "now")
         with self._core.write():
             ticket = HelpTicket.select().where(HelpTicket.id == ticket_id).first(self._core.db)
-            if action == "refused":
-                if ticket is None:
-                    log.warning("help %s from %r refused for unknown ticket %r: %s", outcome, agent, ticket_id, text)
-                    return False
-                data = {"ticket": ticket_id, "action": "refused", "refused": outcome, "agent": agent, "reason": text}
+            if action == "refused":  # answered even for a ticket this station does not know (or an unreadable one)
+                log.warning("help %s from %r refused for ticket %r: %s", outcome or "message", agent, ticket_id, text)
+                data = {"ticket": ticket_id or None, "action": "refused", "refused": outcome or None,
+                        "agent": agent or None, "reason": text}
                 self._core.add_event("help", data, now)
                 return True
             if ticket is None or ticket.state == "closed":
