@@ -22,6 +22,7 @@ from kiosk.domain.tariff import validate as validate_tariff
 T = TypeVar("T")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MAX_QUICK_PICKS = 4  # Duration's one row of quick picks (the screens give it one row)
+VOICE_CODECS = ("opus", "G722", "PCMA", "PCMU")  # baresip's names; Debian's baresip-core has all four
 
 
 @dataclass(frozen=True)
@@ -233,6 +234,35 @@ class OutageSettings:
     parking: Annotated[str, one_of(*(choice.value for choice in ParkingWhileOut))] = ParkingWhileOut.UNKNOWN.value
 
 
+SIP_URI = r"sips?:[^\s<>\"]{1,200}"
+SipUri = Annotated[str, matches(SIP_URI, "a SIP URI such as 'sip:help@pbx.example.org'")]
+SipUriOrEmpty = Annotated[str, matches(f"({SIP_URI})?", "a SIP URI such as 'sip:help@pbx.example.org', or empty")]
+AUDIO_DEVICE = matches(r"[a-z0-9_]+(,[^\n]{0,200})?", "a baresip audio module and device, such as 'alsa,default'")
+
+
+@dataclass(frozen=True)
+class VoiceSettings:
+    """Help by voice: a SIP call to the agents through baresip (docs/help-desk.md). Off: help is text only."""
+
+    enabled: bool = False
+    destination: SipUriOrEmpty = ""  # the agents' queue, hunt group or softphone; required when enabled
+    registrar: SipUriOrEmpty = ""  # empty: no registration (calls go straight to destination)
+    user: Annotated[str, matches(r"[A-Za-z0-9_.!~*'()&=+$,;?/-]{0,64}", "a SIP user name (no spaces, @ or :)")] = ""
+    password_file: Annotated[str, matches(r"(/.+)?", "an absolute file path or empty")] = ""
+    transport: Annotated[str, one_of("udp", "tcp", "tls")] = "udp"
+    listen: Annotated[str, matches(r"(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]):\d{1,5}",
+                                   "an address and port such as '0.0.0.0:5060'")] = "0.0.0.0:5060"
+    control_port: Port = 4444  # baresip's ctrl_tcp, on 127.0.0.1 only
+    rtp_ports: Annotated[str, matches(r"\d{1,5}-\d{1,5}", "a port range such as '10000-10100'")] = "10000-10100"
+    audio_source: Annotated[str, AUDIO_DEVICE] = "alsa,default"
+    audio_player: Annotated[str, AUDIO_DEVICE] = "alsa,default"
+    ring_timeout_s: Annotated[int, between(10, 300)] = 30
+    codecs: tuple[Annotated[str, one_of(*VOICE_CODECS)], ...] = ("opus", "G722", "PCMA", "PCMU")
+    srtp: Annotated[str, one_of("off", "optional", "required")] = "off"
+    callback_from: tuple[SipUri, ...] = ()  # agents allowed to call the station back for an open ticket
+    program: Annotated[str, matches(r"[^\s]{1,200}", "a program name or path")] = "baresip"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every setting of the station, validated and immutable."""
@@ -250,6 +280,7 @@ class Settings:
     timeouts: TimeoutSettings = field(default_factory=TimeoutSettings)
     links: LinkSettings = field(default_factory=LinkSettings)
     outage: OutageSettings = field(default_factory=OutageSettings)
+    voice: VoiceSettings = field(default_factory=VoiceSettings)
     version: Annotated[int, between(0, 2**31 - 1)] = 0
 
     @functools.cached_property
@@ -480,4 +511,29 @@ def _cross_checks(settings: Settings, source: str) -> list[Problem]:
         problems.append(Problem(source, "mqtt.cert_file", "cert_file and key_file go together"))
     if mqtt.host and mqtt.password_file and not mqtt.username:
         problems.append(Problem(source, "mqtt.username", "password_file needs a username"))
+    problems.extend(Problem(source, f"voice.{key}", message) for key, message in _voice_problems(settings.voice))
+    return problems
+
+
+def _voice_problems(voice: VoiceSettings) -> list[tuple[str, str]]:
+    """What does not go together in the voice section (only when it is enabled)."""
+    if not voice.enabled:
+        return []
+    problems = []
+    if not voice.destination:
+        problems.append(("destination", "required when voice is enabled"))
+    if voice.registrar and not voice.user:
+        problems.append(("user", "a registrar needs a user"))
+    if voice.password_file and not voice.user:
+        problems.append(("user", "password_file needs a user"))
+    if not voice.codecs:
+        problems.append(("codecs", "expected at least one codec"))
+    low, high = (int(port) for port in voice.rtp_ports.split("-"))
+    if not 1024 <= low < high <= 65535:
+        problems.append(("rtp_ports", f"expected a range within 1024-65535, low before high, got {voice.rtp_ports!r}"))
+    listen_port = int(voice.listen.rsplit(":", 1)[1])
+    if not 1 <= listen_port <= 65534:  # baresip also listens for TLS on the next port
+        problems.append(("listen", f"expected a port from 1 to 65534, got {listen_port}"))
+    if voice.control_port in (listen_port, listen_port + 1):
+        problems.append(("control_port", "must differ from the SIP ports (listen and the next one)"))
     return problems

@@ -6,6 +6,7 @@ root (kiosk.cli.compose) picks the real or simulated adapter behind each one:
 - PaymentMethod: a way to pay, with declared capabilities (drivers.payment.zvt: a ZVT card terminal);
 - Display: the touchscreen (screens.display);
 - HelpPanel: the help button's LED (drivers.gpio);
+- Intercom: help by voice, a SIP user agent (drivers.intercom: baresip);
 - Store: the station's durable memory (kiosk.storage), StorageError when it cannot be used;
 - Uplink: the staff side over MQTT (kiosk.mqtt.uplink);
 - FaultBoard and StaffOperations: the application's own parts, as the uplink sees them;
@@ -34,6 +35,7 @@ from kiosk.domain.records import (
     SessionRecord,
 )
 from kiosk.domain.staff import Done
+from kiosk.domain.voice import Call
 
 __all__ = [
     "REASONS",
@@ -43,6 +45,7 @@ __all__ = [
     "FaultLedger",
     "HelpLedger",
     "HelpPanel",
+    "Intercom",
     "OutboxLedger",
     "PaymentLedger",
     "PaymentMethod",
@@ -191,6 +194,38 @@ class HelpPanel(Protocol):
         """Show ``pattern``; showing the current one again changes nothing."""
 
 
+class Intercom(Protocol):
+    """Help by voice: a SIP user agent calling the agents and answering their callbacks (drivers.intercom).
+
+    Built with the loop's :data:`Post`, it never blocks its caller and answers by posting events:
+    CallProgress for the call of a ticket (ringing, talking, ended or failed with the SIP reason),
+    CallOffered when someone calls the station, and IntercomHealth (its ``help`` fault: the user
+    agent down, the registration failed; None once it works).
+
+    MUST: :meth:`start`, :meth:`dial`, :meth:`hang_up`, :meth:`answer`, :meth:`refuse`,
+    :meth:`close`. A ticket has at most one call; a call asked for while the user agent is down
+    fails at once (CallProgress FAILED), so that the parker is told and the ticket goes on as text.
+    """
+
+    def start(self) -> None:
+        """Start the user agent (and keep it running until close)."""
+
+    def dial(self, ticket_id: str) -> None:
+        """Call the agents (voice.destination) for ``ticket_id``, the ticket and station named in the call."""
+
+    def hang_up(self, ticket_id: str) -> None:
+        """End ``ticket_id``'s call, whatever phase it is in; nothing if it has none."""
+
+    def answer(self, ticket_id: str, call_id: str) -> None:
+        """Answer the incoming call ``call_id`` (an agent calling back) as ``ticket_id``'s call."""
+
+    def refuse(self, call_id: str) -> None:
+        """Refuse the incoming call ``call_id``."""
+
+    def close(self) -> None:
+        """Hang up and stop the user agent."""
+
+
 REASONS = ("corrupt", "unwritable", "full", "too_new", "io")
 _EXPLAIN = {
     "corrupt": "the database file is damaged or is not a kiosk database; it was left untouched",
@@ -262,7 +297,7 @@ class HelpLedger(Protocol):
         """The ticket that was open when the station stopped, to show it again; older open ones are closed."""
 
     def record_help(self, ticket_id: str, action: str, now: datetime, *, agent: str = "", text: str = "", outcome: str = "",
-                    choice: str = "", presses: int = 0) -> bool:
+                    choice: str = "", presses: int = 0, call: Call | None = None) -> bool:
         """Commit one step of an open ticket with its outbox rows; False if nothing was written."""
 
 

@@ -10,6 +10,7 @@ import pygame
 from kiosk.domain import helpdesk
 from kiosk.domain.helpdesk import Line, Phase, Ticket
 from kiosk.domain.journey import State
+from kiosk.domain.voice import CallDirection, CallPhase
 from screens.fonts import LRU
 from screens.i18n import N_, Translate, format_when
 from screens.theme import Color
@@ -254,13 +255,38 @@ def _title_with_name(frame: Frame, ticket: Ticket, rect: pygame.Rect) -> None:
     say(frame, template.format(agent=name), rect, size=size, min_size=size, bold=True, bg=p.card, valign="middle")
 
 
+def _voice(frame: Frame, ticket: Ticket, phone: str) -> tuple[str | None, list[Said]]:
+    """What the screen says of the ticket's voice call: a title instead of the usual one (None: keep it), and the
+    status lines above the conversation."""
+    _, p = frame._, frame.palette
+    call = ticket.call
+    if call is None:
+        return None, []
+    if call.direction is CallDirection.CALLBACK and call.live:
+        return _("A person is calling you back"), [Said(_("Speak towards the station: the person hears you."), True,
+                                                         p.fg)]
+    if call.phase is CallPhase.TALKING:
+        return _("You are talking to a person"), [Said(_("Speak towards the station: the person hears you."), True,
+                                                       p.fg)]
+    if call.live:
+        return _("Calling a person…"), [Said(_("Please stay here. You will hear the person through the station."),
+                                             True, p.fg)]
+    if call.phase is CallPhase.ENDED:
+        return None, [Said(_("The call has ended. A person can still write to you here."), True, p.fg)]
+    text = _("We could not connect a call. A person can still write to you here.")
+    if phone:
+        text += " " + _("You can also call us: {phone}").format(phone=phone)
+    return None, [Said(text, True, p.fg)]
+
+
 def _talking(frame: Frame, inner: pygame.Rect, state: State, now: datetime) -> None:
     """The durable call, waiting or with an agent: status or conversation, quick replies, and end the call."""
     _, m, p = frame._, frame.m, frame.palette
     ticket = state.help
     assert ticket is not None
     connected = ticket.phase is Phase.CONNECTED
-    end_label = _("End call") if connected else _("Cancel call")
+    voice_title, voice_said = _voice(frame, ticket, state.settings.links.help_phone)
+    end_label = _("End call") if connected or ticket.on_the_phone else _("Cancel call")
     replies = [_(label) for label in REPLIES.values()]
     label_text = _("Tell us what happened:")
     if m.landscape and not m.large_text:  # the call's end at the top right, above the replies: the talk gets the height
@@ -276,8 +302,8 @@ def _talking(frame: Frame, inner: pygame.Rect, state: State, now: datetime) -> N
                                         for label in replies[i:i + per_row]) + m.px(8))
                       for i in range(0, len(replies), per_row)]
         label_height = 0 if m.landscape else frame.height_of(label_text, inner.w, m.body, True)  # the replies say it
-        title = printable(frame, _("{agent} is helping you").format(agent=agent_name(ticket, _))) if connected \
-            else _("A person is being called")
+        title = voice_title or (printable(frame, _("{agent} is helping you").format(agent=agent_name(ticket, _)))
+                                if connected else _("A person is being called"))
         end_width = frame.button_width(end_label) + m.px(24)
         if m.landscape:  # the call's end beside the title
             title_height = max(m.target, frame.height_of(title, inner.w - end_width - 2 * m.gap, m.title_min, True))
@@ -298,13 +324,14 @@ def _talking(frame: Frame, inner: pygame.Rect, state: State, now: datetime) -> N
                 inner, [title_height, Flex(), label_height, *reply_rows, m.target], m.gap)
             cancel_box = centred(cancel_row, max(m.px(300), frame.button_width(end_label)))
         reply_boxes = [box for band in reply_bands for box in cols(band, [Flex()] * per_row, m.gap)]
-    if connected:
+    if connected and voice_title is None:
         _title_with_name(frame, ticket, title_box)
     else:
-        say(frame, _("A person is being called"), title_box, size=m.title, min_size=m.title_min, bold=True,
-            bg=p.card, valign="middle")
-    said = [] if connected else [Said(_("Your call has been received. Please stay here."), True, p.fg),
-                                 Said(_waited(ticket, now, _), False, p.fg)]
+        say(frame, voice_title or _("A person is being called"), title_box, size=m.title, min_size=m.title_min,
+            bold=True, bg=p.card, valign="middle")
+    quiet = connected or ticket.heard or ticket.on_the_phone  # nobody to wait for, or the call says it
+    waiting = [] if quiet else [Said(_("Your call has been received. Please stay here."), True, p.fg)]
+    said = voice_said + waiting + ([] if connected else [Said(_waited(ticket, now, _), False, p.fg)])
     _conversation(frame, talk_box, said, [_line(frame, line, state, now) for line in ticket.conversation])
     if label_box.h:
         say(frame, label_text, label_box, size=m.body, bold=True, bg=p.card, valign="bottom")

@@ -29,6 +29,7 @@ NOTICES = {
     "card_terminal": N_("Card payment may be slow or fail at the moment."),
     "help_button": BUTTON_BROKEN,
     "gpio": BUTTON_BROKEN,
+    "help": N_("Help by voice is not available at the moment: tap Help to write to a person."),
 }
 STOPPED: dict[str, str] = {  # a payment method stopped while another one still takes payments
     faults.ParkerImpact.NO_CARD_PAYMENT: N_("Card payment is not available"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,11 +15,24 @@ from typing import TYPE_CHECKING, Any
 from conftest import wait_for
 from station_process import station_config
 
+from drivers.intercom.baresip import BaresipIntercom
 from kiosk import config
 from kiosk.cli.compose import Station, build_station
+from kiosk.config import VoiceSettings
 
 if TYPE_CHECKING:
     from mqtt_client import Received, Staff
+
+
+def help_desk_view(port: int) -> Staff:
+    """An agents' console's view of the broker on ``port``: the queue, every help topic, faults and replies."""
+    from mqtt_client import Staff
+    from station_process import PREFIX, REPLY_TOPIC
+
+    view = Staff(port, session_expiry=600)
+    view.subscribe("$share/agents/paystation/v1/+/help/request", PREFIX + "help/state", PREFIX + "event/help",
+                   PREFIX + "help/from-parker", PREFIX + "fault/#", REPLY_TOPIC + "/#")
+    return view
 
 
 def utc_now() -> datetime:
@@ -31,6 +45,17 @@ def start_station(folder: Path, port: int, **mqtt: object) -> Station:
     settings = config.load(station_config(folder, port, **mqtt))
     station = build_station(settings, utc_now, simulate=True, headless=True)
     station.start()
+    return station
+
+
+def start_voice_station(folder: Path, port: int, voice: VoiceSettings) -> Station:
+    """start_station with help by voice through a real baresip (``voice``), started and ready to call."""
+    settings = replace(config.load(station_config(folder, port)), voice=voice)
+    station = build_station(settings, utc_now, simulate=True, headless=True, real_voice=True)
+    station.start()
+    intercom = station.intercom
+    assert isinstance(intercom, BaresipIntercom)
+    settle_until(station, lambda: intercom.ready, 15, "the station's baresip to start")
     return station
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from broker import Mosquitto
-from help_station import press_help, screen_says, settle_until, start_station, station_publishes
+from help_station import help_desk_view, press_help, screen_says, settle_until, start_station, station_publishes
 from mqtt_client import Received, Staff
 from station_process import PREFIX, REPLY_TOPIC
 
@@ -35,9 +35,7 @@ def latest_state(messages: list[Received]) -> dict | None:
 
 @pytest.fixture
 def staff(broker: Mosquitto):
-    agent = Staff(broker.port, session_expiry=600)
-    agent.subscribe("$share/agents/paystation/v1/+/help/request", PREFIX + "help/state", PREFIX + "event/help",
-                    PREFIX + "help/from-parker", PREFIX + "fault/#", REPLY_TOPIC + "/#")
+    agent = help_desk_view(broker.port)
     yield agent
     agent.close()
 

@@ -11,6 +11,7 @@ from kiosk.domain.events import LinkState
 from kiosk.domain.faults import STATION, ParkerImpact, Severity, blocking
 from kiosk.domain.helpdesk import AGENT_KINDS, AgentKind, HelpAction, LedPattern
 from kiosk.domain.records import FaultRecord, PaymentState
+from kiosk.domain.voice import CallDirection, CallPhase, FailReason
 from kiosk.storage.help import HELP_ACTIONS
 from kiosk.storage.store import SEVERITIES
 
@@ -24,7 +25,10 @@ NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
     (LinkState, ["connecting", "connected", "down", "stopped"]),
     (LedPattern, ["off", "blinking", "steady"]),
     (AgentKind, ["accept", "message", "resolve"]),
-    (HelpAction, ["accept", "message", "reply", "overdue", "wait", "close", "refused"]),
+    (HelpAction, ["accept", "message", "reply", "overdue", "wait", "close", "refused", "call"]),
+    (CallPhase, ["dialling", "ringing", "talking", "ended", "failed"]),
+    (CallDirection, ["outgoing", "callback"]),
+    (FailReason, ["busy", "rejected", "no_answer", "unreachable", "cancelled"]),
 ], ids=lambda v: getattr(v, "__name__", ""))
 def test_members_are_the_texts_on_the_wire(vocabulary, texts):
     assert [member.value for member in vocabulary] == texts
@@ -35,7 +39,7 @@ def test_members_are_the_texts_on_the_wire(vocabulary, texts):
 
 def test_storage_validates_with_the_same_vocabulary():
     assert SEVERITIES == ("info", "warning", "critical")
-    assert HELP_ACTIONS == ("accept", "message", "reply", "overdue", "wait", "close", "refused")
+    assert HELP_ACTIONS == ("accept", "message", "reply", "overdue", "wait", "close", "refused", "call")
     assert AGENT_KINDS == ("accept", "message", "resolve") and all(type(k) is str for k in AGENT_KINDS)
 
 

@@ -10,12 +10,15 @@ from kiosk import crashpoints
 from kiosk.app.faults import FaultBoard
 from kiosk.app.payments import PaymentRouter
 from kiosk.domain.events import (
+    AnswerCall,
     BeginPayment,
+    CallProgress,
     CancelPayment,
     CommitFailed,
     CommitSession,
     ConfirmPayment,
     Effect,
+    EndCall,
     Event,
     FailPayment,
     HelpTicketFailed,
@@ -25,13 +28,17 @@ from kiosk.domain.events import (
     OpenHelpTicket,
     PaymentNotStarted,
     PaymentPending,
+    PlaceCall,
     RecordHelp,
+    RefuseCall,
     SaveFeedback,
     SessionCommitted,
     SessionLookedUp,
 )
+from kiosk.domain.helpdesk import HelpAction
 from kiosk.domain.refusals import Refused
-from kiosk.ports import StorageError, Store, Uplink
+from kiosk.domain.voice import CallPhase, FailReason
+from kiosk.ports import Intercom, StorageError, Store, Uplink
 
 __all__ = ["EffectRunner"]
 
@@ -48,16 +55,21 @@ class EffectRunner:
     """
 
     def __init__(self, store: Store, payment: PaymentRouter, faults: FaultBoard,
-                 post: Callable[[Event], None], direct_help: Uplink | None) -> None:
+                 post: Callable[[Event], None], direct_help: Uplink | None, intercom: Intercom | None = None) -> None:
         self._store = store
         self._payment = payment
         self._faults = faults
         self._post = post
         self._direct_help = direct_help
+        self._intercom = intercom
         self._device: dict[type, Executor] = {
             Ignored: self._ignored,
             CancelPayment: self._cancel_payment,
             ConfirmPayment: self._confirm_payment,
+            PlaceCall: self._place_call,
+            EndCall: self._end_call,
+            AnswerCall: self._answer_call,
+            RefuseCall: self._refuse_call,
         }
         self._stored: dict[type, Executor] = {
             LookupSession: self._lookup_session,
@@ -115,6 +127,28 @@ class EffectRunner:
     def _confirm_payment(self, effect: ConfirmPayment, now: datetime) -> None:
         self._payment.confirm_payment(effect.payment_id, effect.accept)
 
+    def _place_call(self, effect: PlaceCall, now: datetime) -> None:
+        if self._intercom is None:  # voice enabled in settings the station was not built with: tell, go on as text
+            log.error("help ticket %s: no intercom to call with", effect.ticket_id)
+            self._post(CallProgress(effect.ticket_id, CallPhase.FAILED, reason=FailReason.UNREACHABLE))
+            return
+        self._intercom.dial(effect.ticket_id)
+
+    def _end_call(self, effect: EndCall, now: datetime) -> None:
+        if self._intercom is not None:
+            self._intercom.hang_up(effect.ticket_id)
+
+    def _answer_call(self, effect: AnswerCall, now: datetime) -> None:
+        if self._intercom is None:
+            self._post(CallProgress(effect.ticket_id, CallPhase.FAILED, reason=FailReason.UNREACHABLE))
+            return
+        self._intercom.answer(effect.ticket_id, effect.call_id)
+
+    def _refuse_call(self, effect: RefuseCall, now: datetime) -> None:
+        log.warning("incoming call %s refused: %s", effect.call_id, effect.reason)
+        if self._intercom is not None:
+            self._intercom.refuse(effect.call_id)
+
     # ---- effects on the database ----
 
     def _lookup_session(self, effect: LookupSession, now: datetime) -> None:
@@ -151,7 +185,8 @@ class EffectRunner:
     def _record_help(self, effect: RecordHelp, now: datetime) -> None:
         try:
             self._store.record_help(effect.ticket_id, effect.action, now, agent=effect.agent, text=effect.text,
-                                 outcome=effect.outcome, choice=effect.choice, presses=effect.presses)
+                                    outcome=effect.outcome, choice=effect.choice, presses=effect.presses,
+                                    call=effect.call)
         except Refused as exc:
             log.warning("help ticket %s: %s not recorded: %s", effect.ticket_id, effect.action, exc)
 
@@ -168,7 +203,7 @@ class EffectRunner:
         self._post(HelpTicketOpened(ticket) if ticket is not None else HelpTicketFailed("storage unavailable"))
 
     def _record_help_unstored(self, effect: RecordHelp, now: datetime) -> None:
-        if self._direct_help is None:
+        if self._direct_help is None or effect.action == HelpAction.CALL:  # a call held in memory has no voice record
             return
         try:
             self._direct_help.help_step_directly(effect.ticket_id, effect.action, now, agent=effect.agent,

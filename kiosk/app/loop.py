@@ -16,13 +16,24 @@ from kiosk.app.healing import StorageHealer
 from kiosk.app.operations import Operations
 from kiosk.app.payments import PaymentRouter, Settlements, method_catalogue
 from kiosk.domain import helpdesk, journey
-from kiosk.domain.events import UPLINK_EVENTS, Event, FaultsChanged, MethodHealth, PaymentConfirmed, PaymentReconciled, Tick
+from kiosk.domain.events import (
+    UPLINK_EVENTS,
+    Event,
+    FaultsChanged,
+    IntercomHealth,
+    MethodHealth,
+    PaymentConfirmed,
+    PaymentReconciled,
+    Tick,
+)
 from kiosk.domain.records import FaultRecord
-from kiosk.ports import Clock, Display, HelpPanel, PaymentMethod, Store, Uplink
+from kiosk.ports import Clock, Display, HelpPanel, Intercom, PaymentMethod, Store, Uplink
 
 __all__ = ["Loop"]
 
 log = logging.getLogger(__name__)
+
+VOICE_COMPONENT = "help"  # the fault component of the voice path (kiosk.domain.faults)
 
 
 class Loop:
@@ -32,12 +43,14 @@ class Loop:
     the routing of payments over the payment methods (``method`` first, then ``more_methods``),
     ``settlements`` what a payment method settled after the journey moved on, ``cabinet`` the
     help button's and the door's health, ``effects`` the journey's effects, and the storage
-    healer an unusable database. ``uplink`` (MQTT) and ``panel`` (the help LED) are optional.
+    healer an unusable database. ``uplink`` (MQTT), ``panel`` (the help LED) and ``intercom`` (help
+    by voice) are optional.
     """
 
     def __init__(self, state: journey.State, store: Store, method: PaymentMethod, display: Display,
                  clock: Clock, faults: tuple[FaultRecord, ...] = (), uplink: Uplink | None = None,
-                 panel: HelpPanel | None = None, more_methods: Sequence[PaymentMethod] = ()) -> None:
+                 panel: HelpPanel | None = None, more_methods: Sequence[PaymentMethod] = (),
+                 intercom: Intercom | None = None) -> None:
         methods = (method, *more_methods)
         self.state = replace(state, payment_methods=tuple(m.name for m in methods))
         self.store = store
@@ -56,7 +69,7 @@ class Loop:
         self.cabinet = Cabinet(self.fault_board)
         self.operations = Operations(store, self.fault_board, self.payment, lambda: self.state, self.post,
                                      self.request_restart, self.cabinet.check_door)
-        self.effects = EffectRunner(store, self.payment, self.fault_board, self.post, uplink)
+        self.effects = EffectRunner(store, self.payment, self.fault_board, self.post, uplink, intercom)
         self._healer = StorageHealer(self, self.fault_board, Path(state.settings.storage.database),
                                      state.settings.station.id)
         self.fault_board.listen(self._healer.fault_changed)
@@ -64,6 +77,7 @@ class Loop:
             PaymentConfirmed: self.settlements.settled,
             PaymentReconciled: self.settlements.settled,
             MethodHealth: self.settlements.health,
+            IntercomHealth: self._voice_health,
             **{kind: self.cabinet.handle for kind in CABINET_EVENTS},
         }
         if faults:
@@ -76,6 +90,13 @@ class Loop:
             self.fault_board.listen(uplink.fault_changed)
             for fault in faults if not store.usable else ():  # without a database, nobody else will report them
                 uplink.fault_changed(fault, True, False, now)
+
+    def _voice_health(self, event: IntercomHealth, now: datetime) -> None:
+        """The voice path's fault (help by text still works, and parkers are told so on Welcome)."""
+        if event.fault is None:
+            self.fault_board.clear_fault(VOICE_COMPONENT, now)
+        else:
+            self.fault_board.raise_fault(VOICE_COMPONENT, event.fault, now, event.detail)
 
     def post(self, event: Event) -> None:
         """Queue an event from any thread and wake the loop."""

@@ -21,7 +21,7 @@ from kiosk.mqtt.client import MqttClient
 from kiosk.mqtt.offline import OfflineClient
 from kiosk.mqtt.publisher import OutboxPublisher
 from kiosk.mqtt.uplink import SUBSCRIPTIONS, Uplink
-from kiosk.ports import PaymentMethod
+from kiosk.ports import Intercom, PaymentMethod
 from kiosk.storage.store import Store
 from kiosk.storage.unavailable import UnavailableStore
 
@@ -46,12 +46,15 @@ class Station:
     link: MqttClient | None
     uplink: Uplink
     panel: HelpPanel | None
+    intercom: Intercom | None = None
 
     def start(self) -> None:
         """Start the devices and the MQTT link (the loop itself is run or settled by the caller)."""
         self.loop.payment.start()
         if self.panel is not None:
             self.panel.start()
+        if self.intercom is not None:
+            self.intercom.start()
         if self.link is not None:
             self.link.start()
 
@@ -62,6 +65,8 @@ class Station:
         self.devices.close()
         if self.panel is not None:
             self.panel.close()
+        if self.intercom is not None:
+            self.intercom.close()
         self.loop.settle()  # what the terminal reported while closing (e.g. a confirmation) is recorded
         self.display.close()
         if self.store is not None:
@@ -69,8 +74,11 @@ class Station:
 
 
 def build_station(settings: config.Settings, clock: Callable[[], datetime], *, simulate: bool, headless: bool,
-                  online: bool = True) -> Station:
-    """Wire a station: database, card terminal, GPIO panel, screen, MQTT link (``online``) and the loop.
+                  online: bool = True, real_voice: bool = False) -> Station:
+    """Wire a station: database, card terminal, GPIO panel, intercom, screen, MQTT link (``online``) and the loop.
+
+    With ``simulate`` the intercom (when voice is enabled) is a pretend agent, unless
+    ``real_voice``: then baresip runs as configured (tests and benchmarks call a second one).
 
     Raises ValueError when the card terminal's settings cannot work; every other broken part
     becomes a fault, so that the station still shows parkers what it can do.
@@ -113,8 +121,22 @@ def build_station(settings: config.Settings, clock: Callable[[], datetime], *, s
     if store is not None:
         names = [devices.terminal.name, *(m.name for m in more_methods)]
         faults = recovery.removed_methods(store, owed, names, faults, now)
-    loop = Loop(state, database, devices.terminal, display, clock, faults, uplink, panel, more_methods)
-    return Station(loop, display, devices, store, link, uplink, panel)
+    intercom = _intercom(settings, simulate and not real_voice, post) if online else None
+    loop = Loop(state, database, devices.terminal, display, clock, faults, uplink, panel, more_methods, intercom)
+    return Station(loop, display, devices, store, link, uplink, panel, intercom)
+
+
+def _intercom(settings: config.Settings, simulate: bool, post: Callable[[Event], None]) -> Intercom | None:
+    """Help by voice when it is enabled: baresip, its folder beside the database; a pretend agent with --simulate."""
+    from drivers.intercom.baresip import BaresipIntercom
+    from drivers.intercom.simulated import SimulatedIntercom
+
+    if not settings.voice.enabled:
+        return None
+    if simulate:
+        return SimulatedIntercom(post)
+    folder = Path(settings.storage.database).parent / "baresip"
+    return BaresipIntercom(settings.voice, settings.station.id, folder, post)
 
 
 def _storage_code(faults: tuple[FaultRecord, ...]) -> str:

@@ -10,6 +10,7 @@ from kiosk.config import Settings
 from kiosk.domain.outage import Outage
 from kiosk.domain.payment import DeclineReason, PaymentPrompt
 from kiosk.domain.records import FaultRecord, PaymentResultData, PaymentState, SessionRecord
+from kiosk.domain.voice import Call, CallPhase
 
 # ---- events: facts that happened (from the parker, devices, the store, the clock) ----
 
@@ -216,6 +217,37 @@ class HelpTicketFailed:
 
 
 @dataclass(frozen=True)
+class CallProgress:
+    """The intercom's word on the voice call it placed or answered for help ticket ``ticket``.
+
+    ``call_id`` is the SIP Call-ID, ``uri`` the far end, ``reason`` the SIP reason of a call that
+    closed ("486 Busy Here"), as the user agent gave them; ENDED or FAILED both mean "closed".
+    """
+
+    ticket: str
+    phase: CallPhase
+    call_id: str = ""
+    uri: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class CallOffered:
+    """Someone calls the station: ``caller`` is the From URI, ``call_id`` the SIP Call-ID."""
+
+    call_id: str
+    caller: str
+
+
+@dataclass(frozen=True)
+class IntercomHealth:
+    """The voice path's health: ``fault`` is a code of the ``help`` component's faults, None when it works."""
+
+    fault: str | None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
 class SettingsChanged:
     """New validated settings; they take effect for the next parker."""
 
@@ -281,7 +313,8 @@ Event = (
     | HelpTicketOpened | SettingsChanged | PaymentConfirmed | PaymentReconciled | MethodHealth
     | MethodReport | NoticeChanged | OutageChanged | LinkUp | LinkDown | LinkAcked | MessageIn | HelpButtonStuck
     | HelpButtonFreed
-    | DoorChanged | AgentSays | CourtesyGranted | JourneyCancelled | HelpTicketFailed
+    | DoorChanged | AgentSays | CourtesyGranted | JourneyCancelled | HelpTicketFailed | CallProgress | CallOffered
+    | IntercomHealth
 )
 
 # ---- effects: what a state machine asks the loop to do ----
@@ -366,6 +399,37 @@ class RecordHelp:
     outcome: str = ""
     choice: str = ""
     presses: int = 0
+    call: Call | None = None  # action "call": the call as it is now
+
+
+@dataclass(frozen=True)
+class PlaceCall:
+    """Call the agents for help ticket ``ticket_id`` (voice.destination); the intercom answers with CallProgress."""
+
+    ticket_id: str
+
+
+@dataclass(frozen=True)
+class EndCall:
+    """Hang up the voice call of help ticket ``ticket_id``, whatever phase it is in."""
+
+    ticket_id: str
+
+
+@dataclass(frozen=True)
+class AnswerCall:
+    """Answer the incoming call ``call_id``: an agent calling back for help ticket ``ticket_id``."""
+
+    ticket_id: str
+    call_id: str
+
+
+@dataclass(frozen=True)
+class RefuseCall:
+    """Refuse the incoming call ``call_id``; ``reason`` is logged."""
+
+    call_id: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -378,7 +442,7 @@ class Ignored:
 
 Effect = (
     LookupSession | BeginPayment | CancelPayment | CommitSession | ConfirmPayment | FailPayment
-    | SaveFeedback | OpenHelpTicket | RecordHelp | Ignored
+    | SaveFeedback | OpenHelpTicket | RecordHelp | PlaceCall | EndCall | AnswerCall | RefuseCall | Ignored
 )
 
 

@@ -65,6 +65,12 @@ STATION_FAULTS: tuple[FaultKind, ...] = (
                   "The cabinet door was opened outside service mode (possible tamper)."),
         FaultKind("help_button", "stuck", Severity.WARNING, ParkerImpact.NOTICE,
                   "The help button has been held down for too long (stuck or jammed); on-screen Help still works."),
+        FaultKind("help", "voice_down", Severity.WARNING, ParkerImpact.NOTICE,
+                  "Help by voice is not available (the SIP user agent does not run); help by text on the screen "
+                  "still works:"),
+        FaultKind("help", "voice_unregistered", Severity.WARNING, ParkerImpact.NOTICE,
+                  "Help by voice is not available (the registrar refused or does not answer); help by text on the "
+                  "screen still works:"),
         FaultKind("gpio", "unavailable", Severity.WARNING, ParkerImpact.NOTICE,
                   "The help button, its LED and the door switch cannot be used:"),
         FaultKind("outbox", "backlog", Severity.WARNING, ParkerImpact.NONE,

@@ -1,4 +1,4 @@
-"""The help ticket lifecycle as a pure state machine: waiting -> connected -> closed, with honest timeouts."""
+"""The help ticket lifecycle as a pure state machine: waiting -> connected -> closed, honest timeouts, its voice call."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -7,8 +7,22 @@ from enum import StrEnum
 from typing import NamedTuple
 
 from kiosk.config import TimeoutSettings
-from kiosk.domain.events import AgentSays, CourtesyGranted, Effect, Ignored, OpenHelpTicket, RecordHelp
+from kiosk.domain.events import (
+    AgentSays,
+    AnswerCall,
+    CallOffered,
+    CallProgress,
+    CourtesyGranted,
+    Effect,
+    EndCall,
+    Ignored,
+    OpenHelpTicket,
+    PlaceCall,
+    RecordHelp,
+    RefuseCall,
+)
 from kiosk.domain.records import HelpTicketRecord
+from kiosk.domain.voice import Call, CallDirection, CallPhase, FailReason, fail_reason, may_call_back
 
 
 class LedPattern(StrEnum):
@@ -57,6 +71,7 @@ class HelpAction(StrEnum):
     WAIT = "wait"
     CLOSE = "close"
     REFUSED = "refused"
+    CALL = "call"
 
 
 class Phase(StrEnum):
@@ -84,6 +99,7 @@ STEPS: dict[str, StepChange] = {
     "wait": StepChange(None, False),  # the parker keeps waiting
     "close": StepChange(Phase.CLOSED, False),
     "refused": StepChange(None, None),  # an agent's step refused: reported, the ticket unchanged
+    "call": StepChange(None, None),  # the voice call changed phase; the ticket's own phase is the agents' (accept)
 }
 ACTIONS = tuple(STEPS)
 
@@ -114,11 +130,23 @@ class Ticket:
     conversation: tuple[Line, ...] = ()
     outcome: str = ""
     resolution: str = ""
+    call: Call | None = None  # the latest voice call (None: voice is off, or none was placed yet)
+    wants_call: bool = True  # a press asked for a voice call not placed yet (placed once the ticket is on screen)
 
     @property
     def open(self) -> bool:
         """Waiting or connected: the call is still going on."""
         return self.phase is not Phase.CLOSED
+
+    @property
+    def on_the_phone(self) -> bool:
+        """A voice call is being placed or is going on: the screen's and the ticket's own timers wait for it."""
+        return self.call is not None and self.call.live
+
+    @property
+    def heard(self) -> bool:
+        """Somebody answered the latest voice call: nobody is "not answering yet"."""
+        return self.call is not None and self.call.answered is not None
 
 
 Result = tuple[Ticket | None, tuple[Effect, ...]]
@@ -130,7 +158,7 @@ def press(ticket: Ticket | None, context: dict[str, object], timeouts: TimeoutSe
         fresh = Ticket(opened=now, since=now, answer_due=now + timedelta(seconds=timeouts.help_answer_s),
                        last_activity=now)
         return fresh, (OpenHelpTicket(context),)
-    joined = replace(ticket, presses=ticket.presses + 1, last_activity=now)
+    joined = replace(ticket, presses=ticket.presses + 1, last_activity=now, wants_call=not ticket.on_the_phone)
     if ticket.overdue:
         return keep_waiting(joined, timeouts, now)
     return joined, ()
@@ -198,10 +226,11 @@ def keep_waiting(ticket: Ticket, timeouts: TimeoutSettings, now: datetime) -> Re
 
 
 def cancel(ticket: Ticket | None, now: datetime) -> Result:
-    """The parker ended the call (a ticket not yet durable is closed when it becomes so)."""
+    """The parker ended the call, hanging up a voice call (a ticket not yet durable is closed when it becomes so)."""
     if ticket is None or not ticket.open or ticket.id is None:
         return None, ()
-    return None, (RecordHelp(ticket.id, HelpAction.CLOSE, outcome=CANCELLED_BY_PARKER, presses=ticket.presses),)
+    return None, (*_hang_up(ticket, now)[1],
+                  RecordHelp(ticket.id, HelpAction.CLOSE, outcome=CANCELLED_BY_PARKER, presses=ticket.presses))
 
 
 def dismiss(ticket: Ticket | None) -> Result:
@@ -220,13 +249,16 @@ def courtesy(ticket: Ticket | None, granted: CourtesyGranted, now: datetime) -> 
 
 
 def deadline(ticket: Ticket | None, timeouts: TimeoutSettings) -> datetime | None:
-    """When the ticket next needs a tick: overdue notice, abandonment, or the end of the resolution screen."""
+    """When the ticket next needs a tick: overdue notice, abandonment, a voice call's ring timeout, or the end of the
+    resolution screen. While a voice call is placed or going on, only its ring timeout runs."""
     if ticket is None:
         return None
     if not ticket.open:
         return ticket.since + timedelta(seconds=timeouts.help_closed_s)
+    if ticket.call is not None and ticket.call.live:
+        return ticket.call.ring_due if ticket.call.answered is None else None
     abandon = ticket.last_activity + timedelta(seconds=timeouts.help_abandon_s)
-    if ticket.phase is Phase.WAITING and not ticket.overdue:
+    if ticket.phase is Phase.WAITING and not ticket.overdue and not ticket.heard:
         return min(ticket.answer_due, abandon)
     return abandon
 
@@ -238,6 +270,9 @@ def tick(ticket: Ticket | None, timeouts: TimeoutSettings, now: datetime) -> Res
         return ticket, ()
     if not ticket.open:
         return None, ()
+    if ticket.call is not None and ticket.call.live:  # no answer within voice.ring_timeout_s: on as text
+        never_rang = ticket.call.phase is CallPhase.DIALLING  # not even a ring back: nobody is there
+        return _hang_up(ticket, now, FailReason.UNREACHABLE if never_rang else FailReason.NO_ANSWER)
     if now >= ticket.last_activity + timedelta(seconds=timeouts.help_abandon_s):
         return _close(ticket, now, ABANDONED)
     if ticket.id is None:  # not durable yet: tell the parker anyway, record it once the id is known
@@ -246,10 +281,63 @@ def tick(ticket: Ticket | None, timeouts: TimeoutSettings, now: datetime) -> Res
 
 
 def led(ticket: Ticket | None) -> LedPattern:
-    """The help button's LED: blinking while waiting, steady while an agent is connected, else off."""
+    """The help button's LED: blinking while waiting (a voice call ringing), steady while an agent is connected (or
+    talking), else off."""
     if ticket is None or not ticket.open:
         return LedPattern.OFF
+    if ticket.call is not None and ticket.call.live:
+        return LedPattern.STEADY if ticket.call.phase is CallPhase.TALKING else LedPattern.BLINKING
     return LedPattern.STEADY if ticket.phase is Phase.CONNECTED else LedPattern.BLINKING
+
+
+def dial(ticket: Ticket | None, ring_s: int, now: datetime) -> Result:
+    """Place the voice call a press asked for, once the ticket is durable (the journey calls this when the ticket is
+    on screen and voice is on): the intercom dials, and gives up after ``ring_s`` seconds without an answer."""
+    if ticket is None or ticket.id is None or not ticket.open or not ticket.wants_call or ticket.on_the_phone:
+        return ticket, ()
+    call = Call(CallPhase.DIALLING, now, ring_due=now + timedelta(seconds=ring_s))
+    placed = replace(ticket, call=call, wants_call=False, last_activity=now)
+    return placed, (PlaceCall(ticket.id), RecordHelp(ticket.id, HelpAction.CALL, call=call))
+
+
+def call_progress(ticket: Ticket | None, event: CallProgress, now: datetime) -> Result:
+    """The intercom's word on the ticket's voice call: ringing, talking, or closed (ended if it was answered, else
+    failed with the reason). A call that closes leaves the ticket open: it goes on as text until an agent resolves it."""
+    call = ticket.call if ticket is not None else None
+    if ticket is None or call is None or ticket.id != event.ticket or not call.live or not ticket.open:
+        return ticket, (Ignored(event, "no voice call going on for this ticket"),)
+    if call.id and event.call_id and event.call_id != call.id:
+        return ticket, (Ignored(event, f"not the ticket's call {call.id}"),)
+    known = replace(call, id=call.id or event.call_id, uri=call.uri or event.uri)
+    if event.phase is CallPhase.RINGING and call.phase is CallPhase.DIALLING:
+        changed = replace(known, phase=CallPhase.RINGING)
+    elif event.phase is CallPhase.TALKING and call.phase is not CallPhase.TALKING:
+        changed = replace(known, phase=CallPhase.TALKING, answered=now)
+    elif event.phase in (CallPhase.ENDED, CallPhase.FAILED):
+        changed = _closed_call(known, event.reason)
+    else:
+        return ticket, (Ignored(event, f"the call is {call.phase}"),)
+    updated = replace(ticket, call=changed, last_activity=now)
+    return updated, (RecordHelp(ticket.id, HelpAction.CALL, call=changed),)
+
+
+def offered(ticket: Ticket | None, event: CallOffered, allowed: tuple[str, ...], shown: bool, now: datetime) -> Result:
+    """Someone calls the station: an allowed agent calling back for the open ticket on screen is answered; anyone
+    else, or anyone while a call goes on or a payment runs (``shown`` False), is refused."""
+    refusal = None
+    if not may_call_back(event.caller, allowed):
+        refusal = "not an agent allowed to call back (voice.callback_from)"
+    elif ticket is None or ticket.id is None or not ticket.open:
+        refusal = "no open help ticket"
+    elif not shown:
+        refusal = "the parker is paying"
+    elif ticket.on_the_phone:
+        refusal = "a voice call is going on"
+    if refusal is not None or ticket is None or ticket.id is None:
+        return ticket, (RefuseCall(event.call_id, refusal or "no open help ticket"),)
+    call = Call(CallPhase.RINGING, now, direction=CallDirection.CALLBACK, id=event.call_id, uri=event.caller)
+    answering = replace(ticket, call=call, wants_call=False, last_activity=now)
+    return answering, (AnswerCall(ticket.id, event.call_id), RecordHelp(ticket.id, HelpAction.CALL, call=call))
 
 
 def stale(record: HelpTicketRecord, timeouts: TimeoutSettings, now: datetime) -> bool:
@@ -267,15 +355,34 @@ def restore(record: HelpTicketRecord, timeouts: TimeoutSettings, now: datetime) 
     phase = Phase(record.state)
     return Ticket(opened=record.opened, since=record.accepted or record.opened,
                   answer_due=now + timedelta(seconds=timeouts.help_answer_s), last_activity=now, phase=phase,
-                  id=record.id, agent=record.agent or "", presses=record.presses, conversation=lines)
+                  id=record.id, agent=record.agent or "", presses=record.presses, conversation=lines,
+                  wants_call=False)  # a voice call did not survive the restart; a press calls again
 
 
 def _close(ticket: Ticket, now: datetime, outcome: str, agent: str = "", text: str = "") -> Result:
-    closed = replace(ticket, phase=Phase.CLOSED, since=now, outcome=outcome, resolution=text, overdue=False)
+    hung_up, hang_up = _hang_up(ticket, now)
+    closed = replace(hung_up or ticket, phase=Phase.CLOSED, since=now, outcome=outcome, resolution=text, overdue=False)
     if ticket.id is None:
         return closed, ()
-    return closed, (RecordHelp(ticket.id, HelpAction.CLOSE, agent=agent or ticket.agent, text=text, outcome=outcome,
-                               presses=ticket.presses),)
+    return closed, (*hang_up, RecordHelp(ticket.id, HelpAction.CLOSE, agent=agent or ticket.agent, text=text,
+                                         outcome=outcome, presses=ticket.presses))
+
+
+def _hang_up(ticket: Ticket, now: datetime, reason: FailReason = FailReason.CANCELLED) -> Result:
+    """The station ends the ticket's live voice call (none: nothing to do); the ticket's timers start again now."""
+    call = ticket.call
+    if call is None or not call.live or ticket.id is None:
+        return ticket, ()
+    closed = _closed_call(call, "ended by the station" if call.phase is CallPhase.TALKING else reason)
+    hung_up = replace(ticket, call=closed, last_activity=now)
+    return hung_up, (EndCall(ticket.id), RecordHelp(ticket.id, HelpAction.CALL, call=closed))
+
+
+def _closed_call(call: Call, sip_reason: str) -> Call:
+    """A live call closed: ended when it was answered, else failed with why (a FailReason)."""
+    if call.answered is not None:
+        return replace(call, phase=CallPhase.ENDED, reason=sip_reason or "hung up")
+    return replace(call, phase=CallPhase.FAILED, reason=fail_reason(sip_reason))
 
 
 def _refuse(said: AgentSays, reason: str) -> tuple[Effect, ...]:

@@ -10,6 +10,8 @@ from kiosk.domain import helpdesk
 from kiosk.domain.events import (
     AgentSays,
     BeginPayment,
+    CallOffered,
+    CallProgress,
     CancelPayment,
     CommitFailed,
     CommitSession,
@@ -33,6 +35,7 @@ from kiosk.domain.events import (
     PaymentNotStarted,
     PaymentPending,
     PaymentStatus,
+    RefuseCall,
     SaveFeedback,
     SessionCommitted,
     SessionLookedUp,
@@ -84,7 +87,17 @@ def step(state: State, event: Event, now: datetime) -> Result:
     handler = _HANDLERS.get(type(event))
     if handler is None:
         return _ignore(state, event, "unknown event type")
-    return handler(state, event, now)
+    state, effects = handler(state, event, now)
+    return _place_call(state, effects, now)
+
+
+def _place_call(state: State, effects: tuple[Effect, ...], now: datetime) -> Result:
+    """Dial the voice call a press asked for once its ticket is durable and on screen (never during a payment)."""
+    voice = state.settings.voice
+    if not voice.enabled or state.help is None or not state.help.wants_call or not help_shown(state):
+        return state, effects
+    state, placed = _with_help(state, helpdesk.dial(state.help, voice.ring_timeout_s, now), now)
+    return state, effects + placed
 
 
 # ---- helpers ----
@@ -460,6 +473,17 @@ def _on_courtesy(state: State, event: CourtesyGranted, now: datetime) -> Result:
     return _with_help(state, helpdesk.courtesy(state.help, event, now), now)
 
 
+def _on_call_progress(state: State, event: CallProgress, now: datetime) -> Result:
+    return _with_help(state, helpdesk.call_progress(state.help, event, now), now)
+
+
+def _on_call_offered(state: State, event: CallOffered, now: datetime) -> Result:
+    voice = state.settings.voice
+    if not voice.enabled:
+        return state, (RefuseCall(event.call_id, "voice is off"),)
+    return _with_help(state, helpdesk.offered(state.help, event, voice.callback_from, help_shown(state), now), now)
+
+
 def _on_journey_cancelled(state: State, event: JourneyCancelled, now: datetime) -> Result:
     if state.screen is Screen.PAYING:
         return _ignore(state, event, "a payment is in progress")
@@ -508,6 +532,8 @@ _HANDLERS: dict[type, Callable[[State, Any, datetime], Result]] = {
     HelpTicketOpened: _on_ticket_opened,
     HelpTicketFailed: _on_ticket_failed,
     AgentSays: _on_agent,
+    CallProgress: _on_call_progress,
+    CallOffered: _on_call_offered,
     CourtesyGranted: _on_courtesy,
     JourneyCancelled: _on_journey_cancelled,
     FaultsChanged: _on_faults,

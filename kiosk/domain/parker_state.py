@@ -255,7 +255,7 @@ def help_context(state: State) -> dict[str, object]:
         last_payment = {"result": state.decline.reason}
     elif state.payment is not None:
         last_payment = {"result": "in_progress", "amount": state.payment.amount, "currency": state.payment.currency}
-    return {
+    context: dict[str, object] = {
         "station": state.settings.station.id,
         "zone": state.settings.zone.name,
         "screen": str(state.screen),
@@ -264,3 +264,6 @@ def help_context(state: State) -> dict[str, object]:
         "last_payment_error": dataclasses.asdict(state.decline) if state.decline else None,
         "active_faults": [{"fault": f"{f.component}/{f.code}", "severity": f.severity} for f in state.faults],
     }
+    if state.settings.voice.enabled:  # the call comes to this URI, carrying the ticket (docs/help-desk.md)
+        context["voice"] = {"uri": state.settings.voice.destination}
+    return context

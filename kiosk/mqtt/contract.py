@@ -15,9 +15,9 @@ from kiosk.domain.records import FaultRecord, PaymentRecord, SessionRecord
 __all__ = [
     "CFG_DESIRED", "CFG_REPORTED", "COMMAND_PREFIX", "EVENT_PREFIX", "FAULT_PREFIX", "HELP_FROM_PARKER",
     "HELP_REQUEST", "HELP_REQUEST_EXPIRY_S", "HELP_STATE", "HELP_TO_PARKER", "STATUS", "TELEMETRY", "TOPIC_ROOT",
-    "event_envelope", "event_topic", "fault_event_data", "fault_state", "fault_topic", "from_parker",
-    "help_idle", "help_request", "help_state", "json_text", "payment_event_data", "session_event_data", "station_prefix",
-    "time_text", "will_payload",
+    "VOICE_STATE_KEYS", "event_envelope", "event_topic", "fault_event_data", "fault_state", "fault_topic",
+    "from_parker", "help_idle", "help_request", "help_state", "json_text", "payment_event_data", "session_event_data",
+    "station_prefix", "time_text", "voice_state", "will_payload",
 ]
 
 # --- topics, below the station's prefix ------------------------------------------------------------------------
@@ -81,13 +81,25 @@ def fault_state(fault: FaultRecord, active: bool, now: datetime) -> str:
 
 
 def help_state(ticket_id: str, state: str, since: datetime, opened: datetime, agent: str | None, overdue: bool,
-               context: dict[str, Any], outcome: str | None) -> str:
-    """The retained ``help/state`` payload: the current ticket, since when it is in ``state``."""
+               context: dict[str, Any], outcome: str | None, voice: dict[str, Any] | None = None) -> str:
+    """The retained ``help/state`` payload: the current ticket, since when it is in ``state``; ``voice`` (its latest
+    voice call, see voice_state) only for a ticket that had one."""
     retained: dict[str, Any] = {"ticket": ticket_id, "state": state, "since": time_text(since),
                                 "opened": time_text(opened), "agent": agent, "overdue": overdue, "context": context}
     if state == "closed":
         retained["outcome"] = outcome
+    if voice is not None:
+        retained["voice"] = voice
     return json_text(retained)
+
+
+VOICE_STATE_KEYS = ("call", "uri", "state", "reason", "direction", "since")
+"""What help/state's ``voice`` says of the latest call; the store keeps more (the metrics) in the same record."""
+
+
+def voice_state(kept: dict[str, Any]) -> dict[str, Any]:
+    """help/state's ``voice``: the latest call's SIP Call-ID, far end, state, reason, direction and since when."""
+    return {key: kept.get(key) for key in VOICE_STATE_KEYS}
 
 
 def help_idle(since: datetime) -> str:

@@ -9,6 +9,8 @@ from typing import Any
 
 from kiosk.domain.helpdesk import ACTIONS, STEPS, courtesy_reason_suffix
 from kiosk.domain.records import HelpMessageRecord, HelpTicketRecord, SessionRecord
+from kiosk.domain.refusals import InvalidValue
+from kiosk.domain.voice import Call, CallPhase
 from kiosk.mqtt.contract import (
     HELP_FROM_PARKER,
     HELP_REQUEST,
@@ -17,6 +19,8 @@ from kiosk.mqtt.contract import (
     from_parker,
     help_request,
     help_state,
+    time_text,
+    voice_state,
 )
 from kiosk.storage.core import StoreCore
 from kiosk.storage.errors import TicketNotOpen
@@ -55,7 +59,7 @@ class HelpTickets:
         return ticket_id
 
     def record_help(self, ticket_id: str, action: str, now: datetime, *, agent: str = "", text: str = "",
-                    outcome: str = "", choice: str = "", presses: int = 0) -> bool:
+                    outcome: str = "", choice: str = "", presses: int = 0, call: Call | None = None) -> bool:
         """Commit one step of an open ticket with its outbox rows; False if nothing was written.
 
         ``accept`` (agent), ``message`` (agent, text: to the parker), ``reply`` (text, choice: from
@@ -63,7 +67,8 @@ class HelpTickets:
         the parker keeps waiting), ``close`` (outcome; agent and text when an agent resolved;
         the event carries the ticket's metrics), ``refused`` (agent, outcome = what was refused,
         text = why; an event only, also for a ticket this station does not know, so that the agent
-        hears why). TicketNotOpen for any other step of a ticket that is unknown or closed.
+        hears why), ``call`` (the voice call as it is now: help/state's ``voice``, the ticket's voice
+        metrics). TicketNotOpen for any other step of a ticket that is unknown or closed.
         """
         check_choice("action", action, HELP_ACTIONS)
         utc(now, "now")
@@ -77,7 +82,10 @@ class HelpTickets:
                 return True
             if ticket is None or ticket.state == "closed":
                 raise TicketNotOpen(f"help ticket {ticket_id!r} is not open")
-            data = self._step(ticket, action, now, agent, text, outcome, choice, presses)
+            if action == "call":
+                data = self._call(ticket, call, now)
+            else:
+                data = self._step(ticket, action, now, agent, text, outcome, choice, presses)
             self._core.add_event("help", {"ticket": ticket_id, "action": action, **data}, now)
         log.info("help ticket %s: %s", ticket_id, action)
         return True
@@ -143,13 +151,52 @@ class HelpTickets:
             data.update(outcome=outcome, text=text, presses=updated.presses,
                         time_to_accept_s=None if accepted is None else _seconds(updated.opened_at, accepted),
                         time_to_resolve_s=_seconds(updated.opened_at, now))
+            if updated.voice:  # only a ticket that had a voice call
+                data["voice"] = voice_metrics(json.loads(updated.voice))
         return data
+
+    def _call(self, ticket: HelpTicket, call: Call | None, now: datetime) -> dict[str, Any]:
+        """Keep the ticket's voice call as it is now, with the ticket's voice metrics; the event data it earns."""
+        if call is None:
+            raise InvalidValue("call: required for the call step")
+        kept = call_kept(json.loads(ticket.voice) if ticket.voice else None, call, ticket.opened_at, now)
+        HelpTicket.update(voice=json.dumps(kept)).where(HelpTicket.id == ticket.id).execute(self._core.db)
+        self._report_state(self._core.one(HelpTicket, ticket.id, "help ticket"), now)
+        return {"state": ticket.state, "call": kept["call"], "uri": kept["uri"], "call_state": kept["state"],
+                "reason": kept["reason"], "direction": kept["direction"]}
 
     def _report_state(self, ticket: HelpTicket, now: datetime) -> None:
         began = {"waiting": ticket.opened_at, "connected": ticket.accepted_at, "closed": ticket.closed_at}
+        voice = voice_state(json.loads(ticket.voice)) if ticket.voice else None
         payload = help_state(ticket.id, ticket.state, began[ticket.state] or now, ticket.opened_at, ticket.agent,
-                             bool(ticket.overdue), json.loads(ticket.context), ticket.outcome)
+                             bool(ticket.overdue), json.loads(ticket.context), ticket.outcome, voice)
         self._core.insert_outbox(HELP_STATE, payload, 1, True, None, now)
+
+
+def call_kept(before: dict[str, Any] | None, call: Call, opened: datetime, now: datetime) -> dict[str, Any]:
+    """What a ticket keeps of its voice calls after ``call``'s step: the latest call (help/state's ``voice``) and the
+    metrics (calls placed or answered, seconds from the press to the first answer, seconds talked, how the last
+    ended)."""
+    kept = dict(before or {"calls": 0, "answer_s": None, "talk_s": 0})
+    if kept.get("started") != time_text(call.started):  # a new call: placed, or an agent calling back
+        kept.update(calls=kept["calls"] + 1, started=time_text(call.started), answered=None)
+    if call.answered is not None and kept.get("answered") is None:
+        kept["answered"] = time_text(call.answered)
+        if kept["answer_s"] is None:
+            kept["answer_s"] = _seconds(opened, call.answered)
+    if call.phase is CallPhase.ENDED and call.answered is not None:
+        kept["talk_s"] += _seconds(call.answered, now)
+    kept.update(call=call.id or None, uri=call.uri or None, state=call.phase.value, reason=call.reason or None,
+                direction=call.direction.value, since=time_text(now))
+    return kept
+
+
+def voice_metrics(kept: dict[str, Any]) -> dict[str, Any]:
+    """The voice metrics of a closing ticket's event: calls, answer_s, talk_s, and outcome (``answered`` if a person
+    answered any call, else why the last one failed)."""
+    outcome = "answered" if kept.get("answer_s") is not None else kept.get("reason") or kept.get("state")
+    return {"calls": kept.get("calls", 0), "answer_s": kept.get("answer_s"), "talk_s": kept.get("talk_s", 0),
+            "outcome": outcome}
 
 
 def _seconds(start: datetime, end: datetime) -> int:

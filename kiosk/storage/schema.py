@@ -140,6 +140,7 @@ class HelpTicket(_Model):
     agent = pw.TextField(null=True)
     presses = pw.IntegerField(default=1)
     overdue = pw.BooleanField(default=False)
+    voice = pw.TextField(null=True)  # JSON: the latest voice call and the ticket's voice metrics (kiosk.storage.help)
 
 
 class HelpMessage(_Model):
@@ -318,9 +319,14 @@ def _migration_7_plate_key(db: pw.SqliteDatabase) -> None:
     db.execute_sql("DROP INDEX parking_session_plate_zone_expires")  # sessions are no longer found by their spelling
 
 
+def _migration_8_help_voice(db: pw.SqliteDatabase) -> None:
+    """A help ticket keeps its voice call: the latest call's state and the ticket's voice metrics, as JSON."""
+    db.execute_sql("ALTER TABLE help_ticket ADD COLUMN voice TEXT")
+
+
 Migration = Callable[[pw.SqliteDatabase], None]
 # Append only: MIGRATIONS[n - 1] takes the schema from version n - 1 to n, in one transaction
 # together with the schema_version update.
 MIGRATIONS: list[Migration] = [_migration_1_initial, _migration_2_payment_confirmed, _migration_3_link,
                                _migration_4_help_desk, _migration_5_payment_unreconciled, _migration_6_payment_method,
-                               _migration_7_plate_key]
+                               _migration_7_plate_key, _migration_8_help_voice]

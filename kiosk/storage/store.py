@@ -23,6 +23,7 @@ from kiosk.domain.records import (
     PaymentResultData,
     SessionRecord,
 )
+from kiosk.domain.voice import Call
 from kiosk.storage.core import UNIX_EPOCH, StoreCore
 from kiosk.storage.errors import FULL_BELOW_BYTES, REASONS, InvalidValue, StorageError, classify, disk_is_full
 from kiosk.storage.faults import SEVERITIES, FaultLog
@@ -337,10 +338,10 @@ class Store:
         return self._help.open_help_ticket(context, now)
 
     def record_help(self, ticket_id: str, action: str, now: datetime, *, agent: str = "", text: str = "",
-                    outcome: str = "", choice: str = "", presses: int = 0) -> bool:
+                    outcome: str = "", choice: str = "", presses: int = 0, call: Call | None = None) -> bool:
         """Commit one step of an open ticket with its outbox rows; False if nothing was written."""
         return self._help.record_help(ticket_id, action, now, agent=agent, text=text, outcome=outcome, choice=choice,
-                                      presses=presses)
+                                      presses=presses, call=call)
 
     def open_help_ticket_record(self, now: datetime) -> HelpTicketRecord | None:
         """The ticket that was open when the station stopped, to show it again; older open ones are closed."""
