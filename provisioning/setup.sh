@@ -23,6 +23,8 @@ debian_packages=()
 python3 -c 'import ensurepip, venv' 2>/dev/null || debian_packages+=(python3-venv)
 # Zone names (tariffs, screens) come from the system's time zone database; minimal images may lack it.
 [ -d /usr/share/zoneinfo ] || debian_packages+=(tzdata)
+# Help by voice ([voice] in the configuration) calls the agents through baresip; the tests call a second one.
+command -v baresip >/dev/null || debian_packages+=(baresip-core)
 if [[ " ${extras[*]} " == *" test "* ]]; then
   # The tests start their own brokers (never the system one) and make their own TLS certificates.
   command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || debian_packages+=(mosquitto)

@@ -1,7 +1,6 @@
 """The help call over the screen: waiting for a person, nobody answering yet, talking with an agent, how it ended."""
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -11,8 +10,8 @@ from kiosk.domain import helpdesk
 from kiosk.domain.helpdesk import Line, Phase, Ticket
 from kiosk.domain.journey import State
 from kiosk.domain.voice import CallDirection, CallPhase
-from screens.fonts import LRU
 from screens.i18n import N_, Translate, format_when
+from screens.text_fit import line_count, printable, say, unbreakable
 from screens.theme import Color
 from screens.widgets import ELLIPSIS, Flex, Frame, centred, cols, rows
 
@@ -30,13 +29,9 @@ ENDINGS = {
     "technician": N_("A technician has been informed."),
 }
 OTHER_ENDING = N_("Thank you for your patience.")
-MISSING = "\ufffd"  # drawn instead of a character the font has no glyph for
 NAME_LIMIT = 32  # characters of an agent's name shown
 
 _REPLY_KEYS = {text: key for key, text in helpdesk.QUICK_REPLIES.items()}
-_CLEAN: LRU[str] = LRU(256)
-_BROKEN: LRU[str] = LRU(256)
-_COUNTS: LRU[int] = LRU(512)
 
 
 @dataclass(frozen=True)
@@ -47,92 +42,6 @@ class Said:
     bold: bool
     fg: Color
     outside: bool = False  # an agent's own words: may shrink below the smallest size rather than be cut
-
-
-def printable(frame: Frame, text: str) -> str:
-    """Text from outside (agents, staff) made safe to draw: no control characters; U+FFFD for a run the font lacks."""
-    def clean() -> str:
-        missing = set(frame.fonts.missing_glyphs(text.encode("utf-8", "replace").decode("utf-8")))
-        out: list[str] = []
-        for ch in text:
-            kind = unicodedata.category(ch)
-            if ch == "\n":
-                out.append(ch)
-            elif kind in ("Cc", "Zl", "Zp") or ch.isspace():
-                out.append(" ")
-            elif kind == "Cf" or (ch in missing and kind in ("Mn", "Me")):
-                continue  # invisible formatting (direction marks, joiners) and marks the font cannot put on
-            elif kind == "Cs" or ch in missing:
-                if not out or out[-1] != MISSING:
-                    out.append(MISSING)
-            else:
-                out.append(ch)
-        paragraphs = (" ".join(line.split()) for line in "".join(out).split("\n"))
-        return "\n".join(p for p in paragraphs if p)
-    return _CLEAN.get(text, clean)
-
-
-def _unbreakable(frame: Frame, text: str, width: int, size: int, bold: bool) -> str:
-    """Text whose every word fits width: a longer word (a link, a line of emoji) is cut onto lines of its own."""
-    def cut() -> str:
-        paragraphs = []
-        for paragraph in text.split("\n"):
-            words = []
-            for word in paragraph.split(" "):
-                pieces = []
-                while len(word) > 1 and frame.fonts.size(word, size, bold)[0] > width:
-                    keep = _longest_prefix(frame, word, width, size, bold)
-                    pieces.append(word[:keep])
-                    word = word[keep:]
-                words.append("\n".join(pieces + [word]))
-            paragraphs.append(" ".join(words))
-        return "\n".join(paragraphs)
-    return _BROKEN.get((text, width, size, bold), cut)
-
-
-def _longest_prefix(frame: Frame, word: str, width: int, size: int, bold: bool) -> int:
-    low, high = 1, len(word)  # at least one character, even if it alone is too wide
-    while low < high:
-        middle = (low + high + 1) // 2
-        if frame.fonts.size(word[:middle], size, bold)[0] <= width:
-            low = middle
-        else:
-            high = middle - 1
-    return low
-
-
-def _line_count(frame: Frame, text: str, width: int, size: int, bold: bool) -> int:
-    """How many lines Frame.text wraps text into at this size (words kept whole, as Frame.text does)."""
-    def count() -> int:
-        total = 0
-        for paragraph in text.split("\n"):
-            line = ""
-            for word in paragraph.split(" "):
-                candidate = f"{line} {word}" if line else word
-                if line and frame.fonts.size(candidate, size, bold)[0] > width:
-                    total += 1
-                    line = word
-                else:
-                    line = candidate
-            total += 1
-        return total
-    return _COUNTS.get((text, width, size, bold), count)
-
-
-def say(frame: Frame, text: str, rect: pygame.Rect, *, size: int, min_size: int | None = None, bold: bool = False,
-        fg: Color | None = None, bg: Color | None = None, align: str = "left", valign: str = "top") -> pygame.Rect:
-    """Draw any text inside rect: wrapped (long words cut), shrunk to min_size, then cut with '…'."""
-    m = frame.m
-    text = printable(frame, text)
-    size, smallest = m.snap(size), m.snap(min(size, min_size or m.small))
-    while True:
-        fitted = _unbreakable(frame, text, rect.w, size, bold)
-        if _line_count(frame, fitted, rect.w, size, bold) * frame.fonts.linesize(size, bold) <= rect.h:
-            break
-        if size <= smallest:
-            break
-        size = max(smallest, m.smaller(size))
-    return frame.text(fitted, rect, size=size, min_size=size, bold=bold, fg=fg, bg=bg, align=align, valign=valign)
 
 
 def agent_name(ticket: Ticket, _: Translate) -> str:
@@ -274,8 +183,8 @@ def _voice(frame: Frame, ticket: Ticket, phone: str) -> tuple[str | None, list[S
     if call.phase is CallPhase.ENDED:
         return None, [Said(_("The call has ended. A person can still write to you here."), True, p.fg)]
     text = _("We could not connect a call. A person can still write to you here.")
-    if phone:
-        text += " " + _("You can also call us: {phone}").format(phone=phone)
+    if phone:  # the number kept on one line
+        text += " " + _("You can also call us: {phone}").format(phone=phone.replace(" ", "\u00a0"))
     return None, [Said(text, True, p.fg)]
 
 
@@ -286,6 +195,7 @@ def _talking(frame: Frame, inner: pygame.Rect, state: State, now: datetime) -> N
     assert ticket is not None
     connected = ticket.phase is Phase.CONNECTED
     voice_title, voice_said = _voice(frame, ticket, state.settings.links.help_phone)
+    voice_title = None if connected else voice_title  # the agent's name says more
     end_label = _("End call") if connected or ticket.on_the_phone else _("Cancel call")
     replies = [_(label) for label in REPLIES.values()]
     label_text = _("Tell us what happened:")
@@ -324,12 +234,12 @@ def _talking(frame: Frame, inner: pygame.Rect, state: State, now: datetime) -> N
                 inner, [title_height, Flex(), label_height, *reply_rows, m.target], m.gap)
             cancel_box = centred(cancel_row, max(m.px(300), frame.button_width(end_label)))
         reply_boxes = [box for band in reply_bands for box in cols(band, [Flex()] * per_row, m.gap)]
-    if connected and voice_title is None:
+    if connected:
         _title_with_name(frame, ticket, title_box)
     else:
         say(frame, voice_title or _("A person is being called"), title_box, size=m.title, min_size=m.title_min,
             bold=True, bg=p.card, valign="middle")
-    quiet = connected or ticket.heard or ticket.on_the_phone  # nobody to wait for, or the call says it
+    quiet = connected or ticket.call is not None  # nobody to wait for, or the voice call's line says it
     waiting = [] if quiet else [Said(_("Your call has been received. Please stay here."), True, p.fg)]
     said = voice_said + waiting + ([] if connected else [Said(_waited(ticket, now, _), False, p.fg)])
     _conversation(frame, talk_box, said, [_line(frame, line, state, now) for line in ticket.conversation])
@@ -356,14 +266,14 @@ def _line(frame: Frame, line: Line, state: State, now: datetime) -> Said:
 
 def _said_height(frame: Frame, block: Said, width: int, size: int) -> int:
     """The height block needs at this width and (snapped) size, drawn by say()."""
-    text = _unbreakable(frame, printable(frame, block.text), width, size, block.bold)
-    return _line_count(frame, text, width, size, block.bold) * frame.fonts.linesize(size, block.bold)
+    text = unbreakable(frame, printable(frame, block.text), width, size, block.bold)
+    return line_count(frame, text, width, size, block.bold) * frame.fonts.linesize(size, block.bold)
 
 
 def _least_height(frame: Frame, block: Said, width: int) -> int:
-    """The least height block needs: an agent's words at the smallest size of all, the station's at the smallest
-    size of the reading mode."""
-    return _said_height(frame, block, width, frame.m.snap(_least_size(frame, block)))
+    """The least height block needs without going below the reading mode's smallest size (for an agent's words too:
+    the quick replies give way before they would shrink further)."""
+    return _said_height(frame, block, width, frame.m.snap(frame.m.small))
 
 
 def _conversation(frame: Frame, rect: pygame.Rect, fixed: list[Said], lines: list[Said]) -> None:

@@ -6,8 +6,9 @@ from datetime import datetime
 from kiosk.domain.helpdesk import Phase
 from kiosk.domain.journey import State, current_quote
 from kiosk.domain.payment import PaymentPrompt
-from screens.help import agent_name, printable, say
+from screens.help import agent_name
 from screens.i18n import N_, format_money, format_soon, translator
+from screens.text_fit import printable, say
 from screens.widgets import Block, Flex, Frame, cols, rows
 
 PROMPTS = {

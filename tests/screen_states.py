@@ -17,6 +17,7 @@ from kiosk.domain.helpdesk import Line, Phase, Ticket
 from kiosk.domain.journey import Decline, MorePage, Payment, Screen
 from kiosk.domain.outage import Outage, ParkingWhileOut
 from kiosk.domain.records import FaultRecord, SessionRecord
+from kiosk.domain.voice import Call, CallDirection, CallPhase, FailReason
 from screens import display as display_module
 from screens import theme
 from screens.display import Display
@@ -64,6 +65,15 @@ def agent(text: str) -> Line:
 
 def talking(*lines: Line, agent_name: str = "Anna") -> Ticket:
     return ticket(phase=Phase.CONNECTED, agent=agent_name, since=NOW - timedelta(seconds=40), conversation=lines)
+
+
+def on_the_phone(phase: CallPhase, *lines: Line, **changes: object) -> Ticket:
+    """A durable help call with a voice call placed 70 s ago, in ``phase``."""
+    started = NOW - timedelta(seconds=70)
+    call = Call(phase, started, ring_due=started + timedelta(seconds=30), id="c-1", uri="sip:help@pbx.example.org",
+                answered=None if phase in (CallPhase.DIALLING, CallPhase.RINGING, CallPhase.FAILED) else started,
+                **changes)  # type: ignore[arg-type]
+    return ticket(call=call, conversation=lines, wants_call=False)
 
 
 def states(settings: Settings = SETTINGS) -> dict[str, journey.State]:
@@ -146,6 +156,16 @@ def states(settings: Settings = SETTINGS) -> dict[str, journey.State]:
         "help_closed": replace(duration, help=ticket(phase=Phase.CLOSED, outcome="courtesy", since=NOW,
                                                      resolution="Your parking is free until 18:00. Have a nice day!")),
         "help_closed_abandoned": replace(duration, help=ticket(phase=Phase.CLOSED, outcome=helpdesk.ABANDONED)),
+        "help_voice_calling": replace(on_plate, help=on_the_phone(CallPhase.RINGING)),
+        "help_voice_talking": replace(on_plate, help=on_the_phone(CallPhase.TALKING)),
+        "help_voice_ended": replace(on_plate, help=on_the_phone(CallPhase.ENDED, parker("card_declined"),
+                                                                reason="Connection reset by user")),
+        "help_voice_failed": replace(on_plate, help=on_the_phone(CallPhase.FAILED, reason=FailReason.BUSY)),
+        "help_voice_callback": replace(on_plate, help=on_the_phone(CallPhase.TALKING,
+                                                                   direction=CallDirection.CALLBACK)),
+        "help_voice_connected": replace(on_plate, help=replace(on_the_phone(CallPhase.TALKING, *map(agent, AGENT_SAYS)),
+                                                               phase=Phase.CONNECTED, agent="Anna")),
+        "welcome_voice_down": replace(base, faults=(fault("help", "voice_down", "notice"),)),
         "warning": replace(duration, warning_since=NOW),
         "asleep": replace(base, asleep=True),
         "high_contrast": replace(duration, high_contrast=True),
@@ -166,7 +186,9 @@ def draw_at(state: journey.State, now: datetime) -> Frame:
 
 FONTS = Fonts()
 HELP_STATES = ["help_waiting", "help_waiting_durable", "help_overdue", "help_overdue_no_phone", "help_connected",
-               "help_connected_long", "help_closed", "help_closed_abandoned"]
+               "help_connected_long", "help_closed", "help_closed_abandoned", "help_voice_calling",
+               "help_voice_talking", "help_voice_ended", "help_voice_failed", "help_voice_callback",
+               "help_voice_connected"]
 
 
 @pytest.fixture

@@ -34,6 +34,7 @@ from kiosk.domain import helpdesk
 from kiosk.domain.helpdesk import Line, Phase
 from screens import help
 from screens.display import Display
+from screens.text_fit import printable, unbreakable
 
 display = screen_states.display  # the headless Display fixture, shared
 
@@ -53,6 +54,19 @@ HELP_TEXTS = {
     "help_closed": {"Your call has ended", "Your parking is free until 18:00. Have a nice day!", "OK"},
     "help_closed_abandoned": {"Your call has ended", "Nobody could take your call. Please try again or call +49 30 123456.",
                               "OK"},
+    "help_voice_calling": {"Calling a person…", "Please stay here. You will hear the person through the station.",
+                           "Waiting for 01:15", "Tell us what happened:", "End call"},
+    "help_voice_talking": {"You are talking to a person", "Speak towards the station: the person hears you.",
+                           "Waiting for 01:15", "Tell us what happened:", "End call"},
+    "help_voice_ended": {"A person is being called", "The call has ended. A person can still write to you here.",
+                         "Waiting for 01:15", "You: My card is declined", "Cancel call"},
+    "help_voice_failed": {"A person is being called", "We could not connect a call. A person can still write to you "
+                          "here. You can also call us: +49\u00a030\u00a0123456", "Waiting for 01:15",
+                          "Tell us what happened:", "Cancel call"},
+    "help_voice_callback": {"A person is calling you back", "Speak towards the station: the person hears you.",
+                            "End call"},
+    "help_voice_connected": {"Anna is helping you", "Speak towards the station: the person hears you.",
+                             *AGENT_SAYS, "End call"},
 }
 
 
@@ -181,3 +195,9 @@ def test_write_doc_images(display: Display) -> None:
 
 
 # ---- layout rules ----
+
+
+def test_a_phone_number_or_a_french_colon_stays_on_its_line() -> None:
+    frame = draw(states()["help_voice_failed"])
+    assert printable(frame, "Tel.\u00a0+49\u00a030  1\t2") == "Tel.\u00a0+49\u00a030 1 2", "no-break spaces are kept"
+    assert unbreakable(frame, "+49\u00a030\u00a0123456", 1000, 30, False).count("\n") == 0

@@ -80,6 +80,8 @@ EXPECTED = {
     "help_overdue": ({"help:wait", "help:cancel"}, PLATE | REPLIES),
     "help_overdue_no_phone": ({"help:wait", "help:cancel"}, PLATE | REPLIES),
     "help_connected": ({"help:cancel"} | REPLIES, PLATE),
+    **{f"help_voice_{phase}": ({"help:cancel"} | REPLIES, PLATE)
+       for phase in ("calling", "talking", "ended", "failed", "callback", "connected")},
     "help_connected_long": ({"help:cancel"} | REPLIES, PLATE),
     "help_closed": ({"help:ok"}, {"help:cancel", "pay", "minus", "plus", "back"} | REPLIES),
     "help_closed_abandoned": ({"help:ok"}, {"help:cancel", "pay", "minus", "plus", "back"} | REPLIES),
