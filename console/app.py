@@ -435,6 +435,8 @@ class ConsoleApp(App):
             state = Text(f"taken by {view.agent}", style="dim")
         else:
             state = Text(view.state + (" (overdue)" if view.overdue else ""), style="bold red" if view.overdue else "")
+        if view.voice is not None and view.state != "closed":
+            state.append(f" · voice {view.voice.summary}", style="bold magenta" if view.voice.state == "talking" else "")
         offered = Text("offered to you", style="bold cyan") if view.offered_to_me else Text("")
         plate = view.context.plate if view.context and view.context.plate else ""
         return Text(view.station), Text(_mm_ss(view.waiting_s)), state, offered, Text(plate)
@@ -461,6 +463,10 @@ class ConsoleApp(App):
                         style="bold red" if view.overdue else "bold")
         if view.offered_to_me:
             text.append("Offered to you\n", style="cyan")
+        if view.voice is not None:
+            text.append("Voice call: ", style="dim")
+            text.append(view.voice.summary + (f" · call {view.voice.call}" if view.voice.call else "") + "\n",
+                        style="bold magenta" if view.voice.state == "talking" else "")
         if context:
             for label, value in (("Screen", context.screen), ("Plate", context.plate),
                                  ("Last payment", context.last_payment),

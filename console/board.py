@@ -80,6 +80,27 @@ class Context:
     active_faults: tuple[tuple[str, str], ...] = ()
 
 
+VOICE_STATES = ("dialling", "ringing", "talking", "ended", "failed")
+VOICE_LINES = {"dialling": "Calling the agents by voice.", "ringing": "Voice call ringing.",
+               "talking": "Voice call answered.", "ended": "Voice call ended", "failed": "Voice call failed"}
+
+
+@dataclass(frozen=True)
+class VoiceView:
+    """A ticket's latest voice call (help/state's ``voice``): its state, SIP Call-ID, why it closed, who called."""
+
+    state: str
+    call: str | None
+    reason: str | None
+    direction: str | None
+
+    @property
+    def summary(self) -> str:
+        """One line for the queue and the details: "talking", "failed: busy", "callback ringing"."""
+        who = "callback " if self.direction == "callback" else ""
+        return f"{who}{self.state}" + (f": {self.reason}" if self.reason and self.state in ("ended", "failed") else "")
+
+
 @dataclass(frozen=True)
 class TicketView:
     """A help ticket as the queue shows it.
@@ -102,6 +123,7 @@ class TicketView:
     overdue: bool
     outcome: str | None
     context: Context | None
+    voice: VoiceView | None = None
 
 
 @dataclass(frozen=True)
@@ -156,6 +178,7 @@ class _Ticket:
     offered: bool = False
     accepting: bool = False  # this console sent an accept the station has not answered yet
     closed_at: datetime | None = None
+    voice: VoiceView | None = None
     lines: list[_Line] = field(default_factory=list)
 
 
@@ -242,7 +265,8 @@ class Board:
             since=ticket.since, waiting_s=max(0, int((end - ticket.opened).total_seconds())), agent=ticket.agent,
             mine=connected and ticket.agent == self.agent,
             taken_by_other=connected and ticket.agent is not None and ticket.agent != self.agent,
-            offered_to_me=ticket.offered, overdue=ticket.overdue, outcome=ticket.outcome, context=ticket.context)
+            offered_to_me=ticket.offered, overdue=ticket.overdue, outcome=ticket.outcome, context=ticket.context,
+            voice=ticket.voice)
 
     # ---- messages ----
 
@@ -333,6 +357,7 @@ class Board:
         ticket.agent = _text(data, "agent")
         ticket.overdue = data.get("overdue") is True
         ticket.context = _context(data.get("context")) or ticket.context
+        ticket.voice = _voice(data.get("voice"), "state") or ticket.voice
         if state == "closed":
             self._close(ticket, _text(data, "outcome"), now)
         if not ticket.accepting or state == "waiting":
@@ -407,6 +432,14 @@ class Board:
             self._close(ticket, outcome, now)
         elif action == "refused":
             return self._refused(ticket, data, agent, at)
+        elif action == "call":
+            voice = _voice(data, "call_state")
+            if voice is None:
+                raise _Invalid("call: no valid call_state")
+            ticket.voice = voice
+            ending = f" ({voice.reason})." if voice.reason and voice.state in ("ended", "failed") else ""
+            _merge(ticket, "station", VOICE_LINES[voice.state] + (ending or ("." if voice.state in ("ended", "failed")
+                                                                              else "")), "event", at)
         else:
             raise _Invalid(f"unknown help action {action!r}")
         return []
@@ -496,6 +529,14 @@ def _text(data: Any, key: str, *, required: bool = False) -> str | None:
     if required:
         raise _Invalid(f"{key}: missing or not a string")
     return None
+
+
+def _voice(data: Any, state_key: str) -> VoiceView | None:
+    """A voice call as help/state (``state``) or an event/help ``call`` step (``call_state``) says it."""
+    state = _text(data, state_key)
+    if state not in VOICE_STATES:
+        return None
+    return VoiceView(state, _text(data, "call"), _text(data, "reason"), _text(data, "direction"))
 
 
 def _identifier(value: Any, what: str) -> str:

@@ -140,7 +140,9 @@ class Agent:
                 if len(rest) <= int(length):
                     break
                 with self._changed:
-                    self.events.append(json.loads(rest[:int(length)]))
+                    event = json.loads(rest[:int(length)])
+                    event["at"] = time.monotonic()  # when it reached this process (benchmarks)
+                    self.events.append(event)
                     self._changed.notify_all()
                 buffer = rest[int(length) + 1:]
 

@@ -148,6 +148,28 @@ def test_queue_is_oldest_first_with_waiting_time_and_forgets_closed_tickets() ->
     assert board.queue(now) == []
 
 
+def test_a_ticket_shows_its_voice_call_and_each_call_step() -> None:
+    board = Board("anna")
+    board.apply(topic(ST1, "help/state"), help_state(TICKET_A, "waiting", T0), True, T0)
+    assert board.queue(T0)[0].voice is None, "no voice call: nothing said of one"
+    voice = {"call": "4fc59b28", "uri": "sip:help@pbx", "state": "ringing", "reason": None, "direction": "outgoing",
+             "since": iso(T0)}
+    board.apply(topic(ST1, "help/state"), help_state(TICKET_A, "waiting", T0, voice=voice), False, T0)
+    [view] = board.queue(T0)
+    assert view.voice is not None and (view.voice.summary, view.voice.call) == ("ringing", "4fc59b28")
+    board.apply(topic(ST1, "event/help"), help_event("call", state="waiting", call="4fc59b28", uri="sip:help@pbx",
+                                                      call_state="talking", reason=None, direction="outgoing"),
+                False, T0)
+    assert board.queue(T0)[0].voice.summary == "talking"
+    board.apply(topic(ST1, "event/help"), help_event("call", state="waiting", call="4fc59b28", call_state="failed",
+                                                      reason="busy", direction="outgoing"), False, T0)
+    assert board.queue(T0)[0].voice.summary == "failed: busy"
+    assert [line.text for line in board.conversation(TICKET_A)][-2:] == ["Voice call answered.",
+                                                                         "Voice call failed (busy)."]
+    board.apply(topic(ST1, "event/help"), help_event("call", call_state="on hold"), False, T0)  # logged, ignored
+    assert board.queue(T0)[0].voice.summary == "failed: busy"
+
+
 def test_ticket_taken_by_another_agent_and_my_refused_accept() -> None:
     board = Board("anna")
     board.apply(topic(ST1, "help/state"), help_state(TICKET_A, "waiting", T0), True, T0)

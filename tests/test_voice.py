@@ -231,6 +231,18 @@ def test_an_allowed_agent_calling_back_is_answered() -> None:
     assert state.help is not None and helpdesk.led(state.help) is LedPattern.STEADY
 
 
+def test_a_callback_after_nobody_answered_in_time_is_not_shown_as_nobody_answering() -> None:
+    """Found by the fuzzer: the ticket stayed overdue, so the screen said "Nobody has answered yet" to a parker
+    whom an agent was calling back."""
+    state, _ = pressed()
+    state, _ = run(state, Tick(), now=at(30))  # the call never rang: unreachable
+    state, _ = run(state, Tick(), now=at(SETTINGS.timeouts.help_answer_s))
+    assert state.help is not None and state.help.overdue
+    state, effects = run(state, CallOffered("c2", AGENT), now=at(100))
+    assert effects[0] == AnswerCall(ID, "c2")
+    assert state.help is not None and not state.help.overdue
+
+
 @pytest.mark.parametrize(("caller", "why"), [
     ("sip:eve@pbx.example.org", "not an agent allowed"),
     ("sip:ANA@pbx.example.org", "not an agent allowed"),

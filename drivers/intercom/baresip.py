@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import signal
 import socket
@@ -126,7 +127,8 @@ class BaresipIntercom:
             self._cancel_answer_locked()
             self._send_locked({"command": "hangup", "token": "close"})
             if self._sock is not None:
-                self._sock.close()
+                with contextlib.suppress(OSError):  # wakes the reader's recv (close alone would not)
+                    self._sock.shutdown(socket.SHUT_RDWR)
         self._stop_process()
         if self._thread is not None:
             self._thread.join(timeout=10)

@@ -296,7 +296,7 @@ def dial(ticket: Ticket | None, ring_s: int, now: datetime) -> Result:
     if ticket is None or ticket.id is None or not ticket.open or not ticket.wants_call or ticket.on_the_phone:
         return ticket, ()
     call = Call(CallPhase.DIALLING, now, ring_due=now + timedelta(seconds=ring_s))
-    placed = replace(ticket, call=call, wants_call=False, last_activity=now)
+    placed = replace(ticket, call=call, wants_call=False, last_activity=now, overdue=False)
     return placed, (PlaceCall(ticket.id), RecordHelp(ticket.id, HelpAction.CALL, call=call))
 
 
@@ -336,7 +336,7 @@ def offered(ticket: Ticket | None, event: CallOffered, allowed: tuple[str, ...],
     if refusal is not None or ticket is None or ticket.id is None:
         return ticket, (RefuseCall(event.call_id, refusal or "no open help ticket"),)
     call = Call(CallPhase.RINGING, now, direction=CallDirection.CALLBACK, id=event.call_id, uri=event.caller)
-    answering = replace(ticket, call=call, wants_call=False, last_activity=now)
+    answering = replace(ticket, call=call, wants_call=False, last_activity=now, overdue=False)  # somebody came
     return answering, (AnswerCall(ticket.id, event.call_id), RecordHelp(ticket.id, HelpAction.CALL, call=call))
 
 

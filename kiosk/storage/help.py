@@ -160,7 +160,10 @@ class HelpTickets:
         if call is None:
             raise InvalidValue("call: required for the call step")
         kept = call_kept(json.loads(ticket.voice) if ticket.voice else None, call, ticket.opened_at, now)
-        HelpTicket.update(voice=json.dumps(kept)).where(HelpTicket.id == ticket.id).execute(self._core.db)
+        changes: dict[str, Any] = {"voice": json.dumps(kept)}
+        if call.live:  # a call placed or answered: nobody is "not answering" any more
+            changes["overdue"] = False
+        HelpTicket.update(**changes).where(HelpTicket.id == ticket.id).execute(self._core.db)
         self._report_state(self._core.one(HelpTicket, ticket.id, "help ticket"), now)
         return {"state": ticket.state, "call": kept["call"], "uri": kept["uri"], "call_state": kept["state"],
                 "reason": kept["reason"], "direction": kept["direction"]}
