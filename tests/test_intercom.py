@@ -321,3 +321,19 @@ def test_any_order_of_call_events_keeps_the_ticket_honest(steps: list[tuple[obje
         live_calls = int(ticket is not None and ticket.on_the_phone)
         assert live_calls <= 1
     json.dumps(journey.help_context(state))  # the context stays JSON
+
+
+def test_a_voice_fault_left_from_before_is_cleared_when_voice_is_off(tmp_path: Path) -> None:
+    from kiosk.cli.compose import build_station
+    from kiosk.storage.store import Store
+
+    database = tmp_path / "kiosk.db"
+    with Store.open(database, "ST-1", NOW) as store:
+        store.raise_fault("help", "voice_down", "warning", "baresip does not run", "notice", NOW)
+    settings = config.from_mapping({"station": {"id": "ST-1"}, "storage": {"database": str(database)}}, "test")
+    station = build_station(settings, lambda: NOW, simulate=True, headless=True, online=False)
+    try:
+        assert all(f.component != "help" for f in station.loop.fault_board.active())
+        assert station.store is not None and station.store.active_faults() == []
+    finally:
+        station.close()

@@ -11,12 +11,14 @@ import os
 import re
 import sqlite3
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from kiosk.domain.records import CommandRecord, FaultRecord, PaymentResultData
+from kiosk.domain.voice import Call, CallDirection, CallPhase
 from kiosk.storage import outbox as outbox_module
 from kiosk.storage import store as store_module
 from kiosk.storage.core import StoreCore
@@ -478,6 +480,53 @@ def test_help_ticket_lifecycle(store: Store) -> None:
     assert [(s["state"], s["overdue"], s["agent"]) for s in states] == [
         ("waiting", False, None), ("waiting", True, None), ("waiting", False, None), ("connected", False, "Ana"),
         ("closed", False, "Ana")]
+
+
+def test_voice_call_steps_keep_the_latest_call_and_the_ticket_s_voice_metrics(store: Store) -> None:
+    ticket = store.open_help_ticket({}, T0)
+    first = Call(CallPhase.DIALLING, T0 + timedelta(seconds=1))
+    store.record_help(ticket, "call", T0 + timedelta(seconds=1), call=first)
+    store.record_help(ticket, "call", T0 + timedelta(seconds=2), call=replace(first, phase=CallPhase.RINGING, id="c1",
+                                                                              uri="sip:help@pbx"))
+    talking = replace(first, phase=CallPhase.TALKING, id="c1", uri="sip:help@pbx", answered=T0 + timedelta(seconds=9))
+    store.record_help(ticket, "call", T0 + timedelta(seconds=9), call=talking)
+    store.record_help(ticket, "call", T0 + timedelta(seconds=69), call=replace(talking, phase=CallPhase.ENDED,
+                                                                               reason="bye"))
+    back = Call(CallPhase.RINGING, T0 + timedelta(seconds=100), direction=CallDirection.CALLBACK, id="c2",
+                uri="sip:ana@pbx")
+    store.record_help(ticket, "call", T0 + timedelta(seconds=100), call=back)
+    store.record_help(ticket, "call", T0 + timedelta(seconds=101), call=replace(back, phase=CallPhase.TALKING,
+                                                                                answered=T0 + timedelta(seconds=101)))
+    store.record_help(ticket, "call", T0 + timedelta(seconds=131),
+                      call=replace(back, phase=CallPhase.ENDED, answered=T0 + timedelta(seconds=101), reason="bye"))
+    with pytest.raises(ValueError, match="call"):
+        store.record_help(ticket, "call", T0)
+    calls = [e["data"] for e in events(store) if e["data"]["action"] == "call"]
+    assert [(c["call_state"], c["call"], c["direction"]) for c in calls] == [
+        ("dialling", None, "outgoing"), ("ringing", "c1", "outgoing"), ("talking", "c1", "outgoing"),
+        ("ended", "c1", "outgoing"), ("ringing", "c2", "callback"), ("talking", "c2", "callback"),
+        ("ended", "c2", "callback")]
+    state = json.loads(store.rows("outbox", topic="help/state")[-1]["payload"])
+    assert state["voice"] == {"call": "c2", "uri": "sip:ana@pbx", "state": "ended", "reason": "bye",
+                              "direction": "callback", "since": "2025-03-01T12:02:11.000Z"}
+    store.record_help(ticket, "close", T0 + timedelta(seconds=140), outcome="solved")
+    assert events(store)[-1]["data"]["voice"] == {"calls": 2, "answer_s": 9, "talk_s": 90, "outcome": "answered"}
+
+
+def test_a_call_going_on_when_the_station_stopped_is_over_after_the_restart(db_path: Path) -> None:
+    with Store.open(db_path, "st-0001", T0) as store:
+        older = store.open_help_ticket({}, T0)
+        store.record_help(older, "call", T0, call=Call(CallPhase.RINGING, T0, id="c0"))
+        ticket = store.open_help_ticket({}, T0 + timedelta(seconds=5))
+        store.record_help(ticket, "call", T0, call=Call(CallPhase.TALKING, T0, id="c1", answered=T0))
+    with Store.open(db_path, "st-0001", T0 + timedelta(minutes=1)) as store:
+        record = store.open_help_ticket_record(T0 + timedelta(minutes=1))
+        assert record is not None and record.id == ticket
+        ended = [e["data"] for e in events(store) if e["data"]["action"] == "call"][-2:]
+        assert {(e["ticket"], e["call_state"], e["reason"]) for e in ended} == {
+            (ticket, "ended", "the station restarted"), (older, "failed", "cancelled")}
+        state = json.loads(store.rows("outbox", topic="help/state")[-1]["payload"])
+        assert state["ticket"] == ticket and state["voice"]["state"] == "ended", "help/state claims no live call"
 
 
 def test_help_refusals_are_events_also_for_unknown_or_unreadable_tickets(store: Store) -> None:

@@ -29,7 +29,7 @@ from kiosk.domain.events import (
 from kiosk.domain.records import FaultRecord
 from kiosk.ports import Clock, Display, HelpPanel, Intercom, PaymentMethod, Store, Uplink
 
-__all__ = ["Loop"]
+__all__ = ["VOICE_COMPONENT", "Loop"]
 
 log = logging.getLogger(__name__)
 

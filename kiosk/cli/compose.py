@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from kiosk import config
 from kiosk.app import recovery
-from kiosk.app.loop import Loop
+from kiosk.app.loop import VOICE_COMPONENT, Loop
 from kiosk.domain import journey
 from kiosk.domain.events import Event
 from kiosk.domain.records import FaultRecord, PaymentRecord
@@ -122,6 +122,10 @@ def build_station(settings: config.Settings, clock: Callable[[], datetime], *, s
         names = [devices.terminal.name, *(m.name for m in more_methods)]
         faults = recovery.removed_methods(store, owed, names, faults, now)
     intercom = _intercom(settings, simulate and not real_voice, post) if online else None
+    if intercom is None and any(f.component == VOICE_COMPONENT for f in faults):  # voice is off now: no voice fault
+        if store is not None:
+            store.clear_fault(VOICE_COMPONENT, now)
+        faults = tuple(f for f in faults if f.component != VOICE_COMPONENT)
     loop = Loop(state, database, devices.terminal, display, clock, faults, uplink, panel, more_methods, intercom)
     return Station(loop, display, devices, store, link, uplink, panel, intercom)
 

@@ -10,7 +10,7 @@ from typing import Any
 from kiosk.domain.helpdesk import ACTIONS, STEPS, courtesy_reason_suffix
 from kiosk.domain.records import HelpMessageRecord, HelpTicketRecord, SessionRecord
 from kiosk.domain.refusals import InvalidValue
-from kiosk.domain.voice import Call, CallPhase
+from kiosk.domain.voice import LIVE, Call, CallPhase, FailReason
 from kiosk.mqtt.contract import (
     HELP_FROM_PARKER,
     HELP_REQUEST,
@@ -33,6 +33,8 @@ log = logging.getLogger("kiosk.storage.store")
 
 HELP_ACTIONS = ACTIONS  # the steps record_help takes: kiosk.domain.helpdesk.STEPS
 RESTART_OUTCOME = "superseded_at_restart"
+RESTART_CALL_REASON = "the station restarted"
+LIVE_STATES = frozenset(phase.value for phase in LIVE)
 
 
 class HelpTickets:
@@ -97,11 +99,12 @@ class HelpTickets:
         with core.write():
             rows = list(HelpTicket.select().where(HelpTicket.state != "closed").order_by(HelpTicket.opened_at.desc())
                         .execute(core.db))
+            ended = [self._end_call_at_restart(row, now) for row in rows]  # no call survives a restart
             for stale in rows[1:]:
-                self._step(stale, "close", now, "", "", RESTART_OUTCOME, "", 0)
+                self._step(core.one(HelpTicket, stale.id, "help ticket"), "close", now, "", "", RESTART_OUTCOME, "", 0)
                 core.add_event("help", {"ticket": stale.id, "action": "close", "outcome": RESTART_OUTCOME}, now)
-            if len(rows) > 1:  # help/state is the current ticket again, not the last one closed
-                self._report_state(rows[0], now)
+            if len(rows) > 1 or (ended and ended[0]):  # help/state is the current ticket again, as it is now
+                self._report_state(core.one(HelpTicket, rows[0].id, "help ticket"), now)
         if not rows:
             return None
         ticket = rows[0]
@@ -165,8 +168,21 @@ class HelpTickets:
             changes["overdue"] = False
         HelpTicket.update(**changes).where(HelpTicket.id == ticket.id).execute(self._core.db)
         self._report_state(self._core.one(HelpTicket, ticket.id, "help ticket"), now)
-        return {"state": ticket.state, "call": kept["call"], "uri": kept["uri"], "call_state": kept["state"],
-                "reason": kept["reason"], "direction": kept["direction"]}
+        return _call_event_data(ticket.state, kept)
+
+    def _end_call_at_restart(self, ticket: HelpTicket, now: datetime) -> bool:
+        """A voice call the ticket had going when the station stopped is over: say so (ended, or failed cancelled)
+        with its event; True if there was one. Its talk time is not known and not counted."""
+        kept = json.loads(ticket.voice) if ticket.voice else None
+        if kept is None or kept.get("state") not in LIVE_STATES:
+            return False
+        answered = kept.get("answered") is not None
+        kept.update(state=CallPhase.ENDED.value if answered else CallPhase.FAILED.value,
+                    reason=RESTART_CALL_REASON if answered else FailReason.CANCELLED.value, since=time_text(now))
+        HelpTicket.update(voice=json.dumps(kept)).where(HelpTicket.id == ticket.id).execute(self._core.db)
+        self._core.add_event("help", {"ticket": ticket.id, "action": "call", **_call_event_data(ticket.state, kept)},
+                             now)
+        return True
 
     def _report_state(self, ticket: HelpTicket, now: datetime) -> None:
         began = {"waiting": ticket.opened_at, "connected": ticket.accepted_at, "closed": ticket.closed_at}
@@ -200,6 +216,12 @@ def voice_metrics(kept: dict[str, Any]) -> dict[str, Any]:
     outcome = "answered" if kept.get("answer_s") is not None else kept.get("reason") or kept.get("state")
     return {"calls": kept.get("calls", 0), "answer_s": kept.get("answer_s"), "talk_s": kept.get("talk_s", 0),
             "outcome": outcome}
+
+
+def _call_event_data(ticket_state: str, kept: dict[str, Any]) -> dict[str, Any]:
+    """The data of an event/help ``call`` step: the ticket's state and its latest call as kept."""
+    return {"state": ticket_state, "call": kept.get("call"), "uri": kept.get("uri"), "call_state": kept.get("state"),
+            "reason": kept.get("reason"), "direction": kept.get("direction")}
 
 
 def _seconds(start: datetime, end: datetime) -> int:
