@@ -237,7 +237,8 @@ class OutageSettings:
 SIP_URI = r"sips?:[^\s<>\"]{1,200}"
 SipUri = Annotated[str, matches(SIP_URI, "a SIP URI such as 'sip:help@pbx.example.org'")]
 SipUriOrEmpty = Annotated[str, matches(f"({SIP_URI})?", "a SIP URI such as 'sip:help@pbx.example.org', or empty")]
-AUDIO_DEVICE = matches(r"[a-z0-9_]+(,[^\n]{0,200})?", "a baresip audio module and device, such as 'alsa,default'")
+AUDIO_DEVICE = matches(r"[a-z0-9_]+(,[^\s]{1,200})?", "a baresip audio module and device without spaces, such as "
+                                                      "'alsa,default'")
 
 
 @dataclass(frozen=True)

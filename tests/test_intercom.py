@@ -66,6 +66,7 @@ def test_any_bytes_are_messages_or_a_frame_error_never_a_crash(data: bytes) -> N
 
 
 @pytest.mark.parametrize("bad", [b"x:{}", b"-1:{},", b"01:{},", b"2:{}x", b"4:null,", b"5:[1,2],", b"3:\xff\xfe\xfd,",
+                                 b"5006:" + b'{"a":' + b"9" * 5000 + b"},",  # a number Python will not convert
                                  f"{MAX_FRAME + 1}:".encode(), b"1234567890"])
 def test_broken_framing_is_refused(bad: bytes) -> None:
     with pytest.raises(FrameError):
@@ -88,6 +89,9 @@ def test_the_account_line_registers_with_codecs_and_encryption() -> None:
                         "s3cret")
     assert line == ('"DE-BER-0042" <sip:de-ber-0042@pbx.example.org:5060;transport=tls>;audio_codecs=opus,G722,PCMA,'
                     'PCMU;answermode=manual;regint=3600;auth_pass=s3cret;mediaenc=srtp-mand')
+    named = account_line(VoiceSettings(**{**VOICE.__dict__, "registrar": "sip:reg@pbx.example.org;transport=tcp"}),
+                         "ST-1", "")
+    assert "<sip:de-ber-0042@pbx.example.org;transport=udp>" in named, "the registrar's own user is not the station's"
     direct = account_line(VoiceSettings(enabled=True, destination="sip:a@b", listen="0.0.0.0:5070"), "ST-1", "")
     assert direct.startswith('"ST-1" <sip:ST-1@127.0.0.1;transport=udp>') and "regint=0" in direct
     assert "auth_pass" not in direct
@@ -105,7 +109,7 @@ def test_the_config_loads_what_the_settings_need_and_nothing_else() -> None:
     modules = [line.split()[1] for line in text.splitlines() if line.startswith("module\t")]
     assert modules == ["g711.so", "ausine.so", "alsa.so", "srtp.so"]
     for line in ("call_max_calls\t\t1", "ctrl_tcp_listen\t\t127.0.0.1:4444", "net_interface\t\t127.0.0.1",
-                 "ausrc_srate\t\t48000"):
+                 "ausrc_srate\t\t48000", "rtp_timeout\t\t30"):
         assert line in text.splitlines()
     assert "net_interface" not in config_text(VOICE)
 
@@ -141,6 +145,9 @@ def test_the_folder_is_the_owners_only_and_an_unreadable_password_is_a_clear_err
     ({"enabled": True, "destination": "sip:a@b", "user": "a b"}, "voice.user"),
     ({"enabled": True, "destination": "sip:a@b", "listen": "pbx:5060"}, "voice.listen"),
     ({"enabled": "yes"}, "voice.enabled"),
+    ({"enabled": True, "destination": "sip:a@b", "audio_source": "ausine,440\rmodule\t\tauloop.so"},
+     "voice.audio_source"),
+    ({"enabled": True, "destination": "sip:a@b", "audio_player": "alsa,my card"}, "voice.audio_player"),
 ])
 def test_bad_voice_settings_are_each_named(voice: dict, key: str) -> None:
     with pytest.raises(config.ConfigError) as refused:
@@ -240,6 +247,37 @@ def test_a_refused_dial_a_second_dial_and_a_stranger_s_call(fake) -> None:
     assert baresip.commands.get(timeout=5) == {"command": "hangup", "token": "refuse:c9"}
     baresip.say(type="REGISTER_FAIL", param="401 Unauthorized")
     assert posted.get(timeout=5) == IntercomHealth("voice_unregistered", "401 Unauthorized")
+
+
+def test_a_callback_the_agent_gave_up_before_the_answer_fails_and_frees_the_line(fake) -> None:
+    """Found in review: the answer bound a call that was gone, so every later dial failed as 'another call'."""
+    intercom, baresip, posted = fake
+    baresip.say(type="CALL_INCOMING", direction="incoming", id="c5", peeruri="sip:ana@pbx")
+    assert posted.get(timeout=5) == CallOffered("c5", "sip:ana@pbx")
+    baresip.say(type="CALL_CLOSED", direction="incoming", id="c5", param="Request Terminated")
+    baresip.say(type="REGISTER_OK")  # a marker: everything before it was read
+    assert posted.get(timeout=5) == IntercomHealth(None)
+    intercom.answer(TICKET, "c5")
+    assert posted.get(timeout=5) == CallProgress(TICKET, CallPhase.ENDED, "c5", reason="the caller hung up")
+    intercom.dial(TICKET)
+    assert baresip.commands.get(timeout=5)["command"] == "dial", "the line is free"
+
+
+def test_late_events_of_a_hung_up_call_are_not_the_next_call_s(fake) -> None:
+    """Found in review: the old call's close, arriving after the next dial, failed the new call."""
+    intercom, baresip, posted = fake
+    intercom.dial("t1")
+    baresip.commands.get(timeout=5)
+    baresip.say(type="CALL_RINGING", direction="outgoing", id="c1")
+    assert posted.get(timeout=5).call_id == "c1"
+    intercom.hang_up("t1")
+    intercom.dial("t0")  # hung up before baresip named its call
+    intercom.hang_up("t0")
+    intercom.dial("t2")
+    baresip.say(type="CALL_CLOSED", direction="outgoing", id="c1", param="487 Request Terminated")
+    baresip.say(type="CALL_CLOSED", direction="outgoing", id="c0", param="487 Request Terminated")
+    baresip.say(type="CALL_RINGING", direction="outgoing", id="c2")
+    assert posted.get(timeout=5) == CallProgress("t2", CallPhase.RINGING, "c2", "")
 
 
 def test_a_broken_control_stream_fails_the_call_raises_the_fault_and_restarts(fake) -> None:

@@ -257,6 +257,17 @@ def test_any_other_caller_is_refused(caller: str, why: str) -> None:
     assert after.help == state.help
 
 
+def test_a_callback_that_never_connects_is_given_up_at_the_ring_timeout() -> None:
+    """Found in review: a callback had no deadline, so a lost answer left "calling you back" on screen forever."""
+    state, _ = pressed()
+    state, _ = run(state, CallProgress(ID, CallPhase.ENDED, "c1", reason="486 Busy Here"), now=at(2))
+    state, _ = run(state, CallOffered("c2", AGENT), now=at(60))
+    assert journey.deadline(state) == at(90)
+    state, effects = run(state, Tick(), now=at(90))
+    assert calls(effects) == ["EndCall", ("call", CallPhase.FAILED, FailReason.NO_ANSWER)]
+    assert state.help is not None and state.help.open and not state.help.on_the_phone
+
+
 def test_callbacks_need_an_open_ticket_and_no_call_going_on() -> None:
     _, effects = run(journey.initial(SETTINGS, NOW), CallOffered("c2", AGENT))
     assert effects == [RefuseCall("c2", "no open help ticket")]

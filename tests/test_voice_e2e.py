@@ -25,6 +25,7 @@ from baresip_agent import (
 from broker import Mosquitto
 from help_station import help_desk_view, press_help, screen_says, settle_until, start_voice_station, station_publishes
 from mqtt_client import Received, Staff
+from sip_responder import SipResponder
 from station_process import PREFIX
 
 from drivers.intercom.baresip import BaresipIntercom
@@ -183,6 +184,23 @@ def test_an_unreachable_destination_falls_back_to_text(tmp_path: Path, broker: M
         fallback_on_screen(station, FailReason.UNREACHABLE)
     finally:
         station.close()
+
+
+@pytest.mark.parametrize(("status", "reason"), [("603 Decline", FailReason.REJECTED),
+                                                ("404 Not Found", FailReason.UNREACHABLE),
+                                                ("600 Busy Everywhere", FailReason.BUSY)])
+def test_a_refusing_destination_falls_back_to_text(tmp_path: Path, broker: Mosquitto, agent: Agent, status: str,
+                                                   reason: FailReason) -> None:
+    responder = SipResponder(status)
+    station = start_voice_station(tmp_path / "station", broker.port,
+                                  station_voice(tmp_path / "station", agent, destination=responder.uri))
+    try:
+        press_help(station)
+        fallback_on_screen(station, reason)
+        assert responder.invites >= 1
+    finally:
+        station.close()
+        responder.close()
 
 
 def test_an_allowed_agent_calls_back_and_anyone_else_is_refused(tmp_path: Path, voice_station: Station,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
-import signal
+import shutil
 import socket
 import subprocess
 import threading
@@ -60,6 +60,9 @@ class BaresipIntercom:
         self._thread: threading.Thread | None = None
         self._calls: dict[str, str] = {}  # SIP Call-ID -> ticket
         self._dialling: str | None = None  # the ticket whose outgoing call has no Call-ID yet
+        self._offered: set[str] = set()  # incoming calls baresip announced and has not closed
+        self._gone: collections.deque[str] = collections.deque(maxlen=16)  # calls hung up: their late events
+        self._strays = 0  # calls hung up before baresip named them: their late close is not the next call's
         self._tail: collections.deque[str] = collections.deque(maxlen=20)  # baresip's last lines, for the fault
         self._answer_timer: threading.Timer | None = None
         self.restarts = 0
@@ -98,21 +101,34 @@ class BaresipIntercom:
             self._post(CallProgress(ticket_id, CallPhase.FAILED, reason=FailReason.UNREACHABLE))
 
     def hang_up(self, ticket_id: str) -> None:
-        """End ``ticket_id``'s call (there is one call at a time, so baresip's current one)."""
+        """End ``ticket_id``'s call (baresip has one call at a time: call_max_calls 1, so its current one); the
+        call is forgotten at once, and its late events are not taken for the next call's."""
         with self._lock:
             if ticket_id != self._dialling and ticket_id not in self._calls.values():
                 return
             self._cancel_answer_locked()
             self._send_locked({"command": "hangup", "token": f"hangup:{ticket_id}"})
+            if self._dialling == ticket_id:
+                self._dialling = None
+                self._strays += 1
+            for call_id in [c for c, t in self._calls.items() if t == ticket_id]:
+                del self._calls[call_id]
+                self._gone.append(call_id)
 
     def answer(self, ticket_id: str, call_id: str) -> None:
-        """Answer an agent's callback after CALLBACK_TONE_S of ring tone on the station's speaker."""
+        """Answer an agent's callback after CALLBACK_TONE_S of ring tone on the station's speaker; a call that is
+        gone meanwhile (the agent gave up, baresip restarted) fails at once."""
         with self._lock:
-            self._calls[call_id] = ticket_id
-            self._cancel_answer_locked()
-            self._answer_timer = threading.Timer(CALLBACK_TONE_S, self._accept, (call_id,))
-            self._answer_timer.daemon = True
-            self._answer_timer.start()
+            ringing = call_id in self._offered and self._sock is not None
+            if ringing:
+                self._calls[call_id] = ticket_id
+                self._cancel_answer_locked()
+                self._answer_timer = threading.Timer(CALLBACK_TONE_S, self._accept, (call_id,))
+                self._answer_timer.daemon = True
+                self._answer_timer.start()
+        if not ringing:
+            log.warning("help ticket %s: the callback %s is gone before it was answered", ticket_id, call_id)
+            self._post(CallProgress(ticket_id, CallPhase.ENDED, call_id, reason="the caller hung up"))
 
     def refuse(self, call_id: str) -> None:
         """Refuse an incoming call (baresip answers 486 to an unanswered incoming call it hangs up)."""
@@ -139,7 +155,11 @@ class BaresipIntercom:
         failures = 0
         while not self._stopping.is_set():
             began = time.monotonic()
-            reason = self._run_once()
+            try:
+                reason = self._run_once()
+            except Exception as exc:  # a bug must not end the supervision: the fault says it, baresip restarts
+                log.exception("baresip supervision failed")
+                reason = f"{type(exc).__name__}: {exc}"
             self._lost(reason)
             if self._stopping.is_set():
                 break
@@ -158,10 +178,14 @@ class BaresipIntercom:
         except (PasswordUnusable, OSError) as exc:
             self._post(IntercomHealth("voice_down", str(exc)))
             return str(exc)
+        if shutil.which(self._voice.program) is None:
+            detail = f"cannot find the SIP user agent {self._voice.program!r} (Debian's baresip-core)"
+            self._post(IntercomHealth("voice_down", detail))
+            return detail
         try:
-            self._process = subprocess.Popen(
-                [self._voice.program, "-f", str(files.folder)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+            self._process = subprocess.Popen(  # setpriv (util-linux): killed with the station, no orphan keeps the port
+                ["setpriv", "--pdeathsig", "TERM", "--", self._voice.program, "-f", str(files.folder)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         except OSError as exc:
             self._post(IntercomHealth("voice_down", f"cannot start {self._voice.program}: {exc}"))
             return str(exc)
@@ -202,7 +226,10 @@ class BaresipIntercom:
                 log.error("baresip's control stream is broken (%s): restarting it", exc)
                 return f"control stream broken: {exc}"
             for message in messages:
-                self._heard(message)
+                try:
+                    self._heard(message)
+                except Exception:  # one odd event must not stop the intercom
+                    log.exception("baresip event not understood: %r", message)
 
     def _lost(self, reason: str) -> None:
         """baresip is gone: its calls failed, the fault is raised, the process is reaped."""
@@ -212,7 +239,9 @@ class BaresipIntercom:
                 self._sock = None
             tickets = [*self._calls.values(), *([self._dialling] if self._dialling else [])]
             self._calls.clear()
+            self._offered.clear()
             self._dialling = None
+            self._strays = 0
         self._stop_process()
         for ticket in dict.fromkeys(tickets):
             self._post(CallProgress(ticket, CallPhase.ENDED, reason=STOPPED))
@@ -252,17 +281,27 @@ class BaresipIntercom:
         elif kind == "REGISTER_FAIL":
             self._post(IntercomHealth("voice_unregistered", str(message.get("param", ""))))
         elif kind == "CALL_INCOMING":
-            self._post(CallOffered(str(message.get("id", "")), str(message.get("peeruri", ""))))
+            call_id = str(message.get("id", ""))
+            with self._lock:
+                self._offered.add(call_id)
+            self._post(CallOffered(call_id, str(message.get("peeruri", ""))))
         elif kind in CALL_EVENTS:
             self._call_event(CALL_EVENTS[kind], message)
 
     def _call_event(self, phase: CallPhase, message: dict[str, Any]) -> None:
         call_id = str(message.get("id", ""))
+        outgoing = message.get("direction") == "outgoing"
         with self._lock:
+            if phase is CallPhase.ENDED:
+                self._offered.discard(call_id)
             ticket = self._calls.get(call_id)
-            if ticket is None and self._dialling is not None and message.get("direction") == "outgoing":
-                ticket = self._calls[call_id] = self._dialling
-                self._dialling = None
+            if ticket is None and outgoing and call_id not in self._gone:
+                if phase is CallPhase.ENDED and self._strays:  # the close of a call hung up before it was named
+                    self._strays -= 1
+                    return
+                if self._dialling is not None:
+                    ticket = self._calls[call_id] = self._dialling
+                    self._dialling = None
             if ticket is None:
                 return
             if phase is CallPhase.ENDED:
@@ -303,11 +342,3 @@ class BaresipIntercom:
             log.warning("baresip command %s not sent: %s", command.get("command"), exc)
             return False
         return True
-
-
-def _die_with_parent() -> None:
-    """In the child: baresip is killed when the station dies, so that no orphan holds its ports."""
-    import ctypes
-
-    pr_set_pdeathsig = 1
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)

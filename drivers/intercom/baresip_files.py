@@ -15,6 +15,7 @@ MODULE_PATH = "/usr/lib/baresip/modules"  # Debian's baresip-core (12 and 13, ev
 SOUNDS = "/usr/share/baresip"  # ringback while the agents' phone rings, ring when an agent calls back
 CODEC_MODULES = {"opus": "opus.so", "G722": "g722.so", "PCMA": "g711.so", "PCMU": "g711.so"}
 MEDIA_ENCRYPTION = {"optional": "srtp", "required": "srtp-mand"}
+RTP_TIMEOUT_S = 30
 _UNSAFE_IN_ACCOUNT = re.compile(r"[\s;<>\"',]")
 
 
@@ -47,7 +48,7 @@ def account_line(voice: VoiceSettings, station_id: str, password: str) -> str:
                                "cannot carry")
     user = voice.user or _param(station_id)
     if voice.registrar:
-        host = voice.registrar.split(":", 1)[1].split(";", 1)[0].split("?", 1)[0]
+        host = voice.registrar.split(":", 1)[1].split(";", 1)[0].split("?", 1)[0].rpartition("@")[2]
     else:
         host = voice.listen.rsplit(":", 1)[0]
         host = "127.0.0.1" if host == "0.0.0.0" else host
@@ -81,6 +82,7 @@ def config_text(voice: VoiceSettings) -> str:
         ("audio_player", voice.audio_player),
         ("audio_alert", voice.audio_player),
         ("rtp_ports", voice.rtp_ports),
+        ("rtp_timeout", str(RTP_TIMEOUT_S)),  # a call whose audio stopped (no BYE: the network went) is closed
     ]
     if voice.audio_source.split(",", 1)[0] == "ausine":  # a test tone instead of a microphone: 48 kHz stereo only
         lines += [("ausrc_srate", "48000"), ("ausrc_channels", "2")]

@@ -51,7 +51,7 @@ class NetstringReader:
             del self._buffer[:end + 1]
             try:
                 message = json.loads(payload)
-            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            except (ValueError, RecursionError) as exc:  # bad UTF-8, bad JSON, a number too long to convert
                 raise FrameError(f"not JSON: {exc}") from exc
             if not isinstance(message, dict):
                 raise FrameError(f"expected a JSON object, got {type(message).__name__}")

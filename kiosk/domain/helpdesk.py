@@ -321,9 +321,11 @@ def call_progress(ticket: Ticket | None, event: CallProgress, now: datetime) -> 
     return updated, (RecordHelp(ticket.id, HelpAction.CALL, call=changed),)
 
 
-def offered(ticket: Ticket | None, event: CallOffered, allowed: tuple[str, ...], shown: bool, now: datetime) -> Result:
-    """Someone calls the station: an allowed agent calling back for the open ticket on screen is answered; anyone
-    else, or anyone while a call goes on or a payment runs (``shown`` False), is refused."""
+def offered(ticket: Ticket | None, event: CallOffered, allowed: tuple[str, ...], shown: bool, ring_s: int,
+            now: datetime) -> Result:
+    """Someone calls the station: an allowed agent calling back for the open ticket on screen is answered (given up
+    if it is not talking within ``ring_s``); anyone else, or anyone while a call goes on or a payment runs
+    (``shown`` False), is refused."""
     refusal = None
     if not may_call_back(event.caller, allowed):
         refusal = "not an agent allowed to call back (voice.callback_from)"
@@ -335,7 +337,8 @@ def offered(ticket: Ticket | None, event: CallOffered, allowed: tuple[str, ...],
         refusal = "a voice call is going on"
     if refusal is not None or ticket is None or ticket.id is None:
         return ticket, (RefuseCall(event.call_id, refusal or "no open help ticket"),)
-    call = Call(CallPhase.RINGING, now, direction=CallDirection.CALLBACK, id=event.call_id, uri=event.caller)
+    call = Call(CallPhase.RINGING, now, ring_due=now + timedelta(seconds=ring_s), direction=CallDirection.CALLBACK,
+                id=event.call_id, uri=event.caller)
     answering = replace(ticket, call=call, wants_call=False, last_activity=now, overdue=False)  # somebody came
     return answering, (AnswerCall(ticket.id, event.call_id), RecordHelp(ticket.id, HelpAction.CALL, call=call))
 

@@ -481,7 +481,8 @@ def _on_call_offered(state: State, event: CallOffered, now: datetime) -> Result:
     voice = state.settings.voice
     if not voice.enabled:
         return state, (RefuseCall(event.call_id, "voice is off"),)
-    return _with_help(state, helpdesk.offered(state.help, event, voice.callback_from, help_shown(state), now), now)
+    return _with_help(state, helpdesk.offered(state.help, event, voice.callback_from, help_shown(state),
+                                              voice.ring_timeout_s, now), now)
 
 
 def _on_journey_cancelled(state: State, event: JourneyCancelled, now: datetime) -> Result:
