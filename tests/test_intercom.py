@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from drivers.intercom import baresip as baresip_driver
 from drivers.intercom.baresip import BaresipIntercom
 from drivers.intercom.baresip_files import PasswordUnusable, account_line, config_text, dial_uri, write_folder
 from drivers.intercom.netstring import MAX_FRAME, FrameError, NetstringReader, encode
@@ -290,6 +291,16 @@ def test_a_broken_control_stream_fails_the_call_raises_the_fault_and_restarts(fa
     assert isinstance(health, IntercomHealth) and health.fault == "voice_down" and "broken" in health.detail
     intercom.dial("while down")
     assert posted.get(timeout=5) == CallProgress("while down", CallPhase.FAILED, reason=FailReason.UNREACHABLE)
+
+
+def test_a_baresip_that_stops_answering_is_restarted(fake, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, baresip, posted = fake
+    monkeypatch.setattr(baresip_driver, "PING_S", 0.05)
+    baresip.say(type="REGISTER_OK")  # the reader's next wait uses the short interval
+    assert posted.get(timeout=5) == IntercomHealth(None)
+    assert baresip.commands.get(timeout=5) == {"command": "reginfo", "token": "ping"}
+    health = posted.get(timeout=5)  # the fake never answers
+    assert isinstance(health, IntercomHealth) and health.fault == "voice_down" and "does not answer" in health.detail
 
 
 def test_a_missing_program_is_the_voice_fault(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 RESTART_DELAYS_S = (1.0, 2.0, 5.0, 10.0, 30.0)  # after the user agent died: the first restart, the next, ...
 CONNECT_S = 10.0  # how long a fresh baresip may take to open its control socket
+PING_S = 30.0  # a baresip quiet this long is asked something; one that then stays quiet as long is restarted
 HEALTHY_RUN_S = 60.0  # a baresip that ran this long died of something new: restart it after the first delay again
 CALLBACK_TONE_S = 1.0  # an agent's callback rings this long on the station's speaker before it is answered
 STOPPED = "the SIP user agent stopped"
@@ -212,12 +213,20 @@ class BaresipIntercom:
 
     def _read(self, sock: socket.socket) -> str:
         reader = NetstringReader()
-        sock.settimeout(None)
+        asked = False  # a quiet baresip was asked something and has not answered yet
         while True:
+            sock.settimeout(PING_S)
             try:
                 data = sock.recv(65536)
+            except TimeoutError:
+                if asked:
+                    return f"baresip does not answer on its control socket (for {2 * PING_S:.0f} s)"
+                with self._lock:
+                    asked = self._send_locked({"command": "reginfo", "token": "ping"})
+                continue
             except OSError as exc:
                 return f"control socket: {exc}"
+            asked = False
             if not data:
                 return "control socket closed"
             try:
