@@ -133,6 +133,14 @@ def test_ringing_then_talking_then_the_agent_hangs_up_and_the_ticket_goes_on() -
         "somebody answered: nobody is 'not answering yet'"
 
 
+def test_after_a_person_answered_once_a_later_failed_call_does_not_say_nobody_answered() -> None:
+    state = talking()
+    state, _ = run(state, CallProgress(ID, CallPhase.ENDED, "c1", reason="bye"), now=at(20))
+    state, _ = run(state, HelpPressed(), CallProgress(ID, CallPhase.ENDED, "c2", reason="486 Busy Here"), now=at(200))
+    assert state.help is not None and state.help.call is not None and state.help.call.phase is CallPhase.FAILED
+    assert journey.deadline(state) == at(200 + SETTINGS.timeouts.help_abandon_s), "no 'nobody has answered yet'"
+
+
 @pytest.mark.parametrize(("sip_reason", "reason"), [
     ("486 Busy Here", FailReason.BUSY), ("600 Busy Everywhere", FailReason.BUSY), ("603 Decline", FailReason.REJECTED),
     ("404 Not Found", FailReason.UNREACHABLE), ("408 Request Timeout", FailReason.NO_ANSWER),

@@ -132,6 +132,7 @@ class Ticket:
     resolution: str = ""
     call: Call | None = None  # the latest voice call (None: voice is off, or none was placed yet)
     wants_call: bool = True  # a press asked for a voice call not placed yet (placed once the ticket is on screen)
+    spoken: bool = False  # a person answered one of its voice calls
 
     @property
     def open(self) -> bool:
@@ -145,8 +146,8 @@ class Ticket:
 
     @property
     def heard(self) -> bool:
-        """Somebody answered the latest voice call: nobody is "not answering yet"."""
-        return self.call is not None and self.call.answered is not None
+        """Somebody answered one of its voice calls (or is answering now): nobody is "not answering yet"."""
+        return self.spoken or (self.call is not None and self.call.answered is not None)
 
 
 Result = tuple[Ticket | None, tuple[Effect, ...]]
@@ -317,7 +318,7 @@ def call_progress(ticket: Ticket | None, event: CallProgress, now: datetime) -> 
         changed = _closed_call(known, event.reason)
     else:
         return ticket, (Ignored(event, f"the call is {call.phase}"),)
-    updated = replace(ticket, call=changed, last_activity=now)
+    updated = replace(ticket, call=changed, last_activity=now, spoken=ticket.spoken or changed.answered is not None)
     return updated, (RecordHelp(ticket.id, HelpAction.CALL, call=changed),)
 
 
