@@ -31,6 +31,31 @@ def percentile(samples: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
 
+def beside_the_loop(station: Any, work: Callable[[], None]) -> None:
+    """Start ``station``, run ``work`` on a thread while this (main) thread runs the station's loop, as `kiosk run`
+    does; stop the loop when ``work`` ends, close the station, and raise what ``work`` raised."""
+    failed: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            work()
+        except BaseException as exc:  # raised again on the main thread
+            failed.append(exc)
+        finally:
+            station.loop.stop()
+
+    try:
+        station.start()
+        thread = threading.Thread(target=worker)
+        thread.start()
+        station.loop.run()
+        thread.join()
+    finally:
+        station.close()
+    if failed:
+        raise failed[0]
+
+
 def scratch_config() -> Path:
     """A configuration whose database is in a fresh temporary folder."""
     folder = Path(tempfile.mkdtemp(prefix="kiosk-bench-"))

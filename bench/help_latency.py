@@ -97,40 +97,34 @@ class Overlay:
                 raise RuntimeError(f"no {what} within {TIMEOUT_S} s")
 
 
-def rounds(station, overlay: Overlay, console: Listener, sender: Client, results: dict[str, list[float]],
-           failed: list[BaseException]) -> None:
+def rounds(station, overlay: Overlay, console: Listener, sender: Client, results: dict[str, list[float]]) -> None:
     """The bench thread: press, measure, release, cancel the call; interleaved with raw paho rounds."""
-    try:
-        panel, loop = station.panel, station.loop
-        hold_s = 2 * loop.state.settings.gpio.debounce_ms / 1000
-        connect_by = time.monotonic() + TIMEOUT_S
-        while not station.link.connected:  # once, before anything is measured
-            if time.monotonic() > connect_by:
-                raise RuntimeError(f"no MQTT connection within {TIMEOUT_S} s")
-            time.sleep(0.01)
-        for n in range(WARM_UP + ROUNDS):
-            seen, drawn = len(console.arrivals), len(overlay.drawn)
-            pressed = time.monotonic()
-            panel.press()
-            overlay.wait(lambda: len(overlay.drawn) > drawn, "help overlay")
-            arrived = console.wait_for(PREFIX + "help/request", seen)
-            time.sleep(hold_s)  # a finger stays longer than the debounce window
-            panel.release()
-            seen = len(console.arrivals)
-            sent = time.monotonic()
-            sender.publish(BASELINE_TOPIC, json.dumps({"round": n}), json_properties(PacketTypes.PUBLISH))
-            raw = console.wait_for(BASELINE_TOPIC, seen) - sent
-            if n >= WARM_UP:
-                results["console"].append((arrived - pressed) * 1000)
-                results["screen"].append((overlay.drawn[drawn] - pressed) * 1000)
-                results["raw"].append(raw * 1000)
-            loop.post(Tap("help:cancel"))
-            overlay.wait(lambda: loop.state.help is None, "the call to end")
-            time.sleep(hold_s)
-    except BaseException as exc:  # reported by the main thread
-        failed.append(exc)
-    finally:
-        station.loop.stop()
+    panel, loop = station.panel, station.loop
+    hold_s = 2 * loop.state.settings.gpio.debounce_ms / 1000
+    connect_by = time.monotonic() + TIMEOUT_S
+    while not station.link.connected:  # once, before anything is measured
+        if time.monotonic() > connect_by:
+            raise RuntimeError(f"no MQTT connection within {TIMEOUT_S} s")
+        time.sleep(0.01)
+    for n in range(WARM_UP + ROUNDS):
+        seen, drawn = len(console.arrivals), len(overlay.drawn)
+        pressed = time.monotonic()
+        panel.press()
+        overlay.wait(lambda: len(overlay.drawn) > drawn, "help overlay")
+        arrived = console.wait_for(PREFIX + "help/request", seen)
+        time.sleep(hold_s)  # a finger stays longer than the debounce window
+        panel.release()
+        seen = len(console.arrivals)
+        sent = time.monotonic()
+        sender.publish(BASELINE_TOPIC, json.dumps({"round": n}), json_properties(PacketTypes.PUBLISH))
+        raw = console.wait_for(BASELINE_TOPIC, seen) - sent
+        if n >= WARM_UP:
+            results["console"].append((arrived - pressed) * 1000)
+            results["screen"].append((overlay.drawn[drawn] - pressed) * 1000)
+            results["raw"].append(raw * 1000)
+        loop.post(Tap("help:cancel"))
+        overlay.wait(lambda: loop.state.help is None, "the call to end")
+        time.sleep(hold_s)
 
 
 def main() -> None:
@@ -147,17 +141,7 @@ def main() -> None:
             station = build_station(settings, lambda: datetime.now(UTC), simulate=True, headless=True)
             overlay = Overlay(station.display)
             results: dict[str, list[float]] = {"console": [], "screen": [], "raw": []}
-            failed: list[BaseException] = []
-            try:
-                station.start()
-                worker = threading.Thread(target=rounds, args=(station, overlay, console, sender, results, failed))
-                worker.start()
-                station.loop.run()  # the main thread runs the loop, as in `kiosk run`
-                worker.join()
-            finally:
-                station.close()
-            if failed:
-                raise failed[0]
+            common.beside_the_loop(station, lambda: rounds(station, overlay, console, sender, results))
         finally:
             for client in (console, sender):
                 if client is not None:

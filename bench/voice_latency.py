@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -45,50 +44,44 @@ def closed(agent: Agent, after: int) -> None:
                    "the call closed at the agent")
 
 
-def rounds(station, agent: Agent, caller: Agent, console: Listener, results: dict[str, list[float]],
-           failed: list[BaseException]) -> None:
+def rounds(station, agent: Agent, caller: Agent, console: Listener, results: dict[str, list[float]]) -> None:
     """The bench thread: press, measure, the agent busy, cancel; then a raw baresip dial to the same agent."""
-    try:
-        panel, loop = station.panel, station.loop
-        hold_s = 2 * loop.state.settings.gpio.debounce_ms / 1000
-        ready_by = time.monotonic() + TIMEOUT_S
-        while not (station.link.connected and station.intercom.ready):  # once, before anything is measured
-            if time.monotonic() > ready_by:
-                raise RuntimeError(f"no MQTT link or baresip within {TIMEOUT_S} s")
-            time.sleep(0.01)
-        for n in range(WARM_UP + ROUNDS):
-            seen, heard = len(console.arrivals), len(agent.events)
-            pressed = time.monotonic()
-            panel.press()
-            invite = incoming(agent, heard)
-            queued = console.wait_for(PREFIX + "help/request", seen)
-            time.sleep(hold_s)  # a finger stays longer than the debounce window
-            panel.release()
-            heard = len(agent.events)
-            agent.send("hangup")  # busy: the station falls back to text
-            closed(agent, heard - 1)
-            loop.post(Tap("help:cancel"))
-            deadline = time.monotonic() + TIMEOUT_S
-            while loop.state.help is not None:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the ticket did not close")
-                time.sleep(0.005)
-            heard = len(agent.events)
-            dialled = time.monotonic()
-            caller.send("dial", agent.uri)
-            raw = incoming(agent, heard)
-            agent.send("hangup")
-            closed(agent, heard)
-            if n >= WARM_UP:
-                results["invite"].append((invite - pressed) * 1000)
-                results["ringing_with_ticket"].append((max(invite, queued) - pressed) * 1000)
-                results["console_first"].append(1.0 if queued <= invite else 0.0)
-                results["raw"].append((raw - dialled) * 1000)
-            time.sleep(hold_s)
-    except BaseException as exc:  # reported by the main thread
-        failed.append(exc)
-    finally:
-        station.loop.stop()
+    panel, loop = station.panel, station.loop
+    hold_s = 2 * loop.state.settings.gpio.debounce_ms / 1000
+    ready_by = time.monotonic() + TIMEOUT_S
+    while not (station.link.connected and station.intercom.ready):  # once, before anything is measured
+        if time.monotonic() > ready_by:
+            raise RuntimeError(f"no MQTT link or baresip within {TIMEOUT_S} s")
+        time.sleep(0.01)
+    for n in range(WARM_UP + ROUNDS):
+        seen, heard = len(console.arrivals), len(agent.events)
+        pressed = time.monotonic()
+        panel.press()
+        invite = incoming(agent, heard)
+        queued = console.wait_for(PREFIX + "help/request", seen)
+        time.sleep(hold_s)  # a finger stays longer than the debounce window
+        panel.release()
+        heard = len(agent.events)
+        agent.send("hangup")  # busy: the station falls back to text
+        closed(agent, heard - 1)
+        loop.post(Tap("help:cancel"))
+        deadline = time.monotonic() + TIMEOUT_S
+        while loop.state.help is not None:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the ticket did not close")
+            time.sleep(0.005)
+        heard = len(agent.events)
+        dialled = time.monotonic()
+        caller.send("dial", agent.uri)
+        raw = incoming(agent, heard)
+        agent.send("hangup")
+        closed(agent, heard)
+        if n >= WARM_UP:
+            results["invite"].append((invite - pressed) * 1000)
+            results["ringing_with_ticket"].append((max(invite, queued) - pressed) * 1000)
+            results["console_first"].append(1.0 if queued <= invite else 0.0)
+            results["raw"].append((raw - dialled) * 1000)
+        time.sleep(hold_s)
 
 
 def main() -> None:
@@ -108,17 +101,7 @@ def main() -> None:
                                     real_voice=True)
             results: dict[str, list[float]] = {"invite": [], "ringing_with_ticket": [], "console_first": [],
                                                "raw": []}
-            failed: list[BaseException] = []
-            try:
-                station.start()
-                worker = threading.Thread(target=rounds, args=(station, agent, caller, console, results, failed))
-                worker.start()
-                station.loop.run()  # the main thread runs the loop, as in `kiosk run`
-                worker.join()
-            finally:
-                station.close()
-            if failed:
-                raise failed[0]
+            common.beside_the_loop(station, lambda: rounds(station, agent, caller, console, results))
         finally:
             if console is not None:
                 console.close()
