@@ -90,7 +90,8 @@ class Agent:
     ``answer`` is "auto" (answers at once) or "manual" (rings until told: send("accept") or send("hangup")).
     """
 
-    def __init__(self, folder: Path, answer: str = "auto", user: str = "agent", trace: bool = True) -> None:
+    def __init__(self, folder: Path, answer: str = "auto", user: str = "agent", trace: bool = True,
+                 mediaenc: str = "") -> None:
         assert BARESIP is not None, "baresip is not installed (provisioning/setup.sh --test installs it)"
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
@@ -100,12 +101,13 @@ class Agent:
         (folder / "config").write_text("".join(f"{k}\t\t{v}\n" for k, v in [
             ("poll_method", "epoll"), ("sip_listen", f"127.0.0.1:{self.port}"), ("module_path", MODULES),
             ("module", "g711.so"), ("module", "ausine.so"), ("module", "sndfile.so"), ("snd_path", str(folder)),
+            *([("module", "srtp.so")] if mediaenc else []),
             ("module_app", "account.so"), ("module_app", "menu.so"), ("module_app", "ctrl_tcp.so"),
             ("ctrl_tcp_listen", f"127.0.0.1:{self.control}"), ("audio_source", f"ausine,{AGENT_TONE_HZ}"),
             ("ausrc_srate", "48000"), ("ausrc_channels", "2"),
             ("rtp_ports", "31000-31999"), ("net_interface", "127.0.0.1")]))
-        (folder / "accounts").write_text(
-            f"<sip:{user}@127.0.0.1:{self.port};transport=udp>;regint=0;answermode={answer};audio_codecs=PCMU,PCMA\n")
+        account = f"<sip:{user}@127.0.0.1:{self.port};transport=udp>;regint=0;answermode={answer};audio_codecs=PCMU,PCMA"
+        (folder / "accounts").write_text(account + (f";mediaenc={mediaenc}" if mediaenc else "") + "\n")
         self.events: list[dict[str, Any]] = []
         self._changed = threading.Condition()
         self.process = subprocess.Popen([BARESIP, "-f", str(folder), *(["-s"] if trace else [])], stdin=subprocess.DEVNULL,

@@ -138,6 +138,28 @@ def test_a_press_calls_the_agent_with_the_ticket_and_both_hear_each_other(
     assert tone_strength(station_heard, STATION_TONE_HZ) < 0.05
 
 
+def test_a_call_with_srtp_required_carries_audio_both_ways(tmp_path: Path, broker: Mosquitto) -> None:
+    agent = Agent(tmp_path / "agent", mediaenc="srtp-mand")
+    station = start_voice_station(tmp_path / "station", broker.port,
+                                  station_voice(tmp_path / "station", agent, srtp="required"))
+    try:
+        press_help(station)
+        settle_until(station, lambda: call(station).phase is CallPhase.TALKING, TIMEOUT, "an encrypted call")
+        recordings = tmp_path / "station" / "station-recordings"
+        settle_until(station, lambda: all((found := recording(folder)) is not None and found.stat().st_size > AUDIO_BYTES
+                                          for folder in (agent.folder, recordings)), TIMEOUT, "three seconds of audio")
+        assert "mediaenc=srtp-mand" in (tmp_path / "station" / "baresip" / "accounts").read_text()
+        assert "m=audio" in agent.log(20000) and "RTP/SAVP" in agent.log(20000), "the offer is SRTP"
+        station.loop.post(Tap("help:cancel"))
+        settle_until(station, lambda: station.loop.state.help is None, TIMEOUT, "the call ended")
+        agent_heard, station_heard = recording(agent.folder), recording(recordings)
+        assert agent_heard is not None and station_heard is not None
+        assert tone_strength(agent_heard, STATION_TONE_HZ) > 0.8 and tone_strength(station_heard, AGENT_TONE_HZ) > 0.8
+    finally:
+        station.close()
+        agent.close()
+
+
 def test_cancel_on_screen_hangs_up(voice_station: Station, agent: Agent) -> None:
     station = voice_station
     press_help(station)
