@@ -386,3 +386,22 @@ def test_a_voice_fault_left_from_before_is_cleared_when_voice_is_off(tmp_path: P
         assert station.store is not None and station.store.active_faults() == []
     finally:
         station.close()
+
+
+def test_a_simulated_station_with_voice_calls_a_pretend_agent(tmp_path: Path) -> None:
+    from conftest import wait_for
+
+    from kiosk.cli.compose import build_station
+
+    settings = config.from_mapping({"station": {"id": "ST-1"}, "storage": {"database": str(tmp_path / "kiosk.db")},
+                                    "voice": {"enabled": True, "destination": "sip:help@pbx.example.org"}}, "test")
+    station = build_station(settings, lambda: datetime.now(UTC), simulate=True, headless=True)
+    try:
+        assert isinstance(station.intercom, SimulatedIntercom)
+        station.start()
+        station.loop.post(HelpPressed())
+        wait_for(lambda: station.loop.state.help is not None and station.loop.state.help.call is not None
+                 and station.loop.state.help.call.phase is CallPhase.RINGING, 10, "the pretend agent's phone ringing",
+                 between=station.loop.settle)
+    finally:
+        station.close()
