@@ -66,7 +66,6 @@ class BaresipIntercom:
         self._strays = 0  # calls hung up before baresip named them: their late close is not the next call's
         self._tail: collections.deque[str] = collections.deque(maxlen=20)  # baresip's last lines, for the fault
         self._answer_timer: threading.Timer | None = None
-        self.restarts = 0
 
     @property
     def ready(self) -> bool:
@@ -170,7 +169,6 @@ class BaresipIntercom:
             failures += 1
             log.warning("baresip stopped (%s); starting it again in %.0f s", reason, delay)
             self._stopping.wait(delay)  # a back-off, not synchronisation: close() ends it at once
-            self.restarts += 1
 
     def _run_once(self) -> str:
         """Start baresip, connect, read its events until it ends; why it ended."""
