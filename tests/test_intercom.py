@@ -281,6 +281,18 @@ def test_late_events_of_a_hung_up_call_are_not_the_next_call_s(fake) -> None:
     assert posted.get(timeout=5) == CallProgress("t2", CallPhase.RINGING, "c2", "")
 
 
+def test_a_dial_hung_up_before_baresip_refused_it_does_not_swallow_the_next_call_s_close(fake) -> None:
+    """Found in the second review: the refused dial left a stray, which ate the next call's close."""
+    intercom, baresip, posted = fake
+    intercom.dial("t0")
+    intercom.hang_up("t0")
+    baresip.commands.get(timeout=5)
+    baresip.send_raw(encode({"response": True, "ok": False, "data": "ua_connect failed", "token": "dial:t0"}))
+    intercom.dial("t1")
+    baresip.say(type="CALL_CLOSED", direction="outgoing", id="c1", param="486 Busy Here")
+    assert posted.get(timeout=5) == CallProgress("t1", CallPhase.ENDED, "c1", "", "486 Busy Here")
+
+
 def test_a_broken_control_stream_fails_the_call_raises_the_fault_and_restarts(fake) -> None:
     intercom, baresip, posted = fake
     intercom.dial(TICKET)

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from kiosk.config import TimeoutSettings
+from kiosk.domain import helpdesk
 from kiosk.domain.records import CommandRecord, FaultRecord, PaymentResultData
 from kiosk.domain.voice import Call, CallDirection, CallPhase
 from kiosk.storage import outbox as outbox_module
@@ -527,6 +529,13 @@ def test_a_call_going_on_when_the_station_stopped_is_over_after_the_restart(db_p
             (ticket, "ended", "the station restarted"), (older, "failed", "cancelled")}
         state = json.loads(store.rows("outbox", topic="help/state")[-1]["payload"])
         assert state["ticket"] == ticket and state["voice"]["state"] == "ended", "help/state claims no live call"
+        assert record.on_call and record.spoken, "the parker was talking when the station stopped"
+        assert not helpdesk.stale(record, TimeoutSettings(), T0 + timedelta(hours=1)), "not abandoned for a long call"
+        restored = helpdesk.restore(record, TimeoutSettings(), T0 + timedelta(minutes=1))
+        assert restored.heard, "after the restart it does not say 'nobody has answered yet' either"
+    with Store.open(db_path, "st-0001", T0 + timedelta(minutes=2)) as store:
+        again = store.open_help_ticket_record(T0 + timedelta(minutes=2))
+        assert again is not None and not again.on_call and again.spoken, "the call is over; it was answered"
 
 
 def test_help_refusals_are_events_also_for_unknown_or_unreadable_tickets(store: Store) -> None:

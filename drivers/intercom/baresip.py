@@ -63,7 +63,8 @@ class BaresipIntercom:
         self._dialling: str | None = None  # the ticket whose outgoing call has no Call-ID yet
         self._offered: set[str] = set()  # incoming calls baresip announced and has not closed
         self._gone: collections.deque[str] = collections.deque(maxlen=16)  # calls hung up: their late events
-        self._strays = 0  # calls hung up before baresip named them: their late close is not the next call's
+        self._strays: dict[str, None] = {}  # tickets whose call was hung up before baresip named it (oldest first):
+        # that call's late close is not the next call's, and a refused dial has none
         self._tail: collections.deque[str] = collections.deque(maxlen=20)  # baresip's last lines, for the fault
         self._answer_timer: threading.Timer | None = None
 
@@ -110,7 +111,7 @@ class BaresipIntercom:
             self._send_locked({"command": "hangup", "token": f"hangup:{ticket_id}"})
             if self._dialling == ticket_id:
                 self._dialling = None
-                self._strays += 1
+                self._strays[ticket_id] = None
             for call_id in [c for c, t in self._calls.items() if t == ticket_id]:
                 del self._calls[call_id]
                 self._gone.append(call_id)
@@ -133,7 +134,7 @@ class BaresipIntercom:
     def refuse(self, call_id: str) -> None:
         """Refuse an incoming call (baresip answers 486 to an unanswered incoming call it hangs up)."""
         with self._lock:
-            if call_id not in self._calls:
+            if call_id in self._offered and call_id not in self._calls:  # baresip's hangup ends its newest call
                 self._send_locked({"command": "hangup", "token": f"refuse:{call_id}"})
 
     def close(self) -> None:
@@ -248,7 +249,7 @@ class BaresipIntercom:
             self._calls.clear()
             self._offered.clear()
             self._dialling = None
-            self._strays = 0
+            self._strays.clear()
         self._stop_process()
         for ticket in dict.fromkeys(tickets):
             self._post(CallProgress(ticket, CallPhase.ENDED, reason=STOPPED))
@@ -304,7 +305,7 @@ class BaresipIntercom:
             ticket = self._calls.get(call_id)
             if ticket is None and outgoing and call_id not in self._gone:
                 if phase is CallPhase.ENDED and self._strays:  # the close of a call hung up before it was named
-                    self._strays -= 1
+                    del self._strays[next(iter(self._strays))]
                     return
                 if self._dialling is not None:
                     ticket = self._calls[call_id] = self._dialling
@@ -322,6 +323,7 @@ class BaresipIntercom:
             return
         ticket = token[len("dial:"):]
         with self._lock:
+            self._strays.pop(ticket, None)  # hung up already, and there was no call: no close will come
             if self._dialling != ticket:
                 return
             self._dialling = None

@@ -122,7 +122,7 @@ def build_station(settings: config.Settings, clock: Callable[[], datetime], *, s
         names = [devices.terminal.name, *(m.name for m in more_methods)]
         faults = recovery.removed_methods(store, owed, names, faults, now)
     intercom = _intercom(settings, simulate and not real_voice, post) if online else None
-    if intercom is None and any(f.component == VOICE_COMPONENT for f in faults):  # voice is off now: no voice fault
+    if not settings.voice.enabled and any(f.component == VOICE_COMPONENT for f in faults):  # off: no voice fault
         if store is not None:
             store.clear_fault(VOICE_COMPONENT, now)
         faults = tuple(f for f in faults if f.component != VOICE_COMPONENT)

@@ -345,7 +345,10 @@ def offered(ticket: Ticket | None, event: CallOffered, allowed: tuple[str, ...],
 
 
 def stale(record: HelpTicketRecord, timeouts: TimeoutSettings, now: datetime) -> bool:
-    """An open ticket from before a restart that nobody touched for help_abandon_s: the parker is long gone."""
+    """An open ticket from before a restart that nobody touched for help_abandon_s: the parker is long gone. One whose
+    voice call was going on when the station stopped is not: the parker was talking until then."""
+    if record.on_call:
+        return False
     last = max([record.opened, *([record.accepted] if record.accepted else []), *(m.created for m in record.messages),
                 *(grant.created for grant in record.courtesies)])
     return now - last >= timedelta(seconds=timeouts.help_abandon_s)
@@ -360,7 +363,8 @@ def restore(record: HelpTicketRecord, timeouts: TimeoutSettings, now: datetime) 
     return Ticket(opened=record.opened, since=record.accepted or record.opened,
                   answer_due=now + timedelta(seconds=timeouts.help_answer_s), last_activity=now, phase=phase,
                   id=record.id, agent=record.agent or "", presses=record.presses, conversation=lines,
-                  wants_call=False)  # a voice call did not survive the restart; a press calls again
+                  wants_call=False,  # a voice call did not survive the restart; a press calls again
+                  spoken=record.spoken)
 
 
 def _close(ticket: Ticket, now: datetime, outcome: str, agent: str = "", text: str = "") -> Result:

@@ -152,3 +152,5 @@ class HelpTicketRecord:
     presses: int
     messages: tuple[HelpMessageRecord, ...]
     courtesies: tuple[SessionRecord, ...] = ()  # free parking granted during the call, oldest first
+    spoken: bool = False  # a person answered one of its voice calls
+    on_call: bool = False  # a voice call was going on when the station stopped (the parker was talking then)

@@ -115,8 +115,10 @@ class HelpTickets:
         with core.guard():
             messages = tuple(HelpMessageRecord(m.direction, m.agent, m.text, m.created) for m in query.execute(core.db))
             courtesies = tuple(to_record(SessionRecord, row) for row in granted.execute(core.db))
+        voice = json.loads(ticket.voice) if ticket.voice else {}
         return HelpTicketRecord(ticket.id, ticket.state, ticket.opened_at, ticket.accepted_at, ticket.agent,
-                                ticket.presses, messages, courtesies)
+                                ticket.presses, messages, courtesies, spoken=voice.get("answer_s") is not None,
+                                on_call=ended[0])
 
     def _step(self, ticket: HelpTicket, action: str, now: datetime, agent: str, text: str, outcome: str,
               choice: str, presses: int) -> dict[str, Any]:
