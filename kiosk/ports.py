@@ -10,6 +10,7 @@ root (kiosk.cli.compose) picks the real or simulated adapter behind each one:
 - Store: the station's durable memory (kiosk.storage), StorageError when it cannot be used;
 - Uplink: the staff side over MQTT (kiosk.mqtt.uplink);
 - FaultBoard and StaffOperations: the application's own parts, as the uplink sees them;
+- ServiceManager: systemd, told when the station is ready and that its loop still turns (kiosk.cli.sd_notify);
 - Clock: the time, injected everywhere (a manual clock in scenarios and tests).
 """
 from __future__ import annotations
@@ -50,6 +51,7 @@ __all__ = [
     "PaymentLedger",
     "PaymentMethod",
     "Post",
+    "ServiceManager",
     "StaffOperations",
     "StationLedger",
     "StorageError",
@@ -192,6 +194,29 @@ class HelpPanel(Protocol):
 
     def show(self, pattern: LedPattern) -> None:
         """Show ``pattern``; showing the current one again changes nothing."""
+
+
+class ServiceManager(Protocol):
+    """What supervises the station (kiosk.cli.sd_notify: systemd's notify protocol); optional.
+
+    MUST: :meth:`ready` once the loop can serve, :meth:`alive` from the loop thread at least every
+    :attr:`watchdog_interval` seconds (None: no watchdog), :meth:`status` with what the station is
+    doing, :meth:`stopping` when it stops on purpose. None of them may block or raise.
+    """
+
+    watchdog_interval: float | None
+
+    def ready(self, status: str) -> None:
+        """The station can serve parkers now."""
+
+    def alive(self) -> None:
+        """The loop went round."""
+
+    def status(self, text: str) -> None:
+        """What the station is doing now."""
+
+    def stopping(self) -> None:
+        """The station stops on purpose."""
 
 
 class Intercom(Protocol):

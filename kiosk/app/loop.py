@@ -27,7 +27,7 @@ from kiosk.domain.events import (
     Tick,
 )
 from kiosk.domain.records import FaultRecord
-from kiosk.ports import Clock, Display, HelpPanel, Intercom, PaymentMethod, Store, Uplink
+from kiosk.ports import Clock, Display, HelpPanel, Intercom, PaymentMethod, ServiceManager, Store, Uplink
 
 __all__ = ["VOICE_COMPONENT", "Loop"]
 
@@ -108,21 +108,51 @@ class Loop:
         self._stopping = True
         self.display.wake()
 
-    def run(self) -> None:
-        """Process events until stopped or the window is closed; block while nothing happens."""
+    def run(self, service: ServiceManager | None = None) -> None:
+        """Process events until stopped or the window is closed; block while nothing happens.
+
+        ``service`` (systemd) hears when the station is ready, what it is doing, and, from this
+        thread after each pass, that the loop still turns: a loop that hangs stops feeding its watchdog.
+        """
         self.settle()
         log.info("ready: waiting for parkers")
+        interval = timedelta(seconds=service.watchdog_interval) if service and service.watchdog_interval else None
+        next_beat = None
+        if service is not None:
+            service.ready(self.status_line())
         while not self._stopping and not self.display.quit_requested:
             self.settle()
             if self._stopping:
                 break
             now = self.clock()
+            if service is not None:
+                service.status(self.status_line())
+                if interval is not None and (next_beat is None or now >= next_beat):
+                    service.alive()
+                    next_beat = now + interval
             uplink_due = self.uplink.deadline() if self.uplink is not None else None
-            dues = (journey.deadline(self.state), self._next_redraw(now), uplink_due, self._healer.deadline())
+            dues = (journey.deadline(self.state), self._next_redraw(now), uplink_due, self._healer.deadline(),
+                    next_beat)
             wake_at = min(t for t in dues if t is not None)
             timeout = max(0.0, (wake_at - now).total_seconds())
             for event in self.display.wait(timeout):
                 self.handle(event)
+        if service is not None:
+            service.stopping()
+
+    def status_line(self) -> str:
+        """What the station is doing, in a few words (no plate, nothing personal): for the service manager."""
+        s = self.state
+        if s.screen is journey.Screen.OUT_OF_SERVICE:
+            doing = "out of service"
+        elif s.help is not None:
+            doing = "help call"
+        elif self.idle():
+            doing = "waiting for parkers"
+        else:
+            doing = f"serving a parker ({s.screen})"
+        faults = ", ".join(f"{f.component}/{f.code}" for f in s.faults)
+        return f"{doing}; faults: {faults}" if faults else doing
 
     def settle(self) -> None:
         """Handle every queued event and every due deadline, then render if anything visible changed."""

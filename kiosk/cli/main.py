@@ -20,6 +20,7 @@ from kiosk.app.loop import Loop
 from kiosk.cli.compose import build_station
 from kiosk.cli.entry import STOP_SIGNALS
 from kiosk.cli.scenario import ManualClock, Runner, ScenarioDisplay, ScenarioError, ScriptableSimulator, Step, parse
+from kiosk.cli.sd_notify import SystemdNotifier
 from kiosk.cli.terminal import add_terminal_commands
 
 log = logging.getLogger("kiosk")
@@ -128,7 +129,7 @@ def _run(args: argparse.Namespace) -> int:
         _stop_on_signals(loop)
         kind = "simulated" if args.simulate else "real"
         log.info("station %s starting (zone %s, %s devices)", settings.station.id, settings.zone.name, kind)
-        loop.run()
+        loop.run(SystemdNotifier())
         return EXIT_RESTART if loop.restart_requested else EXIT_OK
     finally:
         station.close()
