@@ -223,3 +223,23 @@ def test_no_ticket_is_lost_across_a_broker_outage_and_a_station_restart(tmp_path
         agent.close()
     finally:
         station.close()
+
+
+def test_refused_attempts_do_not_use_up_boot_numbers(tmp_path: Path, broker: Mosquitto,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 16: the contract counts boots per connection; a broker that is down cost one boot per outage."""
+    broker.stop()
+    station = start_station(tmp_path / "station", broker.port)
+    try:
+        first = station.store.boot
+        settle_until(station, lambda: len([r for r in caplog.records if "failed:" in r.getMessage()]) >= 3, TIMEOUT,
+                     "three refused attempts")
+        broker.start()
+        staff = Staff(broker.port)
+        staff.subscribe(PREFIX + "status")
+        [birth] = station_publishes(station, staff, lambda ms: [m.json() for m in ms if m.topic == PREFIX + "status"
+                                                                and m.json()["state"] == "online"], TIMEOUT, "birth")
+        assert birth["boot"] == first, "no number was used by the refused attempts"
+        staff.close()
+    finally:
+        station.close()

@@ -19,6 +19,7 @@ from kiosk import config
 from kiosk.app.loop import Loop
 from kiosk.cli.compose import build_station
 from kiosk.cli.entry import STOP_SIGNALS
+from kiosk.cli.quiet_logs import RepeatFilter
 from kiosk.cli.scenario import ManualClock, Runner, ScenarioDisplay, ScenarioError, ScriptableSimulator, Step, parse
 from kiosk.cli.sd_notify import SystemdNotifier
 from kiosk.cli.terminal import add_terminal_commands
@@ -35,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=getattr(logging, args.log_level), stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RepeatFilter())
     _block_stop_signals(args.command is _run and args.scenario is None)
     return int(args.command(args))
 

@@ -286,9 +286,11 @@ class LinkUp:
 
 @dataclass(frozen=True)
 class LinkDown:
-    """The MQTT link lost (or could not make) its connection."""
+    """The MQTT link lost (or could not make) its connection; ``used`` when the broker had accepted it (CONNACK),
+    so that its boot number is used up (the contract counts boots per connection, not per attempt)."""
 
     reason: str
+    used: bool = True
 
 
 @dataclass(frozen=True)

@@ -542,7 +542,7 @@ class MqttClient:
             report = self._report_failure and self._live(conn.gen)
             self._report_failure = False
         if report:
-            self._post_from(conn.gen, LinkDown(f"cannot connect to {self._address}: {reason}"))
+            self._post_from(conn.gen, LinkDown(f"cannot connect to {self._address}: {reason}", used=False))
 
     def _new_client(self, conn: _Connection) -> mqtt.Client:
         """A fresh paho client for one attempt: credentials, TLS, will and callbacks bound to ``conn``."""

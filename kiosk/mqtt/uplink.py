@@ -138,7 +138,8 @@ class Uplink:
                 self._connected(event.boot, now)
             elif isinstance(event, LinkDown):
                 log.warning("MQTT link down: %s", event.reason)
-                self._offer_boot(now)  # the connection that ended used its number up
+                if event.used:  # the connection that ended used its number up; a refused attempt did not
+                    self._offer_boot(now)
                 if self._publisher is not None:
                     self._publisher.disconnected()
             elif isinstance(event, LinkAcked):
