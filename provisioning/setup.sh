@@ -29,6 +29,8 @@ if [[ " ${extras[*]} " == *" test "* ]]; then
   # The tests start their own brokers (never the system one) and make their own TLS certificates.
   command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || debian_packages+=(mosquitto)
   command -v openssl >/dev/null || debian_packages+=(openssl)
+  # The unit's hardening is rated by systemd-analyze (tests/test_unit_hardening.py); minimal images lack it.
+  command -v systemd-analyze >/dev/null || debian_packages+=(systemd)
 fi
 if [[ " ${extras[*]} " == *" pi "* ]]; then
   # lgpio has wheels for some Python versions only; for the others pip builds it from source.
