@@ -83,6 +83,18 @@ def recording(folder: Path) -> Path | None:
     return dumps[-1] if dumps else None
 
 
+def finished_recording(folder: Path) -> Path | None:
+    """The newest recording once baresip closed it (sndfile writes the WAV header's sizes at the call's end)."""
+    found = recording(folder)
+    if found is None:
+        return None
+    try:
+        with wave.open(str(found), "rb") as dump:
+            return found if dump.getnframes() > 0 else None
+    except (wave.Error, EOFError):
+        return None
+
+
 class Agent:
     """An agent's softphone: a baresip of its own on loopback, answering (``answer``) or not, recording what it hears
     (recording(folder)) and, with ``trace``, the SIP messages it received in its log.

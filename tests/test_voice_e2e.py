@@ -17,6 +17,7 @@ from baresip_agent import (
     BARESIP,
     STATION_TONE_HZ,
     Agent,
+    finished_recording,
     free_port_pair,
     recording,
     station_voice,
@@ -130,6 +131,8 @@ def test_a_press_calls_the_agent_with_the_ticket_and_both_hear_each_other(
     assert metrics["calls"] == 1 and metrics["outcome"] == "answered"
     assert isinstance(metrics["answer_s"], int) and metrics["talk_s"] >= 2
 
+    settle_until(station, lambda: finished_recording(agent.folder) and finished_recording(recordings), TIMEOUT,
+                 "both recordings closed")
     agent_heard, station_heard = recording(agent.folder), recording(recordings)
     assert agent_heard is not None and station_heard is not None
     assert tone_strength(agent_heard, STATION_TONE_HZ) > 0.8, "the agent hears the station's microphone"
@@ -152,6 +155,8 @@ def test_a_call_with_srtp_required_carries_audio_both_ways(tmp_path: Path, broke
         assert "m=audio" in agent.log(20000) and "RTP/SAVP" in agent.log(20000), "the offer is SRTP"
         station.loop.post(Tap("help:cancel"))
         settle_until(station, lambda: station.loop.state.help is None, TIMEOUT, "the call ended")
+        settle_until(station, lambda: finished_recording(agent.folder) and finished_recording(recordings), TIMEOUT,
+                     "both recordings closed")
         agent_heard, station_heard = recording(agent.folder), recording(recordings)
         assert agent_heard is not None and station_heard is not None
         assert tone_strength(agent_heard, STATION_TONE_HZ) > 0.8 and tone_strength(station_heard, AGENT_TONE_HZ) > 0.8
