@@ -57,7 +57,8 @@ def station_voice(folder: Path, agent: Agent, **changes: Any) -> VoiceSettings:
 
     baresip 1.0 (Debian 12) has no file player, so the station's speaker is a recording made
     by baresip's sndfile module, loaded by a wrapper ``program`` (the station's own config is
-    untouched): see recording().
+    untouched): see recording(). The player itself is a module that does not exist, on both
+    versions: baresip 1.1's ``aufile`` player crashed baresip (SIGSEGV) in most SRTP calls here.
     """
     recordings = folder / "station-recordings"
     recordings.mkdir(parents=True, exist_ok=True)
@@ -70,7 +71,7 @@ def station_voice(folder: Path, agent: Agent, **changes: Any) -> VoiceSettings:
     settings: dict[str, Any] = {
         "enabled": True, "destination": agent.uri, "listen": f"127.0.0.1:{free_port_pair()}",
         "control_port": free_tcp_port(), "rtp_ports": "30000-30999", "program": str(wrapper),
-        "audio_source": f"ausine,{STATION_TONE_HZ}", "audio_player": "aufile,/dev/null",
+        "audio_source": f"ausine,{STATION_TONE_HZ}", "audio_player": "nosound,none",
         "codecs": ("PCMU", "PCMA"), "ring_timeout_s": 10, "callback_from": (agent.uri,),
     }
     settings.update(changes)
