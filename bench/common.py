@@ -5,6 +5,7 @@ import os
 import statistics
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +30,15 @@ def percentile(samples: list[float], fraction: float) -> float:
     """The sample at the given fraction (0..1) of the sorted list."""
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
+
+
+def poll_until(condition: Callable[[], object], timeout: float, what: str) -> None:
+    """Poll ``condition`` (every 5 ms) until it holds; RuntimeError naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no {what} within {timeout} s")
+        time.sleep(0.005)
 
 
 def beside_the_loop(station: Any, work: Callable[[], None]) -> None:

@@ -101,11 +101,7 @@ def rounds(station, overlay: Overlay, console: Listener, sender: Client, results
     """The bench thread: press, measure, release, cancel the call; interleaved with raw paho rounds."""
     panel, loop = station.panel, station.loop
     hold_s = 2 * loop.state.settings.gpio.debounce_ms / 1000
-    connect_by = time.monotonic() + TIMEOUT_S
-    while not station.link.connected:  # once, before anything is measured
-        if time.monotonic() > connect_by:
-            raise RuntimeError(f"no MQTT connection within {TIMEOUT_S} s")
-        time.sleep(0.01)
+    common.poll_until(lambda: station.link.connected, TIMEOUT_S, "MQTT connection")  # once, before any round
     for n in range(WARM_UP + ROUNDS):
         seen, drawn = len(console.arrivals), len(overlay.drawn)
         pressed = time.monotonic()

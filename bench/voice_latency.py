@@ -48,11 +48,8 @@ def rounds(station, agent: Agent, caller: Agent, console: Listener, results: dic
     """The bench thread: press, measure, the agent busy, cancel; then a raw baresip dial to the same agent."""
     panel, loop = station.panel, station.loop
     hold_s = 2 * loop.state.settings.gpio.debounce_ms / 1000
-    ready_by = time.monotonic() + TIMEOUT_S
-    while not (station.link.connected and station.intercom.ready):  # once, before anything is measured
-        if time.monotonic() > ready_by:
-            raise RuntimeError(f"no MQTT link or baresip within {TIMEOUT_S} s")
-        time.sleep(0.01)
+    common.poll_until(lambda: station.link.connected and station.intercom.ready, TIMEOUT_S,
+                      "MQTT link or baresip")  # once, before anything is measured
     for n in range(WARM_UP + ROUNDS):
         seen, heard = len(console.arrivals), len(agent.events)
         pressed = time.monotonic()
@@ -65,11 +62,7 @@ def rounds(station, agent: Agent, caller: Agent, console: Listener, results: dic
         agent.send("hangup")  # busy: the station falls back to text
         closed(agent, heard - 1)
         loop.post(Tap("help:cancel"))
-        deadline = time.monotonic() + TIMEOUT_S
-        while loop.state.help is not None:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the ticket did not close")
-            time.sleep(0.005)
+        common.poll_until(lambda: loop.state.help is None, TIMEOUT_S, "ticket closed")
         heard = len(agent.events)
         dialled = time.monotonic()
         caller.send("dial", agent.uri)

@@ -532,7 +532,7 @@ def test_a_call_going_on_when_the_station_stopped_is_over_after_the_restart(db_p
         assert record.on_call and record.spoken, "the parker was talking when the station stopped"
         assert not helpdesk.stale(record, TimeoutSettings(), T0 + timedelta(hours=1)), "not abandoned for a long call"
         restored = helpdesk.restore(record, TimeoutSettings(), T0 + timedelta(minutes=1))
-        assert restored.heard, "after the restart it does not say 'nobody has answered yet' either"
+        assert restored.spoken, "after the restart it does not say 'nobody has answered yet' either"
     with Store.open(db_path, "st-0001", T0 + timedelta(minutes=2)) as store:
         again = store.open_help_ticket_record(T0 + timedelta(minutes=2))
         assert again is not None and not again.on_call and again.spoken, "the call is over; it was answered"

@@ -172,23 +172,19 @@ class BaresipIntercom:
             self._stopping.wait(delay)  # a back-off, not synchronisation: close() ends it at once
 
     def _run_once(self) -> str:
-        """Start baresip, connect, read its events until it ends; why it ended."""
+        """Start baresip, connect, read its events until it ends; why it ended (_lost makes it the fault)."""
         try:
             files = write_folder(self._folder, self._voice, self._station)
         except (PasswordUnusable, OSError) as exc:
-            self._post(IntercomHealth("voice_down", str(exc)))
             return str(exc)
         if shutil.which(self._voice.program) is None:
-            detail = f"cannot find the SIP user agent {self._voice.program!r} (Debian's baresip-core)"
-            self._post(IntercomHealth("voice_down", detail))
-            return detail
+            return f"cannot find the SIP user agent {self._voice.program!r} (Debian's baresip-core)"
         try:
             self._process = subprocess.Popen(  # setpriv (util-linux): killed with the station, no orphan keeps the port
                 ["setpriv", "--pdeathsig", "TERM", "--", self._voice.program, "-f", str(files.folder)],
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         except OSError as exc:
-            self._post(IntercomHealth("voice_down", f"cannot start {self._voice.program}: {exc}"))
-            return str(exc)
+            return f"cannot start {self._voice.program}: {exc}"
         threading.Thread(target=self._log_output, args=(self._process,), name="baresip-output", daemon=True).start()
         sock = self._connect(files.control_port)
         if sock is None:
@@ -231,7 +227,6 @@ class BaresipIntercom:
             try:
                 messages = reader.feed(data)
             except FrameError as exc:
-                log.error("baresip's control stream is broken (%s): restarting it", exc)
                 return f"control stream broken: {exc}"
             for message in messages:
                 try:

@@ -132,7 +132,7 @@ class Ticket:
     resolution: str = ""
     call: Call | None = None  # the latest voice call (None: voice is off, or none was placed yet)
     wants_call: bool = True  # a press asked for a voice call not placed yet (placed once the ticket is on screen)
-    spoken: bool = False  # a person answered one of its voice calls
+    spoken: bool = False  # a person answered one of its voice calls: nobody is "not answering yet"
 
     @property
     def open(self) -> bool:
@@ -143,11 +143,6 @@ class Ticket:
     def on_the_phone(self) -> bool:
         """A voice call is being placed or is going on: the screen's and the ticket's own timers wait for it."""
         return self.call is not None and self.call.live
-
-    @property
-    def heard(self) -> bool:
-        """Somebody answered one of its voice calls (or is answering now): nobody is "not answering yet"."""
-        return self.spoken or (self.call is not None and self.call.answered is not None)
 
 
 Result = tuple[Ticket | None, tuple[Effect, ...]]
@@ -259,7 +254,7 @@ def deadline(ticket: Ticket | None, timeouts: TimeoutSettings) -> datetime | Non
     if ticket.call is not None and ticket.call.live:
         return ticket.call.ring_due if ticket.call.answered is None else None
     abandon = ticket.last_activity + timedelta(seconds=timeouts.help_abandon_s)
-    if ticket.phase is Phase.WAITING and not ticket.overdue and not ticket.heard:
+    if ticket.phase is Phase.WAITING and not ticket.overdue and not ticket.spoken:
         return min(ticket.answer_due, abandon)
     return abandon
 
