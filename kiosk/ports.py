@@ -11,6 +11,7 @@ root (kiosk.cli.compose) picks the real or simulated adapter behind each one:
 - Uplink: the staff side over MQTT (kiosk.mqtt.uplink);
 - FaultBoard and StaffOperations: the application's own parts, as the uplink sees them;
 - ServiceManager: systemd, told when the station is ready and that its loop still turns (kiosk.cli.sd_notify);
+- Host: the computer itself, its temperature, disk, clock and addresses (drivers.host);
 - Clock: the time, injected everywhere (a manual clock in scenarios and tests).
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from kiosk.domain.doctor import Finding
 from kiosk.domain.events import Event, MethodReport
 from kiosk.domain.faults import FaultKind
 from kiosk.domain.helpdesk import LedPattern
@@ -46,6 +48,7 @@ __all__ = [
     "FaultLedger",
     "HelpLedger",
     "HelpPanel",
+    "Host",
     "Intercom",
     "OutboxLedger",
     "PaymentLedger",
@@ -185,6 +188,9 @@ class Display(Protocol):
     def wake(self) -> None:
         """End a wait() from any thread."""
 
+    def examine(self) -> Finding:
+        """The doctor's finding on the screen: its driver and size, or why nothing can be seen."""
+
 
 class HelpPanel(Protocol):
     """The help button's panel as the loop drives it (drivers.gpio.HelpPanel): its LED.
@@ -217,6 +223,31 @@ class ServiceManager(Protocol):
 
     def stopping(self) -> None:
         """The station stops on purpose."""
+
+
+class Host(Protocol):
+    """The computer the station runs on (drivers.host.LinuxHost), for the doctor, telemetry and the service menu.
+
+    MUST: answer each read quickly (a few seconds at worst) and say None where it cannot tell; never raise.
+    """
+
+    def cpu_temperature_c(self) -> float | None:
+        """The CPU's temperature in °C."""
+
+    def throttling(self) -> int | None:
+        """The firmware's throttling word (kiosk.domain.doctor.Throttling); None on other machines than a Pi."""
+
+    def disk_free_bytes(self, path: Path) -> int | None:
+        """Free bytes on the file system holding ``path``."""
+
+    def clock_synchronised(self) -> tuple[bool | None, str]:
+        """Whether the clock is synchronised, and who said so."""
+
+    def service_state(self) -> str | None:
+        """systemd's word on the kiosk service (``active``, ``failed``, ...); None without systemd."""
+
+    def addresses(self) -> tuple[str, ...]:
+        """The IP addresses with their interfaces, loopback left out."""
 
 
 class Intercom(Protocol):
@@ -495,3 +526,6 @@ class Uplink(Protocol):
 
     def stop(self, now: datetime) -> None:
         """Say offline and disconnect."""
+
+    def examine(self) -> Finding:
+        """The doctor's finding on the broker: connected, refused publishes (the ACL), events waiting."""

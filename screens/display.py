@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import pathlib
 import threading
@@ -12,6 +13,7 @@ from datetime import datetime
 import pygame
 
 from kiosk.config import Settings
+from kiosk.domain.doctor import Finding, Health, Part
 from kiosk.domain.events import Event, HelpPressed, HelpReleased, Tap
 from kiosk.domain.journey import KEYBOARD, MorePage, Screen, State
 from screens import declined, duration, feedback, fonts, i18n, out_of_service, overlays, paid, paying, plate, welcome
@@ -38,6 +40,9 @@ MORE: dict[MorePage, Callable[[Frame, State, datetime], overlays.More]] = {  # t
     MorePage.OTHER_WAYS: out_of_service.more,
 }
 CONTINUE_KEYS = (pygame.K_RETURN, pygame.K_KP_ENTER)
+NO_SCREEN_DRIVERS = ("offscreen", "dummy")  # SDL drivers that draw into memory only
+
+log = logging.getLogger(__name__)
 
 
 def draw(frame: Frame, state: State, now: datetime) -> None:
@@ -65,14 +70,24 @@ class Display:
         """help_key, when given, gets the desktop help keys (True on key down, False on key up) instead of wait()."""
         self.quit_requested = False
         self._help_key = help_key
-        self._headless = headless
-        if headless:
-            os.environ["SDL_VIDEODRIVER"] = "dummy"
-        pygame.display.init()
         size = (settings.screen.width, settings.screen.height)
         fullscreen = settings.screen.fullscreen and not headless
-        self._surface = pygame.display.set_mode(size, pygame.FULLSCREEN if fullscreen else 0)
-        if not headless:
+        self.problem: str | None = None if headless else _show(size, fullscreen)
+        if self.problem is not None:
+            log.error("no display: %s; the station runs on without a screen and reports display/unavailable",
+                      self.problem)
+        if headless or self.problem is not None:
+            pygame.display.quit()
+            os.environ["SDL_VIDEODRIVER"] = "dummy"
+            pygame.display.init()
+            self._surface = pygame.display.set_mode(size)
+        else:
+            shown = pygame.display.get_surface()
+            assert shown is not None  # _show opened it
+            self._surface = shown
+        self._headless = headless or self.problem is not None
+        self._driver = pygame.display.get_driver()
+        if not self._headless:
             pygame.display.set_caption(f"Pay station {settings.station.id}")
             pygame.mouse.set_visible(not fullscreen)
         self._wake_type = pygame.event.custom_type()
@@ -108,6 +123,15 @@ class Display:
         self._targets, self._texts = frame.targets, frame.texts
         if not self._headless:
             pygame.display.flip()
+
+    def examine(self) -> Finding:
+        """The doctor's finding: the SDL driver and size, or why nothing can be seen."""
+        width, height = self._surface.get_size()
+        if self.problem is not None:
+            return Finding(Part.DISPLAY, Health.FAIL, f"no display: {self.problem}")
+        if self._headless:
+            return Finding(Part.DISPLAY, Health.WARN, f"headless: nothing is shown ({width}x{height} in memory)")
+        return Finding(Part.DISPLAY, Health.OK, f"{self._driver}, {width}x{height}")
 
     def targets(self) -> dict[str, pygame.Rect]:
         """Enabled tap targets of the last frame, by id."""
@@ -252,3 +276,22 @@ class Display:
     def close(self) -> None:
         """Release the display."""
         pygame.display.quit()
+
+
+def _show(size: tuple[int, int], fullscreen: bool) -> str | None:
+    """Open the window or the panel; why it cannot be seen, or None when it can.
+
+    SDL falls back to drawing into memory (its offscreen driver) when no screen is found and no
+    driver is asked for: the station would run with nobody seeing it. That is a problem too;
+    a memory driver asked for by name (SDL_VIDEODRIVER=dummy, as the tests do) is not.
+    """
+    try:
+        pygame.display.init()
+        pygame.display.set_mode(size, pygame.FULLSCREEN if fullscreen else 0)
+    except pygame.error as exc:
+        asked = os.environ.get("SDL_VIDEODRIVER", "")
+        return f"SDL {asked or 'video'}: {exc}"
+    driver = pygame.display.get_driver()
+    if driver in NO_SCREEN_DRIVERS and os.environ.get("SDL_VIDEODRIVER") != driver:
+        return f"SDL found no screen and chose its {driver} driver (set SDL_VIDEODRIVER, e.g. kmsdrm)"
+    return None

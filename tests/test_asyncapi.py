@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from kiosk.domain.doctor import Health, Part
 from kiosk.mqtt import commands, contract, uplink
 from kiosk.storage.store import Store
 
@@ -102,6 +103,12 @@ def test_reply_codes_match() -> None:
     used = first_literals("Refusal") | first_literals("reply", 1)
     documented = set(spec()["components"]["messages"]["reply"]["payload"]["properties"]["code"]["enum"])
     assert used == documented
+
+
+def test_doctor_parts_and_health_match() -> None:
+    finding = spec()["components"]["messages"]["reply"]["payload"]["properties"]["findings"]["items"]["properties"]
+    assert finding["part"]["enum"] == [str(part) for part in Part]
+    assert finding["health"]["enum"] == [str(health) for health in Health]
 
 
 def test_the_scan_sees_the_known_publishers() -> None:

@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 from broker import Mosquitto
+from conftest import run_kiosk
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mqtt_client import Received, Staff
 from station_process import PREFIX, REPLY_TOPIC, STATION, Station, births, command, station_config
 
+from kiosk.domain.doctor import Part
 from kiosk.storage.store import Store
 
 pytestmark = pytest.mark.slow
@@ -318,7 +320,7 @@ def test_telemetry(running: tuple[Mosquitto, Staff, Station]) -> None:
     assert figures["disk_free_bytes"] > 0 and "cpu_temp_c" in figures and figures["boot"] >= 1
 
 
-COMMAND_NAMES = ["rebirth", "notice", "mode", "courtesy", "terminal/status", "restart", "x", "cmd/../x", ""]
+COMMAND_NAMES = ["rebirth", "notice", "mode", "courtesy", "terminal/status", "restart", "doctor", "x", "cmd/../x", ""]
 HOSTILE = [b"[" * 10_000, b'{"version": 9, "tariff": {"bands": [null]}}', b'{"\\ud800": 1}',
            b'{"text": "\\ud800"}', b'{"version": 9, "plate": {"pattern": "a{99999999999}"}}', b"\x00\xff"]
 
@@ -409,3 +411,20 @@ def test_backlog_warning(tmp_path: Path, broker: Mosquitto, staff: Staff) -> Non
         staff.wait_for(lambda m: len(first_arrivals(m)) >= 150, 30, "the backlog drained")
     finally:
         station.kill()
+
+
+def test_doctor_command_and_kiosk_doctor_agree(running: tuple[Mosquitto, Staff, Station]) -> None:
+    _, staff, station = running
+    answer = command(staff, "doctor", "{}", timeout=40)
+    parts = {f["part"]: f for f in answer["findings"]}
+    assert answer["ok"] is True and set(parts) == {str(p) for p in Part}
+    assert parts["broker"]["health"] == "ok" and "connected to 127.0.0.1" in parts["broker"]["detail"]
+    assert parts["terminal"]["health"] == "ok" and parts["service"]["health"] == "ok"
+    assert parts["database"]["health"] == "ok" and "integrity ok" in parts["database"]["detail"]
+    assert answer["healthy"] is all(f["health"] != "fail" for f in answer["findings"])
+    # The technician's command asks the same running station over its socket.
+    local = run_kiosk("doctor", "--config", str(station.config), "--json")
+    report = json.loads(local.stdout)
+    assert local.returncode == (0 if report["healthy"] else 1), local.stderr
+    assert [f["part"] for f in report["findings"]] == [f["part"] for f in answer["findings"]]
+    assert {f["part"]: f["health"] for f in report["findings"]}["broker"] == "ok"

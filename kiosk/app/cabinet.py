@@ -32,6 +32,11 @@ class Cabinet:
         """One cabinet event."""
         self._handlers[type(event)](event, now)
 
+    @property
+    def door_open(self) -> bool:
+        """The cabinet door is open (as the door switch last said)."""
+        return self._door_open
+
     def check_door(self, now: datetime) -> None:
         """An open cabinet door outside service mode is a tamper alarm; closing it (or service mode) clears it."""
         if self._door_open and not self._faults.in_service_mode():

@@ -10,14 +10,18 @@ from pathlib import Path
 from typing import Any
 
 from kiosk.app.cabinet import CABINET_EVENTS, Cabinet
+from kiosk.app.doctor import Doctor, LiveParts, UnknownHost, live_findings
 from kiosk.app.effects import EffectRunner
 from kiosk.app.faults import FaultBoard
 from kiosk.app.healing import StorageHealer
 from kiosk.app.operations import Operations
 from kiosk.app.payments import PaymentRouter, Settlements, method_catalogue
 from kiosk.domain import helpdesk, journey
+from kiosk.domain.doctor import Finding, Health, Part, Report
 from kiosk.domain.events import (
     UPLINK_EVENTS,
+    DoctorAsked,
+    DoctorExamined,
     Event,
     FaultsChanged,
     IntercomHealth,
@@ -27,13 +31,14 @@ from kiosk.domain.events import (
     Tick,
 )
 from kiosk.domain.records import FaultRecord
-from kiosk.ports import Clock, Display, HelpPanel, Intercom, PaymentMethod, ServiceManager, Store, Uplink
+from kiosk.ports import Clock, Display, HelpPanel, Host, Intercom, PaymentMethod, ServiceManager, Store, Uplink
 
-__all__ = ["VOICE_COMPONENT", "Loop"]
+__all__ = ["DISPLAY_COMPONENT", "VOICE_COMPONENT", "Loop"]
 
 log = logging.getLogger(__name__)
 
 VOICE_COMPONENT = "help"  # the fault component of the voice path (kiosk.domain.faults)
+DISPLAY_COMPONENT = "display"
 
 
 class Loop:
@@ -44,13 +49,15 @@ class Loop:
     ``settlements`` what a payment method settled after the journey moved on, ``cabinet`` the
     help button's and the door's health, ``effects`` the journey's effects, and the storage
     healer an unusable database. ``uplink`` (MQTT), ``panel`` (the help LED) and ``intercom`` (help
-    by voice) are optional.
+    by voice) are optional; ``host`` is the computer (an UnknownHost when not given), and ``doctor``
+    examines the computer and the database when a technician asks (without one, only the devices
+    and the link are examined).
     """
 
     def __init__(self, state: journey.State, store: Store, method: PaymentMethod, display: Display,
                  clock: Clock, faults: tuple[FaultRecord, ...] = (), uplink: Uplink | None = None,
                  panel: HelpPanel | None = None, more_methods: Sequence[PaymentMethod] = (),
-                 intercom: Intercom | None = None) -> None:
+                 intercom: Intercom | None = None, *, host: Host | None = None, doctor: Doctor | None = None) -> None:
         methods = (method, *more_methods)
         self.state = replace(state, payment_methods=tuple(m.name for m in methods))
         self.store = store
@@ -62,6 +69,8 @@ class Loop:
         self.restart_requested = False
         self.uplink = uplink
         self.panel = panel
+        self.host: Host = host or UnknownHost()
+        self.doctor = doctor
         now = clock()
         self.fault_board = FaultBoard(store, self.post, faults, method_catalogue(methods))
         self.payment = PaymentRouter(methods, self.fault_board)
@@ -78,6 +87,8 @@ class Loop:
             PaymentReconciled: self.settlements.settled,
             MethodHealth: self.settlements.health,
             IntercomHealth: self._voice_health,
+            DoctorAsked: self._doctor_asked,
+            DoctorExamined: self._doctor_examined,
             **{kind: self.cabinet.handle for kind in CABINET_EVENTS},
         }
         if faults:
@@ -97,6 +108,24 @@ class Loop:
             self.fault_board.clear_fault(VOICE_COMPONENT, now)
         else:
             self.fault_board.raise_fault(VOICE_COMPONENT, event.fault, now, event.detail)
+
+    def examine(self, answer: Callable[[Report, datetime], None]) -> None:
+        """Ask the doctor for a report (loop thread); ``answer`` gets it on the loop thread, soon after."""
+        self._doctor_asked(DoctorAsked(answer), self.clock())
+
+    def _doctor_asked(self, event: DoctorAsked, now: datetime) -> None:
+        s = self.state
+        parts = LiveParts(s.settings, self.fault_board.active(), self.payment.name, self.cabinet.door_open,
+                          self.display, self.uplink)
+        live = live_findings(parts, now)
+        if self.doctor is None:
+            event.answer(Report.of([*live, Finding(Part.DATABASE, Health.WARN, "not examined in this run")]), now)
+            return
+        self.doctor.ask(live, s.settings.version, event.answer)
+
+    def _doctor_examined(self, event: DoctorExamined, now: datetime) -> None:
+        if self.doctor is not None:
+            self.doctor.examined(event, now)
 
     def post(self, event: Event) -> None:
         """Queue an event from any thread and wake the loop."""
@@ -211,10 +240,18 @@ class Loop:
         shown = (self.state, self._clock_shown(now))
         if shown != self._rendered:
             first = self._rendered is None
-            self.display.render(self.state, now)
+            try:
+                self.display.render(self.state, now)
+            except Exception as exc:  # a drawing bug or a lost panel must not stop payments, MQTT and help
+                log.exception("the screen could not be drawn")
+                self.fault_board.raise_fault(DISPLAY_COMPONENT, "render_failed", now, f"{type(exc).__name__}: {exc}")
+                return
             if first:
                 log.info("first frame drawn")
             self._rendered = shown
+            fault = self.fault_board.get(DISPLAY_COMPONENT)
+            if fault is not None and fault.code == "render_failed":
+                self.fault_board.clear_fault(DISPLAY_COMPONENT, now)
 
     def record_unstored(self, store: Store, now: datetime) -> None:
         """Write what the database missed while it failed: the notice, payments the terminal settled, fault changes.

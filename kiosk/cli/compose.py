@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 from kiosk import config
 from kiosk.app import recovery
-from kiosk.app.loop import VOICE_COMPONENT, Loop
+from kiosk.app.doctor import Doctor
+from kiosk.app.loop import DISPLAY_COMPONENT, VOICE_COMPONENT, Loop
 from kiosk.domain import journey
 from kiosk.domain.events import Event
 from kiosk.domain.records import FaultRecord, PaymentRecord
@@ -22,6 +23,7 @@ from kiosk.mqtt.offline import OfflineClient
 from kiosk.mqtt.publisher import OutboxPublisher
 from kiosk.mqtt.uplink import SUBSCRIPTIONS, Uplink
 from kiosk.ports import Intercom, PaymentMethod
+from kiosk.storage.examine import examine
 from kiosk.storage.store import Store
 from kiosk.storage.unavailable import UnavailableStore
 
@@ -74,16 +76,18 @@ class Station:
 
 
 def build_station(settings: config.Settings, clock: Callable[[], datetime], *, simulate: bool, headless: bool,
-                  online: bool = True, real_voice: bool = False) -> Station:
+                  online: bool = True, real_voice: bool = False, config_file: Path | None = None) -> Station:
     """Wire a station: database, card terminal, GPIO panel, intercom, screen, MQTT link (``online``) and the loop.
 
     With ``simulate`` the intercom (when voice is enabled) is a pretend agent, unless
     ``real_voice``: then baresip runs as configured (tests and benchmarks call a second one).
+    ``config_file`` is where the settings came from, for the doctor (None: built-in settings).
 
     Raises ValueError when the card terminal's settings cannot work; every other broken part
     becomes a fault, so that the station still shows parkers what it can do.
     """
     from drivers.gpio_sim import SimulatedHelpPanel
+    from drivers.host import LinuxHost
     from screens.display import Display
 
     now = clock()
@@ -104,6 +108,7 @@ def build_station(settings: config.Settings, clock: Callable[[], datetime], *, s
         panel, faults = _help_panel(settings, simulate, post, store, faults, now)
     help_key = panel.help_key if isinstance(panel, SimulatedHelpPanel) else None
     display = Display(settings, headless=headless, help_key=help_key)
+    faults = _display_fault(display.problem, store, faults, now)
     link = _mqtt_link(settings, simulate, store, post) if online else None
     publisher = None
     if link is not None and store is not None:
@@ -126,7 +131,10 @@ def build_station(settings: config.Settings, clock: Callable[[], datetime], *, s
         if store is not None:
             store.clear_fault(VOICE_COMPONENT, now)
         faults = tuple(f for f in faults if f.component != VOICE_COMPONENT)
-    loop = Loop(state, database, devices.terminal, display, clock, faults, uplink, panel, more_methods, intercom)
+    host = LinuxHost()
+    doctor = Doctor(host, examine, Path(settings.storage.database), config_file, post)
+    loop = Loop(state, database, devices.terminal, display, clock, faults, uplink, panel, more_methods, intercom,
+                host=host, doctor=doctor)
     return Station(loop, display, devices, store, link, uplink, panel, intercom)
 
 
@@ -141,6 +149,17 @@ def _intercom(settings: config.Settings, simulate: bool, post: Callable[[Event],
         return SimulatedIntercom(post)
     folder = Path(settings.storage.database).parent / "baresip"
     return BaresipIntercom(settings.voice, settings.station.id, folder, post)
+
+
+def _display_fault(problem: str | None, store: Store | None, faults: tuple[FaultRecord, ...],
+                   now: datetime) -> tuple[FaultRecord, ...]:
+    """The screen's fault at start: raised when there is no display, cleared from an earlier run when there is one."""
+    others = tuple(f for f in faults if f.component != DISPLAY_COMPONENT or f.code != "unavailable")
+    if problem is not None:
+        return others + (recovery.start_fault(store, DISPLAY_COMPONENT, "unavailable", problem, now),)
+    if store is not None and len(others) < len(faults):
+        store.clear_fault(DISPLAY_COMPONENT, now)
+    return others
 
 
 def _storage_code(faults: tuple[FaultRecord, ...]) -> str:

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from console import command as console_command
 from kiosk import config
 from kiosk.app.loop import Loop
+from kiosk.cli import doctor
 from kiosk.cli.compose import build_station
 from kiosk.cli.entry import STOP_SIGNALS
 from kiosk.cli.quiet_logs import RepeatFilter
@@ -60,6 +61,13 @@ def _parser() -> argparse.ArgumentParser:
     console_command.add_arguments(console)
     console.set_defaults(command=console_command.run)
 
+    examine = commands.add_parser("doctor", help="check every part of the station; exit 1 if one fails")
+    examine.add_argument("--config", type=Path,
+                         help=f"the station's configuration (default: {doctor.DEFAULT_CONFIG} if it exists)")
+    examine.add_argument("--simulate", action="store_true", help="the station of `kiosk run --simulate`")
+    examine.add_argument("--json", action="store_true", help="one line of JSON for fleet tooling")
+    examine.set_defaults(command=_doctor)
+
     check = commands.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file", type=Path)
     check.set_defaults(command=_check_config)
@@ -79,6 +87,18 @@ def _check_config(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     print(f"{args.file}: OK (station {settings.station.id}, zone {settings.zone.name})")
     return EXIT_OK
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    if args.config is None and not args.simulate and doctor.DEFAULT_CONFIG.exists():
+        args.config = doctor.DEFAULT_CONFIG
+    try:
+        settings = _settings(args)
+    except config.ConfigError as exc:  # the database and the socket are still where the defaults put them
+        for problem in exc.problems:
+            log.error("configuration: %s", problem)
+        settings = _settings(argparse.Namespace(config=None, simulate=args.simulate))
+    return doctor.run(args, settings, args.config)
 
 
 def _settings(args: argparse.Namespace) -> config.Settings:
@@ -119,11 +139,13 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_OK  # before anything was opened
     try:
         station = build_station(settings, clock, simulate=args.simulate,
-                                headless=args.headless or args.scenario is not None, online=args.scenario is None)
+                                headless=args.headless or args.scenario is not None, online=args.scenario is None,
+                                config_file=args.config)
     except ValueError as exc:
         log.critical("card terminal: %s", exc)
         return EXIT_USAGE
     loop = station.loop
+    doctor_socket = doctor.DoctorSocket(doctor.socket_path(settings), loop)
     try:
         station.start()
         if args.scenario is not None:
@@ -132,9 +154,11 @@ def _run(args: argparse.Namespace) -> int:
         _stop_on_signals(loop)
         kind = "simulated" if args.simulate else "real"
         log.info("station %s starting (zone %s, %s devices)", settings.station.id, settings.zone.name, kind)
+        doctor_socket.start()
         loop.run(SystemdNotifier())
         return EXIT_RESTART if loop.restart_requested else EXIT_OK
     finally:
+        doctor_socket.close()
         station.close()
 
 

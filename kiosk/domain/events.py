@@ -1,12 +1,14 @@
 """Typed, immutable events that flow into the main loop, and the effects the state machines ask for."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from kiosk.config import Settings
+from kiosk.domain.doctor import Finding, Report
 from kiosk.domain.outage import Outage
 from kiosk.domain.payment import DeclineReason, PaymentPrompt
 from kiosk.domain.records import FaultRecord, PaymentResultData, PaymentState, SessionRecord
@@ -248,6 +250,21 @@ class IntercomHealth:
 
 
 @dataclass(frozen=True)
+class DoctorAsked:
+    """Someone wants the doctor's report (a technician's `kiosk doctor`); ``answer`` gets it on the loop thread."""
+
+    answer: Callable[[Report, datetime], None] = field(compare=False)
+
+
+@dataclass(frozen=True)
+class DoctorExamined:
+    """The doctor's worker examined the computer and the database for examination ``token``."""
+
+    token: int
+    findings: tuple[Finding, ...]
+
+
+@dataclass(frozen=True)
 class SettingsChanged:
     """New validated settings; they take effect for the next parker."""
 
@@ -316,7 +333,7 @@ Event = (
     | MethodReport | NoticeChanged | OutageChanged | LinkUp | LinkDown | LinkAcked | MessageIn | HelpButtonStuck
     | HelpButtonFreed
     | DoorChanged | AgentSays | CourtesyGranted | JourneyCancelled | HelpTicketFailed | CallProgress | CallOffered
-    | IntercomHealth
+    | IntercomHealth | DoctorAsked | DoctorExamined
 )
 
 # ---- effects: what a state machine asks the loop to do ----

@@ -69,6 +69,7 @@ ARGUMENTS: dict[str, type] = {
     "terminal/end-of-day": NoArgs,
     "restart": NoArgs,
     "journey/cancel": JourneyCancelArgs,
+    "doctor": NoArgs,
 }
 
 TERMINAL_REQUESTS = {"terminal/status": "status",

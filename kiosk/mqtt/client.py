@@ -137,6 +137,7 @@ class MqttClient:
         self._used_boots: set[int] = set()
         self._report_failure = True
         self._beat_at = time.monotonic()
+        self._refused: tuple[int, str] = (0, "")  # publishes the broker refused since start, and the last topic
 
     # ---- public API (main thread) ----
 
@@ -159,6 +160,16 @@ class MqttClient:
     def reconnects(self) -> int:
         """Successful connections after the first."""
         return max(0, self._ups - 1)
+
+    @property
+    def address(self) -> str:
+        """The broker's host:port."""
+        return self._address
+
+    @property
+    def refused(self) -> tuple[int, str]:
+        """How many publishes the broker refused (PUBACK 0x80 or above: its ACL) since start, and the last topic."""
+        return self._refused
 
     @property
     def receive_maximum(self) -> int:
@@ -380,6 +391,7 @@ class MqttClient:
             pending.done.set()
         if not ok:
             log.warning("MQTT broker %s refused the publish on %s", self._address, pending.topic)
+            self._refused = (self._refused[0] + 1, pending.topic)
         if pending.row_id is None:
             return False
         self._acks.append((pending.row_id, ok))

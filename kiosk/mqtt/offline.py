@@ -39,6 +39,16 @@ class OfflineClient:
         """None: it never connects."""
         return 0
 
+    @property
+    def address(self) -> str:
+        """None: no broker is configured."""
+        return ""
+
+    @property
+    def refused(self) -> tuple[int, str]:
+        """Nothing was ever refused."""
+        return 0, ""
+
     def publish(self, topic: str, payload: str, qos: int, retain: bool, row_id: int | None = None,
                 expiry_s: int | None = None) -> bool:
         """Nothing is sent: False."""

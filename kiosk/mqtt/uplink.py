@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -11,10 +12,11 @@ from typing import Any, Protocol
 
 from kiosk import config, remote_config
 from kiosk.domain import journey
+from kiosk.domain.doctor import Finding, Health, Part, Report
 from kiosk.domain.events import Event, LinkAcked, LinkDown, LinkState, LinkUp, MessageIn, MethodReport, SettingsChanged
 from kiosk.domain.records import FaultRecord
 from kiosk.domain.staff import TERMINAL_REQUESTS
-from kiosk.mqtt import commands, telemetry
+from kiosk.mqtt import commands
 from kiosk.mqtt.commands import Refusal, Request, reply
 from kiosk.mqtt.contract import (
     CFG_DESIRED,
@@ -34,7 +36,7 @@ from kiosk.mqtt.contract import (
 )
 from kiosk.mqtt.direct_help import DirectHelp, Message
 from kiosk.mqtt.publisher import OutboxPublisher
-from kiosk.ports import FaultBoard, PaymentMethod, StaffOperations, StorageError, Store
+from kiosk.ports import FaultBoard, Host, PaymentMethod, StaffOperations, StorageError, Store
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,12 @@ class Client(Protocol):
     @property
     def reconnects(self) -> int: ...
 
+    @property
+    def address(self) -> str: ...
+
+    @property
+    def refused(self) -> tuple[int, str]: ...
+
     def publish(self, topic: str, payload: str, qos: int, retain: bool, row_id: int | None = None,
                 expiry_s: int | None = None) -> bool: ...
 
@@ -83,8 +91,11 @@ class Station(Protocol):
     fault_board: FaultBoard
     operations: StaffOperations
     payment: PaymentMethod
+    host: Host
 
     def post(self, event: Event) -> None: ...
+
+    def examine(self, answer: Callable[[Report, datetime], None]) -> None: ...
 
 
 @dataclass
@@ -122,6 +133,7 @@ class Uplink:
         self._direct_help = DirectHelp(settings.station.id)
         self._answers: dict[str, tuple[str, str]] = {}  # dedupe key -> (command, reply), when there is no database
         self._waiting: dict[str, _Waiting] = {}  # terminal request id -> command waiting for it
+        self._last_down = ""  # why the link last went down (for the doctor)
 
     def attach(self, station: Station, now: datetime) -> None:
         """Start serving ``station`` (called by the loop) and schedule the timers."""
@@ -138,6 +150,7 @@ class Uplink:
                 self._connected(event.boot, now)
             elif isinstance(event, LinkDown):
                 log.warning("MQTT link down: %s", event.reason)
+                self._last_down = event.reason
                 if event.used:  # the connection that ended used its number up; a refused attempt did not
                     self._offer_boot(now)
                 if self._publisher is not None:
@@ -422,6 +435,10 @@ class Uplink:
                 self._resync = True
                 detail = "status republished; the retained topics follow once the outbox backlog is sent"
             self._finish(key, [request], reply(True, "ok", detail), now)
+        elif name == "doctor":
+            request_id = str(uuid.uuid4())
+            self._waiting[request_id] = _Waiting(key, now, [request])
+            self._control.examine(lambda report, at: self._doctor_report(request_id, report, at))
         elif name in TERMINAL_REQUESTS:
             request_id = str(uuid.uuid4())
             operations.ask_payment_method(TERMINAL_REQUESTS[name], request_id)
@@ -429,6 +446,12 @@ class Uplink:
         else:
             done = operations.execute(name, args, now)
             self._finish(key, [request], reply(True, "ok", done.detail, **done.data), now)
+
+    def _doctor_report(self, request_id: str, report: Report, now: datetime) -> None:
+        waiting = self._waiting.pop(request_id)
+        failed = [f"{f.part} ({f.detail})" for f in report.findings if f.health is Health.FAIL]
+        detail = "every part is healthy" if not failed else "not healthy: " + "; ".join(failed)
+        self._finish(waiting.key, waiting.requests, reply(True, "ok", detail, **report.as_json()), now)
 
     def _method_report(self, event: MethodReport, now: datetime) -> None:
         waiting = self._waiting.pop(event.request_id, None)
@@ -462,6 +485,29 @@ class Uplink:
         if request.response_topic is None or not self._link.reply(
                 request.response_topic, request.correlation, answer):
             log.warning("reply to command %s not sent (link down); the caller may ask again", request.name)
+
+    def examine(self) -> Finding:
+        """The doctor's finding on the broker: the link, what the broker refused (its ACL), what waits to be sent."""
+        try:
+            unsent = self._store.outbox_depth() if self._store.usable else None
+        except StorageError:
+            unsent = None
+        waiting = "unknown" if unsent is None else str(unsent)
+        link = self._link
+        if not link.address:
+            return Finding(Part.BROKER, Health.WARN, f"no broker configured (mqtt.host): {waiting} message(s) wait")
+        address = f"{link.address}{' with TLS' if self._settings.mqtt.tls else ' without TLS'}"
+        since = time_text(link.since)
+        if not link.connected:
+            why = f": {self._last_down}" if self._last_down else ""
+            return Finding(Part.BROKER, Health.FAIL,
+                           f"{link.state} since {since} ({address}){why}; {waiting} message(s) wait")
+        refused, topic = link.refused
+        if refused:
+            return Finding(Part.BROKER, Health.FAIL, f"connected to {address}, but the broker refused {refused} "
+                                                     f"publish(es), the last on {topic}: check its ACL")
+        return Finding(Part.BROKER, Health.OK, f"connected to {address} since {since}, no publish refused; "
+                                               f"{waiting} message(s) wait")
 
     # ---- remote configuration ----
 
@@ -510,8 +556,8 @@ class Uplink:
             "link": {"state": self._link.state, "since": time_text(self._link.since),
                      "reconnects": self._link.reconnects},
             "terminal": terminal, "screen": str(station.state.screen), "config_version": self._settings.version,
-            "cpu_temp_c": telemetry.cpu_temperature_c(),
-            "disk_free_bytes": telemetry.disk_free_bytes(Path(self._settings.storage.database)),
+            "cpu_temp_c": station.host.cpu_temperature_c(),
+            "disk_free_bytes": station.host.disk_free_bytes(Path(self._settings.storage.database)),
         }
         self._link.publish(TELEMETRY, json_text(figures), 0, False)
 

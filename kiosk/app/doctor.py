@@ -1,0 +1,204 @@
+"""The doctor: examines every part of the station for a technician (`kiosk doctor` and MQTT cmd/doctor)."""
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import count
+from pathlib import Path
+
+from kiosk import config
+from kiosk.domain.doctor import Finding, Health, Part, Report, judge_clock, judge_disk, judge_temperature
+from kiosk.domain.events import DoctorExamined
+from kiosk.domain.records import FaultRecord
+from kiosk.mqtt.contract import time_text
+from kiosk.ports import Display, Host, Post, Uplink
+
+__all__ = ["ACTIVE_STATES", "Answer", "DatabaseExaminer", "Doctor", "LiveParts", "UnknownHost", "live_findings",
+           "system_findings"]
+
+log = logging.getLogger(__name__)
+
+DatabaseExaminer = Callable[[Path], tuple[bool, str]]
+"""Looks at a database file read-only: (sound, what was found) (kiosk.storage.examine.examine)."""
+
+Answer = Callable[[Report, datetime], None]
+"""Gets the doctor's report on the loop thread, with the loop's time."""
+
+ACTIVE_STATES = ("active", "activating", "reloading")  # systemd's words for a service that runs
+
+
+class UnknownHost:
+    """A computer the station cannot read anything of: the Host of tests and scenario replays."""
+
+    def cpu_temperature_c(self) -> float | None:
+        """Not reported."""
+        return None
+
+    def throttling(self) -> int | None:
+        """Not reported."""
+        return None
+
+    def disk_free_bytes(self, path: Path) -> int | None:
+        """Not reported."""
+        return None
+
+    def clock_synchronised(self) -> tuple[bool | None, str]:
+        """Nobody said."""
+        return None, "not known here"
+
+    def service_state(self) -> str | None:
+        """No systemd."""
+        return None
+
+    def addresses(self) -> tuple[str, ...]:
+        """None known."""
+        return ()
+
+
+def system_findings(host: Host, examine_database: DatabaseExaminer, database: Path, config_file: Path | None,
+                    applied_version: int | None = None) -> list[Finding]:
+    """What can be examined without the station's devices: configuration, database, clock, temperature, service.
+
+    ``applied_version`` is the configuration version the running station applies (remote
+    configuration may have replaced the file's); None when the station does not run.
+    """
+    sound, detail = examine_database(database)
+    return [
+        _configuration(config_file, applied_version),
+        judge_disk(host.disk_free_bytes(database), detail, sound),
+        judge_clock(*host.clock_synchronised()),
+        judge_temperature(host.cpu_temperature_c(), host.throttling()),
+        _service(host.service_state(), running=applied_version is not None),
+    ]
+
+
+def _configuration(config_file: Path | None, applied_version: int | None) -> Finding:
+    applied = "" if applied_version is None else f"; version {applied_version} applied"
+    if config_file is None:
+        return Finding(Part.CONFIGURATION, Health.WARN, "no configuration file: built-in demo settings" + applied)
+    try:
+        settings = config.load(config_file)
+    except config.ConfigError as exc:
+        first = exc.problems[0] if exc.problems else "unreadable"
+        return Finding(Part.CONFIGURATION, Health.FAIL, f"{len(exc.problems)} problem(s) in {config_file}: {first}")
+    return Finding(Part.CONFIGURATION, Health.OK,
+                   f"{config_file} valid (station {settings.station.id}, version {settings.version}){applied}")
+
+
+@dataclass(frozen=True)
+class LiveParts:
+    """What only the running station knows, as the loop holds it when the doctor is asked."""
+
+    settings: config.Settings
+    faults: tuple[FaultRecord, ...]
+    payment_method: str
+    door_open: bool
+    display: Display
+    uplink: Uplink | None
+
+
+def live_findings(parts: LiveParts, now: datetime) -> list[Finding]:
+    """The running station's view of its devices and its link."""
+    faults = {f.component: f for f in parts.faults}
+    return [
+        _terminal(parts, faults, now),
+        _gpio(parts, faults, now),
+        parts.display.examine(),
+        _voice(parts, faults, now),
+        parts.uplink.examine() if parts.uplink is not None
+        else Finding(Part.BROKER, Health.WARN, "no MQTT link in this run"),
+    ]
+
+
+def _fault_text(fault: FaultRecord, now: datetime) -> str:
+    minutes = int((now - fault.since).total_seconds() // 60)
+    return f"{fault.component}/{fault.code} for {minutes} min: {fault.message}"
+
+
+def _terminal(parts: LiveParts, faults: dict[str, FaultRecord], now: datetime) -> Finding:
+    fault = faults.get(parts.payment_method)
+    if fault is not None:
+        return Finding(Part.TERMINAL, Health.FAIL, _fault_text(fault, now))
+    return Finding(Part.TERMINAL, Health.OK,
+                   f"ready (answers a status enquiry every {parts.settings.terminal.status_interval_s} s)")
+
+
+def _gpio(parts: LiveParts, faults: dict[str, FaultRecord], now: datetime) -> Finding:
+    door = "door open" if parts.door_open else "door closed"
+    for component in ("gpio", "help_button"):
+        fault = faults.get(component)
+        if fault is not None:
+            return Finding(Part.GPIO, Health.FAIL, f"{_fault_text(fault, now)}; {door}")
+    g = parts.settings.gpio
+    pins = f"help button GPIO{g.help_button}, LED GPIO{g.help_led}, door switch GPIO{g.door_switch}"
+    tamper = faults.get("door")
+    if tamper is not None:
+        return Finding(Part.GPIO, Health.WARN, f"{pins}; {_fault_text(tamper, now)}")
+    return Finding(Part.GPIO, Health.OK, f"{pins}; {door}")
+
+
+def _voice(parts: LiveParts, faults: dict[str, FaultRecord], now: datetime) -> Finding:
+    voice = parts.settings.voice
+    if not voice.enabled:
+        return Finding(Part.VOICE, Health.OK, "off: help is by text on the screen")
+    fault = faults.get("help")
+    if fault is not None:
+        return Finding(Part.VOICE, Health.FAIL, _fault_text(fault, now))
+    return Finding(Part.VOICE, Health.OK, f"ready: help calls go to {voice.destination}")
+
+
+def _service(state: str | None, running: bool) -> Finding:
+    if not running:
+        said = "no systemd" if state is None else f"systemd: {state}"
+        return Finding(Part.SERVICE, Health.FAIL, f"the station does not run ({said})")
+    if state is None:
+        return Finding(Part.SERVICE, Health.OK, "running, not under systemd")
+    if state in ACTIVE_STATES:
+        return Finding(Part.SERVICE, Health.OK, f"running; systemd: {state}")
+    return Finding(Part.SERVICE, Health.WARN, f"running, but not as the kiosk service (systemd: {state})")
+
+
+class Doctor:
+    """Examines the station when asked, on the loop thread, without blocking it.
+
+    The devices and the link are read at once from the loop's own view (:func:`live_findings`);
+    the database, the clock, the temperature and the service take a read-only integrity check
+    and a few commands, so a worker thread examines them and posts DoctorExamined, and the
+    report goes to whoever asked.
+    """
+
+    def __init__(self, host: Host, examine_database: DatabaseExaminer, database: Path, config_file: Path | None,
+                 post: Post) -> None:
+        self._host = host
+        self._examine_database = examine_database
+        self._database = database
+        self._config_file = config_file
+        self._post = post
+        self._tokens = count(1)
+        self._waiting: dict[int, tuple[list[Finding], Answer]] = {}
+
+    def ask(self, live: Iterable[Finding], applied_version: int, answer: Answer) -> None:
+        """Examine the rest of the station in a worker; ``answer`` gets the whole report on the loop thread."""
+        token = next(self._tokens)
+        self._waiting[token] = (list(live), answer)
+
+        def examine() -> None:
+            try:
+                findings = system_findings(self._host, self._examine_database, self._database, self._config_file,
+                                           applied_version)
+            except Exception as exc:  # a bug here must still answer the technician
+                log.exception("the doctor's examination failed")
+                findings = [Finding(Part.SERVICE, Health.FAIL, f"the examination failed: {type(exc).__name__}")]
+            self._post(DoctorExamined(token, tuple(findings)))
+
+        threading.Thread(target=examine, name="doctor", daemon=True).start()
+
+    def examined(self, event: DoctorExamined, now: datetime) -> None:
+        """The worker's findings: complete the report and give it to whoever asked."""
+        live, answer = self._waiting.pop(event.token)
+        report = Report.of([*live, *event.findings])
+        log.info("doctor: %s at %s", "healthy" if report.healthy else "something is wrong", time_text(now))
+        answer(report, now)
