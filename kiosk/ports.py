@@ -461,6 +461,9 @@ class StationLedger(Protocol):
     def record_terminal_report(self, data: dict[str, Any], now: datetime) -> None:
         """Queue an ``event/terminal`` event, e.g. the end-of-day totals."""
 
+    def record_service(self, data: dict[str, Any], now: datetime) -> None:
+        """Queue an ``event/service`` event: the service menu opened or closed, or an action taken in it."""
+
     def rows(self, table: str, **equals: Any) -> list[dict[str, Any]]:
         """The rows of ``table`` whose columns equal ``equals``, as dictionaries (scenario expectations, tools)."""
 

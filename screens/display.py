@@ -16,7 +16,20 @@ from kiosk.config import Settings
 from kiosk.domain.doctor import Finding, Health, Part
 from kiosk.domain.events import Event, HelpPressed, HelpReleased, Tap
 from kiosk.domain.journey import KEYBOARD, MorePage, Screen, State
-from screens import declined, duration, feedback, fonts, i18n, out_of_service, overlays, paid, paying, plate, welcome
+from screens import (
+    declined,
+    duration,
+    feedback,
+    fonts,
+    i18n,
+    out_of_service,
+    overlays,
+    paid,
+    paying,
+    plate,
+    service,
+    welcome,
+)
 from screens.fonts import Fonts
 from screens.theme import Metrics, palette
 from screens.widgets import Frame
@@ -41,12 +54,16 @@ MORE: dict[MorePage, Callable[[Frame, State, datetime], overlays.More]] = {  # t
 }
 CONTINUE_KEYS = (pygame.K_RETURN, pygame.K_KP_ENTER)
 NO_SCREEN_DRIVERS = ("offscreen", "dummy")  # SDL drivers that draw into memory only
+SERVICE_VIEW = "service"  # the view key of the technician's menu (press feedback starts afresh)
 
 log = logging.getLogger(__name__)
 
 
 def draw(frame: Frame, state: State, now: datetime) -> None:
-    """Draw the state's screen and its overlay, if any, onto frame."""
+    """Draw the state's screen and its overlay, if any, onto frame (the technician's service menu over all)."""
+    if state.service is not None:
+        service.draw(frame, state, now)
+        return
     kind = overlays.active(state)
     if kind == overlays.ASLEEP:
         overlays.draw_asleep(frame, state, now)
@@ -59,8 +76,9 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
 
 
 def frame_for(surface: pygame.Surface, fonts: Fonts, state: State, pressed: str | None = None) -> Frame:
-    """A Frame on surface in the parker's language, contrast and text size."""
-    return Frame(surface, fonts, palette(state.high_contrast), state.language, pressed, state.large_text)
+    """A Frame on surface in the parker's language, contrast and text size (the technician's menu: standard size)."""
+    large_text = state.large_text and state.service is None
+    return Frame(surface, fonts, palette(state.high_contrast), state.language, pressed, large_text)
 
 
 class Display:
@@ -109,7 +127,7 @@ class Display:
 
     def render(self, state: State, now: datetime) -> None:
         """Draw the full frame for this state; remember state and now for press feedback."""
-        view = (state.screen, overlays.active(state))
+        view = (state.screen, SERVICE_VIEW if state.service is not None else overlays.active(state))
         if view != self._view:
             self._pressed, self._inside = None, False
         self._state, self._now, self._view = state, now, view

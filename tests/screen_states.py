@@ -13,10 +13,12 @@ import pytest
 
 from kiosk.config import BandSettings, LanguageSettings, LinkSettings, ScreenSettings, Settings
 from kiosk.domain import helpdesk, journey
+from kiosk.domain.doctor import Finding, Health, Part, Report
 from kiosk.domain.helpdesk import Line, Phase, Ticket
 from kiosk.domain.journey import Decline, MorePage, Payment, Screen
 from kiosk.domain.outage import Outage, ParkingWhileOut
 from kiosk.domain.records import FaultRecord, SessionRecord
+from kiosk.domain.service_menu import Opener, ServiceMenu
 from kiosk.domain.voice import Call, CallDirection, CallPhase, FailReason
 from screens import display as display_module
 from screens import theme
@@ -36,6 +38,14 @@ AGENT_SAYS = ("Hello, this is Anna from the parking office. I can see that your 
 STAFF_NOTICE = ("The north exit barrier is closed today for road works; please leave by the south exit on Market "
                 "Street, next to the pharmacy. Thank you for your patience.")  # 200 characters, as staff may write
 LONG_MESSAGE = ("Sorry for the trouble 😀🚗🅿️! " * 20 + "x" * 500)[:500]
+
+
+SERVICE_MENU = ServiceMenu(NOW, Opener.DOOR, (
+    "station DE-BER-0042, firmware 0.1.0", "eth0 192.0.2.7, wlan0 198.51.100.4",
+    "broker: connected to broker.example.org:8883 with TLS"), presses=2,
+    answer=("terminal status: done", "status: 00", "ready: True"))
+REPORT = Report.of(Finding(part, Health.FAIL if part is Part.BROKER else Health.OK, f"what the doctor saw of the {part}")
+                   for part in Part)
 
 
 def fault(component: str, code: str, impact: str) -> FaultRecord:
@@ -167,6 +177,11 @@ def states(settings: Settings = SETTINGS) -> dict[str, journey.State]:
                                                                phase=Phase.CONNECTED, agent="Anna")),
         "welcome_voice_down": replace(base, faults=(fault("help", "voice_down", "notice"),)),
         "warning": replace(duration, warning_since=NOW),
+        "service_menu": replace(base, screen=Screen.OUT_OF_SERVICE, service=SERVICE_MENU,
+                                faults=(fault("operator", "service", "out_of_service"),
+                                        fault("card_terminal", "unreachable", "no_card_payment"))),
+        "service_menu_doctor": replace(base, screen=Screen.OUT_OF_SERVICE, service=replace(SERVICE_MENU, report=REPORT),
+                                       faults=(fault("operator", "service", "out_of_service"),)),
         "asleep": replace(base, asleep=True),
         "high_contrast": replace(duration, high_contrast=True),
     }

@@ -16,16 +16,19 @@ from kiosk.app.faults import FaultBoard
 from kiosk.app.healing import StorageHealer
 from kiosk.app.operations import Operations
 from kiosk.app.payments import PaymentRouter, Settlements, method_catalogue
+from kiosk.app.service_mode import MENU_EVENTS, ServiceMode
 from kiosk.domain import helpdesk, journey
 from kiosk.domain.doctor import Finding, Health, Part, Report
 from kiosk.domain.events import (
     UPLINK_EVENTS,
     DoctorAsked,
     DoctorExamined,
+    DoorChanged,
     Event,
     FaultsChanged,
     IntercomHealth,
     MethodHealth,
+    MethodReport,
     PaymentConfirmed,
     PaymentReconciled,
     Tick,
@@ -77,7 +80,10 @@ class Loop:
         self.settlements = Settlements(store, self.fault_board, method.name)
         self.cabinet = Cabinet(self.fault_board)
         self.operations = Operations(store, self.fault_board, self.payment, lambda: self.state, self.post,
-                                     self.request_restart, self.cabinet.check_door)
+                                     self.request_restart, self.cabinet.check_door,
+                                     lambda show, at: self.service_mode.command(show, at))
+        self.service_mode = ServiceMode(self)
+        self.fault_board.listen(self.service_mode.fault_changed)
         self.effects = EffectRunner(store, self.payment, self.fault_board, self.post, uplink, intercom)
         self._healer = StorageHealer(self, self.fault_board, Path(state.settings.storage.database),
                                      state.settings.station.id)
@@ -90,13 +96,15 @@ class Loop:
             DoctorAsked: self._doctor_asked,
             DoctorExamined: self._doctor_examined,
             **{kind: self.cabinet.handle for kind in CABINET_EVENTS},
+            DoorChanged: self._door,
+            MethodReport: self._method_report,
         }
         if faults:
             self.post(FaultsChanged(tuple(faults)))
         for fault in faults:
             self._healer.fault_changed(fault, True, False, now)
         if uplink is not None:
-            self._routes.update({kind: uplink.handle for kind in UPLINK_EVENTS})
+            self._routes.update({kind: uplink.handle for kind in UPLINK_EVENTS if kind is not MethodReport})
             uplink.attach(self, now)
             self.fault_board.listen(uplink.fault_changed)
             for fault in faults if not store.usable else ():  # without a database, nobody else will report them
@@ -122,6 +130,15 @@ class Loop:
             event.answer(Report.of([*live, Finding(Part.DATABASE, Health.WARN, "not examined in this run")]), now)
             return
         self.doctor.ask(live, s.settings.version, event.answer)
+
+    def _door(self, event: DoorChanged, now: datetime) -> None:
+        self.cabinet.handle(event, now)
+        self.service_mode.door(event, now)
+
+    def _method_report(self, event: MethodReport, now: datetime) -> None:
+        """A payment method's answer: to the service menu if it asked, else to staff's command."""
+        if not self.service_mode.report(event, now) and self.uplink is not None:
+            self.uplink.handle(event, now)
 
     def _doctor_examined(self, event: DoctorExamined, now: datetime) -> None:
         if self.doctor is not None:
@@ -207,12 +224,15 @@ class Loop:
             log.info("restart requested by staff: stopping now that no parker is being served")
             self._stopping = True
         if self.panel is not None:
-            self.panel.show(helpdesk.led(self.state.help))
+            self.panel.show(helpdesk.LED_STEADY if self.service_mode.led_on() else helpdesk.led(self.state.help))
         self.render_if_changed()
 
     def handle(self, event: Event) -> None:
         """Route one event: to its owner from the table, or else to the journey, whose effects are then run."""
         now = self.clock()
+        if self.state.service is not None and isinstance(event, MENU_EVENTS):  # the technician has the screen
+            self.service_mode.handle(event, now)
+            return
         route = self._routes.get(type(event))
         if route is not None:
             route(event, now)
@@ -230,9 +250,10 @@ class Loop:
         return self._healer.deadline()
 
     def idle(self) -> bool:
-        """No parker is in the middle of something."""
+        """No parker is in the middle of something, and no technician has the service menu open."""
         s = self.state
-        return s.screen in (journey.Screen.WELCOME, journey.Screen.OUT_OF_SERVICE) and s.help is None and s.payment is None
+        return s.screen in (journey.Screen.WELCOME, journey.Screen.OUT_OF_SERVICE) and s.help is None \
+            and s.payment is None and s.service is None
 
     def render_if_changed(self) -> None:
         """Draw only when the state or the shown clock changed."""

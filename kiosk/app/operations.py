@@ -1,4 +1,4 @@
-"""Staff commands executed on the loop thread: notice, mode, courtesy, journey cancel, restart, terminal requests."""
+"""Staff commands executed on the loop thread: notice, mode, courtesy, journey cancel, restart, service menu, terminal."""
 from __future__ import annotations
 
 import logging
@@ -32,7 +32,8 @@ class Operations:
 
     def __init__(self, store: Store, faults: FaultBoard, payment: PaymentRouter,
                  state: Callable[[], journey.State], post: Callable[[Event], None],
-                 restart: Callable[[], None], check_door: Callable[[datetime], None]) -> None:
+                 restart: Callable[[], None], check_door: Callable[[datetime], None],
+                 service_menu: Callable[[bool, datetime], Done]) -> None:
         self._store = store
         self._faults = faults
         self._payment = payment
@@ -40,6 +41,7 @@ class Operations:
         self._post = post
         self._restart = restart
         self._check_door = check_door
+        self._service_menu = service_menu
         self._unstored: dict[str, Callable[[Store, datetime], None]] = {}  # what -> its latest write, not yet stored
         self._executors: dict[str, Callable[[Any, datetime], Done]] = {  # command name -> its executor
             "notice": self._notice,
@@ -47,6 +49,7 @@ class Operations:
             "courtesy": self._courtesy,
             "journey/cancel": self._journey_cancel,
             "restart": self._restart_when_idle,
+            "service-menu": lambda args, now: self._service_menu(args.show, now),
         }
 
     def execute(self, name: str, args: Any, now: datetime) -> Done:

@@ -131,7 +131,7 @@ def _reset(state: State, now: datetime) -> State:
     settings = state.next_settings or state.settings
     fresh = initial(settings, now)
     fresh = replace(fresh, faults=state.faults, help=state.help, notice=state.notice, outage=state.outage,
-                    payment_methods=state.payment_methods)
+                    payment_methods=state.payment_methods, service=state.service)
     if blocking_fault(fresh):
         return replace(fresh, screen=Screen.OUT_OF_SERVICE)
     return fresh

@@ -14,6 +14,7 @@ from kiosk.domain.events import Effect
 from kiosk.domain.outage import Outage, ParkingWhileOut
 from kiosk.domain.payment import DeclineReason, PaymentPrompt
 from kiosk.domain.records import FaultRecord, SessionRecord
+from kiosk.domain.service_menu import ServiceMenu
 from kiosk.domain.tariff import Quote, is_chargeable, next_chargeable, quote
 
 __all__ = [
@@ -113,6 +114,7 @@ class State:
     notice: str = ""
     outage: Outage | None = None  # what staff said of parking meanwhile and the return to service
     payment_methods: tuple[str, ...] = ()  # the names of the station's payment methods (their fault components)
+    service: ServiceMenu | None = None  # the technician's menu, over everything while it is open (kiosk.app.service_mode)
 
 
 Result = tuple[State, tuple[Effect, ...]]

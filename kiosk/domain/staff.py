@@ -9,7 +9,7 @@ from kiosk.domain.outage import ParkingWhileOut
 
 __all__ = [
     "ARGUMENTS", "TERMINAL_REQUESTS", "CourtesyArgs", "Done", "JourneyCancelArgs", "ModeArgs", "NoArgs", "NoticeArgs",
-    "Refusal", "Text200", "TicketId",
+    "Refusal", "ServiceMenuArgs", "Text200", "TicketId",
 ]
 
 TicketId = Annotated[str, matches(r"[0-9a-f-]{36}", "a help ticket id (UUID)")]
@@ -60,6 +60,13 @@ class JourneyCancelArgs:
     ticket: TicketId | None = None
 
 
+@dataclass(frozen=True)
+class ServiceMenuArgs:
+    """Show the technician's service menu on the screen (entering service mode), or close it."""
+
+    show: bool
+
+
 ARGUMENTS: dict[str, type] = {
     "rebirth": NoArgs,
     "notice": NoticeArgs,
@@ -70,6 +77,7 @@ ARGUMENTS: dict[str, type] = {
     "restart": NoArgs,
     "journey/cancel": JourneyCancelArgs,
     "doctor": NoArgs,
+    "service-menu": ServiceMenuArgs,
 }
 
 TERMINAL_REQUESTS = {"terminal/status": "status",

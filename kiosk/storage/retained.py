@@ -183,3 +183,10 @@ class StationState:
         utc(now, "now")
         with self._core.write():
             self._core.add_event("terminal", data, now)
+
+    def record_service(self, data: dict[str, Any], now: datetime) -> None:
+        """Queue an ``event/service`` event: the service menu opened or closed, or an action taken in it."""
+        check_json_object("data", data)
+        utc(now, "now")
+        with self._core.write():
+            self._core.add_event("service", data, now)

@@ -331,6 +331,10 @@ class Store:
         """Queue an ``event/terminal`` event, e.g. the end-of-day totals."""
         self._state.record_terminal_report(data, now)
 
+    def record_service(self, data: dict[str, Any], now: datetime) -> None:
+        """Queue an ``event/service`` event: the service menu opened or closed, or an action taken in it."""
+        self._state.record_service(data, now)
+
     # --- help tickets (HelpTickets) --------------------------------------------------------------------------------
 
     def open_help_ticket(self, context: dict[str, Any], now: datetime) -> str:

@@ -1,0 +1,240 @@
+"""The technician's service menu on the loop thread: when it opens and closes, what its buttons do, what is published."""
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
+from typing import Any, Protocol
+
+from kiosk.app.faults import FaultBoard
+from kiosk.app.operations import Operations
+from kiosk.domain import journey
+from kiosk.domain.doctor import Report
+from kiosk.domain.events import DoorChanged, HelpPressed, HelpReleased, MethodReport, Tap
+from kiosk.domain.records import FaultRecord
+from kiosk.domain.service_menu import TARGET_PREFIX, MenuAction, Opener, ServiceMenu
+from kiosk.domain.staff import Done, ModeArgs, Refusal
+from kiosk.ports import Host, StorageError, Store, Uplink
+
+__all__ = ["MENU_EVENTS", "ServiceMode"]
+
+log = logging.getLogger(__name__)
+
+MENU_EVENTS = (Tap, HelpPressed, HelpReleased)  # what the menu takes from the journey while it is open
+REQUESTS = {MenuAction.TERMINAL_STATUS: "status", MenuAction.END_OF_DAY: "end_of_day"}  # -> payment method request
+
+
+class Station(Protocol):
+    """What the service menu needs from the loop (kiosk.app.loop.Loop)."""
+
+    state: journey.State
+    store: Store
+    fault_board: FaultBoard
+    operations: Operations
+    host: Host
+    uplink: Uplink | None
+
+    def examine(self, answer: Callable[[Report, datetime], None]) -> None: ...
+
+    def idle(self) -> bool: ...
+
+
+class ServiceMode:
+    """Opens the menu when the cabinet door opens in service mode, or when staff ask (``service-menu``).
+
+    It closes when the door closes, when service mode ends, on Leave (which ends service mode:
+    the station is back in service) and when staff ask. While it is open it takes the screen's
+    taps and the help button's presses (the button test). Every opening, closing and action is
+    logged and published as ``event/service``.
+    """
+
+    def __init__(self, station: Station) -> None:
+        self._station = station
+        self._requests: dict[str, MenuAction] = {}  # payment method request id -> the menu action waiting for it
+        self._events: dict[type, Callable[[Any, datetime], None]] = {
+            Tap: lambda event, now: self._tap(event.target, now),
+            HelpPressed: lambda event, now: self._button(True),
+            HelpReleased: lambda event, now: self._button(False),
+        }
+        self._actions: dict[MenuAction, Callable[[datetime], None]] = {
+            MenuAction.TERMINAL_STATUS: lambda now: self._ask_terminal(MenuAction.TERMINAL_STATUS, now),
+            MenuAction.END_OF_DAY: lambda now: self._ask_terminal(MenuAction.END_OF_DAY, now),
+            MenuAction.LED_TEST: self._led_test,
+            MenuAction.DOCTOR: self._doctor,
+            MenuAction.LEAVE: self._leave,
+        }
+
+    @property
+    def menu(self) -> ServiceMenu | None:
+        """The menu on screen, if any."""
+        return self._station.state.service
+
+    def handle(self, event: Tap | HelpPressed | HelpReleased, now: datetime) -> None:
+        """A tap on the menu, or the help button (counted for the button test)."""
+        if self.menu is not None:
+            self._events[type(event)](event, now)
+
+    def _button(self, down: bool) -> None:
+        menu = self.menu
+        if menu is not None:
+            self._show(menu.pressed(down))
+            if down:
+                log.info("service menu: help button pressed (%d since the menu opened)", menu.presses + 1)
+
+    def door(self, event: DoorChanged, now: datetime) -> None:
+        """The door opened in service mode: open the menu; it closed: close it."""
+        if event.open and self._station.fault_board.in_service_mode():
+            self.open(Opener.DOOR, now)
+        elif not event.open and self.menu is not None:
+            self.close("the cabinet door closed", now)
+
+    def fault_changed(self, fault: FaultRecord, active: bool, stored: bool, now: datetime) -> None:
+        """Service mode ended (staff set another mode): the menu closes."""
+        if fault.component == "operator" and self.menu is not None and not self._station.fault_board.in_service_mode():
+            self.close("service mode ended", now)
+
+    def command(self, show: bool, now: datetime) -> Done:
+        """Staff's ``service-menu``: show it (in service mode, entered now if need be), or close it."""
+        if not show:
+            if self.menu is None:
+                return Done("the service menu was not open")
+            self.close("closed by staff", now)
+            return Done("service menu closed; the station stays in service mode")
+        if self.menu is not None:
+            return Done("the service menu is already open")
+        if not self._station.idle():
+            raise Refusal("busy", "a parker is using the station; try again when they are done")
+        if not self._station.fault_board.in_service_mode():
+            self._station.operations.execute("mode", ModeArgs("service", "service menu opened by staff"), now)
+        self.open(Opener.STAFF, now)
+        return Done("service menu shown; the station is in service mode")
+
+    def report(self, event: MethodReport, now: datetime) -> bool:
+        """The payment method's answer to a menu action; False if it answers something else (staff's command)."""
+        action = self._requests.pop(event.request_id, None)
+        if action is None:
+            return False
+        words = self._station.operations.keep_report(event, now)
+        lines = [f"{action.value.replace('_', ' ')}: {'done' if event.ok else 'failed'}{words}"]
+        lines += [f"{key}: {value}" for key, value in event.data.items() if key != "lines"]
+        menu = self.menu
+        if menu is not None:
+            self._show(replace(menu, running=None, answer=tuple(lines)))
+        self._record(now, action=action.value, ok=event.ok, result=lines[0])
+        return True
+
+    def led_on(self) -> bool:
+        """The LED test is on: the help LED shines whatever the help desk says."""
+        menu = self.menu
+        return menu is not None and menu.led_on
+
+    def open(self, opener: Opener, now: datetime) -> None:
+        """Show the menu with the station's facts as of now."""
+        if self.menu is not None:
+            return
+        log.info("service menu opened (%s)", opener)
+        self._show(ServiceMenu(now, opener, self._about()))
+        self._record(now, action="opened", by=str(opener))
+
+    def close(self, why: str, now: datetime) -> None:
+        """Take the menu off the screen."""
+        menu = self.menu
+        if menu is None:
+            return
+        log.info("service menu closed: %s", why)
+        self._show(None)
+        self._requests.clear()
+        self._record(now, action="closed", why=why, button_presses=menu.presses)
+
+    # ---- the buttons ----
+
+    def _tap(self, target: str, now: datetime) -> None:
+        if not target.startswith(TARGET_PREFIX):
+            return
+        try:
+            action = MenuAction(target.removeprefix(TARGET_PREFIX))
+        except ValueError:
+            log.warning("service menu: no button %r", target)
+            return
+        menu = self.menu
+        if menu is not None and menu.running is not None and action is not MenuAction.LEAVE:
+            return  # one action at a time; its answer comes soon
+        log.info("service menu: %s", action.value)
+        self._actions[action](now)
+
+    def _ask_terminal(self, action: MenuAction, now: datetime) -> None:
+        request_id = str(uuid.uuid4())
+        try:
+            self._station.operations.ask_payment_method(REQUESTS[action], request_id)
+        except Refusal as refusal:
+            self._answer(action, [refusal.detail], now)
+            return
+        self._requests[request_id] = action
+        menu = self.menu
+        if menu is not None:
+            self._show(replace(menu, running=action, answer=(f"{action.value.replace('_', ' ')}: asked …",)))
+
+    def _led_test(self, now: datetime) -> None:
+        menu = self.menu
+        if menu is not None:
+            on = not menu.led_on
+            self._show(replace(menu, led_on=on))
+            self._record(now, action=MenuAction.LED_TEST.value, led="on" if on else "off")
+
+    def _doctor(self, now: datetime) -> None:
+        menu = self.menu
+        if menu is None:
+            return
+        self._show(replace(menu, running=MenuAction.DOCTOR, answer=("doctor: examining …",)))
+        self._station.examine(self._examined)
+
+    def _examined(self, report: Report, now: datetime) -> None:
+        menu = self.menu
+        if menu is None:
+            return
+        self._show(replace(menu, running=None, answer=(), report=report))
+        self._record(now, action=MenuAction.DOCTOR.value, healthy=report.healthy,
+                     failed=[str(f.part) for f in report.findings if f.health.value == "fail"])
+
+    def _leave(self, now: datetime) -> None:
+        self._record(now, action=MenuAction.LEAVE.value)
+        self.close("the technician left service mode", now)
+        self._station.operations.execute("mode", ModeArgs("normal"), now)
+
+    def _answer(self, action: MenuAction, lines: list[str], now: datetime) -> None:
+        menu = self.menu
+        if menu is not None:
+            self._show(replace(menu, running=None, answer=tuple(lines)))
+        self._record(now, action=action.value, ok=False, result=lines[0])
+
+    # ---- helpers ----
+
+    def _show(self, menu: ServiceMenu | None) -> None:
+        self._station.state = replace(self._station.state, service=menu)
+
+    def _about(self) -> tuple[str, ...]:
+        station = self._station
+        try:
+            firmware = package_version("kiosk")
+        except PackageNotFoundError:
+            firmware = "unknown"
+        addresses = ", ".join(station.host.addresses()) or "no IP address"
+        link = "no MQTT link"
+        if station.uplink is not None:  # the gist ("connected to host:port with TLS", "down"); Doctor says the rest
+            link = station.uplink.examine().detail.split(" since ")[0].split(";")[0]
+        return (f"station {station.state.settings.station.id}, firmware {firmware}", addresses, f"broker: {link}")
+
+    def _record(self, now: datetime, **data: Any) -> None:
+        """Publish one ``event/service`` (kept in the outbox); without a database it is only logged."""
+        store = self._station.store
+        if not store.usable:
+            log.warning("service menu event not stored (no database): %s", data)
+            return
+        try:
+            store.record_service(data, now)
+        except StorageError as exc:
+            self._station.fault_board.raise_fault("storage", exc.reason, now, str(exc))

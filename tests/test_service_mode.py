@@ -1,0 +1,161 @@
+"""The technician's service menu: opened by the door in service mode or by staff, its actions, leaving it, events."""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from conftest import station_config, wait_for  # noqa: F401  (station_config is a fixture)
+
+from drivers.gpio_sim import SimulatedHelpPanel
+from kiosk import config
+from kiosk.cli.compose import Station, build_station
+from kiosk.domain import helpdesk, journey
+from kiosk.domain.events import Tap
+from kiosk.domain.service_menu import MenuAction, Opener, target_of
+from kiosk.domain.staff import ModeArgs, Refusal, ServiceMenuArgs
+from screens.display import Display
+
+TIMEOUT = 20
+
+
+@pytest.fixture
+def station(station_config: Path) -> Iterator[Station]:  # noqa: F811
+    """A started station (simulated terminal and GPIO pins, headless), its terminal ready."""
+    built = build_station(config.load(station_config), lambda: datetime.now(UTC), simulate=True, headless=True,
+                          config_file=station_config)
+    built.start()
+    settle_until(built, lambda: not built.loop.fault_board.active(), "the terminal ready")
+    yield built
+    built.close()
+
+
+def settle_until(station: Station, done, what: str) -> None:  # type: ignore[no-untyped-def]
+    wait_for(done, TIMEOUT, what, between=station.loop.settle)
+
+
+def panel(station: Station) -> SimulatedHelpPanel:
+    assert isinstance(station.panel, SimulatedHelpPanel)
+    return station.panel
+
+
+def service_events(station: Station) -> list[dict]:
+    assert station.store is not None
+    rows = station.store.rows("outbox")
+    return [json.loads(r["payload"])["data"] for r in rows if r["topic"] == "event/service"]
+
+
+def tap(station: Station, action: MenuAction) -> None:
+    display = station.display
+    assert isinstance(display, Display)
+    station.loop.settle()
+    assert target_of(action) in display.targets(), display.targets()
+    station.loop.post(Tap(target_of(action)))
+    station.loop.settle()
+
+
+def enter_service_mode(station: Station) -> None:
+    station.loop.operations.execute("mode", ModeArgs("service", "crew at work"), datetime.now(UTC))
+    station.loop.settle()
+
+
+def open_by_door(station: Station) -> None:
+    enter_service_mode(station)
+    panel(station).set_door(True)
+    settle_until(station, lambda: station.loop.state.service is not None, "the menu")
+
+
+def test_the_door_opens_the_menu_only_in_service_mode(station: Station) -> None:
+    panel(station).set_door(True)
+    settle_until(station, lambda: station.loop.fault_board.get("door") is not None, "the tamper alarm")
+    assert station.loop.state.service is None  # outside service mode an open door is a tamper alarm, no menu
+    panel(station).set_door(False)
+    settle_until(station, lambda: station.loop.fault_board.get("door") is None, "the alarm cleared")
+    open_by_door(station)
+    menu = station.loop.state.service
+    assert menu is not None and menu.opener is Opener.DOOR
+    assert menu.about[0].startswith(f"station {station.loop.state.settings.station.id}, firmware ")
+    texts = station.display.texts()
+    assert texts[0] == f"Service mode: {station.loop.state.settings.station.id}"
+    assert "operator/service for 0 min: In service mode: a crew is working on the station: crew at work" in texts
+    assert station.loop.fault_board.get("door") is None  # no tamper alarm in service mode
+    assert service_events(station) == [{"action": "opened", "by": "door"}]
+    panel(station).set_door(False)
+    settle_until(station, lambda: station.loop.state.service is None, "the menu closed with the door")
+    assert station.loop.fault_board.in_service_mode()  # staff decide when service mode ends
+    assert service_events(station)[-1] == {"action": "closed", "why": "the cabinet door closed", "button_presses": 0}
+
+
+def test_terminal_status_and_end_of_day_from_the_menu(station: Station) -> None:
+    open_by_door(station)
+    tap(station, MenuAction.TERMINAL_STATUS)
+    assert station.loop.state.service is not None and station.loop.state.service.running is MenuAction.TERMINAL_STATUS
+    assert not station.display.targets().get(target_of(MenuAction.DOCTOR)), "one action at a time"
+    settle_until(station, lambda: station.loop.state.service.running is None, "the terminal's answer")  # type: ignore[union-attr]
+    menu = station.loop.state.service
+    assert menu is not None and menu.answer[0] == "terminal status: done" and "status: 00" in menu.answer
+    tap(station, MenuAction.END_OF_DAY)
+    settle_until(station, lambda: station.loop.state.service.running is None, "the end of day")  # type: ignore[union-attr]
+    assert station.loop.state.service.answer[0] == "end of day: done"  # type: ignore[union-attr]
+    assert station.store is not None
+    terminal_events = [r for r in station.store.rows("outbox") if r["topic"] == "event/terminal"]
+    assert len(terminal_events) == 1  # the totals are kept and published as for staff's command
+    actions = [(e["action"], e.get("ok")) for e in service_events(station)]
+    assert actions == [("opened", None), ("terminal_status", True), ("end_of_day", True)]
+
+
+def test_led_and_button_tests_never_call_for_help(station: Station) -> None:
+    open_by_door(station)
+    tap(station, MenuAction.LED_TEST)
+    assert panel(station).led_pattern == helpdesk.LED_STEADY
+    for _ in range(2):
+        panel(station).press()
+        settle_until(station, lambda: station.loop.state.service.button_down, "the press")  # type: ignore[union-attr]
+        panel(station).release()
+        settle_until(station, lambda: not station.loop.state.service.button_down, "the release")  # type: ignore[union-attr]
+    assert station.loop.state.service.presses == 2 and station.loop.state.help is None  # type: ignore[union-attr]
+    assert "help button up, pressed 2 time(s)" in " ".join(station.display.texts())
+    tap(station, MenuAction.LED_TEST)
+    assert panel(station).led_pattern == helpdesk.LED_OFF
+    assert [e.get("led") for e in service_events(station) if e["action"] == "led_test"] == ["on", "off"]
+
+
+def test_the_doctor_in_the_menu(station: Station) -> None:
+    open_by_door(station)
+    tap(station, MenuAction.DOCTOR)
+    settle_until(station, lambda: station.loop.state.service.report is not None, "the report")  # type: ignore[union-attr]
+    station.loop.settle()
+    texts = station.display.texts()
+    assert any(text.startswith("Doctor: ") for text in texts), texts
+    report = station.loop.state.service.report  # type: ignore[union-attr]
+    failed = [str(f.part) for f in report.findings if f.health == "fail"]
+    assert [e for e in service_events(station) if e["action"] == "doctor"] == [
+        {"action": "doctor", "healthy": not failed, "failed": failed}]
+
+
+def test_leaving_returns_the_station_to_service(station: Station) -> None:
+    open_by_door(station)
+    tap(station, MenuAction.LEAVE)
+    settle_until(station, lambda: station.loop.state.screen is journey.Screen.WELCOME, "Welcome")
+    assert station.loop.state.service is None and not station.loop.fault_board.in_service_mode()
+    assert [e["action"] for e in service_events(station)] == ["opened", "leave", "closed"]
+    assert station.loop.fault_board.get("door") is not None  # the door is still open: now it is a tamper alarm
+
+
+def test_staff_open_and_close_the_menu(station: Station) -> None:
+    now = datetime.now(UTC)
+    done = station.loop.operations.execute("service-menu", ServiceMenuArgs(show=True), now)
+    assert done.detail == "service menu shown; the station is in service mode"
+    station.loop.settle()
+    assert station.loop.fault_board.in_service_mode() and station.loop.state.service is not None
+    assert station.loop.state.service.opener is Opener.STAFF
+    station.loop.operations.execute("mode", ModeArgs("normal"), now)  # staff end service mode: the menu goes
+    station.loop.settle()
+    assert station.loop.state.service is None
+    station.loop.post(Tap("start"))
+    station.loop.settle()
+    assert station.loop.state.screen is journey.Screen.PLATE
+    with pytest.raises(Refusal, match="busy"):  # never over a parker's journey
+        station.loop.operations.execute("service-menu", ServiceMenuArgs(show=True), now)
