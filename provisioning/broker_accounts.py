@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PREFIX = "paystation/v1"
-STATION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+STATION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # also the CN of a station's client certificate
+STATION_ID_RULE = "a letter or digit, then letters, digits, '_', '.', '-' (1-64)"
 STAFF_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 ROLES = ("station", "agent", "operator")
 
@@ -96,7 +97,7 @@ def accounts_from(stations: Sequence[str], agents: Sequence[str], operators: Seq
     accounts = [Account(name, role) for role, names in zip(ROLES, (stations, agents, operators)) for name in names]
     problems = []
     for account in accounts:
-        pattern, expected = ((STATION_ID, "a letter or digit, then letters, digits, '_', '.', '-' (1-64)")
+        pattern, expected = ((STATION_ID, STATION_ID_RULE)
                              if account.role == "station" else (STAFF_NAME, "letters, digits, '_', '.', '-' (1-64)"))
         if not pattern.fullmatch(account.name):
             problems.append(f"{account.role} name {account.name!r} is not valid: expected {expected}")
@@ -112,11 +113,12 @@ def accounts_from(stations: Sequence[str], agents: Sequence[str], operators: Seq
     return accounts
 
 
-def write_private(path: Path, text: str) -> None:
-    """Replace `path` atomically with `text`, readable by the owner only (mode 0600)."""
+def write_private(path: Path, text: str, mode: int = 0o600) -> None:
+    """Replace `path` atomically with `text`, readable by the owner only (mode 0600) unless another mode is given."""
     temporary = path.with_name(f".{path.name}.tmp")
     temporary.unlink(missing_ok=True)
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.fchmod(descriptor, mode)
     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
         handle.write(text)
         handle.flush()
@@ -163,7 +165,9 @@ def generate(out: Path, accounts: Sequence[Account], certificates: bool = False,
                                    for name in empty))
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     passwords: dict[str, str] = {}
-    created, kept, rotated = [], [], []
+    created: list[str] = []
+    kept: list[str] = []
+    rotated: list[str] = []
     for name, secret in existing.items():
         if secret and name not in rotate:
             passwords[name] = secret

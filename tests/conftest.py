@@ -65,3 +65,19 @@ def broker(tmp_path: Path):
         yield mosquitto
     finally:
         mosquitto.stop()
+
+
+@pytest.fixture
+def peers():
+    """Make broker_access.Peer clients (not yet connected); every one is closed after the test."""
+    from broker_access import Peer
+
+    made: list[Peer] = []
+
+    def make(*args: object, **kwargs: object) -> Peer:
+        made.append(Peer(*args, **kwargs))  # type: ignore[arg-type]
+        return made[-1]
+
+    yield make
+    for peer in made:
+        peer.close()
