@@ -3,6 +3,7 @@
 # Works on a fresh Debian / Raspberry Pi OS with Python 3.11+; uses sudo only for apt-get.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. provisioning/common.sh
 
 extras=()
 case "${1:-}" in
@@ -11,10 +12,8 @@ case "${1:-}" in
   *) echo "usage: $0 [--test]" >&2; exit 2 ;;
 esac
 # On a Raspberry Pi, gpiozero reads the help button and the door switch through lgpio
-# (a wheel from piwheels/PyPI); elsewhere the pins are simulated (--simulate) or a gpio fault.
-if grep -qs "Raspberry Pi" /proc/device-tree/model; then extras+=(pi); fi
-
-as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+# (a wheel from PyPI, or built from its source below); elsewhere the pins are simulated (--simulate) or a gpio fault.
+if is_raspberry_pi; then extras+=(pi); fi
 
 python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
   echo "Python 3.11 or newer is needed (found $(python3 --version 2>&1))" >&2; exit 1; }
@@ -32,17 +31,24 @@ if [[ " ${extras[*]} " == *" test "* ]]; then
   # The unit's hardening is rated by systemd-analyze (tests/test_unit_hardening.py); minimal images lack it.
   command -v systemd-analyze >/dev/null || debian_packages+=(systemd)
 fi
-if [[ " ${extras[*]} " == *" pi "* ]]; then
-  # lgpio has wheels for some Python versions only; for the others pip builds it from source.
-  debian_packages+=(swig liblgpio-dev)
-fi
-if [ ${#debian_packages[@]} -gt 0 ]; then
-  as_root apt-get update -q
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${debian_packages[@]}"
-fi
+apt_install "${debian_packages[@]}"
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
+# (find_spec, not import: importing lgpio makes its notification pipe .lgd-nfyN in the working directory)
+if [[ " ${extras[*]} " == *" pi "* ]] &&
+   ! .venv/bin/python -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("lgpio") is None)'; then
+  # PyPI has lgpio wheels for some Python versions only (0.2.2.0: CPython 3.9 to 3.12, aarch64 and x86_64, so
+  # Debian 12's 3.11 but not Debian 13's 3.13). Without one, its source package is built with PYPI=1: the C
+  # library it bundles is linked in statically, so only swig, a C compiler and the Python headers are needed
+  # (Debian has no liblgpio-dev).
+  if ! .venv/bin/python -m pip install -q --only-binary lgpio 'lgpio>=0.2.2' 2>/dev/null; then
+    echo "no lgpio wheel for $(.venv/bin/python --version); building it from source"
+    mapfile -t packages < <(missing_packages swig gcc libc6-dev python3-dev)
+    apt_install "${packages[@]}"
+    PYPI=1 .venv/bin/python -m pip install -q --no-binary lgpio 'lgpio>=0.2.2'
+  fi
+fi
 spec="."
 if [ ${#extras[@]} -gt 0 ]; then spec=".[$(IFS=,; echo "${extras[*]}")]"; fi
 .venv/bin/python -m pip install -q -e "$spec"
