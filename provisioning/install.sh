@@ -219,6 +219,11 @@ else
   changed+=("$app (code: ${stamp%%$'\n'*})")
 fi
 kiosk=$app/.venv/bin/kiosk
+# The technician's commands by their bare name: sudo kiosk doctor, sudo kiosk terminal status --port ...
+command_link=/usr/local/bin/kiosk
+if [ "$(readlink "$command_link" 2>/dev/null)" != "$kiosk" ]; then
+  ln -sfn "$kiosk" "$command_link"; changed+=("$command_link")
+fi
 
 # ---- 4. the broker's credentials, made here (never in the repository) ----
 folder "$etc" 0750 root:kiosk

@@ -134,7 +134,8 @@ echo "== try_install: $(. "$root/etc/os-release"; echo "$PRETTY_NAME"), pi: $pi,
   "HEAD $(git -C "$repo" -c safe.directory='*' log -1 --format='%h %s'), options: ${options[*]}"
 
 # ---- what install.sh installed: one line per path ----
-watched=(/etc/kiosk /opt/kiosk /var/lib/kiosk /etc/systemd/system /etc/udev/rules.d /etc/systemd/journald.conf.d)
+watched=(/etc/kiosk /opt/kiosk /var/lib/kiosk /etc/systemd/system /etc/udev/rules.d /etc/systemd/journald.conf.d
+  /usr/local/bin)
 [ $pi = no ] || watched+=(/boot/firmware)
 manifest() {  # type mode owner path (-> target | mtime), then each file's sha256, the accounts, the packages
   in_root /bin/bash -c '
@@ -188,6 +189,9 @@ fi
 k() { in_root /bin/bash -c "$1"; }
 check "kiosk check-config (as kiosk)" k 'cd / && runuser -u kiosk -- /opt/kiosk/.venv/bin/kiosk check-config /etc/kiosk/kiosk.toml'
 check "kiosk version (as kiosk)" k 'cd / && runuser -u kiosk -- /opt/kiosk/.venv/bin/kiosk version'
+check "kiosk on PATH, and kiosk doctor answers (the station does not run here: exit 1)" k \
+  'cd / && [ "$(command -v kiosk)" = /usr/local/bin/kiosk ] && { kiosk doctor > /tmp/doctor.txt; [ $? = 1 ]; } &&
+   grep -q "^fail  service        the station does not run" /tmp/doctor.txt'
 if in_root test -x /usr/bin/systemd-analyze; then
   check "systemd-analyze verify kiosk.service" k 'out=$(systemd-analyze verify /etc/systemd/system/kiosk.service 2>&1); echo "$out"; [ -z "$out" ]'
   check "systemd-analyze security: 2.5 or below" k 'systemd-analyze security --offline=yes /etc/systemd/system/kiosk.service 2>&1 |
