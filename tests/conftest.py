@@ -40,6 +40,11 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str = "the con
         pause.wait(0.005)
 
 
+def no_menu(show: bool, now: object) -> object:
+    """The service menu of Operations built without a loop: staff's service-menu command must not reach it."""
+    raise AssertionError("no service menu in this test")
+
+
 def run_kiosk(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """Run the kiosk command in a subprocess, as a technician would."""
     return subprocess.run([sys.executable, "-m", "kiosk.cli", *args], capture_output=True, text=True,

@@ -4,6 +4,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+from conftest import no_menu
+
 from kiosk.app.cabinet import Cabinet
 from kiosk.app.faults import FaultBoard
 from kiosk.app.operations import Operations
@@ -22,7 +24,7 @@ def parts(faults: tuple[FaultRecord, ...] = ()) -> tuple[FaultBoard, Cabinet, Op
     board = FaultBoard(store, posted.append, faults)
     cabinet = Cabinet(board)
     operations = Operations(store, board, None, lambda: None, posted.append, lambda: None,
-                            cabinet.check_door)
+                            cabinet.check_door, no_menu)
     return board, cabinet, operations, posted
 
 

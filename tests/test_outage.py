@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from conftest import no_menu
 from screen_states import MULTILINGUAL, NOW, draw, fault, states
 
 from kiosk.app.faults import FaultBoard
@@ -106,7 +107,7 @@ def test_mode_refuses_what_does_not_go_together(payload: bytes) -> None:
 def operations(store: Store | UnavailableStore, posted: list[Event]) -> Operations:
     board = FaultBoard(store, posted.append, ())
     return Operations(store, board, None, lambda: journey.initial(MULTILINGUAL, NOW), posted.append, lambda: None,
-                      lambda now: None)
+                      lambda now: None, no_menu)
 
 
 def test_mode_keeps_the_outage_and_normal_forgets_it(tmp_path: Path) -> None:

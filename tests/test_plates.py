@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from conftest import no_menu
 from screen_states import draw, states
 
 from kiosk.app.cabinet import Cabinet
@@ -88,7 +89,7 @@ def test_a_courtesy_follows_the_plates_session_under_its_spelling(tmp_path: Path
         board = FaultBoard(store, posted.append)
         state = journey.initial(settings, NOW)
         operations = Operations(store, board, None, lambda: state, posted.append, lambda: None,
-                                Cabinet(board).check_door)
+                                Cabinet(board).check_door, no_menu)
         done = operations.execute("courtesy", CourtesyArgs("AB123CD", 30, "card declined", "t-1"), NOW)
         assert "after its session until" in done.detail
         latest = store.active_session("AB123CD", settings.zone.name, NOW)
