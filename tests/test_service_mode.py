@@ -10,6 +10,7 @@ import pytest
 from conftest import station_config, wait_for  # noqa: F401  (station_config is a fixture)
 
 from drivers.gpio_sim import SimulatedHelpPanel
+from drivers.payment.zvt.simulator import Behaviour
 from kiosk import config
 from kiosk.cli.compose import Station, build_station
 from kiosk.domain import helpdesk, journey
@@ -79,7 +80,7 @@ def test_the_door_opens_the_menu_only_in_service_mode(station: Station) -> None:
     assert menu.about[0].startswith(f"station {station.loop.state.settings.station.id}, firmware ")
     texts = station.display.texts()
     assert texts[0] == f"Service mode: {station.loop.state.settings.station.id}"
-    assert "operator/service for 0 min: In service mode: a crew is working on the station: crew at work" in texts
+    assert "faults: operator/service 0 min" in texts
     assert station.loop.fault_board.get("door") is None  # no tamper alarm in service mode
     assert service_events(station) == [{"action": "opened", "by": "door"}]
     panel(station).set_door(False)
@@ -116,7 +117,7 @@ def test_led_and_button_tests_never_call_for_help(station: Station) -> None:
         panel(station).release()
         settle_until(station, lambda: not station.loop.state.service.button_down, "the release")  # type: ignore[union-attr]
     assert station.loop.state.service.presses == 2 and station.loop.state.help is None  # type: ignore[union-attr]
-    assert "help button up, pressed 2 time(s)" in " ".join(station.display.texts())
+    assert "LED as normal; help button up, pressed 2 time(s)" in station.display.texts()
     tap(station, MenuAction.LED_TEST)
     assert panel(station).led_pattern == helpdesk.LED_OFF
     assert [e.get("led") for e in service_events(station) if e["action"] == "led_test"] == ["on", "off"]
@@ -159,3 +160,39 @@ def test_staff_open_and_close_the_menu(station: Station) -> None:
     assert station.loop.state.screen is journey.Screen.PLATE
     with pytest.raises(Refusal, match="busy"):  # never over a parker's journey
         station.loop.operations.execute("service-menu", ServiceMenuArgs(show=True), now)
+
+
+def test_a_test_payment_proves_the_card_path_and_charges_nothing(station: Station) -> None:
+    simulator = station.devices.simulator
+    assert simulator is not None
+    open_by_door(station)
+    tap(station, MenuAction.TEST_PAYMENT)
+    settle_until(station, lambda: station.loop.state.service.running is None, "the test payment")  # type: ignore[union-attr]
+    menu = station.loop.state.service
+    assert menu is not None and menu.answer == (
+        "test payment authorized: VISA, auth code " + menu.answer[0].rsplit(" ", 1)[1],
+        "refused by the station: the terminal reverses it, nothing is charged")
+    wait_for(lambda: [e["event"] for e in simulator.journal()][-1:] == ["reversed"], TIMEOUT, "the reversal")
+    entries = [(e["event"], e.get("amount")) for e in simulator.journal() if e["event"] != "status"]
+    assert ("authorized", 1) in entries and not any(kind == "booked" for kind, _ in entries)
+    assert station.store is not None and station.store.rows("payment") == []  # not a parker's payment
+    steps = [(e["step"], e.get("ok")) for e in service_events(station) if e["action"] == "test_payment"]
+    assert steps == [("started", None), ("ended", True)]
+    assert "pan" not in str(service_events(station)).lower()  # no card number, not even masked
+
+
+def test_a_declined_test_payment_and_leaving_during_one(station: Station) -> None:
+    simulator = station.devices.simulator
+    assert simulator is not None
+    open_by_door(station)
+    simulator.script(Behaviour(kind="decline", result_code=0x05, text="Abgelehnt"))
+    tap(station, MenuAction.TEST_PAYMENT)
+    settle_until(station, lambda: station.loop.state.service.running is None, "the decline")  # type: ignore[union-attr]
+    assert station.loop.state.service.answer[0].startswith("test payment declined (")  # type: ignore[union-attr]
+    simulator.script(Behaviour(kind="wait-card"))
+    tap(station, MenuAction.TEST_PAYMENT)
+    wait_for(lambda: [e["event"] for e in simulator.journal()][-1:] == ["started"], TIMEOUT, "the card asked for")
+    tap(station, MenuAction.LEAVE)  # the technician leaves while the terminal still asks for a card: it is aborted
+    wait_for(lambda: "aborted" in [e["event"] for e in simulator.journal()], TIMEOUT, "the abort")
+    settle_until(station, lambda: station.loop.state.screen is journey.Screen.WELCOME, "back in service")
+    assert station.store is not None and station.store.rows("payment") == []

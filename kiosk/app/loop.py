@@ -16,7 +16,7 @@ from kiosk.app.faults import FaultBoard
 from kiosk.app.healing import StorageHealer
 from kiosk.app.operations import Operations
 from kiosk.app.payments import PaymentRouter, Settlements, method_catalogue
-from kiosk.app.service_mode import MENU_EVENTS, ServiceMode
+from kiosk.app.service_mode import MENU_EVENTS, TEST_PAYMENT_EVENTS, ServiceMode
 from kiosk.domain import helpdesk, journey
 from kiosk.domain.doctor import Finding, Health, Part, Report
 from kiosk.domain.events import (
@@ -232,6 +232,8 @@ class Loop:
         now = self.clock()
         if self.state.service is not None and isinstance(event, MENU_EVENTS):  # the technician has the screen
             self.service_mode.handle(event, now)
+            return
+        if isinstance(event, TEST_PAYMENT_EVENTS) and self.service_mode.payment_event(event, now):
             return
         route = self._routes.get(type(event))
         if route is not None:

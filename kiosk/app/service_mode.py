@@ -12,20 +12,33 @@ from typing import Any, Protocol
 
 from kiosk.app.faults import FaultBoard
 from kiosk.app.operations import Operations
+from kiosk.app.payments import PaymentRouter
 from kiosk.domain import journey
 from kiosk.domain.doctor import Report
-from kiosk.domain.events import DoorChanged, HelpPressed, HelpReleased, MethodReport, Tap
+from kiosk.domain.events import (
+    DoorChanged,
+    HelpPressed,
+    HelpReleased,
+    MethodReport,
+    PaymentAuthorized,
+    PaymentConfirmed,
+    PaymentDeclined,
+    PaymentStatus,
+    Tap,
+)
 from kiosk.domain.records import FaultRecord
 from kiosk.domain.service_menu import TARGET_PREFIX, MenuAction, Opener, ServiceMenu
 from kiosk.domain.staff import Done, ModeArgs, Refusal
 from kiosk.ports import Host, StorageError, Store, Uplink
 
-__all__ = ["MENU_EVENTS", "ServiceMode"]
+__all__ = ["MENU_EVENTS", "TEST_AMOUNT", "TEST_PAYMENT_EVENTS", "ServiceMode"]
 
 log = logging.getLogger(__name__)
 
 MENU_EVENTS = (Tap, HelpPressed, HelpReleased)  # what the menu takes from the journey while it is open
 REQUESTS = {MenuAction.TERMINAL_STATUS: "status", MenuAction.END_OF_DAY: "end_of_day"}  # -> payment method request
+TEST_AMOUNT = 1  # minor units: the test payment asks the card for the smallest amount, and is never booked
+TEST_PAYMENT_EVENTS = (PaymentStatus, PaymentAuthorized, PaymentDeclined, PaymentConfirmed)
 
 
 class Station(Protocol):
@@ -35,6 +48,7 @@ class Station(Protocol):
     store: Store
     fault_board: FaultBoard
     operations: Operations
+    payment: PaymentRouter
     host: Host
     uplink: Uplink | None
 
@@ -55,6 +69,13 @@ class ServiceMode:
     def __init__(self, station: Station) -> None:
         self._station = station
         self._requests: dict[str, MenuAction] = {}  # payment method request id -> the menu action waiting for it
+        self._test_payment: str | None = None  # the id of the last test payment (its events come to the menu)
+        self._test_events: dict[type, Callable[[Any, datetime], None]] = {
+            PaymentStatus: self._test_status,
+            PaymentAuthorized: self._test_authorized,
+            PaymentDeclined: self._test_declined,
+            PaymentConfirmed: self._test_booked,
+        }
         self._events: dict[type, Callable[[Any, datetime], None]] = {
             Tap: lambda event, now: self._tap(event.target, now),
             HelpPressed: lambda event, now: self._button(True),
@@ -63,6 +84,7 @@ class ServiceMode:
         self._actions: dict[MenuAction, Callable[[datetime], None]] = {
             MenuAction.TERMINAL_STATUS: lambda now: self._ask_terminal(MenuAction.TERMINAL_STATUS, now),
             MenuAction.END_OF_DAY: lambda now: self._ask_terminal(MenuAction.END_OF_DAY, now),
+            MenuAction.TEST_PAYMENT: self._start_test_payment,
             MenuAction.LED_TEST: self._led_test,
             MenuAction.DOCTOR: self._doctor,
             MenuAction.LEAVE: self._leave,
@@ -127,6 +149,14 @@ class ServiceMode:
         self._record(now, action=action.value, ok=event.ok, result=lines[0])
         return True
 
+    def payment_event(self, event: PaymentStatus | PaymentAuthorized | PaymentDeclined | PaymentConfirmed,
+                      now: datetime) -> bool:
+        """An event of the menu's test payment, handled here; False for any other payment's (the journey's)."""
+        if self._test_payment is None or event.payment_id != self._test_payment:
+            return False
+        self._test_events[type(event)](event, now)
+        return True
+
     def led_on(self) -> bool:
         """The LED test is on: the help LED shines whatever the help desk says."""
         menu = self.menu
@@ -146,6 +176,8 @@ class ServiceMode:
         if menu is None:
             return
         log.info("service menu closed: %s", why)
+        if menu.running is MenuAction.TEST_PAYMENT:
+            self._station.payment.cancel_payment()  # the terminal stops asking for a card
         self._show(None)
         self._requests.clear()
         self._record(now, action="closed", why=why, button_presses=menu.presses)
@@ -177,6 +209,50 @@ class ServiceMode:
         menu = self.menu
         if menu is not None:
             self._show(replace(menu, running=action, answer=(f"{action.value.replace('_', ' ')}: asked …",)))
+
+    def _start_test_payment(self, now: datetime) -> None:
+        """Ask a card for TEST_AMOUNT and refuse the vending answer: the card path is proved, nothing is charged."""
+        if self._station.state.payment is not None:
+            self._answer(MenuAction.TEST_PAYMENT, ["a parker's payment is in progress"], now)
+            return
+        currency = self._station.state.settings.zone.currency
+        self._test_payment = str(uuid.uuid4())
+        self._station.payment.start_payment(self._test_payment, TEST_AMOUNT, currency)
+        menu = self.menu
+        if menu is not None:
+            self._show(replace(menu, running=MenuAction.TEST_PAYMENT, answer=(
+                f"test payment of {TEST_AMOUNT} minor unit(s) {currency}: present a card to the terminal", )))
+        self._record(now, action=MenuAction.TEST_PAYMENT.value, step="started", amount=TEST_AMOUNT, currency=currency)
+
+    def _test_status(self, event: PaymentStatus, now: datetime) -> None:
+        menu = self.menu
+        if menu is not None and event.text:
+            self._show(replace(menu, answer=(*menu.answer[:1], f"terminal: {event.text}")))
+
+    def _test_authorized(self, event: PaymentAuthorized, now: datetime) -> None:
+        self._station.payment.confirm_payment(event.payment_id, False)  # never booked: the terminal reverses it
+        result = event.result
+        said = f"authorized: {result.brand or 'card'}, auth code {result.auth_code or '-'}"
+        self._test_ended(now, [f"test payment {said}", "refused by the station: the terminal reverses it, "
+                                                      "nothing is charged"], ok=True, brand=result.brand,
+                         auth_code=result.auth_code)
+
+    def _test_declined(self, event: PaymentDeclined, now: datetime) -> None:
+        said = f"declined ({event.reason}, {event.result_code:02X})" + (f": {event.text}" if event.text else "")
+        self._test_ended(now, [f"test payment {said}"], ok=False, reason=str(event.reason),
+                         result_code=event.result_code)
+
+    def _test_booked(self, event: PaymentConfirmed, now: datetime) -> None:
+        log.error("the terminal booked test payment %s although the station refused it: reverse it with "
+                  "kiosk terminal reverse", event.payment_id)
+        self._test_ended(now, ["the terminal BOOKED the test payment: reverse it (kiosk terminal reverse)"],
+                         ok=False, booked=True)
+
+    def _test_ended(self, now: datetime, lines: list[str], **data: Any) -> None:
+        menu = self.menu
+        if menu is not None:
+            self._show(replace(menu, running=None, answer=tuple(lines)))
+        self._record(now, action=MenuAction.TEST_PAYMENT.value, step="ended", result=lines[0], **data)
 
     def _led_test(self, now: datetime) -> None:
         menu = self.menu

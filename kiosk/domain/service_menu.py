@@ -17,6 +17,7 @@ class MenuAction(StrEnum):
 
     TERMINAL_STATUS = "terminal_status"
     END_OF_DAY = "end_of_day"
+    TEST_PAYMENT = "test_payment"
     LED_TEST = "led_test"
     DOCTOR = "doctor"
     LEAVE = "leave"
