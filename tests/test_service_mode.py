@@ -117,7 +117,7 @@ def test_led_and_button_tests_never_call_for_help(station: Station) -> None:
         panel(station).release()
         settle_until(station, lambda: not station.loop.state.service.button_down, "the release")  # type: ignore[union-attr]
     assert station.loop.state.service.presses == 2 and station.loop.state.help is None  # type: ignore[union-attr]
-    assert "LED as normal; help button up, pressed 2 time(s)" in station.display.texts()
+    assert "LED on; help button up, pressed 2 time(s)" in station.display.texts()
     tap(station, MenuAction.LED_TEST)
     assert panel(station).led_pattern == helpdesk.LED_OFF
     assert [e.get("led") for e in service_events(station) if e["action"] == "led_test"] == ["on", "off"]
