@@ -532,3 +532,6 @@ class Uplink(Protocol):
 
     def examine(self) -> Finding:
         """The doctor's finding on the broker: connected, refused publishes (the ACL), events waiting."""
+
+    def link_summary(self) -> str:
+        """The link in a few words (``connected to host:port with TLS``, ``down (host:port)``), for the service menu."""

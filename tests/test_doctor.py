@@ -2,19 +2,28 @@
 from __future__ import annotations
 
 import json
+import socket
 import sqlite3
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pygame
 import pytest
 from conftest import run_kiosk, station_config, wait_for  # noqa: F401  (station_config is a fixture)
+from recording_method import RecordingMethod
 
 from drivers.host import LinuxHost
 from kiosk import config
-from kiosk.app.doctor import UnknownHost, system_findings
+from kiosk.app.doctor import Doctor, UnknownHost, system_findings
+from kiosk.app.loop import Loop
+from kiosk.cli import doctor as doctor_cli
 from kiosk.cli.compose import build_station
-from kiosk.cli.doctor import StationUnreachable, ask_station
+from kiosk.cli.doctor import DoctorSocket, StationUnreachable, ask_station
+from kiosk.cli.scenario import ManualClock
+from kiosk.config import Settings, StorageSettings
+from kiosk.domain import journey
 from kiosk.domain.doctor import (
     DISK_FAIL_BYTES,
     DISK_WARN_BYTES,
@@ -26,6 +35,10 @@ from kiosk.domain.doctor import (
     judge_disk,
     judge_temperature,
 )
+from kiosk.domain.events import MessageIn
+from kiosk.mqtt.contract import station_prefix
+from kiosk.mqtt.offline import OfflineClient
+from kiosk.mqtt.uplink import DOCTOR_ANSWER_S, Uplink
 from kiosk.storage.examine import examine
 from kiosk.storage.store import Store
 from screens.display import Display
@@ -297,3 +310,126 @@ def test_a_stale_or_silent_socket_is_unreachable(tmp_path: Path) -> None:
     with pytest.raises(StationUnreachable, match="does not run"):
         ask_station(path)  # the file is left, nobody listens
 
+
+
+# ---- found by review: a slow doctor, a hung or second station, a stop while a client waits ----
+
+
+class Replies(OfflineClient):
+    """A link that only keeps the replies it is asked to send."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.replies: list[str] = []
+
+    def reply(self, response_topic: str, correlation: bytes | None, payload: str) -> bool:
+        self.replies.append(payload)
+        return True
+
+
+def test_a_doctor_slower_than_its_command_neither_misleads_nor_crashes(tmp_path: Path) -> None:
+    settings = Settings(storage=StorageSettings(database=str(tmp_path / "kiosk.db")))
+    clock = ManualClock(NOW)
+    store = Store.open(tmp_path / "kiosk.db", settings.station.id, clock())
+    display = Display(settings, headless=True)
+    link = Replies()
+    uplink = Uplink(settings, settings, link, None, "0", 1, store)
+    release = threading.Event()
+
+    def stuck_disk(path: Path) -> tuple[bool, str]:
+        release.wait(20)  # a failing SD card, or the clock stepped by NTP meanwhile
+        return True, "ok"
+
+    loop = Loop(journey.initial(settings, clock()), store, RecordingMethod("card_terminal"), display, clock,
+                uplink=uplink)
+    loop.doctor = Doctor(UnknownHost(), stuck_disk, tmp_path / "kiosk.db", None, loop.post)
+    try:
+        loop.settle()
+        loop.post(MessageIn("cmd/doctor", b"{}", station_prefix(settings.station.id) + "reply/x", b"\x01"))
+        loop.settle()
+        clock.set(clock() + timedelta(seconds=DOCTOR_ANSWER_S + 61))
+        loop.settle()
+        assert [json.loads(r)["detail"] for r in link.replies] == [
+            f"the doctor did not finish within {DOCTOR_ANSWER_S} s"]
+        release.set()
+        wait_for(lambda: loop.doctor is not None and not loop.doctor._waiting, 10, "the late report",
+                 between=loop.settle)
+        loop.settle()  # the late report is dropped, the loop goes on
+        assert len(link.replies) == 1
+    finally:
+        release.set()
+        display.close()
+        store.close()
+
+
+def test_a_drawing_failure_fails_the_display_line(tmp_path: Path, station_config: Path) -> None:  # noqa: F811
+    settings = config.load(station_config)
+    station = build_station(settings, lambda: datetime.now(UTC), simulate=True, headless=True)
+    try:
+        station.loop.fault_board.raise_fault("display", "render_failed", datetime.now(UTC), "error: DRM master lost")
+        parts = {f.part: f for f in examined(station.loop).findings}
+        assert parts[Part.DISPLAY].health is Health.FAIL and "render_failed" in parts[Part.DISPLAY].detail
+    finally:
+        station.close()
+
+
+def test_a_station_that_does_not_answer_is_not_said_to_be_stopped(tmp_path: Path, station_config: Path,  # noqa: F811
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = config.load(station_config)
+    monkeypatch.setattr(doctor_cli, "ANSWER_S", 0.2)
+    monkeypatch.setattr(doctor_cli, "ANSWER_MARGIN_S", 0.0)
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(doctor_cli.socket_path(settings)))
+    server.listen(1)  # a hung station: it accepts and never answers
+    try:
+        parts = {f.part: f for f in doctor_cli.doctor(settings, station_config).findings}
+    finally:
+        server.close()
+    assert parts[Part.SERVICE].health is Health.FAIL
+    assert parts[Part.SERVICE].detail.startswith("the station runs but does not answer (")
+
+
+def test_a_second_station_neither_takes_nor_removes_the_first_ones_socket(tmp_path: Path,
+                                                                          station_config: Path) -> None:  # noqa: F811
+    settings = config.load(station_config)
+    station = build_station(settings, lambda: datetime.now(UTC), simulate=True, headless=True)
+    path = tmp_path / "doctor.sock"
+    first, second = DoctorSocket(path, station.loop), DoctorSocket(path, station.loop)
+    try:
+        first.start()
+        inode = path.stat().st_ino
+        second.start()  # finds the first one answering: leaves it alone
+        second.close()
+        assert path.stat().st_ino == inode
+    finally:
+        first.close()
+        station.close()
+    assert not path.exists()
+
+
+def test_a_client_waiting_when_the_station_stops_is_told_at_once(tmp_path: Path,
+                                                                 station_config: Path) -> None:  # noqa: F811
+    settings = config.load(station_config)
+    station = build_station(settings, lambda: datetime.now(UTC), simulate=True, headless=True)
+    path = tmp_path / "doctor.sock"
+    server = DoctorSocket(path, station.loop)
+    server.start()
+    outcome: list[object] = []
+
+    def client() -> None:
+        try:
+            outcome.append(ask_station(path))
+        except StationUnreachable as exc:
+            outcome.append(exc)
+
+    asking = threading.Thread(target=client)
+    asking.start()
+    try:
+        wait_for(lambda: bool(server._waiting), 10, "the client's question")
+        started = time.monotonic()
+        server.close()
+        asking.join(10)
+        assert time.monotonic() - started < 5
+        assert isinstance(outcome[0], StationUnreachable) and str(outcome[0]) == "the station is stopping"
+    finally:
+        station.close()

@@ -3,20 +3,28 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from conftest import station_config, wait_for  # noqa: F401  (station_config is a fixture)
+from recording_method import RecordingMethod
 
 from drivers.gpio_sim import SimulatedHelpPanel
+from drivers.payment.zvt.faults import FAULT_KINDS
 from drivers.payment.zvt.simulator import Behaviour
 from kiosk import config
+from kiosk.app.loop import Loop
+from kiosk.app.service_mode import MENU_IDLE_S
 from kiosk.cli.compose import Station, build_station
+from kiosk.cli.scenario import ManualClock
+from kiosk.config import Settings, StorageSettings
 from kiosk.domain import helpdesk, journey
-from kiosk.domain.events import Tap
+from kiosk.domain.events import DoorChanged, HelpPressed, HelpReleased, MethodReport, PaymentDeclined, Tap
+from kiosk.domain.payment import DeclineReason
 from kiosk.domain.service_menu import MenuAction, Opener, target_of
 from kiosk.domain.staff import ModeArgs, Refusal, ServiceMenuArgs
+from kiosk.storage.store import Store
 from screens.display import Display
 
 TIMEOUT = 20
@@ -196,3 +204,84 @@ def test_a_declined_test_payment_and_leaving_during_one(station: Station) -> Non
     wait_for(lambda: "aborted" in [e["event"] for e in simulator.journal()], TIMEOUT, "the abort")
     settle_until(station, lambda: station.loop.state.screen is journey.Screen.WELCOME, "back in service")
     assert station.store is not None and station.store.rows("payment") == []
+
+
+# ---- never over a parker, never left open, nothing lost (a manual clock and a recording terminal) ----
+
+
+@pytest.fixture
+def bare(tmp_path: Path) -> Iterator[Loop]:
+    """A loop on a manual clock with a terminal that only records what it is asked."""
+    settings = Settings(storage=StorageSettings(database=str(tmp_path / "kiosk.db")))
+    clock = ManualClock(datetime(2026, 1, 5, 9, 0, tzinfo=UTC))
+    store = Store.open(tmp_path / "kiosk.db", settings.station.id, clock())
+    display = Display(settings, headless=True)
+    card = RecordingMethod("card_terminal", capabilities=frozenset({"status", "end_of_day"}), fault_kinds=FAULT_KINDS)
+    loop = Loop(journey.initial(settings, clock()), store, card, display, clock)
+    loop.settle()
+    yield loop
+    display.close()
+    store.close()
+
+
+def post(loop: Loop, *events: object) -> None:
+    for event in events:
+        loop.post(event)  # type: ignore[arg-type]
+        loop.settle()
+
+
+def test_the_door_waits_for_a_paying_parker_and_for_a_help_call(bare: Loop) -> None:
+    loop = bare
+    post(loop, Tap("start"), *[Tap(f"key:{c}") for c in "B-CO 1"], Tap("continue"), Tap("plus"), Tap("pay"))
+    assert loop.state.screen is journey.Screen.PAYING
+    loop.operations.execute("mode", ModeArgs("service", "crew"), loop.clock())
+    post(loop, DoorChanged(True))
+    assert loop.state.service is None  # the parker keeps the screen
+    post(loop, Tap("cancel"))
+    assert ("cancel_payment",) in [call[:1] for call in loop.payment._methods[0].calls]  # type: ignore[attr-defined]
+    post(loop, PaymentDeclined(loop.state.payment.payment_id or "", DeclineReason.ABORTED, 0x6C))  # type: ignore[union-attr]
+    while loop.state.screen is not journey.Screen.OUT_OF_SERVICE:  # the parker's journey ends, then the menu opens
+        loop.clock.set(loop.clock() + timedelta(seconds=30))  # type: ignore[attr-defined]
+        loop.settle()
+    assert loop.state.service is not None and loop.state.service.opener is Opener.DOOR
+    post(loop, DoorChanged(False))
+    post(loop, HelpPressed(), HelpReleased())
+    assert loop.state.help is not None
+    post(loop, DoorChanged(True))
+    assert loop.state.service is None  # a help call is never covered either
+
+
+def test_a_staff_menu_with_the_door_shut_closes_when_idle_and_yields_to_help(bare: Loop) -> None:
+    loop = bare
+    loop.operations.execute("service-menu", ServiceMenuArgs(show=True), loop.clock())
+    loop.settle()
+    assert loop.service_mode.deadline() == loop.clock() + timedelta(seconds=MENU_IDLE_S)
+    loop.clock.set(loop.clock() + timedelta(seconds=MENU_IDLE_S))  # type: ignore[attr-defined]
+    loop.settle()
+    assert loop.state.service is None  # nobody tapped it: a passer-by never finds it open
+    loop.operations.execute("service-menu", ServiceMenuArgs(show=True), loop.clock())
+    loop.settle()
+    post(loop, HelpPressed(), HelpReleased())  # a parker at the shut station asks for help: the menu makes way
+    assert loop.state.service is None and loop.state.help is not None
+
+
+def test_end_of_day_totals_are_kept_when_the_menu_closes_first(bare: Loop) -> None:
+    loop = bare
+    loop.operations.execute("mode", ModeArgs("service", "crew"), loop.clock())
+    post(loop, DoorChanged(True), Tap(target_of(MenuAction.END_OF_DAY)))
+    request_id = [call for call in loop.payment._methods[0].calls if call[0] == "request"][-1][2]  # type: ignore[attr-defined]
+    post(loop, DoorChanged(False))  # the technician shuts the door while the terminal closes its day
+    post(loop, MethodReport(request_id, "end_of_day", True, {"count": 3, "amount": 750}))
+    totals = [json.loads(r["payload"])["data"] for r in loop.store.rows("outbox") if r["topic"] == "event/terminal"]
+    assert totals == [{"kind": "end_of_day", "count": 3, "amount": 750}]
+
+
+def test_the_outage_told_to_parkers_stays_when_staff_open_the_menu(bare: Loop) -> None:
+    loop = bare
+    back = (loop.clock() + timedelta(hours=3)).isoformat()
+    loop.operations.execute("mode", ModeArgs("out_of_service", "flood", "free", back), loop.clock())
+    loop.settle()
+    before = loop.state.outage
+    loop.operations.execute("service-menu", ServiceMenuArgs(show=True), loop.clock())
+    loop.settle()
+    assert loop.fault_board.in_service_mode() and loop.state.outage == before is not None

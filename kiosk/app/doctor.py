@@ -12,6 +12,7 @@ from pathlib import Path
 from kiosk import config
 from kiosk.domain.doctor import Finding, Health, Part, Report, judge_clock, judge_disk, judge_temperature
 from kiosk.domain.events import DoctorExamined
+from kiosk.domain.faults import Severity
 from kiosk.domain.records import FaultRecord
 from kiosk.mqtt.contract import time_text
 from kiosk.ports import Display, Host, Post, Uplink
@@ -106,7 +107,7 @@ def live_findings(parts: LiveParts, now: datetime) -> list[Finding]:
     return [
         _terminal(parts, faults, now),
         _gpio(parts, faults, now),
-        parts.display.examine(),
+        _display(parts, faults, now),
         _voice(parts, faults, now),
         parts.uplink.examine() if parts.uplink is not None
         else Finding(Part.BROKER, Health.WARN, "no MQTT link in this run"),
@@ -120,10 +121,18 @@ def _fault_text(fault: FaultRecord, now: datetime) -> str:
 
 def _terminal(parts: LiveParts, faults: dict[str, FaultRecord], now: datetime) -> Finding:
     fault = faults.get(parts.payment_method)
-    if fault is not None:
-        return Finding(Part.TERMINAL, Health.FAIL, _fault_text(fault, now))
+    if fault is not None:  # a warning (payment_timeout: payments were slow) is not a terminal that does not work
+        return Finding(Part.TERMINAL, Health.WARN if fault.severity == Severity.WARNING else Health.FAIL,
+                       _fault_text(fault, now))
     return Finding(Part.TERMINAL, Health.OK,
                    f"ready (answers a status enquiry every {parts.settings.terminal.status_interval_s} s)")
+
+
+def _display(parts: LiveParts, faults: dict[str, FaultRecord], now: datetime) -> Finding:
+    fault = faults.get("display")  # a frame that failed to draw, or no display at start
+    if fault is not None:
+        return Finding(Part.DISPLAY, Health.FAIL, _fault_text(fault, now))
+    return parts.display.examine()
 
 
 def _gpio(parts: LiveParts, faults: dict[str, FaultRecord], now: datetime) -> Finding:
@@ -201,4 +210,7 @@ class Doctor:
         live, answer = self._waiting.pop(event.token)
         report = Report.of([*live, *event.findings])
         log.info("doctor: %s at %s", "healthy" if report.healthy else "something is wrong", time_text(now))
-        answer(report, now)
+        try:
+            answer(report, now)
+        except Exception:  # whoever asked must not stop the loop
+            log.exception("the doctor's report could not be given")

@@ -178,7 +178,7 @@ class Loop:
                     next_beat = now + interval
             uplink_due = self.uplink.deadline() if self.uplink is not None else None
             dues = (journey.deadline(self.state), self._next_redraw(now), uplink_due, self._healer.deadline(),
-                    next_beat)
+                    next_beat, self.service_mode.deadline())
             wake_at = min(t for t in dues if t is not None)
             timeout = max(0.0, (wake_at - now).total_seconds())
             for event in self.display.wait(timeout):
@@ -220,6 +220,7 @@ class Loop:
             if due is not None and now >= due:
                 self.uplink.on_due(now)
             self.uplink.pump(now)
+        self.service_mode.settle(self.clock())
         if self.restart_requested and self.idle():
             log.info("restart requested by staff: stopping now that no parker is being served")
             self._stopping = True
@@ -230,8 +231,7 @@ class Loop:
     def handle(self, event: Event) -> None:
         """Route one event: to its owner from the table, or else to the journey, whose effects are then run."""
         now = self.clock()
-        if self.state.service is not None and isinstance(event, MENU_EVENTS):  # the technician has the screen
-            self.service_mode.handle(event, now)
+        if isinstance(event, MENU_EVENTS) and self.service_mode.takes(event, now):  # the technician has the screen
             return
         if isinstance(event, TEST_PAYMENT_EVENTS) and self.service_mode.payment_event(event, now):
             return

@@ -5,7 +5,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from typing import Any, Protocol
@@ -14,7 +14,7 @@ from kiosk.app.faults import FaultBoard
 from kiosk.app.operations import Operations
 from kiosk.app.payments import PaymentRouter
 from kiosk.domain import journey
-from kiosk.domain.doctor import Report
+from kiosk.domain.doctor import Health, Report
 from kiosk.domain.events import (
     DoorChanged,
     HelpPressed,
@@ -31,7 +31,7 @@ from kiosk.domain.service_menu import TARGET_PREFIX, MenuAction, Opener, Service
 from kiosk.domain.staff import Done, ModeArgs, Refusal
 from kiosk.ports import Host, StorageError, Store, Uplink
 
-__all__ = ["MENU_EVENTS", "TEST_AMOUNT", "TEST_PAYMENT_EVENTS", "ServiceMode"]
+__all__ = ["MENU_EVENTS", "MENU_IDLE_S", "TEST_AMOUNT", "TEST_PAYMENT_EVENTS", "ServiceMode"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,7 @@ MENU_EVENTS = (Tap, HelpPressed, HelpReleased)  # what the menu takes from the j
 REQUESTS = {MenuAction.TERMINAL_STATUS: "status", MenuAction.END_OF_DAY: "end_of_day"}  # -> payment method request
 TEST_AMOUNT = 1  # minor units: the test payment asks the card for the smallest amount, and is never booked
 TEST_PAYMENT_EVENTS = (PaymentStatus, PaymentAuthorized, PaymentDeclined, PaymentConfirmed)
+MENU_IDLE_S = 300  # a menu staff opened with the door shut closes after this long without a tap
 
 
 class Station(Protocol):
@@ -58,18 +59,24 @@ class Station(Protocol):
 
 
 class ServiceMode:
-    """Opens the menu when the cabinet door opens in service mode, or when staff ask (``service-menu``).
+    """Opens the menu when the cabinet door is open in service mode, or when staff ask (``service-menu``).
 
-    It closes when the door closes, when service mode ends, on Leave (which ends service mode:
-    the station is back in service) and when staff ask. While it is open it takes the screen's
-    taps and the help button's presses (the button test). Every opening, closing and action is
-    logged and published as ``event/service``.
+    Never over a parker: an open door waits until nobody is served (a payment, a receipt or a
+    help call ends first), and staff's command is refused meanwhile. It closes when the door
+    closes, when service mode ends, on Leave (which ends service mode: the station is back in
+    service), when staff ask, and, when staff opened it with the door shut, after MENU_IDLE_S
+    without a tap or at the first press of the help button (a parker's: it calls for help as
+    always). With the door open it takes the screen's taps and the help button's presses (the
+    button test). Every opening, closing and action is logged and published as ``event/service``.
     """
 
     def __init__(self, station: Station) -> None:
         self._station = station
         self._requests: dict[str, MenuAction] = {}  # payment method request id -> the menu action waiting for it
         self._test_payment: str | None = None  # the id of the last test payment (its events come to the menu)
+        self._door_open = False
+        self._door_wants_menu = False  # the door is open and nobody closed its menu: it opens once the station may
+        self._touched: datetime | None = None  # the menu's last tap (or its opening)
         self._test_events: dict[type, Callable[[Any, datetime], None]] = {
             PaymentStatus: self._test_status,
             PaymentAuthorized: self._test_authorized,
@@ -95,10 +102,34 @@ class ServiceMode:
         """The menu on screen, if any."""
         return self._station.state.service
 
-    def handle(self, event: Tap | HelpPressed | HelpReleased, now: datetime) -> None:
-        """A tap on the menu, or the help button (counted for the button test)."""
-        if self.menu is not None:
-            self._events[type(event)](event, now)
+    def takes(self, event: Tap | HelpPressed | HelpReleased, now: datetime) -> bool:
+        """Handle a tap on the menu, or the help button (the button test); False when the journey should have it.
+
+        With the door shut the help button is a parker's: a staff-opened menu closes for it.
+        """
+        if self.menu is None:
+            return False
+        if not isinstance(event, Tap) and not self._door_open:
+            self.close("the help button was pressed with the door shut", now)
+            return False
+        self._events[type(event)](event, now)
+        return True
+
+    def deadline(self) -> datetime | None:
+        """When a staff-opened menu with the door shut closes for want of taps."""
+        menu = self.menu
+        if menu is None or self._door_open or self._touched is None:
+            return None
+        return self._touched + timedelta(seconds=MENU_IDLE_S)
+
+    def settle(self, now: datetime) -> None:
+        """Open the menu the door asked for once nobody is served; close an idle staff-opened one."""
+        due = self.deadline()
+        if due is not None and now >= due:
+            self.close(f"no tap for {MENU_IDLE_S // 60} min with the door shut", now)
+        elif self._door_wants_menu and self.menu is None and self._station.fault_board.in_service_mode() \
+                and self._station.idle():
+            self.open(Opener.DOOR, now)
 
     def _button(self, down: bool) -> None:
         menu = self.menu
@@ -108,10 +139,11 @@ class ServiceMode:
                 log.info("service menu: help button pressed (%d since the menu opened)", menu.presses + 1)
 
     def door(self, event: DoorChanged, now: datetime) -> None:
-        """The door opened in service mode: open the menu; it closed: close it."""
-        if event.open and self._station.fault_board.in_service_mode():
-            self.open(Opener.DOOR, now)
-        elif not event.open and self.menu is not None:
+        """The door opened: the menu opens in service mode once nobody is served (settle); it closed: it closes."""
+        self._door_open = self._door_wants_menu = event.open
+        if event.open:
+            self.settle(now)
+        elif self.menu is not None:
             self.close("the cabinet door closed", now)
 
     def fault_changed(self, fault: FaultRecord, active: bool, stored: bool, now: datetime) -> None:
@@ -130,8 +162,12 @@ class ServiceMode:
             return Done("the service menu is already open")
         if not self._station.idle():
             raise Refusal("busy", "a parker is using the station; try again when they are done")
-        if not self._station.fault_board.in_service_mode():
-            self._station.operations.execute("mode", ModeArgs("service", "service menu opened by staff"), now)
+        if not self._station.fault_board.in_service_mode():  # what parkers were told of an outage stays
+            outage = self._station.state.outage
+            parking = outage.parking.value if outage is not None and outage.parking is not None else None
+            back_at = outage.back_at.isoformat() if outage is not None and outage.back_at is not None else None
+            self._station.operations.execute("mode", ModeArgs("service", "service menu opened by staff", parking,
+                                                              back_at), now)
         self.open(Opener.STAFF, now)
         return Done("service menu shown; the station is in service mode")
 
@@ -144,7 +180,7 @@ class ServiceMode:
         lines = [f"{action.value.replace('_', ' ')}: {'done' if event.ok else 'failed'}{words}"]
         lines += [f"{key}: {value}" for key, value in event.data.items() if key != "lines"]
         menu = self.menu
-        if menu is not None:
+        if menu is not None and menu.running is action:  # the totals are kept even when the menu closed meanwhile
             self._show(replace(menu, running=None, answer=tuple(lines)))
         self._record(now, action=action.value, ok=event.ok, result=lines[0])
         return True
@@ -167,6 +203,7 @@ class ServiceMode:
         if self.menu is not None:
             return
         log.info("service menu opened (%s)", opener)
+        self._touched = now
         self._show(ServiceMenu(now, opener, self._about()))
         self._record(now, action="opened", by=str(opener))
 
@@ -176,15 +213,16 @@ class ServiceMode:
         if menu is None:
             return
         log.info("service menu closed: %s", why)
+        self._door_wants_menu = False  # closed while the door is open: it opens again with the next opening
         if menu.running is MenuAction.TEST_PAYMENT:
             self._station.payment.cancel_payment()  # the terminal stops asking for a card
         self._show(None)
-        self._requests.clear()
         self._record(now, action="closed", why=why, button_presses=menu.presses)
 
     # ---- the buttons ----
 
     def _tap(self, target: str, now: datetime) -> None:
+        self._touched = now
         if not target.startswith(TARGET_PREFIX):
             return
         try:
@@ -270,11 +308,10 @@ class ServiceMode:
 
     def _examined(self, report: Report, now: datetime) -> None:
         menu = self.menu
-        if menu is None:
-            return
-        self._show(replace(menu, running=None, answer=(), report=report))
+        if menu is not None and menu.running is MenuAction.DOCTOR:  # not a menu closed and opened again meanwhile
+            self._show(replace(menu, running=None, answer=(), report=report))
         self._record(now, action=MenuAction.DOCTOR.value, healthy=report.healthy,
-                     failed=[str(f.part) for f in report.findings if f.health.value == "fail"])
+                     failed=[str(f.part) for f in report.findings if f.health is Health.FAIL])
 
     def _leave(self, now: datetime) -> None:
         self._record(now, action=MenuAction.LEAVE.value)
@@ -299,9 +336,7 @@ class ServiceMode:
         except PackageNotFoundError:
             firmware = "unknown"
         addresses = ", ".join(station.host.addresses()) or "no IP address"
-        link = "no MQTT link"
-        if station.uplink is not None:  # the gist ("connected to host:port with TLS", "down"); Doctor says the rest
-            link = station.uplink.examine().detail.split(" since ")[0].split(";")[0]
+        link = station.uplink.link_summary() if station.uplink is not None else "no MQTT link"
         return (f"station {station.state.settings.station.id}, firmware {firmware}", addresses, f"broker: {link}")
 
     def _record(self, now: datetime, **data: Any) -> None:

@@ -90,12 +90,21 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    if args.config is None and not args.simulate and doctor.DEFAULT_CONFIG.exists():
-        args.config = doctor.DEFAULT_CONFIG
+    if args.config is None and not args.simulate:
+        try:
+            if doctor.DEFAULT_CONFIG.exists():
+                args.config = doctor.DEFAULT_CONFIG
+        except OSError as exc:  # /etc/kiosk is root's and the station's (Python 3.11 says so rather than False)
+            log.error("cannot read %s (%s): run as root (sudo)", doctor.DEFAULT_CONFIG, exc.strerror or exc)
+            return EXIT_USAGE
     try:
         settings = _settings(args)
-    except config.ConfigError as exc:  # the database and the socket are still where the defaults put them
-        for problem in exc.problems:
+    except config.ConfigError as exc:
+        unreadable = [p for p in exc.problems if p.key == "(file)"]
+        if unreadable:  # without the file the station's database and socket cannot be found
+            log.error("%s: run as root (sudo)", unreadable[0])
+            return EXIT_USAGE
+        for problem in exc.problems:  # an invalid file still names them, as far as the defaults go
             log.error("configuration: %s", problem)
         settings = _settings(argparse.Namespace(config=None, simulate=args.simulate))
     return doctor.run(args, settings, args.config)

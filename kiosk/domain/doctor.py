@@ -7,8 +7,8 @@ from enum import IntFlag, StrEnum
 from typing import Any
 
 __all__ = [
-    "DISK_FAIL_BYTES", "DISK_WARN_BYTES", "TEMPERATURE_FAIL_C", "TEMPERATURE_WARN_C", "Finding", "Health", "Part",
-    "Report", "Throttling", "judge_clock", "judge_disk", "judge_temperature",
+    "DISK_FAIL_BYTES", "DISK_WARN_BYTES", "NOW_BITS", "TEMPERATURE_FAIL_C", "TEMPERATURE_WARN_C", "Finding", "Health",
+    "Part", "Report", "Throttling", "judge_clock", "judge_disk", "judge_temperature",
 ]
 
 DISK_WARN_BYTES = 500 * 1024 * 1024

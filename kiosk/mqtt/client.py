@@ -167,6 +167,11 @@ class MqttClient:
         return self._address
 
     @property
+    def tls(self) -> bool:
+        """The link is encrypted (mqtt.tls)."""
+        return self._settings.tls
+
+    @property
     def refused(self) -> tuple[int, str]:
         """How many publishes the broker refused (PUBACK 0x80 or above: its ACL) since start, and the last topic."""
         return self._refused

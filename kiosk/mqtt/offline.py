@@ -45,6 +45,11 @@ class OfflineClient:
         return ""
 
     @property
+    def tls(self) -> bool:
+        """No link at all."""
+        return False
+
+    @property
     def refused(self) -> tuple[int, str]:
         """Nothing was ever refused."""
         return 0, ""

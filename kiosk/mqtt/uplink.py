@@ -45,6 +45,7 @@ HOUSEKEEPING_S = 60
 WATCHDOG_MARGIN_S = 30
 FLUSH_S = 0.01  # the longest the loop waits for the network thread to write what it published
 TERMINAL_ANSWER_S = 600  # an end of day may take minutes; a terminal silent for longer will not answer
+DOCTOR_ANSWER_S = 120  # the doctor's worker checks the database and runs a few commands; longer is a hung disk
 
 
 class Client(Protocol):
@@ -64,6 +65,9 @@ class Client(Protocol):
 
     @property
     def address(self) -> str: ...
+
+    @property
+    def tls(self) -> bool: ...
 
     @property
     def refused(self) -> tuple[int, str]: ...
@@ -100,11 +104,12 @@ class Station(Protocol):
 
 @dataclass
 class _Waiting:
-    """A command whose reply waits for the card terminal; duplicates that arrive meanwhile wait too."""
+    """A command whose reply waits for the card terminal or the doctor; duplicates that arrive meanwhile wait too."""
 
     key: str | None
     since: datetime
     requests: list[Request] = field(default_factory=list)
+    doctor: bool = False  # the doctor's examination, not the card terminal
 
 
 class Uplink:
@@ -437,7 +442,7 @@ class Uplink:
             self._finish(key, [request], reply(True, "ok", detail), now)
         elif name == "doctor":
             request_id = str(uuid.uuid4())
-            self._waiting[request_id] = _Waiting(key, now, [request])
+            self._waiting[request_id] = _Waiting(key, now, [request], doctor=True)
             self._control.examine(lambda report, at: self._doctor_report(request_id, report, at))
         elif name in TERMINAL_REQUESTS:
             request_id = str(uuid.uuid4())
@@ -448,15 +453,19 @@ class Uplink:
             self._finish(key, [request], reply(True, "ok", done.detail, **done.data), now)
 
     def _doctor_report(self, request_id: str, report: Report, now: datetime) -> None:
-        waiting = self._waiting.pop(request_id)
+        waiting = self._waiting.pop(request_id, None)
+        if waiting is None:  # answered already: it took longer than DOCTOR_ANSWER_S
+            log.warning("doctor's report came after its command was answered; not sent")
+            return
         failed = [f"{f.part} ({f.detail})" for f in report.findings if f.health is Health.FAIL]
         detail = "every part is healthy" if not failed else "not healthy: " + "; ".join(failed)
         self._finish(waiting.key, waiting.requests, reply(True, "ok", detail, **report.as_json()), now)
 
     def _method_report(self, event: MethodReport, now: datetime) -> None:
         waiting = self._waiting.pop(event.request_id, None)
-        if waiting is None:
-            log.warning("terminal %s report for no waiting command", event.kind)
+        if waiting is None:  # its command was answered already (the terminal took too long): keep what it says
+            log.warning("terminal %s report for no waiting command%s", event.kind,
+                        self._control.operations.keep_report(event, now))
             return
         what = f"terminal {event.kind.replace('_', ' ')}"
         done = f"{what} done" + self._control.operations.keep_report(event, now)
@@ -486,28 +495,35 @@ class Uplink:
                 request.response_topic, request.correlation, answer):
             log.warning("reply to command %s not sent (link down); the caller may ask again", request.name)
 
+    def link_summary(self) -> str:
+        """The link in a few words: ``connected to host:port with TLS``, ``down (host:port)``, ``no broker configured``."""
+        link = self._link
+        if not link.address:
+            return "no broker configured"
+        if link.connected:
+            return f"connected to {link.address} {'with' if link.tls else 'without'} TLS"
+        return f"{link.state} ({link.address})"
+
     def examine(self) -> Finding:
         """The doctor's finding on the broker: the link, what the broker refused (its ACL), what waits to be sent."""
         try:
             unsent = self._store.outbox_depth() if self._store.usable else None
         except StorageError:
             unsent = None
-        waiting = "unknown" if unsent is None else str(unsent)
+        waiting = f"{'unknown' if unsent is None else unsent} message(s) wait"
         link = self._link
+        summary = self.link_summary()
         if not link.address:
-            return Finding(Part.BROKER, Health.WARN, f"no broker configured (mqtt.host): {waiting} message(s) wait")
-        address = f"{link.address}{' with TLS' if self._settings.mqtt.tls else ' without TLS'}"
+            return Finding(Part.BROKER, Health.WARN, f"{summary} (mqtt.host): {waiting}")
         since = time_text(link.since)
         if not link.connected:
             why = f": {self._last_down}" if self._last_down else ""
-            return Finding(Part.BROKER, Health.FAIL,
-                           f"{link.state} since {since} ({address}){why}; {waiting} message(s) wait")
+            return Finding(Part.BROKER, Health.FAIL, f"{summary} since {since}{why}; {waiting}")
         refused, topic = link.refused
         if refused:
-            return Finding(Part.BROKER, Health.FAIL, f"connected to {address}, but the broker refused {refused} "
-                                                     f"publish(es), the last on {topic}: check its ACL")
-        return Finding(Part.BROKER, Health.OK, f"connected to {address} since {since}, no publish refused; "
-                                               f"{waiting} message(s) wait")
+            return Finding(Part.BROKER, Health.FAIL, f"{summary}, but the broker refused {refused} publish(es), "
+                                                     f"the last on {topic}: check its ACL")
+        return Finding(Part.BROKER, Health.OK, f"{summary} since {since}, no publish refused; {waiting}")
 
     # ---- remote configuration ----
 
@@ -564,7 +580,11 @@ class Uplink:
     def _housekeeping(self, now: datetime) -> None:
         station = self._control
         for request_id, waiting in list(self._waiting.items()):
-            if now - waiting.since > timedelta(seconds=TERMINAL_ANSWER_S):
+            if waiting.doctor and now - waiting.since > timedelta(seconds=DOCTOR_ANSWER_S):
+                del self._waiting[request_id]
+                self._finish(waiting.key, waiting.requests, reply(
+                    False, "failed", f"the doctor did not finish within {DOCTOR_ANSWER_S} s"), now)
+            elif not waiting.doctor and now - waiting.since > timedelta(seconds=TERMINAL_ANSWER_S):
                 self._method_report(MethodReport(request_id, "request", False, {
                     "error": f"the card terminal did not answer within {TERMINAL_ANSWER_S} s"}), now)
         if self._publisher is not None:
