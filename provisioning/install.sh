@@ -29,6 +29,20 @@ EOF
 say() { printf '%s\n' "$*"; }
 die() { printf 'install.sh: %s\n' "$*" >&2; exit 1; }
 trap 'printf "install.sh: failed (exit %s) at line %s: %s\n" "$?" "$LINENO" "$BASH_COMMAND" >&2' ERR
+# A run that stopped the station for an upgrade and then failed starts it again once the new code is in place, and
+# otherwise says that it is stopped: a failed run must not leave a station dark without a word.
+kiosk_stopped=no code_installed=no
+on_exit() {
+  local rc=$?
+  if [ $rc -ne 0 ] && [ $kiosk_stopped = yes ] && ! systemctl -q is-active kiosk.service; then
+    if [ $code_installed = yes ]; then
+      printf 'install.sh: starting kiosk again (stopped for the upgrade)\n' >&2; systemctl start kiosk.service || true
+    else
+      printf 'install.sh: kiosk is stopped (for an upgrade that did not finish): fix the cause and run install.sh again\n' >&2
+    fi
+  fi
+}
+trap on_exit EXIT
 
 if [ "$(id -u)" -ne 0 ]; then
   command -v sudo >/dev/null || die "run it as root (there is no sudo)"
@@ -202,12 +216,14 @@ if [ -x "$app/.venv/bin/kiosk" ] && [ "$(cat "$stamp_file" 2>/dev/null)" = "$sta
   say "unchanged since the last install (${stamp%%$'\n'*})"
 else
   if [ $live = yes ] && systemctl -q is-active kiosk.service; then
-    say "stopping kiosk for the upgrade"; systemctl stop kiosk.service
+    say "stopping kiosk for the upgrade"; systemctl stop kiosk.service; kiosk_stopped=yes
   fi
   folder "$app" 0755 root:root
   if [ "$src" != "$app" ]; then
     find "$app" -mindepth 1 -maxdepth 1 ! -name .venv -exec rm -rf {} +
-    (cd "$src" && source_files | tar --null -T - -cf -) | tar -C "$app" --no-same-owner --no-same-permissions -xf -
+    # (no subshell in this pipeline: bash 5.2 then counts $LINENO wrong for the rest of the script, and the ERR
+    # trap names the wrong line)
+    source_files | tar -C "$src" --null -T - -cf - | tar -C "$app" --no-same-owner --no-same-permissions -xf -
   fi
   # A venv made by another Python (Debian 12 -> 13) does not work: made anew.
   if [ -f "$stamp_file" ] && [ "$(sed -n 2p "$stamp_file")" != "$(sed -n 2p <<<"$stamp")" ]; then rm -rf "$app/.venv"; fi
@@ -216,6 +232,7 @@ else
   # Compiled now, as root: the station cannot write its own folder (and would compile at every start).
   "$app/.venv/bin/python" -m compileall -q "$app/kiosk" "$app/drivers" "$app/screens" "$app/console" >/dev/null
   printf '%s\n' "$stamp" > "$stamp_file"
+  code_installed=yes
   changed+=("$app (code: ${stamp%%$'\n'*})")
 fi
 kiosk=$app/.venv/bin/kiosk
@@ -330,9 +347,13 @@ EOF
 fi
 if [ $live = yes ]; then
   if was_changed "$terminal_rule" || was_changed "$gpio_rule"; then
-    udevadm control --reload
-    udevadm trigger --action=add --subsystem-match=tty --subsystem-match=gpio
-    udevadm settle --timeout=10 || true
+    if systemctl -q is-active systemd-udevd.service; then
+      udevadm control --reload
+      udevadm trigger --action=add --subsystem-match=tty --subsystem-match=gpio
+      udevadm settle --timeout=10 || true
+    else  # a container (systemd-udevd.service: ConditionPathIsReadWrite=/sys): no udev to reload
+      say "udev does not run here: the rules apply where it runs"
+    fi
   fi
   if [ ! -e /dev/kiosk-terminal ]; then
     note "no card terminal at /dev/kiosk-terminal: plug it in, or give --terminal-usb VID:PID[:SERIAL]" \
