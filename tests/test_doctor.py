@@ -16,7 +16,7 @@ from recording_method import RecordingMethod
 
 from drivers.host import LinuxHost
 from kiosk import config
-from kiosk.app.doctor import Doctor, UnknownHost, system_findings
+from kiosk.app.doctor import STATUS_WAIT_S, Doctor, UnknownHost, system_findings
 from kiosk.app.loop import Loop
 from kiosk.cli import doctor as doctor_cli
 from kiosk.cli.compose import build_station
@@ -198,6 +198,7 @@ def test_a_station_examined_live(tmp_path: Path, station_config: Path) -> None: 
         assert parts[Part.CONFIGURATION].health is Health.OK and "version 0 applied" in parts[Part.CONFIGURATION].detail
         assert parts[Part.DATABASE].health is Health.OK
         assert parts[Part.TERMINAL].health is Health.OK and parts[Part.GPIO].detail.endswith("door closed")
+        assert parts[Part.TERMINAL].detail == "answered a status enquiry just now: status 00, ready"
         assert parts[Part.DISPLAY].health is Health.WARN  # headless
         assert parts[Part.SERVICE].health in (Health.OK, Health.WARN)
         now = datetime.now(UTC)
@@ -366,6 +367,7 @@ def test_a_drawing_failure_fails_the_display_line(tmp_path: Path, station_config
     settings = config.load(station_config)
     station = build_station(settings, lambda: datetime.now(UTC), simulate=True, headless=True)
     try:
+        station.start()
         station.loop.fault_board.raise_fault("display", "render_failed", datetime.now(UTC), "error: DRM master lost")
         parts = {f.part: f for f in examined(station.loop).findings}
         assert parts[Part.DISPLAY].health is Health.FAIL and "render_failed" in parts[Part.DISPLAY].detail
@@ -433,3 +435,28 @@ def test_a_client_waiting_when_the_station_stops_is_told_at_once(tmp_path: Path,
         assert isinstance(outcome[0], StationUnreachable) and str(outcome[0]) == "the station is stopping"
     finally:
         station.close()
+
+
+def test_a_silent_terminal_is_reported_once_the_doctor_stops_waiting(tmp_path: Path) -> None:
+    settings = Settings(storage=StorageSettings(database=str(tmp_path / "kiosk.db")))
+    clock = ManualClock(NOW)
+    store = Store.open(tmp_path / "kiosk.db", settings.station.id, clock())
+    display = Display(settings, headless=True)
+    silent = RecordingMethod("card_terminal", capabilities=frozenset({"status"}))  # asked, never answers
+    loop = Loop(journey.initial(settings, clock()), store, silent, display, clock)
+    loop.doctor = Doctor(UnknownHost(), examine, tmp_path / "kiosk.db", None, loop.post)
+    reports: list[Report] = []
+    try:
+        loop.examine(lambda report, now: reports.append(report))
+        assert [call[:2] for call in silent.calls] == [("request", "status")]
+        wait_for(lambda: loop.doctor is not None and loop.doctor._waiting[1].system is not None, 10,  # noqa: SLF001
+                 "the worker's findings", between=loop.settle)
+        assert reports == [] and loop.doctor.deadline() == NOW + timedelta(seconds=STATUS_WAIT_S)
+        clock.set(NOW + timedelta(seconds=STATUS_WAIT_S))
+        loop.settle()
+        terminal = {f.part: f for f in reports[0].findings}[Part.TERMINAL]
+        assert terminal == Finding(Part.TERMINAL, Health.FAIL,
+                                   f"no answer to a status enquiry within {STATUS_WAIT_S} s")
+    finally:
+        display.close()
+        store.close()

@@ -5,20 +5,20 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from itertools import count
 from pathlib import Path
 
 from kiosk import config
 from kiosk.domain.doctor import Finding, Health, Part, Report, judge_clock, judge_disk, judge_temperature
-from kiosk.domain.events import DoctorExamined
+from kiosk.domain.events import DoctorExamined, MethodReport
 from kiosk.domain.faults import Severity
 from kiosk.domain.records import FaultRecord
 from kiosk.mqtt.contract import time_text
 from kiosk.ports import Display, Host, Post, Uplink
 
-__all__ = ["ACTIVE_STATES", "Answer", "DatabaseExaminer", "Doctor", "LiveParts", "UnknownHost", "live_findings",
-           "system_findings"]
+__all__ = ["ACTIVE_STATES", "STATUS_WAIT_S", "Answer", "DatabaseExaminer", "Doctor", "LiveParts", "UnknownHost",
+           "live_findings", "status_finding", "system_findings"]
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,7 @@ DatabaseExaminer = Callable[[Path], tuple[bool, str]]
 Answer = Callable[[Report, datetime], None]
 """Gets the doctor's report on the loop thread, with the loop's time."""
 
+STATUS_WAIT_S = 15  # the terminal answers a status enquiry within a second or two; a silent one is reported so
 ACTIVE_STATES = ("active", "activating", "reloading")  # systemd's words for a service that runs
 
 
@@ -170,13 +171,37 @@ def _service(state: str | None, running: bool) -> Finding:
     return Finding(Part.SERVICE, Health.WARN, f"running, but not as the kiosk service (systemd: {state})")
 
 
+@dataclass
+class _Examination:
+    """One examination under way: what is known so far, and whom to tell."""
+
+    live: list[Finding]
+    answer: Answer
+    due: datetime  # when a silent terminal is reported as such
+    status_request: str | None  # the terminal's status enquiry, while it is unanswered
+    system: tuple[Finding, ...] | None = None
+    status: Finding | None = None
+
+
+def status_finding(event: MethodReport) -> Finding:
+    """The terminal's answer to the doctor's status enquiry."""
+    data = event.data
+    if not event.ok:
+        return Finding(Part.TERMINAL, Health.FAIL, f"did not answer a status enquiry: {data.get('error', 'no answer')}")
+    if not data.get("ready"):
+        return Finding(Part.TERMINAL, Health.FAIL, f"answered a status enquiry: status {data.get('status')}, not ready")
+    return Finding(Part.TERMINAL, Health.OK, f"answered a status enquiry just now: status {data.get('status')}, ready")
+
+
 class Doctor:
     """Examines the station when asked, on the loop thread, without blocking it.
 
     The devices and the link are read at once from the loop's own view (:func:`live_findings`);
-    the database, the clock, the temperature and the service take a read-only integrity check
-    and a few commands, so a worker thread examines them and posts DoctorExamined, and the
-    report goes to whoever asked.
+    the card terminal is asked for its status (unless a parker is paying) and answers with a
+    MethodReport; the database, the clock, the temperature and the service take a read-only
+    integrity check and a few commands, so a worker thread examines them and posts
+    DoctorExamined. Once both are in, or STATUS_WAIT_S passed without the terminal's answer,
+    the report goes to whoever asked.
     """
 
     def __init__(self, host: Host, examine_database: DatabaseExaminer, database: Path, config_file: Path | None,
@@ -187,12 +212,17 @@ class Doctor:
         self._config_file = config_file
         self._post = post
         self._tokens = count(1)
-        self._waiting: dict[int, tuple[list[Finding], Answer]] = {}
+        self._waiting: dict[int, _Examination] = {}
 
-    def ask(self, live: Iterable[Finding], applied_version: int, answer: Answer) -> None:
-        """Examine the rest of the station in a worker; ``answer`` gets the whole report on the loop thread."""
+    def ask(self, live: Iterable[Finding], applied_version: int, answer: Answer, now: datetime,
+            status_request: str | None = None) -> None:
+        """Examine the rest of the station in a worker; ``answer`` gets the whole report on the loop thread.
+
+        ``status_request`` is the id of the status enquiry the loop asked the terminal for (None: not asked).
+        """
         token = next(self._tokens)
-        self._waiting[token] = (list(live), answer)
+        self._waiting[token] = _Examination(list(live), answer, now + timedelta(seconds=STATUS_WAIT_S),
+                                            status_request)
 
         def examine() -> None:
             try:
@@ -206,11 +236,54 @@ class Doctor:
         threading.Thread(target=examine, name="doctor", daemon=True).start()
 
     def examined(self, event: DoctorExamined, now: datetime) -> None:
-        """The worker's findings: complete the report and give it to whoever asked."""
-        live, answer = self._waiting.pop(event.token)
-        report = Report.of([*live, *event.findings])
+        """The worker's findings."""
+        examination = self._waiting.get(event.token)
+        if examination is not None:
+            examination.system = event.findings
+            self._complete(event.token, now)
+
+    def report(self, event: MethodReport, now: datetime) -> bool:
+        """The terminal's answer to a status enquiry of the doctor's; False if it answers someone else."""
+        token = next((t for t, e in self._waiting.items() if e.status_request == event.request_id), None)
+        if token is None:
+            return False
+        examination = self._waiting[token]
+        examination.status, examination.status_request = status_finding(event), None
+        self._complete(token, now)
+        return True
+
+    def deadline(self) -> datetime | None:
+        """When a terminal that has not answered the status enquiry is reported as silent."""
+        return min((e.due for e in self._waiting.values() if e.status_request is not None), default=None)
+
+    def on_due(self, now: datetime) -> None:
+        """Report the terminals that have not answered in time."""
+        for token, examination in list(self._waiting.items()):
+            if examination.status_request is not None and now >= examination.due:
+                examination.status_request = None
+                examination.status = Finding(Part.TERMINAL, Health.FAIL,
+                                             f"no answer to a status enquiry within {STATUS_WAIT_S} s")
+                self._complete(token, now)
+
+    def _complete(self, token: int, now: datetime) -> None:
+        examination = self._waiting[token]
+        if examination.system is None or examination.status_request is not None:
+            return
+        del self._waiting[token]
+        live = [_with_status(f, examination.status) if f.part is Part.TERMINAL else f for f in examination.live]
+        report = Report.of([*live, *examination.system])
         log.info("doctor: %s at %s", "healthy" if report.healthy else "something is wrong", time_text(now))
         try:
-            answer(report, now)
+            examination.answer(report, now)
         except Exception:  # whoever asked must not stop the loop
             log.exception("the doctor's report could not be given")
+
+
+def _with_status(fault_view: Finding, status: Finding | None) -> Finding:
+    """The terminal's line: the status enquiry's answer, and its fault if it has one (the worse of the two counts)."""
+    if status is None:
+        return fault_view
+    health = max(fault_view.health, status.health, key=list(Health).index)
+    if fault_view.health is Health.OK:
+        return Finding(Part.TERMINAL, health, status.detail)
+    return Finding(Part.TERMINAL, health, f"{status.detail}; {fault_view.detail}")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -129,15 +130,21 @@ class Loop:
         if self.doctor is None:
             event.answer(Report.of([*live, Finding(Part.DATABASE, Health.WARN, "not examined in this run")]), now)
             return
-        self.doctor.ask(live, s.settings.version, event.answer)
+        status_request = None
+        if "status" in self.payment.capabilities and s.payment is None:  # never while a parker pays
+            status_request = str(uuid.uuid4())
+            self.payment.request("status", status_request)
+        self.doctor.ask(live, s.settings.version, event.answer, now, status_request)
 
     def _door(self, event: DoorChanged, now: datetime) -> None:
         self.cabinet.handle(event, now)
         self.service_mode.door(event, now)
 
     def _method_report(self, event: MethodReport, now: datetime) -> None:
-        """A payment method's answer: to the service menu if it asked, else to staff's command."""
-        if not self.service_mode.report(event, now) and self.uplink is not None:
+        """A payment method's answer: to the service menu or the doctor if they asked, else to staff's command."""
+        if self.service_mode.report(event, now) or (self.doctor is not None and self.doctor.report(event, now)):
+            return
+        if self.uplink is not None:
             self.uplink.handle(event, now)
 
     def _doctor_examined(self, event: DoctorExamined, now: datetime) -> None:
@@ -178,7 +185,7 @@ class Loop:
                     next_beat = now + interval
             uplink_due = self.uplink.deadline() if self.uplink is not None else None
             dues = (journey.deadline(self.state), self._next_redraw(now), uplink_due, self._healer.deadline(),
-                    next_beat, self.service_mode.deadline())
+                    next_beat, self.service_mode.deadline(), self.doctor.deadline() if self.doctor else None)
             wake_at = min(t for t in dues if t is not None)
             timeout = max(0.0, (wake_at - now).total_seconds())
             for event in self.display.wait(timeout):
@@ -221,6 +228,10 @@ class Loop:
                 self.uplink.on_due(now)
             self.uplink.pump(now)
         self.service_mode.settle(self.clock())
+        doctor = self.doctor
+        doctor_due = doctor.deadline() if doctor is not None else None
+        if doctor is not None and doctor_due is not None and self.clock() >= doctor_due:
+            doctor.on_due(self.clock())
         if self.restart_requested and self.idle():
             log.info("restart requested by staff: stopping now that no parker is being served")
             self._stopping = True
