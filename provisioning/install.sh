@@ -29,20 +29,29 @@ EOF
 say() { printf '%s\n' "$*"; }
 die() { printf 'install.sh: %s\n' "$*" >&2; exit 1; }
 trap 'printf "install.sh: failed (exit %s) at line %s: %s\n" "$?" "$LINENO" "$BASH_COMMAND" >&2' ERR
-# A run that stopped the station for an upgrade and then failed starts it again once the new code is in place, and
-# otherwise says that it is stopped: a failed run must not leave a station dark without a word.
+# A run that stopped the station for an upgrade and then failed starts it again once the new code is in place and its
+# configuration validates, and otherwise says that it is stopped: a failed run must not leave a station dark without
+# a word, nor start one that would only fail again (and, ten starts later, reboot the Pi).
 kiosk_stopped=no code_installed=no
 on_exit() {
   local rc=$?
+  set +e  # whatever fails here (even writing to a terminal that hung up), the station's fate is decided
   if [ $rc -ne 0 ] && [ $kiosk_stopped = yes ] && ! systemctl -q is-active kiosk.service; then
-    if [ $code_installed = yes ]; then
-      printf 'install.sh: starting kiosk again (stopped for the upgrade)\n' >&2; systemctl start kiosk.service || true
+    if [ $code_installed = yes ] && (cd / && runuser -u kiosk -- /opt/kiosk/.venv/bin/kiosk check-config \
+        /etc/kiosk/kiosk.toml >/dev/null 2>&1); then
+      systemctl start kiosk.service
+      printf 'install.sh: kiosk started again (it was stopped for the upgrade)\n' >&2
     else
       printf 'install.sh: kiosk is stopped (for an upgrade that did not finish): fix the cause and run install.sh again\n' >&2
     fi
   fi
+  return $rc
 }
 trap on_exit EXIT
+# A hang-up (the SSH session dropped), Ctrl-C or a kill still leave through on_exit, with a failing status.
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 if [ "$(id -u)" -ne 0 ]; then
   command -v sudo >/dev/null || die "run it as root (there is no sudo)"
@@ -215,8 +224,9 @@ pi $pi"
 if [ -x "$app/.venv/bin/kiosk" ] && [ "$(cat "$stamp_file" 2>/dev/null)" = "$stamp" ]; then
   say "unchanged since the last install (${stamp%%$'\n'*})"
 else
-  if [ $live = yes ] && systemctl -q is-active kiosk.service; then
-    say "stopping kiosk for the upgrade"; systemctl stop kiosk.service; kiosk_stopped=yes
+  # Running, starting or restarting after a crash: stopped, so that nothing runs half-copied code.
+  if [ $live = yes ] && [[ "$(systemctl is-active kiosk.service)" =~ ^(active|activating|reloading)$ ]]; then
+    say "stopping kiosk for the upgrade"; kiosk_stopped=yes; systemctl stop kiosk.service
   fi
   folder "$app" 0755 root:root
   if [ "$src" != "$app" ]; then

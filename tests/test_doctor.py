@@ -353,7 +353,7 @@ def test_a_doctor_slower_than_its_command_neither_misleads_nor_crashes(tmp_path:
         assert [json.loads(r)["detail"] for r in link.replies] == [
             f"the doctor did not finish within {DOCTOR_ANSWER_S} s"]
         release.set()
-        wait_for(lambda: loop.doctor is not None and not loop.doctor._waiting, 10, "the late report",
+        wait_for(lambda: loop.doctor is not None and loop.doctor.examining == 0, 10, "the late report",
                  between=loop.settle)
         loop.settle()  # the late report is dropped, the loop goes on
         assert len(link.replies) == 1
@@ -427,7 +427,7 @@ def test_a_client_waiting_when_the_station_stops_is_told_at_once(tmp_path: Path,
     asking = threading.Thread(target=client)
     asking.start()
     try:
-        wait_for(lambda: bool(server._waiting), 10, "the client's question")
+        wait_for(lambda: server.clients == 1, 10, "the client's question")  # the loop never settles: it waits
         started = time.monotonic()
         server.close()
         asking.join(10)
@@ -449,14 +449,42 @@ def test_a_silent_terminal_is_reported_once_the_doctor_stops_waiting(tmp_path: P
     try:
         loop.examine(lambda report, now: reports.append(report))
         assert [call[:2] for call in silent.calls] == [("request", "status")]
-        wait_for(lambda: loop.doctor is not None and loop.doctor._waiting[1].system is not None, 10,  # noqa: SLF001
-                 "the worker's findings", between=loop.settle)
+        wait_for(lambda: loop.doctor is not None and loop.doctor.examining == 0, 10, "the worker's findings",
+                 between=loop.settle)
         assert reports == [] and loop.doctor.deadline() == NOW + timedelta(seconds=STATUS_WAIT_S)
         clock.set(NOW + timedelta(seconds=STATUS_WAIT_S))
         loop.settle()
-        terminal = {f.part: f for f in reports[0].findings}[Part.TERMINAL]
-        assert terminal == Finding(Part.TERMINAL, Health.FAIL,
-                                   f"no answer to a status enquiry within {STATUS_WAIT_S} s")
+        terminal = {f.part: f for f in reports[0].findings}[Part.TERMINAL]  # busy or silent: its fault says which
+        assert terminal == Finding(Part.TERMINAL, Health.WARN,
+                                   f"no answer to a status enquiry within {STATUS_WAIT_S} s (busy?)")
     finally:
         display.close()
         store.close()
+
+
+class PostRecorder:
+    """Stands in for the loop: what the socket posts."""
+
+    def __init__(self) -> None:
+        self.posted: list[object] = []
+
+    def post(self, event: object) -> None:
+        self.posted.append(event)
+
+
+def test_a_connection_that_asks_nothing_examines_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(doctor_cli, "ANSWER_S", 0.5)  # nobody answers the one that asks
+    loop = PostRecorder()
+    server = DoctorSocket(tmp_path / "doctor.sock", loop)  # type: ignore[arg-type]
+    server.start()
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:  # as a second station's start-up does
+            probe.connect(str(tmp_path / "doctor.sock"))
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as asker:
+            asker.connect(str(tmp_path / "doctor.sock"))
+            asker.sendall(b"doctor\n")
+            wait_for(lambda: len(loop.posted) == 1, 10, "the question posted")
+        wait_for(lambda: server.clients == 0, 30, "both connections done")
+        assert [type(event).__name__ for event in loop.posted] == ["DoctorAsked"]
+    finally:
+        server.close()

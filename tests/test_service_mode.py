@@ -276,12 +276,39 @@ def test_end_of_day_totals_are_kept_when_the_menu_closes_first(bare: Loop) -> No
     assert totals == [{"kind": "end_of_day", "count": 3, "amount": 750}]
 
 
-def test_the_outage_told_to_parkers_stays_when_staff_open_the_menu(bare: Loop) -> None:
+def test_staff_never_turn_an_outage_into_service_mode_with_the_menu(bare: Loop) -> None:
     loop = bare
     back = (loop.clock() + timedelta(hours=3)).isoformat()
     loop.operations.execute("mode", ModeArgs("out_of_service", "flood", "free", back), loop.clock())
     loop.settle()
+    with pytest.raises(Refusal, match="wrong_mode"):  # what parkers are told of the outage stays
+        loop.operations.execute("service-menu", ServiceMenuArgs(show=True), loop.clock())
+    loop.operations.execute("mode", ModeArgs("service", "crew", "free", back), loop.clock())
+    loop.settle()
     before = loop.state.outage
     loop.operations.execute("service-menu", ServiceMenuArgs(show=True), loop.clock())
     loop.settle()
-    assert loop.fault_board.in_service_mode() and loop.state.outage == before is not None
+    assert loop.state.service is not None and loop.state.outage == before is not None
+    loop.operations.execute("service-menu", ServiceMenuArgs(show=False), loop.clock())
+    loop.settle()
+    assert loop.fault_board.in_service_mode()  # staff set service mode themselves: it stays
+
+
+def test_a_staff_menu_gives_back_the_service_it_took_and_only_its_buttons_keep_it_open(bare: Loop) -> None:
+    loop = bare
+    loop.operations.execute("service-menu", ServiceMenuArgs(show=True), loop.clock())
+    loop.settle()
+    assert loop.fault_board.in_service_mode()
+    for _ in range(3):  # a passer-by tapping the screen does not keep it open
+        loop.clock.set(loop.clock() + timedelta(seconds=MENU_IDLE_S // 3))  # type: ignore[attr-defined]
+        post(loop, Tap("start"))
+    loop.settle()
+    assert loop.state.service is None and not loop.fault_board.in_service_mode()  # back in service, as before
+    assert loop.state.screen is journey.Screen.WELCOME
+
+
+def test_a_help_release_alone_does_not_close_a_staff_menu(bare: Loop) -> None:
+    loop = bare
+    loop.operations.execute("service-menu", ServiceMenuArgs(show=True), loop.clock())
+    post(loop, HelpReleased())  # a button that was held when the menu opened comes free
+    assert loop.state.service is not None

@@ -17,8 +17,8 @@ from kiosk.domain.records import FaultRecord
 from kiosk.mqtt.contract import time_text
 from kiosk.ports import Display, Host, Post, Uplink
 
-__all__ = ["ACTIVE_STATES", "STATUS_WAIT_S", "Answer", "DatabaseExaminer", "Doctor", "LiveParts", "UnknownHost",
-           "live_findings", "status_finding", "system_findings"]
+__all__ = ["ACTIVE_STATES", "EXAMINATION_S", "STATUS_WAIT_S", "Answer", "DatabaseExaminer", "Doctor", "LiveParts",
+           "UnknownHost", "live_findings", "status_finding", "system_findings"]
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,7 @@ Answer = Callable[[Report, datetime], None]
 """Gets the doctor's report on the loop thread, with the loop's time."""
 
 STATUS_WAIT_S = 15  # the terminal answers a status enquiry within a second or two; a silent one is reported so
+EXAMINATION_S = 60  # the worker's database check and commands; one that has not finished by then is a hung disk
 ACTIVE_STATES = ("active", "activating", "reloading")  # systemd's words for a service that runs
 
 
@@ -177,7 +178,7 @@ class _Examination:
 
     live: list[Finding]
     answer: Answer
-    due: datetime  # when a silent terminal is reported as such
+    asked: datetime
     status_request: str | None  # the terminal's status enquiry, while it is unanswered
     system: tuple[Finding, ...] | None = None
     status: Finding | None = None
@@ -197,11 +198,11 @@ class Doctor:
     """Examines the station when asked, on the loop thread, without blocking it.
 
     The devices and the link are read at once from the loop's own view (:func:`live_findings`);
-    the card terminal is asked for its status (unless a parker is paying) and answers with a
-    MethodReport; the database, the clock, the temperature and the service take a read-only
-    integrity check and a few commands, so a worker thread examines them and posts
-    DoctorExamined. Once both are in, or STATUS_WAIT_S passed without the terminal's answer,
-    the report goes to whoever asked.
+    the card terminal is asked for its status (unless it is busy) and answers with a MethodReport;
+    the database, the clock, the temperature and the service take a read-only integrity check and
+    a few commands, so a worker thread examines them and posts DoctorExamined. Once both are in,
+    or STATUS_WAIT_S passed without the terminal's answer (a warning: busy, or silent; its fault
+    says which) and EXAMINATION_S without the worker's, the report goes to whoever asked.
     """
 
     def __init__(self, host: Host, examine_database: DatabaseExaminer, database: Path, config_file: Path | None,
@@ -221,8 +222,7 @@ class Doctor:
         ``status_request`` is the id of the status enquiry the loop asked the terminal for (None: not asked).
         """
         token = next(self._tokens)
-        self._waiting[token] = _Examination(list(live), answer, now + timedelta(seconds=STATUS_WAIT_S),
-                                            status_request)
+        self._waiting[token] = _Examination(list(live), answer, now, status_request)
 
         def examine() -> None:
             try:
@@ -234,6 +234,11 @@ class Doctor:
             self._post(DoctorExamined(token, tuple(findings)))
 
         threading.Thread(target=examine, name="doctor", daemon=True).start()
+
+    @property
+    def examining(self) -> int:
+        """How many examinations still wait for the worker's findings."""
+        return sum(1 for e in self._waiting.values() if e.system is None)
 
     def examined(self, event: DoctorExamined, now: datetime) -> None:
         """The worker's findings."""
@@ -253,17 +258,22 @@ class Doctor:
         return True
 
     def deadline(self) -> datetime | None:
-        """When a terminal that has not answered the status enquiry is reported as silent."""
-        return min((e.due for e in self._waiting.values() if e.status_request is not None), default=None)
+        """When a silent terminal, or a worker that has not finished, is reported as such."""
+        dues = [e.asked + timedelta(seconds=STATUS_WAIT_S) for e in self._waiting.values() if e.status_request]
+        dues += [e.asked + timedelta(seconds=EXAMINATION_S) for e in self._waiting.values() if e.system is None]
+        return min(dues, default=None)
 
     def on_due(self, now: datetime) -> None:
-        """Report the terminals that have not answered in time."""
+        """Report what did not answer in time: the terminal (busy, or silent), the worker (a hung disk)."""
         for token, examination in list(self._waiting.items()):
-            if examination.status_request is not None and now >= examination.due:
-                examination.status_request = None
-                examination.status = Finding(Part.TERMINAL, Health.FAIL,
-                                             f"no answer to a status enquiry within {STATUS_WAIT_S} s")
-                self._complete(token, now)
+            if examination.status_request is not None and now >= examination.asked + timedelta(seconds=STATUS_WAIT_S):
+                examination.status_request = None  # its late answer goes to nobody
+                examination.status = Finding(Part.TERMINAL, Health.WARN,
+                                             f"no answer to a status enquiry within {STATUS_WAIT_S} s (busy?)")
+            if examination.system is None and now >= examination.asked + timedelta(seconds=EXAMINATION_S):
+                examination.system = (Finding(Part.DATABASE, Health.FAIL, f"not examined: the check did not finish "
+                                                                          f"within {EXAMINATION_S} s (a hung disk?)"),)
+            self._complete(token, now)
 
     def _complete(self, token: int, now: datetime) -> None:
         examination = self._waiting[token]

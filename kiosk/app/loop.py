@@ -131,7 +131,7 @@ class Loop:
             event.answer(Report.of([*live, Finding(Part.DATABASE, Health.WARN, "not examined in this run")]), now)
             return
         status_request = None
-        if "status" in self.payment.capabilities and s.payment is None:  # never while a parker pays
+        if "status" in self.payment.capabilities and s.payment is None and not self.service_mode.terminal_busy():
             status_request = str(uuid.uuid4())
             self.payment.request("status", status_request)
         self.doctor.ask(live, s.settings.version, event.answer, now, status_request)

@@ -72,11 +72,12 @@ class ServiceMode:
 
     def __init__(self, station: Station) -> None:
         self._station = station
-        self._requests: dict[str, MenuAction] = {}  # payment method request id -> the menu action waiting for it
+        self._requests: dict[str, tuple[MenuAction, datetime]] = {}  # request id -> (action, the menu's opening)
         self._test_payment: str | None = None  # the id of the last test payment (its events come to the menu)
         self._door_open = False
         self._door_wants_menu = False  # the door is open and nobody closed its menu: it opens once the station may
         self._touched: datetime | None = None  # the menu's last tap (or its opening)
+        self._entered_service_mode = False  # staff's menu put the station in service mode: it gives it back
         self._test_events: dict[type, Callable[[Any, datetime], None]] = {
             PaymentStatus: self._test_status,
             PaymentAuthorized: self._test_authorized,
@@ -110,7 +111,8 @@ class ServiceMode:
         if self.menu is None:
             return False
         if not isinstance(event, Tap) and not self._door_open:
-            self.close("the help button was pressed with the door shut", now)
+            if isinstance(event, HelpPressed):
+                self.close("the help button was pressed with the door shut", now, give_back=True)
             return False
         self._events[type(event)](event, now)
         return True
@@ -126,7 +128,7 @@ class ServiceMode:
         """Open the menu the door asked for once nobody is served; close an idle staff-opened one."""
         due = self.deadline()
         if due is not None and now >= due:
-            self.close(f"no tap for {MENU_IDLE_S // 60} min with the door shut", now)
+            self.close(f"no tap for {MENU_IDLE_S // 60} min with the door shut", now, give_back=True)
         elif self._door_wants_menu and self.menu is None and self._station.fault_board.in_service_mode() \
                 and self._station.idle():
             self.open(Opener.DOOR, now)
@@ -150,37 +152,43 @@ class ServiceMode:
         """Service mode ended (staff set another mode): the menu closes."""
         if fault.component == "operator" and self.menu is not None and not self._station.fault_board.in_service_mode():
             self.close("service mode ended", now)
+            self._door_wants_menu = self._door_open  # service mode again with the door still open: the menu again
 
     def command(self, show: bool, now: datetime) -> Done:
-        """Staff's ``service-menu``: show it (in service mode, entered now if need be), or close it."""
+        """Staff's ``service-menu``: show it (entering service mode from normal), or close it.
+
+        A menu that put the station in service mode gives it back to normal when it closes for
+        want of taps or on staff's word; Leave always does.
+        """
         if not show:
             if self.menu is None:
                 return Done("the service menu was not open")
-            self.close("closed by staff", now)
-            return Done("service menu closed; the station stays in service mode")
+            self.close("closed by staff", now, give_back=True)
+            return Done("service menu closed")
         if self.menu is not None:
             return Done("the service menu is already open")
         if not self._station.idle():
             raise Refusal("busy", "a parker is using the station; try again when they are done")
-        if not self._station.fault_board.in_service_mode():  # what parkers were told of an outage stays
-            outage = self._station.state.outage
-            parking = outage.parking.value if outage is not None and outage.parking is not None else None
-            back_at = outage.back_at.isoformat() if outage is not None and outage.back_at is not None else None
-            self._station.operations.execute("mode", ModeArgs("service", "service menu opened by staff", parking,
-                                                              back_at), now)
+        board = self._station.fault_board
+        if not board.in_service_mode():
+            if board.get("operator") is not None:  # out of service by staff: what parkers are told stays theirs
+                raise Refusal("wrong_mode", "the station is out of service by staff; send mode service first")
+            self._station.operations.execute("mode", ModeArgs("service", "service menu opened by staff"), now)
+            self._entered_service_mode = True
         self.open(Opener.STAFF, now)
         return Done("service menu shown; the station is in service mode")
 
     def report(self, event: MethodReport, now: datetime) -> bool:
         """The payment method's answer to a menu action; False if it answers something else (staff's command)."""
-        action = self._requests.pop(event.request_id, None)
-        if action is None:
+        asked = self._requests.pop(event.request_id, None)
+        if asked is None:
             return False
+        action, opened = asked
         words = self._station.operations.keep_report(event, now)
         lines = [f"{action.value.replace('_', ' ')}: {'done' if event.ok else 'failed'}{words}"]
         lines += [f"{key}: {value}" for key, value in event.data.items() if key != "lines"]
         menu = self.menu
-        if menu is not None and menu.running is action:  # the totals are kept even when the menu closed meanwhile
+        if menu is not None and menu.opened == opened:  # the totals are kept even when the menu closed meanwhile
             self._show(replace(menu, running=None, answer=tuple(lines)))
         self._record(now, action=action.value, ok=event.ok, result=lines[0])
         return True
@@ -192,6 +200,11 @@ class ServiceMode:
             return False
         self._test_events[type(event)](event, now)
         return True
+
+    def terminal_busy(self) -> bool:
+        """The menu has the card terminal working: a status, an end of day or a test payment under way."""
+        menu = self.menu
+        return bool(self._requests) or (menu is not None and menu.running is MenuAction.TEST_PAYMENT)
 
     def led_on(self) -> bool:
         """The LED test is on: the help LED shines whatever the help desk says."""
@@ -207,8 +220,8 @@ class ServiceMode:
         self._show(ServiceMenu(now, opener, self._about()))
         self._record(now, action="opened", by=str(opener))
 
-    def close(self, why: str, now: datetime) -> None:
-        """Take the menu off the screen."""
+    def close(self, why: str, now: datetime, *, give_back: bool = False) -> None:
+        """Take the menu off the screen; with ``give_back`` a service mode the menu entered ends (normal again)."""
         menu = self.menu
         if menu is None:
             return
@@ -218,11 +231,13 @@ class ServiceMode:
             self._station.payment.cancel_payment()  # the terminal stops asking for a card
         self._show(None)
         self._record(now, action="closed", why=why, button_presses=menu.presses)
+        entered, self._entered_service_mode = self._entered_service_mode, False
+        if give_back and entered and self._station.fault_board.in_service_mode():
+            self._station.operations.execute("mode", ModeArgs("normal"), now)
 
     # ---- the buttons ----
 
     def _tap(self, target: str, now: datetime) -> None:
-        self._touched = now
         if not target.startswith(TARGET_PREFIX):
             return
         try:
@@ -230,6 +245,7 @@ class ServiceMode:
         except ValueError:
             log.warning("service menu: no button %r", target)
             return
+        self._touched = now  # a button, not a tap anywhere, keeps a staff-opened menu open
         menu = self.menu
         if menu is not None and menu.running is not None and action is not MenuAction.LEAVE:
             return  # one action at a time; its answer comes soon
@@ -243,8 +259,9 @@ class ServiceMode:
         except Refusal as refusal:
             self._answer(action, [refusal.detail], now)
             return
-        self._requests[request_id] = action
         menu = self.menu
+        if menu is not None:
+            self._requests[request_id] = (action, menu.opened)
         if menu is not None:
             self._show(replace(menu, running=action, answer=(f"{action.value.replace('_', ' ')}: asked …",)))
 

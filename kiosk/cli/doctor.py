@@ -27,7 +27,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = Path("/etc/kiosk/kiosk.toml")
 SOCKET_NAME = "doctor.sock"  # beside the database: only root and the station's own user can reach it
+REQUEST = b"doctor\n"  # what a client says; a connection that says nothing (a probe) is examined for nothing
+STOPPING = "the station is stopping"
 ANSWER_S = 20.0  # the report takes a database check and a few commands; a loop that hangs never answers
+REQUEST_WAIT_S = 5.0  # a client has this long to say REQUEST
 ANSWER_MARGIN_S = 5.0  # the client waits this much longer than the station, which says when it gave up
 DEVICES = (Part.TERMINAL, Part.GPIO, Part.DISPLAY, Part.VOICE, Part.BROKER)
 EXIT_HEALTHY, EXIT_UNHEALTHY, EXIT_NO_RIGHTS = 0, 1, 2
@@ -39,10 +42,11 @@ def socket_path(settings: config.Settings) -> Path:
 
 
 class DoctorSocket:
-    """The running station's end of `kiosk doctor`: a Unix socket that answers every connection with one report.
+    """The running station's end of `kiosk doctor`: a Unix socket that answers a request with one report.
 
-    A connection gets the report as one line of JSON (Report.as_json) and is closed; nothing is
-    read from it. The socket file is made mode 0600 in the database's folder.
+    A connection that sends REQUEST gets the report as one line of JSON (Report.as_json) and is
+    closed; one that sends nothing else within a few seconds is closed unanswered. The socket
+    file is made mode 0600 in the database's folder.
     """
 
     def __init__(self, path: Path, loop: Loop) -> None:
@@ -95,6 +99,12 @@ class DoctorSocket:
                 if self._path.stat().st_ino == self._inode:  # not a socket another station made since
                     self._path.unlink()
 
+    @property
+    def clients(self) -> int:
+        """How many clients wait for their report now."""
+        with self._lock:
+            return len(self._waiting)
+
     def _accept(self, server: socket.socket) -> None:
         while True:
             try:
@@ -115,13 +125,15 @@ class DoctorSocket:
             self._waiting.add(wake)
         try:
             with conn:
+                if not _asked(conn):
+                    return
                 if not self._closing.is_set():
                     self._loop.post(DoctorAsked(answer))
                     wake.wait(ANSWER_S)
                 if reports:
                     payload = report_json(reports[0])
                 elif self._closing.is_set():
-                    payload = json.dumps({"error": "the station is stopping"})
+                    payload = json.dumps({"error": STOPPING})
                 else:
                     payload = json.dumps({"error": f"the station's loop did not answer within {ANSWER_S:.0f} s"})
                 with contextlib.suppress(OSError):
@@ -130,6 +142,18 @@ class DoctorSocket:
         finally:
             with self._lock:
                 self._waiting.discard(wake)
+
+
+def _asked(conn: socket.socket) -> bool:
+    """The client sent REQUEST (within REQUEST_WAIT_S)."""
+    received = b""
+    try:
+        conn.settimeout(REQUEST_WAIT_S)
+        while len(received) < len(REQUEST) and (chunk := conn.recv(len(REQUEST) - len(received))):
+            received += chunk
+    except OSError:
+        return False
+    return received == REQUEST
 
 
 def _answers(path: Path) -> bool:
@@ -173,6 +197,7 @@ def ask_station(path: Path, timeout: float | None = None) -> Report:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
             conn.settimeout(ANSWER_S + ANSWER_MARGIN_S if timeout is None else timeout)
             conn.connect(str(path))
+            conn.sendall(REQUEST)
             received = b""
             while not received.endswith(b"\n"):
                 chunk = conn.recv(65536)
@@ -191,7 +216,8 @@ def ask_station(path: Path, timeout: float | None = None) -> Report:
     except ValueError as exc:
         raise StationUnreachable(Unreachable.NO_ANSWER, f"the station's answer is not JSON: {received[:80]!r}") from exc
     if isinstance(raw, dict) and "error" in raw:
-        raise StationUnreachable(Unreachable.NO_ANSWER, str(raw["error"]))
+        said = str(raw["error"])
+        raise StationUnreachable(Unreachable.NOT_RUNNING if said == STOPPING else Unreachable.NO_ANSWER, said)
     try:
         return Report.from_json(raw)
     except ValueError as exc:

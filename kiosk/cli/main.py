@@ -102,7 +102,8 @@ def _doctor(args: argparse.Namespace) -> int:
     except config.ConfigError as exc:
         unreadable = [p for p in exc.problems if p.key == "(file)"]
         if unreadable:  # without the file the station's database and socket cannot be found
-            log.error("%s: run as root (sudo)", unreadable[0])
+            denied = "ermission denied" in unreadable[0].message
+            log.error("%s%s", unreadable[0], ": run as root (sudo)" if denied else "")
             return EXIT_USAGE
         for problem in exc.problems:  # an invalid file still names them, as far as the defaults go
             log.error("configuration: %s", problem)
