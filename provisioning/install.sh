@@ -36,6 +36,7 @@ kiosk_stopped=no code_installed=no
 on_exit() {
   local rc=$?
   set +e  # whatever fails here (even writing to a terminal that hung up), the station's fate is decided
+  trap - ERR  # the failure was reported already
   if [ $rc -ne 0 ] && [ $kiosk_stopped = yes ] && ! systemctl -q is-active kiosk.service; then
     if [ $code_installed = yes ] && (cd / && runuser -u kiosk -- /opt/kiosk/.venv/bin/kiosk check-config \
         /etc/kiosk/kiosk.toml >/dev/null 2>&1); then
