@@ -32,6 +32,21 @@ class GpioUnavailable(Exception):
     """A pin of the help panel could not be opened (no GPIO chip, pin busy); the message names the pin and why."""
 
 
+def lgpio_pins() -> Factory:
+    """gpiozero's lgpio pin factory, the station's on a Raspberry Pi; GpioUnavailable says why it cannot be had.
+
+    Asked for by name rather than left to gpiozero's choice, whose fallback hides the reason
+    (lgpio not installed, not a Raspberry Pi, no /dev/gpiochip) behind "Unable to load any
+    default pin factory". lgpio makes its notification pipe in the working directory.
+    """
+    try:
+        from gpiozero.pins.lgpio import LGPIOFactory
+
+        return LGPIOFactory()
+    except Exception as exc:  # ImportError without lgpio, PinUnknownPi off a Pi, lgpio.error without the chip
+        raise GpioUnavailable(f"the pin library lgpio: {type(exc).__name__}: {exc}") from exc
+
+
 class _Debounce:
     """One switch's level, debounced: reported at once (``leading``) or once it has settled.
 

@@ -2,13 +2,14 @@
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from conftest import wait_for
 from gpiozero import Device
 from posted import Posted
 
-from drivers.gpio import BLINK_OFF_S, BLINK_ON_S, GpioUnavailable, HelpPanel
+from drivers.gpio import BLINK_OFF_S, BLINK_ON_S, GpioUnavailable, HelpPanel, lgpio_pins
 from drivers.gpio_sim import SimulatedHelpPanel, mock_pin_factory
 from kiosk.config import GpioSettings
 from kiosk.domain.events import DoorChanged, HelpButtonFreed, HelpButtonStuck, HelpPressed, HelpReleased
@@ -275,6 +276,15 @@ def test_no_gpio_backend_is_unavailable(monkeypatch):
     monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "no-such-backend")
     with pytest.raises(GpioUnavailable, match=r"GPIO17\b.*BadPinFactory"):
         HelpPanel(SETTINGS, Posted())
+
+
+@pytest.mark.skipif("Raspberry Pi" in (Path("/proc/device-tree/model").read_text(errors="replace")
+                                         if Path("/proc/device-tree/model").exists() else ""),
+                    reason="on a Raspberry Pi lgpio opens")
+def test_the_pin_library_says_why_it_cannot_be_had():
+    """Off a Pi (lgpio missing, or no Pi revision) the fault names lgpio and the reason, not gpiozero's fallback."""
+    with pytest.raises(GpioUnavailable, match=r"^the pin library lgpio: (ModuleNotFoundError|ImportError|PinUnknownPi)"):
+        lgpio_pins()
 
 
 def test_the_desktop_help_key_presses_and_releases_the_simulated_button(open_panel):

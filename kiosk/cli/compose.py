@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -170,12 +171,16 @@ def _storage_code(faults: tuple[FaultRecord, ...]) -> str:
 def _help_panel(settings: config.Settings, simulate: bool, post: Callable[[Event], None], store: Store | None,
                 faults: tuple[FaultRecord, ...], now: datetime) -> tuple[HelpPanel | None, tuple[FaultRecord, ...]]:
     """The help button, LED and door switch (simulated pins with --simulate); unusable pins become a fault."""
-    from drivers.gpio import GpioUnavailable, HelpPanel
+    from drivers.gpio import GpioUnavailable, HelpPanel, lgpio_pins
     from drivers.gpio_sim import SimulatedHelpPanel
 
     others = tuple(f for f in faults if f.component != "gpio")
     try:
-        panel = SimulatedHelpPanel(settings.gpio, post) if simulate else HelpPanel(settings.gpio, post)
+        if simulate:
+            panel: HelpPanel = SimulatedHelpPanel(settings.gpio, post)
+        else:  # GPIOZERO_PIN_FACTORY, when a technician sets it, chooses another pin library
+            chosen = None if os.environ.get("GPIOZERO_PIN_FACTORY") else lgpio_pins()
+            panel = HelpPanel(settings.gpio, post, pin_factory=chosen)
     except GpioUnavailable as exc:
         log.error("GPIO: %s", exc)
         return None, others + (recovery.start_fault(store, "gpio", "unavailable", str(exc), now),)
