@@ -298,10 +298,12 @@ def check_request(request: Path, shown: Path | None = None) -> str:
     Messages name ``shown`` (the file the operator gave) when ``request`` is a copy of it.
     """
     shown = shown or request
-    result = openssl("req", "-in", str(request), "-noout", "-verify")
-    if result.returncode != 0:
+    if openssl("req", "-in", str(request), "-noout").returncode != 0:
         raise Refused(f"{shown}: not a PEM certificate request")
-    if "verify OK" not in result.stderr:  # openssl 3.0 exits with 0 when the signature does not verify
+    result = openssl("req", "-in", str(request), "-noout", "-verify")
+    # openssl 3.0 exits with 0 when the signature does not verify and says "verify OK" on stderr; 3.5 exits with 1
+    # and says it on stdout
+    if result.returncode != 0 or "verify OK" not in result.stdout + result.stderr:
         raise Refused(f"{shown}: the request's signature does not verify")
     cn = _subject_cn(request, shown)
     _check_key(request, shown)

@@ -406,9 +406,10 @@ def test_backlog_warning(tmp_path: Path, broker: Mosquitto, staff: Staff) -> Non
     write_events(folder / "kiosk.db", 150)
     station = start_station(folder, broker, staff, outbox_warn_rows=100)
     try:
-        fault = staff.wait_for(lambda m: [x.json() for x in m if x.topic == PREFIX + "fault/outbox"], 20, "backlog")
+        # The fault's row is queued behind the 150 events it announces: it arrives once they are sent.
+        fault = staff.wait_for(lambda m: [x.json() for x in m if x.topic == PREFIX + "fault/outbox"], 60, "backlog")
         assert fault[0]["active"] is True and fault[0]["severity"] == "warning" and fault[0]["code"] == "backlog"
-        staff.wait_for(lambda m: len(first_arrivals(m)) >= 150, 30, "the backlog drained")
+        staff.wait_for(lambda m: len(first_arrivals(m)) >= 150, 60, "the backlog drained")
     finally:
         station.kill()
 
