@@ -82,17 +82,23 @@ class Mosquitto:
         self.write_config()
         self.process = subprocess.Popen([MOSQUITTO, "-c", str(self.config_path)], stdout=subprocess.DEVNULL,
                                         stderr=subprocess.PIPE)
+        self.wait_listening(self.port)
+        return self
+
+    def wait_listening(self, port: int) -> None:
+        """Return once mosquitto accepts TCP connections on ``port`` (it opens its listeners one after another)."""
+        assert self.process is not None
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
             if self.process.poll() is not None:
                 err = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
                 raise RuntimeError(f"mosquitto exited with {self.process.returncode}: {err}{self.log()}")
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return self
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                return
             except OSError:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"mosquitto did not listen on {self.port}: {self.log()}") from None
+                    raise RuntimeError(f"mosquitto did not listen on {port}: {self.log()}") from None
                 time.sleep(0.02)  # polling a port that is not open yet; no condition to wait on
 
     def stop(self) -> None:

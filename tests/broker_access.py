@@ -180,4 +180,6 @@ def configured_broker(folder: Path, pki: Pki, certificates: bool, crl: Path | No
                       .replace("listener 8883", f"listener {mosquitto.port}")
                       .replace("listener 8884", f"listener {mosquitto.staff_port}"))
     mosquitto.start()
+    if certificates:  # the staff's own listener, opened after the stations'
+        mosquitto.wait_listening(mosquitto.staff_port)
     return mosquitto
