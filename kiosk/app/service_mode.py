@@ -136,9 +136,10 @@ class ServiceMode:
     def _button(self, down: bool) -> None:
         menu = self.menu
         if menu is not None:
-            self._show(menu.pressed(down))
-            if down:
-                log.info("service menu: help button pressed (%d since the menu opened)", menu.presses + 1)
+            pressed = menu.pressed(down)
+            self._show(pressed)
+            if pressed.presses > menu.presses:
+                log.info("service menu: help button pressed (%d since the menu opened)", pressed.presses)
 
     def door(self, event: DoorChanged, now: datetime) -> None:
         """The door opened: the menu opens in service mode once nobody is served (settle); it closed: it closes."""
