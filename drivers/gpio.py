@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from gpiozero import LED, DigitalInputDevice
+from gpiozero import LED, Device, DigitalInputDevice
 from gpiozero.devices import GPIODevice
 from gpiozero.pins import Factory
 
@@ -37,14 +37,17 @@ def lgpio_pins() -> Factory:
 
     Asked for by name rather than left to gpiozero's choice, whose fallback hides the reason
     (lgpio not installed, not a Raspberry Pi, no /dev/gpiochip) behind "Unable to load any
-    default pin factory". lgpio makes its notification pipe in the working directory.
+    default pin factory". It becomes gpiozero's default, so that gpiozero closes it at exit. lgpio
+    makes its notification pipe in the working directory.
     """
     try:
         from gpiozero.pins.lgpio import LGPIOFactory
 
-        return LGPIOFactory()
+        factory = LGPIOFactory()
     except Exception as exc:  # ImportError without lgpio, PinUnknownPi off a Pi, lgpio.error without the chip
         raise GpioUnavailable(f"the pin library lgpio: {type(exc).__name__}: {exc}") from exc
+    Device.pin_factory = factory  # gpiozero's own shutdown closes it (and the chip), whatever becomes of the panel
+    return factory
 
 
 class _Debounce:

@@ -35,13 +35,17 @@ trap 'printf "install.sh: failed (exit %s) at line %s: %s\n" "$?" "$LINENO" "$BA
 kiosk_stopped=no code_installed=no
 on_exit() {
   local rc=$?
+  trap '' HUP INT TERM  # a second hang-up must not cut this short
   set +e  # whatever fails here (even writing to a terminal that hung up), the station's fate is decided
   trap - ERR  # the failure was reported already
   if [ $rc -ne 0 ] && [ $kiosk_stopped = yes ] && ! systemctl -q is-active kiosk.service; then
     if [ $code_installed = yes ] && (cd / && runuser -u kiosk -- /opt/kiosk/.venv/bin/kiosk check-config \
         /etc/kiosk/kiosk.toml >/dev/null 2>&1); then
-      systemctl start kiosk.service
-      printf 'install.sh: kiosk started again (it was stopped for the upgrade)\n' >&2
+      if systemctl start kiosk.service; then
+        printf 'install.sh: kiosk started again (it was stopped for the upgrade)\n' >&2
+      else
+        printf 'install.sh: kiosk was stopped for the upgrade and does not start again: journalctl -u kiosk\n' >&2
+      fi
     else
       printf 'install.sh: kiosk is stopped (for an upgrade that did not finish): fix the cause and run install.sh again\n' >&2
     fi

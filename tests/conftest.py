@@ -40,9 +40,17 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str = "the con
         pause.wait(0.005)
 
 
-def no_menu(show: bool, now: object) -> object:
+class NoMenu:
     """The service menu of Operations built without a loop: staff's service-menu command must not reach it."""
-    raise AssertionError("no service menu in this test")
+
+    def command(self, show: bool, now: object) -> object:
+        raise AssertionError("no service menu in this test")
+
+    def mode_set(self, now: object) -> None:
+        """A mode command ran: nothing to give back."""
+
+
+no_menu = NoMenu()
 
 
 def run_kiosk(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -312,3 +312,20 @@ def test_a_help_release_alone_does_not_close_a_staff_menu(bare: Loop) -> None:
     loop.operations.execute("service-menu", ServiceMenuArgs(show=True), loop.clock())
     post(loop, HelpReleased())  # a button that was held when the menu opened comes free
     assert loop.state.service is not None
+
+
+def test_a_service_mode_staff_set_meanwhile_is_not_the_menus_to_give_back(bare: Loop) -> None:
+    loop = bare
+    loop.operations.execute("service-menu", ServiceMenuArgs(show=True), loop.clock())
+    loop.settle()
+    loop.operations.execute("mode", ModeArgs("service", "crew all day"), loop.clock())  # staff's own, now
+    loop.clock.set(loop.clock() + timedelta(seconds=MENU_IDLE_S))  # type: ignore[attr-defined]
+    loop.settle()
+    assert loop.state.service is None and loop.fault_board.in_service_mode()
+
+
+def test_a_staff_menu_closed_by_the_door_gives_back_its_service_mode(bare: Loop) -> None:
+    loop = bare
+    loop.operations.execute("service-menu", ServiceMenuArgs(show=True), loop.clock())
+    post(loop, DoorChanged(True), DoorChanged(False))  # the technician came and went without Leave
+    assert loop.state.service is None and not loop.fault_board.in_service_mode()

@@ -29,7 +29,8 @@ Answer = Callable[[Report, datetime], None]
 """Gets the doctor's report on the loop thread, with the loop's time."""
 
 STATUS_WAIT_S = 15  # the terminal answers a status enquiry within a second or two; a silent one is reported so
-EXAMINATION_S = 60  # the worker's database check and commands; one that has not finished by then is a hung disk
+EXAMINATION_S = 15  # the worker's database check and commands; one not done by then is a hung disk (kiosk doctor
+# waits ANSWER_S = 20 s for the whole report)
 ACTIVE_STATES = ("active", "activating", "reloading")  # systemd's words for a service that runs
 
 

@@ -35,6 +35,7 @@ from kiosk.domain.events import (
     Tick,
 )
 from kiosk.domain.records import FaultRecord
+from kiosk.domain.staff import Done
 from kiosk.ports import Clock, Display, HelpPanel, Host, Intercom, PaymentMethod, ServiceManager, Store, Uplink
 
 __all__ = ["DISPLAY_COMPONENT", "VOICE_COMPONENT", "Loop"]
@@ -43,6 +44,19 @@ log = logging.getLogger(__name__)
 
 VOICE_COMPONENT = "help"  # the fault component of the voice path (kiosk.domain.faults)
 DISPLAY_COMPONENT = "display"
+
+
+class _MenuSeat:
+    """The loop's service menu as Operations reaches it (the menu is made after Operations, which it uses)."""
+
+    def __init__(self, loop: Loop) -> None:
+        self._loop = loop
+
+    def command(self, show: bool, now: datetime) -> Done:
+        return self._loop.service_mode.command(show, now)
+
+    def mode_set(self, now: datetime) -> None:
+        self._loop.service_mode.mode_set(now)
 
 
 class Loop:
@@ -81,8 +95,7 @@ class Loop:
         self.settlements = Settlements(store, self.fault_board, method.name)
         self.cabinet = Cabinet(self.fault_board)
         self.operations = Operations(store, self.fault_board, self.payment, lambda: self.state, self.post,
-                                     self.request_restart, self.cabinet.check_door,
-                                     lambda show, at: self.service_mode.command(show, at))
+                                     self.request_restart, self.cabinet.check_door, _MenuSeat(self))
         self.service_mode = ServiceMode(self)
         self.fault_board.listen(self.service_mode.fault_changed)
         self.effects = EffectRunner(store, self.payment, self.fault_board, self.post, uplink, intercom)

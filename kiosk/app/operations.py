@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from kiosk.app.faults import FaultBoard
 from kiosk.app.payments import PaymentRouter
@@ -17,9 +17,19 @@ from kiosk.domain.staff import CourtesyArgs, Done, JourneyCancelArgs, ModeArgs, 
 from kiosk.mqtt.contract import time_text
 from kiosk.ports import StorageError, Store
 
-__all__ = ["Operations"]
+__all__ = ["Operations", "ServiceMenuSeat"]
 
 log = logging.getLogger(__name__)
+
+
+class ServiceMenuSeat(Protocol):
+    """The technician's menu as staff commands reach it (kiosk.app.service_mode.ServiceMode)."""
+
+    def command(self, show: bool, now: datetime) -> Done:
+        """Staff's ``service-menu``."""
+
+    def mode_set(self, now: datetime) -> None:
+        """A ``mode`` command ran (staff's, or the menu's own)."""
 
 
 class Operations:
@@ -33,7 +43,7 @@ class Operations:
     def __init__(self, store: Store, faults: FaultBoard, payment: PaymentRouter,
                  state: Callable[[], journey.State], post: Callable[[Event], None],
                  restart: Callable[[], None], check_door: Callable[[datetime], None],
-                 service_menu: Callable[[bool, datetime], Done]) -> None:
+                 service_menu: ServiceMenuSeat) -> None:
         self._store = store
         self._faults = faults
         self._payment = payment
@@ -49,7 +59,7 @@ class Operations:
             "courtesy": self._courtesy,
             "journey/cancel": self._journey_cancel,
             "restart": self._restart_when_idle,
-            "service-menu": lambda args, now: self._service_menu(args.show, now),
+            "service-menu": lambda args, now: self._service_menu.command(args.show, now),
         }
 
     def execute(self, name: str, args: Any, now: datetime) -> Done:
@@ -111,6 +121,7 @@ class Operations:
         self._keep("outage", lambda store, at: store.set_outage(outage, at), now)
         self._post(OutageChanged(outage))
         self._check_door(now)  # always: a tamper alarm kept from before a restart is decided on again
+        self._service_menu.mode_set(now)  # a mode staff set is theirs: the menu gives nothing back over it
         return Done(f"mode {args.mode}", {"mode": args.mode})
 
     def _courtesy(self, args: CourtesyArgs, now: datetime) -> Done:

@@ -78,6 +78,7 @@ class ServiceMode:
         self._door_wants_menu = False  # the door is open and nobody closed its menu: it opens once the station may
         self._touched: datetime | None = None  # the menu's last tap (or its opening)
         self._entered_service_mode = False  # staff's menu put the station in service mode: it gives it back
+        self._setting_mode = False  # the menu runs a mode command of its own now
         self._test_events: dict[type, Callable[[Any, datetime], None]] = {
             PaymentStatus: self._test_status,
             PaymentAuthorized: self._test_authorized,
@@ -147,13 +148,26 @@ class ServiceMode:
         if event.open:
             self.settle(now)
         elif self.menu is not None:
-            self.close("the cabinet door closed", now)
+            self.close("the cabinet door closed", now, give_back=True)
 
     def fault_changed(self, fault: FaultRecord, active: bool, stored: bool, now: datetime) -> None:
         """Service mode ended (staff set another mode): the menu closes."""
         if fault.component == "operator" and self.menu is not None and not self._station.fault_board.in_service_mode():
             self.close("service mode ended", now)
             self._door_wants_menu = self._door_open  # service mode again with the door still open: the menu again
+
+    def mode_set(self, now: datetime) -> None:
+        """A ``mode`` command ran: when it was staff's, the service mode is theirs, not the menu's to give back."""
+        if not self._setting_mode:
+            self._entered_service_mode = False
+
+    def _set_mode(self, args: ModeArgs, now: datetime) -> None:
+        """Run the ``mode`` command as the menu's own."""
+        self._setting_mode = True
+        try:
+            self._station.operations.execute("mode", args, now)
+        finally:
+            self._setting_mode = False
 
     def command(self, show: bool, now: datetime) -> Done:
         """Staff's ``service-menu``: show it (entering service mode from normal), or close it.
@@ -174,7 +188,7 @@ class ServiceMode:
         if not board.in_service_mode():
             if board.get("operator") is not None:  # out of service by staff: what parkers are told stays theirs
                 raise Refusal("wrong_mode", "the station is out of service by staff; send mode service first")
-            self._station.operations.execute("mode", ModeArgs("service", "service menu opened by staff"), now)
+            self._set_mode(ModeArgs("service", "service menu opened by staff"), now)
             self._entered_service_mode = True
         self.open(Opener.STAFF, now)
         return Done("service menu shown; the station is in service mode")
@@ -234,7 +248,7 @@ class ServiceMode:
         self._record(now, action="closed", why=why, button_presses=menu.presses)
         entered, self._entered_service_mode = self._entered_service_mode, False
         if give_back and entered and self._station.fault_board.in_service_mode():
-            self._station.operations.execute("mode", ModeArgs("normal"), now)
+            self._set_mode(ModeArgs("normal"), now)
 
     # ---- the buttons ----
 
@@ -334,7 +348,7 @@ class ServiceMode:
     def _leave(self, now: datetime) -> None:
         self._record(now, action=MenuAction.LEAVE.value)
         self.close("the technician left service mode", now)
-        self._station.operations.execute("mode", ModeArgs("normal"), now)
+        self._set_mode(ModeArgs("normal"), now)
 
     def _answer(self, action: MenuAction, lines: list[str], now: datetime) -> None:
         menu = self.menu
