@@ -10,6 +10,7 @@ from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from typing import Any, Protocol
 
+from kiosk.app.cabinet import Cabinet
 from kiosk.app.faults import FaultBoard
 from kiosk.app.operations import Operations
 from kiosk.app.payments import PaymentRouter
@@ -48,6 +49,7 @@ class Station(Protocol):
     state: journey.State
     store: Store
     fault_board: FaultBoard
+    cabinet: Cabinet
     operations: Operations
     payment: PaymentRouter
     host: Host
@@ -74,7 +76,6 @@ class ServiceMode:
         self._station = station
         self._requests: dict[str, tuple[MenuAction, datetime]] = {}  # request id -> (action, the menu's opening)
         self._test_payment: str | None = None  # the id of the last test payment (its events come to the menu)
-        self._door_open = False
         self._door_wants_menu = False  # the door is open and nobody closed its menu: it opens once the station may
         self._touched: datetime | None = None  # the menu's last tap (or its opening)
         self._entered_service_mode = False  # staff's menu put the station in service mode: it gives it back
@@ -111,7 +112,7 @@ class ServiceMode:
         """
         if self.menu is None:
             return False
-        if not isinstance(event, Tap) and not self._door_open:
+        if not isinstance(event, Tap) and not self._station.cabinet.door_open:
             if isinstance(event, HelpPressed):
                 self.close("the help button was pressed with the door shut", now, give_back=True)
             return False
@@ -121,7 +122,7 @@ class ServiceMode:
     def deadline(self) -> datetime | None:
         """When a staff-opened menu with the door shut closes for want of taps."""
         menu = self.menu
-        if menu is None or self._door_open or self._touched is None:
+        if menu is None or self._station.cabinet.door_open or self._touched is None:
             return None
         return self._touched + timedelta(seconds=MENU_IDLE_S)
 
@@ -144,7 +145,7 @@ class ServiceMode:
 
     def door(self, event: DoorChanged, now: datetime) -> None:
         """The door opened: the menu opens in service mode once nobody is served (settle); it closed: it closes."""
-        self._door_open = self._door_wants_menu = event.open
+        self._door_wants_menu = event.open  # the cabinet (told first) keeps the door's state
         if event.open:
             self.settle(now)
         elif self.menu is not None:
@@ -154,7 +155,7 @@ class ServiceMode:
         """Service mode ended (staff set another mode): the menu closes."""
         if fault.component == "operator" and self.menu is not None and not self._station.fault_board.in_service_mode():
             self.close("service mode ended", now)
-            self._door_wants_menu = self._door_open  # service mode again with the door still open: the menu again
+            self._door_wants_menu = self._station.cabinet.door_open  # service mode again, door still open: the menu
 
     def mode_set(self, now: datetime) -> None:
         """A ``mode`` command ran: when it was staff's, the service mode is theirs, not the menu's to give back."""
@@ -319,10 +320,7 @@ class ServiceMode:
                          ok=False, booked=True)
 
     def _test_ended(self, now: datetime, lines: list[str], **data: Any) -> None:
-        menu = self.menu
-        if menu is not None:
-            self._show(replace(menu, running=None, answer=tuple(lines)))
-        self._record(now, action=MenuAction.TEST_PAYMENT.value, step="ended", result=lines[0], **data)
+        self._answer(MenuAction.TEST_PAYMENT, lines, now, step="ended", **data)
 
     def _led_test(self, now: datetime) -> None:
         menu = self.menu
@@ -350,11 +348,12 @@ class ServiceMode:
         self.close("the technician left service mode", now)
         self._set_mode(ModeArgs("normal"), now)
 
-    def _answer(self, action: MenuAction, lines: list[str], now: datetime) -> None:
+    def _answer(self, action: MenuAction, lines: list[str], now: datetime, **data: Any) -> None:
+        """An action ended: its lines on the menu, and its ``event/service`` (a refusal unless ``data`` says ok)."""
         menu = self.menu
         if menu is not None:
             self._show(replace(menu, running=None, answer=tuple(lines)))
-        self._record(now, action=action.value, ok=False, result=lines[0])
+        self._record(now, action=action.value, **({"ok": False} | data), result=lines[0])
 
     # ---- helpers ----
 
