@@ -265,6 +265,17 @@ class VoiceSettings:
 
 
 @dataclass(frozen=True)
+class UpdateSettings:
+    """Remote updates (docs/updates.md): where releases live, whose signatures count, how long a new one proves itself."""
+
+    root: Annotated[str, matches(r"/.+", "an absolute folder path")] = "/opt/kiosk"
+    keys: Annotated[str, matches(r"/.+", "an absolute folder path")] = "/etc/kiosk/release-keys"
+    healthy_s: Annotated[int, between(1, 3600)] = 120
+    ca_file: Annotated[str, matches(r"(/.+)?", "an absolute file path or empty")] = ""  # empty: the system's CAs
+    max_bundle_mb: Annotated[int, between(10, 4000)] = 500
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every setting of the station, validated and immutable."""
 
@@ -282,6 +293,7 @@ class Settings:
     links: LinkSettings = field(default_factory=LinkSettings)
     outage: OutageSettings = field(default_factory=OutageSettings)
     voice: VoiceSettings = field(default_factory=VoiceSettings)
+    updates: UpdateSettings = field(default_factory=UpdateSettings)
     version: Annotated[int, between(0, 2**31 - 1)] = 0
 
     @functools.cached_property

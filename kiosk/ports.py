@@ -464,6 +464,9 @@ class StationLedger(Protocol):
     def record_service(self, data: dict[str, Any], now: datetime) -> None:
         """Queue an ``event/service`` event: the service menu opened or closed, or an action taken in it."""
 
+    def record_update(self, data: dict[str, Any], now: datetime) -> None:
+        """Queue an ``event/update`` event: a step of a remote update (docs/updates.md)."""
+
     def rows(self, table: str, **equals: Any) -> list[dict[str, Any]]:
         """The rows of ``table`` whose columns equal ``equals``, as dictionaries (scenario expectations, tools)."""
 

@@ -9,7 +9,7 @@ usage() {
 usage: sudo provisioning/install.sh --station-id ID
            [--terminal-port PATH | --terminal-usb VID:PID[:SERIAL]]
            [--broker-host HOST] [--broker-credentials certificate|password|none]
-           [--no-display-setup]
+           [--no-display-setup] [--release-key FILE.pem ...]
 
   --station-id ID           the station's id (MQTT client id and topic); needed the first time only
   --terminal-port PATH      the card terminal is on this serial port (a Pi UART: /dev/serial0, /dev/ttyAMA0)
@@ -21,6 +21,8 @@ usage: sudo provisioning/install.sh --station-id ID
   --broker-credentials KIND certificate: a key and a signing request made here; password: a password made
                             here; none: neither (the default)
   --no-display-setup        leave the boot configuration and the default target alone
+  --release-key FILE.pem    trust this public key's signatures on release bundles (remote updates); may be
+                            given more than once (provisioning/release.py keygen makes the keys)
 
 Options left out keep what an earlier run set up. docs/provisioning.md walks through it all.
 EOF
@@ -39,7 +41,7 @@ on_exit() {
   set +e  # whatever fails here (even writing to a terminal that hung up), the station's fate is decided
   trap - ERR  # the failure was reported already
   if [ $rc -ne 0 ] && [ $kiosk_stopped = yes ] && ! systemctl -q is-active kiosk.service; then
-    if [ $code_installed = yes ] && (cd / && runuser -u kiosk -- /opt/kiosk/.venv/bin/kiosk check-config \
+    if [ $code_installed = yes ] && (cd / && runuser -u kiosk -- /opt/kiosk/current/.venv/bin/kiosk check-config \
         /etc/kiosk/kiosk.toml >/dev/null 2>&1); then
       if systemctl start kiosk.service; then
         printf 'install.sh: kiosk started again (it was stopped for the upgrade)\n' >&2
@@ -64,6 +66,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 station_id="" terminal_port="" terminal_usb="" broker_host="" broker_host_given=no credentials="" display_setup=yes
+release_keys=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --station-id) station_id=${2:?--station-id needs a value}; shift 2 ;;
@@ -72,6 +75,7 @@ while [ $# -gt 0 ]; do
     --broker-host) broker_host=${2?--broker-host needs a value}; broker_host_given=yes; shift 2 ;;
     --broker-credentials) credentials=${2:?--broker-credentials needs a value}; shift 2 ;;
     --no-display-setup) display_setup=no; shift ;;
+    --release-key) release_keys+=("${2:?--release-key needs a file}"); shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown option $1" ;;
   esac
@@ -86,12 +90,21 @@ done
   die "--terminal-usb $terminal_usb: expected VID:PID or VID:PID:SERIAL (four hex digits each, as lsusb shows them)"
 [[ $broker_host =~ ^[A-Za-z0-9.:-]*$ ]] || die "--broker-host $broker_host: expected a host name or address"
 case "$credentials" in ""|certificate|password|none) ;; *) die "--broker-credentials: certificate, password or none" ;; esac
+for key in "${release_keys[@]}"; do
+  [ -f "$key" ] && openssl pkey -pubin -in "$key" -noout 2>/dev/null ||
+    die "--release-key $key: expected a public key file (PEM), as provisioning/release.py keygen makes"
+  [[ $(basename "$key") =~ ^[A-Za-z0-9_.-]+\.pem$ ]] || die "--release-key $key: name it NAME.pem (letters, digits, '_', '.', '-')"
+done
 
 # ---- where things go ----
 src=$(cd "$(dirname "$0")/.." && pwd -P)
 # shellcheck source=provisioning/common.sh
 . "$src/provisioning/common.sh"
-app=/opt/kiosk
+app=/opt/kiosk  # the releases side by side, the links current and stable, the update record (docs/updates.md)
+version=$(python3 -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["project"]["version"])' \
+          "$src/pyproject.toml")
+release=$app/releases/$version
+release_keys_folder=$etc/release-keys
 etc=/etc/kiosk
 config=$etc/kiosk.toml
 tls=$etc/tls
@@ -208,8 +221,8 @@ SUBSYSTEM=="gpio", KERNEL=="gpiochip*", GROUP="gpio", MODE="0660"
 EOF
 fi
 
-# ---- 3. the code: /opt/kiosk with its venv ----
-say "-- code in $app"
+# ---- 3. the code: a release in /opt/kiosk/releases/VERSION with its venv ----
+say "-- code: release $version in $app"
 # The source: the files git tracks (as they are in the checkout), or every file of a copy without git.
 source_files() {
   if [ -e "$src/.git" ] && command -v git >/dev/null; then
@@ -222,36 +235,51 @@ source_files() {
       -o -type f ! -name '*.mo' ! -name '*.db' ! -name '*.db-*' ! -name '.lgd-nfy*' -printf '%P\0')
   fi | sort -z
 }
-stamp_file=$app/.venv/kiosk-install.stamp
+stamp_file=$release/.venv/kiosk-install.stamp
 stamp="source $(cd "$src" && source_files | xargs -0 -r sha256sum | sha256sum | cut -d' ' -f1)
 python $(python3 -c 'import sys; print(sys.version.split()[0])')
 pi $pi"
-if [ -x "$app/.venv/bin/kiosk" ] && [ "$(cat "$stamp_file" 2>/dev/null)" = "$stamp" ]; then
+# /opt/kiosk belongs to the station's user, which installs the releases staff send and switches between them; a
+# release installed here is root's (the station cannot change it, nor remove it).
+folder "$app" 0755 kiosk:kiosk
+folder "$app/releases" 0755 kiosk:kiosk
+if [ -x "$release/.venv/bin/kiosk" ] && [ -f "$release/release.json" ] && [ "$(cat "$stamp_file" 2>/dev/null)" = "$stamp" ]
+then
   say "unchanged since the last install (${stamp%%$'\n'*})"
 else
   # Running, starting or restarting after a crash: stopped, so that nothing runs half-copied code.
   if [ $live = yes ] && [[ "$(systemctl is-active kiosk.service)" =~ ^(active|activating|reloading)$ ]]; then
     say "stopping kiosk for the upgrade"; kiosk_stopped=yes; systemctl stop kiosk.service
   fi
-  folder "$app" 0755 root:root
-  if [ "$src" != "$app" ]; then
-    find "$app" -mindepth 1 -maxdepth 1 ! -name .venv -exec rm -rf {} +
-    # (no subshell in this pipeline: bash 5.2 then counts $LINENO wrong for the rest of the script, and the ERR
-    # trap names the wrong line)
-    source_files | tar -C "$src" --null -T - -cf - | tar -C "$app" --no-same-owner --no-same-permissions -xf -
+  # The layout before releases (the code and .venv straight in /opt/kiosk) goes.
+  if [ -d "$app/.venv" ]; then
+    find "$app" -mindepth 1 -maxdepth 1 ! -name releases ! -name update.json -exec rm -rf {} +
   fi
+  rm -f "$release/release.json"  # incomplete from here until the venv is whole again
+  folder "$release" 0755 root:root
+  find "$release" -mindepth 1 -maxdepth 1 ! -name .venv -exec rm -rf {} +
+  # (no subshell in this pipeline: bash 5.2 then counts $LINENO wrong for the rest of the script, and the ERR
+  # trap names the wrong line)
+  source_files | tar -C "$src" --null -T - -cf - | tar -C "$release" --no-same-owner --no-same-permissions -xf -
   # A venv made by another Python (Debian 12 -> 13) does not work: made anew.
-  if [ -f "$stamp_file" ] && [ "$(sed -n 2p "$stamp_file")" != "$(sed -n 2p <<<"$stamp")" ]; then rm -rf "$app/.venv"; fi
+  if [ -f "$stamp_file" ] && [ "$(sed -n 2p "$stamp_file")" != "$(sed -n 2p <<<"$stamp")" ]; then rm -rf "$release/.venv"; fi
   say "installing the Python packages (provisioning/setup.sh)"
-  "$app/provisioning/setup.sh"
-  # Compiled now, as root: the station cannot write its own folder (and would compile at every start).
-  "$app/.venv/bin/python" -m compileall -q "$app/kiosk" "$app/drivers" "$app/screens" "$app/console" >/dev/null
+  "$release/provisioning/setup.sh"
+  # Compiled now, as root: the station cannot write its release (and would compile at every start).
+  "$release/.venv/bin/python" -m compileall -q "$release/kiosk" "$release/drivers" "$release/screens" \
+    "$release/console" >/dev/null
   printf '%s\n' "$stamp" > "$stamp_file"
+  sync
+  printf '{"version": "%s", "installed": "%s", "by": "provisioning/install.sh"}\n' "$version" \
+    "$(date -u +%Y-%m-%dT%H:%M:%S+00:00)" > "$release/release.json"
   code_installed=yes
-  changed+=("$app (code: ${stamp%%$'\n'*})")
+  changed+=("$release (code: ${stamp%%$'\n'*})")
 fi
-kiosk=$app/.venv/bin/kiosk
-# The technician's commands by their bare name: sudo kiosk doctor, sudo kiosk terminal status --port ...
+# This release is the one that runs and the proven one (a trial or a job under way is ended: the technician decides).
+adopted=$("$release/.venv/bin/python" -m kiosk.releases.guard adopt --root "$app" --version "$version")
+[ -z "$adopted" ] || changed+=("$adopted")
+kiosk=$app/current/.venv/bin/kiosk
+# The technician's commands by their bare name: sudo kiosk doctor, sudo kiosk update --status, ...
 command_link=/usr/local/bin/kiosk
 if [ "$(readlink "$command_link" 2>/dev/null)" != "$kiosk" ]; then
   ln -sfn "$kiosk" "$command_link"; changed+=("$command_link")
@@ -260,6 +288,15 @@ fi
 # ---- 4. the broker's credentials, made here (never in the repository) ----
 folder "$etc" 0750 root:kiosk
 folder "$tls" 0750 root:kiosk  # the broker's CA (ca.crt) goes here whatever the credentials
+# The public keys whose signatures the station accepts on a release (provisioning/release.py keygen makes them).
+folder "$release_keys_folder" 0755 root:root
+for key in "${release_keys[@]}"; do
+  put "$release_keys_folder/$(basename "$key")" 0644 root:root < "$key"
+done
+if ! compgen -G "$release_keys_folder/*.pem" >/dev/null; then
+  note "no release key in $release_keys_folder: every remote update is refused (InvalidSignature) until one is" \
+       "installed with --release-key FILE (docs/updates.md)"
+fi
 case "$credentials" in
   certificate)
     say "-- broker credentials: key and certificate signing request"
@@ -311,14 +348,14 @@ fi
 if [ $broker_host_given = yes ] || [ ! -f "$config" ]; then settings+=(mqtt.host="$broker_host"); fi
 if [ ! -f "$config" ]; then
   # voice.user: empty is the station id (the example names its own station).
-  python3 "$app/provisioning/station_config.py" render "$app/provisioning/kiosk.example.toml" "${settings[@]}" \
+  python3 "$release/provisioning/station_config.py" render "$release/provisioning/kiosk.example.toml" "${settings[@]}" \
     voice.user="" | put "$config" 0640 root:kiosk
   note "edit $config: zone, tariff, terminal password, links, gpio pins (docs/provisioning.md, step 5)"
 else
   # Never replaced: what this run would have set differently is left to the technician.
   while IFS= read -r difference; do
     note "$config was kept, and its $difference: edit it if that is not meant"
-  done < <(python3 "$app/provisioning/station_config.py" differ "$config" "${settings[@]}")
+  done < <(python3 "$release/provisioning/station_config.py" differ "$config" "${settings[@]}")
 fi
 set_attributes "$config" 0640 root:kiosk
 # As the station's user: it can read the file, and the file is valid.
@@ -445,7 +482,7 @@ fi
 
 # ---- 10. the unit ----
 say "-- unit $unit"
-put "$unit" 0644 root:root < "$app/systemd/kiosk.service"
+put "$unit" 0644 root:root < "$release/systemd/kiosk.service"
 if ! systemctl -q is-enabled kiosk.service 2>/dev/null; then
   systemctl -q enable kiosk.service; changed+=("kiosk.service enabled")
 fi
@@ -466,7 +503,7 @@ fi
 
 # ---- summary ----
 say ""
-say "== station $station_id: $("$kiosk" version) in $app, configuration $config"
+say "== station $station_id: $("$kiosk" version) in $(readlink -f "$app/current"), configuration $config"
 if [ ${#changed[@]} -eq 0 ]; then
   say "nothing changed (already installed)"
 else

@@ -187,8 +187,11 @@ fi
 
 # ---- checks ----
 k() { in_root /bin/bash -c "$1"; }
-check "kiosk check-config (as kiosk)" k 'cd / && runuser -u kiosk -- /opt/kiosk/.venv/bin/kiosk check-config /etc/kiosk/kiosk.toml'
-check "kiosk version (as kiosk)" k 'cd / && runuser -u kiosk -- /opt/kiosk/.venv/bin/kiosk version'
+check "kiosk check-config (as kiosk)" k 'cd / && runuser -u kiosk -- /opt/kiosk/current/.venv/bin/kiosk check-config /etc/kiosk/kiosk.toml'
+check "kiosk version (as kiosk)" k 'cd / && runuser -u kiosk -- /opt/kiosk/current/.venv/bin/kiosk version'
+check "current and stable name the installed release" k '[ -f /opt/kiosk/current/release.json ] &&
+  [ "$(readlink /opt/kiosk/current)" = "$(readlink /opt/kiosk/stable)" ] && kiosk update --status | grep -q "current release: "'
+check "the guard runs as kiosk from the stable release" k 'cd / && runuser -u kiosk -- /opt/kiosk/stable/.venv/bin/python -m kiosk.releases.guard start --root /opt/kiosk'
 check "kiosk on PATH, and kiosk doctor answers (the station does not run here: exit 1)" k \
   'cd / && [ "$(command -v kiosk)" = /usr/local/bin/kiosk ] && { kiosk doctor > /tmp/doctor.txt; [ $? = 1 ]; } &&
    grep -q "^fail  service        the station does not run" /tmp/doctor.txt'
@@ -214,10 +217,11 @@ check "udev rule for /dev/kiosk-terminal" grep -q 'SYMLINK+="kiosk-terminal"' "$
 if in_root udevadm verify --help >/dev/null 2>&1; then  # systemd 254 and later (Debian 13)
   check "udevadm verify: the rules" k 'udevadm verify /etc/udev/rules.d/*kiosk*.rules'
 fi
-check "/opt/kiosk is root's, and kiosk cannot write it" k '[ "$(find /opt/kiosk ! -user root | wc -l)" = 0 ] && ! runuser -u kiosk -- test -w /opt/kiosk &&
-  ! runuser -u kiosk -- test -w /opt/kiosk/.venv/bin'
+check "kiosk owns /opt/kiosk but cannot write the release install.sh made" k 'release=$(readlink -f /opt/kiosk/current) &&
+  [ "$(stat -c %U /opt/kiosk /opt/kiosk/releases | sort -u)" = kiosk ] && [ "$(find "$release" ! -user root | wc -l)" = 0 ] &&
+  ! runuser -u kiosk -- test -w "$release" && ! runuser -u kiosk -- test -w "$release/.venv/bin"'
 check "/var/lib/kiosk is kiosk's" k '[ "$(stat -c %U /var/lib/kiosk)" = kiosk ]'
-check "translations compiled" k 'ls /opt/kiosk/screens/locale/*/LC_MESSAGES/kiosk.mo'
+check "translations compiled" k 'ls /opt/kiosk/current/screens/locale/*/LC_MESSAGES/kiosk.mo'
 case " ${options[*]} " in
   *" --broker-credentials certificate "*)
     check "station.key: EC P-256, 0640 root:kiosk" k '[ "$(stat -c "%a %U:%G" /etc/kiosk/tls/station.key)" = "640 root:kiosk" ] &&
@@ -237,7 +241,7 @@ case " ${options[*]} " in
 esac
 if [ $pi = yes ]; then
   check "lgpio and gpiozero import as kiosk (in a writable working directory, as the unit's /run/kiosk)" \
-    k 'cd /var/lib/kiosk && runuser -u kiosk -- /opt/kiosk/.venv/bin/python -c "import lgpio, gpiozero; from gpiozero.pins.lgpio import LGPIOFactory" &&
+    k 'cd /var/lib/kiosk && runuser -u kiosk -- /opt/kiosk/current/.venv/bin/python -c "import lgpio, gpiozero; from gpiozero.pins.lgpio import LGPIOFactory" &&
        rm -f /var/lib/kiosk/.lgd-nfy*'
   check "cmdline.txt: one line with consoleblank=0 vt.global_cursor_default=0" \
     k '[ "$(wc -l < /boot/firmware/cmdline.txt)" = 1 ] && grep -Eq "(^| )consoleblank=0( |$)" /boot/firmware/cmdline.txt &&

@@ -94,3 +94,11 @@ def peers():
     yield make
     for peer in made:
         peer.close()
+
+
+@pytest.fixture(scope="session")
+def kit(tmp_path_factory: pytest.TempPathFactory):
+    """Signed bundles of this checkout in four versions (tests/release_kit.py), built once per run."""
+    from release_kit import build_kit
+
+    return build_kit(tmp_path_factory.mktemp("kit"))

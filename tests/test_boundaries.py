@@ -73,7 +73,10 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "kiosk.config": ("kiosk.config", "kiosk.domain"),
     "kiosk.remote_config": (*KERNEL, "kiosk.domain"),
     "kiosk.ports": ("kiosk.domain", *KERNEL),
-    "kiosk.app": ("kiosk.app", "kiosk.domain", "kiosk.ports", *KERNEL, "kiosk.crashpoints", "kiosk.mqtt.contract"),
+    "kiosk.app": ("kiosk.app", "kiosk.domain", "kiosk.ports", *KERNEL, "kiosk.crashpoints", "kiosk.mqtt.contract",
+                  "kiosk.releases"),
+    # The releases on disk: run by systemd's guard before any station code, so nothing but the domain's rules.
+    "kiosk.releases": ("kiosk.releases", "kiosk.domain", "kiosk.config"),
     "kiosk.storage": ("kiosk.storage", "kiosk.domain", "kiosk.ports", *KERNEL, "kiosk.crashpoints",
                       "kiosk.mqtt.contract"),
     "kiosk.mqtt": ("kiosk.mqtt", "kiosk.domain", "kiosk.ports", *KERNEL),
@@ -127,6 +130,13 @@ def violations() -> list[str]:
 
 def test_dependencies_point_inward_only() -> None:
     assert violations() == []
+
+
+def test_the_releases_import_only_the_standard_library_and_the_domain() -> None:
+    outside = [f"{path.relative_to(ROOT)}:{imp.line}: {imp.module}" for path in sources()
+               if under(module_name(path), "kiosk.releases") for imp in imports(path)
+               if top(imp.module) not in STDLIB and not under(imp.module, "kiosk.releases", "kiosk.domain", "kiosk.config")]
+    assert outside == []
 
 
 def test_the_domain_imports_only_the_standard_library() -> None:

@@ -18,6 +18,7 @@ from kiosk.app.healing import StorageHealer
 from kiosk.app.operations import Operations
 from kiosk.app.payments import PaymentRouter, Settlements, method_catalogue
 from kiosk.app.service_mode import MENU_EVENTS, TEST_PAYMENT_EVENTS, ServiceMode
+from kiosk.app.updater import Updater
 from kiosk.domain import helpdesk, journey
 from kiosk.domain.doctor import Finding, Health, Part, Report
 from kiosk.domain.events import (
@@ -33,6 +34,7 @@ from kiosk.domain.events import (
     PaymentConfirmed,
     PaymentReconciled,
     Tick,
+    UpdateProgress,
 )
 from kiosk.domain.records import FaultRecord
 from kiosk.domain.staff import Done
@@ -75,7 +77,8 @@ class Loop:
     def __init__(self, state: journey.State, store: Store, method: PaymentMethod, display: Display,
                  clock: Clock, faults: tuple[FaultRecord, ...] = (), uplink: Uplink | None = None,
                  panel: HelpPanel | None = None, more_methods: Sequence[PaymentMethod] = (),
-                 intercom: Intercom | None = None, *, host: Host | None = None, doctor: Doctor | None = None) -> None:
+                 intercom: Intercom | None = None, *, host: Host | None = None, doctor: Doctor | None = None,
+                 updater: Updater | None = None) -> None:
         methods = (method, *more_methods)
         self.state = replace(state, payment_methods=tuple(m.name for m in methods))
         self.store = store
@@ -85,6 +88,8 @@ class Loop:
         self._rendered: tuple[journey.State, datetime] | None = None
         self._stopping = False
         self.restart_requested = False
+        self.unhealthy: str | None = None
+        self.updater = updater
         self.uplink = uplink
         self.panel = panel
         self.host: Host = host or UnknownHost()
@@ -95,7 +100,7 @@ class Loop:
         self.settlements = Settlements(store, self.fault_board, method.name)
         self.cabinet = Cabinet(self.fault_board)
         self.operations = Operations(store, self.fault_board, self.payment, lambda: self.state, self.post,
-                                     self.request_restart, self.cabinet.check_door, _MenuSeat(self))
+                                     self.request_restart, self.cabinet.check_door, _MenuSeat(self), updater)
         self.service_mode = ServiceMode(self)
         self.fault_board.listen(self.service_mode.fault_changed)
         self.effects = EffectRunner(store, self.payment, self.fault_board, self.post, uplink, intercom)
@@ -113,6 +118,8 @@ class Loop:
             DoorChanged: self._door,
             MethodReport: self._method_report,
         }
+        if updater is not None:
+            self._routes[UpdateProgress] = updater.progress
         if faults:
             self.post(FaultsChanged(tuple(faults)))
         for fault in faults:
@@ -123,6 +130,8 @@ class Loop:
             self.fault_board.listen(uplink.fault_changed)
             for fault in faults if not store.usable else ():  # without a database, nobody else will report them
                 uplink.fault_changed(fault, True, False, now)
+        if updater is not None:
+            updater.attach(self, now)
 
     def _voice_health(self, event: IntercomHealth, now: datetime) -> None:
         """The voice path's fault (help by text still works, and parkers are told so on Welcome)."""
@@ -186,6 +195,8 @@ class Loop:
         next_beat = None
         if service is not None:
             service.ready(self.status_line())
+        if self.updater is not None:
+            self.updater.ready(self.clock())
         while not self._stopping and not self.display.quit_requested:
             self.settle()
             if self._stopping:
@@ -198,7 +209,8 @@ class Loop:
                     next_beat = now + interval
             uplink_due = self.uplink.deadline() if self.uplink is not None else None
             dues = (journey.deadline(self.state), self._next_redraw(now), uplink_due, self._healer.deadline(),
-                    next_beat, self.service_mode.deadline(), self.doctor.deadline() if self.doctor else None)
+                    next_beat, self.service_mode.deadline(), self.doctor.deadline() if self.doctor else None,
+                    self.updater.deadline() if self.updater else None)
             wake_at = min(t for t in dues if t is not None)
             timeout = max(0.0, (wake_at - now).total_seconds())
             for event in self.display.wait(timeout):
@@ -245,6 +257,8 @@ class Loop:
         doctor_due = doctor.deadline() if doctor is not None else None
         if doctor is not None and doctor_due is not None and self.clock() >= doctor_due:
             doctor.on_due(self.clock())
+        if self.updater is not None:
+            self.updater.settle(self.clock())
         if self.restart_requested and self.idle():
             log.info("restart requested by staff: stopping now that no parker is being served")
             self._stopping = True
@@ -270,6 +284,16 @@ class Loop:
     def request_restart(self) -> None:
         """Stop run() as soon as no parker is being served (the service manager starts the station again)."""
         self.restart_requested = True
+
+    def stop_unhealthy(self, reason: str) -> None:
+        """Stop now: this release on trial failed its health check (kiosk run exits with EXIT_UNHEALTHY)."""
+        log.error("stopping: %s", reason)
+        self.unhealthy = reason
+        self._stopping = True
+
+    def update_summary(self) -> dict[str, Any] | None:
+        """The updater's summary for the birth message; None without an updater."""
+        return self.updater.summary() if self.updater is not None else None
 
     def next_storage_try(self) -> datetime | None:
         """When the station tries its unusable database again; None while it works (or only a technician can help)."""

@@ -14,10 +14,11 @@ from kiosk.domain.helpdesk import courtesy_reason_suffix
 from kiosk.domain.outage import LATEST_BACK, Outage, ParkingWhileOut, parse_back_at
 from kiosk.domain.payment import REQUEST_KINDS
 from kiosk.domain.staff import CourtesyArgs, Done, JourneyCancelArgs, ModeArgs, NoArgs, NoticeArgs, Refusal
+from kiosk.domain.update import UpdateArgs
 from kiosk.mqtt.contract import time_text
 from kiosk.ports import StorageError, Store
 
-__all__ = ["Operations", "ServiceMenuSeat"]
+__all__ = ["Operations", "ServiceMenuSeat", "UpdateSeat"]
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,13 @@ class ServiceMenuSeat(Protocol):
         """A ``mode`` command ran (staff's, or the menu's own)."""
 
 
+class UpdateSeat(Protocol):
+    """The station's updater as staff commands reach it (kiosk.app.updater.Updater)."""
+
+    def command(self, args: UpdateArgs, now: datetime, source: str = "staff") -> Done:
+        """Staff's ``update``."""
+
+
 class Operations:
     """Executes validated staff commands against the station; refuses with Refusal what must not run now.
 
@@ -43,7 +51,7 @@ class Operations:
     def __init__(self, store: Store, faults: FaultBoard, payment: PaymentRouter,
                  state: Callable[[], journey.State], post: Callable[[Event], None],
                  restart: Callable[[], None], check_door: Callable[[datetime], None],
-                 service_menu: ServiceMenuSeat) -> None:
+                 service_menu: ServiceMenuSeat, updater: UpdateSeat | None = None) -> None:
         self._store = store
         self._faults = faults
         self._payment = payment
@@ -60,7 +68,9 @@ class Operations:
             "journey/cancel": self._journey_cancel,
             "restart": self._restart_when_idle,
             "service-menu": lambda args, now: self._service_menu.command(args.show, now),
+            "update": self._update,
         }
+        self._updater = updater
 
     def execute(self, name: str, args: Any, now: datetime) -> Done:
         """Run command ``name`` with its validated ``args``; Refusal if it must not run."""
@@ -156,6 +166,11 @@ class Operations:
             raise Refusal("bad_arguments", f"ticket: {args.ticket} is not the call on screen; the parker left")
         self._post(JourneyCancelled(args.reason, args.ticket))
         return Done("the parker's journey ended; Welcome is shown")
+
+    def _update(self, args: UpdateArgs, now: datetime) -> Done:
+        if self._updater is None:
+            raise Refusal("not_supported", "this station runs without its updater (not installed as releases)")
+        return self._updater.command(args, now)
 
     def _restart_when_idle(self, args: NoArgs, now: datetime) -> Done:
         self._restart()

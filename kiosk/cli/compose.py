@@ -16,6 +16,7 @@ from kiosk import config
 from kiosk.app import recovery
 from kiosk.app.doctor import Doctor
 from kiosk.app.loop import DISPLAY_COMPONENT, VOICE_COMPONENT, Loop
+from kiosk.app.updater import Updater
 from kiosk.domain import journey
 from kiosk.domain.events import Event
 from kiosk.domain.records import FaultRecord, PaymentRecord
@@ -24,6 +25,7 @@ from kiosk.mqtt.offline import OfflineClient
 from kiosk.mqtt.publisher import OutboxPublisher
 from kiosk.mqtt.uplink import SUBSCRIPTIONS, Uplink
 from kiosk.ports import Intercom, PaymentMethod
+from kiosk.releases.layout import CURRENT, Releases
 from kiosk.storage.examine import examine
 from kiosk.storage.store import Store
 from kiosk.storage.unavailable import UnavailableStore
@@ -63,6 +65,8 @@ class Station:
 
     def close(self) -> None:
         """Say offline, stop the devices, record what they reported while closing, close screen and database."""
+        if self.loop.updater is not None:
+            self.loop.updater.close()
         self.uplink.stop(self.loop.clock())
         self.loop.payment.close()
         self.devices.close()
@@ -135,7 +139,7 @@ def build_station(settings: config.Settings, clock: Callable[[], datetime], *, s
     host = LinuxHost()
     doctor = Doctor(host, examine, Path(settings.storage.database), config_file, post)
     loop = Loop(state, database, devices.terminal, display, clock, faults, uplink, panel, more_methods, intercom,
-                host=host, doctor=doctor)
+                host=host, doctor=doctor, updater=_updater(settings, uplink, now))
     return Station(loop, display, devices, store, link, uplink, panel, intercom)
 
 
@@ -264,4 +268,14 @@ class CardTerminal:
         if self._pty is not None:
             self._pty.close()
 
+
+def _updater(settings: config.Settings, uplink: Uplink, now: datetime) -> Updater | None:
+    """The updater, when this station runs as a release under updates.root (docs/updates.md); None otherwise."""
+    releases = Releases(Path(settings.updates.root))
+    if releases.target(CURRENT) is None:
+        log.info("remote updates off: %s names no installed release (a checkout runs as it is)",
+                 releases.root / CURRENT)
+        return None
+    return Updater(settings.updates, package_version("kiosk"), lambda: uplink.connected, Path(settings.storage.database),
+                   now)
 

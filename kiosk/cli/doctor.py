@@ -21,7 +21,7 @@ from kiosk.domain.events import DoctorAsked
 from kiosk.storage.examine import examine
 
 __all__ = ["DEFAULT_CONFIG", "SOCKET_NAME", "DoctorSocket", "StationUnreachable", "Unreachable", "ask_station", "doctor",
-           "report_json", "run", "socket_path"]
+           "report_json", "run", "socket_path", "station_answers"]
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class DoctorSocket:
         A failure is logged and the station runs on without the socket.
         """
         try:
-            if _answers(self._path):
+            if station_answers(self._path):
                 log.error("kiosk doctor: another station answers on %s; this one does not take it over", self._path)
                 return
             with contextlib.suppress(FileNotFoundError):
@@ -156,7 +156,7 @@ def _asked(conn: socket.socket) -> bool:
     return received == REQUEST
 
 
-def _answers(path: Path) -> bool:
+def station_answers(path: Path) -> bool:
     """Something listens on the socket at ``path``."""
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from console import command as console_command
 from kiosk import config
 from kiosk.app.loop import Loop
+from kiosk.app.updater import EXIT_UNHEALTHY as UNHEALTHY
 from kiosk.cli import doctor
 from kiosk.cli.compose import build_station
 from kiosk.cli.entry import STOP_SIGNALS
@@ -24,10 +25,12 @@ from kiosk.cli.quiet_logs import RepeatFilter
 from kiosk.cli.scenario import ManualClock, Runner, ScenarioDisplay, ScenarioError, ScriptableSimulator, Step, parse
 from kiosk.cli.sd_notify import SystemdNotifier
 from kiosk.cli.terminal import add_terminal_commands
+from kiosk.cli.update import add_update_command
 
 log = logging.getLogger("kiosk")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_UNHEALTHY = UNHEALTHY  # a release on trial failed its health check: systemd's guard rolls it back
 EXIT_RESTART = 75  # EX_TEMPFAIL: staff asked for a restart; systemd/kiosk.service starts the station again
 
 
@@ -56,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(command=_run)
 
     add_terminal_commands(commands)
+    add_update_command(commands)
 
     console = commands.add_parser("console", help="the agents' console: fleet, help queue, chat (needs kiosk[console])")
     console_command.add_arguments(console)
@@ -166,6 +170,8 @@ def _run(args: argparse.Namespace) -> int:
         log.info("station %s starting (zone %s, %s devices)", settings.station.id, settings.zone.name, kind)
         doctor_socket.start()
         loop.run(SystemdNotifier())
+        if loop.unhealthy is not None:
+            return EXIT_UNHEALTHY
         return EXIT_RESTART if loop.restart_requested else EXIT_OK
     finally:
         doctor_socket.close()

@@ -265,6 +265,20 @@ class DoctorExamined:
 
 
 @dataclass(frozen=True)
+class UpdateProgress:
+    """The updater's worker finished a step of update ``job`` (``status``: an UpdateStatus value).
+
+    ``prepared`` says release ``version`` is installed side by side and may be switched to.
+    """
+
+    job: str
+    status: str
+    reason: str = ""
+    version: str | None = None
+    prepared: bool = False
+
+
+@dataclass(frozen=True)
 class SettingsChanged:
     """New validated settings; they take effect for the next parker."""
 
@@ -333,7 +347,7 @@ Event = (
     | MethodReport | NoticeChanged | OutageChanged | LinkUp | LinkDown | LinkAcked | MessageIn | HelpButtonStuck
     | HelpButtonFreed
     | DoorChanged | AgentSays | CourtesyGranted | JourneyCancelled | HelpTicketFailed | CallProgress | CallOffered
-    | IntercomHealth | DoctorAsked | DoctorExamined
+    | IntercomHealth | DoctorAsked | DoctorExamined | UpdateProgress
 )
 
 # ---- effects: what a state machine asks the loop to do ----

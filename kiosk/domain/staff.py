@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from kiosk.config import between, matches, one_of
 from kiosk.domain.outage import ParkingWhileOut
+from kiosk.domain.update import UpdateArgs
 
 __all__ = [
     "ARGUMENTS", "TERMINAL_REQUESTS", "CourtesyArgs", "Done", "JourneyCancelArgs", "ModeArgs", "NoArgs", "NoticeArgs",
@@ -78,6 +79,7 @@ ARGUMENTS: dict[str, type] = {
     "journey/cancel": JourneyCancelArgs,
     "doctor": NoArgs,
     "service-menu": ServiceMenuArgs,
+    "update": UpdateArgs,
 }
 
 TERMINAL_REQUESTS = {"terminal/status": "status",

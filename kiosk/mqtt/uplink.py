@@ -101,6 +101,8 @@ class Station(Protocol):
 
     def examine(self, answer: Callable[[Report, datetime], None]) -> None: ...
 
+    def update_summary(self) -> dict[str, Any] | None: ...
+
 
 @dataclass
 class _Waiting:
@@ -339,6 +341,9 @@ class Uplink:
         birth = {"state": "online", "boot": self._boot, "series": store.series if store.usable else None,
                  "firmware": self._firmware, "config_version": self._settings.version, "zone": self._settings.zone.name,
                  "ts": time_text(now)}
+        update = self._control.update_summary()
+        if update is not None:
+            birth["update"] = update
         self._link.publish(STATUS, json_text(birth), 1, True)
 
     def _publish_retained(self) -> int:
@@ -494,6 +499,11 @@ class Uplink:
         if request.response_topic is None or not self._link.reply(
                 request.response_topic, request.correlation, answer):
             log.warning("reply to command %s not sent (link down); the caller may ask again", request.name)
+
+    @property
+    def connected(self) -> bool:
+        """The broker accepted the connection and it is up now."""
+        return self._link.connected
 
     def link_summary(self) -> str:
         """The link in a few words: ``connected to host:port with TLS``, ``down (host:port)``, ``no broker configured``."""

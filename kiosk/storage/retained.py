@@ -190,3 +190,10 @@ class StationState:
         utc(now, "now")
         with self._core.write():
             self._core.add_event("service", data, now)
+
+    def record_update(self, data: dict[str, Any], now: datetime) -> None:
+        """Queue an ``event/update`` event: a step of a remote update (kiosk.domain.update.UpdateStatus)."""
+        check_json_object("data", data)
+        utc(now, "now")
+        with self._core.write():
+            self._core.add_event("update", data, now)

@@ -335,6 +335,10 @@ class Store:
         """Queue an ``event/service`` event: the service menu opened or closed, or an action taken in it."""
         self._state.record_service(data, now)
 
+    def record_update(self, data: dict[str, Any], now: datetime) -> None:
+        """Queue an ``event/update`` event: a step of a remote update."""
+        self._state.record_update(data, now)
+
     # --- help tickets (HelpTickets) --------------------------------------------------------------------------------
 
     def open_help_ticket(self, context: dict[str, Any], now: datetime) -> str:

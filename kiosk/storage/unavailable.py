@@ -40,7 +40,8 @@ class UnavailableStore:
     unsent_outbox = mark_sent = outbox_depth = prune_sent = retained_messages = _refuse
     next_boot = adopt_boot = begin_command = finish_command = prune_commands = _refuse
     notice = set_notice = outage = set_outage = _refuse
-    remote_config = report_config = save_remote_config = record_terminal_report = record_service = rows = _refuse
+    remote_config = report_config = save_remote_config = record_terminal_report = record_service = _refuse
+    record_update = rows = _refuse
 
     @property
     def boot(self) -> int:
