@@ -236,3 +236,44 @@ def test_a_technician_s_request_in_the_inbox_becomes_a_job_like_a_command(tmp_pa
     at(loop, T0 + timedelta(seconds=2 * INBOX_POLL_S))
     assert not (releases.root / "inbox" / "bad.json").exists() and len(updates(loop)) == 2  # logged, dropped
     loop.display.close()
+
+
+def test_a_release_on_trial_that_brought_a_fault_that_stops_payments_stops_unhealthy(tmp_path: Path) -> None:
+    releases = trial_of_2(tmp_path, broker_required=False)
+    loop = build(tmp_path, releases, "2.0")
+    assert loop.updater is not None
+    loop.updater.ready(loop.clock())
+    loop.fault_board.raise_fault("card_terminal", "unreachable", loop.clock(), "no answer")
+    loop.fault_board.raise_fault("door", "open", loop.clock(), "a crew")  # harmless to parkers: not counted
+    at(loop, T0 + timedelta(seconds=60))
+    assert loop.unhealthy is not None
+    assert loop.unhealthy.startswith("card_terminal/unreachable 60 s after ready, which kept no parker from paying")
+    loop.display.close()
+
+
+def test_a_fault_the_previous_release_had_too_does_not_fail_the_trial(tmp_path: Path) -> None:
+    releases = trial_of_2(tmp_path, broker_required=False)
+    record = releases.record()
+    record.trial.faults = ["card_terminal/unreachable"]  # type: ignore[union-attr]
+    releases.save(record)
+    loop = build(tmp_path, releases, "2.0")
+    assert loop.updater is not None
+    loop.updater.ready(loop.clock())
+    loop.fault_board.raise_fault("card_terminal", "unreachable", loop.clock(), "still no answer")
+    at(loop, T0 + timedelta(seconds=60))
+    assert loop.unhealthy is None and releases.target(STABLE) == "2.0"
+    loop.display.close()
+
+
+def test_the_switch_records_the_faults_that_already_kept_parkers_from_paying(tmp_path: Path) -> None:
+    releases = installed_root(tmp_path / "opt", "1.0", "2.0")
+    record = releases.record()
+    record.job = Job("job-1", "https://x/kiosk.tar", SHA, T0.isoformat(),
+                     install_after=(T0 + timedelta(seconds=5)).isoformat(), phase="prepared", version="2.0")
+    releases.save(record)
+    loop = build(tmp_path, releases, "1.0")
+    loop.fault_board.raise_fault("card_terminal", "unreachable", loop.clock(), "no answer")
+    at(loop, T0 + timedelta(seconds=5))
+    trial = releases.record().trial
+    assert trial is not None and trial.faults == ["card_terminal/unreachable"]
+    loop.display.close()

@@ -38,6 +38,7 @@ from kiosk.domain.events import (
 )
 from kiosk.domain.records import FaultRecord
 from kiosk.domain.staff import Done
+from kiosk.domain.update import harmful
 from kiosk.ports import Clock, Display, HelpPanel, Host, Intercom, PaymentMethod, ServiceManager, Store, Uplink
 
 __all__ = ["DISPLAY_COMPONENT", "VOICE_COMPONENT", "Loop"]
@@ -290,6 +291,10 @@ class Loop:
         log.error("stopping: %s", reason)
         self.unhealthy = reason
         self._stopping = True
+
+    def harmful_faults(self) -> set[str]:
+        """The active faults that keep parkers from paying (a new release must not bring one)."""
+        return harmful((f.component, f.code, f.parker_impact) for f in self.fault_board.active())
 
     def update_summary(self) -> dict[str, Any] | None:
         """The updater's summary for the birth message; None without an updater."""

@@ -65,6 +65,9 @@ class UpdaterSeat(Protocol):
     def stop_unhealthy(self, reason: str) -> None:
         """Stop now with EXIT_UNHEALTHY (the release on trial failed its own health check)."""
 
+    def harmful_faults(self) -> set[str]:
+        """The active faults that keep parkers from paying (kiosk.domain.update.harmful)."""
+
 
 def inbox_request(root: Path, source: Path, sha256: str, retry: bool) -> Path:
     """Leave a technician's update for the running station (``kiosk update FILE``): the request file's path."""
@@ -150,6 +153,8 @@ class Updater:
         if now >= self._next_inbox:
             self._next_inbox = now + timedelta(seconds=INBOX_POLL_S)
             self._take_inbox(now)
+            if self._record.unreported and self._station.store.usable:
+                self._report_unreported(now)
         job = self._record.job
         if job is None or job.phase != "prepared" or self._switched or job.version is None:
             return
@@ -281,7 +286,8 @@ class Updater:
         """Publish Installing, switch (the database copied first), and restart into the new release."""
         self._publish(UpdateStatus.INSTALLING, job.id, version, f"switching from {self.version}", now)
         try:
-            guard.switch(self.releases, self._record, version, self._database, self._broker_connected(), now)
+            guard.switch(self.releases, self._record, version, self._database, self._broker_connected(), now,
+                         self._station.harmful_faults())
         except (OSError, RuntimeError, InstallFailed) as exc:
             log.exception("switch to %s failed", version)
             self._record = self.releases.record()  # what reached the disk
@@ -292,15 +298,20 @@ class Updater:
         self._station.request_restart()
 
     def _prove(self, trial: _Trial, now: datetime) -> None:
-        """The healthy time is over: commit, or fail (the guard rolls back) when the broker was never reached."""
+        """The healthy time is over: commit, or fail (the guard rolls back) without the broker or with a new fault."""
         record = self._record
         on_trial = record.trial
         self._trial = None
         if on_trial is None:
             return
+        brought = sorted(self._station.harmful_faults() - set(on_trial.faults))
         if on_trial.broker_required and not trial.broker_seen:
             on_trial.reason = (f"no connection to the broker in its first {self._settings.healthy_s} s after ready "
                                "(the previous release had one)")
+        elif brought:
+            on_trial.reason = (f"{', '.join(brought)} {self._settings.healthy_s} s after ready, which kept no parker "
+                               "from paying before the switch")
+        if on_trial.reason is not None:
             self.releases.save(record)
             self._station.stop_unhealthy(on_trial.reason)
             return
@@ -353,11 +364,16 @@ class Updater:
                 **({"at": at} if at is not None else {})}
         log.info("update %s: %s%s", job or "-", status.value, f" ({reason})" if reason else "")
         store = self._station.store
-        if not store.usable:
-            return False
-        try:
-            store.record_update(data, now)
-        except StorageError as exc:
-            log.error("event/update not stored: %s", exc)
-            return False
-        return True
+        problem = "the database is not usable"
+        if store.usable:
+            try:
+                store.record_update(data, now)
+                return True
+            except StorageError as exc:
+                problem = str(exc)
+        log.error("event/update %s kept until the database works again: %s", status.value, problem)
+        if at is None:  # an outcome kept already stays where it is
+            record = self._record
+            record.unreported.append(Outcome(version or "", status.value, reason, now.isoformat(), job))
+            self.releases.save(record)
+        return False

@@ -1,6 +1,7 @@
 """Remote updates in the domain: the statuses staff see, the command's arguments, when to switch, why a trial failed."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum, StrEnum
@@ -9,7 +10,8 @@ from typing import Annotated
 from kiosk.config import matches
 
 __all__ = [
-    "FAILURES", "MAX_TRIAL_STARTS", "UpdateArgs", "UpdateStatus", "When", "parse_time", "stop_reason", "when_to_switch",
+    "FAILURES", "MAX_TRIAL_STARTS", "UpdateArgs", "UpdateStatus", "When", "harmful", "parse_time", "stop_reason",
+    "when_to_switch",
 ]
 
 MAX_TRIAL_STARTS = 3
@@ -91,6 +93,20 @@ _RESULTS = {
     "resources": "it could not be started (resources)",
     "start-limit-hit": "it was started too often",
 }
+
+
+HARMFUL_IMPACTS = frozenset({"out_of_service", "no_card_payment", "payment_method_unavailable"})
+STAFF_COMPONENTS = frozenset({"operator"})  # staff's own modes are no release's doing
+
+
+def harmful(faults: Iterable[tuple[str, str, str]]) -> set[str]:
+    """The faults, as ``component/code``, that keep parkers from paying, staff's modes aside.
+
+    ``faults`` are (component, code, parker_impact): a release on trial must not bring one that
+    the release before it did not have when it switched.
+    """
+    return {f"{component}/{code}" for component, code, impact in faults
+            if impact in HARMFUL_IMPACTS and component not in STAFF_COMPONENTS}
 
 
 def stop_reason(result: str, status: str) -> str | None:

@@ -20,7 +20,7 @@ import os
 import shutil
 import sqlite3
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -89,7 +89,7 @@ def restore_if_newer(database: Path, backup: Path | None, schema: int | None, ve
 
 
 def switch(releases: Releases, record: UpdateRecord, version: str, database: Path, broker_required: bool,
-           now: datetime) -> None:
+           now: datetime, faults: Iterable[str] = ()) -> None:
     """Make ``version`` the release systemd starts next, on trial; the caller then exits for systemd to restart it."""
     previous = releases.target(CURRENT)
     if previous is None:
@@ -98,7 +98,7 @@ def switch(releases: Releases, record: UpdateRecord, version: str, database: Pat
     schema = backup_database(database, backup)
     job = record.job
     record.trial = Trial(version, previous, now.isoformat(), str(database), str(backup) if schema is not None else None,
-                         schema, broker_required, job.id if job else None, job.sha256 if job else "")
+                         schema, broker_required, job.id if job else None, job.sha256 if job else "", sorted(faults))
     if job is not None:
         job.phase = "switched"
     releases.save(record)

@@ -38,7 +38,9 @@ class Trial:
 
     ``database`` is the station's database, ``backup`` its copy taken before the switch and
     ``schema`` its schema version then: a rollback restores the copy only if the new release
-    migrated the schema further (docs/updates.md). ``starts`` counts the guard's starts of it.
+    migrated the schema further (docs/updates.md). ``faults`` are the faults that kept parkers
+    from paying when it switched (``component/code``): the new release must not add one.
+    ``starts`` counts the guard's starts of it.
     """
 
     version: str
@@ -50,6 +52,7 @@ class Trial:
     broker_required: bool
     job: str | None = None
     sha256: str = ""
+    faults: list[str] = field(default_factory=list)
     starts: int = 0
     reason: str | None = None
 
