@@ -91,8 +91,7 @@ done
 [[ $broker_host =~ ^[A-Za-z0-9.:-]*$ ]] || die "--broker-host $broker_host: expected a host name or address"
 case "$credentials" in ""|certificate|password|none) ;; *) die "--broker-credentials: certificate, password or none" ;; esac
 for key in "${release_keys[@]}"; do
-  [ -f "$key" ] && openssl pkey -pubin -in "$key" -noout 2>/dev/null ||
-    die "--release-key $key: expected a public key file (PEM), as provisioning/release.py keygen makes"
+  [ -f "$key" ] || die "--release-key $key: no such file"
   [[ $(basename "$key") =~ ^[A-Za-z0-9_.-]+\.pem$ ]] || die "--release-key $key: name it NAME.pem (letters, digits, '_', '.', '-')"
 done
 
@@ -104,8 +103,8 @@ app=/opt/kiosk  # the releases side by side, the links current and stable, the u
 version=$(python3 -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["project"]["version"])' \
           "$src/pyproject.toml")
 release=$app/releases/$version
-release_keys_folder=$etc/release-keys
 etc=/etc/kiosk
+release_keys_folder=$etc/release-keys
 config=$etc/kiosk.toml
 tls=$etc/tls
 password_file=$etc/mqtt.password
@@ -291,6 +290,9 @@ folder "$tls" 0750 root:kiosk  # the broker's CA (ca.crt) goes here whatever the
 # The public keys whose signatures the station accepts on a release (provisioning/release.py keygen makes them).
 folder "$release_keys_folder" 0755 root:root
 for key in "${release_keys[@]}"; do
+  # (openssl is installed by now) an Ed25519 public key, as release.py keygen makes; the station ignores any other
+  [ "$(openssl pkey -pubin -in "$key" -noout -text 2>/dev/null | head -1)" = "ED25519 Public-Key:" ] ||
+    die "--release-key $key: expected an Ed25519 public key (PEM), as provisioning/release.py keygen makes"
   put "$release_keys_folder/$(basename "$key")" 0644 root:root < "$key"
 done
 if ! compgen -G "$release_keys_folder/*.pem" >/dev/null; then
