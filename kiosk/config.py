@@ -268,7 +268,7 @@ class VoiceSettings:
 class UpdateSettings:
     """Remote updates (docs/updates.md): where releases live, whose signatures count, how long a new one proves itself."""
 
-    root: Annotated[str, matches(r"/.+", "an absolute folder path")] = "/opt/kiosk"
+    root: Annotated[str, matches(r"/.+", "an absolute folder path")] = "/var/lib/kiosk/updates"
     keys: Annotated[str, matches(r"/.+", "an absolute folder path")] = "/etc/kiosk/release-keys"
     healthy_s: Annotated[int, between(1, 3600)] = 120
     ca_file: Annotated[str, matches(r"(/.+)?", "an absolute file path or empty")] = ""  # empty: the system's CAs

@@ -536,5 +536,8 @@ class Uplink(Protocol):
     def examine(self) -> Finding:
         """The doctor's finding on the broker: connected, refused publishes (the ACL), events waiting."""
 
+    def status_changed(self, now: datetime) -> None:
+        """What the birth says changed: published again while connected."""
+
     def link_summary(self) -> str:
         """The link in a few words (``connected to host:port with TLS``, ``down (host:port)``), for the service menu."""

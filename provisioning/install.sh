@@ -41,7 +41,7 @@ on_exit() {
   set +e  # whatever fails here (even writing to a terminal that hung up), the station's fate is decided
   trap - ERR  # the failure was reported already
   if [ $rc -ne 0 ] && [ $kiosk_stopped = yes ] && ! systemctl -q is-active kiosk.service; then
-    if [ $code_installed = yes ] && (cd / && runuser -u kiosk -- /opt/kiosk/current/.venv/bin/kiosk check-config \
+    if [ $code_installed = yes ] && (cd / && runuser -u kiosk -- /var/lib/kiosk/updates/current/.venv/bin/kiosk check-config \
         /etc/kiosk/kiosk.toml >/dev/null 2>&1); then
       if systemctl start kiosk.service; then
         printf 'install.sh: kiosk started again (it was stopped for the upgrade)\n' >&2
@@ -99,7 +99,8 @@ done
 src=$(cd "$(dirname "$0")/.." && pwd -P)
 # shellcheck source=provisioning/common.sh
 . "$src/provisioning/common.sh"
-app=/opt/kiosk  # the releases side by side, the links current and stable, the update record (docs/updates.md)
+app=/opt/kiosk  # the releases provisioning installs (root's)
+updates=/var/lib/kiosk/updates  # the station's own: releases staff sent, the links current and stable (docs/updates.md)
 version=$(python3 -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["project"]["version"])' \
           "$src/pyproject.toml")
 release=$app/releases/$version
@@ -238,10 +239,9 @@ stamp_file=$release/.venv/kiosk-install.stamp
 stamp="source $(cd "$src" && source_files | xargs -0 -r sha256sum | sha256sum | cut -d' ' -f1)
 python $(python3 -c 'import sys; print(sys.version.split()[0])')
 pi $pi"
-# /opt/kiosk belongs to the station's user, which installs the releases staff send and switches between them; a
-# release installed here is root's (the station cannot change it, nor remove it).
-folder "$app" 0755 kiosk:kiosk
-folder "$app/releases" 0755 kiosk:kiosk
+# Root's: the station cannot change what provisioning installs. It installs what staff send in $updates, its own.
+folder "$app" 0755 root:root
+folder "$app/releases" 0755 root:root
 if [ -x "$release/.venv/bin/kiosk" ] && [ -f "$release/release.json" ] && [ "$(cat "$stamp_file" 2>/dev/null)" = "$stamp" ]
 then
   say "unchanged since the last install (${stamp%%$'\n'*})"
@@ -252,7 +252,7 @@ else
   fi
   # The layout before releases (the code and .venv straight in /opt/kiosk) goes.
   if [ -d "$app/.venv" ]; then
-    find "$app" -mindepth 1 -maxdepth 1 ! -name releases ! -name update.json -exec rm -rf {} +
+    find "$app" -mindepth 1 -maxdepth 1 ! -name releases -exec rm -rf {} +
   fi
   rm -f "$release/release.json"  # incomplete from here until the venv is whole again
   folder "$release" 0755 root:root
@@ -274,15 +274,29 @@ else
   code_installed=yes
   changed+=("$release (code: ${stamp%%$'\n'*})")
 fi
-# This release is the one that runs and the proven one (a trial or a job under way is ended: the technician decides).
-adopted=$("$release/.venv/bin/python" -m kiosk.releases.guard adopt --root "$app" --version "$version")
-[ -z "$adopted" ] || changed+=("$adopted")
-kiosk=$app/current/.venv/bin/kiosk
-# The technician's commands by their bare name: sudo kiosk doctor, sudo kiosk update --status, ...
-command_link=/usr/local/bin/kiosk
-if [ "$(readlink "$command_link" 2>/dev/null)" != "$kiosk" ]; then
-  ln -sfn "$kiosk" "$command_link"; changed+=("$command_link")
+# A release installed now (or the first one) is the one that runs and the proven one: linked in among the station's
+# releases, a trial or a job under way ended (the technician decides). As the station's user, in its own folder.
+# Otherwise a release staff sent since stays: a re-run (a new release key, say) never takes the station back.
+kiosk=$updates/current/.venv/bin/kiosk
+if [ $code_installed = yes ] || ! [ -f "$updates/current/release.json" ]; then
+  adopted=$(cd / && runuser -u kiosk -- "$release/.venv/bin/python" -m kiosk.releases.guard adopt --root "$updates" \
+            --version "$version" --release "$release")
+  [ -z "$adopted" ] || changed+=("$adopted")
+else
+  running=$(basename "$(readlink "$updates/current")")
+  [ "$running" = "$version" ] || note "the station runs release $running (an update staff sent); this checkout's" \
+    "$version was not made current: change the checkout, or sudo kiosk update --rollback (docs/updates.md)"
 fi
+# The technician's commands by their bare name (sudo kiosk doctor, sudo kiosk update --status): the current
+# release's, always as the station's user (root never runs code the station can change).
+put /usr/local/bin/kiosk 0755 root:root <<EOF
+#!/bin/sh
+# Written by provisioning/install.sh: the station's current release, run as its user (docs/updates.md).
+if [ "\$(id -u)" = 0 ]; then
+  exec runuser -u kiosk -g kiosk -G dialout -G gpio -- $kiosk "\$@"
+fi
+exec $kiosk "\$@"
+EOF
 
 # ---- 4. the broker's credentials, made here (never in the repository) ----
 folder "$etc" 0750 root:kiosk
@@ -505,7 +519,7 @@ fi
 
 # ---- summary ----
 say ""
-say "== station $station_id: $("$kiosk" version) in $(readlink -f "$app/current"), configuration $config"
+say "== station $station_id: $(cd / && runuser -u kiosk -- "$kiosk" version) in $(readlink -f "$updates/current"), configuration $config"
 if [ ${#changed[@]} -eq 0 ]; then
   say "nothing changed (already installed)"
 else

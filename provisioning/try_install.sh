@@ -187,11 +187,14 @@ fi
 
 # ---- checks ----
 k() { in_root /bin/bash -c "$1"; }
-check "kiosk check-config (as kiosk)" k 'cd / && runuser -u kiosk -- /opt/kiosk/current/.venv/bin/kiosk check-config /etc/kiosk/kiosk.toml'
-check "kiosk version (as kiosk)" k 'cd / && runuser -u kiosk -- /opt/kiosk/current/.venv/bin/kiosk version'
-check "current and stable name the installed release" k '[ -f /opt/kiosk/current/release.json ] &&
-  [ "$(readlink /opt/kiosk/current)" = "$(readlink /opt/kiosk/stable)" ] && kiosk update --status | grep -q "current release: "'
-check "the guard runs as kiosk from the stable release" k 'cd / && runuser -u kiosk -- /opt/kiosk/stable/.venv/bin/python -m kiosk.releases.guard start --root /opt/kiosk'
+check "kiosk check-config (as kiosk)" k 'cd / && runuser -u kiosk -- /var/lib/kiosk/updates/current/.venv/bin/kiosk check-config /etc/kiosk/kiosk.toml'
+check "kiosk version (as kiosk)" k 'cd / && runuser -u kiosk -- /var/lib/kiosk/updates/current/.venv/bin/kiosk version'
+check "current and stable name the installed release, linked in" k 'u=/var/lib/kiosk/updates && [ -f $u/current/release.json ] &&
+  [ "$(readlink $u/current)" = "$(readlink $u/stable)" ] && [ "$(readlink -f $u/current)" = "$(ls -d /opt/kiosk/releases/*)" ] &&
+  kiosk update --status | grep -q "current release: "'
+check "the guard runs as kiosk from the stable release" k 'cd / && runuser -u kiosk -- /var/lib/kiosk/updates/stable/.venv/bin/python -m kiosk.releases.guard start --root /var/lib/kiosk/updates'
+check "sudo kiosk runs the current release as kiosk, never as root" k '[ "$(stat -c %U:%a /usr/local/bin/kiosk)" = root:755 ] &&
+  kiosk update --status --json | grep -q "\"station_running\": false"'
 check "kiosk on PATH, and kiosk doctor answers (the station does not run here: exit 1)" k \
   'cd / && [ "$(command -v kiosk)" = /usr/local/bin/kiosk ] && { kiosk doctor > /tmp/doctor.txt; [ $? = 1 ]; } &&
    grep -q "^fail  service        the station does not run" /tmp/doctor.txt'
@@ -217,11 +220,11 @@ check "udev rule for /dev/kiosk-terminal" grep -q 'SYMLINK+="kiosk-terminal"' "$
 if in_root udevadm verify --help >/dev/null 2>&1; then  # systemd 254 and later (Debian 13)
   check "udevadm verify: the rules" k 'udevadm verify /etc/udev/rules.d/*kiosk*.rules'
 fi
-check "kiosk owns /opt/kiosk but cannot write the release install.sh made" k 'release=$(readlink -f /opt/kiosk/current) &&
-  [ "$(stat -c %U /opt/kiosk /opt/kiosk/releases | sort -u)" = kiosk ] && [ "$(find "$release" ! -user root | wc -l)" = 0 ] &&
-  ! runuser -u kiosk -- test -w "$release" && ! runuser -u kiosk -- test -w "$release/.venv/bin"'
+check "/opt/kiosk is root's, and kiosk cannot write it" k '[ "$(find /opt/kiosk ! -user root | wc -l)" = 0 ] && ! runuser -u kiosk -- test -w /opt/kiosk &&
+  ! runuser -u kiosk -- test -w /opt/kiosk/releases && ! runuser -u kiosk -- test -w "$(readlink -f /var/lib/kiosk/updates/current)/.venv/bin"'
+check "/var/lib/kiosk/updates is kiosk's" k '[ "$(find /var/lib/kiosk/updates ! -user kiosk | wc -l)" = 0 ]'
 check "/var/lib/kiosk is kiosk's" k '[ "$(stat -c %U /var/lib/kiosk)" = kiosk ]'
-check "translations compiled" k 'ls /opt/kiosk/current/screens/locale/*/LC_MESSAGES/kiosk.mo'
+check "translations compiled" k 'ls /var/lib/kiosk/updates/current/screens/locale/*/LC_MESSAGES/kiosk.mo'
 case " ${options[*]} " in
   *" --broker-credentials certificate "*)
     check "station.key: EC P-256, 0640 root:kiosk" k '[ "$(stat -c "%a %U:%G" /etc/kiosk/tls/station.key)" = "640 root:kiosk" ] &&
@@ -241,7 +244,7 @@ case " ${options[*]} " in
 esac
 if [ $pi = yes ]; then
   check "lgpio and gpiozero import as kiosk (in a writable working directory, as the unit's /run/kiosk)" \
-    k 'cd /var/lib/kiosk && runuser -u kiosk -- /opt/kiosk/current/.venv/bin/python -c "import lgpio, gpiozero; from gpiozero.pins.lgpio import LGPIOFactory" &&
+    k 'cd /var/lib/kiosk && runuser -u kiosk -- /var/lib/kiosk/updates/current/.venv/bin/python -c "import lgpio, gpiozero; from gpiozero.pins.lgpio import LGPIOFactory" &&
        rm -f /var/lib/kiosk/.lgd-nfy*'
   check "cmdline.txt: one line with consoleblank=0 vt.global_cursor_default=0" \
     k '[ "$(wc -l < /boot/firmware/cmdline.txt)" = 1 ] && grep -Eq "(^| )consoleblank=0( |$)" /boot/firmware/cmdline.txt &&

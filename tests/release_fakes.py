@@ -39,6 +39,8 @@ def station_database(path: Path, schema: int, payments: int = 0) -> Path:
         db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(schema),))
         db.execute("CREATE TABLE IF NOT EXISTS payment (id INTEGER PRIMARY KEY)")
+        db.execute("CREATE TABLE IF NOT EXISTS counter (name TEXT PRIMARY KEY, value INTEGER NOT NULL)")
+        db.execute("INSERT OR IGNORE INTO counter VALUES ('seq', 1796526000000)")
         db.executemany("INSERT INTO payment DEFAULT VALUES", [()] * payments)
     return path
 

@@ -116,10 +116,11 @@ class Supervisor:
                     process.kill()
             code = process.wait()
         os.unlink(address)
+        status = signal.Signals(-code).name.removeprefix("SIG") if code < 0 else str(code)  # systemd names signals
         if timed_out:
-            run.result, run.status = "timeout", str(-code if code < 0 else code)
+            run.result, run.status = "timeout", status
         elif code < 0:
-            run.result, run.status = "signal", str(-code)
+            run.result, run.status = "signal", status
         else:
             run.result, run.status = ("success" if code in SUCCESS_EXIT else "exit-code"), str(code)
         return run

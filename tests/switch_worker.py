@@ -1,7 +1,8 @@
 """Switches between two releases for ever, as the station and the guard do, until killed (tests/test_update_kills.py).
 
-Each round: a job prepared for the other release, the switch (database copied, trial recorded,
-link changed), the guard's start, then either a clean commit or a failed stop and a rollback.
+Each round: the other release installed again if a rollback removed it, a job prepared
+for it, the switch (database copied, trial recorded, link changed), the guard's start, then
+either a clean commit or a failed stop and a rollback.
 Run as ``python switch_worker.py ROOT DATABASE SEED``.
 """
 from __future__ import annotations
@@ -10,6 +11,8 @@ import random
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+
+from release_fakes import fake_release
 
 from kiosk.releases import guard
 from kiosk.releases.layout import CURRENT, Releases
@@ -28,6 +31,8 @@ def main() -> None:
             guard.stopped(releases, "exit-code", "1", now)
             continue
         other = "2.0" if releases.target(CURRENT) == "1.0" else "1.0"
+        if not releases.complete(other):  # a rollback removed it: installed again (a kill may land in the middle)
+            fake_release(releases, other)
         record.job = Job(f"job-{chance.random()}", "/media/kiosk.tar", "ab" * 32, now.isoformat(), phase="prepared",
                          version=other)
         record.failed.clear()

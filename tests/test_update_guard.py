@@ -32,6 +32,13 @@ def switched(tmp_path: Path, schema: int = 8, payments: int = 1) -> tuple[Releas
     return releases, database
 
 
+def on_trial(tmp_path: Path, schema: int = 8, payments: int = 1) -> tuple[Releases, Path]:
+    """Switched, and the guard started the new release once."""
+    releases, database = switched(tmp_path, schema, payments)
+    guard.started(releases, NOW)
+    return releases, database
+
+
 def test_switch_copies_the_database_records_the_trial_and_points_current_only(tmp_path: Path) -> None:
     releases, database = switched(tmp_path)
     assert releases.target(CURRENT) == "2.0" and releases.target(STABLE) == "1.0"
@@ -52,15 +59,15 @@ def test_a_trial_counts_its_starts_and_a_healthy_one_commits_and_keeps_the_previ
     assert releases.target(STABLE) == "2.0" and releases.target(CURRENT) == "2.0"
     assert sorted(releases.installed()) == ["1.0", "2.0"]
     record = releases.record()
-    assert record.trial is None and record.job is None and record.last == outcome and not record.unreported
+    assert record.trial is None and record.job is None and record.last == outcome and record.unreported == [outcome]
 
 
 @pytest.mark.parametrize(("result", "status", "why"), [
     ("exit-code", "1", "it exited with status 1"),
     ("timeout", "", "it did not report ready in time"),
-    ("watchdog", "6", "its loop hung"),
-    ("signal", "9", "it was killed by signal 9"),
-    ("core-dump", "11", "it crashed (core dump, signal 11)"),
+    ("watchdog", "ABRT", "its loop hung"),
+    ("signal", "KILL", "it was killed by signal KILL"),  # systemd names the signal in $EXIT_STATUS
+    ("core-dump", "SEGV", "it crashed (core dump, signal SEGV)"),
 ])
 def test_a_release_on_trial_that_stops_uncleanly_is_rolled_back_with_why(tmp_path: Path, result: str, status: str,
                                                                          why: str) -> None:
@@ -74,6 +81,7 @@ def test_a_release_on_trial_that_stops_uncleanly_is_rolled_back_with_why(tmp_pat
     assert record.last.reason.startswith(why) and "back to 1.0" in record.last.reason
     assert record.unreported == [record.last]
     assert record.failed["2.0"].sha256 == "ab" * 32
+    assert releases.installed() == ["1.0"]  # the failed release is removed (retry fetches it again)
 
 
 def test_a_clean_stop_during_the_trial_is_not_a_failure(tmp_path: Path) -> None:
@@ -84,7 +92,7 @@ def test_a_clean_stop_during_the_trial_is_not_a_failure(tmp_path: Path) -> None:
 
 
 def test_the_release_s_own_verdict_leads_the_reason(tmp_path: Path) -> None:
-    releases, _ = switched(tmp_path)
+    releases, _ = on_trial(tmp_path)
     record = releases.record()
     record.trial.reason = "no connection to the broker"  # type: ignore[union-attr]
     releases.save(record)
@@ -103,17 +111,18 @@ def test_too_many_starts_without_proving_healthy_roll_back(tmp_path: Path) -> No
 
 
 def test_a_database_the_new_release_migrated_further_is_restored_and_the_newer_one_kept(tmp_path: Path) -> None:
-    releases, database = switched(tmp_path, schema=8, payments=1)
+    releases, database = on_trial(tmp_path, schema=8, payments=1)
     station_database(database, schema=9, payments=2)  # the new release migrated and took two payments
     guard.stopped(releases, "exit-code", "1", NOW)
     assert payments_in(database) == 1 and guard.schema_of(database) == 8
     aside = database.with_name("kiosk.db.rolled-back-2.0")
     assert payments_in(aside) == 3 and guard.schema_of(aside) == 9
-    assert "kept as kiosk.db.rolled-back-2.0" in releases.record().last.reason  # type: ignore[union-attr]
+    reason = releases.record().last.reason  # type: ignore[union-attr]
+    assert "kept as kiosk.db.rolled-back-2.0; 2 payment(s) of the trial are only in it" in reason
 
 
 def test_a_database_of_the_same_schema_is_kept_with_what_the_new_release_wrote(tmp_path: Path) -> None:
-    releases, database = switched(tmp_path, schema=8, payments=1)
+    releases, database = on_trial(tmp_path, schema=8, payments=1)
     station_database(database, schema=8, payments=2)
     guard.stopped(releases, "exit-code", "1", NOW)
     assert payments_in(database) == 3
@@ -172,13 +181,16 @@ def test_a_technician_rolls_back_a_committed_release_and_its_migration(tmp_path:
     assert guard.schema_of(database) == 8 and "2.0" in releases.record().failed
 
 
-def test_adopt_makes_the_provisioned_release_current_and_stable_and_ends_a_trial(tmp_path: Path) -> None:
+def test_adopt_links_the_provisioned_release_in_makes_it_current_and_stable_and_ends_a_trial(tmp_path: Path) -> None:
     releases, _ = switched(tmp_path)
-    fake_release(releases, "3.0")
-    assert guard.adopt(releases, "3.0") == "release 3.0 is current and stable"
-    assert releases.target(CURRENT) == releases.target(STABLE) == "3.0"
+    provisioned = fake_release(Releases(tmp_path / "root-owned"), "3.0")
+    assert guard.adopt(releases, "3.0", provisioned) == "release 3.0 is current and stable"
+    assert releases.target(CURRENT) == releases.target(STABLE) == "3.0" and boots(releases) == "kiosk 3.0"
+    assert releases.release("3.0").is_symlink() and releases.release("3.0").resolve() == provisioned.resolve()
     assert releases.record().trial is None and releases.record().job is None
-    assert guard.adopt(releases, "3.0") is None
+    assert guard.adopt(releases, "3.0", provisioned) is None
+    releases.prune({"1.0"})  # a provisioned release is only ever unlinked, never deleted
+    assert (provisioned / ".venv" / "bin" / "kiosk").is_file() and not releases.release("3.0").exists()
 
 
 def test_a_damaged_record_is_set_aside_and_the_links_still_decide(tmp_path: Path) -> None:
@@ -202,12 +214,14 @@ def test_the_guard_command_line_reads_systemd_s_environment(tmp_path: Path, monk
     releases, _ = switched(tmp_path)
     assert guard.main(["start", "--root", str(releases.root)]) == 0
     monkeypatch.setenv("SERVICE_RESULT", "watchdog")
-    monkeypatch.setenv("EXIT_STATUS", "6")
+    monkeypatch.setenv("EXIT_STATUS", "ABRT")
     assert guard.main(["stopped", "--root", str(releases.root)]) == 0
     assert "its loop hung" in releases.record().last.reason  # type: ignore[union-attr]
 
 
 def test_stop_reason_names_every_result_systemd_gives() -> None:
     assert stop_reason("success", "0") is None
+    assert stop_reason("timeout", "KILL") == "it did not report ready in time (the service manager's start timeout)"
+    assert stop_reason("timeout", "KILL", ready=True) == "it did not stop in time (the service manager's stop timeout)"
     assert stop_reason("exit-code", "76") == "it exited with status 76"
     assert stop_reason("something-new", "3") == "it stopped (something-new, status 3)"

@@ -51,7 +51,7 @@ def test_a_kill_anywhere_in_the_switch_leaves_one_complete_release_that_boots(tm
         assert boots(releases) == f"kiosk {current}"
         record = releases.record()
         assert record.trial is None or record.trial.version == current, f"kill {kill}: a trial of another release"
-        assert sorted(releases.installed()) == ["1.0", "2.0"]
+        assert current in releases.installed()
         with sqlite3.connect(database) as db:
             assert db.execute("PRAGMA quick_check").fetchone() == ("ok",)
         assert payments_in(database) == PAYMENTS, f"kill {kill}: payments lost"

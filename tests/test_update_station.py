@@ -14,7 +14,7 @@ from release_fakes import installed_root
 
 from drivers.payment.zvt.faults import FAULT_KINDS
 from kiosk.app.loop import Loop
-from kiosk.app.updater import INBOX_POLL_S, Updater, inbox_request
+from kiosk.app.updater import INBOX_POLL_S, Updater
 from kiosk.cli.scenario import ManualClock
 from kiosk.config import Settings, StorageSettings, UpdateSettings
 from kiosk.domain import journey
@@ -22,6 +22,7 @@ from kiosk.domain.events import HelpPressed, HelpReleased, PaymentDeclined, Tap
 from kiosk.domain.payment import DeclineReason
 from kiosk.domain.staff import Refusal
 from kiosk.domain.update import UpdateArgs
+from kiosk.releases import inbox
 from kiosk.releases.layout import CURRENT, STABLE, Releases
 from kiosk.releases.record import Failure, Job, Outcome, Trial
 from kiosk.storage.store import Store
@@ -39,7 +40,8 @@ def build(tmp_path: Path, releases: Releases, version: str, *, broker: bool = Fa
     store = Store.open(tmp_path / "kiosk.db", settings.station.id, clock())
     display = Display(settings, headless=True)
     card = RecordingMethod("card_terminal", capabilities=frozenset({"status"}), fault_kinds=FAULT_KINDS)
-    updater = Updater(settings.updates, version, lambda: broker, Path(settings.storage.database), clock())
+    updater = Updater(settings.updates, version, lambda: broker, Path(settings.storage.database), clock(),
+                      monotonic=lambda: (clock() - T0).total_seconds())  # the trial's timer, on the manual clock
     loop = Loop(journey.initial(settings, clock()), store, card, display, clock, updater=updater)
     loop.settle()
     return loop
@@ -186,8 +188,16 @@ def test_commands_are_refused_while_another_update_or_a_trial_is_under_way(waiti
     args = UpdateArgs("https://x/other.tar", "ef" * 32)
     with pytest.raises(Refusal, match="one update at a time"):
         loop.operations.execute("update", args, loop.clock())
-    done = loop.operations.execute("update", replace(args, sha256=SHA), loop.clock())
-    assert "already under way" in done.detail and done.data == {"job": "job-7"}
+    done = loop.operations.execute("update", replace(args, sha256=SHA, install_after="2026-12-07T03:00:00+00:00"),
+                                   loop.clock())  # the same bundle again: its window is the new one
+    assert "under way (prepared)" in done.detail and done.data == {"job": "job-7"}
+    assert releases_of(loop).record().job.install_after == "2026-12-07T03:00:00+00:00"  # type: ignore[union-attr]
+    at(loop, datetime(2026, 12, 7, 2, 30, tzinfo=UTC))
+    assert releases_of(loop).target(CURRENT) == "1.0"  # 02:00 no longer counts
+    done = loop.operations.execute("update", replace(args, replace=True), loop.clock())  # another bundle instead
+    assert done.data["job"] != "job-7"
+    assert [u["status"] for u in updates(loop)][:1] == ["InstallationFailed"]
+    assert "replaced by another update" in updates(loop)[0]["reason"]
 
 
 def test_a_release_that_failed_before_is_refused_unless_staff_say_retry(tmp_path: Path) -> None:
@@ -226,15 +236,19 @@ def test_a_technician_s_request_in_the_inbox_becomes_a_job_like_a_command(tmp_pa
     releases = installed_root(tmp_path / "opt", "1.0")
     loop = build(tmp_path, releases, "1.0")
     missing = tmp_path / "stick" / "kiosk-2.0.tar"
-    request = inbox_request(releases.root, missing, SHA, retry=False)
+    request = inbox.leave(releases.root, missing, SHA, retry=False)
     at(loop, T0 + timedelta(seconds=INBOX_POLL_S))
-    assert not request.exists()
+    assert not (releases.root / "inbox" / f"{request}.json").exists()
+    assert inbox.answer_of(releases.root, request) == {"ok": True, "detail": f"update {request} accepted; its "
+                                                                               "progress follows on event/update"}
     wait_for(lambda: len(updates(loop)) >= 2, 10, "the worker's first steps", between=loop.settle)
     assert [u["status"] for u in updates(loop)] == ["Downloading", "DownloadFailed"]
     assert "No such file" in updates(loop)[1]["reason"] and releases.record().job is None
     (releases.root / "inbox" / "bad.json").write_text('{"source": "relative/path", "sha256": "x"}')
     at(loop, T0 + timedelta(seconds=2 * INBOX_POLL_S))
-    assert not (releases.root / "inbox" / "bad.json").exists() and len(updates(loop)) == 2  # logged, dropped
+    answer = inbox.answer_of(releases.root, "bad")
+    assert answer is not None and not answer["ok"] and "an absolute file path" in answer["detail"]
+    assert len(updates(loop)) == 2  # refused to the technician, nothing published
     loop.display.close()
 
 

@@ -260,8 +260,9 @@ class Loop:
             doctor.on_due(self.clock())
         if self.updater is not None:
             self.updater.settle(self.clock())
-        if self.restart_requested and self.idle():
-            log.info("restart requested by staff: stopping now that no parker is being served")
+        if (self.restart_requested or self.unhealthy is not None) and self.idle():
+            log.info("stopping now that no parker is being served (%s)",
+                     "unhealthy" if self.unhealthy is not None else "restart requested")
             self._stopping = True
         if self.panel is not None:
             self.panel.show(helpdesk.LED_STEADY if self.service_mode.led_on() else helpdesk.led(self.state.help))
@@ -287,10 +288,14 @@ class Loop:
         self.restart_requested = True
 
     def stop_unhealthy(self, reason: str) -> None:
-        """Stop now: this release on trial failed its health check (kiosk run exits with EXIT_UNHEALTHY)."""
-        log.error("stopping: %s", reason)
+        """Stop as soon as no parker is served: this release on trial failed its health check (EXIT_UNHEALTHY)."""
+        log.error("release unhealthy, stopping once no parker is served: %s", reason)
         self.unhealthy = reason
-        self._stopping = True
+
+    def update_changed(self) -> None:
+        """The update's state changed: the birth says it again (while connected)."""
+        if self.uplink is not None:
+            self.uplink.status_changed(self.clock())
 
     def harmful_faults(self) -> set[str]:
         """The active faults that keep parkers from paying (a new release must not bring one)."""

@@ -11,9 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from kiosk import config
-from kiosk.app.updater import INBOX, inbox_request
 from kiosk.cli.doctor import DEFAULT_CONFIG, socket_path, station_answers
-from kiosk.releases import bundle, guard
+from kiosk.releases import bundle, guard, inbox
 from kiosk.releases.layout import CURRENT, STABLE, Releases
 from kiosk.releases.record import UpdateRecord
 
@@ -50,6 +49,10 @@ def run(args: argparse.Namespace) -> int:
             print(problem)
         return EXIT_USAGE
     releases = Releases(Path(settings.updates.root))
+    owner = releases.root.stat().st_uid if releases.root.is_dir() else 0
+    if os.geteuid() == 0 and owner != 0:  # root never runs or writes what the station's user can change
+        print("run it as the station's user: sudo kiosk update ... does that (/usr/local/bin/kiosk)")
+        return EXIT_USAGE
     running = station_answers(socket_path(settings))
     if args.status:
         record = releases.record()
@@ -83,15 +86,12 @@ def _install(args: argparse.Namespace, releases: Releases, settings: config.Sett
     if not releases.root.is_dir():
         print(f"{releases.root} does not exist: this station was not installed by provisioning/install.sh")
         return EXIT_FAILED
-    for folder in (releases.downloads, releases.root / INBOX):
-        folder.mkdir(exist_ok=True)
-        _give_to_station(releases, folder)
+    releases.downloads.mkdir(exist_ok=True)
     copy = releases.downloads / f"{digest}.tar"
     part = copy.with_name(copy.name + ".part")
-    shutil.copyfile(source, part)  # the stick may be pulled out, and the station may not read it
-    _give_to_station(releases, part)
+    shutil.copyfile(source, part)  # the stick may be pulled out once this is done
     os.replace(part, copy)
-    inbox_request(releases.root, copy, digest, args.retry)
+    request = inbox.leave(releases.root, copy, digest, args.retry)
     if not running:
         print("the station is not running: it takes the update when it starts (sudo systemctl start kiosk)")
         return EXIT_OK
@@ -99,31 +99,33 @@ def _install(args: argparse.Namespace, releases: Releases, settings: config.Sett
           "restarts into it")
     if args.no_wait:
         return EXIT_OK
-    return _follow(releases, digest, manifest.version, args.wait)
+    return _follow(releases, request, args.wait)
 
 
-def _give_to_station(releases: Releases, path: Path) -> None:
-    """As root, hand ``path`` to the user that owns the releases (the station installs and removes what is there)."""
-    if os.geteuid() == 0:
-        owner = releases.root.stat()
-        os.chown(path, owner.st_uid, owner.st_gid)
-
-
-def _follow(releases: Releases, digest: str, version: str, wait_s: float) -> int:
-    """Print each change of the update's state until it ends (Installed, or a failure) or ``wait_s`` passes."""
+def _follow(releases: Releases, request: str, wait_s: float) -> int:
+    """Print the station's answer, then each step of the job of that id until its outcome or ``wait_s`` passes."""
     deadline = time.monotonic() + wait_s
     shown = ""
+    answered = False
     while time.monotonic() < deadline:
+        if not answered:
+            answer = inbox.answer_of(releases.root, request)
+            if answer is not None:
+                answered = True
+                print(f"  {answer.get('detail')}")
+                if not answer.get("ok"):
+                    return EXIT_FAILED
         record = releases.record()
         job, trial, last = record.job, record.trial, record.last
-        if job is not None and job.sha256 == digest:
-            now_shown = f"{job.phase}" + (f" (on trial, start {trial.starts})" if trial is not None else "")
-        elif last is not None and last.version == version:
+        if last is not None and last.job == request:
             print(f"{last.status}: {last.reason}")
             return EXIT_OK if last.status == "Installed" else EXIT_FAILED
-        else:
-            now_shown = "waiting for the station to take it"
-        if now_shown != shown:
+        now_shown = ""
+        if job is not None and job.id == request:
+            now_shown = job.phase + (f", release {job.version}" if job.version else "")
+            if trial is not None and trial.job == request:
+                now_shown += f" (on trial, start {trial.starts})"
+        if now_shown and now_shown != shown:
             print(f"  {now_shown}")
             shown = now_shown
         time.sleep(FOLLOW_POLL_S)

@@ -47,7 +47,8 @@ class UpdateArgs:
     """``cmd/update``: the bundle (an HTTPS address, or a file path on the station), its SHA-256, and when to install.
 
     ``install_after`` and ``install_before`` bound the switch (both optional); ``retry`` installs a
-    release that failed before on this station, which is otherwise refused.
+    release that failed before on this station, which is otherwise refused; ``replace`` ends an
+    update that waits for its window and takes this one instead.
     """
 
     url: Annotated[str, matches(r"https://[^\s/?#@]+(/[^\s]{0,2000})?|/[^\s\0]{1,1000}",
@@ -56,6 +57,7 @@ class UpdateArgs:
     install_after: IsoTime | None = None
     install_before: IsoTime | None = None
     retry: bool = False
+    replace: bool = False
 
 
 def parse_time(text: str) -> datetime:
@@ -86,7 +88,7 @@ def when_to_switch(idle: bool, after: datetime | None, before: datetime | None, 
 _RESULTS = {
     "timeout": "it did not report ready in time (the service manager's start timeout)",
     "watchdog": "its loop hung (the watchdog stopped it)",
-    "core-dump": "it crashed (core dump, signal {status})",
+    "core-dump": "it crashed (core dump, signal {status})",  # systemd names signals: SEGV, ABRT, KILL
     "signal": "it was killed by signal {status}",
     "exit-code": "it exited with status {status}",
     "oom-kill": "it ran out of memory",
@@ -109,8 +111,13 @@ def harmful(faults: Iterable[tuple[str, str, str]]) -> set[str]:
             if impact in HARMFUL_IMPACTS and component not in STAFF_COMPONENTS}
 
 
-def stop_reason(result: str, status: str) -> str | None:
-    """Why a release on trial stopped, from systemd's $SERVICE_RESULT and $EXIT_STATUS; None for a clean stop."""
+def stop_reason(result: str, status: str, ready: bool = False) -> str | None:
+    """Why a release on trial stopped, from systemd's $SERVICE_RESULT and $EXIT_STATUS; None for a clean stop.
+
+    A ``timeout`` after the release was ready is a stop that took too long, not a start.
+    """
     if result == "success":
         return None
+    if result == "timeout" and ready:
+        return "it did not stop in time (the service manager's stop timeout)"
     return _RESULTS.get(result, "it stopped ({result}, status {status})").format(result=result, status=status or "?")

@@ -500,6 +500,11 @@ class Uplink:
                 request.response_topic, request.correlation, answer):
             log.warning("reply to command %s not sent (link down); the caller may ask again", request.name)
 
+    def status_changed(self, now: datetime) -> None:
+        """What the birth says changed (an update's state): published again while connected."""
+        if self._link.connected:
+            self._publish_birth(now)
+
     @property
     def connected(self) -> bool:
         """The broker accepted the connection and it is up now."""

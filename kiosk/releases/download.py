@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import ssl
+import stat
 import threading
 import urllib.error
 import urllib.request
@@ -77,7 +77,11 @@ class Fetcher:
         raise DownloadFailed(f"{ATTEMPTS} tries in a row brought nothing; last: {last}")
 
     def _context(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=self.ca_file or None)
+        """The system's CAs, and ``ca_file`` besides them if set."""
+        context = ssl.create_default_context()
+        if self.ca_file:
+            context.load_verify_locations(cafile=self.ca_file)
+        return context
 
     def _get(self, url: str, part: Path) -> None:
         """One try: ask for what is missing (Range), append it; _Short if the server stopped early."""
@@ -117,16 +121,27 @@ class Fetcher:
                 raise _Short(f"{size} of {total} bytes")
 
     def _copy(self, source: Path, part: Path, dest: Path) -> Path:
-        """A bundle on local media: copied whole (the media may be pulled out once it is done)."""
+        """A bundle on local media: copied whole (the media may be pulled out once it is done), a regular file only."""
         try:
-            size = source.stat().st_size
-            if size > self.max_bytes:
-                raise DownloadFailed(f"{source}: {size} bytes; at most {self.max_bytes} (updates.max_bundle_mb)")
-            shutil.copyfile(source, part)
-            with open(part, "rb+") as handle:
-                os.fsync(handle.fileno())
+            with open(source, "rb") as given, open(part, "wb") as out:
+                if not stat.S_ISREG(os.fstat(given.fileno()).st_mode):
+                    raise DownloadFailed(f"{source}: not a regular file")
+                size = 0
+                while chunk := given.read(CHUNK):
+                    size += len(chunk)
+                    if size > self.max_bytes:
+                        raise DownloadFailed(f"{source}: more than {self.max_bytes} bytes (updates.max_bundle_mb)")
+                    if self.stop.is_set():
+                        raise DownloadFailed("stopped")
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
         except OSError as exc:
+            part.unlink(missing_ok=True)
             raise DownloadFailed(f"{source}: {exc.strerror or exc}") from exc
+        except DownloadFailed:
+            part.unlink(missing_ok=True)
+            raise
         os.replace(part, dest)
         return dest
 

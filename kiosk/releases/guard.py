@@ -57,6 +57,7 @@ def backup_database(database: Path, backup: Path) -> int | None:
     part.unlink(missing_ok=True)
     with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30) as source, sqlite3.connect(part) as copy:
         source.backup(copy)
+        copy.execute("PRAGMA journal_mode=DELETE")  # one self-contained file: no -wal or -shm beside the copy
     with open(part, "rb+") as handle:
         os.fsync(handle.fileno())
     os.replace(part, backup)
@@ -81,11 +82,28 @@ def restore_if_newer(database: Path, backup: Path | None, schema: int | None, ve
                 os.replace(source, aside.with_name(aside.name + suffix))
     part = database.with_name(database.name + ".restoring")
     shutil.copyfile(backup, part)
+    with sqlite3.connect(part) as copy:  # its events go on in a new series: the trial's seq numbers were used already
+        copy.execute("DELETE FROM meta WHERE key = 'series'")
+        copy.execute("UPDATE counter SET value = 0 WHERE name = 'seq'")  # from the Unix time in ms, as a new series
     with open(part, "rb+") as handle:
         os.fsync(handle.fileno())
     os.replace(part, database)
     sync_folder(database.parent)
-    return f"database restored from before the update (schema {schema}); the one {version} migrated is kept as {aside.name}"
+    only_there = _payments_after(aside, backup)
+    kept = f"; {only_there} payment(s) of the trial are only in it" if only_there else ""
+    return (f"database restored from before the update (schema {schema}), its events in a new series; the one "
+            f"{version} migrated is kept as {aside.name}{kept}")
+
+
+def _payments_after(newer: Path, older: Path) -> int:
+    """How many payment rows ``newer`` holds beyond the highest id of ``older`` (0 when either cannot tell)."""
+    try:
+        with sqlite3.connect(f"file:{older}?mode=ro", uri=True) as db:
+            last = db.execute("SELECT coalesce(max(rowid), 0) FROM payment").fetchone()[0]
+        with sqlite3.connect(f"file:{newer}?mode=ro", uri=True) as db:
+            return int(db.execute("SELECT count(*) FROM payment WHERE rowid > ?", (last,)).fetchone()[0])
+    except sqlite3.Error:
+        return 0
 
 
 def switch(releases: Releases, record: UpdateRecord, version: str, database: Path, broker_required: bool,
@@ -115,7 +133,12 @@ def commit(releases: Releases, record: UpdateRecord, reason: str, now: datetime)
     outcome = Outcome(trial.version, UpdateStatus.INSTALLED.value, reason, now.isoformat(), trial.job)
     record.trial, record.job, record.last = None, None, outcome
     record.failed.pop(trial.version, None)
+    record.unreported.append(outcome)  # published from the record: a kill before the event cannot lose it
     releases.save(record)
+    database = Path(trial.database)
+    for old in database.parent.glob(f"{database.name}.before-*"):  # only the copy of this switch is kept
+        if str(old) != trial.backup:
+            old.unlink(missing_ok=True)
     removed = releases.prune({trial.version, trial.previous})
     log.info("release %s is the station's release (%s)%s", trial.version, reason,
              f"; removed {', '.join(removed)}" if removed else "")
@@ -130,6 +153,8 @@ def roll_back(releases: Releases, record: UpdateRecord, reason: str, now: dateti
     back_to = trial.previous if releases.complete(trial.previous) else releases.target(STABLE)
     if back_to is not None and back_to != trial.version:
         releases.point(CURRENT, back_to)
+        if releases.target(STABLE) == trial.version:  # a commit cut short after it moved stable
+            releases.point(STABLE, back_to)
     database = restore_if_newer(Path(trial.database), Path(trial.backup) if trial.backup else None, trial.schema,
                                 trial.version)
     return _rolled_back(releases, record, trial.version, trial.sha256, f"{reason}; back to {back_to}; {database}",
@@ -168,6 +193,8 @@ def _rolled_back(releases: Releases, record: UpdateRecord, version: str, sha256:
     record.unreported.append(outcome)
     releases.save(record)
     log.error("release %s rolled back: %s", version, reason)
+    releases.prune({v for v in (releases.target(CURRENT), releases.target(STABLE)) if v} | (
+        set(releases.installed()) - {version}))  # the failed release goes (retry fetches it again); the others stay
     return outcome
 
 
@@ -205,19 +232,25 @@ def stopped(releases: Releases, result: str, status: str, now: datetime) -> None
     trial = record.trial
     if trial is None or releases.target(CURRENT) != trial.version:
         return
-    why = stop_reason(result, status)
+    if trial.starts == 0:  # the release that stopped is the previous one, leaving for the switch: not the new one's doing
+        log.info("release %s stopped (%s) to switch to %s", trial.previous, result, trial.version)
+        return
+    why = stop_reason(result, status, trial.ready)
     if why is None:
         log.info("release %s on trial stopped cleanly; its trial goes on at the next start", trial.version)
         return
     roll_back(releases, record, f"{trial.reason}: {why}" if trial.reason else why, now)
 
 
-def adopt(releases: Releases, version: str) -> str | None:
-    """Provisioning installed ``version``: it runs and is stable, a trial or job ends; what changed, if anything."""
+def adopt(releases: Releases, version: str, folder: Path) -> str | None:
+    """Provisioning installed ``version`` in ``folder``: it runs and is stable, a trial or job ends; what changed."""
     record = releases.record()
-    if releases.target(CURRENT) == version and releases.target(STABLE) == version and record.trial is None \
-            and record.job is None:
+    linked = releases.release(version).is_symlink() and Path(os.readlink(releases.release(version))) == folder
+    if linked and releases.target(CURRENT) == version and releases.target(STABLE) == version \
+            and record.trial is None and record.job is None:
         return None
+    releases.root.mkdir(parents=True, exist_ok=True)
+    releases.provided(version, folder)
     releases.point(CURRENT, version)
     releases.point(STABLE, version)
     record.trial = record.job = None
@@ -231,6 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("when", choices=("start", "stopped", "adopt"))
     parser.add_argument("--root", type=Path, default=Path("/opt/kiosk"))
     parser.add_argument("--version", help="adopt: the release provisioning installed")
+    parser.add_argument("--release", type=Path, help="adopt: its folder")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s guard: %(message)s", stream=sys.stderr)
     releases = Releases(args.root)
@@ -241,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.when == "stopped":
             stopped(releases, os.environ.get("SERVICE_RESULT", "success"), os.environ.get("EXIT_STATUS", ""), now)
         else:
-            changed = adopt(releases, args.version)
+            changed = adopt(releases, args.version, args.release)
             if changed:
                 sys.stdout.write(changed + "\n")
     except Exception:  # the station must start anyway: systemd ignores this step's failure ('-' prefix)

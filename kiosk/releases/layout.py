@@ -4,10 +4,12 @@
 
     ROOT/releases/<version>/.venv/       the release's Python environment (bin/kiosk)
     ROOT/releases/<version>/release.json written last: a release without it is incomplete and never run
+    ROOT/releases/<version> -> /opt/...  a release provisioning installed (root's), linked in by ``provided``
     ROOT/current -> releases/<version>   what systemd starts (ExecStart)
     ROOT/stable  -> releases/<version>   the last release that proved healthy; its code guards a trial
     ROOT/update.json                     the update record (kiosk.releases.record)
     ROOT/downloads/                      bundles being fetched or waiting to be installed
+    ROOT/inbox/                          a technician's requests (kiosk update FILE) and the station's answers
 
 Links change by renaming a new link over the old one, so a power cut leaves the old or the
 new target, never none; ``heal`` points a link that lost its target at a complete release.
@@ -107,17 +109,47 @@ class Releases:
         """Write the update record durably."""
         save_record(self.record_file, record)
 
+    def provided(self, version: str, folder: Path) -> None:
+        """Link release ``version`` that provisioning installed in ``folder`` (complete) in as ``releases/<version>``."""
+        if not (folder / MARKER).is_file():
+            raise InstallFailed(f"{folder} is not a complete release")
+        entry = self.release(version)
+        if entry.is_symlink() and Path(os.readlink(entry)) == folder:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._remove(entry)
+        fresh = self.folder / f".{version}.new"
+        fresh.unlink(missing_ok=True)
+        os.symlink(folder, fresh)
+        os.replace(fresh, entry)
+        sync_folder(self.folder)
+
+    def manifest_of(self, version: str) -> dict[str, object] | None:
+        """The manifest a complete release was installed from (None for one provisioning installed, or none)."""
+        try:
+            marker = json.loads((self.release(version) / MARKER).read_text())
+        except (OSError, ValueError):
+            return None
+        found = marker.get("manifest") if isinstance(marker, dict) else None
+        return found if isinstance(found, dict) else None
+
     def install(self, bundle: Path, manifest: Manifest, now: datetime) -> None:
         """Install a verified bundle as release ``manifest.version``: a venv, the wheels offline, the marker last.
 
-        A folder of that name left incomplete (a power cut) is removed first; a complete one is not touched.
+        A folder of that name left incomplete (a power cut) is removed first, and so is a complete one
+        installed from other content (unless it runs or is stable: InstallFailed, since a release's
+        version must change with its content).
         """
         version = manifest.version
+        wanted = json.loads(manifest.to_json())
         if self.complete(version):
-            return
+            if self.manifest_of(version) == wanted:
+                return
+            if version in (self.target(CURRENT), self.target(STABLE)):
+                raise InstallFailed(f"release {version} is installed here with other content and runs; a new build "
+                                    "must carry a new version")
         folder = self.release(version)
-        if folder.exists():
-            shutil.rmtree(folder)
+        self._remove(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         folder.mkdir()
         wheels = folder / "wheels"
@@ -134,22 +166,30 @@ class Releases:
             raise InstallFailed(f"release {version} not installed: {exc}") from exc
         shutil.rmtree(wheels)
         os.sync()  # every file of the venv on disk before the marker says it is whole
-        marker = {"version": version, "installed": now.isoformat(), "manifest": json.loads(manifest.to_json())}
+        marker = {"version": version, "installed": now.isoformat(), "manifest": wanted}
         write_atomically(folder / MARKER, (json.dumps(marker, indent=2, sort_keys=True) + "\n").encode())
 
     def prune(self, keep: set[str]) -> list[str]:
         """Remove incomplete releases and complete ones not in ``keep``; the names removed."""
         removed = []
         for path in self.folder.iterdir() if self.folder.is_dir() else ():
-            if not path.is_dir() or path.name in keep:
+            if path.name.startswith(".") or path.name in keep or not (path.is_dir() or path.is_symlink()):
                 continue
             try:
-                shutil.rmtree(path)
-            except OSError as exc:  # e.g. a release provisioning installed as root
+                self._remove(path)
+            except OSError as exc:
                 log.warning("release %s not removed: %s", path.name, exc)
                 continue
             removed.append(path.name)
         return removed
+
+    @staticmethod
+    def _remove(path: Path) -> None:
+        """Remove a release folder, or only the link to one provisioning installed (never what it names)."""
+        if path.is_symlink():
+            path.unlink()
+        elif path.exists():
+            shutil.rmtree(path)
 
 
 def _run(command: list[str]) -> None:

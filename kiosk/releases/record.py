@@ -40,7 +40,8 @@ class Trial:
     ``schema`` its schema version then: a rollback restores the copy only if the new release
     migrated the schema further (docs/updates.md). ``faults`` are the faults that kept parkers
     from paying when it switched (``component/code``): the new release must not add one.
-    ``starts`` counts the guard's starts of it.
+    ``starts`` counts the guard's starts of it, ``ready`` says it reported ready once, and
+    ``reason`` is its own verdict when it found itself unhealthy.
     """
 
     version: str
@@ -54,6 +55,7 @@ class Trial:
     sha256: str = ""
     faults: list[str] = field(default_factory=list)
     starts: int = 0
+    ready: bool = False
     reason: str | None = None
 
 
