@@ -8,6 +8,7 @@ Run as ``python switch_worker.py ROOT DATABASE SEED``.
 from __future__ import annotations
 
 import random
+import sqlite3
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +40,10 @@ def main() -> None:
         releases.save(record)
         guard.switch(releases, record, other, database, broker_required=False, now=now)
         guard.started(releases, now)
+        if chance.random() < 0.5:  # the new release migrates the schema and takes a payment: a rollback restores
+            with sqlite3.connect(database) as db:
+                db.execute("UPDATE meta SET value = value + 1 WHERE key = 'schema_version'")
+                db.execute("INSERT INTO payment DEFAULT VALUES")
         if chance.random() < 0.5:
             guard.commit(releases, releases.record(), "healthy", now)
         else:

@@ -68,13 +68,14 @@ def backup_database(database: Path, backup: Path) -> int | None:
 def restore_if_newer(database: Path, backup: Path | None, schema: int | None, version: str) -> str:
     """Bring back the copy taken before ``version`` ran if the live database is newer than ``schema`` (or gone).
 
-    The newer database is kept beside it (``<name>.rolled-back-<version>``), never deleted. Returns
+    The newer database is kept beside it (``<name>.rolled-back-<version>-<UTC time>``), never deleted. Returns
     what happened, for the outcome's reason.
     """
     live = schema_of(database)
     if backup is None or not backup.is_file() or (database.is_file() and (live is None or schema is None or live <= schema)):
         return "database kept"
-    aside = database.with_name(f"{database.name}.rolled-back-{version}")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")  # a second rollback of a release keeps the first's too
+    aside = database.with_name(f"{database.name}.rolled-back-{version}-{stamp}")
     if database.is_file():
         for suffix in ("", "-wal", "-shm"):
             source = database.with_name(database.name + suffix)

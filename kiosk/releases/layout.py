@@ -114,8 +114,9 @@ class Releases:
         if not (folder / MARKER).is_file():
             raise InstallFailed(f"{folder} is not a complete release")
         entry = self.release(version)
-        if entry.is_symlink() and Path(os.readlink(entry)) == folder:
-            return
+        if (entry.is_symlink() and Path(os.readlink(entry)) == folder) or \
+                (entry.exists() and entry.resolve() == folder.resolve()):
+            return  # linked in already, or installed here
         self.folder.mkdir(parents=True, exist_ok=True)
         self._remove(entry)
         fresh = self.folder / f".{version}.new"
