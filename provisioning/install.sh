@@ -29,6 +29,8 @@ EOF
 }
 
 say() { printf '%s\n' "$*"; }
+# Release code runs as the station's user, in a session of its own: without root's terminal (no TIOCSTI into it).
+as_kiosk() { (cd / && setsid -w runuser -u kiosk -- "$@"); }
 die() { printf 'install.sh: %s\n' "$*" >&2; exit 1; }
 trap 'printf "install.sh: failed (exit %s) at line %s: %s\n" "$?" "$LINENO" "$BASH_COMMAND" >&2' ERR
 # A run that stopped the station for an upgrade and then failed starts it again once the new code is in place and its
@@ -41,8 +43,8 @@ on_exit() {
   set +e  # whatever fails here (even writing to a terminal that hung up), the station's fate is decided
   trap - ERR  # the failure was reported already
   if [ $rc -ne 0 ] && [ $kiosk_stopped = yes ] && ! systemctl -q is-active kiosk.service; then
-    if [ $code_installed = yes ] && (cd / && runuser -u kiosk -- /var/lib/kiosk/updates/current/.venv/bin/kiosk check-config \
-        /etc/kiosk/kiosk.toml >/dev/null 2>&1); then
+    if [ $code_installed = yes ] && (cd / && setsid -w runuser -u kiosk -- /var/lib/kiosk/updates/current/.venv/bin/kiosk \
+        check-config /etc/kiosk/kiosk.toml >/dev/null 2>&1); then
       if systemctl start kiosk.service; then
         printf 'install.sh: kiosk started again (it was stopped for the upgrade)\n' >&2
       else
@@ -279,23 +281,26 @@ fi
 # Otherwise a release staff sent since stays: a re-run (a new release key, say) never takes the station back.
 kiosk=$updates/current/.venv/bin/kiosk
 if [ $code_installed = yes ] || ! [ -f "$updates/current/release.json" ]; then
-  adopted=$(cd / && runuser -u kiosk -- "$release/.venv/bin/python" -m kiosk.releases.guard adopt --root "$updates" \
+  adopted=$(as_kiosk "$release/.venv/bin/python" -m kiosk.releases.guard adopt --root "$updates" \
             --version "$version" --release "$release")
-  [ -z "$adopted" ] || changed+=("$adopted")
-else
-  running=$(basename "$(readlink "$updates/current")")
-  [ "$running" = "$version" ] || note "the station runs release $running (an update staff sent); this checkout's" \
-    "$version was not made current: change the checkout, or sudo kiosk update --rollback (docs/updates.md)"
+  case "$adopted" in
+    "") ;;
+    kept*) note "$adopted" ;;
+    *) changed+=("$adopted") ;;
+  esac
 fi
 # The technician's commands by their bare name (sudo kiosk doctor, sudo kiosk update --status): the current
 # release's, always as the station's user (root never runs code the station can change).
 put /usr/local/bin/kiosk 0755 root:root <<EOF
 #!/bin/sh
-# Written by provisioning/install.sh: the station's current release, run as its user (docs/updates.md).
-if [ "\$(id -u)" = 0 ]; then
-  exec runuser -u kiosk -g kiosk -G dialout -G gpio -- $kiosk "\$@"
-fi
-exec $kiosk "\$@"
+# Written by provisioning/install.sh: the station's current release, run as its user (docs/updates.md). Root runs it
+# through runuser with a terminal of its own (--pty: the station's code cannot type into root's shell); any other
+# user but the station's is sent to sudo (nobody runs what the station's user can change with their own rights).
+case "\$(id -u)" in
+  0) exec runuser --pty -u kiosk -g kiosk -G dialout -G gpio -- $kiosk "\$@" ;;
+  "\$(id -u kiosk)") exec $kiosk "\$@" ;;
+  *) echo "kiosk: run it with sudo (it runs as the station's user)" >&2; exit 2 ;;
+esac
 EOF
 
 # ---- 4. the broker's credentials, made here (never in the repository) ----
@@ -375,7 +380,7 @@ else
 fi
 set_attributes "$config" 0640 root:kiosk
 # As the station's user: it can read the file, and the file is valid.
-(cd / && runuser -u kiosk -- "$kiosk" check-config "$config") || die "$config is not valid (see above): fix it and run again"
+as_kiosk "$kiosk" check-config "$config" || die "$config is not valid (see above): fix it and run again"
 
 # ---- 6. the card terminal's stable name: /dev/kiosk-terminal ----
 # "ttyUSB0 0403:6001:A1B2C3, ..." (what --terminal-usb takes), or "none".
@@ -519,7 +524,7 @@ fi
 
 # ---- summary ----
 say ""
-say "== station $station_id: $(cd / && runuser -u kiosk -- "$kiosk" version) in $(readlink -f "$updates/current"), configuration $config"
+say "== station $station_id: $(as_kiosk "$kiosk" version) in $(readlink -f "$updates/current"), configuration $config"
 if [ ${#changed[@]} -eq 0 ]; then
   say "nothing changed (already installed)"
 else

@@ -70,7 +70,11 @@ class BundleServer:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(http.server.ThreadingHTTPServer):
+            def handle_error(self, request: object, client_address: object) -> None:
+                pass  # a client that gave up (a refused certificate, a stopped download): nothing for the test log
+
+        self.httpd = Server(("127.0.0.1", 0), Handler)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(pki.server.cert, pki.server.key)
         self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)

@@ -70,13 +70,16 @@ def test_a_rollback_by_hand_needs_the_station_stopped_then_goes_back(tmp_path: P
     releases = installed_root(tmp_path / "opt", "1.0", "2.0")
     releases.point(CURRENT, "2.0")
     releases.point(STABLE, "2.0")
+    record = releases.record()
+    record.previous = "1.0"  # 2.0 replaced 1.0 when it was committed
+    releases.save(record)
     database = station_database(tmp_path / "kiosk.db", 8, payments=2)
     config = str(configured(tmp_path, kit, releases))
     with socket.socket(socket.AF_UNIX) as station:  # a running station answers on doctor.sock beside its database
         station.bind(str(tmp_path / "doctor.sock"))
         station.listen()
         assert main(["update", "--rollback", "--config", config]) == 1
-        assert "stop the station first" in capsys.readouterr().out
+        assert "stop it first" in capsys.readouterr().out
     (tmp_path / "doctor.sock").unlink()
     assert main(["update", "--rollback", "--config", config]) == 0
     assert "2.0 rolled back: rolled back by a technician; back to 1.0; database kept" in capsys.readouterr().out

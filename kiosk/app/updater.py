@@ -17,11 +17,12 @@ with the reason, or waits, and the station serves parkers on.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -155,9 +156,8 @@ class Updater:
         job = record.job
         if job is not None and job.phase == "switched":
             raise Refusal("busy", f"update {job.id} is switching to {job.version}; wait for its outcome")
-        if job is not None and job.sha256 == args.sha256:
-            record.job = replace(job, install_after=args.install_after, install_before=args.install_before,
-                                 retry=args.retry)
+        if job is not None and job.sha256 == args.sha256:  # changed in place: the worker reads the same job
+            job.install_after, job.install_before, job.retry = args.install_after, args.install_before, args.retry
             self._save_and_tell()
             return Done(f"update {job.id} of this bundle is under way ({job.phase}); its window and retry are now "
                         "the ones of this command", {"job": job.id})
@@ -370,6 +370,11 @@ class Updater:
             except (ValueError, ConfigError) as exc:
                 log.error("technician's update request %s refused: %s", request.id, exc)
                 inbox.answer(root, request.id, False, f"refused: {exc}")
+            job = self._record.job
+            sha256 = str(request.fields.get("sha256", ""))
+            needed = job is not None and job.sha256 == sha256 and job.phase == "received"
+            if not needed and re.fullmatch(r"[0-9a-f]{64}", sha256):  # the technician's copy, which no job fetches
+                (self.releases.downloads / f"{sha256}.tar").unlink(missing_ok=True)
 
     def _publish(self, status: UpdateStatus, job: str | None, version: str | None, reason: str, now: datetime,
                  at: str | None = None) -> bool:

@@ -5,6 +5,7 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import time
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ from kiosk.releases import bundle, guard, inbox
 from kiosk.releases.layout import CURRENT, STABLE, Releases
 from kiosk.releases.record import UpdateRecord
 
-__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "add_update_command", "status_lines"]
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "add_update_command", "station_runs", "status_lines"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 FOLLOW_POLL_S = 1.0
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     if os.geteuid() == 0 and owner != 0:  # root never runs or writes what the station's user can change
         print("run it as the station's user: sudo kiosk update ... does that (/usr/local/bin/kiosk)")
         return EXIT_USAGE
-    running = station_answers(socket_path(settings))
+    running = station_runs(settings)
     if args.status:
         record = releases.record()
         if args.json:
@@ -133,10 +134,34 @@ def _follow(releases: Releases, request: str, wait_s: float) -> int:
     return EXIT_FAILED
 
 
+def station_runs(settings: config.Settings) -> bool:
+    """The station runs, or is starting: its socket answers, systemd says so, or a process holds its database open."""
+    if station_answers(socket_path(settings)):
+        return True
+    try:
+        state = subprocess.run(["systemctl", "is-active", "kiosk.service"], capture_output=True, text=True,
+                               timeout=10, check=False).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        state = ""
+    if state in ("active", "activating", "deactivating", "reloading", "refreshing"):
+        return True
+    database = Path(settings.storage.database).resolve()
+    for link in Path("/proc").glob("[0-9]*/fd/*"):  # the processes this user may look into
+        if link.parent.parent.name == str(os.getpid()):
+            continue
+        try:
+            if Path(os.readlink(link)) == database:
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def _rollback(releases: Releases, settings: config.Settings, running: bool) -> int:
     """Go back to the previous release with the station stopped (its database is then safe to restore)."""
     if running:
-        print("stop the station first (sudo systemctl stop kiosk), roll back, then start it (sudo systemctl start kiosk)")
+        print("the station runs (or is starting, or holds its database open): stop it first (sudo systemctl stop kiosk), "
+              "roll back, then start it (sudo systemctl start kiosk)")
         return EXIT_FAILED
     try:
         outcome = guard.roll_back_by_hand(releases, releases.record(), Path(settings.storage.database),

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import shutil
 import sqlite3
 import sys
@@ -83,6 +84,7 @@ def restore_if_newer(database: Path, backup: Path | None, schema: int | None, ve
                 os.replace(source, aside.with_name(aside.name + suffix))
     part = database.with_name(database.name + ".restoring")
     shutil.copyfile(backup, part)
+    part.chmod(0o600)  # the station's data: its user's alone, whatever the umask of whoever restores it
     with sqlite3.connect(part) as copy:  # its events go on in a new series: the trial's seq numbers were used already
         copy.execute("DELETE FROM meta WHERE key = 'series'")
         copy.execute("UPDATE counter SET value = 0 WHERE name = 'seq'")  # from the Unix time in ms, as a new series
@@ -133,6 +135,7 @@ def commit(releases: Releases, record: UpdateRecord, reason: str, now: datetime)
     releases.point(STABLE, trial.version)
     outcome = Outcome(trial.version, UpdateStatus.INSTALLED.value, reason, now.isoformat(), trial.job)
     record.trial, record.job, record.last = None, None, outcome
+    record.previous = trial.previous
     record.failed.pop(trial.version, None)
     record.unreported.append(outcome)  # published from the record: a kill before the event cannot lose it
     releases.save(record)
@@ -166,17 +169,23 @@ def roll_back_by_hand(releases: Releases, record: UpdateRecord, database: Path, 
     """A technician's rollback (the station stopped): the release before the current one runs and becomes stable.
 
     A release on trial is rolled back as the guard would; otherwise the current release goes back
-    to the stable one (or else the newest other complete release that never failed here), and the database to its copy from
-    before the current release's switch if that release migrated it further.
+    to the stable one, or else to the release the last committed one replaced (never one that
+    never ran here, nor one that failed), and the database to its copy from before the current
+    release's switch if that release migrated it further. An update under way ends.
     """
     if record.trial is not None:
         return roll_back(releases, record, "rolled back by a technician", now)
     current = releases.target(CURRENT)
     stable = releases.target(STABLE)
-    others = [v for v in releases.installed() if v != current and v not in record.failed]
-    back_to = stable if stable is not None and stable != current else (others[-1] if others else None)
+    previous = record.previous
+    if stable is not None and stable != current:
+        back_to: str | None = stable
+    elif previous is not None and previous != current and releases.complete(previous) and previous not in record.failed:
+        back_to = previous
+    else:
+        back_to = None
     if current is None or back_to is None:
-        raise RuntimeError(f"no release to go back to (installed: {', '.join(releases.installed()) or 'none'})")
+        raise RuntimeError(f"no release to go back to: {current or 'none'} runs, and no release ran here before it")
     backup = database.with_name(f"{database.name}.before-{current}")
     note = restore_if_newer(database, backup if backup.is_file() else None, schema_of(backup), current)
     releases.point(CURRENT, back_to)
@@ -188,15 +197,25 @@ def roll_back_by_hand(releases: Releases, record: UpdateRecord, database: Path, 
 def _rolled_back(releases: Releases, record: UpdateRecord, version: str, sha256: str, reason: str, job: str | None,
                  now: datetime) -> Outcome:
     """Record a rollback: the release is marked failed, and the outcome waits to be published."""
+    _end_job(record, job, f"ended: {version} was rolled back", now)
     outcome = Outcome(version, UpdateStatus.ROLLED_BACK.value, reason, now.isoformat(), job)
     record.failed[version] = Failure(sha256, reason, outcome.at)
-    record.trial, record.job, record.last = None, None, outcome
+    record.trial, record.last = None, outcome
     record.unreported.append(outcome)
     releases.save(record)
     log.error("release %s rolled back: %s", version, reason)
     releases.prune({v for v in (releases.target(CURRENT), releases.target(STABLE)) if v} | (
         set(releases.installed()) - {version}))  # the failed release goes (retry fetches it again); the others stay
     return outcome
+
+
+def _end_job(record: UpdateRecord, other_than: str | None, reason: str, now: datetime) -> None:
+    """End the update under way (unless it is ``other_than``) with an outcome, so that staff hear of it."""
+    job = record.job
+    record.job = None
+    if job is not None and job.id != other_than:
+        record.unreported.append(Outcome(job.version or "", UpdateStatus.INSTALLATION_FAILED.value, reason,
+                                         now.isoformat(), job.id))
 
 
 def started(releases: Releases, now: datetime) -> None:
@@ -219,8 +238,10 @@ def started(releases: Releases, now: datetime) -> None:
                       now)
         return
     trial.starts += 1
+    earlier = trial.reason
+    trial.ready, trial.reason = False, None  # each start proves itself anew
     if trial.starts > MAX_TRIAL_STARTS:
-        why = trial.reason or f"it did not prove healthy in {MAX_TRIAL_STARTS} starts (crashes, power cuts or kills)"
+        why = earlier or f"it did not prove healthy in {MAX_TRIAL_STARTS} starts (crashes, power cuts or kills)"
         roll_back(releases, record, why, now)
         return
     releases.save(record)
@@ -244,8 +265,17 @@ def stopped(releases: Releases, result: str, status: str, now: datetime) -> None
 
 
 def adopt(releases: Releases, version: str, folder: Path) -> str | None:
-    """Provisioning installed ``version`` in ``folder``: it runs and is stable, a trial or job ends; what changed."""
+    """Provisioning installed ``version`` in ``folder``: it runs and is stable, a trial or job ends; what changed.
+
+    Never over a newer release staff sent (its database may be migrated beyond what ``version``
+    knows): that one stays, and the answer starts with "kept".
+    """
     record = releases.record()
+    running = releases.target(CURRENT)
+    if running is not None and running != version and not releases.release(running).is_symlink() \
+            and _version_key(running) > _version_key(version):
+        return (f"kept release {running}, which staff sent and is newer than {version} (its database may be migrated "
+                "further); sudo kiosk update --rollback goes back")
     linked = releases.release(version).is_symlink() and Path(os.readlink(releases.release(version))) == folder
     if linked and releases.target(CURRENT) == version and releases.target(STABLE) == version \
             and record.trial is None and record.job is None:
@@ -254,9 +284,15 @@ def adopt(releases: Releases, version: str, folder: Path) -> str | None:
     releases.provided(version, folder)
     releases.point(CURRENT, version)
     releases.point(STABLE, version)
-    record.trial = record.job = None
+    record.trial = None
+    _end_job(record, None, f"ended: provisioning installed release {version}", datetime.now(UTC))
     releases.save(record)
     return f"release {version} is current and stable"
+
+
+def _version_key(version: str) -> tuple[tuple[int, int | str], ...]:
+    """A version as comparable parts: 0.10.0 after 0.9.1 (numbers as numbers, letters after them)."""
+    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in re.findall(r"\d+|[a-z]+", version.lower()))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

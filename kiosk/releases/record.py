@@ -81,11 +81,15 @@ class Failure:
 
 @dataclass
 class UpdateRecord:
-    """Everything the updater keeps across restarts; ``unreported`` holds outcomes still to be published."""
+    """Everything the updater keeps across restarts; ``unreported`` holds outcomes still to be published.
+
+    ``previous`` is the release the last committed one replaced: where a technician's rollback goes.
+    """
 
     job: Job | None = None
     trial: Trial | None = None
     last: Outcome | None = None
+    previous: str | None = None
     failed: dict[str, Failure] = field(default_factory=dict)
     unreported: list[Outcome] = field(default_factory=list)
 
@@ -107,6 +111,7 @@ def _from_json(raw: dict[str, Any]) -> UpdateRecord:
         job=_build(Job, raw["job"]) if raw.get("job") else None,
         trial=_build(Trial, raw["trial"]) if raw.get("trial") else None,
         last=_build(Outcome, raw["last"]) if raw.get("last") else None,
+        previous=str(raw["previous"]) if raw.get("previous") else None,
         failed={str(version): _build(Failure, f) for version, f in (raw.get("failed") or {}).items()},
         unreported=[_build(Outcome, o) for o in raw.get("unreported") or ()],
     )
