@@ -44,14 +44,15 @@ class Kit:
 
 
 def build_kit(base: Path) -> Kit:
-    """Keys, the bundles and a PKI in ``base`` (about 17 s: three real builds)."""
+    """Keys, the bundles and a PKI in ``base`` (three real builds; the second and third without an index)."""
     release_tool("keygen", "--out", str(base / "signing"))
     release_tool("keygen", "--out", str(base / "stranger"))
     keys = base / "trusted"
     keys.mkdir()
     shutil.copy(base / "signing" / "release-signing.pem", keys)
-    bundles = {}
-    for version in (OLD, NEW, NEVER_READY):
+    bundles: dict[str, Path] = {}
+    wheelhouse = base / "wheelhouse"  # after the first build, the others take its dependencies' wheels (no index)
+    for version in (NEW, OLD, NEVER_READY):
         source = source_copy(base / f"src-{version}", version)
         if version == NEVER_READY:  # it hangs before it is ready (and ignores SIGTERM meanwhile)
             loop = source / "kiosk" / "app" / "loop.py"
@@ -59,12 +60,16 @@ def build_kit(base: Path) -> Kit:
             assert "        self.settle()\n        log.info(\"ready: waiting for parkers\")" in text
             loop.write_text(text.replace('        log.info("ready: waiting for parkers")',
                                          '        __import__("time").sleep(3600)', 1))
+        offline = ["--find-links", str(wheelhouse), "--no-index"] if bundles else []
         release_tool("build", "--source", str(source), "--key", str(base / "signing" / "release-signing.key"),
-                     "--out", str(base / "bundles"))
+                     "--out", str(base / "bundles"), *offline)
         bundles[version] = base / "bundles" / f"kiosk-{version}.tar"
+        if not wheelhouse.exists():
+            first = bundle.verify(bundles[version], bundle.trusted_keys(keys))
+            bundle.extract_wheels(bundles[version], first, wheelhouse)
     # NEW's wheels and manifest, signed by a key no station trusts (as a build would, only faster)
     manifest = bundle.verify(bundles[NEW], bundle.trusted_keys(keys))
-    wheels = bundle.extract_wheels(bundles[NEW], manifest, base / "foreign-wheels")
+    wheels = [wheelhouse / Path(f.path).name for f in manifest.files]
     bundles[FOREIGN] = base / "bundles" / "kiosk-foreign.tar"
     signature = bundle.sign(manifest.to_json(), base / "stranger" / "release-signing.key")
     bundle.write_bundle(bundles[FOREIGN], manifest, signature, wheels)
