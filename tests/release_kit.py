@@ -41,6 +41,7 @@ class Kit:
     bundles: dict[str, Path]
     keys: Path
     pki: Pki
+    wheelhouse: Path  # the wheels of the first bundle: further builds need no package index
 
 
 def build_kit(base: Path) -> Kit:
@@ -73,4 +74,4 @@ def build_kit(base: Path) -> Kit:
     bundles[FOREIGN] = base / "bundles" / "kiosk-foreign.tar"
     signature = bundle.sign(manifest.to_json(), base / "stranger" / "release-signing.key")
     bundle.write_bundle(bundles[FOREIGN], manifest, signature, wheels)
-    return Kit(bundles, keys, make_pki(base / "pki"))
+    return Kit(bundles, keys, make_pki(base / "pki"), wheelhouse)

@@ -22,6 +22,7 @@ import pytest
 from conftest import ROOT
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from release_kit import Kit
 
 from kiosk.releases.bundle import (
     BadBundle,
@@ -96,7 +97,7 @@ class Built:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory, keys: Keys) -> Built:
+def built(tmp_path_factory: pytest.TempPathFactory, keys: Keys, kit: Kit) -> Built:
     source, out = tmp_path_factory.mktemp("source"), tmp_path_factory.mktemp("out")
     listed = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z"], capture_output=True, check=True).stdout
     for name in filter(None, listed.decode().split("\0")):
@@ -106,7 +107,8 @@ def built(tmp_path_factory: pytest.TempPathFactory, keys: Keys) -> Built:
     pyproject = source / "pyproject.toml"
     text = pyproject.read_text(encoding="utf-8")
     pyproject.write_text(re.sub(r'(?m)^version = ".*"$', f'version = "{VERSION}"', text, count=1), encoding="utf-8")
-    result = release("build", "--source", source, "--key", keys.key, "--out", out)
+    result = release("build", "--source", source, "--key", keys.key, "--out", out, "--find-links", kit.wheelhouse,
+                     "--no-index")  # the kit's wheels: the same as from the index, without asking it
     assert result.returncode == 0, result.stderr
     return Built(out / f"kiosk-{VERSION}.tar", result.stdout)
 

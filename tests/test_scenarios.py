@@ -2,9 +2,10 @@
 from pathlib import Path
 
 import pytest
-from conftest import SCENARIOS, run_kiosk
+from conftest import SCENARIOS
 
 from kiosk.cli import main as cli
+from kiosk.cli import scenario as scenario_module
 from kiosk.cli.scenario import parse
 
 SCENARIO_FILES = sorted(SCENARIOS.glob("*.scn"))
@@ -18,14 +19,18 @@ def test_scenario(scenario: Path, station_config: Path, capsys: pytest.CaptureFi
     assert "scenario passed" in out
 
 
-def test_unmet_expectation_is_reported_with_the_line(tmp_path: Path, station_config: Path) -> None:
+def test_unmet_expectation_is_reported_with_the_line(tmp_path: Path, station_config: Path,
+                                                     capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(scenario_module, "EXPECT_TIMEOUT_S", 0.5)  # it never comes true: no need to wait 10 s
     scenario = tmp_path / "wrong.scn"
     scenario.write_text("tap start\nexpect screen paid\n")
-    result = run_kiosk("run", "--simulate", "--headless", "--config", str(station_config), "--scenario", str(scenario))
-    assert result.returncode == 1
-    assert f"{scenario}:2: expect screen paid" in result.stderr
-    assert "expected screen paid, but it is plate" in result.stderr
-    assert "targets: backspace, cancel, clear" in result.stderr
+    code = cli.main(["run", "--simulate", "--headless", "--config", str(station_config), "--scenario", str(scenario)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f"{scenario}:2: expect screen paid" in err
+    assert "expected screen paid, but it is plate" in err
+    assert "targets: backspace, cancel, clear" in err
 
 
 def test_unknown_tap_names_the_targets(tmp_path: Path, station_config: Path,

@@ -41,13 +41,19 @@ class Site:
     staff: Staff
 
 
-@pytest.fixture
-def site(tmp_path: Path, kit: Kit, broker: Mosquitto) -> Iterator[Site]:
-    provisioned = Releases(tmp_path / "opt")  # as provisioning/install.sh leaves it (root's, on a station)
+@pytest.fixture(scope="module")
+def provisioned(kit: Kit, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Release OLD as provisioning/install.sh leaves it in /opt/kiosk/releases: read-only to the station, so shared."""
+    releases = Releases(tmp_path_factory.mktemp("opt"))
     manifest = bundle.verify(kit.bundles[OLD], bundle.trusted_keys(kit.keys))
-    provisioned.install(kit.bundles[OLD], manifest, datetime.now(UTC))
+    releases.install(kit.bundles[OLD], manifest, datetime.now(UTC))
+    return releases.release(OLD)
+
+
+@pytest.fixture
+def site(tmp_path: Path, kit: Kit, provisioned: Path, broker: Mosquitto) -> Iterator[Site]:
     releases = Releases(tmp_path / "updates")  # the station's own
-    guard.adopt(releases, OLD, provisioned.release(OLD))
+    guard.adopt(releases, OLD, provisioned)
     config = station_config(tmp_path / "station", broker.port)
     config.write_text(config.read_text() + f'[updates]\nroot = "{releases.root}"\nkeys = "{kit.keys}"\n'
                       f'healthy_s = {HEALTHY_S}\nca_file = "{kit.pki.ca.cert}"\n')
@@ -57,7 +63,7 @@ def site(tmp_path: Path, kit: Kit, broker: Mosquitto) -> Iterator[Site]:
         (www / path.name).symlink_to(path)
     staff = Staff(broker.port)
     staff.subscribe(PREFIX + "status", PREFIX + "event/update", PREFIX + "reply/#")
-    supervisor = Supervisor(releases.root, config, tmp_path / "station" / "station.log", start_timeout=12, stop_timeout=3)
+    supervisor = Supervisor(releases.root, config, tmp_path / "station" / "station.log", start_timeout=8, stop_timeout=2)
     with BundleServer(www, kit.pki) as server:
         supervisor.start()
         try:
@@ -117,7 +123,19 @@ def test_an_update_over_mqtt_downloads_resumes_switches_proves_and_reports(site:
     assert birth["update"]["rolled_back"] is False and birth["update"]["trial"] is None
 
 
-def test_a_release_that_never_reports_ready_is_rolled_back_with_the_reason_published(site: Site) -> None:
+def test_refused_bundles_change_nothing_and_a_release_never_ready_is_rolled_back_with_its_reason(site: Site) -> None:
+    # a foreign signature and a wrong checksum: refused, nothing installed or kept, the station untouched
+    assert ask_update(site, FOREIGN)["ok"]
+    site.staff.wait_for(lambda m: ("InvalidSignature", None, OLD) in statuses(m), 60, "InvalidSignature")
+    path = site.server.folder / f"kiosk-{NEW}.tar"
+    reply = command(site.staff, "update", json.dumps({"url": site.server.url(path.name), "sha256": "0" * 64}))
+    assert reply["ok"]
+    site.staff.wait_for(lambda m: ("InstallVerificationFailed", None, OLD) in statuses(m), 60, "the checksum refusal")
+    assert "sha256" in reason_of(site.staff.messages, "InstallVerificationFailed").lower()
+    assert site.releases.installed() == [OLD] and site.releases.target(CURRENT) == OLD
+    assert list(site.releases.downloads.iterdir()) == []  # nothing refused is kept
+    assert [r.release for r in site.supervisor.runs] == [OLD]
+    # a release that hangs before it is ready: the start timeout, the guard, the previous release back
     assert ask_update(site, NEVER_READY)["ok"]
     site.staff.wait_for(lambda m: ("RolledBack", NEVER_READY, OLD) in statuses(m), 240, "RolledBack")
     reason = reason_of(site.staff.messages, "RolledBack")
@@ -132,16 +150,3 @@ def test_a_release_that_never_reports_ready_is_rolled_back_with_the_reason_publi
     refused = ask_update(site, NEVER_READY)  # not tried again unless staff say so
     assert (refused["ok"], refused["code"]) == (False, "failed_before")
     assert ask_update(site, NEVER_READY, retry=True)["ok"]
-
-
-def test_a_foreign_signature_and_a_wrong_checksum_change_nothing(site: Site) -> None:
-    assert ask_update(site, FOREIGN)["ok"]
-    site.staff.wait_for(lambda m: ("InvalidSignature", None, OLD) in statuses(m), 60, "InvalidSignature")
-    path = site.server.folder / f"kiosk-{NEW}.tar"
-    reply = command(site.staff, "update", json.dumps({"url": site.server.url(path.name), "sha256": "0" * 64}))
-    assert reply["ok"]
-    site.staff.wait_for(lambda m: ("InstallVerificationFailed", None, OLD) in statuses(m), 60, "the checksum refusal")
-    assert "sha256" in reason_of(site.staff.messages, "InstallVerificationFailed").lower()
-    assert site.releases.installed() == [OLD] and site.releases.target(CURRENT) == OLD
-    assert list(site.releases.downloads.iterdir()) == []  # nothing refused is kept
-    assert [r.release for r in site.supervisor.runs] == [OLD]

@@ -21,7 +21,7 @@ from kiosk.releases.layout import CURRENT, STABLE
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
-KILLS = 30
+KILLS = 20
 PAYMENTS = 20_000  # a database of about a megabyte, so that its copy takes a while
 
 
