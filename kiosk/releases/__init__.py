@@ -1,4 +1,6 @@
-"""Releases of the station software: signed bundles, their download, side-by-side installation \
-and the switch between them (standard library only)."""
+"""Releases of the station software: signed bundles, download, side-by-side installation, switch, trial and rollback.
+
+No third-party package: systemd's guard runs this before any station code (docs/updates.md).
+"""
 
 __all__: list[str] = []
