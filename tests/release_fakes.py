@@ -13,7 +13,7 @@ from kiosk.releases.layout import CURRENT, MARKER, STABLE, Releases
 def fake_release(releases: Releases, version: str, *, complete: bool = True) -> Path:
     """Release ``version`` under ``releases``: its .venv/bin/kiosk prints ``kiosk VERSION``; the marker if complete."""
     folder = releases.release(version)
-    command = releases.kiosk(version)
+    command = folder / ".venv" / "bin" / "kiosk"
     command.parent.mkdir(parents=True, exist_ok=True)
     command.write_text(f"#!/bin/sh\necho kiosk {version}\n")
     command.chmod(0o755)

@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from kiosk.app.update_worker import prepare
+from kiosk.app.update_worker import bundle_path, prepare
 from kiosk.config import ConfigError, UpdateSettings, validate_as
 from kiosk.domain.events import Event, UpdateProgress
 from kiosk.domain.staff import Done, Refusal
@@ -331,7 +331,7 @@ class Updater:
 
     def _remove_bundle(self, job: Job) -> None:
         """The downloaded bundle, once installed or refused (a cut download's .part stays, to be resumed)."""
-        (self.releases.downloads / f"{job.sha256}.tar").unlink(missing_ok=True)
+        bundle_path(self.releases, job).unlink(missing_ok=True)
 
     def _save_and_tell(self) -> None:
         self.releases.save(self._record)

@@ -55,10 +55,6 @@ class Releases:
         """The folder of release ``version`` (complete or not)."""
         return self.folder / version
 
-    def kiosk(self, version: str) -> Path:
-        """The ``kiosk`` command of release ``version``."""
-        return self.release(version) / ".venv" / "bin" / "kiosk"
-
     def complete(self, version: str) -> bool:
         """Release ``version`` was installed to the end (its marker is written last)."""
         return (self.release(version) / MARKER).is_file()
