@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from conftest import wait_for
 from release_fakes import installed_root, station_database
 
 from kiosk.app.loop import Loop
@@ -223,7 +224,7 @@ def test_the_loop_does_not_spin_while_a_begun_window_waits_for_a_parker(tmp_path
     loop.display.wait = counting  # type: ignore[method-assign]
     runner = threading.Thread(target=loop.run, daemon=True)
     runner.start()
-    time.sleep(0.5)
+    time.sleep(0.5)  # a window of time to count the loop's passes in (what is measured, not a synchronisation)
     loop.stop()
     runner.join(5)
     loop.display.close()
@@ -346,10 +347,7 @@ def test_a_bundle_that_was_not_installed_is_not_kept(tmp_path: Path, monkeypatch
     loop = station(tmp_path, releases, "1.0")
     assert loop.updater is not None
     loop.updater.command(UpdateArgs(str(stick), digest), loop.clock())  # e.g. staff's tooling sent it twice
-    deadline = time.monotonic() + 10
-    while releases.record().job is not None and time.monotonic() < deadline:
-        loop.settle()
-        time.sleep(0.02)
+    wait_for(lambda: releases.record().job is None, 10, "the job to end", between=loop.settle)
     loop.display.close()
     assert releases.record().last.status == "InstallationFailed"  # type: ignore[union-attr]
     left = list(releases.downloads.iterdir())

@@ -8,11 +8,11 @@ import stat
 import subprocess
 import sys
 import threading
-import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from conftest import wait_for
 from release_fakes import fake_release, installed_root, station_database
 from test_update_review import NOW, SHA, T0, station
 
@@ -178,10 +178,8 @@ def test_retry_sent_again_for_a_job_under_way_reaches_the_worker(tmp_path: Path,
     done = loop.updater.command(UpdateArgs("https://u/kiosk-2.0.tar", SHA, retry=True), loop.clock())  # staff: oops
     assert "retry are now the ones of this command" in done.detail
     downloading.set()
-    deadline = time.monotonic() + 10
-    while releases.record().job is not None and releases.record().job.phase == "received" and time.monotonic() < deadline:  # type: ignore[union-attr]
-        loop.settle()
-        time.sleep(0.02)
+    wait_for(lambda: releases.record().job is None or releases.record().job.phase != "received",  # type: ignore[union-attr]
+             10, "the worker to finish", between=loop.settle)
     loop.display.close()
     last = releases.record().last
     assert last is None, f"{done.detail!r}, then: {last.status}: {last.reason}"  # type: ignore[union-attr]
@@ -242,7 +240,6 @@ def test_an_earlier_start_s_verdict_does_not_fail_a_healthy_later_start(tmp_path
 
 def test_a_rollback_by_hand_never_goes_to_a_release_that_never_ran(tmp_path: Path) -> None:
     releases, database = committed_after_migration(tmp_path)  # 2.0 committed; 1.0, its previous, kept
-    time.sleep(0.01)
     fake_release(releases, "3.0")  # staff's next update, installed side by side, waits for tonight's window
     record = releases.record()
     record.job = Job("job-3", "https://u/k.tar", "ef" * 32, NOW.isoformat(), install_after="2026-12-08T02:00:00+00:00",
