@@ -118,7 +118,7 @@ class Updater:
         if self._trial is not None:
             self._trial.ready_at = self._monotonic()
             log.info("release %s on trial: ready; kept if healthy for %d s", self.version, self._settings.healthy_s)
-            self._safely("ready", lambda: self._mark_ready())
+            self._safely("ready", self._mark_ready)
 
     def deadline(self) -> datetime | None:
         """When settle next has something to decide (never a time already past: the loop would spin)."""
