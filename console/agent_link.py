@@ -89,6 +89,10 @@ def subscriptions(client_id: str) -> list[str]:
         f"{TOPIC_ROOT}/+/help/state",
         f"{TOPIC_ROOT}/+/event/help",
         f"{TOPIC_ROOT}/+/help/from-parker",
+        f"{TOPIC_ROOT}/+/telemetry",
+        f"{TOPIC_ROOT}/+/event/session",
+        f"{TOPIC_ROOT}/+/event/fault",
+        f"{TOPIC_ROOT}/+/event/feedback",
         f"$share/{SHARE_GROUP}/{TOPIC_ROOT}/+/help/request",
         f"{TOPIC_ROOT}/+/reply/{client_id}/#",
     ]
@@ -107,7 +111,7 @@ class AgentLink:
     """One console's MQTT 5 client with its own network thread and automatic reconnect.
 
     ``on_message(topic, payload, retained)`` gets every message except command replies;
-    ``on_state(connected, text)`` every change of the connection; command ``on_reply``
+    ``on_state(connected, text)`` every change of the connection (connected once subscribed); command ``on_reply``
     callbacks get the station's reply, or a ``timeout`` one. All of them run on paho's
     network thread (or a timer's thread): a UI must hand them over to its own thread.
     """
@@ -236,7 +240,6 @@ class AgentLink:
             return
         client.subscribe([(topic, SubscribeOptions(qos=1)) for topic in subscriptions(self.client_id)])
         log.info("connected to %s as %s", self.address.url, self.client_id)
-        self._on_state(True, f"connected to {self.address.url}")
 
     def _connect_failed(self, _client: mqtt.Client, _userdata: Any) -> None:
         if not self._stopping:
@@ -254,6 +257,8 @@ class AgentLink:
         if refused:
             log.error("broker %s refused subscriptions: %s", self.address.url, refused)
             self._on_state(True, f"connected to {self.address.url}, but refused: {', '.join(refused)}")
+        else:
+            self._on_state(True, f"connected to {self.address.url}")
 
     def _received(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         if mqtt.topic_matches_sub(self._reply_filter, message.topic):

@@ -5,27 +5,39 @@ import argparse
 import functools
 import logging
 import sys
+import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from console.agent_link import AgentLink, NotConnected
-from console.board import Board, StationView, TicketView, clean
+from console.board import Alert, Board
+from console.crew import CREW_COMMANDS, CrewCommand, describe_reply
+from console.fleet import FleetFilter, FleetIndex, SeverityFilter, StateFilter
+from console.intake import Intake
+from console.panes import conversation, local, station_detail, station_row, ticket_cells, ticket_details
+from console.payload import clean
+from console.views import Standing, TicketState, TicketView
 
 try:
     from rich.text import Text
     from textual.app import App, ComposeResult
+    from textual.binding import Binding
     from textual.containers import Horizontal, Vertical, VerticalScroll
-    from textual.coordinate import Coordinate
     from textual.css.query import NoMatches
     from textual.message import Message
-    from textual.screen import ModalScreen
-    from textual.widgets import Button, DataTable, Footer, Header, Input, Label, RichLog, Select, Static
+    from textual.widgets import DataTable, Footer, Header, Input, RichLog, Select, Static
+    from textual.widgets.option_list import Option
+
+    from console.fleet_list import FleetList
+    from console.forms import ConfirmScreen, Field, FormScreen, length_check, number_check
+    from console.screens import KeysScreen, PickScreen
 except ImportError as exc:  # the console extra is not installed: main() says so, the classes below stay unused
     TEXTUAL_MISSING: ImportError | None = exc
     if not TYPE_CHECKING:  # type-checked as installed (the console extra), so only at run time
-        App = Message = ModalScreen = object
+        App = Message = object
 else:
     TEXTUAL_MISSING = None
 
@@ -39,12 +51,28 @@ MAX_CHAT = 500  # what the station accepts on help/to-parker and for its command
 MAX_NOTICE = 200
 MAX_PLATE = 16
 MAX_COURTESY_MINUTES = 10080
-REFRESH_DELAY_S = 0.05  # messages arriving together are shown together
-SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
-STATE_STYLE = {"online": "green", "offline": "yellow", "lost": "bold red", "unknown": "dim"}
+BATCH_DELAY_S = 0.05  # messages arriving together are applied and shown together
+BATCH_BUDGET_S = 0.02  # the UI thread applies messages for at most this long before it reads keys again
+LOADING_QUIET_S = 0.75  # no retained message for this long after subscribing: the fleet is loaded
+MAX_REPLIES = 5  # command replies kept per station for its detail pane
 ALERT_STYLE = {"error": "bold red", "warning": "yellow", "information": ""}
 
 LinkFactory = Callable[[Callable[[str, bytes, bool], None], Callable[[bool, str], None]], AgentLink]
+
+
+class QueueFilter(Enum):
+    """Which open tickets the help queue lists (ctrl+o cycles)."""
+
+    ALL = "all"
+    OFFERED = "offered to me"
+    OVERDUE = "overdue"
+
+
+QUEUE_TESTS: dict[QueueFilter, Callable[[TicketView], bool]] = {
+    QueueFilter.ALL: lambda t: True,
+    QueueFilter.OFFERED: lambda t: t.offered_to_me,
+    QueueFilter.OVERDUE: lambda t: t.overdue,
+}
 
 
 def utc_now() -> datetime:
@@ -60,114 +88,49 @@ class Relayed(Message):
         self.call, self.args = call, args
 
 
-# ---- a small form over the console ----
-
-@dataclass(frozen=True)
-class Field:
-    """One field of a FormScreen: an Input, or a Select when ``choices`` are given; ``check`` names a problem."""
-
-    name: str
-    label: str
-    value: str = ""
-    choices: tuple[str, ...] = ()
-    check: Callable[[str], str | None] | None = None
-
-
-class FormScreen(ModalScreen):
-    """A modal form; dismissed with ``{name: value}`` (stripped) on OK or enter, None on escape or Cancel."""
-
-    BINDINGS = [("escape", "cancel", "Cancel")]
-
-    def __init__(self, title: str, fields: list[Field]) -> None:
-        super().__init__()
-        self._title, self._fields = title, fields
-
-    def compose(self) -> ComposeResult:
-        """The title, one labelled widget per field, a line for problems, OK and Cancel."""
-        with Vertical(id="form"):
-            yield Label(Text(self._title, style="bold"))
-            for field in self._fields:
-                yield Label(Text(field.label))
-                if field.choices:
-                    yield Select([(c, c) for c in field.choices], value=field.value or field.choices[0],
-                                 allow_blank=False, id=f"field-{field.name}")
-                else:
-                    yield Input(field.value, id=f"field-{field.name}")
-            yield Label("", id="problem")
-            with Horizontal(id="buttons"):
-                yield Button("OK", variant="primary", id="ok")
-                yield Button("Cancel", id="cancel")
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        """Enter in any field submits the form."""
-        event.stop()
-        self._submit()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        """OK submits, Cancel closes."""
-        event.stop()
-        if event.button.id == "ok":
-            self._submit()
-        else:
-            self.dismiss(None)
-
-    def action_cancel(self) -> None:
-        """Close without a result."""
-        self.dismiss(None)
-
-    def _submit(self) -> None:
-        values = {}
-        for field in self._fields:
-            value = str(self.query_one(f"#field-{field.name}").value).strip()  # type: ignore[attr-defined]
-            problem = field.check(value) if field.check else None
-            if problem:
-                self.query_one("#problem", Label).update(Text(f"{field.label}: {problem}", style="bold red"))
-                return
-            values[field.name] = value
-        self.dismiss(values)
-
-
-def _length(low: int, high: int) -> Callable[[str], str | None]:
-    """A Field check: from ``low`` to ``high`` characters."""
-    return lambda value: None if low <= len(value) <= high else f"{low} to {high} characters"
-
-
-def _minutes_problem(value: str) -> str | None:
-    return None if value.isdigit() and 1 <= int(value) <= MAX_COURTESY_MINUTES else \
-        f"a whole number from 1 to {MAX_COURTESY_MINUTES}"
-
-
-# ---- the console ----
-
 class ConsoleApp(App):
     """Fleet, help queue, the selected ticket with its conversation, and the agent's actions on it.
 
     ``link_factory(on_message, on_state)`` makes the AgentLink (called at once, so bad settings
     fail before the screen opens); it is started when the app is mounted and stopped when it ends.
-    Paho's callbacks reach the UI thread through :meth:`relay`.
+    Messages arrive on paho's thread into an :class:`Intake` and are applied on the UI thread in
+    batches; only what changed is drawn again. Letters never act: actions are on function keys
+    and ctrl keys, and every action that changes a station asks for ctrl+y.
     """
 
     TITLE = "Pay-station console"
     BINDINGS = [
-        ("a", "accept", "Accept"),
-        ("c", "courtesy", "Courtesy"),
-        ("x", "cancel_journey", "End journey"),
-        ("n", "notice", "Notice"),
-        ("r", "resolve", "Resolve"),
-        ("escape", "focus_queue", "Queue"),
-        ("ctrl+q", "quit", "Quit"),
+        Binding("f1", "keys", "Keys"),
+        Binding("f2", "chat", "Chat"),
+        Binding("f3", "accept", "Accept"),
+        Binding("f4", "next_call", "Next call"),
+        Binding("f5", "resolve", "Resolve"),
+        Binding("f6", "courtesy", "Courtesy"),
+        Binding("f7", "cancel_journey", "End journey"),
+        Binding("f8", "notice", "Notice"),
+        Binding("f9", "crew", "Station cmds"),
+        Binding("ctrl+g", "acknowledge", "Ack alerts"),
+        Binding("ctrl+f", "search", "Search"),
+        Binding("ctrl+o", "queue_filter", "Queue filter"),
+        Binding("escape", "focus_queue", "Queue", show=False),
+        Binding("ctrl+q", "quit", "Quit"),
     ]
     CSS = """
     #left { width: 3fr; }
     #right { width: 2fr; }
-    #fleet, #queue, #details, #conversation-box, #activity { border: round $primary; }
-    #fleet { height: 1fr; }
+    #filters { height: 3; }
+    #search { width: 2fr; }
+    #zone, #state, #severity { width: 1fr; }
+    #fleet, #station, #queue, #details, #conversation-box, #activity { border: round $primary; }
+    #fleet { height: 2fr; }
+    #station { height: 1fr; }
     #queue { height: 1fr; }
     #details { height: auto; max-height: 12; }
     #conversation-box { height: 1fr; }
-    #activity { height: 7; }
-    FormScreen { align: center middle; }
-    #form { width: 64; height: auto; border: thick $primary; background: $surface; padding: 1 2; }
+    #alerts { height: auto; max-height: 3; padding: 0 1; }
+    #activity { height: 6; }
+    FormScreen, ConfirmScreen, PickScreen, KeysScreen { align: center middle; }
+    #form { width: 72; height: auto; border: thick $primary; background: $surface; padding: 1 2; }
     #problem { height: auto; }
     #buttons { height: auto; align-horizontal: right; }
     """
@@ -176,43 +139,56 @@ class ConsoleApp(App):
         super().__init__()
         self.agent = agent
         self.board = Board(agent)
-        self.link = link_factory(lambda *args: self.relay(self._mqtt_in, *args),
-                                 lambda *args: self.relay(self._link_state, *args))
+        self.fleet = FleetIndex()
+        self.intake = Intake(lambda: self.relay(self._wake), LOADING_QUIET_S)
+        self.link = link_factory(self.intake.put, lambda *args: self.relay(self._link_state, *args))
         self._clock = clock
-        self._selected: tuple[str, str] | None = None  # (station, ticket); stays when the ticket closes
-        self._refresh_due = False
-        self._cells: dict[str, dict[str, tuple[Any, ...]]] = {"fleet": {}, "queue": {}}
+        self._selected: tuple[str, str] | None = None  # (station, ticket)
+        self._queue_filter = QueueFilter.ALL
+        self._queue_cells: dict[str, tuple[Any, ...]] = {}
+        self._replies: dict[str, deque[tuple[datetime, str]]] = {}
+        self._loading = True
+        self._draining = False
+        self._zone_list: list[str] = []
+        self.applied = 0  # messages applied so far (benchmarks and tests wait on it)
         self.sub_title = f"{agent} · connecting to {self.link.address.url}"
 
     def compose(self) -> ComposeResult:
-        """Fleet and queue on the left; details, conversation, chat input and activity on the right."""
+        """Fleet (filters, list, station detail) on the left; queue, ticket, conversation, chat on the right."""
         yield Header()
         with Horizontal():
             with Vertical(id="left"):
-                yield DataTable(id="fleet", cursor_type="row", zebra_stripes=True)
-                yield DataTable(id="queue", cursor_type="row")
+                with Horizontal(id="filters"):
+                    yield Input(placeholder="Search station or plate (ctrl+f)", id="search")
+                    yield Select([], prompt="all zones", id="zone")
+                    yield Select([(f.value, f) for f in StateFilter], value=StateFilter.ALL, allow_blank=False,
+                                 id="state")
+                    yield Select([(f.value, f) for f in SeverityFilter], value=SeverityFilter.ALL,
+                                 allow_blank=False, id="severity")
+                yield FleetList(self.fleet, station_row, id="fleet")
+                yield Static(id="station")
             with Vertical(id="right"):
+                yield DataTable(id="queue", cursor_type="row")
                 yield Static(id="details")
                 yield VerticalScroll(Static(id="conversation"), id="conversation-box")
-                yield Input(placeholder="Message to the parker (enter sends, escape leaves)", max_length=MAX_CHAT,
-                            id="chat")
-                yield RichLog(id="activity", max_lines=500, wrap=True, min_width=20)
+                yield Input(placeholder="F2: message to the parker (enter sends, escape leaves)",
+                            max_length=MAX_CHAT, id="chat")
+        yield Static(id="alerts")
+        yield RichLog(id="activity", max_lines=500, wrap=True, min_width=20)
         yield Footer()
 
     def on_mount(self) -> None:
-        """Set up the tables, start the link and the one-second clock."""
-        fleet, queue = self.query_one("#fleet", DataTable), self.query_one("#queue", DataTable)
-        fleet.add_columns(("Station", "station"), ("State", "state"), ("Since", "since"), ("Zone", "zone"),
-                          ("Faults", "faults"))
+        """Set up the queue, start the link and the one-second clock."""
+        queue = self.query_one("#queue", DataTable)
         queue.add_columns(("Station", "station"), ("Waiting", "waiting"), ("State", "state"), ("", "offered"),
                           ("Plate", "plate"))
-        for widget_id, title in (("#fleet", "Fleet"), ("#queue", "Help queue (oldest first)"),
-                                 ("#details", "Ticket"), ("#conversation-box", "Conversation"),
-                                 ("#activity", "Activity")):
+        for widget_id, title in (("#station", "Station"), ("#details", "Ticket"),
+                                 ("#conversation-box", "Conversation"), ("#activity", "Activity")):
             self.query_one(widget_id).border_title = title
+        self._titles()
         self.link.start()
-        self.set_interval(1.0, self._refresh)
-        self._refresh()
+        self.set_interval(1.0, self._tick)
+        self._tick()
 
     def on_unmount(self) -> None:
         """Disconnect."""
@@ -235,29 +211,209 @@ class ConsoleApp(App):
         """Run a relayed call."""
         message.call(*message.args)
 
-    def _mqtt_in(self, topic: str, payload: bytes, retained: bool) -> None:
-        for alert in self.board.apply(topic, payload, retained, self._clock()):
-            self._tell(alert.message, alert.title, alert.severity)
-        self._refresh_soon()
+    def _wake(self) -> None:
+        if not self._draining:
+            self._draining = True
+            self.set_timer(BATCH_DELAY_S, self._drain)
+
+    def _drain(self) -> None:
+        """Apply waiting messages for at most BATCH_BUDGET_S, then let keys in and come back for the rest."""
+        started = time.monotonic()
+        now = self._clock()
+        alerts: list[Alert] = []
+        while time.monotonic() - started < BATCH_BUDGET_S:
+            batch = self.intake.take(200)
+            if not batch:
+                break
+            for topic, payload, retained in batch:
+                alerts.extend(self.board.apply(topic, payload, retained, now))
+            self.applied += len(batch)
+        self._show_changes(now)
+        for alert in alerts:
+            self._alert(alert)
+        if self.intake.backlog:
+            self.call_later(self._drain)
+        else:
+            self._draining = False
+            if self.intake.backlog:  # arrived between the last take and now, after its wake was ignored
+                self._wake()
 
     def _link_state(self, connected: bool, text: str) -> None:
+        self.intake.subscribed(connected)
         self.sub_title = f"{self.agent} · {text}"
         self.note(text, "" if connected else "yellow")
+        if connected:
+            self._loading = True
+            self._titles()
 
-    def _command_reply(self, station: str, name: str, reply: dict[str, Any]) -> None:
-        """A station's reply, made safe to show: it is the station's text, not ours (no terminal controls)."""
-        detail = clean(str(reply.get("detail") or reply.get("code") or ""))
-        if reply.get("ok"):
-            expires = reply.get("expires")
-            extra = f" (until {clean(expires)})" if isinstance(expires, str) else ""
-            self._tell(f"{detail}{extra}" or "done", f"{name} at {station}: done", "information")
+    def _command_reply(self, station: str, command: str, reply: dict[str, Any]) -> None:
+        summary = describe_reply(command, reply)
+        self._replies.setdefault(station, deque(maxlen=MAX_REPLIES)).appendleft((self._clock(), f"{command}: {summary}"))
+        self._tell(summary, f"{command} at {station}" + ("" if reply.get("ok") else " refused"),
+                   "information" if reply.get("ok") else "error")
+        if self.query_one("#fleet", FleetList).station == station:
+            self._show_station()
+
+    # ---- drawing ----
+
+    def _show_changes(self, now: datetime) -> None:
+        stations, tickets = self.board.take_changes()
+        if stations:
+            self.fleet.update(view for station in stations if (view := self.board.station(station)) is not None)
+            self.query_one("#fleet", FleetList).rows_changed()
+            self._zones()
+            if self.query_one("#fleet", FleetList).station in stations:
+                self._show_station()
+        if tickets:
+            self._follow_tickets(tickets, now)
+        if stations or tickets:
+            self._titles()
+
+    def _tick(self) -> None:
+        try:
+            now = self._clock()
+            if self._loading and self.intake.loaded():
+                self._loading = False
+                self.note(f"fleet loaded: {self.fleet.total:,} stations, {self.applied:,} messages")
+            self._titles()
+            self._show_queue(now)
+            self._show_station()
+        except NoMatches:  # a timer firing while the app closes: its widgets are already gone
+            log.debug("console closing: tick skipped")
+
+    def _titles(self) -> None:
+        counts = self.fleet.counts()
+        parts = [f"Fleet {len(self.fleet):,}" + (f" of {self.fleet.total:,}" if len(self.fleet) != self.fleet.total
+                                                 else "")]
+        parts += [f"{counts[s]:,} {s.label}" for s in (Standing.LOST, Standing.CRITICAL, Standing.OUT_OF_SERVICE,
+                                                         Standing.OFFLINE, Standing.WARNING) if counts.get(s)]
+        if self._loading:
+            parts.append("LOADING…")
+        self.query_one("#fleet").border_title = " · ".join(parts)
+
+    def _zones(self) -> None:
+        zones = self.fleet.zones()
+        if zones != self._zone_list:
+            self._zone_list = zones
+            select = self.query_one("#zone", Select)
+            value = select.value
+            select.set_options([(zone, zone) for zone in zones])
+            if isinstance(value, str) and value in zones:
+                select.value = value
+
+    def _show_queue(self, now: datetime) -> None:
+        views = [t for t in self.board.queue(now) if QUEUE_TESTS[self._queue_filter](t)]
+        if self._selected is None:  # nothing on the right: the oldest call waiting
+            waiting = next((t for t in views if t.state is TicketState.WAITING), None)
+            self._selected = (waiting.station, waiting.ticket) if waiting else None
+        table = self.query_one("#queue", DataTable)
+        rows = [(t.ticket, ticket_cells(t)) for t in views]
+        if [key for key, _ in rows] == list(self._queue_cells):
+            for key, cells in rows:
+                for column, value, old in zip(list(table.columns), cells, self._queue_cells[key]):
+                    if value != old:
+                        table.update_cell(key, column, value, update_width=True)
+                self._queue_cells[key] = cells
         else:
-            self._tell(f"{clean(str(reply.get('code')))}: {detail}", f"{name} at {station} refused", "error")
+            table.clear()
+            self._queue_cells.clear()
+            for key, cells in rows:
+                table.add_row(*cells, key=key)
+                self._queue_cells[key] = cells
+            if self._selected and self._selected[1] in self._queue_cells:
+                table.move_cursor(row=list(self._queue_cells).index(self._selected[1]))
+        waiting = sum(1 for t in views if t.state is TicketState.WAITING)
+        overdue = sum(1 for t in views if t.overdue)
+        table.border_title = f"Help queue: {self._queue_filter.value} (ctrl+o) · {waiting} waiting" + \
+            (f" · {overdue} overdue" if overdue else "")
+        self._show_ticket()
+
+    def _show_ticket(self) -> None:
+        view = self._selected_view()
+        station = self.board.station(view.station) if view else None
+        self.query_one("#details", Static).update(ticket_details(view, station))
+        self.query_one("#conversation", Static).update(
+            conversation(self.board.conversation(view.ticket), self.agent) if view else Text())
+
+    def _show_station(self) -> None:
+        station = self.query_one("#fleet", FleetList).station
+        view = self.board.station(station) if station else None
+        pane = self.query_one("#station", Static)
+        pane.border_title = f"Station {station}" if station else "Station"
+        pane.update(station_detail(view, self._clock(), [], list(self._replies.get(station or "", ())),
+                                   self.board.plates_at(station) if station else []))
+
+    def _follow_tickets(self, tickets: set[str], now: datetime) -> None:
+        """A selected ticket that closed leaves the pane: the next waiting call takes its place."""
+        if self._selected and self._selected[1] in tickets:
+            view = self._selected_view()
+            if view is not None and view.state is TicketState.CLOSED:
+                self.note(f"ticket at {view.station} closed: {view.outcome or 'no outcome'}")
+                self._selected = None
+                self._select_next(now, focus=False)
+        self._show_queue(now)
+
+    # ---- alerts ----
+
+    def _alert(self, alert: Alert) -> None:
+        self._tell(alert.message, alert.title, alert.severity)
+        if alert.kind == "call" and alert.ticket and not self._in_conversation():
+            self._selected = (alert.station, alert.ticket)
+            self._show_queue(self._clock())
+            self.query_one("#queue", DataTable).focus()
+
+    def _in_conversation(self) -> bool:
+        view = self._selected_view()
+        return view is not None and view.mine and view.state.open
 
     # ---- the agent's actions ----
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """While a dialog is open, only it and quitting take keys: an F-key cannot act behind it."""
+        return action == "quit" or len(self.screen_stack) == 1
+
+    def action_keys(self) -> None:
+        """Show every key."""
+        self.push_screen(KeysScreen(self.BINDINGS))
+
+    def action_chat(self) -> None:
+        """Into the chat with the selected ticket's parker."""
+        self.query_one("#chat", Input).focus()
+
+    def action_search(self) -> None:
+        """Into the fleet search."""
+        self.query_one("#search", Input).focus()
+
+    def action_focus_queue(self) -> None:
+        """Back to the help queue (from the chat or a filter)."""
+        self.query_one("#queue", DataTable).focus()
+
+    def action_queue_filter(self) -> None:
+        """All open tickets, those offered to me, the overdue ones."""
+        members = list(QueueFilter)
+        self._queue_filter = members[(members.index(self._queue_filter) + 1) % len(members)]
+        self._show_queue(self._clock())
+
+    def action_next_call(self) -> None:
+        """Select the oldest call nobody has accepted yet."""
+        if not self._select_next(self._clock(), focus=True):
+            self.notify("No call is waiting.")
+
+    def _select_next(self, now: datetime, focus: bool) -> bool:
+        waiting = [t for t in self.board.queue(now) if t.state is TicketState.WAITING]
+        if not waiting:
+            self._selected = None
+            self._show_queue(now)
+            return False
+        self._selected = (waiting[0].station, waiting[0].ticket)
+        self._show_queue(now)
+        self.query_one("#fleet", FleetList).select(waiting[0].station)
+        if focus:
+            self.query_one("#queue", DataTable).focus()
+        return True
+
     def action_accept(self) -> None:
-        """Ask the station to connect the selected ticket's parker to this agent."""
+        """Ask the station to connect the selected ticket's parker to this agent; the chat gets the focus."""
         view = self._ticket_or_hint()
         if view is None:
             return
@@ -267,29 +423,71 @@ class ConsoleApp(App):
         if self._send(lambda: self.link.to_parker(view.station, view.ticket, "accept")):
             self.board.sent_accept(view.ticket)
             self.note(f"accept sent for {view.station}")
+            self.query_one("#chat", Input).focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         """Enter in the chat input sends its text to the selected ticket's parker."""
         if event.input.id != "chat":
             return
-        text = event.value.strip()
+        words = event.value.strip()
         view = self._ticket_or_hint()
-        if not text or view is None:
+        if not words or view is None:
             return
-        if self._send(lambda: self.link.to_parker(view.station, view.ticket, "message", text=text)):
-            self.board.sent_message(view.ticket, text, self._clock())
+        if self._send(lambda: self.link.to_parker(view.station, view.ticket, "message", text=words)):
+            self.board.sent_message(view.ticket, words, self._clock())
             event.input.value = ""
             self._show_ticket()
 
+    def on_input_changed(self, event: Input.Changed) -> None:
+        """Typing in the search filters the fleet by station and plate."""
+        if event.input.id == "search":
+            self._filter()
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        """A filter changed."""
+        if event.select.id in ("zone", "state", "severity"):
+            self._filter()
+
+    def _filter(self) -> None:
+        query = self.query_one("#search", Input).value.strip()
+        zone = self.query_one("#zone", Select).value
+        state = self.query_one("#state", Select).value
+        severity = self.query_one("#severity", Select).value
+        hits = None
+        if query:
+            wanted = query.upper()
+            hits = frozenset(s for s in self.board.station_ids() if wanted in s.upper()) | \
+                self.board.stations_with_plate(query)
+        self.fleet.set_filter(FleetFilter(zone if isinstance(zone, str) else None,
+                                          state if isinstance(state, StateFilter) else StateFilter.ALL,
+                                          severity if isinstance(severity, SeverityFilter) else SeverityFilter.ALL,
+                                          hits))
+        self.query_one("#fleet", FleetList).rows_changed()
+        self._titles()
+
+    def on_fleet_list_highlighted(self, _event: FleetList.Highlighted) -> None:
+        """The fleet's cursor moved: show that station."""
+        self._show_station()
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        """Moving through the queue selects a ticket (only when the agent moves, not when rows change)."""
+        if event.data_table.id == "queue" and event.data_table.has_focus:
+            self._select(event.row_key.value)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        """Enter or a click on a queue row selects its ticket."""
+        if event.data_table.id == "queue":
+            self._select(event.row_key.value)
+
     def action_courtesy(self) -> None:
-        """Grant the selected ticket's parker a free session (a form: plate, minutes, reason)."""
+        """Grant the selected ticket's parker a free session (a form, confirmed with ctrl+y)."""
         view = self._ticket_or_hint()
         if view is None:
             return
         plate = view.context.plate if view.context and view.context.plate else ""
-        fields = [Field("plate", "Plate", plate, check=_length(2, MAX_PLATE)),
-                  Field("minutes", "Minutes", str(COURTESY_MINUTES), check=_minutes_problem),
-                  Field("reason", "Reason", COURTESY_REASON, check=_length(1, MAX_NOTICE))]
+        fields = [Field("plate", "Plate", plate, check=length_check(2, MAX_PLATE)),
+                  Field("minutes", "Minutes", str(COURTESY_MINUTES), check=number_check(1, MAX_COURTESY_MINUTES)),
+                  Field("reason", "Reason", COURTESY_REASON, check=length_check(1, MAX_NOTICE))]
 
         def granted(values: dict[str, str] | None) -> None:
             if values is not None:
@@ -297,17 +495,25 @@ class ConsoleApp(App):
                                                          "minutes": int(values["minutes"]),
                                                          "reason": values["reason"], "ticket": view.ticket})
 
-        self.push_screen(FormScreen(f"Courtesy session at {view.station}", fields), granted)
+        self.push_screen(FormScreen(f"Grant a courtesy session at {view.station}", fields, "Grant"), granted)
 
     def action_cancel_journey(self) -> None:
-        """End the selected ticket's parker's journey on the station (never during a payment)."""
+        """End the selected ticket's parker's journey on the station (confirmed; never during a payment)."""
         view = self._ticket_or_hint()
-        if view is not None:
-            self._command(view.station, "journey/cancel",
-                          {"reason": f"ended by agent {self.agent}", "ticket": view.ticket})
+        if view is None:
+            return
+
+        def confirmed(values: dict[str, str] | None) -> None:
+            if values is not None:
+                self._command(view.station, "journey/cancel",
+                              {"reason": f"ended by agent {self.agent}", "ticket": view.ticket})
+
+        self.push_screen(ConfirmScreen(f"End the parker's journey at {view.station}?",
+                                       "The station returns to Welcome and forgets the plate; the call goes on.",
+                                       "End journey"), confirmed)
 
     def action_notice(self) -> None:
-        """Set or clear (empty text) the notice parkers see at a station."""
+        """Set or clear (empty text) the notice parkers see at a station (confirmed with ctrl+y)."""
         station = self._target_station()
         if station is None:
             self.notify("Select a station or a ticket first.", severity="warning")
@@ -318,10 +524,10 @@ class ConsoleApp(App):
                 self._command(station, "notice", {"text": values["text"] or None})
 
         self.push_screen(FormScreen(f"Notice for parkers at {station} (empty clears it)",
-                                    [Field("text", "Text", check=_length(0, MAX_NOTICE))]), chosen)
+                                    [Field("text", "Text", check=length_check(0, MAX_NOTICE))], "Set notice"), chosen)
 
     def action_resolve(self) -> None:
-        """Close the selected ticket: an outcome and closing words shown to the parker."""
+        """Close the selected ticket: an outcome and closing words shown to the parker (confirmed with ctrl+y)."""
         view = self._ticket_or_hint()
         if view is None:
             return
@@ -333,22 +539,38 @@ class ConsoleApp(App):
 
         self.push_screen(FormScreen(f"Resolve the ticket at {view.station}",
                                     [Field("outcome", "Outcome", OUTCOMES[0], choices=OUTCOMES),
-                                     Field("text", "Closing words for the parker", check=_length(0, MAX_CHAT))]),
-                         resolved)
+                                     Field("text", "Closing words for the parker", check=length_check(0, MAX_CHAT))],
+                                    "Resolve"), resolved)
 
-    def action_focus_queue(self) -> None:
-        """Back to the help queue (from the chat input, where letters are text, not keys)."""
-        self.query_one("#queue", DataTable).focus()
+    def action_crew(self) -> None:
+        """A command for a station: mode, restart, rebirth, the card terminal, doctor."""
+        station = self._target_station()
+        if station is None:
+            self.notify("Select a station or a ticket first.", severity="warning")
+            return
 
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        """Moving through the queue selects a ticket (only when the agent moves, not when rows change)."""
-        if event.data_table.id == "queue" and event.data_table.has_focus:
-            self._select(event.row_key.value)
+        def picked(index: int | None) -> None:
+            if index is not None:
+                self._crew(station, CREW_COMMANDS[index])
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        """Enter or a click on a queue row selects its ticket."""
-        if event.data_table.id == "queue":
-            self._select(event.row_key.value)
+        self.push_screen(PickScreen(f"Command for {station}",
+                                    [Option(command.label) for command in CREW_COMMANDS]), picked)
+
+    def _crew(self, station: str, command: CrewCommand) -> None:
+        def send(values: dict[str, str] | None) -> None:
+            if values is not None:
+                self._command(station, command.name, command.arguments(values))
+
+        if command.fields:
+            self.push_screen(FormScreen(f"{command.label} at {station}", list(command.fields), "Send"), send)
+        elif command.changes_station:
+            self.push_screen(ConfirmScreen(f"{command.label} at {station}?", command.detail, "Send"), send)
+        else:
+            send({})
+
+    def action_acknowledge(self) -> None:
+        """Acknowledge every alert shown."""
+        self.notify("No alert to acknowledge.")
 
     # ---- helpers ----
 
@@ -364,17 +586,20 @@ class ConsoleApp(App):
     def _ticket_or_hint(self) -> TicketView | None:
         view = self._selected_view()
         if view is None:
-            self.notify("Select a ticket in the help queue first.", severity="warning")
-        elif view.state == "closed":
+            self.notify("Select a ticket in the help queue first (F4: the next waiting call).", severity="warning")
+        elif view.state is TicketState.CLOSED:
             self.notify("This ticket is closed.", severity="warning")
             return None
         return view
 
     def _target_station(self) -> str | None:
-        fleet = self.query_one("#fleet", DataTable)
+        """The fleet's station when the fleet side has the focus or no ticket is selected, else the ticket's."""
+        fleet = self.query_one("#fleet", FleetList)
         view = self._selected_view()
-        if fleet.has_focus or view is None:
-            return _cursor_key(fleet)
+        focused = self.focused
+        on_fleet = focused is not None and focused.id in ("fleet", "search", "zone", "state", "severity")
+        if on_fleet or view is None:
+            return fleet.station
         return view.station
 
     def _send(self, send: Callable[[], object]) -> bool:
@@ -395,150 +620,9 @@ class ConsoleApp(App):
         self.note(f"{title}: {message}", ALERT_STYLE.get(severity, ""))
 
     def note(self, text: str, style: str = "") -> None:
-        """Add a line to the activity pane."""
-        stamp = self._clock().astimezone().strftime("%H:%M:%S")
+        """Add a line to the activity pane (local time)."""
         for pane in self.query("#activity").results(RichLog):  # none once the app is closing
-            pane.write(Text(f"{stamp} {text}", style=style))
-
-    def _refresh_soon(self) -> None:
-        if not self._refresh_due:
-            self._refresh_due = True
-            self.set_timer(REFRESH_DELAY_S, self._refresh)
-
-    def _refresh(self) -> None:
-        self._refresh_due = False
-        try:
-            self._redraw(self._clock())
-        except NoMatches:  # a timer firing while the app closes: its widgets are already gone
-            log.debug("console closing: refresh skipped")
-
-    def _redraw(self, now: datetime) -> None:
-        _fill(self.query_one("#fleet", DataTable), self._cells["fleet"],
-              [(s.station, _station_cells(s)) for s in self.board.stations()], None)
-        queue = self.board.queue(now)
-        if self._selected is None and queue:
-            self._selected = (queue[0].station, queue[0].ticket)
-        _fill(self.query_one("#queue", DataTable), self._cells["queue"],
-              [(t.ticket, self._ticket_cells(t)) for t in queue], self._selected and self._selected[1])
-        self._show_ticket()
-
-    def _show_ticket(self) -> None:
-        view = self._selected_view()
-        station = self.board.station(view.station) if view else None
-        self.query_one("#details", Static).update(self._details(view, station))
-        self.query_one("#conversation", Static).update(self._conversation(view))
-
-    def _ticket_cells(self, view: TicketView) -> tuple[Any, ...]:
-        if view.mine:
-            state = Text("connected to you", style="bold green")
-        elif view.taken_by_other:
-            state = Text(f"taken by {view.agent}", style="dim")
-        else:
-            state = Text(view.state + (" (overdue)" if view.overdue else ""), style="bold red" if view.overdue else "")
-        if view.voice is not None and view.state != "closed":
-            state.append(f" · voice {view.voice.summary}", style="bold magenta" if view.voice.state == "talking" else "")
-        offered = Text("offered to you", style="bold cyan") if view.offered_to_me else Text("")
-        plate = view.context.plate if view.context and view.context.plate else ""
-        return Text(view.station), Text(_mm_ss(view.waiting_s)), state, offered, Text(plate)
-
-    def _details(self, view: TicketView | None, station: StationView | None) -> Text:
-        if view is None:
-            return Text("No ticket selected.", style="dim")
-        context = view.context
-        text = Text()
-        text.append(f"{view.station}", style="bold")
-        zone = (context.zone if context else None) or (station.zone if station else None)
-        text.append(f" · {zone}" if zone else "")
-        text.append(f"\nticket {view.ticket}\n", style="dim")
-        if station and station.state != "online":
-            text.append(f"Station {station.state}\n", style=STATE_STYLE.get(station.state, ""))
-        if view.state == "closed":
-            text.append(f"Closed: {view.outcome or 'no outcome'}\n", style="dim")
-        elif view.mine:
-            text.append(f"Connected to you · {_mm_ss(view.waiting_s)} since the call\n", style="bold green")
-        elif view.taken_by_other:
-            text.append(f"Taken by {view.agent}\n", style="yellow")
-        else:
-            text.append(f"Waiting {_mm_ss(view.waiting_s)}" + (" · overdue" if view.overdue else "") + "\n",
-                        style="bold red" if view.overdue else "bold")
-        if view.offered_to_me:
-            text.append("Offered to you\n", style="cyan")
-        if view.voice is not None:
-            text.append("Voice call: ", style="dim")
-            text.append(view.voice.summary + (f" · call {view.voice.call}" if view.voice.call else "") + "\n",
-                        style="bold magenta" if view.voice.state == "talking" else "")
-        if context:
-            for label, value in (("Screen", context.screen), ("Plate", context.plate),
-                                 ("Last payment", context.last_payment),
-                                 ("Payment error", context.last_payment_error)):
-                if value:
-                    text.append(f"{label}: ", style="dim")
-                    text.append(f"{value}\n")
-        faults = ([(f.name, f.severity) for f in station.faults] if station and station.state != "unknown"
-                  else list(context.active_faults if context else ()))
-        for name, severity in faults:
-            text.append(f"Fault: {name} ({severity})\n", style=SEVERITY_STYLE.get(severity, ""))
-        text.rstrip()
-        return text
-
-    def _conversation(self, view: TicketView | None) -> Text:
-        text = Text()
-        for line in self.board.conversation(view.ticket) if view else []:
-            text.append(line.at.astimezone().strftime("%H:%M:%S "), style="dim")
-            if line.who == "station":
-                text.append(line.text, style="italic dim")
-            elif line.who == "parker":
-                text.append(f"parker{f' [{line.choice}]' if line.choice else ''}: {line.text}", style="bold")
-            else:
-                who = "you" if line.agent == self.agent else (line.agent or "agent")
-                text.append(f"{who}: {line.text}" + (" ✓" if line.confirmed else " (sending…)"),
-                            style="green" if line.confirmed else "dim green")
-            text.append("\n")
-        text.rstrip()
-        return text
-
-
-def _fill(table: DataTable, shown: dict[str, tuple[Any, ...]], rows: list[tuple[str, tuple[Any, ...]]],
-          keep: str | None) -> None:
-    """Show ``rows`` (key, cells); only changed cells are redrawn, and the cursor stays on ``keep``."""
-    keys = [key for key, _ in rows]
-    if keys == list(shown):
-        columns = list(table.columns)
-        for key, cells in rows:
-            for column, value, old in zip(columns, cells, shown[key]):
-                if value != old:
-                    table.update_cell(key, column, value, update_width=True)
-            shown[key] = cells
-        return
-    keep = keep or _cursor_key(table)
-    table.clear()
-    shown.clear()
-    for key, cells in rows:
-        table.add_row(*cells, key=key)
-        shown[key] = cells
-    if keep in shown:
-        table.move_cursor(row=keys.index(keep))
-
-
-def _cursor_key(table: DataTable) -> str | None:
-    if not table.row_count:
-        return None
-    return table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
-
-
-def _station_cells(view: StationView) -> tuple[Any, ...]:
-    since = view.since.astimezone().strftime("%Y-%m-%d %H:%M") if view.since else ""
-    faults = Text()
-    for fault in view.faults:
-        faults.append(("  " if faults else "") + fault.name, style=SEVERITY_STYLE.get(fault.severity, ""))
-    return (Text(view.station), Text(view.state, style=STATE_STYLE.get(view.state, "")), Text(since),
-            Text(view.zone or ""), faults)
-
-
-def _mm_ss(seconds: int) -> str:
-    minutes, secs = divmod(seconds, 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+            pane.write(Text(f"{local(self._clock())} {text}", style=style))
 
 
 class _ActivityHandler(logging.Handler):

@@ -1,8 +1,58 @@
-"""Agents' consoles for tests: a ConsoleApp on the test broker, and its tables and activity pane as plain text."""
+"""Agents' consoles for tests: a ConsoleApp on the test broker, and its panes as plain text."""
 from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from mqtt_client import Staff
+from textual import events
 
 from console.agent_link import AgentLink
 from console.app import ConsoleApp
+
+
+def topic(station: str, rest: str) -> str:
+    """A full topic of the contract."""
+    return f"paystation/v1/{station}/{rest}"
+
+
+def js(value: Any) -> bytes:
+    """A JSON payload."""
+    return json.dumps(value).encode()
+
+
+def iso(moment: datetime) -> str:
+    """A timestamp as stations write it."""
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class FakeStation(Staff):
+    """The test's staff client playing stations: it also keeps each message's MQTT 5 response topic."""
+
+    def __init__(self, port: int) -> None:
+        self.response_topics: dict[bytes, str] = {}
+        super().__init__(port)
+
+    def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
+        correlation = getattr(message.properties, "CorrelationData", None)
+        if correlation is not None:
+            self.response_topics[correlation] = getattr(message.properties, "ResponseTopic", "")
+        super()._on_message(client, userdata, message)
+
+
+async def until(pilot: Any, condition: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:
+    """Let the app run until ``condition()`` is truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await pilot.pause(0.02)
+    return value
+
 
 
 def console(port: int, agent: str) -> ConsoleApp:
@@ -15,6 +65,24 @@ def rows(app: ConsoleApp, table_id: str) -> list[list[str]]:
     """The cells of a table as plain text."""
     table = app.query_one(table_id)
     return [[str(cell) for cell in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+def fleet_rows(app: ConsoleApp) -> list[list[str]]:
+    """The fleet pane's visible rows as drawn, split into their columns."""
+    fleet = app.query_one("#fleet")
+    lines = [fleet.render_line(y).text.strip() for y in range(fleet.size.height)]
+    return [re.split(r"\s{2,}", line) for line in lines if line]
+
+
+async def type_burst(app: ConsoleApp, pilot: Any, keys: str) -> None:
+    """Type ``keys`` as a fast typist does: every key event queued at once, as a terminal delivers them."""
+    for key in keys:
+        name = {" ": "space", ".": "full_stop", ",": "comma", "?": "question_mark", "!": "exclamation_mark",
+                "/": "slash", "-": "minus"}.get(key, key)
+        event = events.Key(name, key)
+        event.set_sender(app)
+        app._driver.send_message(event)
+    await pilot.pause()
 
 
 def activity(app: ConsoleApp) -> str:

@@ -3,12 +3,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -17,7 +15,7 @@ from typing import Any
 import pytest
 from broker import Mosquitto
 from certs import make_pki
-from console_pilot import activity, console, rows
+from console_pilot import FakeStation, activity, console, fleet_rows, iso, js, rows, topic, until
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from mqtt_client import Staff
@@ -34,21 +32,6 @@ ST1, ST2 = "ST-1", "ST-2"
 TICKET_A = "0a0a0a0a-0000-4000-8000-00000000000a"
 TICKET_B = "0b0b0b0b-0000-4000-8000-00000000000b"
 PLATE = "B-AB-123"
-
-
-def topic(station: str, rest: str) -> str:
-    """A full topic of the contract."""
-    return f"paystation/v1/{station}/{rest}"
-
-
-def js(value: Any) -> bytes:
-    """A JSON payload."""
-    return json.dumps(value).encode()
-
-
-def iso(moment: datetime) -> str:
-    """A timestamp as stations write it."""
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def context(station: str = ST1, plate: str | None = PLATE) -> dict[str, Any]:
@@ -407,30 +390,6 @@ def test_the_link_speaks_tls_with_a_client_certificate(tmp_path) -> None:
 
 # ---- the app against a real mosquitto ----
 
-class FakeStation(Staff):
-    """The test's staff client playing stations: it also keeps each message's MQTT 5 response topic."""
-
-    def __init__(self, port: int) -> None:
-        self.response_topics: dict[bytes, str] = {}
-        super().__init__(port)
-
-    def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
-        correlation = getattr(message.properties, "CorrelationData", None)
-        if correlation is not None:
-            self.response_topics[correlation] = getattr(message.properties, "ResponseTopic", "")
-        super()._on_message(client, userdata, message)
-
-
-async def until(pilot: Any, condition: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:
-    """Let the app run until ``condition()`` is truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await pilot.pause(0.02)
-    return value
-
-
 def publish_station(station: FakeStation, opened: datetime) -> None:
     """ST-1 online with a critical fault and a waiting help ticket (all retained)."""
     station.publish(topic(ST1, "status"), js({"state": "online", "boot": 3, "firmware": "0.4.0", "config_version": 2,
@@ -449,8 +408,8 @@ def test_a_refresh_timer_firing_while_the_console_closes_is_harmless(broker) -> 
 
     async def scenario() -> None:
         async with app.run_test(size=(160, 45)) as pilot:
-            await until(pilot, lambda: rows(app, "#fleet") is not None, "the console to start")
-        app._refresh()  # its widgets are gone now; a timer that was already due still runs
+            await until(pilot, lambda: app.query_one("#fleet") is not None, "the console to start")
+        app._tick()  # its widgets are gone now; a timer that was already due still runs
 
     asyncio.run(scenario())
 
@@ -466,7 +425,7 @@ def test_console_shows_the_station_and_talks_to_the_parker(broker, tmp_path) -> 
         async with app.run_test(size=(160, 45)) as pilot:
             await until(pilot, lambda: rows(app, "#queue"), "the retained ticket in the queue")
             assert "connected to mqtt://127.0.0.1" in app.sub_title
-            [fleet] = rows(app, "#fleet")
+            [fleet] = fleet_rows(app)
             assert fleet[:2] == [ST1, "online"] and fleet[3:] == ["Altstadt Nord", "card_terminal/unreachable"]
             [queued] = rows(app, "#queue")
             assert queued[0] == ST1 and queued[2:] == ["waiting", "", PLATE]
@@ -477,7 +436,7 @@ def test_console_shows_the_station_and_talks_to_the_parker(broker, tmp_path) -> 
             await until(pilot, lambda: rows(app, "#queue")[0][3] == "offered to you", "the offer")
             assert "A parker at ST-1 (plate B-AB-123) asks for help." in activity(app)
 
-            await pilot.press("a")
+            await pilot.press("f3")
             accepts = await until(pilot, lambda: station.on(topic(ST1, "help/to-parker")), "the accept")
             assert accepts[0].json() == {"ticket": TICKET_A, "type": "accept", "agent": "anna", "text": None,
                                          "outcome": None}
@@ -499,10 +458,12 @@ def test_console_shows_the_station_and_talks_to_the_parker(broker, tmp_path) -> 
                 ("agent", True)], "the station's confirmation")
 
             app.query_one("#queue").focus()
-            await pilot.press("c")
+            await pilot.press("f6")
             form = await until(pilot, lambda: isinstance(app.screen, FormScreen) and app.screen, "the courtesy form")
             assert form.query_one("#field-plate").value == PLATE
-            await pilot.press("enter")
+            await pilot.press("enter")  # the next field: enter never confirms
+            assert isinstance(app.screen, FormScreen) and not station.on(topic(ST1, "cmd/courtesy"))
+            await pilot.press("ctrl+y")
             [request] = await until(pilot, lambda: station.on(topic(ST1, "cmd/courtesy")), "the courtesy command")
             assert request.json() == {"plate": PLATE, "minutes": 60, "reason": "help ticket", "ticket": TICKET_A}
             response_topic = station.response_topics[request.correlation]
@@ -510,7 +471,7 @@ def test_console_shows_the_station_and_talks_to_the_parker(broker, tmp_path) -> 
             station.publish(response_topic, js({"ok": True, "code": "ok", "detail": "free parking granted",
                                                 "expires": "2026-01-05T10:00:00.000Z"}),
                             correlation=request.correlation)
-            await until(pilot, lambda: "courtesy at ST-1: done: free parking granted" in activity(app),
+            await until(pilot, lambda: "courtesy at ST-1: free parking granted (until " in activity(app),
                         "the reply's notification")
 
             app.save_screenshot(filename="console.svg", path=str(tmp_path))
@@ -536,7 +497,7 @@ def test_two_consoles_see_every_ticket_but_one_gets_the_offer(broker) -> None:
             # The marker is published after the request: once both consoles have it, the request has arrived too.
             station.publish(topic(ST1, "status"), js({"state": "offline", "boot": 3, "ts": iso(opened)}), retain=True)
             for app, pilot in ((anna, pilot_a), (ben, pilot_b)):
-                await until(pilot, lambda: rows(app, "#fleet")[0][1] == "offline", f"{app.agent}'s marker")
+                await until(pilot, lambda: fleet_rows(app)[0][1] == "offline", f"{app.agent}'s marker")
             offered = [app.agent for app in (anna, ben) if app.board.queue(opened)[0].offered_to_me]
             assert len(offered) == 1, offered
 

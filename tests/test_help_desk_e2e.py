@@ -100,8 +100,8 @@ def test_button_to_console_and_back_with_two_agents_racing(tmp_path: Path, broke
 
             # Both agents accept at once: the station takes the first, refuses the second.
             clock.set(START + timedelta(seconds=42))
-            await pilot_a.press("a")
-            await pilot_b.press("a")
+            await pilot_a.press("f3")
+            await pilot_b.press("f3")
             await until(pilots, station, lambda: station.loop.state.help.agent, "the station to connect an agent")
             winner_name = station.loop.state.help.agent
             winner, loser = (anna, ben) if winner_name == "anna" else (ben, anna)
@@ -125,21 +125,21 @@ def test_button_to_console_and_back_with_two_agents_racing(tmp_path: Path, broke
 
             # A courtesy session for the plate being entered, recorded as such.
             winner.query_one("#queue").focus()
-            await win_pilot.press("c")
+            await win_pilot.press("f6")
             await until(pilots, station, lambda: isinstance(winner.screen, FormScreen), "the courtesy form")
-            await win_pilot.press("enter")
-            await until(pilots, station, lambda: "courtesy at ST-1: done" in activity(winner), "the reply")
+            await win_pilot.press("ctrl+y")
+            await until(pilots, station, lambda: "courtesy at ST-1: " in activity(winner), "the reply")
             await until(pilots, station, lambda: screen_says(station, PLATE), "the courtesy on the parker's screen")
             [session] = station.store.rows("parking_session", plate=PLATE)
             assert (session["kind"], session["amount"], session["payment_id"]) == ("courtesy", 0, None)
 
             # Resolved two minutes after the accept.
             clock.set(START + timedelta(seconds=162))
-            await win_pilot.press("r")
+            await win_pilot.press("f5")
             form = await until(pilots, station, lambda: isinstance(winner.screen, FormScreen) and winner.screen,
                                "the resolve form")
             form.query_one("#field-text").value = "Your parking is free today. Goodbye!"
-            await win_pilot.click("#ok")
+            await win_pilot.click("#confirm")
             await until(pilots, station, lambda: screen_says(station, "Your parking is free today."), "the ending")
             assert station.panel.led_pattern == helpdesk.LED_OFF
             await until(pilots, station, lambda: not queue(winner) and not queue(loser), "the queues to empty")

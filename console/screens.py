@@ -1,0 +1,59 @@
+"""The console's small screens: the list of keys (F1) and a pick list (the station commands of F9)."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Label, OptionList
+from textual.widgets.option_list import Option
+
+__all__ = ["KeysScreen", "PickScreen"]
+
+TYPING_RULE = ("Letters never act: they are text in the chat and the search. "
+               "Every action that changes a station asks for ctrl+y.")
+
+
+class KeysScreen(ModalScreen[None]):
+    """Every key of the console and what it does; any of escape, F1 or enter closes it."""
+
+    BINDINGS = [Binding("escape,f1,enter", "dismiss(None)", "Close")]  # noqa: RUF012 (Textual's class attribute)
+
+    def __init__(self, bindings: Iterable[BindingType]) -> None:
+        super().__init__()
+        self._keys = [b for b in bindings if isinstance(b, Binding)]
+
+    def compose(self) -> ComposeResult:
+        """The keys, one per line."""
+        lines = Text()
+        for binding in self._keys:
+            lines.append(f"{binding.key:<10}", style="bold")
+            lines.append(f"{binding.description or binding.action}\n")
+        lines.append(TYPING_RULE, style="dim")
+        with Vertical(id="form"):
+            yield Label(Text("Keys", style="bold"))
+            yield Label(lines)
+
+
+class PickScreen(ModalScreen[int | None]):
+    """Choose one of ``options`` (arrows and enter, or a click); dismissed with its index, None on escape."""
+
+    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]  # noqa: RUF012 (Textual's class attribute)
+
+    def __init__(self, title: str, options: list[Option]) -> None:
+        super().__init__()
+        self._title, self._options = title, options
+
+    def compose(self) -> ComposeResult:
+        """The title and the options."""
+        with Vertical(id="form"):
+            yield Label(Text(self._title, style="bold"))
+            yield OptionList(*self._options, id="pick")
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        """The chosen option's index."""
+        event.stop()
+        self.dismiss(event.option_index)
