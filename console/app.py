@@ -13,13 +13,15 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from console.agent_link import AgentLink, NotConnected
-from console.board import Alert, Board
+from console.alerts import AlertDesk, AlertKind, CallState, Signal
+from console.board import Board
 from console.crew import CREW_COMMANDS, CrewCommand, describe_reply
 from console.fleet import FleetFilter, FleetIndex, SeverityFilter, StateFilter
 from console.intake import Intake
+from console.notify import DesktopNotifier, Notifier
 from console.panes import conversation, local, station_detail, station_row, ticket_cells, ticket_details
 from console.payload import clean
-from console.views import Standing, TicketState, TicketView
+from console.views import Standing, StationView, TicketState, TicketView
 
 try:
     from rich.text import Text
@@ -54,6 +56,7 @@ MAX_COURTESY_MINUTES = 10080
 BATCH_DELAY_S = 0.05  # messages arriving together are applied and shown together
 BATCH_BUDGET_S = 0.02  # the UI thread applies messages for at most this long before it reads keys again
 LOADING_QUIET_S = 0.75  # no retained message for this long after subscribing: the fleet is loaded
+TICK_S = 0.5  # queue times, escalations and due alerts
 MAX_REPLIES = 5  # command replies kept per station for its detail pane
 ALERT_STYLE = {"error": "bold red", "warning": "yellow", "information": ""}
 
@@ -135,10 +138,13 @@ class ConsoleApp(App):
     #buttons { height: auto; align-horizontal: right; }
     """
 
-    def __init__(self, link_factory: LinkFactory, agent: str, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(self, link_factory: LinkFactory, agent: str, clock: Callable[[], datetime] = utc_now, *,
+                 desk: AlertDesk | None = None, notifier: Notifier | None = None) -> None:
         super().__init__()
         self.agent = agent
         self.board = Board(agent)
+        self.desk = desk or AlertDesk()
+        self._notifier = notifier
         self.fleet = FleetIndex()
         self.intake = Intake(lambda: self.relay(self._wake), LOADING_QUIET_S)
         self.link = link_factory(self.intake.put, lambda *args: self.relay(self._link_state, *args))
@@ -187,7 +193,7 @@ class ConsoleApp(App):
             self.query_one(widget_id).border_title = title
         self._titles()
         self.link.start()
-        self.set_interval(1.0, self._tick)
+        self.set_interval(TICK_S, self._tick)
         self._tick()
 
     def on_unmount(self) -> None:
@@ -220,17 +226,17 @@ class ConsoleApp(App):
         """Apply waiting messages for at most BATCH_BUDGET_S, then let keys in and come back for the rest."""
         started = time.monotonic()
         now = self._clock()
-        alerts: list[Alert] = []
+        signals: list[Signal] = []
         while time.monotonic() - started < BATCH_BUDGET_S:
             batch = self.intake.take(200)
             if not batch:
                 break
             for topic, payload, retained in batch:
-                alerts.extend(self.board.apply(topic, payload, retained, now))
+                signals.extend(self.board.apply(topic, payload, retained, now))
             self.applied += len(batch)
         self._show_changes(now)
-        for alert in alerts:
-            self._alert(alert)
+        for signal in signals:
+            self._signal(signal)
         if self.intake.backlog:
             self.call_later(self._drain)
         else:
@@ -259,7 +265,9 @@ class ConsoleApp(App):
     def _show_changes(self, now: datetime) -> None:
         stations, tickets = self.board.take_changes()
         if stations:
-            self.fleet.update(view for station in stations if (view := self.board.station(station)) is not None)
+            views = [view for station in stations if (view := self.board.station(station)) is not None]
+            self._resolve_alerts(views)
+            self.fleet.update(views)
             self.query_one("#fleet", FleetList).rows_changed()
             self._zones()
             if self.query_one("#fleet", FleetList).station in stations:
@@ -278,6 +286,7 @@ class ConsoleApp(App):
             self._titles()
             self._show_queue(now)
             self._show_station()
+            self._ring(now)
         except NoMatches:  # a timer firing while the app closes: its widgets are already gone
             log.debug("console closing: tick skipped")
 
@@ -304,8 +313,8 @@ class ConsoleApp(App):
     def _show_queue(self, now: datetime) -> None:
         views = [t for t in self.board.queue(now) if QUEUE_TESTS[self._queue_filter](t)]
         if self._selected is None:  # nothing on the right: the oldest call waiting
-            waiting = next((t for t in views if t.state is TicketState.WAITING), None)
-            self._selected = (waiting.station, waiting.ticket) if waiting else None
+            oldest = next((t for t in views if t.state is TicketState.WAITING), None)
+            self._selected = (oldest.station, oldest.ticket) if oldest else None
         table = self.query_one("#queue", DataTable)
         rows = [(t.ticket, ticket_cells(t)) for t in views]
         if [key for key, _ in rows] == list(self._queue_cells):
@@ -355,12 +364,53 @@ class ConsoleApp(App):
 
     # ---- alerts ----
 
-    def _alert(self, alert: Alert) -> None:
-        self._tell(alert.message, alert.title, alert.severity)
-        if alert.kind == "call" and alert.ticket and not self._in_conversation():
-            self._selected = (alert.station, alert.ticket)
+    def _signal(self, signal: Signal) -> None:
+        """Into the alert desk; a call offered to this console is brought forward unless the agent is in a call."""
+        self.desk.add(signal)
+        if signal.kind is AlertKind.NEW_CALL and signal.subject and not self._in_conversation():
+            self._selected = (signal.station, signal.subject)
             self._show_queue(self._clock())
             self.query_one("#queue", DataTable).focus()
+
+    def _resolve_alerts(self, views: list[StationView]) -> None:
+        """Stations back online and critical faults cleared stop their alerts."""
+        for view in views:
+            if view.state != "lost":
+                self.desk.resolve(AlertKind.STATION_LOST, view.station, None)
+            old = self.fleet.view(view.station)
+            if old is not None:
+                still = {f.name for f in view.faults if f.severity == "critical"}
+                for gone in {f.name for f in old.faults if f.severity == "critical"} - still:
+                    self.desk.resolve(AlertKind.CRITICAL_FAULT, view.station, gone)
+
+    def _ring(self, now: datetime) -> None:
+        """Escalate calls waiting too long, show what is due, ring the bell and the desktop for what rings."""
+        calls = [CallState(t.ticket, t.station, t.opened, t.state is TicketState.WAITING, t.overdue)
+                 for t in self.board.queue(now)]
+        for signal in self.desk.escalations(calls, now):
+            self.desk.add(signal)
+        notices = self.desk.due(now)
+        for notice in notices:
+            if notice.rings:
+                self._tell(notice.message, notice.title, notice.severity.value)
+            else:
+                self.note(f"{notice.title}: {notice.message}", ALERT_STYLE.get(notice.severity.value, ""))
+        if any(notice.rings for notice in notices):
+            self.bell()
+            if self._notifier is not None:
+                self._notifier.ring(notices)
+        self._alert_bar()
+
+    def _alert_bar(self) -> None:
+        count = self.desk.unacknowledged
+        bar = self.query_one("#alerts", Static)
+        if not count:
+            bar.update(Text("No unacknowledged alert.", style="dim"))
+            return
+        latest = self.desk.open_notices()[:2]
+        text = Text(f"🔔 {count} unacknowledged (ctrl+g acknowledges): ", style="bold red")
+        text.append(" | ".join(f"{n.title}: {n.message}" for n in latest))
+        bar.update(text)
 
     def _in_conversation(self) -> bool:
         view = self._selected_view()
@@ -569,8 +619,11 @@ class ConsoleApp(App):
             send({})
 
     def action_acknowledge(self) -> None:
-        """Acknowledge every alert shown."""
-        self.notify("No alert to acknowledge.")
+        """Acknowledge every alert shown so far; they stop repeating at night."""
+        count = self.desk.acknowledge(None)
+        self.note(f"{count} alert{'s' if count != 1 else ''} acknowledged by {self.agent}" if count
+                  else "no alert to acknowledge")
+        self._alert_bar()
 
     # ---- helpers ----
 
@@ -651,7 +704,8 @@ def main(args: argparse.Namespace) -> int:
                          on_state=on_state)
 
     try:
-        app = ConsoleApp(make_link, args.agent)
+        notifier = DesktopNotifier()
+        app = ConsoleApp(make_link, args.agent, notifier=notifier)
         handlers: list[logging.Handler] = [_ActivityHandler(app)]
         if args.log_file:
             handlers.append(logging.FileHandler(args.log_file, encoding="utf-8"))
@@ -671,4 +725,5 @@ def main(args: argparse.Namespace) -> int:
         root.handlers, root.level = saved, saved_level
         for handler in handlers:
             handler.close()
+        notifier.close()
     return 0

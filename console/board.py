@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
+from console.alerts import AlertKind, Signal
 from console.payload import Invalid, clean, identifier, integer, json_object, text, timestamp
 from console.views import (
     SEVERITY_RANK,
@@ -26,7 +27,7 @@ from console.views import (
     voice_from,
 )
 
-__all__ = ["Alert", "Board", "normal_plate"]
+__all__ = ["Board", "normal_plate"]
 
 log = logging.getLogger(__name__)
 
@@ -37,24 +38,6 @@ MAX_CLOSED = 200  # closed tickets remembered (for their conversation, and to ig
 MAX_SEEN_EVENTS = 10_000  # event ids remembered to drop duplicates (delivery is at least once)
 MAX_PLATES = 50_000  # plates remembered for the fleet search (from help calls and parking sessions)
 STATIONS_PER_PLATE = 3
-
-
-@dataclass(frozen=True)
-class Alert:
-    """Something an agent should notice now; ``severity`` is Textual's: information, warning or error.
-
-    ``kind`` is ``call`` (a new request offered to this console), ``lost`` (a station lost its
-    connection), ``critical`` (a new critical fault, ``subject`` its ``component/code``) or
-    ``reply`` (an answer to this agent: taken by a colleague, refused).
-    """
-
-    severity: str
-    title: str
-    message: str
-    station: str
-    ticket: str | None = None
-    kind: str = "reply"
-    subject: str | None = None
 
 
 @dataclass
@@ -144,7 +127,7 @@ class Board:
 
     # ---- input ----
 
-    def apply(self, topic: str, payload: bytes, retained: bool, now: datetime) -> list[Alert]:
+    def apply(self, topic: str, payload: bytes, retained: bool, now: datetime) -> list[Signal]:
         """Take one message (full topic); return what the agent should be told about it."""
         try:
             return self._apply(topic, bytes(payload), retained, now)
@@ -241,20 +224,20 @@ class Board:
 
     # ---- messages ----
 
-    def _apply(self, topic: str, payload: bytes, retained: bool, now: datetime) -> list[Alert]:
+    def _apply(self, topic: str, payload: bytes, retained: bool, now: datetime) -> list[Signal]:
         levels = topic.split("/")
         if len(levels) < 4 or tuple(levels[:2]) != TOPIC_ROOT:
             raise Invalid("not a paystation/v1 topic")
         station = identifier(levels[2], "station id")
         rest = "/".join(levels[3:])
         if rest.startswith("fault/"):
-            return self._fault(station, identifier(rest[len("fault/"):], "component"), payload, retained)
+            return self._fault(station, identifier(rest[len("fault/"):], "component"), payload, retained, now)
         handler = self._HANDLERS.get(rest)
         if handler is None:
             raise Invalid("not a topic the console reads")
         return handler(self, station, payload, retained, now)
 
-    def _status(self, station_id: str, payload: bytes, retained: bool, now: datetime) -> list[Alert]:
+    def _status(self, station_id: str, payload: bytes, retained: bool, now: datetime) -> list[Signal]:
         station = self._station(station_id)
         if not payload:  # the retained status was cleared
             station.state, station.since, station.boot = "unknown", None, None
@@ -274,11 +257,11 @@ class Board:
             station.zone = text(data, "zone")
             station.firmware = text(data, "firmware")
         if state == "lost" and was != "lost" and not retained:
-            return [Alert("error", f"{station_id} lost", f"Station {station_id} lost its connection to the broker.",
-                          station_id, kind="lost")]
+            return [Signal(AlertKind.STATION_LOST, station_id, None,
+                           f"Station {station_id} lost its connection to the broker.", now)]
         return []
 
-    def _fault(self, station_id: str, component: str, payload: bytes, retained: bool) -> list[Alert]:
+    def _fault(self, station_id: str, component: str, payload: bytes, retained: bool, now: datetime) -> list[Signal]:
         station = self._station(station_id)
         if not payload:
             station.faults.pop(component, None)
@@ -298,21 +281,20 @@ class Board:
         if fault.severity != "critical" or already or retained:
             return []
         detail = f": {fault.message}" if fault.message else ""
-        return [Alert("error", f"{station_id}: {fault.name}", f"Critical fault at {station_id}{detail}", station_id,
-                      kind="critical", subject=fault.name)]
+        return [Signal(AlertKind.CRITICAL_FAULT, station_id, fault.name, f"Critical fault at {station_id}{detail}", now)]
 
-    def _telemetry(self, station_id: str, payload: bytes, _retained: bool, now: datetime) -> list[Alert]:
+    def _telemetry(self, station_id: str, payload: bytes, _retained: bool, now: datetime) -> list[Signal]:
         self._station(station_id).telemetry = telemetry_from(json_object(payload), now)
         return []
 
-    def _session(self, station_id: str, payload: bytes, _retained: bool, _now: datetime) -> list[Alert]:
+    def _session(self, station_id: str, payload: bytes, _retained: bool, _now: datetime) -> list[Signal]:
         data = json_object(payload).get("data")
         plate = text(data, "plate")
         if plate:
             self._remember_plate(station_id, plate)
         return []
 
-    def _help_state(self, station: str, payload: bytes, _retained: bool, now: datetime) -> list[Alert]:
+    def _help_state(self, station: str, payload: bytes, _retained: bool, now: datetime) -> list[Signal]:
         if not payload:
             self._end_others(station, None, now)
             return []
@@ -344,11 +326,11 @@ class Board:
             return []
         ticket.accepting = False
         if new is TicketState.CONNECTED and ticket.agent != self.agent:
-            return [Alert("warning", "Ticket taken", f"{ticket.agent or 'Another agent'} took the ticket at {station}.",
-                          station, ticket.id)]
+            return [Signal(AlertKind.ACCEPT_TAKEN, station, ticket.id,
+                           f"{ticket.agent or 'Another agent'} took the ticket at {station}.", now)]
         return []
 
-    def _help_request(self, station: str, payload: bytes, _retained: bool, now: datetime) -> list[Alert]:
+    def _help_request(self, station: str, payload: bytes, _retained: bool, now: datetime) -> list[Signal]:
         data = json_object(payload)
         ticket_id = identifier(data.get("ticket"), "ticket")
         known = self._tickets.get(ticket_id)
@@ -367,10 +349,9 @@ class Board:
             return []
         plate = ticket.context.plate if ticket.context else None
         where = f" (plate {plate})" if plate else ""
-        return [Alert("information", "Help request", f"A parker at {station}{where} asks for help.", station,
-                      ticket_id, kind="call")]
+        return [Signal(AlertKind.NEW_CALL, station, ticket_id, f"A parker at {station}{where} asks for help.", now)]
 
-    def _help_event(self, station: str, payload: bytes, _retained: bool, now: datetime) -> list[Alert]:
+    def _help_event(self, station: str, payload: bytes, _retained: bool, now: datetime) -> list[Signal]:
         envelope = json_object(payload)
         if envelope.get("kind") != "help":
             raise Invalid("kind is not help")
@@ -392,34 +373,34 @@ class Board:
                 del self._seen_events[next(iter(self._seen_events))]
         return alerts
 
-    def _opened(self, ticket: _Ticket, _data: dict[str, Any], at: datetime, _now: datetime) -> list[Alert]:
+    def _opened(self, ticket: _Ticket, _data: dict[str, Any], at: datetime, _now: datetime) -> list[Signal]:
         if ticket.state is TicketState.UNKNOWN:
             ticket.state = TicketState.WAITING
         _merge(ticket, "station", "Help requested.", "event", at)
         return []
 
-    def _accepted(self, ticket: _Ticket, data: dict[str, Any], at: datetime, _now: datetime) -> list[Alert]:
+    def _accepted(self, ticket: _Ticket, data: dict[str, Any], at: datetime, _now: datetime) -> list[Signal]:
         _merge(ticket, "station", f"{text(data, 'agent') or 'An agent'} accepted.", "event", at)
         return []
 
-    def _message(self, ticket: _Ticket, data: dict[str, Any], at: datetime, _now: datetime) -> list[Alert]:
+    def _message(self, ticket: _Ticket, data: dict[str, Any], at: datetime, _now: datetime) -> list[Signal]:
         _merge(ticket, "agent", text(data, "text") or "", "event", at, agent=text(data, "agent"))
         return []
 
-    def _reply(self, ticket: _Ticket, data: dict[str, Any], at: datetime, _now: datetime) -> list[Alert]:
+    def _reply(self, ticket: _Ticket, data: dict[str, Any], at: datetime, _now: datetime) -> list[Signal]:
         _merge(ticket, "parker", text(data, "text") or "", "event", at, choice=text(data, "choice"))
         return []
 
-    def _overdue(self, ticket: _Ticket, _data: dict[str, Any], at: datetime, _now: datetime) -> list[Alert]:
+    def _overdue(self, ticket: _Ticket, _data: dict[str, Any], at: datetime, _now: datetime) -> list[Signal]:
         ticket.overdue = True
         _merge(ticket, "station", "No agent has answered in time (overdue).", "event", at)
         return []
 
-    def _wait(self, ticket: _Ticket, _data: dict[str, Any], at: datetime, _now: datetime) -> list[Alert]:
+    def _wait(self, ticket: _Ticket, _data: dict[str, Any], at: datetime, _now: datetime) -> list[Signal]:
         _merge(ticket, "station", "The parker keeps waiting.", "event", at)
         return []
 
-    def _closed_event(self, ticket: _Ticket, data: dict[str, Any], at: datetime, now: datetime) -> list[Alert]:
+    def _closed_event(self, ticket: _Ticket, data: dict[str, Any], at: datetime, now: datetime) -> list[Signal]:
         outcome, words, agent = text(data, "outcome"), text(data, "text"), text(data, "agent")
         by = f" by {agent}" if agent else ""
         _merge(ticket, "station", f"Closed{by}: {outcome or 'no outcome'}" + (f". {words}" if words else ""),
@@ -427,7 +408,7 @@ class Board:
         self._close(ticket, outcome, now)
         return []
 
-    def _refused(self, ticket: _Ticket, data: dict[str, Any], at: datetime, _now: datetime) -> list[Alert]:
+    def _refused(self, ticket: _Ticket, data: dict[str, Any], at: datetime, now: datetime) -> list[Signal]:
         what, reason, agent = text(data, "refused") or "request", text(data, "reason") or "no reason given", \
             text(data, "agent")
         _merge(ticket, "station", f"Refused {what} from {agent or 'an agent'}: {reason}", "event", at)
@@ -435,9 +416,10 @@ class Board:
             return []
         if what == "accept":
             ticket.accepting = False
-        return [Alert("warning", f"{ticket.station} refused your {what}", reason, ticket.station, ticket.id)]
+        return [Signal(AlertKind.REFUSED, ticket.station, ticket.id, f"{ticket.station} refused your {what}: {reason}",
+                       now)]
 
-    def _call(self, ticket: _Ticket, data: dict[str, Any], at: datetime, _now: datetime) -> list[Alert]:
+    def _call(self, ticket: _Ticket, data: dict[str, Any], at: datetime, _now: datetime) -> list[Signal]:
         voice = voice_from(data, "call_state")
         if voice is None:
             raise Invalid("call: no valid call_state")
@@ -447,17 +429,17 @@ class Board:
         _merge(ticket, "station", VOICE_LINES[voice.state] + ending, "event", at)
         return []
 
-    def _from_parker(self, station: str, payload: bytes, _retained: bool, now: datetime) -> list[Alert]:
+    def _from_parker(self, station: str, payload: bytes, _retained: bool, now: datetime) -> list[Signal]:
         data = json_object(payload)
         ticket = self._ticket_of(station, identifier(data.get("ticket"), "ticket"), now)
         _merge(ticket, "parker", text(data, "text") or "", "live", timestamp(data.get("ts")) or now,
                choice=text(data, "choice"))
         return []
 
-    _HANDLERS: ClassVar[dict[str, Callable[[Board, str, bytes, bool, datetime], list[Alert]]]] = {
+    _HANDLERS: ClassVar[dict[str, Callable[[Board, str, bytes, bool, datetime], list[Signal]]]] = {
         "status": _status, "telemetry": _telemetry, "event/session": _session, "help/state": _help_state,
         "help/request": _help_request, "event/help": _help_event, "help/from-parker": _from_parker}
-    _ACTIONS: ClassVar[dict[str, Callable[[Board, _Ticket, dict[str, Any], datetime, datetime], list[Alert]]]] = {
+    _ACTIONS: ClassVar[dict[str, Callable[[Board, _Ticket, dict[str, Any], datetime, datetime], list[Signal]]]] = {
         "open": _opened, "accept": _accepted, "message": _message, "reply": _reply, "overdue": _overdue,
         "wait": _wait, "close": _closed_event, "refused": _refused, "call": _call}
 

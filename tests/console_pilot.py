@@ -55,10 +55,10 @@ async def until(pilot: Any, condition: Callable[[], Any], what: str, timeout: fl
 
 
 
-def console(port: int, agent: str) -> ConsoleApp:
-    """A console on the test broker."""
+def console(port: int, agent: str, **options: Any) -> ConsoleApp:
+    """A console on the test broker (``options``: ConsoleApp's keywords, such as its alert desk)."""
     return ConsoleApp(lambda on_message, on_state: AgentLink(f"mqtt://127.0.0.1:{port}", agent, on_message=on_message,
-                                                             on_state=on_state), agent)
+                                                             on_state=on_state), agent, **options)
 
 
 def rows(app: ConsoleApp, table_id: str) -> list[list[str]]:

@@ -24,6 +24,7 @@ from paho.mqtt.client import topic_matches_sub
 from console import app as console_app
 from console import command as console_command
 from console.agent_link import AgentLink, check_agent, parse_broker_url, subscriptions
+from console.alerts import AlertKind
 from console.app import FormScreen
 from console.board import Board
 
@@ -78,7 +79,7 @@ def test_fleet_states_and_a_lost_station_alert() -> None:
     assert board.apply(topic(ST1, "status"), js({"state": "lost", "boot": 2}), False, later) == []  # stale will
     assert board.station(ST1).state == "online"
     [alert] = board.apply(topic(ST1, "status"), js({"state": "lost", "boot": 3}), False, later)
-    assert (alert.severity, alert.station) == ("error", ST1)
+    assert (alert.kind, alert.station, alert.subject) == (AlertKind.STATION_LOST, ST1, None)
     lost = board.station(ST1)
     assert (lost.state, lost.since, lost.zone) == ("lost", later, "Altstadt Nord")  # no ts: arrival time
     assert board.apply(topic(ST1, "status"), js({"state": "lost", "boot": 3}), False, later) == []  # not twice
@@ -92,7 +93,8 @@ def test_faults_critical_first_cleared_and_alerted_only_when_new_and_live() -> N
     assert board.apply(topic(ST1, "fault/storage"), fault("full", "critical"), True, T0) == []  # retained: no alert
     assert board.apply(topic(ST1, "fault/operator"), fault("out_of_service", "info"), False, T0) == []
     [alert] = board.apply(topic(ST1, "fault/card_terminal"), fault("unreachable", "critical"), False, T0)
-    assert (alert.severity, alert.title) == ("error", "ST-1: card_terminal/unreachable")
+    assert (alert.kind, alert.subject, alert.detail) == (
+        AlertKind.CRITICAL_FAULT, "card_terminal/unreachable", "Critical fault at ST-1: unreachable!")
     assert board.apply(topic(ST1, "fault/card_terminal"), fault("unreachable", "critical"), False, T0) == []  # rebirth
     assert [(f.name, f.severity) for f in board.station(ST1).faults] == [
         ("card_terminal/unreachable", "critical"), ("storage/full", "critical"), ("outbox/backlog", "warning"),
@@ -102,7 +104,7 @@ def test_faults_critical_first_cleared_and_alerted_only_when_new_and_live() -> N
     board.apply(topic(ST1, "fault/card_terminal"), fault("unreachable", "critical", active=False), False, T0)
     assert [f.component for f in board.station(ST1).faults] == ["outbox", "operator"]
     [again] = board.apply(topic(ST1, "fault/card_terminal"), fault("not_ready", "critical"), False, T0)
-    assert again.title == "ST-1: card_terminal/not_ready"
+    assert again.subject == "card_terminal/not_ready"
 
 
 def test_queue_is_oldest_first_with_waiting_time_and_forgets_closed_tickets() -> None:
@@ -158,7 +160,7 @@ def test_ticket_taken_by_another_agent_and_my_refused_accept() -> None:
     board.apply(topic(ST1, "help/state"), help_state(TICKET_A, "waiting", T0), True, T0)
     board.sent_accept(TICKET_A)
     [taken] = board.apply(topic(ST1, "help/state"), help_state(TICKET_A, "connected", T0, agent="ben"), False, T0)
-    assert (taken.severity, taken.message) == ("warning", "ben took the ticket at ST-1.")
+    assert (taken.kind, taken.detail) == (AlertKind.ACCEPT_TAKEN, "ben took the ticket at ST-1.")
     [view] = board.queue(T0)
     assert view.taken_by_other and not view.mine and view.agent == "ben"
 
@@ -168,7 +170,7 @@ def test_ticket_taken_by_another_agent_and_my_refused_accept() -> None:
                                                             reason="not yours"), False, T0) == []
     [refused] = board.apply(topic(ST2, "event/help"), help_event("refused", TICKET_B, refused="accept", agent="anna",
                                                                  reason="ticket closed"), False, T0)
-    assert (refused.severity, refused.message) == ("warning", "ticket closed")
+    assert (refused.kind, refused.detail) == (AlertKind.REFUSED, "ST-2 refused your accept: ticket closed")
     assert board.apply(topic(ST2, "help/state"), help_state(TICKET_B, "connected", T0, agent="anna", station=ST2),
                        False, T0) == []
     assert board.ticket(ST2, TICKET_B, T0).mine
@@ -180,8 +182,8 @@ def test_offered_to_me_only_through_the_shared_help_request() -> None:
     assert not board.ticket(ST1, TICKET_A, T0).offered_to_me
     request = js({"ticket": TICKET_A, "station": ST1, "opened": iso(T0), "context": context()})
     [offer] = board.apply(topic(ST1, "help/request"), request, False, T0)
-    assert (offer.severity, offer.ticket, offer.message) == (
-        "information", TICKET_A, "A parker at ST-1 (plate B-AB-123) asks for help.")
+    assert (offer.kind, offer.subject, offer.detail) == (
+        AlertKind.NEW_CALL, TICKET_A, "A parker at ST-1 (plate B-AB-123) asks for help.")
     assert board.ticket(ST1, TICKET_A, T0).offered_to_me
     assert board.apply(topic(ST1, "help/request"), request, False, T0) == []  # delivered twice (QoS 1)
 
@@ -434,7 +436,8 @@ def test_console_shows_the_station_and_talks_to_the_parker(broker, tmp_path) -> 
 
             station.publish(topic(ST1, "help/request"), help_request(opened))
             await until(pilot, lambda: rows(app, "#queue")[0][3] == "offered to you", "the offer")
-            assert "A parker at ST-1 (plate B-AB-123) asks for help." in activity(app)
+            await until(pilot, lambda: "A parker at ST-1 (plate B-AB-123) asks for help." in activity(app),
+                        "the call's alert, after the 2 s in which alerts gather")
 
             await pilot.press("f3")
             accepts = await until(pilot, lambda: station.on(topic(ST1, "help/to-parker")), "the accept")

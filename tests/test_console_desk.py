@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from console_pilot import FakeStation, console, fleet_rows, iso, js, rows, topic, type_burst, until
 
+from console.alerts import AlertDesk, AlertSettings, Notice
 from console.app import ConsoleApp
 from console.forms import ConfirmScreen, FormScreen
 from console.screens import PickScreen
@@ -260,5 +261,63 @@ def test_crew_commands_with_the_stations_reply(broker) -> None:
 
     try:
         run(broker.port, scenario)
+    finally:
+        station.close()
+
+
+class Rings:
+    """A console's bell and desktop notifications, counted."""
+
+    def __init__(self, app: ConsoleApp) -> None:
+        self.bells = 0
+        self.notices: list[Notice] = []
+        app.bell = self._bell  # type: ignore[method-assign]
+
+    def _bell(self) -> None:
+        self.bells += 1
+
+    def ring(self, notices: Any) -> None:
+        """The Notifier port."""
+        self.notices.extend(n for n in notices if n.rings)
+
+
+def test_an_unanswered_call_escalates_to_every_console_and_alerts_are_acknowledged(broker) -> None:
+    station = FakeStation(broker.port)
+    now = datetime.now(UTC)
+    station.publish(topic("ST-1", "status"), status("Nord", now), retain=True)
+    settings = AlertSettings(coalesce_s=0.5, escalate_after_s=2)
+
+    async def main() -> None:
+        anna, ben = (console(broker.port, name, desk=AlertDesk(settings)) for name in ("anna", "ben"))
+        rings = {app.agent: Rings(app) for app in (anna, ben)}
+        anna._notifier = rings["anna"]
+        ben._notifier = rings["ben"]
+        async with anna.run_test(size=(200, 55)) as pa, ben.run_test(size=(200, 55)) as pb:
+            for app, pilot in ((anna, pa), (ben, pb)):
+                await until(pilot, lambda: not app._loading, "the fleet to load")
+                assert "LOADING" not in str(app.query_one("#fleet").border_title)
+            opened = datetime.now(UTC)
+            station.publish(topic("ST-1", "help/state"), waiting(TICKET_A, "ST-1", opened, "B-AB 1"), retain=True)
+            station.publish(topic("ST-1", "help/request"), js({"ticket": TICKET_A, "station": "ST-1",
+                                                               "opened": iso(opened), "context": {}}))
+            offered = await until(pa, lambda: [app for app in (anna, ben) if rings[app.agent].notices], "the offer")
+            assert len(offered) == 1 and [n.title for n in rings[offered[0].agent].notices] == ["1 new call at ST-1"]
+            for app, pilot in ((anna, pa), (ben, pb)):  # nobody answers: both consoles ring, whoever was offered it
+                await until(pilot, lambda: any(n.title == "1 call waiting too long at ST-1"
+                                               for n in rings[app.agent].notices), f"{app.agent}'s escalation")
+                assert rings[app.agent].bells >= 1
+                await until(pilot, lambda: "ctrl+g" in app.query_one("#alerts").render().plain, "the alert bar")
+
+            station.publish(topic("ST-1", "status"), js({"state": "lost", "boot": 3}), retain=True)
+            await until(pb, lambda: any(n.title == "Station ST-1 lost" for n in rings["ben"].notices), "lost rings")
+            count = ben.desk.unacknowledged  # the escalated call, the lost station, and the new call if ben had it
+            assert count == (3 if offered[0] is ben else 2), [n.title for n in ben.desk.open_notices()]
+            await pb.press("ctrl+g")
+            assert ben.desk.unacknowledged == 0
+            await until(pb, lambda: "No unacknowledged alert." in ben.query_one("#alerts").render().plain, "the bar")
+            assert anna.desk.unacknowledged > 0  # acknowledging is per console
+
+    try:
+        asyncio.run(main())
     finally:
         station.close()
