@@ -35,7 +35,7 @@ def batch(number: int) -> list[tuple[str, bytes]]:
     moment = T0 + timedelta(seconds=number)
     messages = []
     for i in range(200):
-        station = f"ST-{(number * 200 + i) % STATIONS:05d}"
+        station = f"ST-{(number * 40 + i // 5) % STATIONS:05d}"
         ticket = f"t{number}-{i // 5}"
         kind = i % 5
         if kind == 0:
