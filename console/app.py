@@ -10,16 +10,19 @@ from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import Enum
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from console.agent_link import AgentLink, NotConnected
 from console.alerts import AlertDesk, AlertKind, CallState, Signal
 from console.board import Board
+from console.command import history_path
 from console.crew import CREW_COMMANDS, CrewCommand, describe_reply
 from console.fleet import FleetFilter, FleetIndex, SeverityFilter, StateFilter
+from console.history import History, HistoryUnusable
 from console.intake import Intake
 from console.notify import DesktopNotifier, Notifier
-from console.panes import conversation, local, station_detail, station_row, ticket_cells, ticket_details
+from console.panes import call_summary, conversation, local, station_detail, station_row, ticket_cells, ticket_details
 from console.payload import clean
 from console.views import Standing, StationView, TicketState, TicketView
 
@@ -35,6 +38,7 @@ try:
 
     from console.fleet_list import FleetList
     from console.forms import ConfirmScreen, Field, FormScreen, length_check, number_check
+    from console.metrics_screen import MetricsScreen
     from console.screens import KeysScreen, PickScreen
 except ImportError as exc:  # the console extra is not installed: main() says so, the classes below stay unused
     TEXTUAL_MISSING: ImportError | None = exc
@@ -57,7 +61,8 @@ BATCH_DELAY_S = 0.05  # messages arriving together are applied and shown togethe
 BATCH_BUDGET_S = 0.02  # the UI thread applies messages for at most this long before it reads keys again
 LOADING_QUIET_S = 0.75  # no retained message for this long after subscribing: the fleet is loaded
 TICK_S = 0.5  # queue times, escalations and due alerts
-MAX_REPLIES = 5  # command replies kept per station for its detail pane
+MAX_REPLIES = 5
+MAX_CALLS_SHOWN = 3  # command replies kept per station for its detail pane
 ALERT_STYLE = {"error": "bold red", "warning": "yellow", "information": ""}
 
 LinkFactory = Callable[[Callable[[str, bytes, bool], None], Callable[[bool, str], None]], AgentLink]
@@ -115,6 +120,7 @@ class ConsoleApp(App):
         Binding("ctrl+g", "acknowledge", "Ack alerts"),
         Binding("ctrl+f", "search", "Search"),
         Binding("ctrl+o", "queue_filter", "Queue filter"),
+        Binding("ctrl+t", "metrics", "Metrics"),
         Binding("escape", "focus_queue", "Queue", show=False),
         Binding("ctrl+q", "quit", "Quit"),
     ]
@@ -139,11 +145,14 @@ class ConsoleApp(App):
     """
 
     def __init__(self, link_factory: LinkFactory, agent: str, clock: Callable[[], datetime] = utc_now, *,
-                 desk: AlertDesk | None = None, notifier: Notifier | None = None) -> None:
+                 desk: AlertDesk | None = None, notifier: Notifier | None = None, history: History | None = None,
+                 export_folder: Path | None = None) -> None:
         super().__init__()
         self.agent = agent
         self.board = Board(agent)
         self.desk = desk or AlertDesk()
+        self.history = history
+        self._export_folder = export_folder
         self._notifier = notifier
         self.fleet = FleetIndex()
         self.intake = Intake(lambda: self.relay(self._wake), LOADING_QUIET_S)
@@ -232,7 +241,9 @@ class ConsoleApp(App):
             if not batch:
                 break
             for topic, payload, retained in batch:
-                signals.extend(self.board.apply(topic, payload, retained, now))
+                if self.board.reads(topic):
+                    signals.extend(self.board.apply(topic, payload, retained, now))
+            self._record([(topic, payload) for topic, payload, _ in batch], now)
             self.applied += len(batch)
         self._show_changes(now)
         for signal in signals:
@@ -243,6 +254,25 @@ class ConsoleApp(App):
             self._draining = False
             if self.intake.backlog:  # arrived between the last take and now, after its wake was ignored
                 self._wake()
+
+    def _record(self, messages: list[tuple[str, bytes]], now: datetime) -> None:
+        """Into the history; a history that fails is closed and said, and the console goes on without it."""
+        if self.history is None:
+            return
+        try:
+            self.history.apply_many(messages, now)
+        except HistoryUnusable as exc:
+            self._history_failed(exc)
+
+    def _history_failed(self, exc: HistoryUnusable) -> None:
+        log.error("history off: %s", exc)
+        self._tell(f"{exc}. Metrics are off until the console restarts.", "History unusable", "error")
+        if self.history is not None:
+            try:
+                self.history.close()
+            except HistoryUnusable:
+                log.debug("history: close failed as well")
+        self.history = None
 
     def _link_state(self, connected: bool, text: str) -> None:
         self.intake.subscribed(connected)
@@ -349,8 +379,20 @@ class ConsoleApp(App):
         view = self.board.station(station) if station else None
         pane = self.query_one("#station", Static)
         pane.border_title = f"Station {station}" if station else "Station"
-        pane.update(station_detail(view, self._clock(), [], list(self._replies.get(station or "", ())),
+        pane.update(station_detail(view, self._clock(), self._calls(station),
+                                   list(self._replies.get(station or "", ())),
                                    self.board.plates_at(station) if station else []))
+
+    def _calls(self, station: str | None) -> list[tuple[datetime, str]]:
+        """The station's last help calls, from the history."""
+        if station is None or self.history is None:
+            return []
+        try:
+            calls = self.history.recent_calls(station, MAX_CALLS_SHOWN)
+        except HistoryUnusable as exc:
+            self._history_failed(exc)
+            return []
+        return [(call.opened or call.closed or self._clock(), call_summary(call)) for call in calls]
 
     def _follow_tickets(self, tickets: set[str], now: datetime) -> None:
         """A selected ticket that closed leaves the pane: the next waiting call takes its place."""
@@ -618,6 +660,13 @@ class ConsoleApp(App):
         else:
             send({})
 
+    def action_metrics(self) -> None:
+        """Help figures and time to repair from the history, with the CSV export."""
+        if self.history is None or self._export_folder is None:
+            self.notify("No history: metrics are off (see the activity pane).", severity="warning")
+            return
+        self.push_screen(MetricsScreen(self.history, self._export_folder, self._clock))
+
     def action_acknowledge(self) -> None:
         """Acknowledge every alert shown so far; they stop repeating at night."""
         count = self.desk.acknowledge(None)
@@ -703,16 +752,23 @@ def main(args: argparse.Namespace) -> int:
                          username=args.username, password_file=args.password_file, on_message=on_message,
                          on_state=on_state)
 
+    history_file = history_path(args)
+    history, history_problem = open_history(history_file)
     try:
         notifier = DesktopNotifier()
-        app = ConsoleApp(make_link, args.agent, notifier=notifier)
+        app = ConsoleApp(make_link, args.agent, notifier=notifier, history=history,
+                         export_folder=history_file.parent / "exports")
         handlers: list[logging.Handler] = [_ActivityHandler(app)]
         if args.log_file:
             handlers.append(logging.FileHandler(args.log_file, encoding="utf-8"))
             handlers[-1].setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     except (ValueError, OSError) as exc:
         sys.stderr.write(f"kiosk console: {exc}\n")
+        if history is not None:
+            history.close()
         return 2
+    if history_problem:
+        app.call_after_refresh(app.note, f"history off: {history_problem}; metrics are off", "bold red")
     root = logging.getLogger()
     saved, saved_level = root.handlers, root.level
     # Nothing may write to the terminal while the UI owns it (paho's thread logs too).
@@ -726,4 +782,15 @@ def main(args: argparse.Namespace) -> int:
         for handler in handlers:
             handler.close()
         notifier.close()
+        if app.history is not None:
+            app.history.close()
     return 0
+
+
+def open_history(path: Path) -> tuple[History | None, str | None]:
+    """The console's history file (its folder made); None and why when it cannot be used: the console runs on."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return History(path), None
+    except (HistoryUnusable, OSError) as exc:
+        return None, f"{path}: {exc}"

@@ -137,6 +137,11 @@ class Board:
             log.exception("ignored %s: unexpected failure", topic)
         return []
 
+    def reads(self, topic: str) -> bool:
+        """Whether :meth:`apply` uses messages of this topic (the console subscribes to more, for its history)."""
+        levels = topic.split("/", 3)
+        return len(levels) == 4 and (levels[3] in self._HANDLERS or levels[3].startswith("fault/"))
+
     def sent_accept(self, ticket_id: str) -> None:
         """This console asked to accept the ticket: tell the agent if someone else gets it."""
         ticket = self._tickets.get(ticket_id)

@@ -6,10 +6,11 @@ from datetime import datetime
 
 from rich.text import Text
 
+from console.metrics import CallRecord
 from console.views import Line, Standing, StationView, TicketState, TicketView
 
-__all__ = ["SEVERITY_STYLE", "conversation", "local", "mm_ss", "station_detail", "station_row", "ticket_cells",
-           "ticket_details"]
+__all__ = ["SEVERITY_STYLE", "call_summary", "conversation", "local", "mm_ss", "station_detail", "station_row",
+           "ticket_cells", "ticket_details"]
 
 SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
 STATE_STYLE = {"online": "green", "offline": "yellow", "lost": "bold red", "unknown": "dim"}
@@ -120,6 +121,20 @@ def conversation(lines: Sequence[Line], agent: str) -> Text:
         out.append("\n")
     out.rstrip()
     return out
+
+
+def call_summary(call: CallRecord) -> str:
+    """A help call in one line: outcome, by whom, how fast, the plate."""
+    parts = [call.outcome or "open"]
+    if call.agent:
+        parts.append(f"by {call.agent}")
+    if call.time_to_accept_s is not None:
+        parts.append(f"accepted after {mm_ss(int(call.time_to_accept_s))}")
+    if call.time_to_resolve_s is not None:
+        parts.append(f"closed after {mm_ss(int(call.time_to_resolve_s))}")
+    if call.plate:
+        parts.append(f"plate {call.plate}")
+    return ", ".join(parts)
 
 
 def station_detail(view: StationView | None, now: datetime, calls: Sequence[tuple[datetime, str]],
