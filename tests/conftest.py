@@ -1,4 +1,4 @@
-"""Test set-up shared by every test: SDL without a screen or sound card."""
+"""Test set-up shared by every test: SDL without a screen or sound card, a runtime folder (XDG_RUNTIME_DIR) of their own."""
 import os
 
 os.environ["SDL_VIDEODRIVER"] = "dummy"
@@ -15,6 +15,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "tests" / "scenarios"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An XDG_RUNTIME_DIR of the tests' own: the control sockets of their simulated stations never meet a desktop's."""
+    folder = tmp_path_factory.mktemp("run")
+    folder.chmod(0o700)
+    os.environ["XDG_RUNTIME_DIR"] = str(folder)
+    return folder
 
 
 @pytest.fixture

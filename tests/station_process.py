@@ -46,20 +46,25 @@ def newest(topic: str, **fields: object):
 
 
 class Station:
-    """The station process; ``log`` collects its stderr in a file for failure messages."""
+    """The station process; ``log`` collects its stderr in a file for failure messages.
 
-    def __init__(self, config: Path) -> None:
+    ``args`` go after `kiosk run --simulate --headless --config FILE`; ``env`` replaces the environment.
+    """
+
+    def __init__(self, config: Path, args: tuple[str, ...] = (), env: dict[str, str] | None = None) -> None:
         self.config = config
         self.log_path = config.with_suffix(".log")
         self.process: subprocess.Popen[bytes] | None = None
+        self.args = args
+        self.env = env if env is not None else dict(os.environ)
 
     def start(self) -> Station:
         """Start the station (it connects on its own; wait for its birth on a subscriber)."""
-        env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"}
+        env = {**self.env, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"}
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "kiosk.cli", "run", "--simulate", "--headless", "--config", str(self.config)],
-                cwd=ROOT, env=env, stdout=log, stderr=log)
+                [sys.executable, "-m", "kiosk.cli", "run", "--simulate", "--headless", "--config", str(self.config),
+                 *self.args], cwd=ROOT, env=env, stdout=log, stderr=log)
         return self
 
     def kill(self) -> None:

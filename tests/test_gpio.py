@@ -61,6 +61,23 @@ def test_press_and_release(open_panel):
     assert posted.events == [*STARTED, HelpPressed(), HelpReleased()]
 
 
+def test_a_driver_of_the_pins_waits_until_the_panel_reported_them(open_panel):
+    """`kiosk sim` answers once the change got through the debounce: a press at once, the rest after the window."""
+    panel, posted = open_panel()
+    assert panel.wait_reported(0)
+    panel.press()
+    assert panel.button_down and panel.wait_reported(0)
+    assert posted.events == [*STARTED, HelpPressed()]
+    panel.release()
+    assert not panel.wait_reported(0)  # the release waits for the window to close
+    assert panel.wait_reported(1.0)
+    assert posted.events == [*STARTED, HelpPressed(), HelpReleased()]
+    panel.set_door(True)
+    assert panel.door_open and not panel.wait_reported(0)
+    assert panel.wait_reported(1.0)
+    assert posted.events == [*STARTED, HelpPressed(), HelpReleased(), DoorChanged(open=True)]
+
+
 def test_contact_bounce_gives_one_press_and_a_later_press_is_seen(open_panel):
     panel, posted = open_panel()
     panel.press()

@@ -712,6 +712,17 @@ def test_fault_disconnect(pair: tuple[Simulator, Ecr]) -> None:
     wait_until(lambda: sim.quiet() and sim.bytes_in == ecr.bytes_out)
 
 
+def test_a_pulled_cable_stays_pulled_until_plugged_back_in(pair: tuple[Simulator, Ecr]) -> None:
+    sim, ecr = pair
+    sim.inject("disconnect", 3600)
+    ecr.write(frame("06 02 00"))
+    ecr.nothing()
+    sim.reconnect()
+    wait_until(sim.quiet)
+    ecr.ask("06 02 00")
+    wait_until(lambda: sim.quiet() and sim.bytes_in == ecr.bytes_out)
+
+
 def test_fault_drop_ack(pair: tuple[Simulator, Ecr]) -> None:
     sim, ecr = pair
     start_payment(ecr)

@@ -23,6 +23,7 @@ from kiosk.domain import helpdesk, journey
 from kiosk.domain.doctor import Finding, Health, Part, Report
 from kiosk.domain.events import (
     UPLINK_EVENTS,
+    ControlAsked,
     DoctorAsked,
     DoctorExamined,
     DoorChanged,
@@ -114,6 +115,7 @@ class Loop:
             MethodHealth: self.settlements.health,
             IntercomHealth: self._voice_health,
             DoctorAsked: self._doctor_asked,
+            ControlAsked: lambda event, now: event.run(now),
             DoctorExamined: self._doctor_examined,
             **{kind: self.cabinet.handle for kind in CABINET_EVENTS},
             DoorChanged: self._door,

@@ -1,4 +1,4 @@
-"""The `kiosk` command: its arguments, `kiosk run` with its stop signals, and scenario replay (wiring is in compose)."""
+"""The `kiosk` command: its arguments, `kiosk run` with its stop signals, scenario replay, live control (`kiosk sim`)."""
 from __future__ import annotations
 
 import argparse
@@ -18,12 +18,14 @@ from console import command as console_command
 from kiosk import config
 from kiosk.app.loop import Loop
 from kiosk.app.updater import EXIT_UNHEALTHY as UNHEALTHY
-from kiosk.cli import doctor
+from kiosk.cli import doctor, sim
 from kiosk.cli.compose import build_station
 from kiosk.cli.entry import STOP_SIGNALS
 from kiosk.cli.quiet_logs import RepeatFilter
 from kiosk.cli.scenario import ManualClock, Runner, ScenarioDisplay, ScenarioError, ScriptableSimulator, Step, parse
 from kiosk.cli.sd_notify import SystemdNotifier
+from kiosk.cli.sim_control import controller
+from kiosk.cli.sim_socket import ControlError, ControlSocket, control_path
 from kiosk.cli.terminal import add_terminal_commands
 from kiosk.cli.update import add_update_command
 
@@ -56,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--simulate", action="store_true", help="simulated card terminal and GPIO, for a desktop")
     run.add_argument("--headless", action="store_true", help="no window (SDL dummy video driver)")
     run.add_argument("--scenario", type=Path, help="replay a scenario file on a manual clock, then exit")
+    run.add_argument("--control", type=Path, metavar="PATH",
+                     help="with --simulate: the live control socket for `kiosk sim` "
+                          "(default $XDG_RUNTIME_DIR/kiosk/STATION.sock)")
     run.set_defaults(command=_run)
 
     add_terminal_commands(commands)
@@ -71,6 +76,10 @@ def _parser() -> argparse.ArgumentParser:
     examine.add_argument("--simulate", action="store_true", help="the station of `kiosk run --simulate`")
     examine.add_argument("--json", action="store_true", help="one line of JSON for fleet tooling")
     examine.set_defaults(command=_doctor)
+
+    drive = commands.add_parser("sim", help="drive a running simulated station: help button, scenario steps, faults")
+    sim.add_arguments(drive)
+    drive.set_defaults(command=_sim, simulate=True)
 
     check = commands.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file", type=Path)
@@ -115,6 +124,16 @@ def _doctor(args: argparse.Namespace) -> int:
     return doctor.run(args, settings, args.config)
 
 
+def _sim(args: argparse.Namespace) -> int:
+    try:
+        settings = _settings(args)
+    except config.ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return sim.EXIT_USAGE
+    return sim.run(args, settings)
+
+
 def _settings(args: argparse.Namespace) -> config.Settings:
     if args.config is not None:
         return config.load(args.config)
@@ -152,6 +171,21 @@ def _run(args: argparse.Namespace) -> int:
     if args.scenario is None and _stop_requested():
         return EXIT_OK  # before anything was opened
     try:
+        control = _control_socket(args, settings)
+    except ControlError as exc:
+        log.critical("live control: %s", exc)
+        return EXIT_USAGE
+    try:
+        return _run_station(args, settings, clock, steps, control)
+    finally:
+        if control is not None:
+            control.close()
+
+
+def _run_station(args: argparse.Namespace, settings: config.Settings, clock: Callable[[], datetime],
+                 steps: list[Step], control: ControlSocket | None) -> int:
+    """Build the station, then replay the scenario or run until stopped; the exit code."""
+    try:
         station = build_station(settings, clock, simulate=args.simulate,
                                 headless=args.headless or args.scenario is not None, online=args.scenario is None,
                                 config_file=args.config)
@@ -169,13 +203,34 @@ def _run(args: argparse.Namespace) -> int:
         kind = "simulated" if args.simulate else "real"
         log.info("station %s starting (zone %s, %s devices)", settings.station.id, settings.zone.name, kind)
         doctor_socket.start()
+        if control is not None:
+            control.serve(controller(station, settings.station.id))
         loop.run(SystemdNotifier())
         if loop.unhealthy is not None:
             return EXIT_UNHEALTHY
         return EXIT_RESTART if loop.restart_requested else EXIT_OK
     finally:
+        if control is not None:
+            control.close()  # before the station closes: no command runs on a closing station
         doctor_socket.close()
         station.close()
+
+
+def _control_socket(args: argparse.Namespace, settings: config.Settings) -> ControlSocket | None:
+    """The live control of a simulated station (`kiosk sim`), listening already; None for any other run.
+
+    Only `run --simulate` has one (a real station never does, nor a scenario replay); it is
+    opened before the station is built, so that a second station on its path stops at once.
+    ControlError says why it cannot be opened.
+    """
+    if not args.simulate or args.scenario is not None:
+        if args.control is not None:
+            raise ControlError("--control needs --simulate without --scenario: only a live simulated station is driven")
+        return None
+    control = ControlSocket(args.control or control_path(settings.station.id, Path(settings.storage.database),
+                                                         os.environ))
+    control.open()
+    return control
 
 
 def _block_stop_signals(block: bool) -> None:

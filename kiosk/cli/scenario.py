@@ -145,10 +145,14 @@ def parse_duration(text: str) -> timedelta:
 
 
 class Runner:
-    """Runs steps against a loop whose clock is a ManualClock."""
+    """Runs steps against a loop, on the loop's thread: a replay's loop on a ManualClock, or a live one.
+
+    Without ``clock`` (a live simulated station, driven by `kiosk sim`, runs on real time)
+    ``advance`` is refused.
+    """
 
     def __init__(self, loop: Loop, display: ScenarioDisplay, terminal: ScriptableSimulator | None,
-                 clock: ManualClock, base_dir: Path) -> None:
+                 clock: ManualClock | None, base_dir: Path) -> None:
         self.loop = loop
         self.display = display
         self.terminal = terminal
@@ -159,14 +163,18 @@ class Runner:
         """Run every step; raise ScenarioError with a report at the first failure."""
         self.loop.settle()
         for step in steps:
-            try:
-                VERBS[step.words[0]](self, list(step.words[1:]))
-            except ScenarioError as exc:
-                raise ScenarioError(f"{step.where()}\n  {exc}\n{self._situation()}") from None
-            except (ValueError, IndexError) as exc:
-                raise ScenarioError(f"{step.where()}\n  bad step: {exc}\n{self._situation()}") from None
-            self.loop.settle()
-            log.debug("step done: %s", step.where())
+            self.step(step)
+
+    def step(self, step: Step) -> None:
+        """Run one step and settle the loop; ScenarioError with a report (the step, why, the screen) if it fails."""
+        try:
+            VERBS[step.words[0]](self, list(step.words[1:]))
+        except ScenarioError as exc:
+            raise ScenarioError(f"{step.where()}\n  {exc}\n{self._situation()}") from None
+        except (ValueError, IndexError) as exc:
+            raise ScenarioError(f"{step.where()}\n  bad step: {exc}\n{self._situation()}") from None
+        self.loop.settle()
+        log.debug("step done: %s", step.where())
 
     def _situation(self) -> str:
         state = self.loop.state
@@ -222,14 +230,17 @@ class Runner:
 
     def advance(self, args: list[str]) -> None:
         """advance DURATION: move the clock, firing every deadline on the way at its own time."""
-        target = self.clock() + parse_duration(args[0])
+        clock = self.clock
+        if clock is None:
+            raise ScenarioError("advance needs a replay's manual clock; a live station runs on real time")
+        target = clock() + parse_duration(args[0])
         for _ in range(MAX_TICKS_PER_ADVANCE):
             due = journey.deadline(self.loop.state)
             if due is None or due > target:
                 break
-            self.clock.set(due)
+            clock.set(due)
             self.loop.settle()
-        self.clock.set(target)
+        clock.set(target)
 
     def expect(self, args: list[str]) -> None:
         """expect screen NAME | text TEXT | no-text TEXT | row TABLE k=v.. | rows TABLE N k=v..

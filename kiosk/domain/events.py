@@ -257,6 +257,13 @@ class DoctorAsked:
 
 
 @dataclass(frozen=True)
+class ControlAsked:
+    """A command of a simulated station's local control (`kiosk sim`): ``run`` it on the loop thread, given the time."""
+
+    run: Callable[[datetime], None] = field(compare=False)
+
+
+@dataclass(frozen=True)
 class DoctorExamined:
     """The doctor's worker examined the computer and the database for examination ``token``."""
 
@@ -347,7 +354,7 @@ Event = (
     | MethodReport | NoticeChanged | OutageChanged | LinkUp | LinkDown | LinkAcked | MessageIn | HelpButtonStuck
     | HelpButtonFreed
     | DoorChanged | AgentSays | CourtesyGranted | JourneyCancelled | HelpTicketFailed | CallProgress | CallOffered
-    | IntercomHealth | DoctorAsked | DoctorExamined | UpdateProgress
+    | IntercomHealth | DoctorAsked | DoctorExamined | UpdateProgress | ControlAsked
 )
 
 # ---- effects: what a state machine asks the loop to do ----

@@ -279,6 +279,11 @@ class PtLink:
             else:
                 self._faults[fault] = self._faults.get(fault, 0) + count
 
+    def reconnect(self) -> None:
+        """End a "disconnect" fault now (the cable is plugged back in)."""
+        with self._lock:
+            self._disconnect_until = 0.0
+
     def take(self, fault: str) -> bool:
         """Use up one count of `fault`; False when it is not armed."""
         with self._lock:

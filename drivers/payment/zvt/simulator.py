@@ -233,6 +233,11 @@ class Simulator:
         self._link.arm(fault, count)
         log.info("fault %s armed (%d)", fault, count)
 
+    def reconnect(self) -> None:
+        """End an injected "disconnect" now: the cable is plugged back in."""
+        self._link.reconnect()
+        log.info("cable plugged back in")
+
     def set_status(self, status: int) -> None:
         """The terminal status reported to a status enquiry; while not 00, Authorization is refused."""
         if not 0 <= status <= 0xFF:
