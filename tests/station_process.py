@@ -104,3 +104,13 @@ def command(staff: Staff, name: str, payload: bytes | str, correlation: bytes | 
         return None
 
     return staff.wait_for(answered, timeout, f"the reply to cmd/{name}")
+
+
+def sim_config(folder: Path, station: str, port: int) -> Path:
+    """The minimal configuration of a simulated station of a training fleet (docs/help-desk.md), for the test broker."""
+    folder.mkdir(parents=True)
+    path = folder / "kiosk.toml"
+    path.write_text(f'[station]\nid = "{station}"\n[storage]\ndatabase = "{folder / "kiosk.db"}"\n'
+                    f'[terminal]\nstatus_interval_s = 1\n'
+                    f'[mqtt]\nhost = "127.0.0.1"\nport = {port}\ntls = false\nreconnect_max_s = 1\n', encoding="utf-8")
+    return path

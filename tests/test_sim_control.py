@@ -16,7 +16,7 @@ from conftest import run_kiosk
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mqtt_client import Received, Staff
-from station_process import Station
+from station_process import Station, sim_config
 
 from kiosk.cli import main as cli
 from kiosk.cli.scenario import ScenarioError, parse
@@ -41,16 +41,6 @@ START_S = 60
 FAULT_S = 10  # the terminal is polled every second (terminal.status_interval_s = 1)
 READ_S = 5.0
 IDLE = {"screen": "welcome", "help": None, "button": "up", "door": "closed", "faults": [], "simulated": []}
-
-
-def sim_config(folder: Path, station: str, port: int) -> Path:
-    """The minimal configuration of a simulated station of a training fleet (docs/help-desk.md), for the test broker."""
-    folder.mkdir(parents=True)
-    path = folder / "kiosk.toml"
-    path.write_text(f'[station]\nid = "{station}"\n[storage]\ndatabase = "{folder / "kiosk.db"}"\n'
-                    f'[terminal]\nstatus_interval_s = 1\n'
-                    f'[mqtt]\nhost = "127.0.0.1"\nport = {port}\ntls = false\nreconnect_max_s = 1\n', encoding="utf-8")
-    return path
 
 
 def topic(station: str, name: str) -> str:
