@@ -1,68 +1,44 @@
 """The agents' console: a Textual terminal UI over console.board and console.agent_link (``kiosk console``)."""
 from __future__ import annotations
 
-import argparse
-import functools
 import logging
-import sys
 import time
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from console.agent_link import AgentLink, NotConnected
+from rich.text import Text
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.css.query import NoMatches
+from textual.message import Message
+from textual.widgets import DataTable, Footer, Header, Input, RichLog, Select, Static
+
+from console.agent_link import AgentLink
 from console.alerts import AlertDesk, AlertKind, CallState, Signal
 from console.board import Board
-from console.command import history_path
-from console.crew import CREW_COMMANDS, CrewCommand, describe_reply
 from console.fleet import FleetFilter, FleetIndex, SeverityFilter, StateFilter
+from console.fleet_list import FleetList
 from console.history import History, HistoryUnusable
 from console.intake import Intake
-from console.notify import DesktopNotifier, Notifier
+from console.metrics_screen import MetricsScreen
+from console.notify import Notifier
 from console.panes import call_summary, conversation, local, station_detail, station_row, ticket_cells, ticket_details
-from console.payload import clean
+from console.screens import KeysScreen
+from console.station_actions import MAX_CHAT, StationActions
 from console.views import Standing, StationView, TicketState, TicketView
-
-try:
-    from rich.text import Text
-    from textual.app import App, ComposeResult
-    from textual.binding import Binding
-    from textual.containers import Horizontal, Vertical, VerticalScroll
-    from textual.css.query import NoMatches
-    from textual.message import Message
-    from textual.widgets import DataTable, Footer, Header, Input, RichLog, Select, Static
-    from textual.widgets.option_list import Option
-
-    from console.fleet_list import FleetList
-    from console.forms import ConfirmScreen, Field, FormScreen, length_check, number_check
-    from console.metrics_screen import MetricsScreen
-    from console.screens import KeysScreen, PickScreen
-except ImportError as exc:  # the console extra is not installed: main() says so, the classes below stay unused
-    TEXTUAL_MISSING: ImportError | None = exc
-    if not TYPE_CHECKING:  # type-checked as installed (the console extra), so only at run time
-        App = Message = object
-else:
-    TEXTUAL_MISSING = None
 
 log = logging.getLogger(__name__)
 
-INSTALL_HINT = "install the console extra: pip install 'kiosk[console]'"
-OUTCOMES = ("solved", "courtesy", "technician", "no_answer", "other")  # help/to-parker resolve (MQTT contract)
-COURTESY_MINUTES = 60
-COURTESY_REASON = "help ticket"
-MAX_CHAT = 500  # what the station accepts on help/to-parker and for its commands' arguments
-MAX_NOTICE = 200
-MAX_PLATE = 16
-MAX_COURTESY_MINUTES = 10080
 BATCH_DELAY_S = 0.05  # messages arriving together are applied and shown together
 BATCH_BUDGET_S = 0.02  # the UI thread applies messages for at most this long before it reads keys again
 LOADING_QUIET_S = 0.75  # no retained message for this long after subscribing: the fleet is loaded
 TICK_S = 0.5  # queue times, escalations and due alerts
-MAX_REPLIES = 5
-MAX_CALLS_SHOWN = 3  # command replies kept per station for its detail pane
+MAX_CALLS_SHOWN = 3  # the last help calls in the station pane
 ALERT_STYLE = {"error": "bold red", "warning": "yellow", "information": ""}
 
 LinkFactory = Callable[[Callable[[str, bytes, bool], None], Callable[[bool, str], None]], AgentLink]
@@ -152,16 +128,17 @@ class ConsoleApp(App):
         self.board = Board(agent)
         self.desk = desk or AlertDesk()
         self.history = history
+        self.requests = StationActions(self)
         self._export_folder = export_folder
         self._notifier = notifier
         self.fleet = FleetIndex()
         self.intake = Intake(lambda: self.relay(self._wake), LOADING_QUIET_S)
         self.link = link_factory(self.intake.put, lambda *args: self.relay(self._link_state, *args))
-        self._clock = clock
+        self.clock = clock
         self._selected: tuple[str, str] | None = None  # (station, ticket)
         self._queue_filter = QueueFilter.ALL
         self._queue_cells: dict[str, tuple[Any, ...]] = {}
-        self._replies: dict[str, deque[tuple[datetime, str]]] = {}
+        self.replies: dict[str, deque[tuple[datetime, str]]] = {}
         self._loading = True
         self._draining = False
         self._zone_list: list[str] = []
@@ -234,7 +211,7 @@ class ConsoleApp(App):
     def _drain(self) -> None:
         """Apply waiting messages for at most BATCH_BUDGET_S, then let keys in and come back for the rest."""
         started = time.monotonic()
-        now = self._clock()
+        now = self.clock()
         signals: list[Signal] = []
         while time.monotonic() - started < BATCH_BUDGET_S:
             batch = self.intake.take(200)
@@ -266,7 +243,7 @@ class ConsoleApp(App):
 
     def _history_failed(self, exc: HistoryUnusable) -> None:
         log.error("history off: %s", exc)
-        self._tell(f"{exc}. Metrics are off until the console restarts.", "History unusable", "error")
+        self.tell(f"{exc}. Metrics are off until the console restarts.", "History unusable", "error")
         if self.history is not None:
             try:
                 self.history.close()
@@ -282,14 +259,6 @@ class ConsoleApp(App):
             self._loading = True
             self._titles()
 
-    def _command_reply(self, station: str, command: str, reply: dict[str, Any]) -> None:
-        summary = describe_reply(command, reply)
-        self._replies.setdefault(station, deque(maxlen=MAX_REPLIES)).appendleft((self._clock(), f"{command}: {summary}"))
-        self._tell(summary, f"{command} at {station}" + ("" if reply.get("ok") else " refused"),
-                   "information" if reply.get("ok") else "error")
-        if self.query_one("#fleet", FleetList).station == station:
-            self._show_station()
-
     # ---- drawing ----
 
     def _show_changes(self, now: datetime) -> None:
@@ -301,7 +270,7 @@ class ConsoleApp(App):
             self.query_one("#fleet", FleetList).rows_changed()
             self._zones()
             if self.query_one("#fleet", FleetList).station in stations:
-                self._show_station()
+                self.show_station()
         if tickets:
             self._follow_tickets(tickets, now)
         if stations or tickets:
@@ -309,13 +278,13 @@ class ConsoleApp(App):
 
     def _tick(self) -> None:
         try:
-            now = self._clock()
+            now = self.clock()
             if self._loading and self.intake.loaded():
                 self._loading = False
                 self.note(f"fleet loaded: {self.fleet.total:,} stations, {self.applied:,} messages")
             self._titles()
             self._show_queue(now)
-            self._show_station()
+            self.show_station()
             self._ring(now)
         except NoMatches:  # a timer firing while the app closes: its widgets are already gone
             log.debug("console closing: tick skipped")
@@ -365,22 +334,22 @@ class ConsoleApp(App):
         overdue = sum(1 for t in views if t.overdue)
         table.border_title = f"Help queue: {self._queue_filter.value} (ctrl+o) · {waiting} waiting" + \
             (f" · {overdue} overdue" if overdue else "")
-        self._show_ticket()
+        self.show_ticket()
 
-    def _show_ticket(self) -> None:
+    def show_ticket(self) -> None:
         view = self._selected_view()
         station = self.board.station(view.station) if view else None
         self.query_one("#details", Static).update(ticket_details(view, station))
         self.query_one("#conversation", Static).update(
             conversation(self.board.conversation(view.ticket), self.agent) if view else Text())
 
-    def _show_station(self) -> None:
+    def show_station(self) -> None:
         station = self.query_one("#fleet", FleetList).station
         view = self.board.station(station) if station else None
         pane = self.query_one("#station", Static)
         pane.border_title = f"Station {station}" if station else "Station"
-        pane.update(station_detail(view, self._clock(), self._calls(station),
-                                   list(self._replies.get(station or "", ())),
+        pane.update(station_detail(view, self.clock(), self._calls(station),
+                                   list(self.replies.get(station or "", ())),
                                    self.board.plates_at(station) if station else []))
 
     def _calls(self, station: str | None) -> list[tuple[datetime, str]]:
@@ -392,7 +361,7 @@ class ConsoleApp(App):
         except HistoryUnusable as exc:
             self._history_failed(exc)
             return []
-        return [(call.opened or call.closed or self._clock(), call_summary(call)) for call in calls]
+        return [(call.opened or call.closed or self.clock(), call_summary(call)) for call in calls]
 
     def _follow_tickets(self, tickets: set[str], now: datetime) -> None:
         """A selected ticket that closed leaves the pane: the next waiting call takes its place."""
@@ -411,7 +380,7 @@ class ConsoleApp(App):
         self.desk.add(signal)
         if signal.kind is AlertKind.NEW_CALL and signal.subject and not self._in_conversation():
             self._selected = (signal.station, signal.subject)
-            self._show_queue(self._clock())
+            self._show_queue(self.clock())
             self.query_one("#queue", DataTable).focus()
 
     def _resolve_alerts(self, views: list[StationView]) -> None:
@@ -434,7 +403,7 @@ class ConsoleApp(App):
         notices = self.desk.due(now)
         for notice in notices:
             if notice.rings:
-                self._tell(notice.message, notice.title, notice.severity.value)
+                self.tell(notice.message, notice.title, notice.severity.value)
             else:
                 self.note(f"{notice.title}: {notice.message}", ALERT_STYLE.get(notice.severity.value, ""))
         if any(notice.rings for notice in notices):
@@ -484,11 +453,11 @@ class ConsoleApp(App):
         """All open tickets, those offered to me, the overdue ones."""
         members = list(QueueFilter)
         self._queue_filter = members[(members.index(self._queue_filter) + 1) % len(members)]
-        self._show_queue(self._clock())
+        self._show_queue(self.clock())
 
     def action_next_call(self) -> None:
         """Select the oldest call nobody has accepted yet."""
-        if not self._select_next(self._clock(), focus=True):
+        if not self._select_next(self.clock(), focus=True):
             self.notify("No call is waiting.")
 
     def _select_next(self, now: datetime, focus: bool) -> bool:
@@ -506,29 +475,32 @@ class ConsoleApp(App):
 
     def action_accept(self) -> None:
         """Ask the station to connect the selected ticket's parker to this agent; the chat gets the focus."""
-        view = self._ticket_or_hint()
-        if view is None:
-            return
-        if view.mine:
-            self.notify("This ticket is already yours.")
-            return
-        if self._send(lambda: self.link.to_parker(view.station, view.ticket, "accept")):
-            self.board.sent_accept(view.ticket)
-            self.note(f"accept sent for {view.station}")
-            self.query_one("#chat", Input).focus()
+        self.requests.accept()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         """Enter in the chat input sends its text to the selected ticket's parker."""
-        if event.input.id != "chat":
-            return
-        words = event.value.strip()
-        view = self._ticket_or_hint()
-        if not words or view is None:
-            return
-        if self._send(lambda: self.link.to_parker(view.station, view.ticket, "message", text=words)):
-            self.board.sent_message(view.ticket, words, self._clock())
-            event.input.value = ""
-            self._show_ticket()
+        if event.input.id == "chat":
+            self.requests.chat(event)
+
+    def action_courtesy(self) -> None:
+        """Grant the selected ticket's parker a free session (a form, confirmed with ctrl+y)."""
+        self.requests.courtesy()
+
+    def action_cancel_journey(self) -> None:
+        """End the selected ticket's parker's journey (a question, confirmed with ctrl+y)."""
+        self.requests.cancel_journey()
+
+    def action_notice(self) -> None:
+        """Set or clear the notice parkers see at a station (confirmed with ctrl+y)."""
+        self.requests.notice()
+
+    def action_resolve(self) -> None:
+        """Close the selected ticket with an outcome and closing words (confirmed with ctrl+y)."""
+        self.requests.resolve()
+
+    def action_crew(self) -> None:
+        """A command for a station: mode, restart, end of day (confirmed), terminal status, doctor, rebirth."""
+        self.requests.crew()
 
     def on_input_changed(self, event: Input.Changed) -> None:
         """Typing in the search filters the fleet by station and plate."""
@@ -559,7 +531,7 @@ class ConsoleApp(App):
 
     def on_fleet_list_highlighted(self, _event: FleetList.Highlighted) -> None:
         """The fleet's cursor moved: show that station."""
-        self._show_station()
+        self.show_station()
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         """Moving through the queue selects a ticket (only when the agent moves, not when rows change)."""
@@ -571,101 +543,12 @@ class ConsoleApp(App):
         if event.data_table.id == "queue":
             self._select(event.row_key.value)
 
-    def action_courtesy(self) -> None:
-        """Grant the selected ticket's parker a free session (a form, confirmed with ctrl+y)."""
-        view = self._ticket_or_hint()
-        if view is None:
-            return
-        plate = view.context.plate if view.context and view.context.plate else ""
-        fields = [Field("plate", "Plate", plate, check=length_check(2, MAX_PLATE)),
-                  Field("minutes", "Minutes", str(COURTESY_MINUTES), check=number_check(1, MAX_COURTESY_MINUTES)),
-                  Field("reason", "Reason", COURTESY_REASON, check=length_check(1, MAX_NOTICE))]
-
-        def granted(values: dict[str, str] | None) -> None:
-            if values is not None:
-                self._command(view.station, "courtesy", {"plate": values["plate"].upper(),
-                                                         "minutes": int(values["minutes"]),
-                                                         "reason": values["reason"], "ticket": view.ticket})
-
-        self.push_screen(FormScreen(f"Grant a courtesy session at {view.station}", fields, "Grant"), granted)
-
-    def action_cancel_journey(self) -> None:
-        """End the selected ticket's parker's journey on the station (confirmed; never during a payment)."""
-        view = self._ticket_or_hint()
-        if view is None:
-            return
-
-        def confirmed(values: dict[str, str] | None) -> None:
-            if values is not None:
-                self._command(view.station, "journey/cancel",
-                              {"reason": f"ended by agent {self.agent}", "ticket": view.ticket})
-
-        self.push_screen(ConfirmScreen(f"End the parker's journey at {view.station}?",
-                                       "The station returns to Welcome and forgets the plate; the call goes on.",
-                                       "End journey"), confirmed)
-
-    def action_notice(self) -> None:
-        """Set or clear (empty text) the notice parkers see at a station (confirmed with ctrl+y)."""
-        station = self._target_station()
-        if station is None:
-            self.notify("Select a station or a ticket first.", severity="warning")
-            return
-
-        def chosen(values: dict[str, str] | None) -> None:
-            if values is not None:
-                self._command(station, "notice", {"text": values["text"] or None})
-
-        self.push_screen(FormScreen(f"Notice for parkers at {station} (empty clears it)",
-                                    [Field("text", "Text", check=length_check(0, MAX_NOTICE))], "Set notice"), chosen)
-
-    def action_resolve(self) -> None:
-        """Close the selected ticket: an outcome and closing words shown to the parker (confirmed with ctrl+y)."""
-        view = self._ticket_or_hint()
-        if view is None:
-            return
-
-        def resolved(values: dict[str, str] | None) -> None:
-            if values is not None and self._send(lambda: self.link.to_parker(
-                    view.station, view.ticket, "resolve", text=values["text"], outcome=values["outcome"])):
-                self.note(f"resolve ({values['outcome']}) sent for {view.station}")
-
-        self.push_screen(FormScreen(f"Resolve the ticket at {view.station}",
-                                    [Field("outcome", "Outcome", OUTCOMES[0], choices=OUTCOMES),
-                                     Field("text", "Closing words for the parker", check=length_check(0, MAX_CHAT))],
-                                    "Resolve"), resolved)
-
-    def action_crew(self) -> None:
-        """A command for a station: mode, restart, rebirth, the card terminal, doctor."""
-        station = self._target_station()
-        if station is None:
-            self.notify("Select a station or a ticket first.", severity="warning")
-            return
-
-        def picked(index: int | None) -> None:
-            if index is not None:
-                self._crew(station, CREW_COMMANDS[index])
-
-        self.push_screen(PickScreen(f"Command for {station}",
-                                    [Option(command.label) for command in CREW_COMMANDS]), picked)
-
-    def _crew(self, station: str, command: CrewCommand) -> None:
-        def send(values: dict[str, str] | None) -> None:
-            if values is not None:
-                self._command(station, command.name, command.arguments(values))
-
-        if command.fields:
-            self.push_screen(FormScreen(f"{command.label} at {station}", list(command.fields), "Send"), send)
-        elif command.changes_station:
-            self.push_screen(ConfirmScreen(f"{command.label} at {station}?", command.detail, "Send"), send)
-        else:
-            send({})
-
     def action_metrics(self) -> None:
         """Help figures and time to repair from the history, with the CSV export."""
         if self.history is None or self._export_folder is None:
             self.notify("No history: metrics are off (see the activity pane).", severity="warning")
             return
-        self.push_screen(MetricsScreen(self.history, self._export_folder, self._clock))
+        self.push_screen(MetricsScreen(self.history, self._export_folder, self.clock))
 
     def action_acknowledge(self) -> None:
         """Acknowledge every alert shown so far; they stop repeating at night."""
@@ -677,15 +560,15 @@ class ConsoleApp(App):
     # ---- helpers ----
 
     def _select(self, ticket_id: str | None) -> None:
-        view = next((t for t in self.board.queue(self._clock()) if t.ticket == ticket_id), None)
+        view = next((t for t in self.board.queue(self.clock()) if t.ticket == ticket_id), None)
         if view is not None:
             self._selected = (view.station, view.ticket)
-            self._show_ticket()
+            self.show_ticket()
 
     def _selected_view(self) -> TicketView | None:
-        return None if self._selected is None else self.board.ticket(*self._selected, self._clock())
+        return None if self._selected is None else self.board.ticket(*self._selected, self.clock())
 
-    def _ticket_or_hint(self) -> TicketView | None:
+    def ticket_or_hint(self) -> TicketView | None:
         view = self._selected_view()
         if view is None:
             self.notify("Select a ticket in the help queue first (F4: the next waiting call).", severity="warning")
@@ -694,7 +577,7 @@ class ConsoleApp(App):
             return None
         return view
 
-    def _target_station(self) -> str | None:
+    def target_station(self) -> str | None:
         """The fleet's station when the fleet side has the focus or no ticket is selected, else the ticket's."""
         fleet = self.query_one("#fleet", FleetList)
         view = self._selected_view()
@@ -704,93 +587,11 @@ class ConsoleApp(App):
             return fleet.station
         return view.station
 
-    def _send(self, send: Callable[[], object]) -> bool:
-        try:
-            send()
-        except NotConnected as exc:
-            self._tell(str(exc), "Not sent", "error")
-            return False
-        return True
-
-    def _command(self, station: str, name: str, args: dict[str, Any]) -> None:
-        on_reply = functools.partial(self.relay, self._command_reply, station, name)  # on paho's or a timer's thread
-        if self._send(lambda: self.link.command(station, name, args, on_reply)):
-            self.note(f"{name} sent to {station}")
-
-    def _tell(self, message: str, title: str, severity: str) -> None:
+    def tell(self, message: str, title: str, severity: str) -> None:
         self.notify(message, title=title, severity=severity, markup=False)  # type: ignore[arg-type]
         self.note(f"{title}: {message}", ALERT_STYLE.get(severity, ""))
 
     def note(self, text: str, style: str = "") -> None:
         """Add a line to the activity pane (local time)."""
         for pane in self.query("#activity").results(RichLog):  # none once the app is closing
-            pane.write(Text(f"{local(self._clock())} {text}", style=style))
-
-
-class _ActivityHandler(logging.Handler):
-    """Console warnings (a station's malformed message, a refused subscription) into the activity pane."""
-
-    def __init__(self, app: ConsoleApp) -> None:
-        super().__init__(logging.WARNING)
-        self._app = app
-
-    def emit(self, record: logging.LogRecord) -> None:
-        """Relay the formatted record to the UI thread."""
-        self._app.relay(self._app.note, clean(record.getMessage()), "yellow")  # may quote a station's topic
-
-
-# ---- command line ----
-
-def main(args: argparse.Namespace) -> int:
-    """Run the console until the agent quits; 2 for bad options or without Textual."""
-    if TEXTUAL_MISSING is not None:
-        sys.stderr.write(f"kiosk console: {INSTALL_HINT} ({TEXTUAL_MISSING})\n")
-        return 2
-
-    def make_link(on_message: Callable[[str, bytes, bool], None], on_state: Callable[[bool, str], None]) -> AgentLink:
-        return AgentLink(args.broker, args.agent, tls=args.tls, ca=args.ca, cert=args.cert, key=args.key,
-                         username=args.username, password_file=args.password_file, on_message=on_message,
-                         on_state=on_state)
-
-    history_file = history_path(args)
-    history, history_problem = open_history(history_file)
-    try:
-        notifier = DesktopNotifier()
-        app = ConsoleApp(make_link, args.agent, notifier=notifier, history=history,
-                         export_folder=history_file.parent / "exports")
-        handlers: list[logging.Handler] = [_ActivityHandler(app)]
-        if args.log_file:
-            handlers.append(logging.FileHandler(args.log_file, encoding="utf-8"))
-            handlers[-1].setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    except (ValueError, OSError) as exc:
-        sys.stderr.write(f"kiosk console: {exc}\n")
-        if history is not None:
-            history.close()
-        return 2
-    if history_problem:
-        app.call_after_refresh(app.note, f"history off: {history_problem}; metrics are off", "bold red")
-    root = logging.getLogger()
-    saved, saved_level = root.handlers, root.level
-    # Nothing may write to the terminal while the UI owns it (paho's thread logs too).
-    root.handlers = handlers
-    if args.log_file:
-        root.setLevel(logging.INFO)
-    try:
-        app.run()
-    finally:
-        root.handlers, root.level = saved, saved_level
-        for handler in handlers:
-            handler.close()
-        notifier.close()
-        if app.history is not None:
-            app.history.close()
-    return 0
-
-
-def open_history(path: Path) -> tuple[History | None, str | None]:
-    """The console's history file (its folder made); None and why when it cannot be used: the console runs on."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return History(path), None
-    except (HistoryUnusable, OSError) as exc:
-        return None, f"{path}: {exc}"
+            pane.write(Text(f"{local(self.clock())} {text}", style=style))

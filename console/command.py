@@ -43,16 +43,16 @@ def history_path(args: argparse.Namespace) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Export the history (--export-csv: 0, or 1 if it failed), or run the console (console.app.main: 2 for bad
+    """Export the history (--export-csv: 0, or 1 if it failed), or run the console (console.start.main: 2 for bad
     options or without Textual)."""
     if args.export_csv is not None:
         return export(history_path(args), args.export_csv, datetime.now(UTC))
     if not args.broker:
         sys.stderr.write("kiosk console: --broker is required (unless --export-csv)\n")
         return 2
-    from console import app
+    from console import start
 
-    return app.main(args)
+    return start.main(args)
 
 
 def export(history: Path, folder: Path, now: datetime) -> int:

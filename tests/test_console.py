@@ -21,12 +21,12 @@ from hypothesis import strategies as st
 from mqtt_client import Staff
 from paho.mqtt.client import topic_matches_sub
 
-from console import app as console_app
 from console import command as console_command
+from console import start as console_start
 from console.agent_link import AgentLink, check_agent, parse_broker_url, subscriptions
 from console.alerts import AlertKind
-from console.app import FormScreen
 from console.board import Board
+from console.forms import FormScreen
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 ST1, ST2 = "ST-1", "ST-2"
@@ -311,12 +311,12 @@ def namespace(**options: Any) -> argparse.Namespace:
 
 def test_main_refuses_bad_options_and_explains_a_missing_textual(monkeypatch: pytest.MonkeyPatch,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    assert console_app.main(namespace(broker="http://broker")) == 2
+    assert console_start.main(namespace(broker="http://broker")) == 2
     assert "broker URL 'http://broker'" in capsys.readouterr().err
-    assert console_app.main(namespace(broker="mqtt://broker", username="anna", password_file="/nonexistent")) == 2
+    assert console_start.main(namespace(broker="mqtt://broker", username="anna", password_file="/nonexistent")) == 2
     assert "/nonexistent" in capsys.readouterr().err
-    monkeypatch.setattr(console_app, "TEXTUAL_MISSING", ImportError("No module named 'textual'"))
-    assert console_app.main(namespace(broker="mqtt://broker")) == 2
+    monkeypatch.setattr(console_start, "TEXTUAL_MISSING", ImportError("No module named 'textual'"))
+    assert console_start.main(namespace(broker="mqtt://broker")) == 2
     assert "install the console extra: pip install 'kiosk[console]'" in capsys.readouterr().err
 
 

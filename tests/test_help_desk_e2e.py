@@ -17,7 +17,8 @@ from help_station import press_help, screen_says
 from mqtt_client import Staff
 from station_process import PREFIX, station_config
 
-from console.app import ConsoleApp, FormScreen
+from console.app import ConsoleApp
+from console.forms import FormScreen
 from kiosk import config
 from kiosk.cli.compose import Station, build_station
 from kiosk.cli.scenario import ManualClock
