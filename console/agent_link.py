@@ -81,21 +81,24 @@ def check_agent(agent: str) -> str:
     return agent
 
 
-def subscriptions(client_id: str) -> list[str]:
-    """What a console subscribes to. ``help/request`` comes only through the agents' shared subscription."""
-    return [
-        f"{TOPIC_ROOT}/+/status",
-        f"{TOPIC_ROOT}/+/fault/#",
-        f"{TOPIC_ROOT}/+/help/state",
-        f"{TOPIC_ROOT}/+/event/help",
-        f"{TOPIC_ROOT}/+/help/from-parker",
-        f"{TOPIC_ROOT}/+/telemetry",
-        f"{TOPIC_ROOT}/+/event/session",
-        f"{TOPIC_ROOT}/+/event/fault",
-        f"{TOPIC_ROOT}/+/event/feedback",
-        f"$share/{SHARE_GROUP}/{TOPIC_ROOT}/+/help/request",
-        f"{TOPIC_ROOT}/+/reply/{client_id}/#",
-    ]
+RETAINED_STATE = ("status", "fault/#", "help/state", "telemetry")
+EVENTS = ("event/help", "help/from-parker", "event/session", "event/fault", "event/feedback")
+
+
+def subscriptions(client_id: str) -> list[tuple[str, int]]:
+    """What a console subscribes to, and at which QoS. ``help/request`` comes only through the agents' share.
+
+    The retained state is taken at QoS 0: a broker queues at most ``max_queued_messages``
+    (mosquitto: 1,000) QoS 1 messages for a client and drops the rest, so at QoS 1 a console
+    subscribing to 5,000 stations' retained state would silently miss most of it, and show
+    a fleet healthier than it is. At QoS 0 the broker writes it all, and a lost connection
+    loses nothing the next subscription does not send again. Events and requests, which are
+    not retained, keep QoS 1.
+    """
+    return ([(f"{TOPIC_ROOT}/+/{name}", 0) for name in RETAINED_STATE]
+            + [(f"{TOPIC_ROOT}/+/{name}", 1) for name in EVENTS]
+            + [(f"$share/{SHARE_GROUP}/{TOPIC_ROOT}/+/help/request", 1),
+               (f"{TOPIC_ROOT}/+/reply/{client_id}/#", 1)])
 
 
 @dataclass
@@ -238,7 +241,7 @@ class AgentLink:
             log.error("broker %s refused the console: %s", self.address.url, reason_code)
             self._on_state(False, f"refused by {self.address.url}: {reason_code}")
             return
-        client.subscribe([(topic, SubscribeOptions(qos=1)) for topic in subscriptions(self.client_id)])
+        client.subscribe([(topic, SubscribeOptions(qos=qos)) for topic, qos in subscriptions(self.client_id)])
         log.info("connected to %s as %s", self.address.url, self.client_id)
 
     def _connect_failed(self, _client: mqtt.Client, _userdata: Any) -> None:
@@ -253,7 +256,7 @@ class AgentLink:
 
     def _subscribed(self, _client: mqtt.Client, _userdata: Any, _mid: int, reason_codes: list[ReasonCode],
                     _properties: Properties | None) -> None:
-        refused = [topic for topic, code in zip(subscriptions(self.client_id), reason_codes) if code.is_failure]
+        refused = [topic for (topic, _), code in zip(subscriptions(self.client_id), reason_codes) if code.is_failure]
         if refused:
             log.error("broker %s refused subscriptions: %s", self.address.url, refused)
             self._on_state(True, f"connected to {self.address.url}, but refused: {', '.join(refused)}")

@@ -142,6 +142,7 @@ class ConsoleApp(App):
         self._loading = True
         self._draining = False
         self._zone_list: list[str] = []
+        self._shown: dict[str, Text] = {}
         self.applied = 0  # messages applied so far (benchmarks and tests wait on it)
         self.sub_title = f"{agent} · connecting to {self.link.address.url}"
 
@@ -297,7 +298,7 @@ class ConsoleApp(App):
                                                          Standing.OFFLINE, Standing.WARNING) if counts.get(s)]
         if self._loading:
             parts.append("LOADING…")
-        self.query_one("#fleet").border_title = " · ".join(parts)
+        self._title("#fleet", " · ".join(parts))
 
     def _zones(self) -> None:
         zones = self.fleet.zones()
@@ -332,23 +333,21 @@ class ConsoleApp(App):
                 table.move_cursor(row=list(self._queue_cells).index(self._selected[1]))
         waiting = sum(1 for t in views if t.state is TicketState.WAITING)
         overdue = sum(1 for t in views if t.overdue)
-        table.border_title = f"Help queue: {self._queue_filter.value} (ctrl+o) · {waiting} waiting" + \
-            (f" · {overdue} overdue" if overdue else "")
+        self._title("#queue", f"Help queue: {self._queue_filter.value} (ctrl+o) · {waiting} waiting" + \
+            (f" · {overdue} overdue" if overdue else ""))
         self.show_ticket()
 
     def show_ticket(self) -> None:
         view = self._selected_view()
         station = self.board.station(view.station) if view else None
-        self.query_one("#details", Static).update(ticket_details(view, station))
-        self.query_one("#conversation", Static).update(
-            conversation(self.board.conversation(view.ticket), self.agent) if view else Text())
+        self._show("#details", ticket_details(view, station))
+        self._show("#conversation", conversation(self.board.conversation(view.ticket), self.agent) if view else Text())
 
     def show_station(self) -> None:
         station = self.query_one("#fleet", FleetList).station
         view = self.board.station(station) if station else None
-        pane = self.query_one("#station", Static)
-        pane.border_title = f"Station {station}" if station else "Station"
-        pane.update(station_detail(view, self.clock(), self._calls(station),
+        self._title("#station", f"Station {station}" if station else "Station")
+        self._show("#station", station_detail(view, self.clock(), self._calls(station),
                                    list(self.replies.get(station or "", ())),
                                    self.board.plates_at(station) if station else []))
 
@@ -414,14 +413,24 @@ class ConsoleApp(App):
 
     def _alert_bar(self) -> None:
         count = self.desk.unacknowledged
-        bar = self.query_one("#alerts", Static)
         if not count:
-            bar.update(Text("No unacknowledged alert.", style="dim"))
+            self._show("#alerts", Text("No unacknowledged alert.", style="dim"))
             return
         latest = self.desk.open_notices()[:2]
         text = Text(f"🔔 {count} unacknowledged (ctrl+g acknowledges): ", style="bold red")
         text.append(" | ".join(f"{n.title}: {n.message}" for n in latest))
-        bar.update(text)
+        self._show("#alerts", text)
+
+    def _show(self, widget_id: str, text: Text) -> None:
+        """Update a pane only when what it says changed: an unchanged update still costs a layout and a redraw."""
+        if self._shown.get(widget_id) != text:
+            self._shown[widget_id] = text
+            self.query_one(widget_id, Static).update(text)
+
+    def _title(self, widget_id: str, title: str) -> None:
+        widget = self.query_one(widget_id)
+        if widget.border_title != title:
+            widget.border_title = title
 
     def _in_conversation(self) -> bool:
         view = self._selected_view()

@@ -9,8 +9,8 @@ from rich.text import Text
 from console.metrics import CallRecord
 from console.views import Line, Standing, StationView, TicketState, TicketView
 
-__all__ = ["SEVERITY_STYLE", "call_summary", "conversation", "local", "mm_ss", "station_detail", "station_row",
-           "ticket_cells", "ticket_details"]
+__all__ = ["SEVERITY_STYLE", "call_summary", "conversation", "for_how_long", "local", "mm_ss", "station_detail",
+           "station_row", "ticket_cells", "ticket_details"]
 
 SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
 STATE_STYLE = {"online": "green", "offline": "yellow", "lost": "bold red", "unknown": "dim"}
@@ -30,6 +30,18 @@ def mm_ss(seconds: int) -> str:
     minutes, secs = divmod(seconds, 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+
+
+def for_how_long(seconds: int) -> str:
+    """A fault's age to the minute ("under a minute", "3 min", "2 h 05 min", "3 d 4 h"): it changes once a minute."""
+    minutes = seconds // 60
+    if minutes < 1:
+        return "under a minute"
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days} d {hours} h"
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
 
 
 def _cell(value: str, width: int) -> str:
@@ -151,8 +163,8 @@ def station_detail(view: StationView | None, now: datetime, calls: Sequence[tupl
     for fault in view.faults:
         out.append(f"{fault.name} ({fault.severity})", style=SEVERITY_STYLE.get(fault.severity, ""))
         if fault.since:
-            out.append(f" since {local(fault.since, '%m-%d %H:%M')} ({mm_ss(int((now - fault.since).total_seconds()))})"
-                       if fault.since <= now else f" since {local(fault.since, '%m-%d %H:%M')}")
+            age = int((now - fault.since).total_seconds())
+            out.append(f" since {local(fault.since, '%m-%d %H:%M')}" + (f" ({for_how_long(age)})" if age >= 0 else ""))
         out.append(f" · parkers: {fault.parker_impact}" if fault.parker_impact else "", style="dim")
         out.append(f"\n  {fault.message}\n" if fault.message else "\n")
     if not view.faults:

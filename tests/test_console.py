@@ -191,7 +191,7 @@ def test_offered_to_me_only_through_the_shared_help_request() -> None:
 def test_the_link_subscribes_to_help_requests_only_through_the_share() -> None:
     """What makes Board's offered_to_me right: no other filter of the console matches help/request."""
     request = topic(ST1, "help/request")
-    filters = subscriptions("console-anna-1234")
+    filters = [f for f, _ in subscriptions("console-anna-1234")]
     shared = [f for f in filters if f.startswith("$share/")]
     assert shared == ["$share/agents/paystation/v1/+/help/request"]
     assert topic_matches_sub(shared[0].split("/", 2)[2], request)
