@@ -287,6 +287,7 @@ class ConsoleApp(App):
             self._show_queue(now)
             self.show_station()
             self._ring(now)
+            self.board.flush_warnings(now)
         except NoMatches:  # a timer firing while the app closes: its widgets are already gone
             log.debug("console closing: tick skipped")
 

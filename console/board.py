@@ -5,11 +5,12 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from console.alerts import AlertKind, Signal
 from console.payload import Invalid, clean, identifier, integer, json_object, text, timestamp
+from console.summarised import MalformedWarnings
 from console.views import (
     SEVERITY_RANK,
     VOICE_LINES,
@@ -38,6 +39,7 @@ MAX_CLOSED = 200  # closed tickets remembered (for their conversation, and to ig
 MAX_SEEN_EVENTS = 10_000  # event ids remembered to drop duplicates (delivery is at least once)
 MAX_PLATES = 50_000  # plates remembered for the fleet search (from help calls and parking sessions)
 STATIONS_PER_PLATE = 3
+WARN_EVERY = timedelta(minutes=1)  # malformed messages are summarised in one warning a minute at most
 
 
 @dataclass
@@ -124,6 +126,7 @@ class Board:
         self._plates: OrderedDict[str, dict[str, str]] = OrderedDict()  # normal plate -> {station: plate}
         self._changed_stations: set[str] = set()
         self._changed_tickets: set[str] = set()
+        self._malformed = MalformedWarnings("console", WARN_EVERY)
 
     # ---- input ----
 
@@ -132,7 +135,7 @@ class Board:
         try:
             return self._apply(topic, bytes(payload), retained, now)
         except Invalid as exc:
-            log.warning("ignored %s: %s", topic, exc)
+            self._malformed.note(topic, str(exc), now)
         except Exception:  # last resort: a console must outlive any station's bug
             log.exception("ignored %s: unexpected failure", topic)
         return []
@@ -154,6 +157,10 @@ class Board:
         if ticket is not None:
             _merge(ticket, "agent", clean(words), "sent", now, agent=self.agent)
             self._changed_tickets.add(ticket_id)
+
+    def flush_warnings(self, now: datetime) -> None:
+        """Log the malformed messages counted since the last warning, once a minute at most."""
+        self._malformed.flush_if_due(now)
 
     def take_changes(self) -> tuple[set[str], set[str]]:
         """The stations and the tickets that changed since the last call (and forget them)."""

@@ -25,6 +25,7 @@ from console.metrics import (
     repair_stats,
     replay,
 )
+from console.summarised import MalformedWarnings
 
 __all__ = [
     "DEFAULT_RETENTION",
@@ -115,7 +116,7 @@ class History:
         self.path = str(path)
         self.retention = retention
         self._pruned: datetime | None = None
-        self._warnings = MalformedWarnings(WARN_EVERY)
+        self._warnings = MalformedWarnings("history", WARN_EVERY)
         self._touched: dict[tuple[str, str], datetime] = {}
         self._store: dict[type, Callable[[Any], bool]] = {HelpStep: self._help, Rating: self._rating,
                                                           FaultSeen: self._fault}
@@ -346,34 +347,6 @@ class History:
             raise HistoryUnusable(f"console history {self.path}: {what}: {exc}") from exc
 
 
-class MalformedWarnings:
-    """Malformed messages, logged as at most one warning per ``every``: the first at once, then a count with an example."""
-
-    def __init__(self, every: timedelta) -> None:
-        """Warn at most once per ``every``."""
-        self.every = every
-        self.count = 0
-        self.example = ""
-        self.last: datetime | None = None
-
-    def note(self, topic: str, reason: str, now: datetime) -> None:
-        """One more malformed message."""
-        self.count += 1
-        if not self.example:
-            self.example = f"{_printable(topic)}: {_printable(reason)}"
-        self.flush_if_due(now)
-
-    def flush_if_due(self, now: datetime) -> None:
-        """Log what was counted, unless a warning went out less than ``every`` ago."""
-        if not self.count or (self.last is not None and now - self.last < self.every):
-            return
-        if self.count == 1:
-            log.warning("history: skipped a malformed message: %s", self.example)
-        else:
-            log.warning("history: skipped %d malformed messages, the first: %s", self.count, self.example)
-        self.count, self.example, self.last = 0, "", now
-
-
 def _lasting(record: Record) -> bool:
     """A retained fault still active is kept however old its ``since``: it tells of a fault active now."""
     return isinstance(record, FaultSeen) and record.event_id is None and record.change.active
@@ -385,11 +358,6 @@ def _before(moment: datetime, seconds: float | None) -> datetime:
         return moment if seconds is None else moment - timedelta(seconds=seconds)
     except OverflowError:
         return moment
-
-
-def _printable(text: str) -> str:
-    text = text[:200].encode("utf-8", "replace").decode("utf-8")
-    return "".join(c if c.isprintable() else "?" for c in text)
 
 
 def _micros(moment: datetime) -> int:

@@ -508,3 +508,14 @@ def test_two_consoles_see_every_ticket_but_one_gets_the_offer(broker) -> None:
         asyncio.run(scenario())
     finally:
         station.close()
+
+
+def test_a_station_sending_garbage_is_summarised_not_logged_per_message(caplog: pytest.LogCaptureFixture) -> None:
+    board = Board("anna")
+    with caplog.at_level(logging.WARNING):
+        for i in range(1000):
+            board.apply(topic(ST1, "status"), b"not json", False, T0 + timedelta(seconds=i / 100))
+        board.flush_warnings(T0 + timedelta(seconds=61))
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2, warnings  # the first at once, then one summary of the other 999
+    assert warnings[1].startswith("console: skipped 999 malformed messages, the first: paystation/v1/ST-1/status")
