@@ -210,7 +210,7 @@ class AgentLink:
             self._pending[key] = _Pending(station, name, response_topic, on_reply, timer)
         try:
             self._publish(f"{TOPIC_ROOT}/{station}/cmd/{name}", args, properties)
-        except NotConnected:
+        except BaseException:  # not sent: nothing may wait for its reply
             with self._lock:
                 self._pending.pop(key, None)
             raise

@@ -340,8 +340,8 @@ class AlertDesk:
     def acknowledge(self, notice_id: str | None) -> int:
         """Acknowledge one alert (or the alerts of a summary notice) by id; None: every alert shown so far.
 
-        Returns how many alerts left the open list. Acknowledging all keeps the alerts still
-        gathering their first window (nobody has seen them yet).
+        Returns how many alerts left the open list. Acknowledging all keeps the alerts whose
+        window is open: they gather a condition nobody has seen yet (a first one, or a new station).
         """
         if notice_id is None:
             keys = [key for key, alert in self._alerts.items()

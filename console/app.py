@@ -10,6 +10,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -19,8 +20,9 @@ from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Input, RichLog, Select, Static
 
 from console.agent_link import AgentLink
-from console.alerts import AlertDesk, AlertKind, CallState, Signal
-from console.board import Board
+from console.alerting import Alerting
+from console.alerts import AlertDesk, AlertKind, Signal
+from console.board import Board, normal_plate
 from console.fleet import FleetFilter, FleetIndex, SeverityFilter, StateFilter
 from console.fleet_list import FleetList
 from console.history import History, HistoryUnusable
@@ -30,7 +32,7 @@ from console.notify import Notifier
 from console.panes import call_summary, conversation, local, station_detail, station_row, ticket_cells, ticket_details
 from console.screens import KeysScreen
 from console.station_actions import MAX_CHAT, StationActions
-from console.views import Standing, StationView, TicketState, TicketView
+from console.views import Standing, TicketState, TicketView
 
 log = logging.getLogger(__name__)
 
@@ -126,11 +128,10 @@ class ConsoleApp(App):
         super().__init__()
         self.agent = agent
         self.board = Board(agent)
-        self.desk = desk or AlertDesk()
+        self.alerting = Alerting(desk or AlertDesk(), self.board, notifier)
         self.history = history
         self.requests = StationActions(self)
         self._export_folder = export_folder
-        self._notifier = notifier
         self.fleet = FleetIndex()
         self.intake = Intake(lambda: self.relay(self._wake), LOADING_QUIET_S)
         self.link = link_factory(self.intake.put, lambda *args: self.relay(self._link_state, *args))
@@ -145,6 +146,16 @@ class ConsoleApp(App):
         self._shown: dict[str, Text] = {}
         self.applied = 0  # messages applied so far (benchmarks and tests wait on it)
         self.sub_title = f"{agent} · connecting to {self.link.address.url}"
+
+    @property
+    def selected(self) -> tuple[str, str] | None:
+        """The selected ticket as (station, ticket), if any."""
+        return self._selected
+
+    @property
+    def loading(self) -> bool:
+        """True until the broker has sent the fleet's retained state (after each connection)."""
+        return self._loading
 
     def compose(self) -> ComposeResult:
         """Fleet (filters, list, station detail) on the left; queue, ticket, conversation, chat on the right."""
@@ -201,8 +212,11 @@ class ConsoleApp(App):
             log.debug("console closed; %s dropped", call.__name__)
 
     def on_relayed(self, message: Relayed) -> None:
-        """Run a relayed call."""
-        message.call(*message.args)
+        """Run a relayed call (skipped once the app closes: its widgets are gone)."""
+        try:
+            message.call(*message.args)
+        except NoMatches:
+            log.debug("console closing: %s skipped", getattr(message.call, "__name__", message.call))
 
     def _wake(self) -> None:
         if not self._draining:
@@ -211,6 +225,12 @@ class ConsoleApp(App):
 
     def _drain(self) -> None:
         """Apply waiting messages for at most BATCH_BUDGET_S, then let keys in and come back for the rest."""
+        try:
+            self._apply_batch()
+        except NoMatches:  # a timer firing while the app closes: its widgets are already gone
+            log.debug("console closing: messages left unapplied")
+
+    def _apply_batch(self) -> None:
         started = time.monotonic()
         now = self.clock()
         signals: list[Signal] = []
@@ -226,6 +246,7 @@ class ConsoleApp(App):
         self._show_changes(now)
         for signal in signals:
             self._signal(signal)
+        self.alerting.resolve_over(signals)
         if self.intake.backlog:
             self.call_later(self._drain)
         else:
@@ -266,8 +287,10 @@ class ConsoleApp(App):
         stations, tickets = self.board.take_changes()
         if stations:
             views = [view for station in stations if (view := self.board.station(station)) is not None]
-            self._resolve_alerts(views)
+            self.alerting.resolve_changed(views, self.fleet.view)
             self.fleet.update(views)
+            if self.fleet.filter.stations is not None:  # a search: stations that arrived or changed may match now
+                self._filter(rows=False)
             self.query_one("#fleet", FleetList).rows_changed()
             self._zones()
             if self.query_one("#fleet", FleetList).station in stations:
@@ -302,13 +325,13 @@ class ConsoleApp(App):
         self._title("#fleet", " · ".join(parts))
 
     def _zones(self) -> None:
-        zones = self.fleet.zones()
-        if zones != self._zone_list:
+        select = self.query_one("#zone", Select)
+        value = select.value
+        zones = sorted(set(self.fleet.zones()) | ({value} if isinstance(value, str) else set()))  # the chosen one stays
+        if zones != self._zone_list and not select.expanded:  # not while the agent is choosing in the list
             self._zone_list = zones
-            select = self.query_one("#zone", Select)
-            value = select.value
-            select.set_options([(zone, zone) for zone in zones])
-            if isinstance(value, str) and value in zones:
+            select.set_options([(escape(zone), zone) for zone in zones])
+            if isinstance(value, str):
                 select.value = value
 
     def _show_queue(self, now: datetime) -> None:
@@ -330,8 +353,10 @@ class ConsoleApp(App):
             for key, cells in rows:
                 table.add_row(*cells, key=key)
                 self._queue_cells[key] = cells
-            if self._selected and self._selected[1] in self._queue_cells:
-                table.move_cursor(row=list(self._queue_cells).index(self._selected[1]))
+        if self._selected and self._selected[1] in self._queue_cells:
+            row = list(self._queue_cells).index(self._selected[1])
+            if table.cursor_row != row:
+                table.move_cursor(row=row)
         waiting = sum(1 for t in views if t.state is TicketState.WAITING)
         overdue = sum(1 for t in views if t.overdue)
         self._title("#queue", f"Help queue: {self._queue_filter.value} (ctrl+o) · {waiting} waiting" + \
@@ -339,15 +364,17 @@ class ConsoleApp(App):
         self.show_ticket()
 
     def show_ticket(self) -> None:
+        """The selected ticket's details and conversation."""
         view = self._selected_view()
         station = self.board.station(view.station) if view else None
         self._show("#details", ticket_details(view, station))
         self._show("#conversation", conversation(self.board.conversation(view.ticket), self.agent) if view else Text())
 
     def show_station(self) -> None:
+        """The fleet cursor's station in the station pane."""
         station = self.query_one("#fleet", FleetList).station
         view = self.board.station(station) if station else None
-        self._title("#station", f"Station {station}" if station else "Station")
+        self._title("#station", f"Station {escape(station)}" if station else "Station")
         self._show("#station", station_detail(view, self.clock(), self._calls(station),
                                    list(self.replies.get(station or "", ())),
                                    self.board.plates_at(station) if station else []))
@@ -377,30 +404,16 @@ class ConsoleApp(App):
 
     def _signal(self, signal: Signal) -> None:
         """Into the alert desk; a call offered to this console is brought forward unless the agent is in a call."""
-        self.desk.add(signal)
+        self.alerting.desk.add(signal)
         if signal.kind is AlertKind.NEW_CALL and signal.subject and not self._in_conversation():
             self._selected = (signal.station, signal.subject)
             self._show_queue(self.clock())
-            self.query_one("#queue", DataTable).focus()
-
-    def _resolve_alerts(self, views: list[StationView]) -> None:
-        """Stations back online and critical faults cleared stop their alerts."""
-        for view in views:
-            if view.state != "lost":
-                self.desk.resolve(AlertKind.STATION_LOST, view.station, None)
-            old = self.fleet.view(view.station)
-            if old is not None:
-                still = {f.name for f in view.faults if f.severity == "critical"}
-                for gone in {f.name for f in old.faults if f.severity == "critical"} - still:
-                    self.desk.resolve(AlertKind.CRITICAL_FAULT, view.station, gone)
+            if not isinstance(self.focused, Input):  # never take the keys from someone typing
+                self.query_one("#queue", DataTable).focus()
 
     def _ring(self, now: datetime) -> None:
-        """Escalate calls waiting too long, show what is due, ring the bell and the desktop for what rings."""
-        calls = [CallState(t.ticket, t.station, t.opened, t.state is TicketState.WAITING, t.overdue)
-                 for t in self.board.queue(now)]
-        for signal in self.desk.escalations(calls, now):
-            self.desk.add(signal)
-        notices = self.desk.due(now)
+        """What is due: ringing notices pop up with the bell, the others go to Activity."""
+        notices = self.alerting.due(self.board.queue(now), now)
         for notice in notices:
             if notice.rings:
                 self.tell(notice.message, notice.title, notice.severity.value)
@@ -408,19 +421,7 @@ class ConsoleApp(App):
                 self.note(f"{notice.title}: {notice.message}", ALERT_STYLE.get(notice.severity.value, ""))
         if any(notice.rings for notice in notices):
             self.bell()
-            if self._notifier is not None:
-                self._notifier.ring(notices)
-        self._alert_bar()
-
-    def _alert_bar(self) -> None:
-        count = self.desk.unacknowledged
-        if not count:
-            self._show("#alerts", Text("No unacknowledged alert.", style="dim"))
-            return
-        latest = self.desk.open_notices()[:2]
-        text = Text(f"🔔 {count} unacknowledged (ctrl+g acknowledges): ", style="bold red")
-        text.append(" | ".join(f"{n.title}: {n.message}" for n in latest))
-        self._show("#alerts", text)
+        self._show("#alerts", self.alerting.bar())
 
     def _show(self, widget_id: str, text: Text) -> None:
         """Update a pane only when what it says changed: an unchanged update still costs a layout and a redraw."""
@@ -434,8 +435,9 @@ class ConsoleApp(App):
             widget.border_title = title
 
     def _in_conversation(self) -> bool:
+        """Talking to a parker, or waiting for the station to connect this agent's accept."""
         view = self._selected_view()
-        return view is not None and view.mine and view.state.open
+        return view is not None and view.state.open and (view.mine or self.board.accepting(view.ticket))
 
     # ---- the agent's actions ----
 
@@ -478,8 +480,8 @@ class ConsoleApp(App):
             return False
         self._selected = (waiting[0].station, waiting[0].ticket)
         self._show_queue(now)
-        self.query_one("#fleet", FleetList).select(waiting[0].station)
-        if focus:
+        if focus:  # the agent asked for it: the fleet follows; a call closing on its own moves nothing of theirs
+            self.query_one("#fleet", FleetList).select(waiting[0].station)
             self.query_one("#queue", DataTable).focus()
         return True
 
@@ -522,22 +524,24 @@ class ConsoleApp(App):
         if event.select.id in ("zone", "state", "severity"):
             self._filter()
 
-    def _filter(self) -> None:
+    def _filter(self, rows: bool = True) -> None:
+        """Apply the search and the filters; ``rows`` False when the caller redraws the fleet itself."""
         query = self.query_one("#search", Input).value.strip()
         zone = self.query_one("#zone", Select).value
         state = self.query_one("#state", Select).value
         severity = self.query_one("#severity", Select).value
         hits = None
         if query:
-            wanted = query.upper()
-            hits = frozenset(s for s in self.board.station_ids() if wanted in s.upper()) | \
+            wanted = normal_plate(query)  # letters and digits: "st5" finds ST-5, "b ab 1" finds B-AB-1
+            hits = frozenset(s for s in self.board.station_ids() if wanted and wanted in normal_plate(s)) | \
                 self.board.stations_with_plate(query)
         self.fleet.set_filter(FleetFilter(zone if isinstance(zone, str) else None,
                                           state if isinstance(state, StateFilter) else StateFilter.ALL,
                                           severity if isinstance(severity, SeverityFilter) else SeverityFilter.ALL,
                                           hits))
-        self.query_one("#fleet", FleetList).rows_changed()
-        self._titles()
+        if rows:
+            self.query_one("#fleet", FleetList).rows_changed()
+            self._titles()
 
     def on_fleet_list_highlighted(self, _event: FleetList.Highlighted) -> None:
         """The fleet's cursor moved: show that station."""
@@ -545,12 +549,12 @@ class ConsoleApp(App):
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         """Moving through the queue selects a ticket (only when the agent moves, not when rows change)."""
-        if event.data_table.id == "queue" and event.data_table.has_focus:
+        if event.data_table.id == "queue" and event.data_table.has_focus and _current(event):
             self._select(event.row_key.value)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         """Enter or a click on a queue row selects its ticket."""
-        if event.data_table.id == "queue":
+        if event.data_table.id == "queue" and _current(event):
             self._select(event.row_key.value)
 
     def action_metrics(self) -> None:
@@ -562,10 +566,10 @@ class ConsoleApp(App):
 
     def action_acknowledge(self) -> None:
         """Acknowledge every alert shown so far; they stop repeating at night."""
-        count = self.desk.acknowledge(None)
+        count = self.alerting.desk.acknowledge(None)
         self.note(f"{count} alert{'s' if count != 1 else ''} acknowledged by {self.agent}" if count
                   else "no alert to acknowledge")
-        self._alert_bar()
+        self._show("#alerts", self.alerting.bar())
 
     # ---- helpers ----
 
@@ -579,6 +583,7 @@ class ConsoleApp(App):
         return None if self._selected is None else self.board.ticket(*self._selected, self.clock())
 
     def ticket_or_hint(self) -> TicketView | None:
+        """The selected open ticket; None, and a hint for the agent, without one."""
         view = self._selected_view()
         if view is None:
             self.notify("Select a ticket in the help queue first (F4: the next waiting call).", severity="warning")
@@ -598,6 +603,7 @@ class ConsoleApp(App):
         return view.station
 
     def tell(self, message: str, title: str, severity: str) -> None:
+        """A notification that pops up, also written into Activity."""
         self.notify(message, title=title, severity=severity, markup=False)  # type: ignore[arg-type]
         self.note(f"{title}: {message}", ALERT_STYLE.get(severity, ""))
 
@@ -605,3 +611,9 @@ class ConsoleApp(App):
         """Add a line to the activity pane (local time)."""
         for pane in self.query("#activity").results(RichLog):  # none once the app is closing
             pane.write(Text(f"{local(self.clock())} {text}", style=style))
+
+
+def _current(event: DataTable.RowHighlighted | DataTable.RowSelected) -> bool:
+    """The event is about a row, and the cursor is still on it (not an event left over from an earlier change)."""
+    return event.row_key is not None and event.row_key.value is not None \
+        and event.cursor_row == event.data_table.cursor_row >= 0

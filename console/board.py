@@ -162,6 +162,11 @@ class Board:
         """Log the malformed messages counted since the last warning, once a minute at most."""
         self._malformed.flush_if_due(now)
 
+    def accepting(self, ticket_id: str) -> bool:
+        """This console sent an accept for the ticket that the station has not answered yet."""
+        ticket = self._tickets.get(ticket_id)
+        return ticket is not None and ticket.accepting
+
     def take_changes(self) -> tuple[set[str], set[str]]:
         """The stations and the tickets that changed since the last call (and forget them)."""
         changes = self._changed_stations, self._changed_tickets

@@ -28,6 +28,15 @@ class CrewCommand:
     changes_station: bool
     fields: tuple[Field, ...] = ()
     arguments: Callable[[dict[str, str]], dict[str, Any]] = lambda values: {}
+    check: Callable[[dict[str, str]], str | None] = lambda values: None  # a problem of the form as a whole
+
+
+def _mode_problem(values: dict[str, str]) -> str | None:
+    if values["mode"] == "out_of_service" and not values.get("reason"):
+        return "out of service needs a reason (parkers' staff read it)"
+    if values["mode"] == "normal" and (values.get("back_at") or values.get("parking") in PARKING[1:]):
+        return "normal takes neither parking nor back at"
+    return None
 
 
 def _mode_arguments(values: dict[str, str]) -> dict[str, Any]:
@@ -51,7 +60,7 @@ CREW_COMMANDS: tuple[CrewCommand, ...] = (
                  Field("parking", "Parking meanwhile", choices=PARKING),
                  Field("back_at", "Back at (e.g. 2026-12-06T14:00:00+01:00, optional)",
                        check=length_check(0, 40))),
-                _mode_arguments),
+                _mode_arguments, _mode_problem),
     CrewCommand("restart", "Restart the station's service",
                 "The station stops as soon as no parker is being served, and systemd starts it again.", True),
     CrewCommand("terminal/end-of-day", "Card terminal: end of day",

@@ -50,6 +50,8 @@ class FleetList(ScrollView, can_focus=True):
     def rows_changed(self) -> None:
         """The index changed: size the list again, keep the cursor on its station, redraw the visible rows."""
         rows = len(self._index)
+        top = round(self.scroll_offset.y)
+        was_visible = top <= self._cursor < top + self.size.height
         self.virtual_size = Size(self.size.width, rows)
         position = self._index.position(self.station) if self.station is not None else None
         if position is not None:
@@ -57,6 +59,8 @@ class FleetList(ScrollView, can_focus=True):
         else:
             self._cursor = min(self._cursor, max(rows - 1, 0))
             self._announce()
+        if was_visible:  # the agent's station moved (worst first): the view follows it
+            self.scroll_to_region(Region(0, self._cursor, 1, 1), animate=False, immediate=True)
         self.refresh()
 
     def render_line(self, y: int) -> Strip:
@@ -81,8 +85,10 @@ class FleetList(ScrollView, can_focus=True):
         self.refresh()
 
     def on_click(self, event: events.Click) -> None:
-        """A click puts the cursor on the row."""
-        self._move_to(round(self.scroll_offset.y) + event.y)
+        """A click on a row puts the cursor there (a click on the border does nothing)."""
+        offset = event.get_content_offset(self)
+        if offset is not None:
+            self._move_to(round(self.scroll_offset.y) + offset.y)
 
     def action_move(self, step: int) -> None:
         """Up or down one row."""

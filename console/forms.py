@@ -93,9 +93,10 @@ class ConfirmScreen(_Dialog):
 class FormScreen(_Dialog):
     """A modal form; dismissed with ``{name: value}`` (stripped) when confirmed and every check passes."""
 
-    def __init__(self, title: str, fields: list[Field], verb: str = "Send") -> None:
+    def __init__(self, title: str, fields: list[Field], verb: str = "Send",
+                 check: Callable[[dict[str, str]], str | None] | None = None) -> None:
         super().__init__(title, verb)
-        self._fields = fields
+        self._fields, self._check = fields, check
 
     def compose(self) -> ComposeResult:
         """The title, one labelled widget per field, a line for problems, Confirm and Cancel."""
@@ -129,6 +130,10 @@ class FormScreen(_Dialog):
                 self.query_one("#problem", Label).update(Text(f"{field.label}: {problem}", style="bold red"))
                 return
             values[field.name] = value
+        problem = self._check(values) if self._check else None
+        if problem:
+            self.query_one("#problem", Label).update(Text(problem, style="bold red"))
+            return
         self.dismiss(values)
 
 

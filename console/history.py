@@ -108,7 +108,7 @@ class HistoryUnusable(Exception):
 class History:
     """The console's local SQLite history: help calls, CSAT ratings and fault periods, from the stations' events.
 
-    Not thread-safe: use it from one thread (the console's UI thread). See docs/help-desk-metrics.md.
+    Not thread-safe: use it from one thread (the console's UI thread). See docs/help-desk.md (History and metrics).
     """
 
     def __init__(self, path: str | Path, retention: timedelta = DEFAULT_RETENTION) -> None:

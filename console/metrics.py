@@ -122,7 +122,7 @@ class CallRecord:
 
 @dataclass(frozen=True)
 class HelpMetrics:
-    """The help figures of one station, one agent, or all (``key`` None); see docs/help-desk-metrics.md.
+    """The help figures of one station, one agent, or all (``key`` None); see docs/help-desk.md (History and metrics).
 
     ``ratings`` counts the CSAT ratings 1..5; it and ``csat_average`` are None per agent, since a
     rating names a parking session, not a call or an agent.

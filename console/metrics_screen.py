@@ -90,7 +90,12 @@ class MetricsScreen(ModalScreen[None]):
     def action_export(self) -> None:
         """Write the CSV files into a new folder named after the time."""
         now = self._clock()
-        folder = self._export_folder / now.astimezone().strftime("%Y%m%d-%H%M%S")
+        name = now.astimezone().strftime("%Y%m%d-%H%M%S")
+        folder = self._export_folder / name
+        tries = 1
+        while folder.exists():  # two exports in one second: each gets a folder of its own
+            tries += 1
+            folder = self._export_folder / f"{name}-{tries}"
         try:
             written = self._history.export_csv(folder, now)
         except (HistoryUnusable, OSError) as exc:

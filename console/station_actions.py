@@ -55,6 +55,10 @@ class StationActions:
         view = self.app.ticket_or_hint()
         if not words or view is None:
             return
+        if not view.mine:  # the station would refuse it: say so here, and keep the text
+            self.app.notify("Accept the call first (F3): the station takes messages from the agent it connected.",
+                            severity="warning")
+            return
         if self.send(lambda: self.app.link.to_parker(view.station, view.ticket, "message", text=words)):
             self.app.board.sent_message(view.ticket, words, self.app.clock())
             event.input.value = ""
@@ -138,18 +142,21 @@ class StationActions:
                                     [Option(command.label) for command in CREW_COMMANDS]), picked)
 
     def crew_command(self, station: str, command: CrewCommand) -> None:
+        """Send a crew command, after its form or question when it changes the station."""
         def send(values: dict[str, str] | None) -> None:
             if values is not None:
                 self.command(station, command.name, command.arguments(values))
 
         if command.fields:
-            self.app.push_screen(FormScreen(f"{command.label} at {station}", list(command.fields), "Send"), send)
+            self.app.push_screen(FormScreen(f"{command.label} at {station}", list(command.fields), "Send",
+                                            command.check), send)
         elif command.changes_station:
             self.app.push_screen(ConfirmScreen(f"{command.label} at {station}?", command.detail, "Send"), send)
         else:
             send({})
 
     def send(self, send: Callable[[], object]) -> bool:
+        """Run ``send``; False (and an error shown) when the console is not connected."""
         try:
             send()
         except NotConnected as exc:
@@ -158,11 +165,13 @@ class StationActions:
         return True
 
     def command(self, station: str, name: str, args: dict[str, Any]) -> None:
+        """Send ``cmd/{name}`` to a station; its reply comes to :meth:`command_reply`."""
         on_reply = functools.partial(self.app.relay, self.command_reply, station, name)  # on paho's or a timer's thread
         if self.send(lambda: self.app.link.command(station, name, args, on_reply)):
             self.app.note(f"{name} sent to {station}")
 
     def command_reply(self, station: str, command: str, reply: dict[str, Any]) -> None:
+        """A station's reply: kept for the station pane, shown, and noted in Activity."""
         summary = describe_reply(command, reply)
         kept = self.app.replies.setdefault(station, deque(maxlen=MAX_REPLIES))
         kept.appendleft((self.app.clock(), f"{command}: {summary}"))

@@ -11,7 +11,7 @@ from typing import Any
 from mqtt_client import Staff
 from textual import events
 
-from console.agent_link import AgentLink
+from console.agent_link import AgentLink, BrokerAddress
 from console.app import ConsoleApp
 
 
@@ -75,16 +75,47 @@ def fleet_rows(app: ConsoleApp) -> list[list[str]]:
 
 
 async def type_burst(app: ConsoleApp, pilot: Any, keys: str) -> None:
-    """Type ``keys`` as a fast typist does: every key event queued at once, as a terminal delivers them."""
+    """Type ``keys`` (``\\r`` enter, ``\\t`` tab) as a fast typist: every key queued at once, as a terminal sends them."""
     for key in keys:
         name = {" ": "space", ".": "full_stop", ",": "comma", "?": "question_mark", "!": "exclamation_mark",
-                "/": "slash", "-": "minus"}.get(key, key)
-        event = events.Key(name, key)
-        event.set_sender(app)
-        app._driver.send_message(event)
+                "/": "slash", "-": "minus", "\r": "enter", "\t": "tab"}.get(key, key)
+        app.post_message(events.Key(name, key if key.isprintable() else None))
     await pilot.pause()
 
 
 def activity(app: ConsoleApp) -> str:
     """Everything in the activity pane, with wrapped lines joined and runs of spaces as one."""
     return " ".join(" ".join(strip.text for strip in app.query_one("#activity").lines).split())
+
+
+class FakeLink:
+    """A link with no broker: the test puts messages into the console's intake itself, batch by batch."""
+
+    def __init__(self, on_message: Callable[[str, bytes, bool], None], on_state: Callable[[bool, str], None]) -> None:
+        self.on_message, self.on_state = on_message, on_state
+        self.address = BrokerAddress("fake", 1883, False)
+        self.sent: list[tuple[Any, ...]] = []
+
+    def start(self) -> None:
+        """Connected and subscribed at once."""
+        self.on_state(True, "connected to the fake broker")
+
+    def stop(self) -> None:
+        """Nothing to close."""
+
+    def to_parker(self, station: str, ticket: str, kind: str, text: str = "", outcome: str = "") -> None:
+        """Kept in ``sent``."""
+        self.sent.append(("to_parker", station, ticket, kind, text))
+
+    def command(self, station: str, name: str, args: dict[str, Any], on_reply: Callable[..., None]) -> str:
+        """Kept in ``sent``."""
+        self.sent.append(("command", station, name, args))
+        return "correlation"
+
+
+def offline_console(agent: str = "anna", **options: Any) -> ConsoleApp:
+    """A console over a FakeLink (``app.link.sent`` has what it sent)."""
+    def link(on_message: Callable[[str, bytes, bool], None], on_state: Callable[[bool, str], None]) -> Any:
+        return FakeLink(on_message, on_state)
+
+    return ConsoleApp(link, agent, **options)

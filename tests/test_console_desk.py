@@ -62,7 +62,7 @@ def run(port: int, scenario: Any, agent: str = "anna") -> None:
     async def main() -> None:
         app = console(port, agent)
         async with app.run_test(size=(200, 55)) as pilot:
-            await until(pilot, lambda: not app._loading, "the fleet to load")
+            await until(pilot, lambda: not app.loading, "the fleet to load")
             await scenario(app, pilot)
 
     asyncio.run(main())
@@ -79,11 +79,18 @@ def test_letters_typed_in_any_pane_never_act(broker) -> None:
         for pane in ("fleet", "queue", "search", "zone", "state", "severity", "chat"):
             app.query_one(f"#{pane}").focus()
             await pilot.pause()
-            await type_burst(app, pilot, typing)
+            await type_burst(app, pilot, typing + "\r\t ")
             assert app.screen is app.screen_stack[0], f"a dialog opened from typing in the {pane} pane"
             await pilot.press("escape")
-        await pilot.pause(0.3)
-        assert station.messages == [], [m.topic for m in station.messages]
+        # A deliberate command last: the console's messages arrive in order, so anything typing sent is before it.
+        app.query_one("#search").value = ""
+        app.query_one("#fleet").focus()
+        target = await until(pilot, lambda: app.query_one("#fleet").station, "a station under the cursor")
+        await pilot.press("f8")
+        await until(pilot, lambda: isinstance(app.screen, FormScreen), "the notice form")
+        await pilot.press("ctrl+y")
+        await until(pilot, lambda: station.messages, "the deliberate notice")
+        assert [m.topic for m in station.messages] == [f"paystation/v1/{target}/cmd/notice"]
 
     try:
         run(broker.port, scenario)
@@ -97,7 +104,7 @@ def test_every_station_changing_action_asks_for_ctrl_y(broker) -> None:
     small_fleet(station, datetime.now(UTC))
 
     async def scenario(app: ConsoleApp, pilot: Any) -> None:
-        await until(pilot, lambda: app._selected is not None, "a selected ticket")
+        await until(pilot, lambda: app.selected is not None, "a selected ticket")
         app.query_one("#queue").focus()
         for key in ("f7", "f6", "f8", "f5"):  # end journey, courtesy, notice, resolve
             await pilot.press(key)
@@ -182,7 +189,7 @@ def test_queue_work_next_call_filters_and_the_closed_ticket_leaving(broker) -> N
     async def scenario(app: ConsoleApp, pilot: Any) -> None:
         await until(pilot, lambda: len(rows(app, "#queue")) == 2, "the queue")
         assert [r[0] for r in rows(app, "#queue")] == ["ST-5", "ST-1"]  # oldest first
-        assert app._selected == ("ST-5", TICKET_A)
+        assert app.selected == ("ST-5", TICKET_A)
         await pilot.press("ctrl+o")  # offered to me: none was
         await until(pilot, lambda: rows(app, "#queue") == [], "the offered filter")
         await pilot.press("ctrl+o", "ctrl+o")
@@ -198,12 +205,14 @@ def test_queue_work_next_call_filters_and_the_closed_ticket_leaving(broker) -> N
         station.publish(topic("ST-5", "help/state"), js({
             "ticket": TICKET_A, "state": "closed", "since": iso(now), "opened": iso(now - timedelta(seconds=90)),
             "agent": "anna", "outcome": "solved", "overdue": False}), retain=True)
-        await until(pilot, lambda: app._selected == ("ST-1", TICKET_B), "the next waiting call in the pane")
+        await until(pilot, lambda: app.selected == ("ST-1", TICKET_B), "the next waiting call in the pane")
         assert "ST-1" in app.query_one("#details").render().plain
 
-        app._selected = None
+        app.query_one("#fleet").focus()
+        assert app.query_one("#fleet").station != "ST-1"  # a call closing on its own moved nothing of the agent's
         await pilot.press("f4")
-        assert app._selected == ("ST-1", TICKET_B) and app.focused is app.query_one("#queue")
+        assert app.selected == ("ST-1", TICKET_B) and app.focused is app.query_one("#queue")
+        assert app.query_one("#fleet").station == "ST-1"  # the fleet follows the call the agent asked for
 
     try:
         run(broker.port, scenario)
@@ -268,10 +277,14 @@ def test_crew_commands_with_the_stations_reply(broker) -> None:
 class Rings:
     """A console's bell and desktop notifications, counted."""
 
-    def __init__(self, app: ConsoleApp) -> None:
+    def __init__(self) -> None:
         self.bells = 0
         self.notices: list[Notice] = []
+
+    def watch(self, app: ConsoleApp) -> ConsoleApp:
+        """Count the app's bell."""
         app.bell = self._bell  # type: ignore[method-assign]
+        return app
 
     def _bell(self) -> None:
         self.bells += 1
@@ -288,13 +301,12 @@ def test_an_unanswered_call_escalates_to_every_console_and_alerts_are_acknowledg
     settings = AlertSettings(coalesce_s=0.5, escalate_after_s=2)
 
     async def main() -> None:
-        anna, ben = (console(broker.port, name, desk=AlertDesk(settings)) for name in ("anna", "ben"))
-        rings = {app.agent: Rings(app) for app in (anna, ben)}
-        anna._notifier = rings["anna"]
-        ben._notifier = rings["ben"]
+        rings = {name: Rings() for name in ("anna", "ben")}
+        anna, ben = (rings[name].watch(console(broker.port, name, desk=AlertDesk(settings), notifier=rings[name]))
+                     for name in ("anna", "ben"))
         async with anna.run_test(size=(200, 55)) as pa, ben.run_test(size=(200, 55)) as pb:
             for app, pilot in ((anna, pa), (ben, pb)):
-                await until(pilot, lambda: not app._loading, "the fleet to load")
+                await until(pilot, lambda: not app.loading, "the fleet to load")
                 assert "LOADING" not in str(app.query_one("#fleet").border_title)
             opened = datetime.now(UTC)
             station.publish(topic("ST-1", "help/state"), waiting(TICKET_A, "ST-1", opened, "B-AB 1"), retain=True)
@@ -310,12 +322,12 @@ def test_an_unanswered_call_escalates_to_every_console_and_alerts_are_acknowledg
 
             station.publish(topic("ST-1", "status"), js({"state": "lost", "boot": 3}), retain=True)
             await until(pb, lambda: any(n.title == "Station ST-1 lost" for n in rings["ben"].notices), "lost rings")
-            count = ben.desk.unacknowledged  # the escalated call, the lost station, and the new call if ben had it
-            assert count == (3 if offered[0] is ben else 2), [n.title for n in ben.desk.open_notices()]
+            count = ben.alerting.desk.unacknowledged  # the escalated call, the lost station, and the new call if ben had it
+            assert count == (3 if offered[0] is ben else 2), [n.title for n in ben.alerting.desk.open_notices()]
             await pb.press("ctrl+g")
-            assert ben.desk.unacknowledged == 0
+            assert ben.alerting.desk.unacknowledged == 0
             await until(pb, lambda: "No unacknowledged alert." in ben.query_one("#alerts").render().plain, "the bar")
-            assert anna.desk.unacknowledged > 0  # acknowledging is per console
+            assert anna.alerting.desk.unacknowledged > 0  # acknowledging is per console
 
     try:
         asyncio.run(main())

@@ -80,24 +80,24 @@ def test_a_call_answered_and_a_crew_at_work_with_live_stations(live: Live, tmp_p
         app: ConsoleApp = console(live.broker.port, "anna", desk=AlertDesk(AlertSettings(coalesce_s=0.2)),
                                   notifier=Rings(), history=history, export_folder=tmp_path / "exports")
         async with app.run_test(size=(200, 55)) as pilot:
-            await until(pilot, lambda: not app._loading and app.fleet.total == 2, "the fleet of two", 30)
+            await until(pilot, lambda: not app.loading and app.fleet.total == 2, "the fleet of two", 30)
 
             # A parker at LIVE-A presses the red button: the call is offered, selected, accepted, answered, resolved.
             await live.ask(ONE, Request(Command.HELP))
-            await until(pilot, lambda: app._selected and app._selected[0] == ONE and rows(app, "#queue"), "the call")
+            await until(pilot, lambda: app.selected and app.selected[0] == ONE and rows(app, "#queue"), "the call")
             await until(pilot, lambda: any(n.title == f"1 new call at {ONE}" for n in rung), "the call's alert")
             await pilot.press("f3")
             await until(pilot, lambda: rows(app, "#queue")[0][2] == "connected to you", "the call connected", 20)
             assert app.focused is app.query_one("#chat")
             app.query_one("#chat").value = "Hello, I am Anna."
             await pilot.press("enter")
-            ticket = app._selected[1]
+            ticket = app.selected[1]
             await until(pilot, lambda: [(line.text, line.confirmed) for line in app.board.conversation(ticket)
                                         if line.who == "agent"] == [("Hello, I am Anna.", True)], "the ✓", 20)
             await pilot.press("f5")
             await until(pilot, lambda: isinstance(app.screen, FormScreen), "the resolve form")
             await pilot.press("ctrl+y")
-            await until(pilot, lambda: app._selected is None and not rows(app, "#queue"), "the closed call gone", 20)
+            await until(pilot, lambda: app.selected is None and not rows(app, "#queue"), "the closed call gone", 20)
             [figures] = await until(pilot, lambda: history.help_metrics(Grouping.AGENT), "the call in the history", 20)
             assert (figures.key, figures.calls, figures.accepted, figures.resolved, figures.abandoned) == (
                 "anna", 1, 1, 1, 0)
