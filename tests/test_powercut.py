@@ -13,15 +13,16 @@ from kiosk.storage.store import Store
 
 SEED = 20260105
 # (set-up, pairing, kills): the terminal in its own process that survives the station (A), with loose and strict
-# pairing, and the whole cabinet losing power with the simulator in-process (B). About 80 s on 2 cores.
-PLAN = [("A", "loose", 9), ("A", "strict", 4), ("B", "loose", 9)]
+# pairing, and the whole cabinet losing power with the simulator in-process (B). About 45 s on 2 cores; the soak
+# (bench/powercut_soak.py, docs/power-cut.md) takes hundreds of kills.
+PLAN = [("A", "loose", 5), ("A", "strict", 3), ("B", "loose", 5)]
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
 @pytest.mark.slow
 def test_power_cuts_never_part_money_from_parking(tmp_path: Path) -> None:
     tally = Tally.total(list(run_matrix(tmp_path, SEED, PLAN).values()))
-    assert tally.kills >= 20 and tally.restarts >= tally.kills, tally.summary()
+    assert tally.kills >= 12 and tally.restarts >= tally.kills, tally.summary()
     assert not tally.violations, "\n".join(str(v) for v in tally.violations)
 
 

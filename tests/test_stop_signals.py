@@ -27,7 +27,7 @@ STOP_SIGNALS_MASK = (1 << (signal.SIGTERM - 1)) | (1 << (signal.SIGINT - 1))
 IMPORTED_LATE = "_sqlite3"  # an extension module among the station's later imports (peewee)
 START_S = 20
 STOP_S = 20  # the station's own bounds: 10 s for the card terminal worker, 3 + 6 s for the MQTT link
-RUNS = 30
+RUNS = 15
 SPAN_S = 1.5
 DENSITY = 2.5  # offsets grow as (run / RUNS) ** DENSITY: most runs land in the start-up's first half second
 
