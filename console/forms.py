@@ -8,8 +8,9 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select
+
+from console.screens import OnceScreen
 
 __all__ = ["CONFIRM_KEY", "ConfirmScreen", "Field", "FormScreen", "length_check", "number_check"]
 
@@ -27,7 +28,7 @@ class Field:
     check: Callable[[str], str | None] | None = None
 
 
-class _Dialog(ModalScreen[dict[str, str] | None]):
+class _Dialog(OnceScreen[dict[str, str] | None]):
     """A modal dialog confirmed only by ctrl+y or its Confirm button; escape or Cancel close it.
 
     Enter never confirms: an agent typing into the wrong place cannot change a station.
@@ -56,11 +57,11 @@ class _Dialog(ModalScreen[dict[str, str] | None]):
         if event.button.id == "confirm":
             self.action_confirm()
         else:
-            self.dismiss(None)
+            self.close(None)
 
     def action_cancel(self) -> None:
         """Close without a result."""
-        self.dismiss(None)
+        self.close(None)
 
     def action_confirm(self) -> None:
         """Close with the dialog's result."""
@@ -87,7 +88,7 @@ class ConfirmScreen(_Dialog):
 
     def action_confirm(self) -> None:
         """Confirmed."""
-        self.dismiss({})
+        self.close({})
 
 
 class FormScreen(_Dialog):
@@ -134,7 +135,7 @@ class FormScreen(_Dialog):
         if problem:
             self.query_one("#problem", Label).update(Text(problem, style="bold red"))
             return
-        self.dismiss(values)
+        self.close(values)
 
 
 def length_check(low: int, high: int) -> Callable[[str], str | None]:

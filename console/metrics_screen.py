@@ -9,12 +9,12 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label
 
 from console.history import History, HistoryUnusable
 from console.metrics import Grouping, HelpMetrics, RepairStats
 from console.panes import mm_ss
+from console.screens import OnceScreen
 
 __all__ = ["MetricsScreen", "help_cells", "repair_cells"]
 
@@ -42,14 +42,14 @@ def repair_cells(row: RepairStats) -> tuple[str, ...]:
     return (row.component, str(row.repaired), str(row.still_open), _time(row.mean_s), _time(row.median_s))
 
 
-class MetricsScreen(ModalScreen[None]):
+class MetricsScreen(OnceScreen[None]):
     """What the business is judged by, from the stations' events: response time, resolution rate, CSAT, repairs.
 
     ``ctrl+e`` writes every figure as CSV into ``export_folder`` (a new folder per export).
     """
 
     BINDINGS = [  # noqa: RUF012 (Textual's class attribute)
-        Binding("escape,ctrl+t", "dismiss(None)", "Close"),
+        Binding("escape,ctrl+t", "close", "Close"),
         Binding("ctrl+e", "export", "Export CSV"),
     ]
     DEFAULT_CSS = """

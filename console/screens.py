@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TypeVar
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -11,16 +12,38 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
-__all__ = ["KeysScreen", "PickScreen"]
+__all__ = ["KeysScreen", "OnceScreen", "PickScreen"]
 
 TYPING_RULE = ("Letters never act: they are text in the chat and the search. "
                "Every action that changes a station asks for ctrl+y.")
 
 
-class KeysScreen(ModalScreen[None]):
+Result = TypeVar("Result")
+
+
+class OnceScreen(ModalScreen[Result]):
+    """A modal screen that closes once: keys queued faster than the console handles them (enter twice, ctrl+y
+    twice) would otherwise dismiss it twice, and the second dismiss would take the screen below with it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._answered = False
+
+    def close(self, result: Result | None) -> None:
+        """Dismiss with ``result``, the first time only."""
+        if not self._answered:
+            self._answered = True
+            self.dismiss(result)
+
+    def action_close(self) -> None:
+        """Close without a result."""
+        self.close(None)
+
+
+class KeysScreen(OnceScreen[None]):
     """Every key of the console and what it does; any of escape, F1 or enter closes it."""
 
-    BINDINGS = [Binding("escape,f1,enter", "dismiss(None)", "Close")]  # noqa: RUF012 (Textual's class attribute)
+    BINDINGS = [Binding("escape,f1,enter", "close", "Close")]  # noqa: RUF012 (Textual's class attribute)
 
     def __init__(self, bindings: Iterable[BindingType]) -> None:
         super().__init__()
@@ -38,10 +61,10 @@ class KeysScreen(ModalScreen[None]):
             yield Label(lines)
 
 
-class PickScreen(ModalScreen[int | None]):
+class PickScreen(OnceScreen[int | None]):
     """Choose one of ``options`` (arrows and enter, or a click); dismissed with its index, None on escape."""
 
-    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]  # noqa: RUF012 (Textual's class attribute)
+    BINDINGS = [Binding("escape", "close", "Cancel")]  # noqa: RUF012 (Textual's class attribute)
 
     def __init__(self, title: str, options: list[Option]) -> None:
         super().__init__()
@@ -56,4 +79,4 @@ class PickScreen(ModalScreen[int | None]):
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         """The chosen option's index."""
         event.stop()
-        self.dismiss(event.option_index)
+        self.close(event.option_index)

@@ -25,6 +25,8 @@ else:
 
 __all__ = ["INSTALL_HINT", "TEXTUAL_MISSING", "main", "open_history"]
 
+log = logging.getLogger(__name__)
+
 INSTALL_HINT = "install the console extra: pip install 'kiosk[console]'"
 
 
@@ -78,6 +80,9 @@ def main(args: argparse.Namespace) -> int:
         root.setLevel(logging.INFO)
     try:
         app.run()
+        if app.return_code:  # Textual printed the traceback on the terminal as it closed; say it in the log too
+            log.error("the console ended with an error (exit code %s); its traceback is on the terminal",
+                      app.return_code)
     finally:
         root.handlers, root.level = saved, saved_level
         for handler in handlers:
@@ -85,7 +90,7 @@ def main(args: argparse.Namespace) -> int:
         notifier.close()
         if app.history is not None:
             app.history.close()
-    return 0
+    return app.return_code or 0
 
 
 def open_history(path: Path) -> tuple[History | None, str | None]:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from console_pilot import fleet_rows, iso, js, offline_console, rows, topic, until
+from textual import events
 
 from console.alerting import Alerting
 from console.alerts import AlertDesk, AlertKind
@@ -168,3 +169,26 @@ def test_messages_arriving_while_the_console_closes_are_harmless() -> None:
     app = run(lambda app, pilot: until(pilot, lambda: app.is_running, "the console"))
     app.intake.put(topic("S1", "status"), status(), True)
     app._drain()  # a batch timer that was already due runs after the widgets are gone
+
+
+def test_a_dialog_confirmed_twice_before_it_closes_sends_once_and_the_console_runs_on() -> None:
+    async def scenario(app: ConsoleApp, pilot: Any) -> None:
+        app.intake.put(topic("S1", "status"), status(), True)
+        await until(pilot, lambda: app.query_one("#fleet").station == "S1", "S1")
+        app.query_one("#fleet").focus()
+        for key, closing in (("f8", "ctrl+y"), ("f9", "enter"), ("f1", "escape")):
+            await pilot.press(key)
+            dialog = await until(pilot, lambda: len(app.screen_stack) == 2 and app.screen, f"the dialog of {key}")
+            if isinstance(dialog, PickScreen):
+                dialog.query_one("#pick").highlighted = 4  # doctor: sent at once, no form
+            handled: list[bool] = []
+            for _ in range(3):  # keys typed faster than the console handles them
+                app.post_message(events.Key(closing, None))
+            app.relay(handled.append, True)  # handled in order: after it, so are the keys
+            await until(pilot, lambda: handled, "the keys handled")
+            assert len(app.screen_stack) == 1, "the dialog closed once, the console's screen left"
+        await pilot.press("f1", "escape")  # round trips: every key forwarded to a screen is handled before the end
+        assert app.is_running and len(app.screen_stack) == 1
+        assert [s[2] for s in app.link.sent] == ["notice", "doctor"]  # type: ignore[attr-defined]
+
+    run(scenario)
