@@ -157,20 +157,16 @@ class Watch:
     async def applied(self, began: float, timeout: float) -> tuple[float | None, int]:
         """(seconds from ``began`` until the board knows the whole fleet, or None; what it did not know at the end).
 
-        Only the stations not yet known are asked again; the poll waits four times its own cost (at least
-        20 ms) so that it takes at most a fifth of the loop from the console.
+        The poll (fleet_sim.Tracker) waits four times its own cost, at least 20 ms, so that it takes at most a
+        fifth of the loop from the console.
         """
-        pending = list(self.fleet.states)
+        tracker = fleet_sim.Tracker(self.fleet)
         while True:
             started = time.monotonic()
-            missing = fleet_sim.unknown_to(self.app.board, self.fleet, pending, datetime.now(UTC))
-            if not missing:
-                missing = fleet_sim.unknown_to(self.app.board, self.fleet, list(self.fleet.states), datetime.now(UTC))
-                if not missing:
-                    return time.monotonic() - began, 0
-            pending = [station for station in missing if station in self.fleet.states]  # tickets: asked every time
+            if tracker.known(self.app.board, datetime.now(UTC)):
+                return time.monotonic() - began, 0
             if time.monotonic() - began > timeout:
-                return None, len(missing)
+                return None, len(tracker.missing)
             await asyncio.sleep(max(0.02, 4 * (time.monotonic() - started)))
 
     async def press(self, key: str) -> float:

@@ -39,16 +39,23 @@ __all__ = [
     "ZONES",
     "BoardLike",
     "BurstFault",
+    "FaultLike",
     "Fleet",
     "Message",
     "Mode",
     "Publisher",
     "StampedChange",
+    "StationLike",
+    "TicketLike",
+    "Tracker",
     "build_fleet",
     "burst",
     "help_requests",
+    "iso",
     "main",
+    "paced",
     "parse_stamp",
+    "stamp",
     "station_id",
     "telemetry",
     "unknown_to",
@@ -190,6 +197,24 @@ def unknown_to(board: BoardLike, fleet: Fleet, stations: Sequence[str], now: dat
         return missing
     queued = {t.station: t.ticket for t in board.queue(now)}
     return [f"ticket:{station}" for station, ticket in sorted(fleet.waiting.items()) if queued.get(station) != ticket]
+
+
+class Tracker:
+    """Asks a board whether it knows the whole fleet, each time only about the stations it did not know before
+    (cheap enough to poll on the console's own event loop); a last full check before it says yes."""
+
+    def __init__(self, fleet: Fleet) -> None:
+        self.fleet = fleet
+        self.pending = list(fleet.states)
+        self.missing: list[str] = self.pending
+
+    def known(self, board: BoardLike, now: datetime) -> bool:
+        """True once the board knows every station, fault and waiting ticket as published."""
+        self.missing = unknown_to(board, self.fleet, self.pending, now)
+        if not self.missing:
+            self.missing = unknown_to(board, self.fleet, list(self.fleet.states), now)
+        self.pending = [station for station in self.missing if station in self.fleet.states]
+        return not self.missing
 
 
 def station_id(number: int) -> str:
