@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import logging
 import multiprocessing
 import resource
 import subprocess
@@ -182,7 +183,10 @@ class Watch:
             await asyncio.sleep(0.001)
         painted = asyncio.Event()
         self.app.call_after_refresh(painted.set)
-        await asyncio.wait_for(painted.wait(), PRESS_TIMEOUT_S)
+        try:
+            await asyncio.wait_for(painted.wait(), PRESS_TIMEOUT_S)
+        except TimeoutError:
+            raise RuntimeError(f"{key} handled, but no screen refresh within {PRESS_TIMEOUT_S} s") from None
         return (time.perf_counter() - began) * 1000
 
 
@@ -206,7 +210,11 @@ async def drive(app: Any, run: Run, fleet: fleet_sim.Fleet, port: int, args: arg
         if time.monotonic() - phase > args.phase_timeout:
             run.notes.append(f"{index} of {args.presses} idle presses within {args.phase_timeout:g} s")
             break
-        run.presses_idle.append(await watch.press("down" if index % 2 == 0 else "up"))
+        try:
+            run.presses_idle.append(await watch.press("down" if index % 2 == 0 else "up"))
+        except RuntimeError as exc:
+            run.notes.append(f"idle press {index}: {exc}")
+            break
     await burst_phase(app, watch, run, port, args)
 
 
@@ -252,6 +260,42 @@ async def burst_phase(app: Any, watch: Watch, run: Run, port: int, args: argpars
 def measure(stations: int, args: argparse.Namespace, results: Queue[Run]) -> None:
     """One fleet size, start to end, in this (fresh) process; the Run goes to ``results``."""
     run = Run(stations)
+    try:
+        measure_into(run, args)
+    except Exception as exc:  # the set-up failed: say so instead of leaving the parent waiting
+        run.notes.append(f"stopped: {exc!r}")
+    run.rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1000
+    results.put(run)
+
+
+class Warnings(logging.Handler):
+    """The console's warnings and errors (a lost connection, a refused subscription), for the notes."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Keep the message."""
+        self.lines.append(f"{record.name}: {record.getMessage()}")
+
+
+def measure_into(run: Run, args: argparse.Namespace) -> None:
+    """The phases of :func:`measure`, filling ``run``."""
+    warnings = Warnings()
+    logging.getLogger().addHandler(warnings)
+    try:
+        measure_phases(run, args)
+    finally:
+        logging.getLogger().removeHandler(warnings)
+        if warnings.lines:
+            run.notes.append(f"the console logged {len(warnings.lines)} warning(s): "
+                             + "; ".join(sorted(set(warnings.lines))[:3]))
+
+
+def measure_phases(run: Run, args: argparse.Namespace) -> None:
+    """Publish the fleet, measure the bare subscriber, then drive the console through every phase."""
+    stations = run.stations
     fleet = fleet_sim.build_fleet(stations, datetime.now(UTC), args.seed)
     run.retained, run.faults = len(fleet.messages), fleet.fault_count
     with tempfile.TemporaryDirectory(prefix="kiosk-bench-console-") as scratch:
@@ -280,8 +324,6 @@ def measure(stations: int, args: argparse.Namespace, results: Queue[Run]) -> Non
             loader.stdin.close()
             loader.wait(10)
             broker.stop()
-    run.rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1000
-    results.put(run)
 
 
 def measure_apart(stations: int, args: argparse.Namespace) -> Run:
@@ -361,36 +403,34 @@ def ratio(value: float | None, base: float | None) -> str:
     return f" (x{value / base:.1f})" if value is not None and base else ""
 
 
-def report(runs: list[Run]) -> None:
-    """Print every size's figures, with ratios to the bare subscriber and to the smallest size."""
-    base = runs[0]
-    for run in runs:
-        print(f"{run.stations:,} stations: {run.retained:,} retained messages, {run.faults:,} active faults")
-        print(f"  bare paho subscriber, SUBSCRIBE to every retained message: {seconds(run.bare_s)}")
-        print(f"  console start -> fleet listed: {seconds(run.listed_s)}{ratio(run.listed_s, run.bare_s)}")
-        print(f"  console start -> all retained state applied: {seconds(run.applied_s)}"
-              f"{ratio(run.applied_s, run.bare_s)}  (target < {TARGETS['applied']:g} s: "
-              f"{verdict(run.applied_s, TARGETS['applied'])})")
-        idle = "-" if run.idle_cpu is None else f"{run.idle_cpu:.1f} % of a core"
-        print(f"  idle CPU over {IDLE_S:g} s: {idle}{ratio(run.idle_cpu, base.idle_cpu)}  "
-              f"(target < {TARGETS['idle_cpu']:g} %: {verdict(run.idle_cpu, TARGETS['idle_cpu'])})")
-        for name, presses, base_presses in (("idle", run.presses_idle, base.presses_idle),
-                                            ("during the burst", run.presses_burst, base.presses_burst)):
-            if presses:
-                p99 = common.percentile(presses, 0.99)
-                base_p99 = common.percentile(base_presses, 0.99) if base_presses else None
-                print(f"  keypress to screen, {name} ({len(presses)} presses): {common.summary(presses)}"
-                      f"{ratio(p99, base_p99)}  (target p99 < {TARGETS['press_p99']:g} ms: "
-                      f"{verdict(p99, TARGETS['press_p99'])})")
-            else:
-                print(f"  keypress to screen, {name}: no press measured")
-        burst_cpu = "-" if run.burst_cpu is None else f"{run.burst_cpu:.1f} % of a core"
-        print(f"  burst of {BURST_RATE:g} fault changes/s for {BURST_S:g} s: CPU {burst_cpu}; behind at its end "
-              f"{seconds(run.behind_s)} (target < {TARGETS['behind']:g} s: {verdict(run.behind_s, TARGETS['behind'])});"
-              f" every change applied {seconds(run.burst_applied_s)} after that")
-        print(f"  peak RSS {run.rss_mb:.1f} MB (target < {TARGETS['rss']:g} MB: {verdict(run.rss_mb, TARGETS['rss'])})")
-        for note in run.notes:
-            print(f"  note: {note}")
+def report(run: Run, base: Run) -> None:
+    """Print one size's figures, with ratios to the bare subscriber and to ``base`` (the first size measured)."""
+    print(f"{run.stations:,} stations: {run.retained:,} retained messages, {run.faults:,} active faults")
+    print(f"  bare paho subscriber, SUBSCRIBE to every retained message: {seconds(run.bare_s)}")
+    print(f"  console start -> fleet listed: {seconds(run.listed_s)}{ratio(run.listed_s, run.bare_s)}")
+    print(f"  console start -> all retained state applied: {seconds(run.applied_s)}"
+          f"{ratio(run.applied_s, run.bare_s)}  (target < {TARGETS['applied']:g} s: "
+          f"{verdict(run.applied_s, TARGETS['applied'])})")
+    idle = "-" if run.idle_cpu is None else f"{run.idle_cpu:.1f} % of a core"
+    print(f"  idle CPU over {IDLE_S:g} s: {idle}{ratio(run.idle_cpu, base.idle_cpu)}  "
+          f"(target < {TARGETS['idle_cpu']:g} %: {verdict(run.idle_cpu, TARGETS['idle_cpu'])})")
+    for name, presses, base_presses in (("idle", run.presses_idle, base.presses_idle),
+                                        ("during the burst", run.presses_burst, base.presses_burst)):
+        if presses:
+            p99 = common.percentile(presses, 0.99)
+            base_p99 = common.percentile(base_presses, 0.99) if base_presses else None
+            print(f"  keypress to screen, {name} ({len(presses)} presses): {common.summary(presses)}"
+                  f"{ratio(p99, base_p99)}  (target p99 < {TARGETS['press_p99']:g} ms: "
+                  f"{verdict(p99, TARGETS['press_p99'])})")
+        else:
+            print(f"  keypress to screen, {name}: no press measured")
+    burst_cpu = "-" if run.burst_cpu is None else f"{run.burst_cpu:.1f} % of a core"
+    print(f"  burst of {BURST_RATE:g} fault changes/s for {BURST_S:g} s: CPU {burst_cpu}; behind at its end "
+          f"{seconds(run.behind_s)} (target < {TARGETS['behind']:g} s: {verdict(run.behind_s, TARGETS['behind'])});"
+          f" every change applied {seconds(run.burst_applied_s)} after that")
+    print(f"  peak RSS {run.rss_mb:.1f} MB (target < {TARGETS['rss']:g} MB: {verdict(run.rss_mb, TARGETS['rss'])})")
+    for note in run.notes:
+        print(f"  note: {note}")
 
 
 def main() -> None:
@@ -408,13 +448,13 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")] + ([HUGE] if args.huge else [])
     began = time.monotonic()
-    runs = []
+    print(f"console {args.app}; mosquitto with {UNLIMITED.strip()}; the fleet from bench/fleet_sim.py in its own "
+          f"process; {args.presses} presses of down/up in the fleet table; ratios to the first size", flush=True)
+    runs: list[Run] = []
     for stations in sizes:
         runs.append(measure_apart(stations, args))
-        print(f"({stations:,} stations measured, {time.monotonic() - began:.0f} s so far)", flush=True)
-    print(f"console {args.app}; mosquitto with {UNLIMITED.strip()}; the fleet from bench/fleet_sim.py in its own "
-          f"process; {args.presses} presses of down/up in the fleet table")
-    report(runs)
+        report(runs[-1], runs[0])
+        print(f"  ({time.monotonic() - began:.0f} s so far)", flush=True)
     if not args.skip_default_check:
         largest = max(size for size in sizes if size <= max(SIZES))
         print(f"mosquitto with its default limits (max_queued_messages 1000, max_inflight_messages 20), "

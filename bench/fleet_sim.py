@@ -67,6 +67,7 @@ FIRMWARE = ("0.4.0", "0.4.1", "0.5.0")
 BOOT0 = 1_795_338_000
 MAX_INFLIGHT = 5000  # the publisher's own bound; the broker's Receive Maximum may lower it
 DEFAULT_RECEIVE_MAXIMUM = 65535
+MAX_UNACKNOWLEDGED = 30_000  # handed to paho and not yet acknowledged (its message ids wrap at 65,535)
 REQUEST_EXPIRY_S = 120  # help/request carries MQTT 5 message expiry 120 s
 CONNECT_TIMEOUT_S = 10.0
 STAMP_PREFIX = "burst "
@@ -414,6 +415,9 @@ class Publisher:
 
     def publish(self, message: Message) -> None:
         """Hand one message to paho (QoS 0 ones count as acknowledged at once)."""
+        with self._done:  # paho's message ids are 16 bits: never more unacknowledged than it can tell apart
+            if not self._done.wait_for(lambda: self._sent - self._acked < MAX_UNACKNOWLEDGED, CONNECT_TIMEOUT_S):
+                raise RuntimeError(f"{self._sent - self._acked} messages unacknowledged for {CONNECT_TIMEOUT_S} s")
         properties = None
         if message.expiry_s is not None:
             properties = Properties(PacketTypes.PUBLISH)
