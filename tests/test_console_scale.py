@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -18,9 +19,11 @@ from textual import events
 from textual.app import ScreenStackError
 from textual.widgets import DataTable
 
-from bench import fleet_sim
 from console.app import FormScreen
 from console.board import Board
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+import fleet_sim  # the synthetic fleet of bench/console_scale.py
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
@@ -144,7 +147,7 @@ def test_a_form_submitted_twice_before_it_closes_sends_once_and_keeps_the_consol
             await until(pilot, lambda: rows(app, "#fleet"), "the fleet listed")
             await pilot.press("n")  # the notice form for the station under the fleet cursor
             assert isinstance(app.screen, FormScreen)
-            await pilot.press(*"Closed today")
+            await pilot.press(*"Shut")
             for _ in range(2):  # as Textual's driver posts keys typed faster than the app handles them
                 app.post_message(events.Key("enter", "\r"))
             await until(pilot, lambda: not isinstance(app.screen, FormScreen), "the form closed")
