@@ -35,7 +35,6 @@ import common
 import fleet_sim
 from paho.mqtt.subscribeoptions import SubscribeOptions
 from textual import events
-from textual.widgets import DataTable
 
 from console.agent_link import AgentLink
 
@@ -65,6 +64,7 @@ class Run:
     bare_s: float | None = None
     listed_s: float | None = None
     applied_s: float | None = None
+    loaded_s: float | None = None  # until the console itself said the fleet is loaded (no more LOADING…)
     unknown: int = 0
     idle_cpu: float | None = None
     presses_idle: list[float] = field(default_factory=list)
@@ -142,9 +142,8 @@ class Watch:
         self.app, self.fleet, self.table = app, fleet, table
 
     def listed(self) -> int:
-        """Rows in the fleet table."""
-        tables = self.app.query(self.table).results(DataTable)
-        return max((t.row_count for t in tables), default=0)
+        """Rows in the fleet pane (its virtual list shows every station of the index)."""
+        return len(self.app.fleet)
 
     async def until(self, condition: Callable[[], bool], timeout: float) -> float | None:
         """Seconds until ``condition`` holds, polled every 5 ms; None after ``timeout``."""
@@ -171,13 +170,13 @@ class Watch:
             await asyncio.sleep(max(0.02, 4 * (time.monotonic() - started)))
 
     async def press(self, key: str) -> float:
-        """Milliseconds from a key posted to the app until the focused table's cursor moved and the screen was
-        refreshed after it; RuntimeError after PRESS_TIMEOUT_S."""
-        table = self.app.focused
-        before = table.cursor_coordinate
+        """Milliseconds from a key posted to the app until the fleet's cursor moved to another station and the
+        screen was refreshed after it; RuntimeError after PRESS_TIMEOUT_S."""
+        fleet = self.app.focused
+        before = fleet.station
         began = time.perf_counter()
         self.app.post_message(events.Key(key, None))
-        while table.cursor_coordinate == before:
+        while fleet.station == before:
             if time.perf_counter() - began > PRESS_TIMEOUT_S:
                 raise RuntimeError(f"{key} not handled within {PRESS_TIMEOUT_S} s")
             await asyncio.sleep(0.001)
@@ -200,6 +199,8 @@ async def drive(app: Any, run: Run, fleet: fleet_sim.Fleet, port: int, args: arg
     run.applied_s, run.unknown = await watch.applied(began, args.load_timeout)
     if run.applied_s is None:
         run.notes.append(f"{run.unknown} stations or tickets not known after {args.load_timeout:g} s")
+    loaded = await watch.until(lambda: not app.loading, args.load_timeout)
+    run.loaded_s = None if loaded is None else time.monotonic() - began
     cpu = cpu_now()
     await asyncio.sleep(IDLE_S)
     run.idle_cpu = (cpu_now() - cpu) / IDLE_S * 100
@@ -411,6 +412,7 @@ def report(run: Run, base: Run) -> None:
     print(f"  console start -> all retained state applied: {seconds(run.applied_s)}"
           f"{ratio(run.applied_s, run.bare_s)}  (target < {TARGETS['applied']:g} s: "
           f"{verdict(run.applied_s, TARGETS['applied'])})")
+    print(f"  console start -> its LOADING state ends: {seconds(run.loaded_s)}")
     idle = "-" if run.idle_cpu is None else f"{run.idle_cpu:.1f} % of a core"
     print(f"  idle CPU over {IDLE_S:g} s: {idle}{ratio(run.idle_cpu, base.idle_cpu)}  "
           f"(target < {TARGETS['idle_cpu']:g} %: {verdict(run.idle_cpu, TARGETS['idle_cpu'])})")
