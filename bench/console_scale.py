@@ -172,7 +172,7 @@ class Watch:
     async def press(self, key: str) -> float:
         """Milliseconds from a key posted to the app until the fleet's cursor moved to another station and the
         screen was refreshed after it; RuntimeError after PRESS_TIMEOUT_S."""
-        fleet = self.app.focused
+        fleet = self.app.query_one(self.table)
         before = fleet.station
         began = time.perf_counter()
         self.app.post_message(events.Key(key, None))

@@ -6,7 +6,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from textual.widgets import DataTable, Footer, Header, Input, RichLog, Select, S
 from console.agent_link import AgentLink
 from console.alerting import Alerting
 from console.alerts import AlertDesk, AlertKind, Signal
-from console.board import Board, normal_plate
+from console.board import Board
 from console.fleet import FleetFilter, FleetIndex, SeverityFilter, StateFilter
 from console.fleet_list import FleetList
 from console.history import History, HistoryUnusable
@@ -30,35 +29,20 @@ from console.intake import Intake
 from console.metrics_screen import MetricsScreen
 from console.notify import Notifier
 from console.panes import call_summary, conversation, local, station_detail, station_row, ticket_cells, ticket_details
-from console.screens import KeysScreen
+from console.screens import KeysScreen, TextPane
 from console.station_actions import MAX_CHAT, StationActions
-from console.views import Standing, TicketState, TicketView
+from console.views import QUEUE_TESTS, QueueFilter, Standing, TicketState, TicketView
 
 log = logging.getLogger(__name__)
 
-BATCH_DELAY_S = 0.05  # messages arriving together are applied and shown together
+BATCH_DELAY_S = 0.1  # messages arriving within this are applied and shown together (a burst: 10 redraws a second)
 BATCH_BUDGET_S = 0.02  # the UI thread applies messages for at most this long before it reads keys again
 LOADING_QUIET_S = 0.75  # no retained message for this long after subscribing: the fleet is loaded
-TICK_S = 0.5  # queue times, escalations and due alerts
+TICK_S = 1.0  # queue times, escalations and due alerts
 MAX_CALLS_SHOWN = 3  # the last help calls in the station pane
 ALERT_STYLE = {"error": "bold red", "warning": "yellow", "information": ""}
 
 LinkFactory = Callable[[Callable[[str, bytes, bool], None], Callable[[bool, str], None]], AgentLink]
-
-
-class QueueFilter(Enum):
-    """Which open tickets the help queue lists (ctrl+o cycles)."""
-
-    ALL = "all"
-    OFFERED = "offered to me"
-    OVERDUE = "overdue"
-
-
-QUEUE_TESTS: dict[QueueFilter, Callable[[TicketView], bool]] = {
-    QueueFilter.ALL: lambda t: True,
-    QueueFilter.OFFERED: lambda t: t.offered_to_me,
-    QueueFilter.OVERDUE: lambda t: t.overdue,
-}
 
 
 def utc_now() -> datetime:
@@ -112,9 +96,9 @@ class ConsoleApp(App):
     #fleet { height: 2fr; }
     #station { height: 1fr; }
     #queue { height: 1fr; }
-    #details { height: auto; max-height: 12; }
+    #details { height: 12; }
     #conversation-box { height: 1fr; }
-    #alerts { height: auto; max-height: 3; padding: 0 1; }
+    #alerts { height: 2; padding: 0 1; }
     #activity { height: 6; }
     FormScreen, ConfirmScreen, PickScreen, KeysScreen { align: center middle; }
     #form { width: 72; height: auto; border: thick $primary; background: $surface; padding: 1 2; }
@@ -141,6 +125,7 @@ class ConsoleApp(App):
         self._queue_cells: dict[str, tuple[Any, ...]] = {}
         self.replies: dict[str, deque[tuple[datetime, str]]] = {}
         self._loading = True
+        self._retained_applied = 0
         self._draining = False
         self._zone_list: list[str] = []
         self._shown: dict[str, Text] = {}
@@ -170,14 +155,14 @@ class ConsoleApp(App):
                     yield Select([(f.value, f) for f in SeverityFilter], value=SeverityFilter.ALL,
                                  allow_blank=False, id="severity")
                 yield FleetList(self.fleet, station_row, id="fleet")
-                yield Static(id="station")
+                yield TextPane(id="station")
             with Vertical(id="right"):
                 yield DataTable(id="queue", cursor_type="row")
-                yield Static(id="details")
+                yield TextPane(id="details")
                 yield VerticalScroll(Static(id="conversation"), id="conversation-box")
                 yield Input(placeholder="F2: message to the parker (enter sends, escape leaves)",
                             max_length=MAX_CHAT, id="chat")
-        yield Static(id="alerts")
+        yield TextPane(id="alerts")
         yield RichLog(id="activity", max_lines=500, wrap=True, min_width=20)
         yield Footer()
 
@@ -239,6 +224,7 @@ class ConsoleApp(App):
             if not batch:
                 break
             for topic, payload, retained in batch:
+                self._retained_applied += retained
                 if self.board.reads(topic):
                     signals.extend(self.board.apply(topic, payload, retained, now))
             self._record([(topic, payload) for topic, payload, _ in batch], now)
@@ -247,6 +233,7 @@ class ConsoleApp(App):
         for signal in signals:
             self._signal(signal)
         self.alerting.resolve_over(signals)
+        self._check_loaded()
         if self.intake.backlog:
             self.call_later(self._drain)
         else:
@@ -284,7 +271,9 @@ class ConsoleApp(App):
     # ---- drawing ----
 
     def _show_changes(self, now: datetime) -> None:
-        stations, tickets = self.board.take_changes()
+        stations, tickets, telemetry = self.board.take_changes()
+        if self.query_one("#fleet", FleetList).station in telemetry:
+            self.show_station()
         if stations:
             views = [view for station in stations if (view := self.board.station(station)) is not None]
             self.alerting.resolve_changed(views, self.fleet.view)
@@ -303,9 +292,7 @@ class ConsoleApp(App):
     def _tick(self) -> None:
         try:
             now = self.clock()
-            if self._loading and self.intake.loaded():
-                self._loading = False
-                self.note(f"fleet loaded: {self.fleet.total:,} stations, {self.applied:,} messages")
+            self._check_loaded()
             self._titles()
             self._show_queue(now)
             self.show_station()
@@ -313,6 +300,12 @@ class ConsoleApp(App):
             self.board.flush_warnings(now)
         except NoMatches:  # a timer firing while the app closes: its widgets are already gone
             log.debug("console closing: tick skipped")
+
+    def _check_loaded(self) -> None:
+        if self._loading and self.intake.loaded(self._retained_applied):
+            self._loading = False
+            self.note(f"fleet loaded: {self.fleet.total:,} stations, {self.applied:,} messages")
+            self._titles()
 
     def _titles(self) -> None:
         counts = self.fleet.counts()
@@ -344,8 +337,8 @@ class ConsoleApp(App):
         if [key for key, _ in rows] == list(self._queue_cells):
             for key, cells in rows:
                 for column, value, old in zip(list(table.columns), cells, self._queue_cells[key]):
-                    if value != old:
-                        table.update_cell(key, column, value, update_width=True)
+                    if value != old:  # the column grows if it must; a ticking time never changes its width
+                        table.update_cell(key, column, value, update_width=value.cell_len > old.cell_len)
                 self._queue_cells[key] = cells
         else:
             table.clear()
@@ -424,10 +417,14 @@ class ConsoleApp(App):
         self._show("#alerts", self.alerting.bar())
 
     def _show(self, widget_id: str, text: Text) -> None:
-        """Update a pane only when what it says changed: an unchanged update still costs a layout and a redraw."""
+        """Update a pane only when what it says changed: an unchanged update still costs a redraw."""
         if self._shown.get(widget_id) != text:
             self._shown[widget_id] = text
-            self.query_one(widget_id, Static).update(text)
+            pane = self.query_one(widget_id)
+            if isinstance(pane, TextPane):
+                pane.show(text)
+            else:
+                self.query_one(widget_id, Static).update(text)
 
     def _title(self, widget_id: str, title: str) -> None:
         widget = self.query_one(widget_id)
@@ -530,11 +527,7 @@ class ConsoleApp(App):
         zone = self.query_one("#zone", Select).value
         state = self.query_one("#state", Select).value
         severity = self.query_one("#severity", Select).value
-        hits = None
-        if query:
-            wanted = normal_plate(query)  # letters and digits: "st5" finds ST-5, "b ab 1" finds B-AB-1
-            hits = frozenset(s for s in self.board.station_ids() if wanted and wanted in normal_plate(s)) | \
-                self.board.stations_with_plate(query)
+        hits = self.board.search(query) if query else None
         self.fleet.set_filter(FleetFilter(zone if isinstance(zone, str) else None,
                                           state if isinstance(state, StateFilter) else StateFilter.ALL,
                                           severity if isinstance(severity, SeverityFilter) else SeverityFilter.ALL,

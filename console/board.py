@@ -126,6 +126,7 @@ class Board:
         self._plates: OrderedDict[str, dict[str, str]] = OrderedDict()  # normal plate -> {station: plate}
         self._changed_stations: set[str] = set()
         self._changed_tickets: set[str] = set()
+        self._changed_telemetry: set[str] = set()
         self._malformed = MalformedWarnings("console", WARN_EVERY)
 
     # ---- input ----
@@ -167,17 +168,13 @@ class Board:
         ticket = self._tickets.get(ticket_id)
         return ticket is not None and ticket.accepting
 
-    def take_changes(self) -> tuple[set[str], set[str]]:
-        """The stations and the tickets that changed since the last call (and forget them)."""
-        changes = self._changed_stations, self._changed_tickets
-        self._changed_stations, self._changed_tickets = set(), set()
+    def take_changes(self) -> tuple[set[str], set[str], set[str]]:
+        """The stations, the tickets, and the stations with new telemetry only, since the last call (then forgotten)."""
+        changes = self._changed_stations, self._changed_tickets, self._changed_telemetry - self._changed_stations
+        self._changed_stations, self._changed_tickets, self._changed_telemetry = set(), set(), set()
         return changes
 
     # ---- views ----
-
-    def station_ids(self) -> list[str]:
-        """Every station known, in no particular order."""
-        return list(self._stations)
 
     def stations(self) -> list[StationView]:
         """The fleet by station id; each station's active faults critical first."""
@@ -208,6 +205,13 @@ class Board:
             return []
         return [Line(line.who, line.text, line.at, line.agent, line.choice,
                      confirmed=line.who == "station" or "event" in line.sources) for line in ticket.lines]
+
+    def search(self, query: str) -> frozenset[str]:
+        """Stations whose id, or a plate seen there, contains ``query`` (letters and digits only: "st5" finds ST-5)."""
+        wanted = normal_plate(query)
+        if not wanted:
+            return frozenset()
+        return frozenset(s for s in self._stations if wanted in normal_plate(s)) | self.stations_with_plate(query)
 
     def stations_with_plate(self, query: str) -> set[str]:
         """Stations where a plate containing ``query`` asked for help or parked (since the console started)."""
@@ -301,7 +305,13 @@ class Board:
         return [Signal(AlertKind.CRITICAL_FAULT, station_id, fault.name, f"Critical fault at {station_id}{detail}", now)]
 
     def _telemetry(self, station_id: str, payload: bytes, _retained: bool, now: datetime) -> list[Signal]:
-        self._station(station_id).telemetry = telemetry_from(json_object(payload), now)
+        """Kept for the station pane; not a change of the fleet's rows (5,000 stations send 17 a second)."""
+        telemetry = telemetry_from(json_object(payload), now)
+        station = self._stations.get(station_id)
+        if station is None:
+            station = self._station(station_id)
+        station.telemetry = telemetry
+        self._changed_telemetry.add(station_id)
         return []
 
     def _session(self, station_id: str, payload: bytes, _retained: bool, _now: datetime) -> list[Signal]:

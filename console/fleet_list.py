@@ -1,6 +1,7 @@
 """The fleet pane: a virtual list that draws only the visible rows of a FleetIndex, so 50,000 stations cost 40 rows."""
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 
 from rich.segment import Segment
@@ -18,6 +19,7 @@ from console.views import StationView
 
 __all__ = ["FleetList"]
 
+MAX_STRIPS = 2_000  # rows kept drawn: a few screens of them
 CURSOR = Style(reverse=True)
 CURSOR_UNFOCUSED = Style(underline=True)
 
@@ -46,6 +48,8 @@ class FleetList(ScrollView, can_focus=True):
         self._index, self._render_row = index, render_row
         self._cursor = 0
         self.station: str | None = None
+        self._strips: OrderedDict[tuple[StationView, int, Style | None], Strip] = OrderedDict()
+        self._drawn: tuple[object, ...] = ()
 
     def rows_changed(self) -> None:
         """The index changed: size the list again, keep the cursor on its station, redraw the visible rows."""
@@ -61,20 +65,37 @@ class FleetList(ScrollView, can_focus=True):
             self._announce()
         if was_visible:  # the agent's station moved (worst first): the view follows it
             self.scroll_to_region(Region(0, self._cursor, 1, 1), animate=False, immediate=True)
-        self.refresh()
+        if self._visible() != self._drawn:  # rows changed off screen cost no redraw
+            self.refresh()
 
     def render_line(self, y: int) -> Strip:
-        """One visible row."""
+        """One visible row (drawn once per content, width and cursor style: kept in a small cache)."""
         row = round(self.scroll_offset.y) + y
         width = self.size.width
+        if y == 0:
+            self._drawn = self._visible()
         if row >= len(self._index):
             return Strip.blank(width)
-        line = self._render_row(self._index.row(row))
-        line.truncate(width, pad=True)
-        if row == self._cursor:
-            line.stylize(CURSOR if self.has_focus else CURSOR_UNFOCUSED)
-        segments = [Segment(s.text, s.style) for s in line.render(self.app.console)]
-        return Strip(segments, width).crop(0, width)
+        view = self._index.row(row)
+        style = (CURSOR if self.has_focus else CURSOR_UNFOCUSED) if row == self._cursor else None
+        key = (view, width, style)
+        strip = self._strips.get(key)
+        if strip is None:
+            line = self._render_row(view)
+            line.truncate(width, pad=True)
+            if style is not None:
+                line.stylize(style)
+            segments = [Segment(s.text, s.style) for s in line.render(self.app.console)]
+            strip = self._strips[key] = Strip(segments, width).crop(0, width)
+            if len(self._strips) > MAX_STRIPS:
+                self._strips.popitem(last=False)
+        return strip
+
+    def _visible(self) -> tuple[object, ...]:
+        """What the visible rows show: their views, the cursor, the focus, the size and the scroll position."""
+        top, height = round(self.scroll_offset.y), self.size.height
+        rows = tuple(self._index.row(i) for i in range(top, min(top + height, len(self._index))))
+        return rows, self._cursor, self.has_focus, self.size, top
 
     def on_focus(self) -> None:
         """Show the cursor as focused."""

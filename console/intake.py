@@ -15,9 +15,8 @@ class Intake:
     """A thread-safe queue: ``put`` from any thread, ``take`` from the UI thread.
 
     ``wake()`` is called (on the putting thread) when a message arrives at an empty queue, so
-    that the UI thread is told once per batch, not once per message. ``loaded(now)`` answers
-    whether the broker has finished sending the retained state: the link is subscribed, no
-    retained message arrived for ``quiet_s`` and the queue is empty.
+    that the UI thread is told once per batch, not once per message. :meth:`loaded` answers
+    whether the broker has finished sending the retained state and the UI has applied it.
     """
 
     def __init__(self, wake: Callable[[], None], quiet_s: float, clock: Callable[[], float] = time.monotonic) -> None:
@@ -27,6 +26,7 @@ class Intake:
         self._woken = False
         self._subscribed_at: float | None = None
         self._last_retained = 0.0
+        self._retained_in = 0
         self.received = 0
 
     def put(self, topic: str, payload: bytes, retained: bool) -> None:
@@ -36,6 +36,7 @@ class Intake:
             self.received += 1
             if retained:
                 self._last_retained = self._clock()
+                self._retained_in += 1
             wake, self._woken = not self._woken, True
         if wake:
             self._wake()
@@ -60,8 +61,9 @@ class Intake:
         """Messages waiting for the UI thread."""
         return len(self._queue)
 
-    def loaded(self) -> bool:
-        """Subscribed, quiet for ``quiet_s`` since the last retained message, and nothing waiting."""
+    def loaded(self, retained_applied: int) -> bool:
+        """Subscribed, no retained message for ``quiet_s``, and every retained one received applied by the UI
+        (``retained_applied``: how many it applied so far); live messages may keep arriving meanwhile."""
         with self._lock:
-            return self._subscribed_at is not None and not self._queue and \
+            return self._subscribed_at is not None and retained_applied >= self._retained_in and \
                 self._clock() - self._last_retained >= self._quiet_s

@@ -1,4 +1,4 @@
-"""The console's small screens: the list of keys (F1) and a pick list (the station commands of F9)."""
+"""The console's small screens (the keys of F1, the pick list of F9, closing once) and its fixed text panes."""
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -9,10 +9,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
+from textual.widget import Widget
 from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
-__all__ = ["KeysScreen", "OnceScreen", "PickScreen"]
+__all__ = ["KeysScreen", "OnceScreen", "PickScreen", "TextPane"]
 
 TYPING_RULE = ("Letters never act: they are text in the chat and the search. "
                "Every action that changes a station asks for ctrl+y.")
@@ -80,3 +81,21 @@ class PickScreen(OnceScreen[int | None]):
         """The chosen option's index."""
         event.stop()
         self.close(event.option_index)
+
+
+class TextPane(Widget):
+    """A pane of a fixed size that shows one rich Text; a new text redraws it without a new layout of the screen
+    (a Static's update lays the whole screen out again, which a ticking waiting time would do every second)."""
+
+    def __init__(self, *, id: str) -> None:
+        super().__init__(id=id)
+        self.text = Text()
+
+    def show(self, text: Text) -> None:
+        """Show ``text`` from the next frame on."""
+        self.text = text
+        self.refresh()
+
+    def render(self) -> Text:
+        """What the pane shows."""
+        return self.text

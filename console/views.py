@@ -1,16 +1,31 @@
 """What the console shows of stations and tickets: immutable views built by console.board from MQTT messages."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from enum import IntEnum, StrEnum
+from enum import Enum, IntEnum, StrEnum
 from typing import Any
 
 from console.payload import integer, text, timestamp
 
 __all__ = [
-    "MAX_FAULTS_IN_CONTEXT", "SEVERITY_RANK", "VOICE_LINES", "Context", "FaultView", "Line", "Standing",
-    "StationView", "Telemetry", "TicketState", "TicketView", "VoiceView", "context_from", "telemetry_from",
+    "MAX_FAULTS_IN_CONTEXT",
+    "QUEUE_TESTS",
+    "SEVERITY_RANK",
+    "VOICE_LINES",
+    "Context",
+    "FaultView",
+    "Line",
+    "QueueFilter",
+    "Standing",
+    "StationView",
+    "Telemetry",
+    "TicketState",
+    "TicketView",
+    "VoiceView",
+    "context_from",
+    "telemetry_from",
     "voice_from",
 ]
 
@@ -173,6 +188,21 @@ class Line:
     agent: str | None = None
     choice: str | None = None
     confirmed: bool = True
+
+
+class QueueFilter(Enum):
+    """Which open tickets the help queue lists (ctrl+o cycles)."""
+
+    ALL = "all"
+    OFFERED = "offered to me"
+    OVERDUE = "overdue"
+
+
+QUEUE_TESTS: dict[QueueFilter, Callable[[TicketView], bool]] = {
+    QueueFilter.ALL: lambda t: True,
+    QueueFilter.OFFERED: lambda t: t.offered_to_me,
+    QueueFilter.OVERDUE: lambda t: t.overdue,
+}
 
 
 def voice_from(data: Any, state_key: str) -> VoiceView | None:
