@@ -360,8 +360,8 @@ def default_broker_check(stations: int, seed: int, app: str) -> list[str]:
                 lines.append(f"  subscription QoS {qos}: {count:,} of {len(fleet.messages):,} retained messages "
                              f"({seconds:.2f} s)")
             known, faults = asyncio.run(console_on(broker.port, fleet, app))
-            lines.append(f"  the console (its retained state at QoS 0): knows {known:,} of {fleet.count:,} stations as published, "
-                         f"shows {faults:,} of {fleet.fault_count:,} active faults")
+            lines.append(f"  the console (its retained state at QoS 0): knows {known:,} of {fleet.count:,} stations "
+                         f"as published, shows {faults:,} of {fleet.fault_count:,} active faults")
             dropped = broker.log().count("Outgoing messages are being dropped")
             lines.append(f"  mosquitto's log: 'Outgoing messages are being dropped for client …' {dropped} time(s)")
         finally:
