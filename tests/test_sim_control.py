@@ -187,7 +187,9 @@ def test_each_socket_is_the_owners_only_and_a_stale_one_was_replaced(fleet: Flee
 
 
 def test_a_second_station_on_a_live_socket_does_not_start(fleet: Fleet, caplog: pytest.LogCaptureFixture) -> None:
-    twin = run_kiosk("run", "--simulate", "--headless", "--config", str(fleet.one.config))
+    """Asked for by --control: the station does not start. (On the default path it starts without live control.)"""
+    twin = run_kiosk("run", "--simulate", "--headless", "--config", str(fleet.one.config), "--control",
+                     str(fleet.one_socket))
     assert (twin.returncode, twin.stdout, twin.stderr) == (2, "", (
         f"CRITICAL kiosk: live control: another simulated station listens on {fleet.one_socket}: give each station "
         "its own id ([station] id in its --config) or its own --control PATH\n"))  # before the database was opened
@@ -317,13 +319,17 @@ def test_garbage_never_crashes_or_hangs_the_station(fleet: Fleet, line: bytes, e
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
         conn.settimeout(READ_S)
         conn.connect(str(fleet.two_socket))
-        if ending == "line in pieces":
-            for start in range(0, len(line) + 1, 7):
-                conn.sendall((line + b"\n")[start:start + 7])
-        elif ending.startswith("line"):
-            conn.sendall(line + b"\n")
-        else:
-            conn.sendall(line)
+        try:
+            if ending == "line in pieces":
+                for start in range(0, len(line) + 1, 7):
+                    conn.sendall((line + b"\n")[start:start + 7])
+            elif ending.startswith("line"):
+                conn.sendall(line + b"\n")
+            else:
+                conn.sendall(line)
+        except (BrokenPipeError, ConnectionResetError):  # the station answered too_long and closed meanwhile
+            assert len(line) >= MAX_LINE, "the station closed a connection whose line was within the limit"
+            return
         if ending.endswith("gone"):
             return  # the client goes mid-way; the next example finds the station still answering
         if ending == "half then end":
@@ -379,3 +385,16 @@ def test_a_line_is_a_request_or_a_bad_request(line: bytes) -> None:
         assert exc.code in (Code.BAD_REQUEST, Code.TOO_LONG) and str(exc)
         return
     assert parse_request(request.line()[:-1]) == request
+
+
+def test_a_station_whose_default_socket_is_taken_runs_without_live_control(fleet: Fleet, tmp_path: Path) -> None:
+    """Tests and trainers may run two stations with one id (and their own databases): the second one still runs."""
+    twin = Station(sim_config(tmp_path / "twin", ONE, fleet.broker.port)).start()
+    try:
+        fleet.staff.wait_for(lambda ms: sum(1 for m in ms if m.topic == topic(ONE, "status")
+                                            and m.json()["state"] == "online") >= 2, START_S, "the twin's birth")
+        assert "live control off, the station runs without it: another simulated station listens on " \
+               f"{fleet.one_socket}" in twin.log()
+        assert ask(fleet.one_socket, Request(Command.STATE)).state["station"] == ONE  # the first one still answers
+    finally:
+        twin.stop()

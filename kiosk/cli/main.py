@@ -173,8 +173,11 @@ def _run(args: argparse.Namespace) -> int:
     try:
         control = _control_socket(args, settings)
     except ControlError as exc:
-        log.critical("live control: %s", exc)
-        return EXIT_USAGE
+        if args.control is not None:  # asked for by path: without it the run is not what was asked
+            log.critical("live control: %s", exc)
+            return EXIT_USAGE
+        log.warning("live control off, the station runs without it: %s", exc)
+        control = None
     try:
         return _run_station(args, settings, clock, steps, control)
     finally:
