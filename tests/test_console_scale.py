@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 from broker import Mosquitto
-from console_pilot import console, rows
+from console_pilot import console, rows, until
 
 from console.board import Board
 
@@ -61,16 +61,6 @@ def message_problems(message: fleet_sim.Message, components: dict[str, Any]) -> 
     problems = [] if (message.qos, message.retain) == (qos, retain) else [f"{message.topic}: QoS/retain"]
     return problems + contract_problems(components["messages"][SCHEMAS[name]]["payload"],
                                         yaml.safe_load(message.payload), message.topic, components)
-
-
-async def until(pilot: Any, condition: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:
-    """Let the app run until ``condition()`` is truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await pilot.pause(0.02)
-    return value
 
 
 def test_the_synthetic_fleet_keeps_the_contract_and_the_board_knows_all_of_it(caplog: pytest.LogCaptureFixture) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from kiosk import config
 from kiosk.app.doctor import system_findings
 from kiosk.app.loop import Loop
+from kiosk.cli.line_socket import exchange
 from kiosk.domain.doctor import Finding, Health, Part, Report
 from kiosk.domain.events import DoctorAsked
 from kiosk.storage.examine import examine
@@ -194,16 +195,7 @@ def ask_station(path: Path, timeout: float | None = None) -> Report:
     StationUnreachable says why not.
     """
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-            conn.settimeout(ANSWER_S + ANSWER_MARGIN_S if timeout is None else timeout)
-            conn.connect(str(path))
-            conn.sendall(REQUEST)
-            received = b""
-            while not received.endswith(b"\n"):
-                chunk = conn.recv(65536)
-                if not chunk:
-                    break
-                received += chunk
+        received = exchange(path, REQUEST, ANSWER_S + ANSWER_MARGIN_S if timeout is None else timeout)
     except (FileNotFoundError, ConnectionRefusedError) as exc:
         raise StationUnreachable(Unreachable.NOT_RUNNING, f"the station does not run (no answer on {path})") from exc
     except PermissionError as exc:

@@ -10,6 +10,7 @@ import threading
 from collections.abc import Mapping
 from pathlib import Path
 
+from kiosk.cli.line_socket import exchange
 from kiosk.cli.sim_control import LOOP_S, Controller
 from kiosk.cli.sim_protocol import MAX_LINE, Answer, BadRequest, Code, Request, parse_answer, parse_request
 
@@ -218,16 +219,7 @@ def ask(path: Path, request: Request, timeout: float = ANSWER_S + CLIENT_MARGIN_
     NoStation when none listens there, it may not be asked, or it does not answer within ``timeout`` s.
     """
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-            conn.settimeout(timeout)
-            conn.connect(str(path))
-            conn.sendall(request.line())
-            received = b""
-            while not received.endswith(b"\n"):
-                chunk = conn.recv(65536)
-                if not chunk:
-                    break
-                received += chunk
+        received = exchange(path, request.line(), timeout)
     except (FileNotFoundError, ConnectionRefusedError) as exc:
         raise NoStation(f"no simulated station listens on {path} (start one with `kiosk run --simulate`)") from exc
     except PermissionError as exc:
