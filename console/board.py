@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
@@ -228,7 +228,7 @@ class Board:
         faults = tuple(sorted(station.faults.values(), key=lambda f: (SEVERITY_RANK.get(f.severity, 3), f.component)))
         view = StationView(station.id, station.state, station.since, station.boot, station.zone, station.firmware,
                            faults, telemetry=station.telemetry)
-        return StationView(**{**view.__dict__, "standing": standing(view)})
+        return replace(view, standing=standing(view))
 
     def _ticket_view(self, ticket: _Ticket, now: datetime) -> TicketView:
         end = ticket.closed_at if ticket.state is TicketState.CLOSED and ticket.closed_at else now

@@ -114,14 +114,13 @@ def test_every_station_changing_action_asks_for_ctrl_y(broker) -> None:
             for _ in range(3):  # a form's selection list may be open over it
                 if isinstance(app.screen, ConfirmScreen | FormScreen):
                     await pilot.press("escape")
-        await pilot.pause(0.2)
-        assert station.messages == []
 
         await pilot.press("f7")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the end-journey question")
         await pilot.press("ctrl+y")
         [cancel] = await until(pilot, lambda: station.on(topic("ST-5", "cmd/journey/cancel")), "the command")
         assert cancel.json() == {"reason": "ended by agent anna", "ticket": TICKET_A}
+        assert station.messages == [cancel]  # in order: nothing the dialogs above were typed at came before it
 
         await pilot.press("f8")  # an empty notice clears it, once confirmed
         await until(pilot, lambda: isinstance(app.screen, FormScreen), "the notice form")
@@ -265,7 +264,11 @@ def test_crew_commands_with_the_stations_reply(broker) -> None:
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the restart question")
         await pilot.press("enter")  # Cancel has the focus
-        await pilot.pause(0.2)
+        await pilot.press("f9")  # then doctor, whose arrival means anything sent before it has arrived too
+        picker = await until(pilot, lambda: isinstance(app.screen, PickScreen) and app.screen, "the command list")
+        picker.query_one("#pick").highlighted = 4
+        await pilot.press("enter")
+        await until(pilot, lambda: len(station.on(topic("ST-2", "cmd/doctor"))) == 2, "the second doctor")
         assert not station.on(topic("ST-2", "cmd/restart"))
 
     try:
