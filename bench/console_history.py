@@ -52,7 +52,7 @@ def batch(number: int) -> list[tuple[str, bytes]]:
                                       "time_to_resolve_s": 100 + i}))
         elif kind == 3:
             messages.append(envelope(station, "feedback", number * 1000 + i, moment,
-                                     {"rating": 1 + i % 5, "session_id": f"s{i}"}))
+                                     {"rating": 1 + i % 5, "session_id": f"s{i}", "ticket": ticket}))
         else:
             messages.append(envelope(station, "fault", number * 1000 + i, moment,
                                      {"component": "card_terminal", "code": "unreachable", "severity": "critical",

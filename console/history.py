@@ -19,6 +19,7 @@ from console.metrics import (
     FaultPeriod,
     Grouping,
     HelpMetrics,
+    RatingFigures,
     RepairStats,
     VoiceFigures,
     help_metrics,
@@ -37,7 +38,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1  # PRAGMA user_version of the file this code writes
+SCHEMA_VERSION = 2  # PRAGMA user_version of the file this code writes
 APPLICATION_ID = 0x4B484953  # PRAGMA application_id: "KHIS", a kiosk console history
 DEFAULT_RETENTION = timedelta(days=400)
 PRUNE_EVERY = timedelta(hours=1)
@@ -55,8 +56,8 @@ CREATE TABLE calls (
 CREATE INDEX calls_closed ON calls (closed);
 CREATE INDEX calls_began ON calls (began);
 CREATE INDEX calls_station ON calls (station, began);
-CREATE TABLE ratings (id TEXT PRIMARY KEY, station TEXT NOT NULL, at INTEGER NOT NULL, rating INTEGER NOT NULL)
-    WITHOUT ROWID;
+CREATE TABLE ratings (id TEXT PRIMARY KEY, station TEXT NOT NULL, at INTEGER NOT NULL, rating INTEGER NOT NULL,
+    ticket TEXT) WITHOUT ROWID;
 CREATE INDEX ratings_at ON ratings (at);
 CREATE TABLE fault_changes (id INTEGER PRIMARY KEY, station TEXT NOT NULL, component TEXT NOT NULL,
     at INTEGER NOT NULL, source INTEGER NOT NULL, seq INTEGER, active INTEGER NOT NULL, code TEXT NOT NULL,
@@ -69,6 +70,10 @@ CREATE INDEX fault_periods_key ON fault_periods (station, component, opened);
 CREATE INDEX fault_periods_opened ON fault_periods (opened);
 CREATE INDEX fault_periods_station ON fault_periods (station, opened);
 """
+# UPGRADES[n] takes a file from schema n to n + 1 (append only; a fresh file gets SCHEMA at once).
+UPGRADES: dict[int, tuple[str, ...]] = {
+    1: ("ALTER TABLE ratings ADD COLUMN ticket TEXT",),  # a rating names the help call of the journey it rates
+}
 EVENT, RETAINED = 0, 1  # fault_changes.source
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
@@ -136,22 +141,29 @@ class History:
             raise HistoryUnusable(f"console history {self.path}: {exc}") from exc
 
     def _open(self) -> None:
-        """Check what the file is before changing anything in it; create the schema in an empty one."""
+        """Check what the file is before changing anything in it; create the schema in an empty one, upgrade an older one."""
         version, tables = self._shape()
         if version > SCHEMA_VERSION:
             raise HistoryUnusable(f"console history {self.path}: written by a newer console "
                                   f"(schema {version}, this one knows {SCHEMA_VERSION})")
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA synchronous = NORMAL")
-        if version == 0 and tables == 0:
-            with self._transaction("BEGIN IMMEDIATE"):
-                version, tables = self._shape()  # another console may have created it meanwhile
-                if version == 0 and tables == 0:
-                    for statement in SCHEMA.split(";"):
-                        if statement.strip():
-                            self._db.execute(statement)
-                    self._db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-                    self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        if version == SCHEMA_VERSION:
+            return
+        with self._transaction("BEGIN IMMEDIATE"):
+            version, tables = self._shape()  # another console may have created or upgraded it meanwhile
+            if version == 0 and tables == 0:
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                version = SCHEMA_VERSION
+            elif version == 0:
+                raise HistoryUnusable(f"console history {self.path}: tables without a schema version")
+            for step in range(version, SCHEMA_VERSION):
+                for statement in UPGRADES[step]:
+                    self._db.execute(statement)
+            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _shape(self) -> tuple[int, int]:
         """The file's schema version and table count; HistoryUnusable if it is another program's database."""
@@ -216,8 +228,9 @@ class History:
                                                         *values)).rowcount == 1
 
     def _rating(self, rating: Rating) -> bool:
-        return self._db.execute("INSERT OR IGNORE INTO ratings (id, station, at, rating) VALUES (?, ?, ?, ?)",
-                                (rating.event_id, rating.station, _micros(rating.at), rating.rating)).rowcount == 1
+        return self._db.execute("INSERT OR IGNORE INTO ratings (id, station, at, rating, ticket) VALUES (?, ?, ?, ?, ?)",
+                                (rating.event_id, rating.station, _micros(rating.at), rating.rating,
+                                 rating.ticket)).rowcount == 1
 
     def _fault(self, seen: FaultSeen) -> bool:
         """Keep a fault change (the same change again, as an event or retained, is kept once)."""
@@ -268,8 +281,9 @@ class History:
                          "SELECT station, coalesce(closed_by, accepted_by), outcome, "
                          "time_to_accept_s IS NOT NULL OR accepted IS NOT NULL, time_to_accept_s, time_to_resolve_s "
                          "FROM calls WHERE closed >= ?", (bound,))]
-            ratings: list[tuple[str, int]] = [] if group is Grouping.AGENT else self._db.execute(
-                "SELECT station, rating FROM ratings WHERE at >= ?", (bound,)).fetchall()
+            ratings = [RatingFigures(station, agent, rating) for station, agent, rating in self._db.execute(
+                "SELECT r.station, coalesce(c.closed_by, c.accepted_by), r.rating FROM ratings AS r "
+                "LEFT JOIN calls AS c ON c.station = r.station AND c.ticket = r.ticket WHERE r.at >= ?", (bound,))]
         return help_metrics(calls, ratings, group)
 
     def fault_periods(self, station: str | None = None, limit: int = 100) -> list[FaultPeriod]:

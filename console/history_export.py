@@ -58,10 +58,9 @@ def _with_header(header: Row, rows: Iterable[Row]) -> Iterable[Row]:
 
 
 def _help_row(m: HelpMetrics) -> Row:
-    ratings = [""] * (len(RATINGS) + 1) if m.ratings is None else [str(sum(m.ratings)), *map(str, m.ratings)]
     return (TOTAL if m.key is None else m.key, str(m.calls), str(m.accepted), str(m.resolved), str(m.abandoned),
             _number(m.resolution_rate), _number(m.accept_median_s), _number(m.accept_p90_s), _number(m.resolve_median_s),
-            _number(m.resolve_p90_s), ratings[0], _number(m.csat_average), *ratings[1:])
+            _number(m.resolve_p90_s), str(sum(m.ratings)), _number(m.csat_average), *map(str, m.ratings))
 
 
 def _call_row(c: CallRecord) -> Row:

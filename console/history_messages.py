@@ -67,13 +67,14 @@ class HelpStep:
 
 @dataclass(frozen=True)
 class Rating:
-    """An ``event/feedback``: a parker's CSAT rating (1-5) of a parking session."""
+    """An ``event/feedback``: a parker's CSAT rating (1-5) of a parking session and of the journey's help call."""
 
     event_id: str
     station: str
     at: datetime
     rating: int
     session_id: str | None
+    ticket: str | None  # the help ticket of the rated journey (None: no help call, or a station from before)
 
 
 @dataclass(frozen=True)
@@ -176,9 +177,10 @@ def _feedback(station: str, event: Envelope) -> Rating:
     rating = _integer(event.data, "rating")
     if rating not in RATINGS:
         raise Malformed("rating: not an integer from 1 to 5")
-    session = event.data.get("session_id")
+    session, ticket = event.data.get("session_id"), event.data.get("ticket")
     return Rating(event.event_id, station, event.at, rating,
-                  None if session is None else _identifier(session, "session_id"))
+                  None if session is None else _identifier(session, "session_id"),
+                  None if ticket is None else _identifier(ticket, "ticket"))
 
 
 def _fault_event(station: str, event: Envelope) -> FaultSeen:

@@ -19,6 +19,7 @@ __all__ = [
     "Grouping",
     "HelpMetrics",
     "Outcome",
+    "RatingFigures",
     "RepairStats",
     "VoiceFigures",
     "help_metrics",
@@ -101,6 +102,15 @@ class CallFigures:
 
 
 @dataclass(frozen=True)
+class RatingFigures:
+    """What the help figures need of one rating; ``agent`` is the agent of the rated journey's help call, if any."""
+
+    station: str
+    agent: str | None
+    rating: int
+
+
+@dataclass(frozen=True)
 class CallRecord:
     """One help call as the station's events told it (open, accept, close); None where no event said it."""
 
@@ -124,8 +134,8 @@ class CallRecord:
 class HelpMetrics:
     """The help figures of one station, one agent, or all (``key`` None); see docs/help-desk.md (History and metrics).
 
-    ``ratings`` counts the CSAT ratings 1..5; it and ``csat_average`` are None per agent, since a
-    rating names a parking session, not a call or an agent.
+    ``ratings`` counts the CSAT ratings 1..5. Per agent, a rating counts for the agent of the help
+    call the parker had in the journey rated.
     """
 
     key: str | None
@@ -138,16 +148,16 @@ class HelpMetrics:
     accept_p90_s: float | None
     resolve_median_s: float | None
     resolve_p90_s: float | None
-    ratings: tuple[int, ...] | None
+    ratings: tuple[int, ...]
     csat_average: float | None
 
 
-def help_metrics(calls: Iterable[CallFigures], ratings: Iterable[tuple[str, int]], group: Grouping) -> list[HelpMetrics]:
-    """The figures of closed ``calls`` and (station, rating) ``ratings``, one row per key, by key (ALL: one row)."""
-    key_of: dict[Grouping, Callable[[CallFigures], str | None]] = {
-        Grouping.STATION: lambda call: call.station,
-        Grouping.AGENT: lambda call: call.agent,
-        Grouping.ALL: lambda call: None,
+def help_metrics(calls: Iterable[CallFigures], ratings: Iterable[RatingFigures], group: Grouping) -> list[HelpMetrics]:
+    """The figures of closed ``calls`` and of ``ratings``, one row per key, by key (ALL: one row)."""
+    key_of: dict[Grouping, Callable[[CallFigures | RatingFigures], str | None]] = {
+        Grouping.STATION: lambda figures: figures.station,
+        Grouping.AGENT: lambda figures: figures.agent,
+        Grouping.ALL: lambda figures: None,
     }
     by_key: dict[str | None, list[CallFigures]] = defaultdict(list)
     for call in calls:
@@ -155,15 +165,15 @@ def help_metrics(calls: Iterable[CallFigures], ratings: Iterable[tuple[str, int]
         if key is not None or group is Grouping.ALL:
             by_key[key].append(call)
     rated: dict[str | None, list[int]] = defaultdict(list)
-    if group is not Grouping.AGENT:
-        for station, rating in ratings:
-            rated[station if group is Grouping.STATION else None].append(rating)
+    for rating in ratings:
+        key = key_of[group](rating)
+        if key is not None or group is Grouping.ALL:
+            rated[key].append(rating.rating)
     keys = set(by_key) | set(rated) | ({None} if group is Grouping.ALL else set())
-    return [_figures(key, by_key.get(key, []), None if group is Grouping.AGENT else rated.get(key, []))
-            for key in sorted(keys, key=lambda k: k or "")]
+    return [_figures(key, by_key.get(key, []), rated.get(key, [])) for key in sorted(keys, key=lambda k: k or "")]
 
 
-def _figures(key: str | None, calls: list[CallFigures], ratings: list[int] | None) -> HelpMetrics:
+def _figures(key: str | None, calls: list[CallFigures], ratings: list[int]) -> HelpMetrics:
     resolved = [call for call in calls if call.resolved]
     to_accept = [call.time_to_accept_s for call in calls if call.time_to_accept_s is not None]
     to_resolve = [call.time_to_resolve_s for call in resolved if call.time_to_resolve_s is not None]
@@ -173,7 +183,7 @@ def _figures(key: str | None, calls: list[CallFigures], ratings: list[int] | Non
         resolution_rate=len(resolved) / len(calls) if calls else None,
         accept_median_s=median(to_accept), accept_p90_s=p90(to_accept),
         resolve_median_s=median(to_resolve), resolve_p90_s=p90(to_resolve),
-        ratings=None if ratings is None else tuple(ratings.count(score) for score in RATINGS),
+        ratings=tuple(ratings.count(score) for score in RATINGS),
         csat_average=statistics.fmean(ratings) if ratings else None)
 
 

@@ -34,7 +34,7 @@ def help_cells(row: HelpMetrics) -> tuple[str, ...]:
             "" if row.resolution_rate is None else f"{row.resolution_rate:.0%}",
             _time(row.accept_median_s), _time(row.accept_p90_s), _time(row.resolve_median_s), _time(row.resolve_p90_s),
             "" if row.csat_average is None else f"{row.csat_average:.2f}",
-            "" if row.ratings is None else " ".join(str(count) for count in row.ratings))
+            " ".join(str(count) for count in row.ratings))
 
 
 def repair_cells(row: RepairStats) -> tuple[str, ...]:

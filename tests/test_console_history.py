@@ -62,9 +62,10 @@ def close(station: str, seconds: float, ticket: str, outcome: str, agent: str | 
                       presses=1, time_to_accept_s=to_accept, time_to_resolve_s=to_resolve, **more)
 
 
-def feedback(station: str, seconds: float, rating: int, session: str) -> Message:
-    """An ``event/feedback``."""
-    return event(station, "feedback", seconds, {"rating": rating, "session_id": session})
+def feedback(station: str, seconds: float, rating: int, session: str, ticket: str | None = None) -> Message:
+    """An ``event/feedback``; without ``ticket`` as a station from before ratings named the journey's help call."""
+    return event(station, "feedback", seconds,
+                 {"rating": rating, "session_id": session, **({} if ticket is None else {"ticket": ticket})})
 
 
 def fault_event(station: str, seconds: float, component: str, code: str, active: bool, message: str = "m",
@@ -110,9 +111,10 @@ SEQUENCE: list[Message] = [
     help_event(ST2, 2030, "t8", "accept", state="connected", agent="ana"),
     help_event(ST2, 9000, "t8", "close", outcome="superseded_at_restart"),
     help_event(ST2, 9500, "t9", "open", state="waiting", context={"plate": "M-X-9"}),
-    # ratings: ST-1 5, 4, 4; ST-2 1, 3
-    feedback(ST1, 500, 5, "s1"), feedback(ST1, 1500, 4, "s2"), feedback(ST1, 4200, 4, "s3"),
-    feedback(ST2, 600, 1, "s4"), feedback(ST2, 1200, 3, "s5"),
+    # ratings: ST-1 5 (after t1: ana), 4 (after t2: ana), 4 (after t5: ben); ST-2 1 (after t6: ben), 3 (a station
+    # from before ratings named their call)
+    feedback(ST1, 500, 5, "s1", "t1"), feedback(ST1, 1500, 4, "s2", "t2"), feedback(ST1, 4200, 4, "s3", "t5"),
+    feedback(ST2, 600, 1, "s4", "t6"), feedback(ST2, 1200, 3, "s5"),
 ]
 EXPECTED_STATIONS = [
     HelpMetrics(ST1, calls=5, accepted=3, resolved=2, abandoned=2, resolution_rate=0.4, accept_median_s=20.0,
@@ -124,9 +126,11 @@ EXPECTED_STATIONS = [
 ]
 EXPECTED_AGENTS = [
     HelpMetrics("ana", calls=4, accepted=3, resolved=3, abandoned=0, resolution_rate=0.75, accept_median_s=30.0,
-                accept_p90_s=40.0, resolve_median_s=200.0, resolve_p90_s=300.0, ratings=None, csat_average=None),
+                accept_p90_s=40.0, resolve_median_s=200.0, resolve_p90_s=300.0, ratings=(0, 0, 0, 1, 1),
+                csat_average=4.5),
     HelpMetrics("ben", calls=2, accepted=2, resolved=1, abandoned=0, resolution_rate=0.5, accept_median_s=35.0,
-                accept_p90_s=60.0, resolve_median_s=400.0, resolve_p90_s=400.0, ratings=None, csat_average=None),
+                accept_p90_s=60.0, resolve_median_s=400.0, resolve_p90_s=400.0, ratings=(1, 0, 0, 1, 0),
+                csat_average=2.5),
 ]
 EXPECTED_ALL = [
     HelpMetrics(None, calls=8, accepted=5, resolved=4, abandoned=2, resolution_rate=0.5, accept_median_s=30.0,
@@ -180,6 +184,33 @@ def test_figures_since_a_moment_count_the_calls_closed_and_ratings_given_from_th
         assert history.help_metrics(Grouping.AGENT, since=at(10_000)) == []
         assert history.help_metrics(Grouping.ALL, since=at(10_000)) == [
             HelpMetrics(None, 0, 0, 0, 0, None, None, None, None, None, (0, 0, 0, 0, 0), None)]
+
+
+def test_a_rating_counts_for_the_agent_of_its_call_on_its_own_station_whenever_the_call_arrives() -> None:
+    with History(":memory:") as history:
+        history.apply_many([feedback(ST2, 900, 2, "s7", "t1"),  # ST-1's ticket name, on another station
+                            feedback(ST1, 2700, 3, "s8", "t3"),  # a call nobody accepted
+                            feedback(ST1, 9000, 5, "s9", "t10")], T0)  # its call is not in the history yet
+        assert history.help_metrics(Grouping.AGENT) == []
+        history.apply_many(SEQUENCE[:3] + [help_event(ST1, 8000, "t10", "accept", state="connected", agent="cy")], T0)
+        assert [(m.key, m.ratings, m.csat_average) for m in history.help_metrics(Grouping.AGENT)] == [
+            ("ana", (0, 0, 0, 0, 0), None), ("cy", (0, 0, 0, 0, 1), 5.0)]
+        assert history.help_metrics(Grouping.ALL)[0].ratings == (0, 1, 1, 0, 1)
+
+
+def test_a_history_from_before_ratings_named_their_call_is_upgraded_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "history.db"
+    with History(path) as history:
+        history.apply_many(SEQUENCE[:3] + [feedback(ST1, 500, 5, "s1")], T0)
+    with sqlite3.connect(path) as db:  # as the first console wrote it: schema 1, ratings without their call
+        db.execute("ALTER TABLE ratings DROP COLUMN ticket")
+        db.execute("PRAGMA user_version = 1")
+    with History(path) as upgraded:
+        assert upgraded.apply_many([feedback(ST1, 600, 4, "s2", "t1")], T0) == 1
+        assert [(m.key, m.ratings) for m in upgraded.help_metrics(Grouping.AGENT)] == [("ana", (0, 0, 0, 1, 0))]
+        assert upgraded.help_metrics(Grouping.STATION)[0].ratings == (0, 0, 0, 1, 1)
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
 
 
 def test_p90_is_the_nearest_rank() -> None:
@@ -298,7 +329,7 @@ CSV_HEADER = ("calls,accepted,resolved,abandoned,resolution_rate,accept_median_s
               "resolve_p90_s,ratings,csat_average,rating_1,rating_2,rating_3,rating_4,rating_5\r\n")
 EXPECTED_CSV = {
     "help-by-station.csv": "station," + CSV_HEADER + "ST-1,1,1,1,0,1,20,20,200,200,1,4,0,0,0,1,0\r\n",
-    "help-by-agent.csv": "agent," + CSV_HEADER + "ana,1,1,1,0,1,20,20,200,200,,,,,,,\r\n",
+    "help-by-agent.csv": "agent," + CSV_HEADER + "ana,1,1,1,0,1,20,20,200,200,1,4,0,0,0,1,0\r\n",
     "help-total.csv": "scope," + CSV_HEADER + "all,1,1,1,0,1,20,20,200,200,1,4,0,0,0,1,0\r\n",
     "calls.csv": "station,ticket,opened,accepted,closed,agent,outcome,presses,time_to_accept_s,time_to_resolve_s,"
                  "voice_calls,voice_answer_s,voice_talk_s,voice_outcome,screen,zone\r\n"
@@ -318,7 +349,7 @@ SMALL: list[Message] = [
     help_event(ST1, 200, "t1", "close", state="closed", outcome="solved", agent="ana", text="", presses=2,
                time_to_accept_s=20, time_to_resolve_s=200,
                voice={"calls": 1, "answer_s": 5, "talk_s": 95.25, "outcome": "answered"}),
-    feedback(ST1, 300, 4, "s1"),
+    feedback(ST1, 300, 4, "s1", "t1"),
     fault_event(ST1, 0, "card_terminal", "unreachable", True, 'The terminal does not answer, "no answer"',
                 impact="no_card_payment"),
     fault_event(ST1, 90.5, "card_terminal", "unreachable", False, 'The terminal does not answer, "no answer"',

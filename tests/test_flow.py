@@ -137,7 +137,7 @@ def test_full_journey_effects_in_order() -> None:
     state, effects = run(state, SessionCommitted("p1", session()))
     assert effects == [ConfirmPayment("p1", True)] and state.screen is Screen.PAID
     state, effects = run(state, Tap("done"), Tap("rate:4"))
-    assert effects == [SaveFeedback(4, "s1")] and state.screen is Screen.THANKS
+    assert effects == [SaveFeedback(4, "s1", None)] and state.screen is Screen.THANKS
     state, _ = run(state, Tick(), now=NOW + timedelta(seconds=journey.THANKS_S))
     assert state.screen is Screen.WELCOME and state.plate == ""
 
@@ -520,3 +520,22 @@ def test_an_agent_cannot_end_the_journey_of_the_next_parker() -> None:
 def test_help_without_a_database_says_nobody_can_be_reached() -> None:
     state, _ = run(welcome(), HelpPressed(), HelpTicketFailed("storage unavailable"))
     assert state.help is not None and state.help.outcome == "unreachable" and not state.help.open
+
+
+def test_a_rating_names_the_help_call_of_its_journey_and_never_the_previous_parkers() -> None:
+    helped, _ = run(in_help_call(at_paid()), AgentSays(TICKET, "accept", "Ana"),
+                    AgentSays(TICKET, "resolve", "Ana", "Done", "solved"), Tap("help:ok"))
+    state, effects = run(helped, Tap("done"), Tap("rate:4"))
+    assert effects == [SaveFeedback(4, "s1", TICKET)], "the rating counts for the agent who took the call"
+    state, _ = run(state, Tick(), now=NOW + timedelta(seconds=journey.THANKS_S))
+    assert state.screen is Screen.WELCOME and state.help_ticket_id is None, "the next parker starts without it"
+    warned = NOW + timedelta(seconds=SETTINGS.timeouts.inactivity_s)
+    state, _ = run(in_help_call(), AgentSays(TICKET, "resolve", "Ana", "Done", "solved"), Tap("help:ok"), now=NOW)
+    state, _ = run(state, Tick(), now=warned)
+    state, _ = run(state, Tick(), now=warned + timedelta(seconds=SETTINGS.timeouts.warning_s))
+    assert state.screen is Screen.WELCOME and state.help_ticket_id is None, "nor after an inactivity reset"
+
+
+def test_a_call_still_open_when_the_journey_ends_goes_with_the_next_rating() -> None:
+    state, _ = run(in_help_call(), JourneyCancelled("ended by agent Ana"))
+    assert state.screen is Screen.WELCOME and state.help is not None and state.help_ticket_id == TICKET

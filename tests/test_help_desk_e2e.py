@@ -19,11 +19,14 @@ from station_process import PREFIX, station_config
 
 from console.app import ConsoleApp
 from console.forms import FormScreen
+from console.history import History
+from console.metrics import Grouping
 from kiosk import config
 from kiosk.cli.compose import Station, build_station
 from kiosk.cli.scenario import ManualClock
 from kiosk.domain import helpdesk
 from kiosk.domain.events import Tap
+from kiosk.domain.parker_state import Screen
 
 pytestmark = pytest.mark.slow
 
@@ -81,7 +84,7 @@ def test_button_to_console_and_back_with_two_agents_racing(tmp_path: Path, broke
     events.subscribe(PREFIX + "event/help")
 
     async def scenario() -> None:
-        anna, ben = console(broker.port, "anna"), console(broker.port, "ben")
+        anna, ben = (console(broker.port, agent, history=History(":memory:")) for agent in ("anna", "ben"))
         async with anna.run_test(size=(160, 45)) as pilot_a, ben.run_test(size=(160, 45)) as pilot_b:
             pilots = [pilot_a, pilot_b]
             await until(pilots, station, lambda: all(
@@ -144,6 +147,18 @@ def test_button_to_console_and_back_with_two_agents_racing(tmp_path: Path, broke
             await until(pilots, station, lambda: screen_says(station, "Your parking is free today."), "the ending")
             assert station.panel.led_pattern == helpdesk.LED_OFF
             await until(pilots, station, lambda: not queue(winner) and not queue(loser), "the queues to empty")
+
+            # The parker extends and rates the visit: the rating counts for the agent who helped.
+            for target in ["help:ok", "continue"]:
+                station.loop.post(Tap(target))
+            await until(pilots, station, lambda: station.loop.state.screen is Screen.DURATION, "the duration screen")
+            station.loop.post(Tap("pay"))
+            await until(pilots, station, lambda: station.loop.state.screen is Screen.PAID, "the payment")
+            for target in ["done", "rate:4"]:
+                station.loop.post(Tap(target))
+            for app in (winner, loser):
+                await until(pilots, station, lambda: [(m.key, m.ratings) for m in app.history.help_metrics(
+                    Grouping.AGENT)] == [(winner_name, (0, 0, 0, 1, 0))], f"{app.agent}'s CSAT per agent")
             if os.environ.get("KIOSK_WRITE_DOC_IMAGES") == "1":
                 winner.save_screenshot(filename="console.svg", path=str(DOC_IMAGES))
 

@@ -376,7 +376,7 @@ def test_envelope_fields_and_format(store: Store) -> None:
     assert envelope["ts"] == "2025-03-01T12:04:05.678Z" and TS_RE.match(envelope["ts"])
     assert payload == (
         '{"id":"%s","series":"%s","seq":%d,"boot":%d,"ts":"2025-03-01T12:04:05.678Z","kind":"feedback",'
-        '"data":{"rating":5,"session_id":null}}' % (envelope["id"], store.series, SEQ0 + 1, BOOT0))
+        '"data":{"rating":5,"session_id":null,"ticket":null}}' % (envelope["id"], store.series, SEQ0 + 1, BOOT0))
     assert (row["topic"], row["qos"], row["retain"], row["created"]) == (
         "event/feedback", 1, False, "2025-03-01T12:04:05.678901Z")
 
@@ -436,10 +436,19 @@ def test_feedback(store: Store) -> None:
             store.save_feedback(bad, None, T0)
     with pytest.raises(ValueError, match="unknown session"):
         store.save_feedback(3, "nope", T0)
+    with pytest.raises(ValueError, match="unknown help ticket"):
+        store.save_feedback(3, session.id, T0, ticket_id="nope")
     store.save_feedback(5, session.id, T0)
-    assert [(r["rating"], r["session_id"]) for r in store.rows("feedback")] == [(5, session.id)]
-    assert events(store)[-1]["data"] == {"rating": 5, "session_id": session.id}
+    assert [(r["rating"], r["session_id"], r["ticket_id"]) for r in store.rows("feedback")] == [(5, session.id, None)]
+    assert events(store)[-1]["data"] == {"rating": 5, "session_id": session.id, "ticket": None}
     assert count(store, "outbox") == 3
+
+
+def test_feedback_names_the_help_ticket_of_the_journey(store: Store) -> None:
+    ticket = store.open_help_ticket({"screen": "welcome", "faults": []}, T0)
+    store.save_feedback(4, None, T0 + timedelta(minutes=2), ticket_id=ticket)
+    assert [(r["rating"], r["ticket_id"]) for r in store.rows("feedback")] == [(4, ticket)]
+    assert events(store)[-1]["data"] == {"rating": 4, "session_id": None, "ticket": ticket}
 
 
 def test_help_ticket_lifecycle(store: Store) -> None:
@@ -898,7 +907,7 @@ def test_migration_from_version_2_keeps_data_and_backfills_retained(db_path: Pat
     conn.close()
 
     with Store.open(db_path, "st-0001", T0 + timedelta(hours=1)) as s:
-        assert s.rows("meta", key="schema_version")[0]["value"] == "8" == str(len(MIGRATIONS))
+        assert s.rows("meta", key="schema_version")[0]["value"] == "9" == str(len(MIGRATIONS))
         assert s.boot == BOOT0 + 3600
         assert s.active_session("B-XY 123", "Z1", T0).id == "s2"
         assert (s.rows("payment", id="p2")[0]["state"], s.rows("payment", id="p2")[0]["unreconciled"]) == (

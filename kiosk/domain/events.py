@@ -415,10 +415,11 @@ class FailPayment:
 
 @dataclass(frozen=True)
 class SaveFeedback:
-    """Store the parker's rating."""
+    """Store the parker's rating, with the session and the help ticket of the journey it rates."""
 
     rating: int
     session_id: str | None
+    ticket_id: str | None
 
 
 @dataclass(frozen=True)

@@ -130,7 +130,8 @@ def _reset(state: State, now: datetime) -> State:
     """End the parker's session: forget plate and choices (privacy), apply new settings."""
     settings = state.next_settings or state.settings
     fresh = initial(settings, now)
-    fresh = replace(fresh, faults=state.faults, help=state.help, notice=state.notice, outage=state.outage,
+    fresh = replace(fresh, faults=state.faults, help=state.help, help_ticket_id=state.help.id if state.help else None,
+                    notice=state.notice, outage=state.outage,
                     payment_methods=state.payment_methods, service=state.service)
     if blocking_fault(fresh):
         return replace(fresh, screen=Screen.OUT_OF_SERVICE)
@@ -138,11 +139,14 @@ def _reset(state: State, now: datetime) -> State:
 
 
 def _with_help(state: State, result: helpdesk.Result, now: datetime) -> Result:
-    """Take the help desk's answer; when the call ends, the screen's timers start afresh."""
+    """Take the help desk's answer; when the call ends, the screen's timers start afresh.
+
+    The journey keeps the id of its latest durable ticket after the call, for the parker's rating.
+    """
     ticket, effects = result
     if ticket is None and state.help is not None:
         return replace(state, help=None, last_input=now, entered=now, warning_since=None), effects
-    return replace(state, help=ticket), effects
+    return replace(state, help=ticket, help_ticket_id=ticket.id if ticket and ticket.id else state.help_ticket_id), effects
 
 
 # ---- taps ----
@@ -299,7 +303,7 @@ def _tap_declined(state: State, target: str, now: datetime, event: Tap) -> Resul
 def _tap_feedback(state: State, target: str, now: datetime, event: Tap) -> Result:
     if target.startswith("rate:") and target[5:] in ("1", "2", "3", "4", "5"):
         session_id = state.session.id if state.session else None
-        return _go(state, Screen.THANKS, now), (SaveFeedback(int(target[5:]), session_id),)
+        return _go(state, Screen.THANKS, now), (SaveFeedback(int(target[5:]), session_id, state.help_ticket_id),)
     if target == "skip":
         return _reset(state, now), ()
     return _ignore(state, event, "unknown target")

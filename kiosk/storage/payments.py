@@ -16,7 +16,7 @@ from kiosk.mqtt.contract import payment_event_data, session_event_data
 from kiosk.storage.core import StoreCore
 from kiosk.storage.errors import InvalidValue, NotOwed, WrongState
 from kiosk.storage.rows import check_choice, check_int, check_parking, check_text, to_record
-from kiosk.storage.schema import FIRST_METHOD, Feedback, ParkingSession, Payment, utc
+from kiosk.storage.schema import FIRST_METHOD, Feedback, HelpTicket, ParkingSession, Payment, utc
 
 __all__ = ["COURTESY_CURRENCY", "OWED_QUERY", "NotOwed", "PaymentBook", "count_owed"]
 
@@ -236,15 +236,17 @@ class PaymentBook:
                     session_id)
         return session
 
-    def save_feedback(self, rating: int, session_id: str | None, now: datetime) -> None:
-        """Store a parker's rating (1..5), optionally for a session, and report it."""
+    def save_feedback(self, rating: int, session_id: str | None, now: datetime, *, ticket_id: str | None = None) -> None:
+        """Store a parker's rating (1..5), optionally for a session and the journey's help ticket, and report it."""
         check_int("rating", rating, 1, 5)
         utc(now, "now")
         with self._core.write():
             if session_id is not None:
                 self._core.one(ParkingSession, session_id, "session")
-            Feedback.insert(rating=rating, session_id=session_id, created=now).execute(self._core.db)
-            self._core.add_event("feedback", {"rating": rating, "session_id": session_id}, now)
+            if ticket_id is not None:
+                self._core.one(HelpTicket, ticket_id, "help ticket")
+            Feedback.insert(rating=rating, session_id=session_id, ticket_id=ticket_id, created=now).execute(self._core.db)
+            self._core.add_event("feedback", {"rating": rating, "session_id": session_id, "ticket": ticket_id}, now)
 
     def pending_payments(self) -> list[PaymentRecord]:
         """Payments still waiting for the terminal's result, oldest first."""

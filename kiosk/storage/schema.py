@@ -155,12 +155,13 @@ class HelpMessage(_Model):
 
 
 class Feedback(_Model):
-    """A parker's rating, 1..5."""
+    """A parker's rating, 1..5, of a parking session and the journey's help ticket (either may be missing)."""
 
     id = pw.AutoField()
     rating = pw.IntegerField()
     session_id = pw.TextField(null=True)
     created = UtcDateTimeField()
+    ticket_id = pw.TextField(null=True)  # migration 9
 
 
 class Outbox(_Model):
@@ -324,9 +325,14 @@ def _migration_8_help_voice(db: pw.SqliteDatabase) -> None:
     db.execute_sql("ALTER TABLE help_ticket ADD COLUMN voice TEXT")
 
 
+def _migration_9_feedback_ticket(db: pw.SqliteDatabase) -> None:
+    """A rating names the help ticket of the journey it rates, so that it counts for the agent who took the call."""
+    db.execute_sql("ALTER TABLE feedback ADD COLUMN ticket_id TEXT REFERENCES help_ticket (id)")
+
+
 Migration = Callable[[pw.SqliteDatabase], None]
 # Append only: MIGRATIONS[n - 1] takes the schema from version n - 1 to n, in one transaction
 # together with the schema_version update.
 MIGRATIONS: list[Migration] = [_migration_1_initial, _migration_2_payment_confirmed, _migration_3_link,
                                _migration_4_help_desk, _migration_5_payment_unreconciled, _migration_6_payment_method,
-                               _migration_7_plate_key, _migration_8_help_voice]
+                               _migration_7_plate_key, _migration_8_help_voice, _migration_9_feedback_ticket]
