@@ -94,7 +94,8 @@ class Journey:
                              f"expect row payment plate={plate} state=declined result_code=108", "tap pay"]}[self.kind]
         steps = [START, "expect screen welcome", "tap start", f"type {plate}", "tap continue",
                  f"duration {self.minutes}", *([f"terminal {self.behaviour}"] if scripted else []), "tap pay", *middle,
-                 "expect screen paid", f"expect row payment plate={plate} state=approved confirmed=*", "tap done"]
+                 "expect screen paid", f"expect row payment plate={plate} state=approved confirmed=*", "tap done",
+                 f"tap rate:{1 + self.minutes % 5}", "expect screen thanks"]
         return "\n".join(steps) + "\n"
 
 

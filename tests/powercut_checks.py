@@ -101,6 +101,7 @@ def violations(db: Path, journal: Journal) -> list[str]:
         payments = {row["id"]: dict(row) for row in conn.execute("SELECT * FROM payment")}
         sessions = {row["id"]: dict(row) for row in conn.execute("SELECT * FROM parking_session")}
         events = conn.execute("SELECT seq, topic, payload FROM outbox WHERE seq IS NOT NULL ORDER BY seq").fetchall()
+        ratings = conn.execute("SELECT rating, session_id, ticket_id FROM feedback").fetchall()
         counter = conn.execute("SELECT value FROM counter WHERE name = 'seq'").fetchone()[0]
     finally:
         conn.close()
@@ -111,6 +112,7 @@ def violations(db: Path, journal: Journal) -> list[str]:
     found += [f"{b} still authorized at the terminal (open authorization)" for b in bookings
               if b.state == "authorized"]
     found += _events(payments, sessions, events)
+    found += _ratings([tuple(row) for row in ratings], events)
     found += _sequence([(row["seq"], row["payload"]) for row in events], counter)
     return found
 
@@ -176,6 +178,17 @@ def _events(payments: dict[str, dict], sessions: dict[str, dict], events: list[s
             if wrong:
                 found.append(f"{kind} {key}: its last event disagrees with the table: {', '.join(wrong)}")
     return found + [f"event for {kind} {key}, which the database does not have" for kind, key in last]
+
+
+def _ratings(rows: list[tuple[object, ...]], events: list[sqlite3.Row]) -> list[str]:
+    """Every stored rating has its event/feedback, and every event/feedback its stored rating, once."""
+    reported = Counter(tuple(json.loads(row["payload"])["data"][name] for name in ("rating", "session_id", "ticket"))
+                       for row in events if row["topic"] == "event/feedback")
+    stored = Counter(rows)
+    return ([f"rating {key} stored {count - reported[key]} time(s) more than reported" for key, count in stored.items()
+             if count > reported[key]]
+            + [f"rating {key} reported {count - stored[key]} time(s) more than stored" for key, count in reported.items()
+               if count > stored[key]])
 
 
 def _sequence(events: list[tuple[int, str]], counter: int) -> list[str]:

@@ -109,3 +109,18 @@ def test_a_payment_left_to_staff_as_unreconciled_is_found(paid) -> None:
     tamper(db, "UPDATE payment SET confirmed = NULL, unreconciled = 'receipt 0001 refused'")
     assert violations(db, journal) == [
         f"payment {payment_id} (B-1) left approved, unconfirmed (unreconciled: receipt 0001 refused)"]
+
+
+def test_a_rating_without_its_event_or_an_event_without_its_rating_is_found(paid) -> None:
+    db, journal, _ = paid
+    with Store.open(db, "ST-1", T0) as store:
+        ticket = store.open_help_ticket({"screen": "paid", "faults": []}, T0)
+        store.save_feedback(4, None, T0, ticket_id=ticket)
+        store.save_feedback(2, None, T0)
+    assert violations(db, journal) == []
+    tamper(db, "DELETE FROM feedback WHERE rating = 2")
+    tamper(db, "UPDATE outbox SET payload = replace(payload, '\"rating\":4', '\"rating\":5') "
+               "WHERE topic = 'event/feedback'")
+    assert violations(db, journal) == [f"rating (4, None, '{ticket}') stored 1 time(s) more than reported",
+                                       f"rating (5, None, '{ticket}') reported 1 time(s) more than stored",
+                                       "rating (2, None, None) reported 1 time(s) more than stored"]
