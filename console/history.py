@@ -59,6 +59,7 @@ CREATE INDEX calls_station ON calls (station, began);
 CREATE TABLE ratings (id TEXT PRIMARY KEY, station TEXT NOT NULL, at INTEGER NOT NULL, rating INTEGER NOT NULL,
     ticket TEXT) WITHOUT ROWID;
 CREATE INDEX ratings_at ON ratings (at);
+CREATE INDEX ratings_call ON ratings (station, ticket);
 CREATE TABLE fault_changes (id INTEGER PRIMARY KEY, station TEXT NOT NULL, component TEXT NOT NULL,
     at INTEGER NOT NULL, source INTEGER NOT NULL, seq INTEGER, active INTEGER NOT NULL, code TEXT NOT NULL,
     severity TEXT NOT NULL, message TEXT NOT NULL, parker_impact TEXT NOT NULL,
@@ -70,10 +71,17 @@ CREATE INDEX fault_periods_key ON fault_periods (station, component, opened);
 CREATE INDEX fault_periods_opened ON fault_periods (opened);
 CREATE INDEX fault_periods_station ON fault_periods (station, opened);
 """
+
+
+def _upgrade_1_rating_ticket(db: sqlite3.Connection) -> None:
+    """A rating names the parker's help call (kept even if a console of this branch's making added it already)."""
+    if "ticket" not in [row[1] for row in db.execute("PRAGMA table_info(ratings)")]:
+        db.execute("ALTER TABLE ratings ADD COLUMN ticket TEXT")
+    db.execute("CREATE INDEX IF NOT EXISTS ratings_call ON ratings (station, ticket)")
+
+
 # UPGRADES[n] takes a file from schema n to n + 1 (append only; a fresh file gets SCHEMA at once).
-UPGRADES: dict[int, tuple[str, ...]] = {
-    1: ("ALTER TABLE ratings ADD COLUMN ticket TEXT",),  # a rating names the help call of the journey it rates
-}
+UPGRADES: dict[int, Callable[[sqlite3.Connection], None]] = {1: _upgrade_1_rating_ticket}
 EVENT, RETAINED = 0, 1  # fault_changes.source
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
@@ -98,7 +106,8 @@ CALL_RECORD = ("SELECT station, ticket, opened, accepted, closed, coalesce(close
                "voice_outcome FROM calls")
 PERIOD = "SELECT station, component, code, severity, message, parker_impact, opened, closed FROM fault_periods"
 PRUNE = (
-    "DELETE FROM calls WHERE began < :cutoff",
+    "DELETE FROM calls WHERE began < :cutoff AND NOT EXISTS (SELECT 1 FROM ratings AS r WHERE r.station = "
+    "calls.station AND r.ticket = calls.ticket AND r.at >= :cutoff)",  # a kept rating keeps its call's agent
     "DELETE FROM ratings WHERE at < :cutoff",
     "DELETE FROM fault_periods WHERE closed < :cutoff",
     "DELETE FROM fault_changes WHERE at < :cutoff AND NOT EXISTS (SELECT 1 FROM fault_periods AS p WHERE "
@@ -143,9 +152,6 @@ class History:
     def _open(self) -> None:
         """Check what the file is before changing anything in it; create the schema in an empty one, upgrade an older one."""
         version, tables = self._shape()
-        if version > SCHEMA_VERSION:
-            raise HistoryUnusable(f"console history {self.path}: written by a newer console "
-                                  f"(schema {version}, this one knows {SCHEMA_VERSION})")
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA synchronous = NORMAL")
         if version == SCHEMA_VERSION:
@@ -161,17 +167,19 @@ class History:
             elif version == 0:
                 raise HistoryUnusable(f"console history {self.path}: tables without a schema version")
             for step in range(version, SCHEMA_VERSION):
-                for statement in UPGRADES[step]:
-                    self._db.execute(statement)
+                UPGRADES[step](self._db)
             self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _shape(self) -> tuple[int, int]:
-        """The file's schema version and table count; HistoryUnusable if it is another program's database."""
+        """The file's schema version and table count; HistoryUnusable if it is another program's or a newer console's."""
         application = self._db.execute("PRAGMA application_id").fetchone()[0]
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
         tables = self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
         if (tables or version) and application != APPLICATION_ID:
             raise HistoryUnusable(f"console history {self.path}: another program's database, not a console history")
+        if version > SCHEMA_VERSION:
+            raise HistoryUnusable(f"console history {self.path}: written by a newer console "
+                                  f"(schema {version}, this one knows {SCHEMA_VERSION})")
         return int(version), int(tables)
 
     # ---- input ----
@@ -228,7 +236,10 @@ class History:
                                                         *values)).rowcount == 1
 
     def _rating(self, rating: Rating) -> bool:
-        return self._db.execute("INSERT OR IGNORE INTO ratings (id, station, at, rating, ticket) VALUES (?, ?, ?, ?, ?)",
+        # the same event again changes nothing, unless it names the call a copy kept by an older console did not
+        return self._db.execute("INSERT INTO ratings (id, station, at, rating, ticket) VALUES (?, ?, ?, ?, ?) "
+                                "ON CONFLICT (id) DO UPDATE SET ticket = excluded.ticket "
+                                "WHERE ticket IS NULL AND excluded.ticket IS NOT NULL",
                                 (rating.event_id, rating.station, _micros(rating.at), rating.rating,
                                  rating.ticket)).rowcount == 1
 

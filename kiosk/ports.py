@@ -338,8 +338,8 @@ class PaymentLedger(Protocol):
                                reason: str, now: datetime) -> SessionRecord:
         """Create a free session (amount 0, currency XXX, no payment) and report it."""
 
-    def save_feedback(self, rating: int, session_id: str | None, now: datetime, *, ticket_id: str | None = None) -> None:
-        """Store a parker's rating (1..5), optionally for a session and the journey's help ticket, and report it."""
+    def save_feedback(self, rating: int, session_id: str | None, ticket_id: str | None, now: datetime) -> None:
+        """Store a parker's rating (1..5), of a session and of the parker's help call if they had them, and report it."""
 
 
 

@@ -88,7 +88,9 @@ class Journey:
     def scenario(self, scripted: bool) -> str:
         """The scenario file; `scripted` puts the terminal's behaviour in it (the in-process simulator of set-up B)."""
         plate = self.plate
-        middle = {"approve": [], "decline": ["expect screen declined", "tap retry"],
+        middle = {"approve": [],
+                  "decline": ["expect screen declined", "help press", "help release", "expect row help_ticket state=waiting",
+                              "tap help:cancel", "tap retry"],  # the parker calls for help: the rating names the call
                   "pin": ['expect text "Enter PIN"'],
                   "cancel": ['expect text "The terminal is ready for your card."', "tap cancel", "expect screen duration",
                              f"expect row payment plate={plate} state=declined result_code=108", "tap pay"]}[self.kind]

@@ -182,7 +182,7 @@ def _events(payments: dict[str, dict], sessions: dict[str, dict], events: list[s
 
 def _ratings(rows: list[tuple[object, ...]], events: list[sqlite3.Row]) -> list[str]:
     """Every stored rating has its event/feedback, and every event/feedback its stored rating, once."""
-    reported = Counter(tuple(json.loads(row["payload"])["data"][name] for name in ("rating", "session_id", "ticket"))
+    reported = Counter(tuple(json.loads(row["payload"])["data"].get(name) for name in ("rating", "session_id", "ticket"))
                        for row in events if row["topic"] == "event/feedback")
     stored = Counter(rows)
     return ([f"rating {key} stored {count - reported[key]} time(s) more than reported" for key, count in stored.items()

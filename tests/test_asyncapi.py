@@ -119,7 +119,7 @@ def test_the_scan_sees_the_known_publishers() -> None:
 def test_the_event_envelope_is_the_documented_one(tmp_path: Path) -> None:
     now = datetime(2026, 11, 22, 9, 14, 3, tzinfo=UTC)
     with Store.open(tmp_path / "kiosk.db", "ST-1", now) as store:
-        store.save_feedback(5, None, now)
+        store.save_feedback(5, None, None, now)
         [row] = store.rows("outbox")
     envelope = json.loads(row["payload"])
     event = spec()["components"]["messages"]["event"]["payload"]

@@ -203,6 +203,7 @@ def test_a_history_from_before_ratings_named_their_call_is_upgraded_in_place(tmp
     with History(path) as history:
         history.apply_many(SEQUENCE[:3] + [feedback(ST1, 500, 5, "s1")], T0)
     with sqlite3.connect(path) as db:  # as the first console wrote it: schema 1, ratings without their call
+        db.execute("DROP INDEX ratings_call")
         db.execute("ALTER TABLE ratings DROP COLUMN ticket")
         db.execute("PRAGMA user_version = 1")
     with History(path) as upgraded:
@@ -211,6 +212,38 @@ def test_a_history_from_before_ratings_named_their_call_is_upgraded_in_place(tmp
         assert upgraded.help_metrics(Grouping.STATION)[0].ratings == (0, 0, 0, 1, 1)
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+        db.execute("PRAGMA user_version = 1")  # as if a build that had added the column had not said so
+    with History(path) as again:
+        assert [(m.key, m.ratings) for m in again.help_metrics(Grouping.AGENT)] == [("ana", (0, 0, 0, 1, 0))]
+
+
+def test_a_file_a_newer_console_upgraded_meanwhile_is_refused_not_marked_older(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "history.db"
+    History(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")  # the newer console's upgrade ...
+    shape = History._shape
+    looks: list[int] = []
+
+    def first_look_before_the_upgrade(history: History) -> tuple[int, int]:
+        looks.append(1)
+        return (1, 1) if len(looks) == 1 else shape(history)  # ... came between the first look and the lock
+
+    monkeypatch.setattr(History, "_shape", first_look_before_the_upgrade)
+    with pytest.raises(HistoryUnusable, match="newer console"):
+        History(path)
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION + 1,)
+
+
+def test_a_rating_kept_by_an_older_console_without_its_call_gets_it_from_a_newer_ones_copy() -> None:
+    old_copy = event(ST1, "feedback", 500, {"rating": 5, "session_id": "s1"}, event_id="e-rating")
+    new_copy = event(ST1, "feedback", 500, {"rating": 5, "session_id": "s1", "ticket": "t1"}, event_id="e-rating")
+    with History(":memory:") as history:
+        assert history.apply_many(SEQUENCE[:3] + [old_copy], T0) == 4
+        assert history.apply_many([new_copy, old_copy], T0) == 1, "the call is filled in once, never taken away"
+        assert [(m.key, m.ratings) for m in history.help_metrics(Grouping.AGENT)] == [("ana", (0, 0, 0, 0, 1))]
+        assert history.help_metrics(Grouping.ALL)[0].ratings == (0, 0, 0, 0, 1)
 
 
 def test_p90_is_the_nearest_rank() -> None:
@@ -323,6 +356,11 @@ def test_rows_older_than_the_retention_are_pruned_and_old_events_ignored() -> No
         history.apply_many([fault_event(ST2, 11 * day, "help_button", "stuck", False, "stuck")], later)
         assert history.fault_periods() == [FaultPeriod(ST2, "help_button", "stuck", "warning", "stuck", "notice",
                                                        at(500), at(11 * day))]
+    with History(":memory:", retention=timedelta(days=10)) as history:  # a kept rating keeps its call's agent
+        history.apply_many(SEQUENCE[:3] + [feedback(ST1, 10 * day, 4, "s1", "t1")], T0)
+        history.apply_many([], T0 + timedelta(days=10, hours=1))  # the call began before the cut, its rating after
+        assert [(m.key, m.calls, m.ratings) for m in history.help_metrics(Grouping.AGENT)] == [
+            ("ana", 1, (0, 0, 0, 1, 0))]
 
 
 CSV_HEADER = ("calls,accepted,resolved,abandoned,resolution_rate,accept_median_s,accept_p90_s,resolve_median_s,"

@@ -17,7 +17,7 @@ T0 = datetime(2026, 1, 14, 10, 0, tzinfo=UTC)
 
 FAKE_NOTIFY_SEND = """#!/bin/sh
 if [ -n "$NOTIFY_GATE" ]; then while [ ! -e "$NOTIFY_GATE" ]; do sleep 0.01; done; fi
-out="$NOTIFY_RECORD/$$"
+out="$NOTIFY_RECORD/$(date +%s%N)-$$"
 printf '%s\\0' "$@" > "$out.part" && mv "$out.part" "$out.args"
 exit "${NOTIFY_EXIT:-0}"
 """
@@ -45,8 +45,8 @@ def session(tmp_path: Path, script: str = FAKE_NOTIFY_SEND, **extra: str) -> dic
 
 
 def recorded(tmp_path: Path) -> list[list[str]]:
-    """The arguments of every notify-send run so far, oldest first."""
-    files = sorted((tmp_path / "record").glob("*.args"), key=lambda p: p.stat().st_mtime_ns)
+    """The arguments of every notify-send run so far, oldest first (by the nanosecond it ran: a file's mtime is coarse)."""
+    files = sorted((tmp_path / "record").glob("*.args"), key=lambda p: int(p.name.split("-")[0]))
     return [p.read_bytes().decode().split("\0")[:-1] for p in files]
 
 

@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from kiosk.config import Settings
-from kiosk.domain import journey
+from kiosk.domain import helpdesk, journey
 from kiosk.domain.events import (
     AgentSays,
     BeginPayment,
@@ -536,6 +536,45 @@ def test_a_rating_names_the_help_call_of_its_journey_and_never_the_previous_park
     assert state.screen is Screen.WELCOME and state.help_ticket_id is None, "nor after an inactivity reset"
 
 
-def test_a_call_still_open_when_the_journey_ends_goes_with_the_next_rating() -> None:
+def resolved_at_welcome(state: journey.State) -> journey.State:
+    """The help call of ``state`` resolved by Ana and the parker's OK, on the Welcome screen."""
+    state, _ = run(state, AgentSays(TICKET, "accept", "Ana"), AgentSays(TICKET, "resolve", "Ana", "Done", "solved"),
+                   Tap("help:ok"))
+    assert state.screen is Screen.WELCOME and state.help is None
+    return state
+
+
+def pay_and_rate(state: journey.State, rating: int, now: datetime = NOW) -> list:
+    """A whole journey from Welcome to a rating; the effects of the rating."""
+    state, _ = run(state, Tap("start"), *[Tap(f"key:{c}") for c in "AB123"], Tap("continue"), now=now)
+    state, _ = run(state, SessionLookedUp("AB123", None), Tap("pay"), PaymentPending("p1"),
+                   PaymentAuthorized("p1", RESULT), SessionCommitted("p1", session()), now=now)
+    assert state.screen is Screen.PAID
+    _, effects = run(state, Tap("done"), Tap(f"rate:{rating}"), now=now)
+    return effects
+
+
+def test_the_parker_who_called_from_welcome_names_the_call_and_the_next_parker_does_not() -> None:
+    state = resolved_at_welcome(run(welcome(), HelpPressed(), HelpTicketOpened(TICKET))[0])
+    assert pay_and_rate(state, 5) == [SaveFeedback(5, "s1", TICKET)], "the same parker, straight on"
+    idle = journey.deadline(state)
+    assert idle is not None
+    state, _ = run(state, Tick(), Tap("start"), now=idle)  # Welcome idle: the parker has left; the next one wakes it
+    assert state.help_ticket_id is None and not state.asleep
+    assert pay_and_rate(state, 1, idle) == [SaveFeedback(1, "s1", None)], "a later parker's rating is not Ana's"
+
+
+def test_a_call_going_on_when_an_agent_ends_the_journey_stays_with_its_parker_only() -> None:
     state, _ = run(in_help_call(), JourneyCancelled("ended by agent Ana"))
     assert state.screen is Screen.WELCOME and state.help is not None and state.help_ticket_id == TICKET
+    state = resolved_at_welcome(state)
+    assert pay_and_rate(state, 4) == [SaveFeedback(4, "s1", TICKET)]
+    state, _ = run(state, Tick(), now=journey.deadline(state))
+    assert state.help_ticket_id is None
+
+
+def test_a_call_restored_at_start_up_and_cancelled_is_named_in_the_rating() -> None:
+    restored = replace(at_plate(), help=helpdesk.Ticket(NOW, NOW, NOW + timedelta(minutes=1), NOW,
+                                                        phase=helpdesk.Phase.CONNECTED, id=TICKET, agent="Ana"))
+    state, _ = run(restored, Tap("help:cancel"))
+    assert state.help is None and state.help_ticket_id == TICKET

@@ -100,7 +100,7 @@ def test_disk_full_during_payment_goes_out_of_service_without_charging(parts) ->
     store.core.db.execute_sql(f"PRAGMA max_page_count = {pages}")
     with pytest.raises(StorageError):
         for _ in range(100_000):
-            store.save_feedback(3, None, clock())  # fill the last free space of the file
+            store.save_feedback(3, None, None, clock())  # fill the last free space of the file
     loop.post(Tap("pay"))
     settle_until(loop, lambda: loop.state.screen is journey.Screen.DECLINED)
     assert "Your parking could not be saved. You have not been charged." in display.texts()

@@ -81,7 +81,7 @@ def store(tmp_path: Path):
 def fill(store: Store, n: int, now: datetime = T0) -> list[int]:
     """Queue ``n`` feedback events; returns their row ids."""
     for i in range(n):
-        store.save_feedback(1 + i % 5, None, now)
+        store.save_feedback(1 + i % 5, None, None, now)
     return [row["id"] for row in store.rows("outbox")][-n:]
 
 

@@ -35,7 +35,7 @@ TIMEOUT = 15
 def write_something(store: Store, now: datetime) -> None:
     """A fact with events, so that the database holds pages and the outbox rows."""
     store.raise_fault("printer", "paper_out", "warning", "Paper out", "none", now)
-    store.save_feedback(4, None, now)
+    store.save_feedback(4, None, None, now)
 
 
 def open_fails(database: Path) -> str:
@@ -140,12 +140,12 @@ def test_a_lost_database_goes_on_above_the_old_one_in_a_new_series(tmp_path: Pat
     database = tmp_path / "kiosk.db"
     with Store.open(database, "ST-1", START) as old:
         for _ in range(50):
-            old.save_feedback(5, None, START)
+            old.save_feedback(5, None, None, START)
         old.next_boot(START)
         old_series, old_boot, old_seq = old.series, old.boot, max(e["seq"] for e in events(old))
     database.unlink()  # a new SD card
     with Store.open(database, "ST-1", START + timedelta(minutes=1)) as new:
-        new.save_feedback(3, None, START + timedelta(minutes=1))
+        new.save_feedback(3, None, None, START + timedelta(minutes=1))
         [event] = events(new)
         assert new.series != old_series and event["series"] == new.series
         assert event["seq"] > old_seq and event["boot"] == new.boot > old_boot
@@ -155,7 +155,7 @@ def test_a_lost_database_goes_on_above_the_old_one_in_a_new_series(tmp_path: Pat
 def test_an_older_database_gets_a_series_and_keeps_its_counters(tmp_path: Path) -> None:
     database = tmp_path / "kiosk.db"
     with Store.open(database, "ST-1", START) as store:
-        store.save_feedback(5, None, START)
+        store.save_feedback(5, None, None, START)
     conn = sqlite3.connect(database)
     with conn:  # as a firmware before series wrote it
         conn.execute("DELETE FROM meta WHERE key = 'series'")
@@ -163,7 +163,7 @@ def test_an_older_database_gets_a_series_and_keeps_its_counters(tmp_path: Path) 
     conn.close()
     with Store.open(database, "ST-1", START) as store:
         assert uuid.UUID(store.series).version == 4
-        store.save_feedback(4, None, START)
+        store.save_feedback(4, None, None, START)
         assert events(store)[-1]["seq"] == 42 and events(store)[-1]["series"] == store.series
         series = store.series
     with Store.open(database, "ST-1", START) as store:
@@ -180,7 +180,7 @@ def test_a_database_that_never_numbered_an_event_starts_seq_from_the_clock(tmp_p
     conn.close()
     later = START + timedelta(minutes=3)
     with Store.open(database, "ST-1", later) as store:
-        store.save_feedback(4, None, later)
+        store.save_feedback(4, None, None, later)
         assert events(store)[-1]["seq"] == int(later.timestamp()) * 1000 + 1
         assert store.replaced_at is None
 

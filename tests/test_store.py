@@ -351,7 +351,7 @@ def test_seq_is_gap_free_and_increasing_across_reopen(db_path: Path) -> None:
         with Store.open(db_path, "st-0001", T0) as s:
             pay(s)
             s.raise_fault("printer", f"e{boot}", "warning", "no paper", "no receipt", T0)
-            s.save_feedback(4, None, T0)
+            s.save_feedback(4, None, None, T0)
     with Store.open(db_path, "st-0001", T0) as s:
         evts = events(s)
         # per boot: payment + session + fault + feedback events (the retained fault rows
@@ -366,7 +366,7 @@ def test_seq_is_gap_free_and_increasing_across_reopen(db_path: Path) -> None:
 
 def test_envelope_fields_and_format(store: Store) -> None:
     now = datetime(2025, 3, 1, 13, 4, 5, 678901, tzinfo=CET)
-    store.save_feedback(5, None, now)
+    store.save_feedback(5, None, None, now)
     [row] = store.rows("outbox")
     payload = row["payload"]
     envelope = json.loads(payload)
@@ -433,12 +433,10 @@ def test_feedback(store: Store) -> None:
     _, session = pay(store)
     for bad in (0, 6, 3.0, True):
         with pytest.raises(ValueError, match="rating"):
-            store.save_feedback(bad, None, T0)
+            store.save_feedback(bad, None, None, T0)
     with pytest.raises(ValueError, match="unknown session"):
-        store.save_feedback(3, "nope", T0)
-    with pytest.raises(ValueError, match="unknown help ticket"):
-        store.save_feedback(3, session.id, T0, ticket_id="nope")
-    store.save_feedback(5, session.id, T0)
+        store.save_feedback(3, "nope", None, T0)
+    store.save_feedback(5, session.id, None, T0)
     assert [(r["rating"], r["session_id"], r["ticket_id"]) for r in store.rows("feedback")] == [(5, session.id, None)]
     assert events(store)[-1]["data"] == {"rating": 5, "session_id": session.id, "ticket": None}
     assert count(store, "outbox") == 3
@@ -446,9 +444,16 @@ def test_feedback(store: Store) -> None:
 
 def test_feedback_names_the_help_ticket_of_the_journey(store: Store) -> None:
     ticket = store.open_help_ticket({"screen": "welcome", "faults": []}, T0)
-    store.save_feedback(4, None, T0 + timedelta(minutes=2), ticket_id=ticket)
+    store.save_feedback(4, None, ticket, T0 + timedelta(minutes=2))
     assert [(r["rating"], r["ticket_id"]) for r in store.rows("feedback")] == [(4, ticket)]
     assert events(store)[-1]["data"] == {"rating": 4, "session_id": None, "ticket": ticket}
+
+
+def test_a_rating_naming_a_help_call_the_database_does_not_have_is_kept_without_it(store: Store, caplog) -> None:
+    store.save_feedback(3, None, "opened-over-mqtt-while-storage-failed", T0)  # tickets stored nowhere
+    assert [(r["rating"], r["ticket_id"]) for r in store.rows("feedback")] == [(3, None)]
+    assert events(store)[-1]["data"] == {"rating": 3, "session_id": None, "ticket": None}
+    assert "rating 3 kept without its help call opened-over-mqtt-while-storage-failed" in caplog.text
 
 
 def test_help_ticket_lifecycle(store: Store) -> None:
@@ -601,7 +606,7 @@ def test_courtesy_granted_in_a_call_is_found_again_with_its_ticket(store: Store)
 
 def test_outbox_paging_mark_sent_depth_and_prune(store: Store) -> None:
     for i in range(5):
-        store.save_feedback(1 + i, None, T0)
+        store.save_feedback(1 + i, None, None, T0)
     assert store.outbox_depth() == 5
     page = store.unsent_outbox(0, 2)
     assert [r.seq - SEQ0 for r in page] == [1, 2]
@@ -619,7 +624,7 @@ def test_outbox_paging_mark_sent_depth_and_prune(store: Store) -> None:
     rest = [r.id for r in store.unsent_outbox(0, 10)]
     store.mark_sent(rest, sent_at)
     assert store.prune_sent(sent_at + timedelta(days=1)) == 3
-    store.save_feedback(5, None, T0)
+    store.save_feedback(5, None, None, T0)
     [new] = store.unsent_outbox(0, 10)
     assert new.id > max(rest) and new.seq == SEQ0 + 6  # ids and seq never reused after pruning
     with pytest.raises(ValueError, match="limit"):
@@ -939,7 +944,7 @@ def test_retained_view_follows_fault_raise_and_clear(store: Store) -> None:
     [printer] = store.rows("retained", topic="fault/printer")
     assert json.loads(printer["payload"])["active"] is False
     assert printer["updated"] == "2025-03-01T12:02:00.000000Z"
-    store.save_feedback(4, None, T0)  # events never touch the retained view
+    store.save_feedback(4, None, None, T0)  # events never touch the retained view
     assert store.retained_messages() == sorted(latest.items())
 
 
@@ -986,7 +991,7 @@ def test_next_boot_is_durable_and_monotonic_across_reopen(db_path: Path) -> None
         assert s.boot == BOOT0
         assert [s.next_boot(T0 + timedelta(seconds=i)) for i in (1, 2)] == [BOOT0 + 1, BOOT0 + 2]
         assert s.boot == BOOT0 + 2
-        s.save_feedback(5, None, T0)
+        s.save_feedback(5, None, None, T0)
         assert events(s)[-1]["boot"] == BOOT0 + 2  # later envelopes carry the new boot
         assert s.rows("meta", key="last_connect")[0]["value"] == "2025-03-01T12:00:02.000000Z"
     with Store.open(db_path, "st-0001", T0) as s:
@@ -1113,7 +1118,7 @@ def test_terminal_report_is_an_event(store: Store) -> None:
 
 def test_mark_sent_runs_with_normal_sync_and_restores_full(store: Store, monkeypatch) -> None:
     for rating in (1, 2, 3):
-        store.save_feedback(rating, None, T0)
+        store.save_feedback(rating, None, None, T0)
     ids = [r.id for r in store.unsent_outbox(0, 10)]
     sql = []
     store.core.db.query_hooks.append(lambda event: sql.append(event.sql))
@@ -1127,7 +1132,7 @@ def test_mark_sent_runs_with_normal_sync_and_restores_full(store: Store, monkeyp
         store.mark_sent(ids[2:], T0)
     assert store.core.db.execute_sql("PRAGMA synchronous").fetchone() == (2,)
     assert store.outbox_depth() == 1
-    store.save_feedback(4, None, T0)  # later writes are FULL again
+    store.save_feedback(4, None, None, T0)  # later writes are FULL again
     assert store.core.db.execute_sql("PRAGMA synchronous").fetchone() == (2,)
 
 

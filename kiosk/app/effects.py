@@ -175,7 +175,7 @@ class EffectRunner:
             log.warning("payment %s not marked %s: %s", effect.payment_id, effect.state, exc)
 
     def _save_feedback(self, effect: SaveFeedback, now: datetime) -> None:
-        self._store.save_feedback(effect.rating, effect.session_id, now, ticket_id=effect.ticket_id)
+        self._store.save_feedback(effect.rating, effect.session_id, effect.ticket_id, now)
 
     def _open_help_ticket(self, effect: OpenHelpTicket, now: datetime) -> None:
         self._post(HelpTicketOpened(self._store.open_help_ticket(effect.context, now)))

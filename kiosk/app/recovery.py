@@ -126,5 +126,5 @@ def restore_help(store: Store, state: journey.State, timeouts: config.TimeoutSet
         store.record_help(ticket.id, helpdesk.HelpAction.CLOSE, now, outcome=helpdesk.ABANDONED)
     elif ticket is not None:
         log.info("help ticket %s (%s) was open when the station stopped: shown again", ticket.id, ticket.state)
-        state = replace(state, help=helpdesk.restore(ticket, timeouts, now))
+        state = replace(state, help=helpdesk.restore(ticket, timeouts, now), help_ticket_id=ticket.id)
     return state

@@ -127,15 +127,23 @@ def _go(state: State, screen: Screen, now: datetime, **changes: Unpack[_Entering
 
 
 def _reset(state: State, now: datetime) -> State:
-    """End the parker's session: forget plate and choices (privacy), apply new settings."""
+    """End the parker's session: forget plate and choices (privacy), apply new settings.
+
+    A help call still going on stays, with the parker who is on it (their rating may follow).
+    """
     settings = state.next_settings or state.settings
     fresh = initial(settings, now)
-    fresh = replace(fresh, faults=state.faults, help=state.help, help_ticket_id=state.help.id if state.help else None,
+    fresh = replace(fresh, faults=state.faults, help=state.help, help_ticket_id=_call_going_on(state),
                     notice=state.notice, outage=state.outage,
                     payment_methods=state.payment_methods, service=state.service)
     if blocking_fault(fresh):
         return replace(fresh, screen=Screen.OUT_OF_SERVICE)
     return fresh
+
+
+def _call_going_on(state: State) -> str | None:
+    """The durable id of the help call on the station now, if any (it belongs to the parker there)."""
+    return state.help.id if state.help else None
 
 
 def _with_help(state: State, result: helpdesk.Result, now: datetime) -> Result:
@@ -144,9 +152,10 @@ def _with_help(state: State, result: helpdesk.Result, now: datetime) -> Result:
     The journey keeps the id of its latest durable ticket after the call, for the parker's rating.
     """
     ticket, effects = result
+    latest = (ticket.id if ticket else None) or _call_going_on(state) or state.help_ticket_id
     if ticket is None and state.help is not None:
-        return replace(state, help=None, last_input=now, entered=now, warning_since=None), effects
-    return replace(state, help=ticket, help_ticket_id=ticket.id if ticket and ticket.id else state.help_ticket_id), effects
+        return replace(state, help=None, help_ticket_id=latest, last_input=now, entered=now, warning_since=None), effects
+    return replace(state, help=ticket, help_ticket_id=latest), effects
 
 
 # ---- taps ----
@@ -210,9 +219,9 @@ def _reading(state: State, target: str, event: Tap) -> Result:
 
 
 def _default_reading(state: State) -> State:
-    """The station's own language and look, for the next parker."""
+    """The station's own language and look, for the next parker, who has no help call of their own yet."""
     return replace(state, language=state.settings.languages.default, high_contrast=False, large_text=False, more=None,
-                   more_part=0)
+                   more_part=0, help_ticket_id=_call_going_on(state))
 
 
 def _tap_plate(state: State, target: str, now: datetime, event: Tap) -> Result:

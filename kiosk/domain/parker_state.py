@@ -105,7 +105,7 @@ class State:
     message: str = ""
     faults: tuple[FaultRecord, ...] = ()
     help: helpdesk.Ticket | None = None
-    help_ticket_id: str | None = None  # the journey's latest durable help ticket: a rating goes to its agent
+    help_ticket_id: str | None = None  # the parker's latest durable help call: their rating goes to its agent
     language: str = ""
     high_contrast: bool = False
     large_text: bool = False

@@ -12,7 +12,7 @@ EXAMINE_TIMEOUT_S = 5.0
 
 
 def examine(path: Path) -> tuple[bool, str]:
-    """(sound, what was found) for the database at ``path``, e.g. ``(True, "integrity ok, schema 8, 3 unsent")``.
+    """(sound, what was found) for the database at ``path``, e.g. ``(True, "integrity ok, schema 9, 3 unsent")``.
 
     Read-only and beside a running station (SQLite's WAL lets a reader in while it writes);
     ``PRAGMA quick_check`` reads every page but skips the index cross-checks of the full check

@@ -236,15 +236,21 @@ class PaymentBook:
                     session_id)
         return session
 
-    def save_feedback(self, rating: int, session_id: str | None, now: datetime, *, ticket_id: str | None = None) -> None:
-        """Store a parker's rating (1..5), optionally for a session and the journey's help ticket, and report it."""
+    def save_feedback(self, rating: int, session_id: str | None, ticket_id: str | None, now: datetime) -> None:
+        """Store a parker's rating (1..5), of a session and of the parker's help call if they had them, and report it.
+
+        A help call this database does not have (one opened straight over MQTT while storage
+        failed) is not named: the rating is kept without it.
+        """
         check_int("rating", rating, 1, 5)
         utc(now, "now")
         with self._core.write():
             if session_id is not None:
                 self._core.one(ParkingSession, session_id, "session")
-            if ticket_id is not None:
-                self._core.one(HelpTicket, ticket_id, "help ticket")
+            if ticket_id is not None and not HelpTicket.select().where(HelpTicket.id == ticket_id).exists(self._core.db):
+                log.warning("rating %d kept without its help call %s, which this database does not have", rating,
+                            ticket_id)
+                ticket_id = None
             Feedback.insert(rating=rating, session_id=session_id, ticket_id=ticket_id, created=now).execute(self._core.db)
             self._core.add_event("feedback", {"rating": rating, "session_id": session_id, "ticket": ticket_id}, now)
 

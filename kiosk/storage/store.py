@@ -265,9 +265,9 @@ class Store:
         """The terminal reversed an approved payment: mark it reversed and make its session a courtesy one."""
         return self._payments.reverse_unconfirmed_payment(payment_id, reason, now)
 
-    def save_feedback(self, rating: int, session_id: str | None, now: datetime, *, ticket_id: str | None = None) -> None:
-        """Store a parker's rating (1..5), optionally for a session and the journey's help ticket, and report it."""
-        self._payments.save_feedback(rating, session_id, now, ticket_id=ticket_id)
+    def save_feedback(self, rating: int, session_id: str | None, ticket_id: str | None, now: datetime) -> None:
+        """Store a parker's rating (1..5), of a session and of the parker's help call if they had them, and report it."""
+        self._payments.save_feedback(rating, session_id, ticket_id, now)
 
     def pending_payments(self) -> list[PaymentRecord]:
         """Payments still waiting for the terminal's result, oldest first."""
