@@ -25,6 +25,7 @@ from kiosk.domain.update import UpdateArgs
 from kiosk.releases import inbox
 from kiosk.releases.layout import CURRENT, STABLE, Releases
 from kiosk.releases.record import Failure, Job, Outcome, Trial
+from kiosk.storage.schema import MIGRATIONS
 from kiosk.storage.store import Store
 from screens.display import Display
 
@@ -228,7 +229,7 @@ def test_a_database_is_copied_before_the_switch(tmp_path: Path) -> None:
     assert releases.target(CURRENT) == "2.0"
     trial = releases.record().trial
     assert trial is not None and trial.backup is not None and Path(trial.backup).is_file()
-    assert trial.schema == 8 and trial.database == str(tmp_path / "kiosk.db")
+    assert trial.schema == len(MIGRATIONS) and trial.database == str(tmp_path / "kiosk.db")
     loop.display.close()
 
 
