@@ -412,13 +412,14 @@ def _convert_dataclass(value: Any, cls: type, key: str, source: str, problems: l
         problems.append(Problem(source, _join(key, unknown),
                                 "unknown key; valid keys here: " + ", ".join(sorted(names))))
     kwargs: dict[str, Any] = {}
+    missing = False  # every missing key is named, not only the first
     for f in dataclasses.fields(cls):
         if f.name in value:
             kwargs[f.name] = _convert(value[f.name], hints[f.name], _join(key, f.name), source, problems)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             problems.append(Problem(source, _join(key, f.name), "missing; this key is required"))
-            return None
-    return cls(**kwargs)
+            missing = True
+    return None if missing else cls(**kwargs)
 
 
 def _join(prefix: str, name: str) -> str:

@@ -35,6 +35,7 @@ from kiosk.domain.records import (
     OutboxRow,
     PaymentRecord,
     PaymentResultData,
+    RepairNoteRecord,
     SessionRecord,
 )
 from kiosk.domain.staff import Done
@@ -376,6 +377,9 @@ class FaultLedger(Protocol):
 
     def raised_since(self, component: str, code: str, since: datetime) -> bool:
         """Whether the fault ``component``/``code`` was raised at or after ``since`` (active or cleared)."""
+
+    def note_repair(self, component: str, note: str, by: str, now: datetime) -> RepairNoteRecord:
+        """Store a crew member's "fixed" note on ``component`` (with the fault it notes) and its ``event/repair``."""
 
 
 

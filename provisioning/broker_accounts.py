@@ -1,4 +1,4 @@
-"""Mosquitto accounts for pay stations, help-desk agents and operators: ACL, password file, secrets (docs/broker.md)."""
+"""Mosquitto accounts for stations, agents, operators, crews and the alert bridge: ACL, passwords (docs/broker.md)."""
 from __future__ import annotations
 
 import argparse
@@ -10,13 +10,27 @@ import secrets
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 PREFIX = "paystation/v1"
 STATION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # also the CN of a station's client certificate
 STATION_ID_RULE = "a letter or digit, then letters, digits, '_', '.', '-' (1-64)"
 STAFF_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-ROLES = ("station", "agent", "operator")
+STAFF_NAME_RULE = "letters, digits, '_', '.', '-' (1-64)"
+
+
+class Role(StrEnum):
+    """What an account is for; each role has its own access rules (docs/broker.md "Access rules")."""
+
+    STATION = "station"
+    AGENT = "agent"
+    OPERATOR = "operator"
+    CREW = "crew"
+    BRIDGE = "bridge"
+
+
+ROLES = tuple(Role)
 
 # Under the station's own prefix: what it publishes, and what it may subscribe to.
 STATION_WRITES = ("status", "fault/+", "event/+", "help/state", "help/request", "help/from-parker",
@@ -24,9 +38,18 @@ STATION_WRITES = ("status", "fault/+", "event/+", "help/state", "help/request", 
 STATION_READS = ("cmd/#", "cfg/desired", "help/to-parker")
 STAFF_READS = (f"{PREFIX}/#",)
 STAFF_WRITES = {
-    "agent": (f"{PREFIX}/+/help/to-parker", f"{PREFIX}/+/cmd/#"),
-    "operator": (f"{PREFIX}/+/cmd/#", f"{PREFIX}/+/cfg/desired"),
+    Role.AGENT: (f"{PREFIX}/+/help/to-parker", f"{PREFIX}/+/cmd/#"),
+    Role.OPERATOR: (f"{PREFIX}/+/cmd/#", f"{PREFIX}/+/cfg/desired"),
+    Role.CREW: tuple(f"{PREFIX}/+/cmd/{name}" for name in ("mode", "restart", "terminal/status", "fixed")),
+    Role.BRIDGE: (f"{PREFIX}/_alerts/#",),
 }
+ACKNOWLEDGING = (Role.AGENT, Role.CREW)  # may write their own acknowledgements, {PREFIX}/_ack/{name}/+
+BRIDGE_TREES = ("_alerts", "_ack")  # {PREFIX}/_alerts/{alert_id}, {PREFIX}/_ack/{user}/{alert_id} (docs/mqtt.md)
+# The level after `+` in the staff's wildcard writes (`+/cmd/#`, `+/help/to-parker`, `+/cfg/desired`). Such a
+# wildcard also matches {PREFIX}/_ack/cmd/..., an acknowledgement in the name of a user "cmd", and {PREFIX}/_alerts/cmd
+# (an alert "cmd"): these are denied to every staff account (a deny wins over every grant in mosquitto, for reading
+# too), no account may be called so, and the bridge never uses them as alert ids.
+WILDCARD_WORDS = ("cmd", "help", "cfg")
 
 # What mosquitto_passwd 2.0 writes: $7$ = PBKDF2-HMAC-SHA512, 101 iterations, 12-byte salt, 64-byte hash.
 HASH_ID = 7
@@ -35,8 +58,10 @@ SALT_BYTES = 12
 HASH_BYTES = 64
 
 INSTALL_DIR = "/etc/mosquitto/paystation"
+CREW_PAGE_DIR = "/usr/share/kiosk/crew"  # the crew page's static files (docs/crew.md), served by mosquitto itself
 PORT = 8883
 STAFF_PORT = 8884
+CREW_PORT = 8885
 USAGE_ERROR = 2
 
 
@@ -49,16 +74,19 @@ class Account:
     """One broker user: its name (the MQTT username) and its role."""
 
     name: str
-    role: str
+    role: Role
 
 
 def rules(account: Account) -> list[tuple[str, str]]:
-    """The (access, topic filter) pairs an account gets, in ACL order."""
-    if account.role == "station":
+    """The (access, topic filter) pairs an account gets, in ACL order (mosquitto: a matching deny always wins)."""
+    if account.role is Role.STATION:
         own = f"{PREFIX}/{account.name}"
         return [("write", f"{own}/{topic}") for topic in STATION_WRITES] + \
                [("read", f"{own}/{topic}") for topic in STATION_READS]
-    return [("read", topic) for topic in STAFF_READS] + [("write", topic) for topic in STAFF_WRITES[account.role]]
+    denied = [f"{PREFIX}/{tree}/{word}/#" for tree in BRIDGE_TREES for word in WILDCARD_WORDS]
+    acknowledgements = [f"{PREFIX}/_ack/{account.name}/+"] if account.role in ACKNOWLEDGING else []
+    return [("deny", topic) for topic in denied] + [("read", topic) for topic in STAFF_READS] + \
+           [("write", topic) for topic in (*STAFF_WRITES[account.role], *acknowledgements)]
 
 
 def acl_text(accounts: Iterable[Account]) -> str:
@@ -92,22 +120,27 @@ def read_stations_file(path: Path) -> list[str]:
     return [line.split("#", 1)[0].strip() for line in text.splitlines() if line.split("#", 1)[0].strip()]
 
 
-def accounts_from(stations: Sequence[str], agents: Sequence[str], operators: Sequence[str]) -> list[Account]:
+def accounts_from(stations: Sequence[str], agents: Sequence[str], operators: Sequence[str],
+                  crews: Sequence[str] = (), bridges: Sequence[str] = ()) -> list[Account]:
     """Validated accounts in role order; a bad name or a name used twice (in any roles) is a UsageError."""
-    accounts = [Account(name, role) for role, names in zip(ROLES, (stations, agents, operators)) for name in names]
+    accounts = [Account(name, role) for role, names in zip(ROLES, (stations, agents, operators, crews, bridges))
+                for name in names]
     problems = []
     for account in accounts:
         pattern, expected = ((STATION_ID, STATION_ID_RULE)
-                             if account.role == "station" else (STAFF_NAME, "letters, digits, '_', '.', '-' (1-64)"))
+                             if account.role is Role.STATION else (STAFF_NAME, STAFF_NAME_RULE))
         if not pattern.fullmatch(account.name):
             problems.append(f"{account.role} name {account.name!r} is not valid: expected {expected}")
+        elif account.name in WILDCARD_WORDS:
+            problems.append(f"{account.role} name {account.name!r} is reserved (a topic level staff write with "
+                            f"wildcards); choose another")
     roles_of: dict[str, list[str]] = {}
     for account in accounts:
         roles_of.setdefault(account.name, []).append(account.role)
     problems += [f"name {name!r} is given more than once (as {' and '.join(roles)}); every account needs its own name"
                  for name, roles in roles_of.items() if len(roles) > 1]
     if not accounts:
-        problems.append("no accounts: give --station, --stations-file, --agent or --operator")
+        problems.append("no accounts: give --station, --stations-file, --agent, --operator, --crew or --bridge")
     if problems:
         raise UsageError("\n".join(problems))
     return accounts
@@ -151,7 +184,7 @@ def generate(out: Path, accounts: Sequence[Account], certificates: bool = False,
     With ``certificates`` stations get ACL entries only (the broker takes the username from
     their client certificate's CN); agents and operators keep password accounts.
     """
-    with_password = [a.name for a in accounts if not (certificates and a.role == "station")]
+    with_password = [a.name for a in accounts if not (certificates and a.role is Role.STATION)]
     for name in rotate:
         if name not in with_password:
             known = name in {account.name for account in accounts}
@@ -184,13 +217,14 @@ def generate(out: Path, accounts: Sequence[Account], certificates: bool = False,
 
 
 def mosquitto_conf(certificates: bool, folder: str = INSTALL_DIR, port: int = PORT,
-                   staff_port: int = STAFF_PORT) -> str:
+                   staff_port: int = STAFF_PORT, crew_port: int = CREW_PORT, crew_page: str = CREW_PAGE_DIR) -> str:
     """The mosquitto.conf part for these accounts; ``folder`` holds acl, passwd, ca.crt, broker.crt, broker.key.
 
     Every listener uses TLS and takes the client id from the username, so no account can
     take over another's session. With ``certificates`` stations connect to ``port`` with a
     client certificate and agents and operators to ``staff_port`` with their password;
-    otherwise everybody uses ``port`` with a password.
+    otherwise everybody uses ``port`` with a password. Crews' phones use ``crew_port``: MQTT
+    over WebSockets, which also serves the crew page from ``crew_page`` (the same origin).
     """
     lines = [
         "# paystation accounts (generated by provisioning/broker_accounts.py)",
@@ -216,6 +250,14 @@ def mosquitto_conf(certificates: bool, folder: str = INSTALL_DIR, port: int = PO
                   f"certfile {folder}/broker.crt",
                   f"keyfile {folder}/broker.key",
                   "use_username_as_clientid true"]
+    lines += ["",
+              "# crews' phones: MQTT over WebSockets (username and password), and the crew page from http_dir",
+              f"listener {crew_port}",
+              "protocol websockets",
+              f"http_dir {crew_page}",
+              f"certfile {folder}/broker.crt",
+              f"keyfile {folder}/broker.key",
+              "use_username_as_clientid true"]
     return "\n".join(lines) + "\n"
 
 
@@ -252,13 +294,17 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="broker_accounts.py",
         description="Generate mosquitto ACL, password file and per-account secrets for pay stations, "
-                    "help-desk agents and operators (docs/broker.md).")
+                    "help-desk agents, operators, maintenance crews and the alert bridge (docs/broker.md).")
     parser.add_argument("--station", action="append", default=[], metavar="ID", help="a station id (repeatable)")
     parser.add_argument("--stations-file", type=Path, metavar="FILE",
                         help="station ids, one per line, '#' starts a comment")
     parser.add_argument("--agent", action="append", default=[], metavar="NAME", help="a help-desk agent (repeatable)")
     parser.add_argument("--operator", action="append", default=[], metavar="NAME",
                         help="a back-office / maintenance operator (repeatable)")
+    parser.add_argument("--crew", action="append", default=[], metavar="NAME",
+                        help="a maintenance crew member, on the crew page (repeatable)")
+    parser.add_argument("--bridge", action="append", default=[], metavar="NAME",
+                        help="the alert bridge's account (kiosk alerts)")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR",
                         help="writes DIR/acl, DIR/passwd, DIR/secrets/NAME.password (existing secrets are kept)")
     parser.add_argument("--rotate", action="append", default=[], metavar="NAME",
@@ -275,7 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stations = list(arguments.station)
         if arguments.stations_file is not None:
             stations += read_stations_file(arguments.stations_file)
-        accounts = accounts_from(stations, arguments.agent, arguments.operator)
+        accounts = accounts_from(stations, arguments.agent, arguments.operator, arguments.crew, arguments.bridge)
         out = arguments.out.resolve()
         outcome = generate(out, accounts, arguments.certificates, arguments.rotate)
     except UsageError as error:

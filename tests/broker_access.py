@@ -26,9 +26,11 @@ P = "paystation/v1"
 # mosquitto started as root drops to the user "mosquitto", which cannot write the test's folder.
 AS_ROOT = "user root\n" if os.geteuid() == 0 else ""  # the printed configuration has no `user` line
 WILL = b'{"state":"lost","boot":1}'
-ACCOUNTS = ("--station", "S1", "--station", "S2", "--agent", "a1", "--operator", "op1")
+ACCOUNTS = ("--station", "S1", "--station", "S2", "--agent", "a1", "--operator", "op1", "--crew", "crew-anna",
+            "--bridge", "alerts")
 CAFILE_LINE = "cafile /etc/mosquitto/paystation/ca.crt"
 CRLFILE_LINE = "crlfile /etc/mosquitto/paystation/crl.pem"  # docs/broker.md, "The fleet CA"
+CREW_PAGE = b"<!doctype html><title>crew</title>\n"  # what the test's http_dir serves
 
 _numbers = itertools.count(1)
 
@@ -61,10 +63,13 @@ class Peer:
 
     def __init__(self, port: int, username: str | None = None, password: str | None = None, *,
                  client_id: str = "", pki: Pki | None = None, cert: CertFiles | None = None,
-                 will_topic: str | None = None) -> None:
+                 will_topic: str | None = None, websockets: bool = False) -> None:
         self.port = port
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"test-{next(_numbers)}",
-                                  protocol=mqtt.MQTTv5, reconnect_on_failure=False)
+                                  protocol=mqtt.MQTTv5, reconnect_on_failure=False,
+                                  transport="websockets" if websockets else "tcp")
+        if websockets:
+            self.client.ws_set_options(path="/mqtt")  # the crew page's path (mosquitto accepts any)
         if username is not None:
             self.client.username_pw_set(username, password)
         if pki is not None:
@@ -154,6 +159,7 @@ class ConfiguredMosquitto(Mosquitto):
 
     conf: str = ""
     staff_port: int = field(default_factory=free_port)
+    crew_port: int = field(default_factory=free_port)
 
     def write_config(self) -> None:
         """The printed configuration plus where this test keeps persistence and the log."""
@@ -165,7 +171,8 @@ class ConfiguredMosquitto(Mosquitto):
 def configured_broker(folder: Path, pki: Pki, certificates: bool, crl: Path | None = None) -> ConfiguredMosquitto:
     """Accounts generated into ``folder``, the certificates beside them, mosquitto started with the printed conf.
 
-    With ``crl`` the stations' listener also gets the `crlfile` line of docs/broker.md ("The fleet CA").
+    With ``crl`` the stations' listener also gets the `crlfile` line of docs/broker.md ("The fleet CA"). The crews'
+    websockets listener serves ``folder``/crew (CREW_PAGE: index.html) as its http_dir.
     """
     args = [*ACCOUNTS, "--certificates"] if certificates else list(ACCOUNTS)
     printed = generate(folder, *args).stdout
@@ -175,11 +182,16 @@ def configured_broker(folder: Path, pki: Pki, certificates: bool, crl: Path | No
     conf = printed[printed.index("# paystation accounts"):]
     if crl:
         conf = conf.replace(f"{CAFILE_LINE}\n", f"{CAFILE_LINE}\n{CRLFILE_LINE}\n", 1)
+    (folder / "crew").mkdir()
+    (folder / "crew" / "index.html").write_bytes(CREW_PAGE)
     mosquitto = ConfiguredMosquitto(folder / "broker", extra=AS_ROOT)
     mosquitto.conf = (conf.replace("/etc/mosquitto/paystation/", f"{folder}/")
+                      .replace("http_dir /usr/share/kiosk/crew", f"http_dir {folder}/crew")
                       .replace("listener 8883", f"listener {mosquitto.port}")
-                      .replace("listener 8884", f"listener {mosquitto.staff_port}"))
+                      .replace("listener 8884", f"listener {mosquitto.staff_port}")
+                      .replace("listener 8885", f"listener {mosquitto.crew_port}"))
     mosquitto.start()
     if certificates:  # the staff's own listener, opened after the stations'
         mosquitto.wait_listening(mosquitto.staff_port)
+    mosquitto.wait_listening(mosquitto.crew_port)  # the last one it opens
     return mosquitto

@@ -6,7 +6,9 @@ import hashlib
 import re
 import shutil
 import signal
+import ssl
 import subprocess
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -14,11 +16,13 @@ import pytest
 from broker import Mosquitto
 from broker_access import (
     ACCOUNTS,
+    CREW_PAGE,
     GRANTED_QOS_1,
     NOT_AUTHORIZED,
     SUCCESS,
     TIMEOUT_S,
     WILL,
+    ConfiguredMosquitto,
     P,
     Peer,
     assert_denied,
@@ -43,10 +47,17 @@ STATION_RULES = {  # docs/broker.md "Access rules", written out for station S1
     "topic read paystation/v1/S1/cmd/#", "topic read paystation/v1/S1/cfg/desired",
     "topic read paystation/v1/S1/help/to-parker",
 }
+DENIED = {f"topic deny paystation/v1/{tree}/{word}/#" for tree in ("_alerts", "_ack") for word in ("cmd", "help", "cfg")}
 AGENT_RULES = {"topic read paystation/v1/#", "topic write paystation/v1/+/help/to-parker",
-               "topic write paystation/v1/+/cmd/#"}
+               "topic write paystation/v1/+/cmd/#", "topic write paystation/v1/_ack/a1/+", *DENIED}
 OPERATOR_RULES = {"topic read paystation/v1/#", "topic write paystation/v1/+/cmd/#",
-                  "topic write paystation/v1/+/cfg/desired"}
+                  "topic write paystation/v1/+/cfg/desired", *DENIED}
+CREW_RULES = {"topic read paystation/v1/#", "topic write paystation/v1/+/cmd/mode",
+              "topic write paystation/v1/+/cmd/restart",
+              "topic write paystation/v1/+/cmd/terminal/status", "topic write paystation/v1/+/cmd/fixed",
+              "topic write paystation/v1/_ack/crew-anna/+", *DENIED}
+BRIDGE_RULES = {"topic read paystation/v1/#", "topic write paystation/v1/_alerts/#", *DENIED}
+STAFF = {"a1", "op1", "crew-anna", "alerts"}
 
 
 def acl_blocks(out: Path) -> dict[str | None, list[str]]:
@@ -85,19 +96,23 @@ def passwd_lines(out: Path) -> dict[str, str]:
 def test_station_block_holds_exactly_its_rules_and_anonymous_gets_nothing(tmp_path: Path) -> None:
     generate(tmp_path, *ACCOUNTS)
     blocks = acl_blocks(tmp_path)
-    assert set(blocks) == {None, "S1", "S2", "a1", "op1"}
+    assert set(blocks) == {None, "S1", "S2", *STAFF}
     assert blocks[None] == []
     assert sorted(blocks["S1"]) == sorted(STATION_RULES)
     assert sorted(blocks["S2"]) == sorted(rule.replace("/S1/", "/S2/") for rule in STATION_RULES)
     assert sorted(blocks["a1"]) == sorted(AGENT_RULES)
     assert sorted(blocks["op1"]) == sorted(OPERATOR_RULES)
+    assert sorted(blocks["crew-anna"]) == sorted(CREW_RULES)
+    assert sorted(blocks["alerts"]) == sorted(BRIDGE_RULES)
+    for name in STAFF:  # mosquitto: a matching deny wins anyway; first, so that a reader sees it first too
+        assert all(line.startswith("topic deny") for line in blocks[name][:len(DENIED)])
     assert "pattern" not in (tmp_path / "acl").read_text(encoding="utf-8")
 
 
 def test_password_lines_verify_against_the_secrets(tmp_path: Path) -> None:
     result = generate(tmp_path, *ACCOUNTS)
     lines = passwd_lines(tmp_path)
-    assert set(lines) == {"S1", "S2", "a1", "op1"}
+    assert set(lines) == {"S1", "S2", *STAFF}
     for name, line in lines.items():
         assert verifies(line, secret(tmp_path, name))
         assert not verifies(line, secret(tmp_path, name) + "x")
@@ -150,13 +165,18 @@ def test_stations_file_with_comments(tmp_path: Path) -> None:
     (["--agent", "help desk"], "agent name 'help desk' is not valid"),
     (["--operator", ""], "operator name '' is not valid"),
     (["--agent", "#"], "agent name '#' is not valid"),
+    (["--crew", "crew anna"], "crew name 'crew anna' is not valid"),
+    (["--bridge", "al/erts"], "bridge name 'al/erts' is not valid"),
+    (["--crew", "cmd"], "crew name 'cmd' is reserved"),
+    (["--agent", "help"], "agent name 'help' is reserved"),
+    (["--crew", "x", "--bridge", "x"], "name 'x' is given more than once (as crew and bridge)"),
     (["--station", "S1", "--agent", "S1"], "name 'S1' is given more than once (as station and agent)"),
     (["--agent", "x", "--operator", "x"], "name 'x' is given more than once (as agent and operator)"),
     (["--station", "S1", "--station", "S1"], "name 'S1' is given more than once (as station and station)"),
     (["--station", "S1", "--rotate", "S9"], "cannot rotate 'S9': it is not an account of this run"),
     (["--station", "S1", "--certificates", "--rotate", "S1"], "cannot rotate 'S1': it authenticates by certificate"),
     (["--stations-file", "/nonexistent/stations"], "cannot read stations file"),
-    ([], "no accounts"),
+    ([], "no accounts: give --station, --stations-file, --agent, --operator, --crew or --bridge"),
 ])
 def test_bad_input_is_refused_with_exit_code_2_and_nothing_written(tmp_path: Path, args: list[str],
                                                                    message: str) -> None:
@@ -171,8 +191,9 @@ def test_certificate_mode_has_the_same_acl_and_no_station_passwords(tmp_path: Pa
     result = generate(tmp_path / "certificates", *ACCOUNTS, "--certificates")
     acl = (tmp_path / "certificates" / "acl").read_text(encoding="utf-8")
     assert acl == (tmp_path / "passwords" / "acl").read_text(encoding="utf-8")
-    assert set(passwd_lines(tmp_path / "certificates")) == {"a1", "op1"}
-    assert sorted(p.name for p in (tmp_path / "certificates" / "secrets").iterdir()) == ["a1.password", "op1.password"]
+    assert set(passwd_lines(tmp_path / "certificates")) == STAFF
+    assert sorted(p.name for p in (tmp_path / "certificates" / "secrets").iterdir()) == sorted(
+        f"{name}.password" for name in STAFF)
     assert "use_identity_as_username true" in result.stdout and "require_certificate true" in result.stdout
 
 
@@ -190,7 +211,7 @@ def test_docs_show_the_printed_configurations(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def accounts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Stations S1 and S2, agent a1, operator op1, generated once for the module's broker."""
+    """Stations S1 and S2, agent a1, operator op1, crew crew-anna, bridge alerts, generated once for the module's broker."""
     out = tmp_path_factory.mktemp("accounts")
     generate(out, *ACCOUNTS)
     return out
@@ -320,6 +341,56 @@ def test_agents_receive_help_requests_through_the_shared_subscription(login: Cal
         agent.wait_message(f"{P}/{station_id}/help/request", payload)
 
 
+CREW_MAY = [f"{P}/S1/cmd/mode", f"{P}/S2/cmd/restart", f"{P}/S1/cmd/terminal/status", f"{P}/S1/cmd/fixed",
+            f"{P}/_ack/crew-anna/a-7f3c"]
+CREW_MAY_NOT = [f"{P}/S1/cmd/courtesy", f"{P}/S1/cmd/update", f"{P}/S1/cmd/terminal/end-of-day", f"{P}/S1/cmd/notice",
+                f"{P}/S1/cmd/journey/cancel", f"{P}/S1/cmd/fixed/x", f"{P}/S1/help/to-parker", f"{P}/S1/cfg/desired",
+                f"{P}/S1/status", f"{P}/S1/event/repair", f"{P}/_ack/a1/a-7f3c", f"{P}/_ack/crew-anna/a-7f3c/x",
+                f"{P}/_ack/cmd/mode", f"{P}/_alerts/a-7f3c", f"{P}/_alerts/cmd/mode"]
+
+
+def test_crew_publishes_exactly_its_commands_and_its_own_acknowledgements(login: Callable[..., Peer]) -> None:
+    observer = login("op1", f"{P}/#")
+    crew = login("crew-anna")
+    for topic in CREW_MAY:
+        payload = unique()
+        assert crew.publish(topic, payload) == SUCCESS, topic
+        observer.wait_message(topic, payload)
+    for topic in CREW_MAY_NOT:
+        assert_denied(crew, topic, observer, f"{P}/S1/cmd/fixed")
+
+
+def test_crew_reads_the_alerts_the_bridge_writes_and_nothing_else_is_written_by_the_bridge(
+        login: Callable[..., Peer]) -> None:
+    bridge = login("alerts")
+    alert = f"{P}/_alerts/a-7f3c"
+    assert bridge.publish(alert, b'{"id":"a-7f3c"}', retain=True) < 0x80
+    try:
+        crew = login("crew-anna", f"{P}/_alerts/+")  # the retained alert follows the SUBACK
+        crew.wait_message(alert, b'{"id":"a-7f3c"}')
+        observer = login("op1", f"{P}/#")
+        for topic in (f"{P}/S1/cmd/mode", f"{P}/S1/cmd/fixed", f"{P}/_ack/alerts/a-7f3c", f"{P}/S1/status",
+                      f"{P}/S1/cfg/desired", f"{P}/S1/help/to-parker", f"{P}/_alerts/cmd/x"):
+            assert_denied(bridge, topic, observer, f"{P}/_alerts/a-marker")
+    finally:
+        for topic in (alert, f"{P}/_alerts/a-marker"):
+            assert bridge.publish(topic, b"", retain=True) < 0x80  # the alert closed: nothing retained stays
+
+
+def test_agents_acknowledge_only_in_their_own_name(login: Callable[..., Peer]) -> None:
+    observer = login("op1", f"{P}/#")
+    agent = login("a1")
+    payload = unique()
+    assert agent.publish(f"{P}/_ack/a1/a-7f3c", payload) == SUCCESS
+    observer.wait_message(f"{P}/_ack/a1/a-7f3c", payload)
+    for topic in (f"{P}/_ack/crew-anna/a-7f3c", f"{P}/_ack/cmd/a-7f3c", f"{P}/_ack/help/to-parker",
+                  f"{P}/_alerts/cmd", f"{P}/_alerts/a-7f3c"):  # `+/cmd/#` would match the first levels but these
+        assert_denied(agent, topic, observer, f"{P}/S1/cmd/marker")
+    operator = login("op1")
+    for topic in (f"{P}/_ack/op1/a-7f3c", f"{P}/_ack/cfg/desired", f"{P}/_alerts/cfg/desired"):
+        assert_denied(operator, topic, observer, f"{P}/S1/cmd/marker")
+
+
 def test_reload_after_rerun_adds_removes_and_rotates_and_keeps_the_others_connected(
         tmp_path: Path, peers: Callable[..., Peer]) -> None:
     out = tmp_path / "accounts"
@@ -379,8 +450,27 @@ def test_printed_configuration_with_passwords_over_tls(tmp_path: Path, pki: Pki,
         assert station.publish(f"{P}/S1/event/payment", payload) == SUCCESS
         operator.wait_message(f"{P}/S1/event/payment", payload)
         assert_denied(station, f"{P}/S2/event/payment", operator, f"{P}/S1/event/marker")
+        crew_over_websockets(mosquitto, tmp_path, pki, operator, peers)
     finally:
         mosquitto.stop()
+
+
+def crew_over_websockets(mosquitto: ConfiguredMosquitto, folder: Path, pki: Pki, observer: Peer,
+                         peers: Callable[..., Peer]) -> None:
+    """The crews' listener: the crew page over HTTPS (without a Content-Type) and MQTT over secure WebSockets."""
+    context = ssl.create_default_context(cafile=str(pki.ca.cert))
+    with urllib.request.urlopen(f"https://127.0.0.1:{mosquitto.crew_port}/index.html", context=context,
+                                timeout=TIMEOUT_S) as response:
+        assert (response.status, response.read()) == (200, CREW_PAGE)
+        assert response.headers.get("Content-Type") is None  # mosquitto 2.0.11: see docs/broker.md
+    assert peers(mosquitto.crew_port, "crew-anna", "wrong", pki=pki, websockets=True).connect() == NOT_AUTHORIZED
+    crew = peers(mosquitto.crew_port, "crew-anna", secret(folder, "crew-anna"), pki=pki, websockets=True)
+    assert crew.connect() == SUCCESS and crew.subscribe(f"{P}/S1/cmd/#") == [GRANTED_QOS_1]
+    payload = unique()
+    assert crew.publish(f"{P}/S1/cmd/fixed", payload) == SUCCESS
+    observer.wait_message(f"{P}/S1/cmd/fixed", payload)
+    crew.wait_message(f"{P}/S1/cmd/fixed", payload)
+    assert_denied(crew, f"{P}/S1/cmd/courtesy", observer, f"{P}/_ack/crew-anna/a-1")
 
 
 def test_printed_configuration_with_station_certificates(tmp_path: Path, pki: Pki,
@@ -404,5 +494,6 @@ def test_printed_configuration_with_station_certificates(tmp_path: Path, pki: Pk
         stranger = peers(mosquitto.port, client_id="S3", pki=pki, cert=pki.clients["S3"])
         assert stranger.connect() == SUCCESS
         assert stranger.publish(f"{P}/S3/event/payment", unique()) == NOT_AUTHORIZED
+        crew_over_websockets(mosquitto, tmp_path, pki, operator, peers)
     finally:
         mosquitto.stop()

@@ -15,7 +15,7 @@ from conftest import run_kiosk
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mqtt_client import Received, Staff
-from station_process import PREFIX, REPLY_TOPIC, STATION, Station, births, command, station_config
+from station_process import PREFIX, REPLY_TOPIC, STATION, Station, births, command, newest, station_config
 
 from kiosk.domain.doctor import Part
 from kiosk.storage.store import Store
@@ -429,3 +429,39 @@ def test_doctor_command_and_kiosk_doctor_agree(running: tuple[Mosquitto, Staff, 
     assert local.returncode == (0 if report["healthy"] else 1), local.stderr
     assert [f["part"] for f in report["findings"]] == [f["part"] for f in answer["findings"]]
     assert {f["part"]: f["health"] for f in report["findings"]}["broker"] == "ok"
+
+
+def test_fixed_note_is_recorded_published_and_answered(running: tuple[Mosquitto, Staff, Station]) -> None:
+    """cmd/fixed (docs/mqtt.md): the reply's exact bytes, event/repair naming the fault, and a refusal."""
+    _, staff, station = running
+
+    def fixed(payload: str) -> Received:
+        correlation, before = uuid.uuid4().bytes, len(staff.messages)
+        staff.publish(PREFIX + "cmd/fixed", payload, response_topic=REPLY_TOPIC, correlation=correlation)
+        replies = (lambda m: next((x for x in m[before:] if x.topic == REPLY_TOPIC and x.correlation == correlation),
+                                  None))
+        return staff.wait_for(replies, 20, "the reply to cmd/fixed")
+
+    assert command(staff, "mode", '{"mode": "service", "reason": "crew crew-anna at the station"}')["ok"]
+    raised = staff.wait_for(newest("fault/operator", active=True, code="service"), 10, "fault/operator service")
+    before = len(events_of(staff, "repair"))
+    answer = fixed('{"component": "operator", "note": "Door seal replaced", "by": "crew-anna"}')
+    [event] = staff.wait_for(lambda m: events_of(staff, "repair")[before:], 10, "event/repair")
+    assert event["data"] == {"component": "operator", "code": "service", "fault_raised_at": raised["since"],
+                             "fault_active": True, "note": "Door seal replaced", "by": "crew-anna"}
+    assert answer.payload == (b'{"ok":true,"code":"ok","detail":"note recorded on operator/service, still active",'
+                              b'"fault_active":true,"recorded_at":"' + event["ts"].encode() + b'"}')
+    with sqlite3.connect(station.config.parent / "kiosk.db") as conn:
+        assert conn.execute('SELECT component, code, note, "by" FROM repair_note').fetchall() == [
+            ("operator", "service", "Door seal replaced", "crew-anna")]
+
+    assert command(staff, "mode", '{"mode": "normal"}')["ok"]
+    after = fixed('{"component": "operator", "note": "Tested, back in service", "by": "crew-anna"}').json()
+    assert (after["ok"], after["detail"], after["fault_active"]) == (True, "note recorded on operator/service, cleared",
+                                                                     False)
+    refused = fixed('{"component": "printer", "note": "x", "by": "crew anna"}')
+    assert refused.payload == (b'{"ok":false,"code":"bad_arguments","detail":"by: expected the crew member\'s account '
+                               b"name: letters, digits, '_', '.', '-' (1-64), got 'crew anna'\"}")
+    unknown = fixed('{"component": "printer", "note": "x", "by": "crew-anna"}')
+    assert unknown.payload == (b'{"ok":false,"code":"bad_arguments",'
+                               b'"detail":"component: \'printer\' is no fault component of this station"}')

@@ -912,7 +912,7 @@ def test_migration_from_version_2_keeps_data_and_backfills_retained(db_path: Pat
     conn.close()
 
     with Store.open(db_path, "st-0001", T0 + timedelta(hours=1)) as s:
-        assert s.rows("meta", key="schema_version")[0]["value"] == "9" == str(len(MIGRATIONS))
+        assert s.rows("meta", key="schema_version")[0]["value"] == "10" == str(len(MIGRATIONS))
         assert s.boot == BOOT0 + 3600
         assert s.active_session("B-XY 123", "Z1", T0).id == "s2"
         assert (s.rows("payment", id="p2")[0]["state"], s.rows("payment", id="p2")[0]["unreconciled"]) == (

@@ -49,6 +49,10 @@ class FaultBoard:
         """The active fault of ``component``, if any."""
         return self._faults.get(component)
 
+    def knows(self, component: str) -> bool:
+        """Whether ``component`` is one the station reports faults of (its own, its payment methods', active ones)."""
+        return component in self._catalogue.components or component in self._faults
+
     def in_service_mode(self) -> bool:
         """A crew announced itself (cmd/mode service): door openings are expected."""
         operator = self._faults.get("operator")

@@ -1,4 +1,4 @@
-"""Staff commands executed on the loop thread: notice, mode, courtesy, journey cancel, restart, service menu, terminal."""
+"""Staff commands run on the loop thread: notice, mode, courtesy, journey cancel, restart, service menu, fixed, update."""
 from __future__ import annotations
 
 import logging
@@ -13,7 +13,7 @@ from kiosk.domain.events import CourtesyGranted, Event, JourneyCancelled, Method
 from kiosk.domain.helpdesk import courtesy_reason_suffix
 from kiosk.domain.outage import LATEST_BACK, Outage, ParkingWhileOut, parse_back_at
 from kiosk.domain.payment import REQUEST_KINDS
-from kiosk.domain.staff import CourtesyArgs, Done, JourneyCancelArgs, ModeArgs, NoArgs, NoticeArgs, Refusal
+from kiosk.domain.staff import CourtesyArgs, Done, FixedArgs, JourneyCancelArgs, ModeArgs, NoArgs, NoticeArgs, Refusal
 from kiosk.domain.update import UpdateArgs
 from kiosk.mqtt.contract import time_text
 from kiosk.ports import StorageError, Store
@@ -69,6 +69,7 @@ class Operations:
             "restart": self._restart_when_idle,
             "service-menu": lambda args, now: self._service_menu.command(args.show, now),
             "update": self._update,
+            "fixed": self._fixed,
         }
         self._updater = updater
 
@@ -166,6 +167,20 @@ class Operations:
             raise Refusal("bad_arguments", f"ticket: {args.ticket} is not the call on screen; the parker left")
         self._post(JourneyCancelled(args.reason, args.ticket))
         return Done("the parker's journey ended; Welcome is shown")
+
+    def _fixed(self, args: FixedArgs, now: datetime) -> Done:
+        """A crew member's "fixed" note: stored in the fault history with the fault it notes, and published."""
+        if not self._faults.knows(args.component):
+            raise Refusal("bad_arguments", f"component: {args.component!r} is no fault component of this station")
+        if not self._store.usable:
+            raise Refusal("unavailable", "the station's database is not usable; the note needs the fault history")
+        note = self._store.note_repair(args.component, args.note, args.by, now)
+        if note.code is None:
+            detail = f"note recorded; {note.component} has no fault on record"
+        else:
+            detail = f"note recorded on {note.component}/{note.code}, {'still active' if note.fault_active else 'cleared'}"
+        return Done(detail,
+                    {"fault_active": note.fault_active, "recorded_at": time_text(note.created)})
 
     def _update(self, args: UpdateArgs, now: datetime) -> Done:
         if self._updater is None:

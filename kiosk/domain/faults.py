@@ -101,6 +101,11 @@ class Catalogue:
         """This catalogue and ``kinds``; ValueError if one is already described."""
         return Catalogue((*self._kinds.values(), *kinds))
 
+    @property
+    def components(self) -> frozenset[str]:
+        """Every component with a fault described here (the station's own and its payment methods')."""
+        return frozenset(component for component, _ in self._kinds)
+
     def kind_of(self, component: str, code: str) -> FaultKind:
         """The entry for a fault; unknown codes are critical and blocking, never silently harmless."""
         return self._kinds.get((component, code)) or FaultKind(

@@ -90,6 +90,25 @@ class FaultRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class RepairNoteRecord:
+    """A crew member's "fixed" note on a component, stored in the fault history (``cmd/fixed``, ``event/repair``).
+
+    ``code`` and ``fault_raised_at`` are those of the fault it notes: the component's active
+    fault, else its latest; both None when the component never had one. ``fault_active`` says
+    whether that fault was still active when the note was recorded (``created``).
+    """
+
+    id: int
+    component: str
+    code: str | None
+    fault_raised_at: datetime | None
+    fault_active: bool
+    note: str
+    by: str
+    created: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class OutboxRow:
     """One queued MQTT message; ``seq`` is set for events only, ``topic`` has no prefix."""
 

@@ -9,12 +9,13 @@ from kiosk.domain.outage import ParkingWhileOut
 from kiosk.domain.update import UpdateArgs
 
 __all__ = [
-    "ARGUMENTS", "TERMINAL_REQUESTS", "CourtesyArgs", "Done", "JourneyCancelArgs", "ModeArgs", "NoArgs", "NoticeArgs",
-    "Refusal", "ServiceMenuArgs", "Text200", "TicketId",
+    "ACCOUNT_NAME", "ARGUMENTS", "TERMINAL_REQUESTS", "CourtesyArgs", "Done", "FixedArgs", "JourneyCancelArgs",
+    "ModeArgs", "NoArgs", "NoticeArgs", "Refusal", "ServiceMenuArgs", "Text200", "TicketId",
 ]
 
 TicketId = Annotated[str, matches(r"[0-9a-f-]{36}", "a help ticket id (UUID)")]
 Text200 = Annotated[str, matches(r"(?s)\S.{0,199}", "1 to 200 characters, not starting with a space")]
+ACCOUNT_NAME = r"[A-Za-z0-9_.-]{1,64}"  # a broker account's name (provisioning/broker_accounts.py STAFF_NAME)
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,15 @@ class JourneyCancelArgs:
 
 
 @dataclass(frozen=True)
+class FixedArgs:
+    """A crew member's note that a component is fixed, for the station's fault history (docs/mqtt.md ``fixed``)."""
+
+    component: Annotated[str, matches(r"[a-z][a-z0-9_]{0,63}", "a fault component, e.g. card_terminal")]
+    note: Text200
+    by: Annotated[str, matches(ACCOUNT_NAME, "the crew member's account name: letters, digits, '_', '.', '-' (1-64)")]
+
+
+@dataclass(frozen=True)
 class ServiceMenuArgs:
     """Show the technician's service menu on the screen (entering service mode), or close it."""
 
@@ -80,6 +90,7 @@ ARGUMENTS: dict[str, type] = {
     "doctor": NoArgs,
     "service-menu": ServiceMenuArgs,
     "update": UpdateArgs,
+    "fixed": FixedArgs,
 }
 
 TERMINAL_REQUESTS = {"terminal/status": "status",

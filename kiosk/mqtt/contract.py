@@ -10,13 +10,14 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from kiosk.domain.records import FaultRecord, PaymentRecord, SessionRecord
+from kiosk.domain.records import FaultRecord, PaymentRecord, RepairNoteRecord, SessionRecord
 
 __all__ = [
     "CFG_DESIRED", "CFG_REPORTED", "COMMAND_PREFIX", "EVENT_PREFIX", "FAULT_PREFIX", "HELP_FROM_PARKER",
     "HELP_REQUEST", "HELP_REQUEST_EXPIRY_S", "HELP_STATE", "HELP_TO_PARKER", "STATUS", "TELEMETRY", "TOPIC_ROOT",
     "VOICE_STATE_KEYS", "event_envelope", "event_topic", "fault_event_data", "fault_state", "fault_topic",
-    "from_parker", "help_idle", "help_request", "help_state", "json_text", "payment_event_data", "session_event_data",
+    "from_parker", "help_idle", "help_request", "help_state", "json_text", "payment_event_data", "repair_event_data",
+    "session_event_data",
     "station_prefix", "time_text", "voice_state", "will_payload",
 ]
 
@@ -128,6 +129,13 @@ def fault_event_data(fault: FaultRecord, active: bool) -> dict[str, Any]:
     """The data of an ``event/fault``: the fault raised or cleared."""
     return {"component": fault.component, "code": fault.code, "severity": fault.severity, "message": fault.message,
             "parker_impact": fault.parker_impact, "active": active}
+
+
+def repair_event_data(note: RepairNoteRecord) -> dict[str, Any]:
+    """The data of an ``event/repair``: a crew member's "fixed" note and the fault it notes (code null without one)."""
+    raised = None if note.fault_raised_at is None else time_text(note.fault_raised_at)
+    return {"component": note.component, "code": note.code, "fault_raised_at": raised,
+            "fault_active": note.fault_active, "note": note.note, "by": note.by}
 
 
 def session_event_data(session: SessionRecord, reason: str | None) -> dict[str, Any]:

@@ -6,17 +6,20 @@ import logging
 from collections.abc import Iterable
 from datetime import datetime
 
-from kiosk.domain.records import FaultRecord
-from kiosk.mqtt.contract import fault_event_data, fault_state, fault_topic
+from kiosk.domain.records import FaultRecord, RepairNoteRecord
+from kiosk.domain.refusals import InvalidValue
+from kiosk.mqtt.contract import fault_event_data, fault_state, fault_topic, repair_event_data
 from kiosk.storage.core import StoreCore
 from kiosk.storage.rows import check_choice, check_text, to_record
-from kiosk.storage.schema import Fault, utc
+from kiosk.storage.schema import Fault, RepairNote, utc
 
 __all__ = ["SEVERITIES", "FaultLog", "fault_record"]
 
 log = logging.getLogger("kiosk.storage.store")
 
 SEVERITIES = ("info", "warning", "critical")
+NOTE_CHARS = 200  # a repair note's longest text
+BY_CHARS = 64  # the longest account name that signs one
 
 
 def fault_record(component: str, code: str, severity: str, message: str, parker_impact: str,
@@ -99,6 +102,31 @@ class FaultLog:
         query = Fault.select().where(Fault.cleared_at.is_null()).order_by(Fault.component)
         with self._core.guard():
             return [to_record(FaultRecord, row, since=row.raised_at) for row in query.execute(self._core.db)]
+
+    def note_repair(self, component: str, note: str, by: str, now: datetime) -> RepairNoteRecord:
+        """Store a crew member's "fixed" note with its ``event/repair``, in one transaction.
+
+        The note names the fault it notes: the component's active fault, else its latest; none
+        when the component never had one. InvalidValue for an empty or too long note or name.
+        """
+        for name, value, longest in (("component", component, 64), ("note", note, NOTE_CHARS), ("by", by, BY_CHARS)):
+            if len(check_text(name, value)) > longest:
+                raise InvalidValue(f"{name} must be at most {longest} characters, got {len(value)}")
+        utc(now, "now")
+        with self._core.write():
+            fault: Fault | None = (Fault.select().where(Fault.component == component)
+                                   .order_by(Fault.cleared_at.is_null().desc(), Fault.raised_at.desc(), Fault.id.desc())
+                                   .first(self._core.db))
+            note_id = RepairNote.insert(component=component, code=None if fault is None else fault.code, note=note,
+                                        by=by, fault_id=None if fault is None else fault.id,
+                                        created=now).execute(self._core.db)
+            record = RepairNoteRecord(int(note_id), component, None if fault is None else fault.code,
+                                      None if fault is None else fault.raised_at,
+                                      fault is not None and fault.cleared_at is None, note, by, utc(now, "now"))
+            self._core.add_event("repair", repair_event_data(record), now)
+        log.info("repair note on %s by %s (fault %s, %s)", component, by, record.code,
+                 "still active" if record.fault_active else "not active")
+        return record
 
     def _active_fault(self, component: str) -> Fault | None:
         found: Fault | None = Fault.select().where(Fault.component == component,

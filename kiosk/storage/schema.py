@@ -127,6 +127,18 @@ class Fault(_Model):
     cleared_at = UtcDateTimeField(null=True)
 
 
+class RepairNote(_Model):
+    """A crew member's "fixed" note on a component, with the fault it notes (migration 10)."""
+
+    id = pw.AutoField()
+    component = pw.TextField()
+    code = pw.TextField(null=True)
+    note = pw.TextField()
+    by = pw.TextField()
+    fault_id = pw.IntegerField(null=True)
+    created = UtcDateTimeField()
+
+
 class HelpTicket(_Model):
     """A parker's help request; ``context`` is JSON text."""
 
@@ -198,7 +210,7 @@ class Command(_Model):
 
 
 MODELS = (MetaRow, Counter, ParkingSession, Payment, Fault, HelpTicket, HelpMessage, Feedback, Outbox, Retained,
-          Command)
+          Command, RepairNote)
 
 # --- migrations ------------------------------------------------------------------------------------------------
 
@@ -330,9 +342,24 @@ def _migration_9_feedback_ticket(db: pw.SqliteDatabase) -> None:
     db.execute_sql("ALTER TABLE feedback ADD COLUMN ticket_id TEXT REFERENCES help_ticket (id)")
 
 
+_SCHEMA_10 = (
+    """CREATE TABLE repair_note (id INTEGER PRIMARY KEY, component TEXT NOT NULL, code TEXT,
+        note TEXT NOT NULL CHECK (length(note) BETWEEN 1 AND 200), "by" TEXT NOT NULL CHECK (length("by") BETWEEN 1 AND 64),
+        fault_id INTEGER REFERENCES fault (id), created TEXT NOT NULL)""",
+    "CREATE INDEX repair_note_component ON repair_note (component, created)",
+)
+
+
+def _migration_10_repair_note(db: pw.SqliteDatabase) -> None:
+    """The crew's "fixed" notes (cmd/fixed): each names the fault it notes, so time to repair is the station's own."""
+    for statement in _SCHEMA_10:
+        db.execute_sql(statement)
+
+
 Migration = Callable[[pw.SqliteDatabase], None]
 # Append only: MIGRATIONS[n - 1] takes the schema from version n - 1 to n, in one transaction
 # together with the schema_version update.
 MIGRATIONS: list[Migration] = [_migration_1_initial, _migration_2_payment_confirmed, _migration_3_link,
                                _migration_4_help_desk, _migration_5_payment_unreconciled, _migration_6_payment_method,
-                               _migration_7_plate_key, _migration_8_help_voice, _migration_9_feedback_ticket]
+                               _migration_7_plate_key, _migration_8_help_voice, _migration_9_feedback_ticket,
+                               _migration_10_repair_note]

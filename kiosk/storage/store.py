@@ -21,6 +21,7 @@ from kiosk.domain.records import (
     OutboxRow,
     PaymentRecord,
     PaymentResultData,
+    RepairNoteRecord,
     SessionRecord,
 )
 from kiosk.domain.voice import Call
@@ -377,6 +378,10 @@ class Store:
     def active_faults(self) -> list[FaultRecord]:
         """Every active fault, ordered by component."""
         return self._faults.active_faults()
+
+    def note_repair(self, component: str, note: str, by: str, now: datetime) -> RepairNoteRecord:
+        """Store a crew member's "fixed" note on ``component`` (with the fault it notes) and its ``event/repair``."""
+        return self._faults.note_repair(component, note, by, now)
 
     # --- the outbox, for the MQTT publisher (OutboxQueue) ----------------------------------------------------------
 

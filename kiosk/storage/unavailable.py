@@ -36,7 +36,7 @@ class UnavailableStore:
     active_session = begin_payment = commit_paid_session = fail_payment = mark_confirmed = _refuse
     mark_unreconciled = reverse_unconfirmed_payment = resolve_pending_payments = unconfirmed_payments = _refuse
     grant_courtesy_session = save_feedback = open_help_ticket = open_help_ticket_record = record_help = _refuse
-    active_faults = raise_fault = clear_fault = sync_faults = raised_since = _refuse
+    active_faults = raise_fault = clear_fault = sync_faults = raised_since = note_repair = _refuse
     unsent_outbox = mark_sent = outbox_depth = prune_sent = retained_messages = _refuse
     next_boot = adopt_boot = begin_command = finish_command = prune_commands = _refuse
     notice = set_notice = outage = set_outage = _refuse
