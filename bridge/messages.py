@@ -133,7 +133,8 @@ def _object(payload: bytes) -> dict[str, Any]:
         raise Malformed(f"payload of {len(payload)} bytes (over {MAX_PAYLOAD})")
     try:
         value = json.loads(payload.decode("utf-8")) if payload else {}
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")  # JSON may escape a lone surrogate
+    except (UnicodeError, ValueError, RecursionError) as exc:
         raise Malformed(f"payload is not UTF-8 JSON: {str(exc)[:80]}") from None
     if not isinstance(value, dict):
         raise Malformed("payload is not a JSON object")
@@ -146,6 +147,8 @@ def _text(data: dict[str, Any], key: str, *, limit: int = MAX_TEXT, optional: bo
         return None
     if not isinstance(value, str):
         raise Malformed(f"{key}: {'a text or null' if optional else 'a text'} is required, got {type(value).__name__}")
+    if limit < MAX_TEXT and not value.isprintable():
+        raise Malformed(f"{key}: control characters")
     return value[:limit]
 
 

@@ -21,7 +21,8 @@ from bridge.model import Alert, Channel, Delivery, SendKind, Severity, ack_link,
 from bridge.rules import Rules, SmtpSettings, Webhook, WebhookFormat
 from bridge.store import PendingSend, Store
 
-__all__ = ["MAX_RETRY_S", "Dispatcher", "SendFailed", "Text", "compose", "delivery_id", "read_secret"]
+__all__ = ["MAX_RETRY_S", "Dispatcher", "SendFailed", "Text", "compose", "delivery_id", "email_message",
+           "read_secret"]
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ def compose(alert: Alert, kind: SendKind, rules: Rules) -> Text:
         body = (f"Resolved: {alert.title}\n\nThe problem ended; the alert closed at {local(ended)}, "
                 f"{_minutes(ended - alert.since)} after it began ({local(alert.since)}).\n{taken}\n"
                 f"Stations: {places}\nAlert: {alert.id}\n")
-        return Text(f"Resolved: {alert.title}", body, link)
+        return Text(_one_line(f"Resolved: {alert.title}"), body, link)
     lines = [alert.title, "", alert.message, "", f"Stations: {places}"]
     if alert.component:
         lines.append(f"Component: {alert.component}, code {alert.code}")
@@ -84,7 +85,12 @@ def compose(alert: Alert, kind: SendKind, rules: Rules) -> Text:
         lines += ["", f"Nobody acknowledged it within {_minutes(timedelta(seconds=rules.bridge.escalate_after_s))}; "
                       f"it now goes to {alert.group} (escalation level {alert.level})."]
     lines += ["", f"Acknowledge it (and see the station): {link}", ""]
-    return Text(title, "\n".join(lines), link)
+    return Text(_one_line(title), "\n".join(lines), link)
+
+
+def _one_line(text: str) -> str:
+    """A title as one line of printable characters (a mail subject, an HTTP header)."""
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())[:200]
 
 
 def _minutes(span: timedelta) -> str:
@@ -92,7 +98,8 @@ def _minutes(span: timedelta) -> str:
     return f"{minutes} minute{'' if minutes == 1 else 's'}" if minutes < 120 else f"{minutes / 60:.1f} hours"
 
 
-def _mail(smtp: SmtpSettings, to: str, text: Text, delivery: Delivery) -> EmailMessage:
+def email_message(smtp: SmtpSettings, to: str, text: Text, delivery: Delivery) -> EmailMessage:
+    """The e-mail of one message to one address."""
     message = EmailMessage()
     message["From"] = smtp.sender
     message["To"] = to
@@ -191,7 +198,10 @@ class Dispatcher:
             return
         try:
             self._senders[delivery.target.channel](delivery, alert, compose(alert, delivery.kind, self.rules))
-        except SendFailed as exc:
+        except Exception as exc:  # SendFailed, or a bug with this one message: never the end of all sending
+            if not isinstance(exc, SendFailed):
+                log.exception("%s of %s to %s: cannot be sent", delivery.kind.value, delivery.alert_id,
+                              delivery.target.address)
             delay = min(MAX_RETRY_S, self.rules.bridge.retry_s * 2 ** min(pending.attempts, 20))
             log.warning("%s of %s to %s %s failed (attempt %d), again in %g s: %s", delivery.kind.value,
                         delivery.alert_id, delivery.target.channel.value, delivery.target.address,
@@ -206,7 +216,7 @@ class Dispatcher:
         smtp = self.rules.smtp
         if smtp is None:
             raise SendFailed("no [smtp] section")
-        message = _mail(smtp, delivery.target.address, text, delivery)
+        message = email_message(smtp, delivery.target.address, text, delivery)
         try:
             with smtplib.SMTP(smtp.host, smtp.port, timeout=self.rules.bridge.send_timeout_s) as server:
                 if smtp.starttls:

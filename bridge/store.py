@@ -63,14 +63,15 @@ class PendingSend:
 
 
 class Store:
-    """One connection to the bridge's database. Not thread-safe: each thread opens its own (WAL lets them share)."""
+    """One connection to the bridge's database, for one thread at a time: each thread opens its own (WAL shares)."""
 
     def __init__(self, path: Path) -> None:
         """Open (or create) the database; StoreUnusable says why it cannot be used."""
         self.path = path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(path), isolation_level=None, timeout=BUSY_TIMEOUT_S)
+            # Used by one thread at a time, but handed over: the service opens it, its thread works with it.
+            self._db = sqlite3.connect(str(path), isolation_level=None, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
         except (OSError, sqlite3.Error) as exc:
             raise StoreUnusable(f"alert database {path}: cannot open: {exc}") from exc
         try:

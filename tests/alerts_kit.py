@@ -171,7 +171,7 @@ class Mail:
     def body(self) -> str:
         """Its plain text."""
         part = self.message.get_body(("plain",))
-        return part.get_content() if part is not None else ""
+        return part.get_content().replace("\r\n", "\n") if part is not None else ""
 
 
 class MailSink(_Collector):
@@ -237,7 +237,7 @@ class HookSink(_Collector):
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def start(self) -> HookSink:
         """Start serving."""
