@@ -55,13 +55,13 @@ def run(args: argparse.Namespace) -> int:
         signum = signal.sigwait(STOP_SIGNALS)
         log.info("signal %s: stopping", signal.Signals(signum).name)
         stop.set()
-        service.stop()
+        service.interrupt()
 
     threading.Thread(target=wait_for_signal, name="signals", daemon=True).start()
     service.start()
     service.wait()
+    service.stop()
     if not stop.is_set():
-        service.stop()
         return EXIT_FAILED
     log.info("alert bridge stopped")
     return 0

@@ -85,6 +85,10 @@ class Service:
         """Wait until the service stopped by itself (a failure); True if it did."""
         return self._stopped.wait(timeout)
 
+    def interrupt(self) -> None:
+        """Ask the service to end after the step under way (from any thread, a signal's too); wait() then returns."""
+        self._inbox.put(None)
+
     def stop(self) -> None:
         """Stop cleanly: the link, the engine's thread (after the step under way), the senders, the database."""
         self.link.stop()

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
-from alerts_kit import PREFIX, HookSink, MailSink, ManualClock, config_text, fault, lost, online
+from alerts_kit import PREFIX, HookSink, Mail, MailSink, ManualClock, config_text, fault, lost, online
 from broker import Mosquitto
 from conftest import wait_for
 from mqtt_client import Staff
@@ -49,9 +50,9 @@ class Rig:
         case = self.service.snapshot().cases.get((station, subject))
         return case is not None and case.active is active
 
-    def alerts(self) -> dict[str, dict[str, object]]:
+    def alerts(self) -> dict[str, dict[str, Any]]:
         """The retained alerts as the broker's subscribers see them now (empty payloads remove)."""
-        found: dict[str, dict[str, object]] = {}
+        found: dict[str, dict[str, Any]] = {}
         for message in self.stations.messages:
             if message.topic.startswith(f"{PREFIX}/_alerts/"):
                 alert_id = message.topic.rsplit("/", 1)[1]
@@ -86,8 +87,10 @@ def rig(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Rig]:
     yield from make_rig(tmp_path, **getattr(request, "param", {}))
 
 
-def mails_to(rig: Rig, count: int, what: str) -> list[object]:
-    return rig.mail.wait_for(lambda items: items if len(items) >= count else None, WAIT_S, what)  # type: ignore[no-any-return]
+def mails_to(rig: Rig, count: int, what: str) -> list[Mail]:
+    """Wait until at least ``count`` mails arrived; all of them."""
+    mails: list[Mail] = rig.mail.wait_for(lambda items: items if len(items) >= count else None, WAIT_S, what)
+    return mails
 
 
 def test_routing_grace_escalation_acknowledgement_night_and_resolution(rig: Rig) -> None:
@@ -108,7 +111,7 @@ def test_routing_grace_escalation_acknowledgement_night_and_resolution(rig: Rig)
     mails = mails_to(rig, 4, "two alerts to anna and ben")
     posts = rig.hooks.wait_for(lambda items: items if len(items) == 2 else None, WAIT_S, "two ntfy posts")
     alerts = wait_for_alerts(rig, 2)
-    by_station = {alert["stations"][0]: alert for alert in alerts.values()}  # type: ignore[index]
+    by_station = {alert["stations"][0]: alert for alert in alerts.values()}
     a, b = by_station["ST-A"], by_station["ST-B"]
     assert a == {"id": a["id"], "problem": "fault", "state": "open", "title": "ST-A: card_terminal unreachable",
                  "stations": ["ST-A"], "zone": "Altstadt Nord", "component": "card_terminal", "code": "unreachable",
@@ -116,13 +119,13 @@ def test_routing_grace_escalation_acknowledgement_night_and_resolution(rig: Rig)
                  "parker_impact": "no_card_payment", "since": "2026-12-07T09:00:00.000Z",
                  "opened": "2026-12-07T09:02:01.000Z", "level": 0, "group": "crew-nord", "acked_by": None,
                  "acked_at": None, "changes": 1}
-    assert sorted((m.to, m.subject) for m in mails) == sorted([  # type: ignore[attr-defined]
+    assert sorted((m.to, m.subject) for m in mails) == sorted([
         (("anna@example.org",), "[critical] ST-A: card_terminal unreachable"),
         (("ben@example.org",), "[critical] ST-A: card_terminal unreachable"),
         (("anna@example.org",), "[warning] ST-B: printer paper_low"),
         (("ben@example.org",), "[warning] ST-B: printer paper_low")])
     link = f"https://crew.example.org:8885/?station=ST-A#ack={a['id']}"
-    body = next(m.body for m in mails if "ST-A" in m.subject)  # type: ignore[attr-defined]
+    body = next(m.body for m in mails if "ST-A" in m.subject)
     assert body == (
         "ST-A: card_terminal unreachable\n\nThe card terminal does not answer.\n\nStations: ST-A (Altstadt Nord)\n"
         "Component: card_terminal, code unreachable\nSeverity: critical\nParker impact: no_card_payment\n"
@@ -134,15 +137,15 @@ def test_routing_grace_escalation_acknowledgement_night_and_resolution(rig: Rig)
                                     "rotating_light", link, body)
     # Anna acknowledges ST-A's alert over MQTT; ST-B's is not acknowledged and escalates to the leads after 15 min.
     rig.stations.publish(f"{PREFIX}/_ack/crew-anna/{a['id']}", json.dumps({"note": "on my way"}))
-    acked = wait_for_alerts(rig, 2, lambda found: found[a["id"]]["state"] == "acknowledged")  # type: ignore[index]
+    acked = wait_for_alerts(rig, 2, lambda found: found[a["id"]]["state"] == "acknowledged")
     assert (acked[a["id"]]["acked_by"], acked[a["id"]]["acked_at"]) == ("crew-anna", "2026-12-07T09:02:01.000Z")
     rig.stations.publish(f"{PREFIX}/_ack/crew-ben/{a['id']}", "{}")  # a second one keeps the first
     rig.clock.advance(900)
     escalated = mails_to(rig, 5, "the escalation to clara")[4]
-    assert (escalated.to, escalated.subject) == (  # type: ignore[attr-defined]
+    assert (escalated.to, escalated.subject) == (
         ("clara@example.org",), "[warning] Escalated: ST-B: printer paper_low")
-    assert "it now goes to leads (escalation level 1)" in escalated.body  # type: ignore[attr-defined]
-    escalated_state = wait_for_alerts(rig, 2, lambda found: found[b["id"]]["level"] == 1)  # type: ignore[index]
+    assert "it now goes to leads (escalation level 1)" in escalated.body
+    escalated_state = wait_for_alerts(rig, 2, lambda found: found[b["id"]]["level"] == 1)
     assert (escalated_state[b["id"]]["group"], escalated_state[a["id"]]["acked_by"]) == ("leads", "crew-anna")
     # At night (22:30 in Berlin) a critical fault in the harbour goes to the night desk's JSON webhook.
     rig.clock.advance(12 * 3600 + 28 * 60 - 900 - 1)  # 21:30:00 UTC
@@ -164,19 +167,24 @@ def test_routing_grace_escalation_acknowledgement_night_and_resolution(rig: Rig)
     wait_for(lambda: rig.watched("ST-A", "fault/card_terminal", active=False), WAIT_S, "ST-A cleared")
     rig.clock.advance(120)
     resolved = mails_to(rig, 7, "the resolved mails")[5:]
-    assert sorted((m.to[0], m.subject) for m in resolved) == [  # type: ignore[attr-defined]
+    assert sorted((m.to[0], m.subject) for m in resolved) == [
         ("anna@example.org", "Resolved: ST-A: card_terminal unreachable"),
         ("ben@example.org", "Resolved: ST-A: card_terminal unreachable")]
-    assert "Acknowledged by crew-anna at 2026-12-07 10:02 CET." in resolved[0].body  # type: ignore[attr-defined]
+    assert "Acknowledged by crew-anna at 2026-12-07 10:02 CET." in resolved[0].body
     wait_for_alerts(rig, 2, lambda found: a["id"] not in found)
     assert len(rig.mail.items) == 7
 
 
-def wait_for_alerts(rig: Rig, count: int, also: object = None) -> dict[str, dict[str, object]]:
-    def ready(_: object) -> dict[str, dict[str, object]] | None:
+Alerts = dict[str, dict[str, Any]]
+
+
+def wait_for_alerts(rig: Rig, count: int, also: Callable[[Alerts], bool] | None = None) -> Alerts:
+    """Wait until the broker holds ``count`` retained alerts (and ``also`` holds); them."""
+    def ready(_: object) -> Alerts | None:
         found = rig.alerts()
-        return found if len(found) == count and (also is None or also(found)) else None  # type: ignore[operator]
-    return rig.stations.wait_for(ready, WAIT_S, f"{count} retained alerts")  # type: ignore[no-any-return]
+        return found if len(found) == count and (also is None or also(found)) else None
+    alerts: Alerts = rig.stations.wait_for(ready, WAIT_S, f"{count} retained alerts")
+    return alerts
 
 
 @pytest.mark.parametrize("rig", [{"escalate_after_s": 604_800}], indirect=True)
@@ -215,8 +223,8 @@ def test_a_burst_of_200_fault_changes_at_50_stations_gives_exactly_six_alerts(ri
     wait_for(lambda: rig.watched("H1", "fault/door"), WAIT_S, "the sentinel")
     rig.clock.advance(1)
     mails = mails_to(rig, 13, "the sentinel's mail")
-    assert mails[-1].to == ("clara@example.org",) and len(rig.hooks.items) == len(posts) == 6  # type: ignore[attr-defined]
-    assert sorted(subject for subject in {m.subject for m in mails[:12]}) == [  # type: ignore[attr-defined]
+    assert mails[-1].to == ("clara@example.org",) and len(rig.hooks.items) == len(posts) == 6
+    assert sorted(subject for subject in {m.subject for m in mails[:12]}) == [
         "[critical] B45: display render_failed", "[critical] B46: display render_failed",
         "[critical] B47: display render_failed", "[critical] B48: display render_failed",
         "[critical] B49: display render_failed", "[critical] card_terminal unreachable at 30 stations"]
@@ -226,9 +234,9 @@ def test_a_burst_of_200_fault_changes_at_50_stations_gives_exactly_six_alerts(ri
     displays = sorted((alert["stations"], alert["changes"], alert["message"]) for alert in alerts.values()
                       if alert["problem"] == "fault")
     assert displays == [([station], 2, "display (3)") for station in stations[45:]]
-    fleet_mail = next(m for m in mails if "30 stations" in m.subject)  # type: ignore[attr-defined]
-    assert "Stations: B00 (Altstadt Nord), B01 (Altstadt Nord)," in fleet_mail.body  # type: ignore[attr-defined]
-    assert "Raised 60 times (flapping: one alert, not one per change)" in fleet_mail.body  # type: ignore[attr-defined]
+    fleet_mail = next(m for m in mails if "30 stations" in m.subject)
+    assert "Stations: B00 (Altstadt Nord), B01 (Altstadt Nord)," in fleet_mail.body
+    assert "Raised 60 times (flapping: one alert, not one per change)" in fleet_mail.body
 
 
 @pytest.mark.parametrize("rig", [{"failures": 1}], indirect=True)  # the first post fails: retried after the restart
@@ -252,7 +260,7 @@ def test_a_restart_of_the_bridge_sends_nothing_twice_and_misses_nothing(rig: Rig
     assert [post.path for post in retried] == ["/ntfy/crew-nord"]
     rig.clock.advance(90)  # the printer's grace is over: one new alert, and still only one for the terminal
     mails = mails_to(rig, 4, "the printer's alert")
-    assert sorted(m.subject for m in mails) == [  # type: ignore[attr-defined]
+    assert sorted(m.subject for m in mails) == [
         "[critical] ST-A: card_terminal unreachable", "[critical] ST-A: card_terminal unreachable",
         "[warning] ST-A: printer jam", "[warning] ST-A: printer jam"]
     rig.stop()  # while the bridge is down, the terminal comes back: the next run sees it and resolves the alert
@@ -261,7 +269,7 @@ def test_a_restart_of_the_bridge_sends_nothing_twice_and_misses_nothing(rig: Rig
     wait_for(lambda: rig.watched("ST-A", "fault/card_terminal", active=False), WAIT_S, "the cleared fault seen")
     rig.clock.advance(120)
     mails = mails_to(rig, 6, "the resolved mails")
-    assert [m.subject for m in mails[4:]] == ["Resolved: ST-A: card_terminal unreachable"] * 2  # type: ignore[attr-defined]
+    assert [m.subject for m in mails[4:]] == ["Resolved: ST-A: card_terminal unreachable"] * 2
     remaining = wait_for_alerts(rig, 1, lambda found: next(iter(found.values()))["component"] == "printer")
     assert list(remaining) != list(first) and len(rig.mail.items) == 6
     assert [post.path for post in rig.hooks.wait_for(lambda items: items if len(items) == 4 else None, WAIT_S,
@@ -286,7 +294,7 @@ def test_a_lost_station_is_alerted_after_its_grace_with_zone_and_since_and_hosti
     wait_for(lambda: rig.watched("ST-L", "lost"), WAIT_S, "the will seen")
     rig.clock.advance(300)
     mail = mails_to(rig, 2, "the lost alert")[0]
-    assert mail.subject == "[critical] Station ST-L lost"  # type: ignore[attr-defined]
+    assert mail.subject == "[critical] Station ST-L lost"
     assert ("Station ST-L in zone Altstadt Süd has no connection to the broker since 2026-12-07 10:01 CET.\n"
-            in mail.body)  # type: ignore[attr-defined]
+            in mail.body)
     assert rig.service is not None and rig.service.failure is None

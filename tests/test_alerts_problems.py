@@ -18,7 +18,7 @@ DESK = Target(Channel.WEBHOOK, "desk")
 CREW = [ANNA, PHONES, BEN]
 
 
-def engine(**bridge: object) -> Engine:
+def engine(**bridge: float) -> Engine:
     counter = itertools.count(1)
     return Engine(rules(Path("/nonexistent/alerts.db"), **bridge), new_id=lambda: f"a-{next(counter)}")
 
