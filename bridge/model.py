@@ -3,15 +3,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 from urllib.parse import quote
 
 __all__ = ["Alert", "AlertState", "Channel", "Delivery", "Problem", "SendKind", "Severity", "Target", "ack_link",
            "format_time", "parse_time"]
-
-MILLISECOND = timedelta(milliseconds=1)
 
 
 class Problem(StrEnum):

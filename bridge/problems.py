@@ -11,7 +11,7 @@ from bridge.messages import AckSeen, FaultSeen, HelpSeen, LinkState, Observation
 from bridge.model import Alert, AlertState, Delivery, Problem, SendKind, Severity, Target
 from bridge.rules import Rules
 
-__all__ = ["AckIgnored", "Case", "CaseKey", "Engine", "Outcome", "StationInfo"]
+__all__ = ["AckIgnored", "Case", "CaseKey", "Engine", "Outcome", "StationInfo", "new_alert_id"]
 
 log = logging.getLogger(__name__)
 

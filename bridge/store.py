@@ -154,12 +154,6 @@ class Store:
         return [PendingSend(row[0], Delivery(row[1], row[2], SendKind(row[3]), Target(Channel(row[4]), row[5])),
                             row[6]) for row in rows]
 
-    def next_send_at(self) -> datetime | None:
-        """When the earliest queued message is due (None: nothing is queued)."""
-        with self._guard("read the sends"):
-            row = self._db.execute("SELECT min(next_at) FROM sends WHERE sent_at IS NULL").fetchone()
-        return _time(row[0])
-
     def sent(self, send_id: int, now: datetime) -> None:
         """A message was delivered."""
         with self._guard("mark a send"):

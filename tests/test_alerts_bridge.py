@@ -13,8 +13,10 @@ from broker import Mosquitto
 from conftest import wait_for
 from mqtt_client import Staff
 
+from bridge.model import SendKind
 from bridge.rules import load
 from bridge.service import Service
+from bridge.store import Store
 
 TICK_S = 0.02  # how often the bridge looks at the (manual) clock
 WAIT_S = 10.0
@@ -275,6 +277,17 @@ def test_a_restart_of_the_bridge_sends_nothing_twice_and_misses_nothing(rig: Rig
     assert [post.path for post in rig.hooks.wait_for(lambda items: items if len(items) == 4 else None, WAIT_S,
                                                      "the printer's and the resolved posts")] == [
         "FAILED /ntfy/crew-nord", "/ntfy/crew-nord", "/ntfy/crew-nord", "/ntfy/crew-nord"]
+    rig.stop()
+    (alert_id,) = first
+    with Store(rig.config.parent / "alerts.db") as store:  # each message once, and recorded as sent
+        kept = store.sends(alert_id)
+        closed = store.alert(alert_id)
+    assert [(d.kind, d.target.address, sent is not None) for d, sent in kept] == [
+        (SendKind.ALERT, "anna@example.org", True), (SendKind.ALERT, "phones", True),
+        (SendKind.ALERT, "ben@example.org", True), (SendKind.RESOLVED, "anna@example.org", True),
+        (SendKind.RESOLVED, "phones", True), (SendKind.RESOLVED, "ben@example.org", True)]
+    assert closed is not None and closed.closed is not None and closed.acked_at is None
+    assert (closed.closed - closed.since).total_seconds() == 360  # time to repair: from 09:00 to the close at 09:06
 
 
 def test_a_lost_station_is_alerted_after_its_grace_with_zone_and_since_and_hostile_messages_change_nothing(

@@ -4,6 +4,7 @@ from __future__ import annotations
 import itertools
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alerts_kit import START, rules
@@ -18,7 +19,7 @@ DESK = Target(Channel.WEBHOOK, "desk")
 CREW = [ANNA, PHONES, BEN]
 
 
-def engine(**bridge: float) -> Engine:
+def engine(**bridge: Any) -> Engine:
     counter = itertools.count(1)
     return Engine(rules(Path("/nonexistent/alerts.db"), **bridge), new_id=lambda: f"a-{next(counter)}")
 
