@@ -14,6 +14,7 @@ from importlib.metadata import version as package_version
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from bridge import command as alerts_command
 from console import command as console_command
 from kiosk import config
 from kiosk.app.loop import Loop
@@ -69,6 +70,10 @@ def _parser() -> argparse.ArgumentParser:
     console = commands.add_parser("console", help="the agents' console: fleet, help queue, chat (needs kiosk[console])")
     console_command.add_arguments(console)
     console.set_defaults(command=console_command.run)
+
+    alerts = commands.add_parser("alerts", help="the alert bridge: stations' problems to crews by e-mail and webhook")
+    alerts_command.add_arguments(alerts)
+    alerts.set_defaults(command=alerts_command.run)
 
     examine = commands.add_parser("doctor", help="check every part of the station; exit 1 if one fails")
     examine.add_argument("--config", type=Path,

@@ -1,0 +1,65 @@
+"""`kiosk alerts` as systemd runs it: the unit's hardening, and a clean stop on SIGTERM of the real command."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from alerts_kit import PREFIX, HookSink, MailSink, config_text, fault, online
+from broker import Mosquitto
+from conftest import ROOT
+from mqtt_client import Staff
+
+UNIT = ROOT / "systemd" / "kiosk-alerts.service"
+TARGET = 1.5
+
+
+def test_the_unit_is_hardened() -> None:
+    analyze = shutil.which("systemd-analyze")
+    assert analyze is not None, "systemd-analyze is missing (provisioning/setup.sh --test installs systemd)"
+    result = subprocess.run([analyze, "security", "--offline=yes", "--no-pager", str(UNIT)], capture_output=True,
+                            text=True, timeout=60, check=False)
+    found = re.search(r"Overall exposure level for kiosk-alerts\.service: (\d+\.\d+) (\w+)",
+                      result.stdout + result.stderr)
+    assert found is not None, result.stdout + result.stderr
+    assert float(found.group(1)) <= TARGET
+    text = UNIT.read_text(encoding="utf-8")
+    assert "ExecStart=/opt/kiosk-alerts/.venv/bin/kiosk alerts --config /etc/kiosk/alerts.toml\n" in text
+    assert "StateDirectory=kiosk-alerts\n" in text and "KillSignal=SIGTERM\n" in text
+
+
+def test_the_command_runs_the_bridge_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    broker = Mosquitto(tmp_path / "broker").start()
+    mail, hooks = MailSink().start(), HookSink().start()
+    config = tmp_path / "alerts.toml"
+    config.write_text(config_text(tmp_path / "alerts.db", broker.port, mail.port, hooks.url, grace_s=0),
+                      encoding="utf-8")
+    station = Staff(broker.port)
+    process = subprocess.Popen([sys.executable, "-m", "kiosk.cli", "alerts", "--config", str(config)], cwd=ROOT,
+                               env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stderr or []), daemon=True)
+    reader.start()
+    try:
+        station.publish(f"{PREFIX}/ST-1/status", online("Altstadt Nord"), retain=True)
+        station.publish(f"{PREFIX}/ST-1/fault/door", fault(True, code="open"), retain=True)
+        got = mail.wait_for(lambda items: items if len(items) == 2 else None, 20, "the alert's mails")
+        assert sorted(m.to[0] for m in got) == ["anna@example.org", "ben@example.org"]
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+        reader.join(timeout=5)
+        assert "INFO bridge.command: signal SIGTERM: stopping\n" in lines
+        assert lines[-1] == "INFO bridge.command: alert bridge stopped\n"
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        station.close()
+        hooks.stop()
+        mail.stop()
+        broker.stop()
