@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from bridge.model import Alert, AlertState, Problem, Severity
 from kiosk.domain.doctor import Health, Part
 from kiosk.domain.records import RepairNoteRecord
 from kiosk.mqtt import commands, contract, uplink
@@ -21,10 +22,15 @@ ROOT = Path(__file__).resolve().parent.parent
 PREFIX = "paystation/v1/{}/"
 STATION_PREFIX = "paystation/v1/{station}/"
 BRIDGE_ADDRESSES = {"alert": "paystation/v1/_alerts/{alert_id}", "ack": "paystation/v1/_ack/{user}/{alert_id}"}
-# The alert payload's fields in order (docs/mqtt.md "Alerts and acknowledgements"). When the bridge package is merged,
-# compare them with the fields the bridge's code writes (its alert payload builder) here as well.
-ALERT_FIELDS = ("id", "problem", "state", "title", "stations", "zone", "component", "code", "severity", "message",
-                "parker_impact", "since", "opened", "level", "group", "acked_by", "acked_at", "changes")
+# The alert payload as the bridge's own code writes it (docs/mqtt.md "Alerts and acknowledgements").
+BRIDGE_ALERT = Alert(id="a-3f2a9c4e", problem=Problem.FAULT, title="card_terminal/unreachable at ST-1",
+                     stations=["ST-1"], zones={"ST-1": "Nord"}, component="card_terminal", code="unreachable",
+                     severity=Severity.CRITICAL, message="The card terminal does not answer",
+                     parker_impact="no_card_payment", since=datetime(2026, 12, 6, 9, 14, 3, tzinfo=UTC),
+                     opened=datetime(2026, 12, 6, 9, 16, 3, tzinfo=UTC), group="crew-nord", escalate_at=None,
+                     state=AlertState.ACKNOWLEDGED, acked_by="crew-anna",
+                     acked_at=datetime(2026, 12, 6, 9, 20, tzinfo=UTC))
+ALERT_FIELDS = tuple(BRIDGE_ALERT.payload())
 ACK_FIELDS = ("note",)
 JSON_TYPES: dict[str, tuple[type, ...]] = {"object": (dict,), "array": (list,), "string": (str,), "integer": (int,),
                                            "number": (int, float), "boolean": (bool,), "null": (type(None),)}
@@ -196,6 +202,7 @@ def test_the_alert_payload_is_the_documented_one() -> None:
     assert tuple(schema["properties"]) == ALERT_FIELDS == tuple(schema["required"])
     assert tuple(documented_fields("### `paystation/v1/_alerts/{alert_id}`")) == ALERT_FIELDS
     assert [list(example["payload"]) for example in alert["examples"]] == [list(ALERT_FIELDS)] * 2
+    assert problems(json.loads(BRIDGE_ALERT.encoded()), schema) == [], "what the bridge publishes"
     for example in alert["examples"]:
         assert problems(example["payload"], schema) == []
         assert example["payload"]["parker_impact"] in [*spec()["components"]["messages"]["fault"]["payload"][
