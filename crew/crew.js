@@ -247,6 +247,8 @@
     });
     $("alert-list").replaceChildren.apply($("alert-list"), alertIds.map(function (id) { return alertItem(state.alerts[id], id); }));
     $("alerts-none").hidden = alertIds.length > 0;
+    $("alerts").hidden = detailId !== null && alertIds.length === 0;
+    $("back").hidden = detailId === null;
     $("list").hidden = detailId !== null;
     $("detail").hidden = detailId === null;
     if (detailId === null) {
@@ -409,7 +411,7 @@
     state.replyTag = "crew-" + state.user + "-" + randomHex(4);
     state.client = mqtt.connect(scheme + location.host + "/mqtt", {
       protocolVersion: 5, username: state.user, password: state.password, clientId: state.replyTag, clean: true,
-      keepalive: 20, reconnectPeriod: 5000, connectTimeout: 10000, resubscribe: false});
+      keepalive: 20, reconnectPeriod: 3000, connectTimeout: 10000, resubscribe: false});
     state.client.on("connect", onConnect);
     state.client.on("message", onMessage);
     state.client.on("close", onDown);

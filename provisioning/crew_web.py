@@ -1,4 +1,4 @@
-"""The crew web page's MQTT client: npm's mqtt browser bundle, fetched pinned and checked, and the page installed (docs/crew.md)."""
+"""The crew web page: npm's mqtt browser bundle fetched pinned and checked, and the page installed (docs/crew.md)."""
 from __future__ import annotations
 
 import argparse
@@ -67,7 +67,7 @@ def tarball_url(version: str, registry: str = REGISTRY) -> str:
 def download(url: str, timeout: float = TIMEOUT_S) -> bytes:
     """The body of ``url`` (at most MAX_DOWNLOAD bytes)."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (a registry address)
+        with urllib.request.urlopen(url, timeout=timeout) as response:
             data: bytes = response.read(MAX_DOWNLOAD + 1)
     except (urllib.error.URLError, OSError, ValueError) as error:
         raise FetchFailed(f"cannot download {url}: {error}") from error
