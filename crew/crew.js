@@ -424,8 +424,13 @@
     state.staleSince = null;
     state.loginError = null;
     state.alerts = {};  /* the retained alerts come again: one closed meanwhile must not linger */
-    state.client.subscribe([PREFIX + "/+/status", PREFIX + "/+/fault/+", PREFIX + "/+/telemetry",
-      PREFIX + "/+/reply/" + state.replyTag, PREFIX + "/_alerts/+"], {qos: 1});
+    /* The retained state at QoS 0, which the broker writes out whole (at QoS 1 it queues 1,000 and drops the rest). */
+    var topics = {};
+    [PREFIX + "/+/status", PREFIX + "/+/fault/+", PREFIX + "/+/telemetry", PREFIX + "/_alerts/+"].forEach(function (topic) {
+      topics[topic] = {qos: 0};
+    });
+    topics[PREFIX + "/+/reply/" + state.replyTag] = {qos: 1};
+    state.client.subscribe(topics);
     var ackId = ackFromLink();
     if (ackId && !state.ackAsked) { state.ackAsked = true; state.confirm = {kind: "ack", id: ackId}; }
     render();

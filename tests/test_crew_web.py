@@ -360,6 +360,7 @@ def test_an_alert_is_acknowledged_with_and_without_a_note(bench: Bench) -> None:
                                                             "Station DE-BER-0003 offline"], "the open alerts")
     meta = f"critical · since {shown(SINCE_B)} · with crew-hafen"
     assert texts(driver, "[data-alert='a-ack-1'] .meta") == [meta]
+    screenshot(driver, "alerts")
     before = len(fleet.acks)
     driver.find_element(By.CSS_SELECTOR, "[data-alert='a-ack-1'] button.ack").click()
     confirm(driver, "Acknowledge the alert “Card terminal DE-BER-0005 unreachable”?")
