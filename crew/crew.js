@@ -24,7 +24,7 @@
   var state = {
     lang: "en", user: null, password: null, client: null, connected: false, everConnected: false,
     staleSince: null, replyTag: null, stations: {}, alerts: {}, pending: {}, results: {},
-    confirm: null, notice: null, loginError: null, ackAsked: false
+    confirm: null, notice: null, loginError: null, ackAsked: false, renderQueued: false
   };
 
   /* Texts and times */
@@ -95,14 +95,14 @@
     if (levels[2] === "_alerts" && levels.length === 4) { return onAlert(levels[3], body); }
     if (levels[2].charAt(0) === "_" || !STATION_ID.test(levels[2])) { return; }
     if (levels[3] === "reply") { return onReply(levels[2], packet, body); }
-    if (M.apply(station(levels[2]), levels[3], levels.slice(4), parse(body), new Date())) { render(); }
+    if (M.apply(station(levels[2]), levels[3], levels.slice(4), parse(body), new Date())) { renderSoon(); }
   }
 
   function onAlert(id, body) {
     if (!ALERT_ID.test(id)) { return; }
     var data = parse(body);
     if (body === "" || !isObject(data)) { delete state.alerts[id]; } else { state.alerts[id] = data; }
-    render();
+    renderSoon();
   }
 
   function onReply(stationId, packet, body) {
@@ -140,7 +140,7 @@
     var temp = typeof data.cpu_temp_c === "number" ? data.cpu_temp_c.toFixed(1) + " °C" : t("telemetry.no_temp");
     return el("p", {"class": "telemetry", text: t("telemetry.line", {
       terminal: text(data.terminal) || "?", link: link || "?", outbox: typeof data.outbox_depth === "number" ? data.outbox_depth : "?",
-      temp: temp, time: fmtTime(data.ts || st.seen)})});
+      temp: temp, time: fmtTime(typeof data.ts === "string" ? data.ts : st.seen)})});
   }
 
   function stationCard(st, detail) {
@@ -195,6 +195,19 @@
     return parts.join(" · ");
   }
 
+  /* Lists are replaced only when what they show changed: a tap on a button is never lost to a redraw of the same. */
+  function replaceIfChanged(container, nodes) {
+    var html = nodes.map(function (node) { return node.outerHTML; }).join("");
+    if (container.innerHTML !== html) { container.replaceChildren.apply(container, nodes); }
+  }
+
+  /* Messages come in bursts (a fleet's retained state at sign-in): one redraw per frame for all of them. */
+  function renderSoon() {
+    if (state.renderQueued) { return; }
+    state.renderQueued = true;
+    requestAnimationFrame(function () { state.renderQueued = false; render(); });
+  }
+
   function renderTexts() {
     document.documentElement.lang = state.lang;
     document.title = t("app.title");
@@ -245,7 +258,7 @@
     var alertIds = M.sortAlerts(state.alerts).filter(function (id) {
       return detailId === null || (Array.isArray(state.alerts[id].stations) && state.alerts[id].stations.indexOf(detailId) >= 0);
     });
-    $("alert-list").replaceChildren.apply($("alert-list"), alertIds.map(function (id) { return alertItem(state.alerts[id], id); }));
+    replaceIfChanged($("alert-list"), alertIds.map(function (id) { return alertItem(state.alerts[id], id); }));
     $("alerts-none").hidden = alertIds.length > 0;
     $("alerts").hidden = detailId !== null && alertIds.length === 0;
     $("back").hidden = detailId === null;
@@ -253,7 +266,7 @@
     $("detail").hidden = detailId === null;
     if (detailId === null) {
       var list = M.sortStations(state.stations);
-      $("station-list").replaceChildren.apply($("station-list"), list.map(function (st) { return stationCard(st, false); }));
+      replaceIfChanged($("station-list"), list.map(function (st) { return stationCard(st, false); }));
       $("stations-none").hidden = list.length > 0;
     } else {
       renderDetail(detailId);
@@ -263,7 +276,7 @@
 
   function renderDetail(id) {
     var st = state.stations[id];
-    $("detail-info").replaceChildren(st ? stationCard(st, true) : el("p", {text: t("station.unknown", {id: id})}));
+    replaceIfChanged($("detail-info"), [st ? stationCard(st, true) : el("p", {text: t("station.unknown", {id: id})})]);
     var result = state.results[id];
     $("result").textContent = result ? resultText(result) : "";
     $("result").className = result ? "result " + result.state : "result";

@@ -21,6 +21,7 @@ from conftest import ROOT
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
@@ -137,6 +138,10 @@ class Fleet:
         body = b"" if payload is None else json.dumps(payload, separators=(",", ":")).encode()
         self._client.publish(f"{P}/{topic}", body, qos=1, retain=True).wait_for_publish(TIMEOUT_S)
 
+    def publish_raw(self, topic: str, payload: bytes) -> None:
+        """Publish ``payload`` as it is, retained, under ``P/`` (an empty one clears the topic)."""
+        self._client.publish(f"{P}/{topic}", payload, qos=1, retain=True).wait_for_publish(TIMEOUT_S)
+
     def send(self, topic: str, payload: dict[str, Any]) -> None:
         """Publish a live message (telemetry) under ``P/``."""
         self._client.publish(f"{P}/{topic}", json.dumps(payload, separators=(",", ":")), qos=1).wait_for_publish(TIMEOUT_S)
@@ -194,5 +199,6 @@ def chromium(profile: Path) -> WebDriver:
 
 
 def wait(driver: WebDriver, condition: Callable[[WebDriver], Any], what: str, timeout: float = TIMEOUT_S) -> Any:
-    """WebDriverWait with a message that says what was awaited."""
-    return WebDriverWait(driver, timeout, poll_frequency=0.02).until(condition, f"timed out waiting for {what}")
+    """WebDriverWait with a message that says what was awaited (a list redrawn while it is read is read again)."""
+    return WebDriverWait(driver, timeout, poll_frequency=0.02, ignored_exceptions=(StaleElementReferenceException,)).until(
+        condition, f"timed out waiting for {what}")

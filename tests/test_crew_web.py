@@ -240,14 +240,22 @@ def sign_in(driver: WebDriver, crew: CrewBroker, address: str = "", password: st
 
 
 def texts(driver: WebDriver, css: str) -> list[str]:
-    """The visible text of every element ``css`` selects."""
-    return [element.text for element in driver.find_elements(By.CSS_SELECTOR, css)]
+    """The text of every element ``css`` selects, read in one go in the page."""
+    return list(driver.execute_script(
+        "return Array.from(document.querySelectorAll(arguments[0]), e => e.innerText.trim())", css))
+
+
+def lines(driver: WebDriver, css: str) -> list[str]:
+    """The lines of text of the first element ``css`` selects (none when there is no such element)."""
+    found = texts(driver, css)
+    return [line for line in found[0].split("\n") if line.strip()] if found else []
 
 
 def cards(driver: WebDriver) -> list[tuple[str, str]]:
-    """The station list as (station, urgency badge), top to bottom."""
-    return [(card.get_attribute("data-station") or "", card.find_element(By.CSS_SELECTOR, ".badge").text)
-            for card in driver.find_elements(By.CSS_SELECTOR, "#station-list > li")]
+    """The station list as (station, urgency badge), top to bottom, read in one go in the page."""
+    return [tuple(pair) for pair in driver.execute_script(
+        "return Array.from(document.querySelectorAll('#station-list > li'),"
+        " e => [e.dataset.station, e.querySelector('.badge').innerText])")]
 
 
 def screenshot(driver: WebDriver, name: str) -> None:
@@ -268,10 +276,9 @@ def test_stations_sorted_by_urgency_with_fault_impact_and_telemetry(bench: Bench
     fleet.send("DE-BER-0005/telemetry", TELEMETRY)
     telemetry = f"Terminal unreachable · link connected · outbox 3 · CPU 48.3 °C (at {shown(TELEMETRY_AT)})"
     wait(driver, lambda d: telemetry in texts(d, "[data-station='DE-BER-0005'] .telemetry"), "the telemetry")
-    card = driver.find_element(By.CSS_SELECTOR, "[data-station='DE-BER-0005']")
-    assert card.text.split("\n") == [
-        "DE-BER-0005", "Critical", "Zone Hafen", f"card_terminal: unreachable since {shown(SINCE_B)}",
-        "The card terminal does not answer. <b>no answer</b> after 3 tries", "Parkers: no card payment", telemetry]
+    card = ["DE-BER-0005", "Critical", "Zone Hafen", f"card_terminal: unreachable since {shown(SINCE_B)}",
+            "The card terminal does not answer. <b>no answer</b> after 3 tries", "Parkers: no card payment", telemetry]
+    wait(driver, lambda d: lines(d, "[data-station='DE-BER-0005']") == card, "the station's card")
     assert texts(driver, "[data-station='DE-BER-0004'] .impact") == ["Parkers: out of service"]
     assert texts(driver, "[data-station='DE-BER-0001'] .faults") == ["No active faults."]
     screenshot(driver, "stations")
@@ -353,33 +360,35 @@ def test_service_mode_terminal_status_and_a_fixed_note_reach_the_station_and_its
 @browser_test
 def test_an_alert_is_acknowledged_with_and_without_a_note(bench: Bench) -> None:
     crew, fleet, driver = bench
-    fleet.retain("_alerts/a-ack-1", alert("a-ack-1", "Card terminal DE-BER-0005 unreachable", ["DE-BER-0005"]))
-    fleet.retain("_alerts/a-ack-2", alert("a-ack-2", "Station DE-BER-0003 offline", ["DE-BER-0003"], severity="warning"))
-    sign_in(driver, crew)
-    wait(driver, lambda d: texts(d, "#alert-list .title") == ["Card terminal DE-BER-0005 unreachable",
-                                                            "Station DE-BER-0003 offline"], "the open alerts")
-    meta = f"critical · since {shown(SINCE_B)} · with crew-hafen"
-    assert texts(driver, "[data-alert='a-ack-1'] .meta") == [meta]
-    screenshot(driver, "alerts")
-    before = len(fleet.acks)
-    driver.find_element(By.CSS_SELECTOR, "[data-alert='a-ack-1'] button.ack").click()
-    confirm(driver, "Acknowledge the alert “Card terminal DE-BER-0005 unreachable”?")
-    driver.find_element(By.CSS_SELECTOR, "[data-alert='a-ack-2'] button.ack").click()
-    confirm(driver, "Acknowledge the alert “Station DE-BER-0003 offline”?", note="on my way, 20 min")
-    fleet.wait_until(lambda: len(fleet.acks) == before + 2, "two acknowledgements")
-    assert fleet.acks[before:] == [(f"{P}/_ack/anna/a-ack-1", b"{}", False),
-                                   (f"{P}/_ack/anna/a-ack-2", b'{"note":"on my way, 20 min"}', False)]
-    wait(driver, lambda d: d.find_element(By.ID, "notice").text ==
-         "Acknowledgement of “Station DE-BER-0003 offline” sent.", "the notice")
-    # The bridge's answer is the alert's retained state.
-    acked_at = NOW - timedelta(minutes=1)
-    fleet.retain("_alerts/a-ack-1", alert("a-ack-1", "Card terminal DE-BER-0005 unreachable", ["DE-BER-0005"],
-                                          state="acknowledged", acked_by="anna", acked_at=iso(acked_at)))
-    wait(driver, lambda d: texts(d, "[data-alert='a-ack-1'] .acked") == [f"Acknowledged by anna at {shown(acked_at)}"],
-         "the acknowledged alert")
-    assert texts(driver, "#alert-list .title")[-1] == "Card terminal DE-BER-0005 unreachable"  # below the open one
-    fleet.retain("_alerts/a-ack-1", None)
-    fleet.retain("_alerts/a-ack-2", None)
+    try:
+        fleet.retain("_alerts/a-ack-1", alert("a-ack-1", "Card terminal DE-BER-0005 unreachable", ["DE-BER-0005"]))
+        fleet.retain("_alerts/a-ack-2", alert("a-ack-2", "Station DE-BER-0003 offline", ["DE-BER-0003"], severity="warning"))
+        sign_in(driver, crew)
+        wait(driver, lambda d: texts(d, "#alert-list .title") == ["Card terminal DE-BER-0005 unreachable",
+                                                                "Station DE-BER-0003 offline"], "the open alerts")
+        meta = f"critical · since {shown(SINCE_B)} · with crew-hafen"
+        assert texts(driver, "[data-alert='a-ack-1'] .meta") == [meta]
+        screenshot(driver, "alerts")
+        before = len(fleet.acks)
+        driver.find_element(By.CSS_SELECTOR, "[data-alert='a-ack-1'] button.ack").click()
+        confirm(driver, "Acknowledge the alert “Card terminal DE-BER-0005 unreachable”?")
+        driver.find_element(By.CSS_SELECTOR, "[data-alert='a-ack-2'] button.ack").click()
+        confirm(driver, "Acknowledge the alert “Station DE-BER-0003 offline”?", note="on my way, 20 min")
+        fleet.wait_until(lambda: len(fleet.acks) == before + 2, "two acknowledgements")
+        assert fleet.acks[before:] == [(f"{P}/_ack/anna/a-ack-1", b"{}", False),
+                                       (f"{P}/_ack/anna/a-ack-2", b'{"note":"on my way, 20 min"}', False)]
+        wait(driver, lambda d: d.find_element(By.ID, "notice").text ==
+             "Acknowledgement of “Station DE-BER-0003 offline” sent.", "the notice")
+        # The bridge's answer is the alert's retained state.
+        acked_at = NOW - timedelta(minutes=1)
+        fleet.retain("_alerts/a-ack-1", alert("a-ack-1", "Card terminal DE-BER-0005 unreachable", ["DE-BER-0005"],
+                                              state="acknowledged", acked_by="anna", acked_at=iso(acked_at)))
+        wait(driver, lambda d: texts(d, "[data-alert='a-ack-1'] .acked") == [f"Acknowledged by anna at {shown(acked_at)}"],
+             "the acknowledged alert")
+        assert texts(driver, "#alert-list .title")[-1] == "Card terminal DE-BER-0005 unreachable"  # below the open one
+    finally:
+        fleet.retain("_alerts/a-ack-1", None)
+        fleet.retain("_alerts/a-ack-2", None)
     wait(driver, lambda d: d.find_element(By.ID, "alerts-none").is_displayed(), "no open alerts")
 
 
@@ -388,25 +397,35 @@ def test_the_link_of_an_alert_asks_to_acknowledge_it_after_sign_in(bench: Bench)
     crew, fleet, driver = bench
     fleet.retain("_alerts/a-lost-6", alert("a-lost-6", "Station DE-BER-0006 lost", ["DE-BER-0006"], problem="lost"))
     before = len(fleet.acks)
-    sign_in(driver, crew, "?station=DE-BER-0006#ack=a-lost-6")
-    confirm(driver, "Acknowledge the alert “Station DE-BER-0006 lost”?")
-    fleet.wait_until(lambda: len(fleet.acks) == before + 1, "the acknowledgement")
-    assert fleet.acks[before:] == [(f"{P}/_ack/anna/a-lost-6", b"{}", False)]
-    assert driver.execute_script("return location.search + location.hash") == "?station=DE-BER-0006"
-    assert texts(driver, "#alert-list .title") == ["Station DE-BER-0006 lost"]  # the station's own alerts only
-    fleet.retain("_alerts/a-lost-6", None)
+    try:
+        sign_in(driver, crew, "?station=DE-BER-0006#ack=a-lost-6")
+        confirm(driver, "Acknowledge the alert “Station DE-BER-0006 lost”?")
+        fleet.wait_until(lambda: len(fleet.acks) == before + 1, "the acknowledgement")
+        assert fleet.acks[before:] == [(f"{P}/_ack/anna/a-lost-6", b"{}", False)]
+        assert driver.execute_script("return location.search + location.hash") == "?station=DE-BER-0006"
+        assert texts(driver, "#alert-list .title") == ["Station DE-BER-0006 lost"]  # the station's own alerts only
+    finally:
+        fleet.retain("_alerts/a-lost-6", None)
 
 
 @browser_test
-def test_german_texts_and_a_refused_sign_in(bench: Bench) -> None:
+def test_german_from_the_browser_switchable_and_a_refused_sign_in(bench: Bench) -> None:
     crew, driver = bench.crew, bench.driver
-    sign_in(driver, crew, password="wrong")
-    wait(driver, lambda d: d.find_element(By.ID, "login-error").text ==
-         "The broker refused the sign-in: wrong username or password.", "the refusal")
-    assert driver.execute_script("return sessionStorage.length") == 0
-    driver.find_element(By.CSS_SELECTOR, "[data-lang='de']").click()
-    assert driver.find_element(By.ID, "login-error").text == \
-        "Der Broker hat die Anmeldung abgelehnt: Benutzername oder Passwort falsch."
+    agent = driver.execute_script("return navigator.userAgent")
+    driver.execute_cdp_cmd("Emulation.setUserAgentOverride", {"userAgent": agent, "acceptLanguage": "de-AT,en"})
+    try:
+        sign_in(driver, crew, password="wrong")
+        german = "Der Broker hat die Anmeldung abgelehnt: Benutzername oder Passwort falsch."
+        wait(driver, lambda d: d.find_element(By.ID, "login-error").text == german, "the refusal")
+        assert driver.find_element(By.ID, "login-heading").text == "Anmelden"
+        assert driver.execute_script("return sessionStorage.length") == 0
+        driver.find_element(By.CSS_SELECTOR, "[data-lang='en']").click()
+        assert driver.find_element(By.ID, "login-error").text == \
+            "The broker refused the sign-in: wrong username or password."
+        driver.find_element(By.CSS_SELECTOR, "[data-lang='de']").click()
+        assert driver.find_element(By.ID, "login-error").text == german
+    finally:
+        driver.execute_cdp_cmd("Emulation.setUserAgentOverride", {"userAgent": agent, "acceptLanguage": "en-US"})
     driver.find_element(By.ID, "password").send_keys(crew.password)
     driver.find_element(By.ID, "sign-in").click()
     wait(driver, lambda d: len(cards(d)) == len(ORDER), "every station")
@@ -418,6 +437,30 @@ def test_german_texts_and_a_refused_sign_in(bench: Bench) -> None:
     assert texts(driver, "[data-station='DE-BER-0005'] .impact") == ["Parkende: keine Kartenzahlung"]
     assert driver.find_element(By.ID, "conn").text == "Verbunden"
     screenshot(driver, "de")
+
+
+@browser_test
+def test_malformed_messages_are_ignored_and_shown_safely(bench: Bench) -> None:
+    crew, fleet, driver = bench
+    bad: dict[str, bytes] = {
+        "DE-BER-0099/status": b"not json", "DE-BER-0099/fault/a": b"[1,2]", "DE-BER-0099/fault/b": b'"text"',
+        "DE-BER-0099/fault/c": b'{"active":true,"code":7,"severity":{"x":1},"since":"yesterday","message":42,'
+                               b'"parker_impact":"<img src=x onerror=alert(1)>"}',
+        "DE-BER-0099/telemetry": b'{"link":"up","cpu_temp_c":"hot","outbox_depth":null,"ts":"5 o\'clock"}',
+        "_alerts/Bad_ID": b'{"title":"never shown"}', "_alerts/a-odd": b'{"stations":"DE-BER-0099","severity":3}',
+        "_alerts/a-text": b'"just text"', "DE-BER-0099/reply/x": b'{"ok":true}', "_x/status": b'{"state":"lost"}'}
+    try:
+        for topic, payload in bad.items():
+            fleet.publish_raw(topic, payload)
+        sign_in(driver, crew)
+        odd = ["DE-BER-0099", "Healthy", "c: since yesterday", "Terminal ? · link ? · outbox ? · CPU – (at 5 o'clock)"]
+        wait(driver, lambda d: lines(d, "[data-station='DE-BER-0099']") == odd, "the odd station, shown safely")
+        wait(driver, lambda d: texts(d, "#alert-list .title") == ["a-odd"], "the odd alert")
+        assert texts(driver, "[data-alert='a-odd'] .meta") == [""]
+        assert len(cards(driver)) == len(ORDER) + 1
+    finally:
+        for topic in bad:
+            fleet.publish_raw(topic, b"")
 
 
 @browser_test
