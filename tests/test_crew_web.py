@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import http.server
+import importlib.util
 import io
 import json
 import os
@@ -22,6 +23,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from conftest import ROOT
 from crew_site import CREW, CrewBroker, Fleet, chromium, crew_broker, wait
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
@@ -42,6 +45,9 @@ def tarball(files: dict[str, bytes]) -> bytes:
             info.size = len(content)
             archive.addfile(info, io.BytesIO(content))
     return out.getvalue()
+
+
+GOOD_TARBALL = tarball({"package/dist/mqtt.min.js": b"var mqtt = {};", "package/LICENSE.md": b"MIT"})
 
 
 def sri(data: bytes) -> str:
@@ -86,6 +92,34 @@ def pinned() -> tuple[str, str, str]:
     match = re.search(r'PIN = Pin\("([^"]+)", "([^"]+)",\s*"([0-9a-f]{64})"\)', SCRIPT.read_text(encoding="utf-8"))
     assert match, "no PIN line in provisioning/crew_web.py"
     return match.group(1), match.group(2), match.group(3)
+
+
+def load_crew_web() -> Any:
+    """provisioning/crew_web.py as a module (provisioning/ is a folder of scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location("crew_web", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+CREW_WEB = load_crew_web()
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.one_of(st.binary(max_size=300), st.builds(lambda cut, tail: GOOD_TARBALL[:cut] + tail,
+                                                         st.integers(0, 400), st.binary(max_size=40))))
+def test_any_download_is_either_the_bundle_or_refused(data: bytes) -> None:
+    try:
+        CREW_WEB.check_integrity(data, sri(GOOD_TARBALL))
+        assert data == GOOD_TARBALL
+    except CREW_WEB.BundleRefused:
+        pass
+    try:  # a cut archive may still unpack (padded): that is why the sha512 is checked first
+        assert isinstance(CREW_WEB.unpack(data)["mqtt.min.js"], bytes)
+    except CREW_WEB.BundleRefused:
+        pass
 
 
 def test_a_tampered_or_unpinned_download_is_refused_and_nothing_is_written(tmp_path: Path,
