@@ -30,6 +30,9 @@ if [[ " ${extras[*]} " == *" test "* ]]; then
   command -v openssl >/dev/null || debian_packages+=(openssl)
   # The unit's hardening is rated by systemd-analyze (tests/test_unit_hardening.py); minimal images lack it.
   command -v systemd-analyze >/dev/null || debian_packages+=(systemd)
+  # The crew page (crew/) is tested in headless Chromium, driven through Debian's chromedriver (docs/crew.md).
+  command -v chromium >/dev/null || debian_packages+=(chromium)
+  command -v chromedriver >/dev/null || debian_packages+=(chromium-driver)
 fi
 apt_install "${debian_packages[@]}"
 
@@ -54,4 +57,8 @@ if [ ${#extras[@]} -gt 0 ]; then spec=".[$(IFS=,; echo "${extras[*]}")]"; fi
 .venv/bin/python -m pip install -q -e "$spec"
 # The screens' translations: compiled here from screens/locale/*/LC_MESSAGES/kiosk.po (docs/screens.md).
 .venv/bin/pybabel compile --statistics --domain kiosk --directory screens/locale
+if [[ " ${extras[*]} " == *" test "* ]]; then
+  # The crew page's MQTT client: npm's mqtt browser bundle into crew/vendor/, pinned and checked (docs/crew.md).
+  .venv/bin/python provisioning/crew_web.py
+fi
 echo "installed: $(.venv/bin/kiosk version)"
