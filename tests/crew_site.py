@@ -33,15 +33,10 @@ WIDTH, HEIGHT = 360, 780
 TIMEOUT_S = 10.0
 TIME_ZONE = "Europe/Berlin"  # the browser's; the page shows local times
 CREW, FLEET = "anna", "fleet"
-# The crew role of the contract (issue #19), written out here: the test's own accounts, not the generator's roles.
-ACL = f"""user {CREW}
-topic read {P}/#
-topic write {P}/+/cmd/mode
-topic write {P}/+/cmd/restart
-topic write {P}/+/cmd/terminal/status
-topic write {P}/+/cmd/fixed
-topic write {P}/_ack/{CREW}/+
-
+# The crew account gets the generator's crew role; the simulated fleet (every station, and the bridge's alerts) is
+# the test's own stand-in, so its operator account gets every topic on top.
+FLEET_RULES = f"""
+# the test's simulated fleet and alert bridge
 user {FLEET}
 topic readwrite {P}/#
 """
@@ -83,9 +78,9 @@ class CrewBroker:
 def crew_broker(folder: Path) -> CrewBroker:
     """Accounts, the installed page and the broker, started."""
     accounts, site = folder / "accounts", folder / "site"
-    generate(accounts, "--operator", CREW, "--operator", FLEET)
+    generate(accounts, "--crew", CREW, "--operator", FLEET)
     acl = folder / "acl"
-    acl.write_text(ACL, encoding="utf-8")
+    acl.write_text((accounts / "acl").read_text(encoding="utf-8") + FLEET_RULES, encoding="utf-8")
     install_page(site)
     ws_port = free_port()
     broker = Mosquitto(folder / "broker", password_file=accounts / "passwd", acl_file=acl,
