@@ -176,7 +176,8 @@ def configured_broker(folder: Path, pki: Pki, certificates: bool, crl: Path | No
     """
     args = [*ACCOUNTS, "--certificates"] if certificates else list(ACCOUNTS)
     printed = generate(folder, *args).stdout
-    files = [(pki.ca.cert, "ca.crt"), (pki.server.cert, "broker.crt"), (pki.server.key, "broker.key")]
+    files = [(pki.ca.cert, "ca.crt"), (pki.server.cert, "broker.crt"), (pki.server.key, "broker.key"),
+             (pki.server.cert, "crew.crt"), (pki.server.key, "crew.key")]  # the tests' phones trust the test CA
     for source, name in files + ([(crl, "crl.pem")] if crl else []):
         shutil.copyfile(source, folder / name)
     conf = printed[printed.index("# paystation accounts"):]
