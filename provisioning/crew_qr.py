@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,22 +11,38 @@ from urllib.parse import urlsplit
 import segno
 from broker_accounts import STATION_ID, STATION_ID_RULE, UsageError, read_stations_file
 
-__all__ = ["COLUMNS", "ROWS", "code_svg", "dark_modules", "main", "page_svg", "station_url", "write_codes"]
+__all__ = ["COLUMNS", "ROWS", "checked_url", "code_svg", "dark_modules", "main", "page_svg", "station_url", "write_codes"]
 
 ERROR_LEVEL = "m"  # 15 % of the code may be dirty or scratched
 COLUMNS, ROWS = 3, 4  # codes per A4 sheet
 PAGE_MM = (210, 297)
 CODE_MM = 50  # the printed code without its quiet zone
 QUIET = 4  # modules of white around a code (the QR standard's quiet zone)
+LABEL_MM = 6  # the station id's font size under a code (smaller for a long id, so that it fits the code's width)
+LABEL_CHAR = 0.6  # a character's width in the label's font, as a share of its size
+SHEETS = "sheets"  # the folder of the A4 sheets, beside the codes (no station's file can be named like it)
 USAGE_ERROR = 2
+
+
+def checked_url(page_url: str) -> str:
+    """The crew page's address as given, if it is https://HOST[:PORT]/PATH; UsageError otherwise."""
+    problem = "expected https://HOST[:PORT]/PATH without '?', '#', a user or a space (e.g. https://broker.example.org:8885/)"
+    if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in page_url):  # urlsplit drops tabs and newlines a code would keep
+        raise UsageError(f"crew page URL {page_url!r} is not valid: {problem}")
+    try:
+        parts = urlsplit(page_url)
+        port_ok = parts.port is None or 1 <= parts.port  # urlsplit raises for a port that is not 0..65535
+    except ValueError:
+        port_ok = False
+    if (not port_ok or parts.scheme != "https" or not parts.hostname or parts.username is not None
+            or parts.query or parts.fragment or "?" in page_url or "#" in page_url):
+        raise UsageError(f"crew page URL {page_url!r} is not valid: {problem}")
+    return page_url
 
 
 def station_url(page_url: str, station: str) -> str:
     """The address a station's code opens: the crew page with ``?station=ID``; UsageError for a bad URL or id."""
-    parts = urlsplit(page_url)
-    if parts.scheme not in ("https", "http") or not parts.hostname or parts.query or parts.fragment:
-        raise UsageError(f"crew page URL {page_url!r} is not valid: expected http(s)://HOST[:PORT]/PATH "
-                         "without '?' or '#' (e.g. https://broker.example.org:8885/)")
+    checked_url(page_url)
     if not STATION_ID.fullmatch(station):
         raise UsageError(f"station id {station!r} is not valid: expected {STATION_ID_RULE}")
     return f"{page_url}?station={station}"  # a station id needs no escaping in a query
@@ -36,15 +53,23 @@ def dark_modules(qr: segno.QRCode) -> list[tuple[int, int]]:
     return [(x, y) for y, row in enumerate(qr.matrix_iter(border=0)) for x, dark in enumerate(row) if dark]
 
 
+def _quiet_mm(qr: segno.QRCode) -> float:
+    """The width of ``qr``'s quiet zone, printed CODE_MM wide."""
+    return QUIET * CODE_MM / qr.symbol_size(border=0)[0]
+
+
 def code_svg(qr: segno.QRCode, station: str, x_mm: float, y_mm: float) -> str:
-    """SVG elements: ``qr`` as CODE_MM wide at (x_mm, y_mm) after its quiet zone, and ``station`` written under it."""
-    width = qr.symbol_size(border=0)[0]
-    module = CODE_MM / width
-    left, top = x_mm + QUIET * module, y_mm + QUIET * module
+    """SVG elements: ``qr`` as CODE_MM wide at (x_mm, y_mm) after its quiet zone, and ``station`` written under it.
+
+    The id starts below the quiet zone and is never wider than the code with its quiet zone.
+    """
+    module, quiet = CODE_MM / qr.symbol_size(border=0)[0], _quiet_mm(qr)
+    left, top = x_mm + quiet, y_mm + quiet
+    size = min(LABEL_MM, math.floor(100 * (CODE_MM + 2 * quiet) / (LABEL_CHAR * len(station))) / 100)
     path = "".join(f"M{x} {y}h1v1h-1z" for x, y in dark_modules(qr))
     return (f'<g transform="translate({left:.3f} {top:.3f}) scale({module:.5f})"><path d="{path}"/></g>'
-            f'<text x="{left + CODE_MM / 2:.3f}" y="{top + CODE_MM + 8:.3f}" text-anchor="middle" '
-            f'font-family="DejaVu Sans, Arial, sans-serif" font-size="6">{station}</text>')
+            f'<text x="{left + CODE_MM / 2:.3f}" y="{top + CODE_MM + quiet + size:.3f}" text-anchor="middle" '
+            f'font-family="DejaVu Sans, Arial, sans-serif" font-size="{size:.2f}">{station}</text>')
 
 
 def svg_document(width_mm: float, height_mm: float, body: str) -> str:
@@ -63,9 +88,10 @@ def page_svg(codes: Sequence[tuple[str, segno.QRCode]]) -> str:
 
 
 def write_codes(page_url: str, stations: Sequence[str], out: Path) -> list[Path]:
-    """Write out/ID.svg per station and out/sheet-N.svg (A4, COLUMNS x ROWS each); the files written, in order.
+    """Write out/ID.svg per station and out/sheets/sheet-N.svg (A4, COLUMNS x ROWS each); the files written, in order.
 
-    UsageError (nothing written) for a bad URL, a bad station id, a station given twice or none.
+    UsageError (nothing written) for a bad URL, a bad station id, a station given twice (also in another case:
+    their files would be one on a file system that ignores case) or none.
     """
     problems, urls = [], {}
     for station in stations:
@@ -73,8 +99,9 @@ def write_codes(page_url: str, stations: Sequence[str], out: Path) -> list[Path]
             urls[station] = station_url(page_url, station)
         except UsageError as error:
             problems.append(str(error))
-    problems += [f"station id {s!r} is given more than once" for s in sorted({s for s in stations
-                                                                              if stations.count(s) > 1})]
+    folded = [s.casefold() for s in stations]
+    problems += [f"station id {s!r} is given more than once (case does not count)"
+                 for s in sorted({s for s in stations if folded.count(s.casefold()) > 1})]
     if not stations:
         problems.append("no stations: give --station or --stations-file")
     if problems:
@@ -85,12 +112,15 @@ def write_codes(page_url: str, stations: Sequence[str], out: Path) -> list[Path]
     written = []
     for station, qr in codes:
         path = out / f"{station}.svg"
-        path.write_text(svg_document(CODE_MM + 2 * QUIET * CODE_MM / qr.symbol_size(border=0)[0], CODE_MM + 20,
-                                     code_svg(qr, station, 0, 0)), encoding="utf-8")
+        side = CODE_MM + 2 * _quiet_mm(qr)
+        path.write_text(svg_document(round(side, 3), round(side + LABEL_MM * 1.5, 3), code_svg(qr, station, 0, 0)),
+                        encoding="utf-8")
         written.append(path)
     per_page = COLUMNS * ROWS
+    if codes:
+        (out / SHEETS).mkdir(exist_ok=True)
     for number, start in enumerate(range(0, len(codes), per_page), start=1):
-        path = out / f"sheet-{number}.svg"
+        path = out / SHEETS / f"sheet-{number}.svg"
         path.write_text(page_svg(codes[start:start + per_page]), encoding="utf-8")
         written.append(path)
     return written
@@ -104,7 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--station", action="append", default=[], metavar="ID", help="a station id (repeatable)")
     parser.add_argument("--stations-file", type=Path, metavar="FILE",
                         help="station ids, one per line, '#' starts a comment")
-    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="writes DIR/ID.svg and DIR/sheet-N.svg")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR",
+                        help="writes DIR/ID.svg and DIR/sheets/sheet-N.svg")
     arguments = parser.parse_args(argv)
     try:
         stations = list(arguments.station)
