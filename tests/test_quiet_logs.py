@@ -37,3 +37,18 @@ def test_the_same_text_from_another_logger_or_level_is_another_message_and_memor
     for n in range(MAX_KEYS + 10):
         quiet.filter(record(f"message {n}"))
     assert quiet.filter(record("message 0")), "the oldest was forgotten"
+
+
+def test_the_command_filters_only_its_own_handler_never_one_its_host_installed(capsys) -> None:
+    """Run in-process (the scenario tests do), `kiosk` once added its filter to the test runner's log handlers: later
+    tests in the same process lost the warnings it had seen already."""
+    from kiosk.cli.main import main
+
+    hosts = logging.Handler()
+    root = logging.getLogger()
+    root.addHandler(hosts)
+    try:
+        assert main(["version"]) == 0
+        assert hosts.filters == []
+    finally:
+        root.removeHandler(hosts)

@@ -41,10 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     """The `kiosk` command (its entry point is kiosk/cli/entry.py, which holds SIGTERM/SIGINT before importing this)."""
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=getattr(logging, args.log_level), stream=sys.stderr,
-                        format="%(levelname)s %(name)s: %(message)s")
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RepeatFilter())
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RepeatFilter())  # only on the command's own handler: a host's (a test's) are left as they are
+    logging.basicConfig(level=getattr(logging, args.log_level), format="%(levelname)s %(name)s: %(message)s",
+                        handlers=[handler])
     _block_stop_signals(args.command is _run and args.scenario is None)
     return int(args.command(args))
 
