@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib.util
 import re
 import shutil
 import signal
 import ssl
 import subprocess
+import sys
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +21,7 @@ from broker_access import (
     CREW_PAGE,
     GRANTED_QOS_1,
     NOT_AUTHORIZED,
+    SCRIPT,
     SUCCESS,
     TIMEOUT_S,
     WILL,
@@ -34,6 +37,8 @@ from broker_access import (
 )
 from certs import Pki, make_pki
 from conftest import ROOT, wait_for
+
+from kiosk.domain import staff
 
 PASSWD_LINE = re.compile(r"(?P<user>[^:]+):\$7\$(?P<iterations>101)\$(?P<salt>[A-Za-z0-9+/]{16})"
                          r"\$(?P<hash>[A-Za-z0-9+/]{86}==)")
@@ -210,6 +215,18 @@ def test_without_crews_no_websockets_listener_is_printed_and_with_them_the_page_
     with_crew = generate(tmp_path / "with", "--station", "S1", "--crew", "ben").stdout
     install = with_crew.index("  python3 provisioning/crew_web.py --install /usr/share/kiosk/crew   # see docs/crew.md")
     assert install < with_crew.index("http_dir /usr/share/kiosk/crew")
+
+
+def test_the_station_takes_as_signers_exactly_the_names_the_generator_allows(monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = importlib.util.spec_from_file_location("broker_accounts", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    generator = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "broker_accounts", generator)  # its dataclasses look themselves up there
+    spec.loader.exec_module(generator)
+    assert generator.RESERVED_NAMES == staff.RESERVED_NAMES
+    assert generator.STAFF_NAME.pattern == staff.ACCOUNT_NAME
+    assert [staff.account_name(name) for name in ("crew-anna", "a.b_c", "fault", ".anna", "", "a/b")] == [
+        True, True, False, False, False, False]
 
 
 def test_docs_show_the_printed_configurations(tmp_path: Path) -> None:
