@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from console.alerts import AlertKind, Signal
-from console.payload import Invalid, clean, identifier, integer, json_object, text, timestamp
+from console.payload import Invalid, clean, identifier, integer, json_object, station_level, text, timestamp
 from console.summarised import MalformedWarnings
 from console.views import (
     SEVERITY_RANK,
@@ -144,7 +144,8 @@ class Board:
     def reads(self, topic: str) -> bool:
         """Whether :meth:`apply` uses messages of this topic (the console subscribes to more, for its history)."""
         levels = topic.split("/", 3)
-        return len(levels) == 4 and (levels[3] in self._HANDLERS or levels[3].startswith("fault/"))
+        return len(levels) == 4 and station_level(levels[2]) and (levels[3] in self._HANDLERS
+                                                                   or levels[3].startswith("fault/"))
 
     def sent_accept(self, ticket_id: str) -> None:
         """This console asked to accept the ticket: tell the agent if someone else gets it."""
@@ -249,6 +250,8 @@ class Board:
         levels = topic.split("/")
         if len(levels) < 4 or tuple(levels[:2]) != TOPIC_ROOT:
             raise Invalid("not a paystation/v1 topic")
+        if not station_level(levels[2]):
+            return []
         station = identifier(levels[2], "station id")
         rest = "/".join(levels[3:])
         if rest.startswith("fault/"):

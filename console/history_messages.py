@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import Any
 
 from console.metrics import RATINGS, FaultChange, VoiceFigures
+from console.payload import station_level
 
 __all__ = [
     "HISTORY_TOPICS",
@@ -104,6 +105,8 @@ def parse(topic: str, payload: bytes) -> Record | None:
     if len(levels) != 3:
         return None
     station, family, name = levels
+    if not station_level(station):
+        return None
     if family == "event":
         reader = EVENT_READERS.get(name)
         return None if reader is None else reader(_identifier(station, "station"), _envelope(payload, name))

@@ -5,7 +5,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any, Literal, overload
 
-__all__ = ["MAX_ID", "MAX_TEXT", "Invalid", "clean", "identifier", "integer", "json_object", "text", "timestamp"]
+__all__ = ["MAX_ID", "MAX_TEXT", "Invalid", "clean", "identifier", "integer", "json_object", "station_level", "text",
+           "timestamp"]
 
 MAX_TEXT = 500  # characters kept of any text a station sends (the station accepts 500 from agents)
 MAX_ID = 100
@@ -55,6 +56,15 @@ def identifier(value: Any, what: str) -> str:
     if not isinstance(value, str) or not value or len(value) > MAX_ID or not value.isprintable():
         raise Invalid(f"{what}: not a plain string of 1 to {MAX_ID} characters")
     return value
+
+
+def station_level(level: str) -> bool:
+    """Whether a topic's station level can name a station: station ids start with a letter or digit.
+
+    The levels starting with ``_`` are the alert bridge's trees (``_alerts``, ``_ack/{user}``), never a
+    station, even where their topics match a station's (``_ack/fault/x`` is ``+/fault/+``).
+    """
+    return not level.startswith("_")
 
 
 def integer(data: Any, key: str) -> int | None:

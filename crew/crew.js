@@ -12,12 +12,13 @@
   var LOGIN_KEY = "crew.login";
   var LANG_KEY = "crew.lang";
   var REFUSED_CODES = {134: true, 135: true};  /* CONNACK: bad user name or password, not authorized */
+  /* Signed commands go to cmd/{topic}/{user}: the broker lets a crew sign with its own name only (docs/mqtt.md). */
   var COMMANDS = {
-    service_start: {topic: "mode", args: function (user) { return {mode: "service", reason: "crew " + user + " at the station"}; }},
-    service_end: {topic: "mode", args: function () { return {mode: "normal"}; }},
+    service_start: {topic: "service", signed: true, args: function () { return {on: true}; }},
+    service_end: {topic: "service", signed: true, args: function () { return {on: false}; }},
     terminal_status: {topic: "terminal/status", args: function () { return {}; }},
     restart: {topic: "restart", args: function () { return {}; }},
-    fixed: {topic: "fixed", args: function (user, extra) { return {component: extra.component, note: extra.note, by: user}; }}
+    fixed: {topic: "fixed", signed: true, args: function (extra) { return {component: extra.component, note: extra.note}; }}
   };
   var CONFIRMED = ["service_start", "service_end", "terminal_status", "restart"];
 
@@ -370,7 +371,8 @@
       }
     }, REPLY_WAIT_MS)};
     state.results[stationId] = {command: command, state: "sent"};
-    state.client.publish(PREFIX + "/" + stationId + "/cmd/" + spec.topic, JSON.stringify(spec.args(state.user, extra)), {
+    var topic = PREFIX + "/" + stationId + "/cmd/" + spec.topic + (spec.signed ? "/" + state.user : "");
+    state.client.publish(topic, JSON.stringify(spec.args(extra)), {
       qos: 1, retain: false,
       properties: {responseTopic: PREFIX + "/" + stationId + "/reply/" + state.replyTag, correlationData: correlation,
         payloadFormatIndicator: true, contentType: "application/json"}});
@@ -421,9 +423,10 @@
 
   function connect() {
     var scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    state.replyTag = "crew-" + state.user + "-" + randomHex(4);
+    var tag = randomHex(4);
+    state.replyTag = "crew-" + state.user + "/" + tag;  /* the crew reads only reply/crew-{user}/# (docs/broker.md) */
     state.client = mqtt.connect(scheme + location.host + "/mqtt", {
-      protocolVersion: 5, username: state.user, password: state.password, clientId: state.replyTag, clean: true,
+      protocolVersion: 5, username: state.user, password: state.password, clientId: "crew-" + state.user + "-" + tag, clean: true,
       keepalive: 20, reconnectPeriod: 3000, connectTimeout: 10000, resubscribe: false});
     state.client.on("connect", onConnect);
     state.client.on("message", onMessage);

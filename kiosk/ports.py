@@ -343,7 +343,6 @@ class PaymentLedger(Protocol):
         """Store a parker's rating (1..5), of a session and of the parker's help call if they had them, and report it."""
 
 
-
 class HelpLedger(Protocol):
     """Help tickets: each step committed with its help/state, help/request and event rows."""
 
@@ -356,7 +355,6 @@ class HelpLedger(Protocol):
     def record_help(self, ticket_id: str, action: str, now: datetime, *, agent: str = "", text: str = "", outcome: str = "",
                     choice: str = "", presses: int = 0, call: Call | None = None) -> bool:
         """Commit one step of an open ticket with its outbox rows; False if nothing was written."""
-
 
 
 class FaultLedger(Protocol):
@@ -382,7 +380,6 @@ class FaultLedger(Protocol):
         """Store a crew member's "fixed" note on ``component`` (with the fault it notes) and its ``event/repair``."""
 
 
-
 class OutboxLedger(Protocol):
     """The outbox: rows queued in the same transaction as their fact, sent in order, marked on PUBACK."""
 
@@ -404,7 +401,6 @@ class OutboxLedger(Protocol):
 
     def retained_messages(self) -> list[tuple[str, str]]:
         """(topic, payload) of every retained topic's current message, ordered by topic (for a rebirth)."""
-
 
 
 class StationLedger(Protocol):
@@ -476,7 +472,6 @@ class StationLedger(Protocol):
 
     def close(self) -> None:
         """Close the connection (SQLite checkpoints the WAL). Safe to call twice."""
-
 
 
 class Store(PaymentLedger, HelpLedger, FaultLedger, OutboxLedger, StationLedger, Protocol):

@@ -13,6 +13,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+__all__ = [
+    "CREW_PAGE_DIR", "CREW_PORT", "PORT", "PREFIX", "RESERVED_NAMES", "ROLES", "STAFF_PORT", "Account", "Outcome", "Role",
+    "UsageError", "accounts_from", "acl_text", "generate", "hash_password", "main", "mosquitto_conf", "passwd_text",
+    "read_stations_file", "rules", "summary",
+]
+
 PREFIX = "paystation/v1"
 STATION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # also the CN of a station's client certificate
 STATION_ID_RULE = "a letter or digit, then letters, digits, '_', '.', '-' (1-64)"
@@ -37,12 +43,17 @@ STATION_WRITES = ("status", "fault/+", "event/+", "help/state", "help/request", 
                   "cfg/reported", "telemetry", "reply/#")
 STATION_READS = ("cmd/#", "cfg/desired", "help/to-parker")
 STAFF_READS = (f"{PREFIX}/#",)
+# A crew's phone may get lost: it reads the stations' retained state, the alerts and its own replies only.
+CREW_READS = (f"{PREFIX}/+/status", f"{PREFIX}/+/fault/+", f"{PREFIX}/+/telemetry", f"{PREFIX}/+/help/state",
+              f"{PREFIX}/_alerts/+")
+CREW_REPLIES = "reply/crew-{name}"  # under a station's prefix: where the crew page asks for its replies
 STAFF_WRITES = {
     Role.AGENT: (f"{PREFIX}/+/help/to-parker", f"{PREFIX}/+/cmd/#"),
     Role.OPERATOR: (f"{PREFIX}/+/cmd/#", f"{PREFIX}/+/cfg/desired"),
-    Role.CREW: tuple(f"{PREFIX}/+/cmd/{name}" for name in ("mode", "restart", "terminal/status", "fixed")),
+    Role.CREW: (f"{PREFIX}/+/cmd/restart", f"{PREFIX}/+/cmd/terminal/status"),
     Role.BRIDGE: (f"{PREFIX}/_alerts/#",),
 }
+SIGNED = ("service", "fixed")  # a crew sends these to {PREFIX}/{station}/cmd/{command}/{its own name} (docs/mqtt.md)
 ACKNOWLEDGING = (Role.AGENT, Role.CREW)  # may write their own acknowledgements, {PREFIX}/_ack/{name}/+
 BRIDGE_TREES = ("_alerts", "_ack")  # {PREFIX}/_alerts/{alert_id}, {PREFIX}/_ack/{user}/{alert_id} (docs/mqtt.md)
 # The level after `+` in the staff's wildcard writes (`+/cmd/#`, `+/help/to-parker`, `+/cfg/desired`). Such a
@@ -50,6 +61,10 @@ BRIDGE_TREES = ("_alerts", "_ack")  # {PREFIX}/_alerts/{alert_id}, {PREFIX}/_ack
 # (an alert "cmd"): these are denied to every staff account (a deny wins over every grant in mosquitto, for reading
 # too), no account may be called so, and the bridge never uses them as alert ids.
 WILDCARD_WORDS = ("cmd", "help", "cfg")
+# No staff account may be called like the first level of a station topic: an acknowledgement's topic,
+# {PREFIX}/_ack/{name}/{id}, would match the readers' {PREFIX}/+/{level}/... subscriptions (a user "fault" would
+# plant a station "_ack" with a fault in every console). Nor may a name start with "." (".", "..").
+RESERVED_NAMES = frozenset(topic.split("/")[0] for topic in STATION_WRITES + STATION_READS)
 
 # What mosquitto_passwd 2.0 writes: $7$ = PBKDF2-HMAC-SHA512, 101 iterations, 12-byte salt, 64-byte hash.
 HASH_ID = 7
@@ -85,8 +100,13 @@ def rules(account: Account) -> list[tuple[str, str]]:
                [("read", f"{own}/{topic}") for topic in STATION_READS]
     denied = [f"{PREFIX}/{tree}/{word}/#" for tree in BRIDGE_TREES for word in WILDCARD_WORDS]
     acknowledgements = [f"{PREFIX}/_ack/{account.name}/+"] if account.role in ACKNOWLEDGING else []
-    return [("deny", topic) for topic in denied] + [("read", topic) for topic in STAFF_READS] + \
-           [("write", topic) for topic in (*STAFF_WRITES[account.role], *acknowledgements)]
+    reads: Sequence[str] = STAFF_READS
+    signed: list[str] = []
+    if account.role is Role.CREW:
+        reads = (*CREW_READS, f"{PREFIX}/+/{CREW_REPLIES.format(name=account.name)}/#")
+        signed = [f"{PREFIX}/+/cmd/{command}/{account.name}" for command in SIGNED]
+    return [("deny", topic) for topic in denied] + [("read", topic) for topic in reads] + \
+           [("write", topic) for topic in (*STAFF_WRITES[account.role], *signed, *acknowledgements)]
 
 
 def acl_text(accounts: Iterable[Account]) -> str:
@@ -131,14 +151,19 @@ def accounts_from(stations: Sequence[str], agents: Sequence[str], operators: Seq
                              if account.role is Role.STATION else (STAFF_NAME, STAFF_NAME_RULE))
         if not pattern.fullmatch(account.name):
             problems.append(f"{account.role} name {account.name!r} is not valid: expected {expected}")
-        elif account.name in WILDCARD_WORDS:
-            problems.append(f"{account.role} name {account.name!r} is reserved (a topic level staff write with "
-                            f"wildcards); choose another")
+        elif account.role is not Role.STATION and (account.name in RESERVED_NAMES or account.name.startswith(".")):
+            problems.append(f"{account.role} name {account.name!r} is reserved (a level of the station topics, "
+                            f"or a name starting with '.'); choose another")
     roles_of: dict[str, list[str]] = {}
     for account in accounts:
         roles_of.setdefault(account.name, []).append(account.role)
     problems += [f"name {name!r} is given more than once (as {' and '.join(roles)}); every account needs its own name"
                  for name, roles in roles_of.items() if len(roles) > 1]
+    crew_names = {account.name for account in accounts if account.role is Role.CREW}
+    problems += [f"{account.role} name {account.name!r} would read the replies of crew {account.name[5:]!r} "
+                 f"({CREW_REPLIES.format(name=account.name[5:])}); choose another"
+                 for account in accounts
+                 if account.role is not Role.CREW and account.name.startswith("crew-") and account.name[5:] in crew_names]
     if not accounts:
         problems.append("no accounts: give --station, --stations-file, --agent, --operator, --crew or --bridge")
     if problems:
@@ -217,7 +242,7 @@ def generate(out: Path, accounts: Sequence[Account], certificates: bool = False,
 
 
 def mosquitto_conf(certificates: bool, folder: str = INSTALL_DIR, port: int = PORT,
-                   staff_port: int = STAFF_PORT, crew_port: int = CREW_PORT, crew_page: str = CREW_PAGE_DIR) -> str:
+                   staff_port: int = STAFF_PORT, crew_port: int | None = CREW_PORT, crew_page: str = CREW_PAGE_DIR) -> str:
     """The mosquitto.conf part; ``folder`` holds acl, passwd, ca.crt, broker.crt, broker.key, crew.crt, crew.key.
 
     Every listener uses TLS and takes the client id from the username, so no account can
@@ -226,6 +251,8 @@ def mosquitto_conf(certificates: bool, folder: str = INSTALL_DIR, port: int = PO
     otherwise everybody uses ``port`` with a password. Crews' phones use ``crew_port``: MQTT
     over WebSockets, which also serves the crew page from ``crew_page`` (the same origin), with a
     certificate of its own (crew.crt: one the phones trust, not the fleet CA the stations trust).
+    Without a ``crew_port`` (no crew accounts) there is no crews' listener: mosquitto refuses to
+    start with an ``http_dir`` that does not exist, so the crew page must be installed first.
     """
     lines = [
         "# paystation accounts (generated by provisioning/broker_accounts.py)",
@@ -251,6 +278,8 @@ def mosquitto_conf(certificates: bool, folder: str = INSTALL_DIR, port: int = PO
                   f"certfile {folder}/broker.crt",
                   f"keyfile {folder}/broker.key",
                   "use_username_as_clientid true"]
+    if crew_port is None:
+        return "\n".join(lines) + "\n"
     lines += ["",
               "# crews' phones: MQTT over WebSockets (username and password), and the crew page from http_dir",
               f"listener {crew_port}",
@@ -267,6 +296,7 @@ def summary(out: Path, accounts: Sequence[Account], certificates: bool, outcome:
     counts = ", ".join(f"{n} {role}{'' if n == 1 else 's'}"
                        for role in ROLES for n in [sum(a.role == role for a in accounts)])
     with_password = len(outcome.created) + len(outcome.kept) + len(outcome.rotated)
+    crews = any(account.role is Role.CREW for account in accounts)
     lines = [f"wrote {out / 'acl'} ({counts})",
              f"wrote {out / 'passwd'} ({with_password} password account{'' if with_password == 1 else 's'}"
              + ("; stations use client certificates)" if certificates else ")")]
@@ -284,9 +314,13 @@ def summary(out: Path, accounts: Sequence[Account], certificates: bool, outcome:
               f"  install -m 0640 -g mosquitto {out / 'acl'} {out / 'passwd'} {INSTALL_DIR}/",
               "  systemctl reload mosquitto   # SIGHUP: mosquitto rereads acl and passwd",
               "",
-              "mosquitto.conf (once; e.g. /etc/mosquitto/conf.d/paystation.conf; see docs/broker.md):",
+              ""]
+    if crews:
+        lines += ["install the crew page first: mosquitto refuses to start without the crews' listener's http_dir:",
+                  f"  python3 provisioning/crew_web.py --install {CREW_PAGE_DIR}   # see docs/crew.md", ""]
+    lines += ["mosquitto.conf (once; e.g. /etc/mosquitto/conf.d/paystation.conf; see docs/broker.md):",
               "",
-              mosquitto_conf(certificates)]
+              mosquitto_conf(certificates, crew_port=CREW_PORT if crews else None)]
     return "\n".join(lines)
 
 

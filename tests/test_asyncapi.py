@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from bridge.model import Alert, AlertState, Problem, Severity
+from kiosk.domain import staff
 from kiosk.domain.doctor import Health, Part
 from kiosk.domain.records import RepairNoteRecord
 from kiosk.mqtt import commands, contract, uplink
@@ -95,6 +96,8 @@ def code_topics() -> set[str]:
     if first_literals("add_event"):
         published.add("event/{kind}")  # the kinds themselves: test_event_kinds_match
     published.add(commands.REPLY_SUBTREE + "{}")
+    if staff.SIGNED:
+        published.add("cmd/{name}/{account}")  # the signed commands: test_command_names_match
     subscribed = set(uplink.SUBSCRIPTIONS)
     return {shape(topic) for topic in published | subscribed}
 
@@ -115,7 +118,11 @@ def test_event_kinds_match() -> None:
 
 
 def test_command_names_match() -> None:
-    assert set(commands.ARGUMENTS) == set(spec()["channels"]["command"]["parameters"]["name"]["enum"])
+    channels = spec()["channels"]
+    assert set(commands.ARGUMENTS) - staff.SIGNED == set(channels["command"]["parameters"]["name"]["enum"])
+    assert staff.SIGNED == set(channels["signedCommand"]["parameters"]["name"]["enum"])
+    assert sorted(staff.RESERVED_NAMES) == sorted(re.findall(r"\b[a-z]+\b", channels["signedCommand"]["parameters"][
+        "account"]["description"].split("none of ")[1]))
 
 
 def test_reply_codes_match() -> None:
@@ -259,5 +266,5 @@ def test_the_repair_event_and_the_fixed_reply_are_the_documented_ones() -> None:
     assert problems(fixed, reply["payload"]) == [] and set(fixed) == {"ok", "code", "detail", "fault_active",
                                                                        "recorded_at"}
     command = components["messages"]["command"]
-    assert [set(e["payload"]) for e in command["examples"] if "by" in e["payload"]] == [
-        {f.name for f in dataclasses.fields(commands.ARGUMENTS["fixed"])}]
+    assert [set(e["payload"]) for e in command["examples"] if "note" in e["payload"] or "on" in e["payload"]] == [
+        {f.name for f in dataclasses.fields(commands.ARGUMENTS[name])} for name in ("fixed", "service")]

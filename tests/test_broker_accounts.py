@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib.util
 import re
 import shutil
 import signal
 import ssl
 import subprocess
+import sys
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +21,7 @@ from broker_access import (
     CREW_PAGE,
     GRANTED_QOS_1,
     NOT_AUTHORIZED,
+    SCRIPT,
     SUCCESS,
     TIMEOUT_S,
     WILL,
@@ -34,6 +37,8 @@ from broker_access import (
 )
 from certs import Pki, make_pki
 from conftest import ROOT, wait_for
+
+from kiosk.domain import staff
 
 PASSWD_LINE = re.compile(r"(?P<user>[^:]+):\$7\$(?P<iterations>101)\$(?P<salt>[A-Za-z0-9+/]{16})"
                          r"\$(?P<hash>[A-Za-z0-9+/]{86}==)")
@@ -52,9 +57,11 @@ AGENT_RULES = {"topic read paystation/v1/#", "topic write paystation/v1/+/help/t
                "topic write paystation/v1/+/cmd/#", "topic write paystation/v1/_ack/a1/+", *DENIED}
 OPERATOR_RULES = {"topic read paystation/v1/#", "topic write paystation/v1/+/cmd/#",
                   "topic write paystation/v1/+/cfg/desired", *DENIED}
-CREW_RULES = {"topic read paystation/v1/#", "topic write paystation/v1/+/cmd/mode",
-              "topic write paystation/v1/+/cmd/restart",
-              "topic write paystation/v1/+/cmd/terminal/status", "topic write paystation/v1/+/cmd/fixed",
+CREW_RULES = {"topic read paystation/v1/+/status", "topic read paystation/v1/+/fault/+",
+              "topic read paystation/v1/+/telemetry", "topic read paystation/v1/+/help/state",
+              "topic read paystation/v1/_alerts/+", "topic read paystation/v1/+/reply/crew-crew-anna/#",
+              "topic write paystation/v1/+/cmd/restart", "topic write paystation/v1/+/cmd/terminal/status",
+              "topic write paystation/v1/+/cmd/service/crew-anna", "topic write paystation/v1/+/cmd/fixed/crew-anna",
               "topic write paystation/v1/_ack/crew-anna/+", *DENIED}
 BRIDGE_RULES = {"topic read paystation/v1/#", "topic write paystation/v1/_alerts/#", *DENIED}
 STAFF = {"a1", "op1", "crew-anna", "alerts"}
@@ -167,8 +174,12 @@ def test_stations_file_with_comments(tmp_path: Path) -> None:
     (["--agent", "#"], "agent name '#' is not valid"),
     (["--crew", "crew anna"], "crew name 'crew anna' is not valid"),
     (["--bridge", "al/erts"], "bridge name 'al/erts' is not valid"),
-    (["--crew", "cmd"], "crew name 'cmd' is reserved"),
-    (["--agent", "help"], "agent name 'help' is reserved"),
+    *[(["--crew" if n % 2 else "--agent", name], f"{'crew' if n % 2 else 'agent'} name {name!r} is reserved")
+      for n, name in enumerate(("cmd", "help", "cfg", "status", "fault", "event", "telemetry", "reply", ".", "..",
+                                ".anna"))],
+    (["--operator", "fault"], "operator name 'fault' is reserved"),
+    (["--bridge", "event"], "bridge name 'event' is reserved"),
+    (["--crew", "ben", "--agent", "crew-ben"], "agent name 'crew-ben' would read the replies of crew 'ben'"),
     (["--crew", "x", "--bridge", "x"], "name 'x' is given more than once (as crew and bridge)"),
     (["--station", "S1", "--agent", "S1"], "name 'S1' is given more than once (as station and agent)"),
     (["--agent", "x", "--operator", "x"], "name 'x' is given more than once (as agent and operator)"),
@@ -195,6 +206,27 @@ def test_certificate_mode_has_the_same_acl_and_no_station_passwords(tmp_path: Pa
     assert sorted(p.name for p in (tmp_path / "certificates" / "secrets").iterdir()) == sorted(
         f"{name}.password" for name in STAFF)
     assert "use_identity_as_username true" in result.stdout and "require_certificate true" in result.stdout
+
+
+def test_without_crews_no_websockets_listener_is_printed_and_with_them_the_page_comes_first(tmp_path: Path) -> None:
+    without = generate(tmp_path / "without", "--station", "S1", "--operator", "op1").stdout
+    assert "websockets" not in without and "http_dir" not in without and "crew_web.py" not in without
+    assert without.endswith("use_username_as_clientid true\n")
+    with_crew = generate(tmp_path / "with", "--station", "S1", "--crew", "ben").stdout
+    install = with_crew.index("  python3 provisioning/crew_web.py --install /usr/share/kiosk/crew   # see docs/crew.md")
+    assert install < with_crew.index("http_dir /usr/share/kiosk/crew")
+
+
+def test_the_station_takes_as_signers_exactly_the_names_the_generator_allows(monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = importlib.util.spec_from_file_location("broker_accounts", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    generator = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "broker_accounts", generator)  # its dataclasses look themselves up there
+    spec.loader.exec_module(generator)
+    assert generator.RESERVED_NAMES == staff.RESERVED_NAMES
+    assert generator.STAFF_NAME.pattern == staff.ACCOUNT_NAME
+    assert [staff.account_name(name) for name in ("crew-anna", "a.b_c", "fault", ".anna", "", "a/b")] == [
+        True, True, False, False, False, False]
 
 
 def test_docs_show_the_printed_configurations(tmp_path: Path) -> None:
@@ -341,10 +373,12 @@ def test_agents_receive_help_requests_through_the_shared_subscription(login: Cal
         agent.wait_message(f"{P}/{station_id}/help/request", payload)
 
 
-CREW_MAY = [f"{P}/S1/cmd/mode", f"{P}/S2/cmd/restart", f"{P}/S1/cmd/terminal/status", f"{P}/S1/cmd/fixed",
-            f"{P}/_ack/crew-anna/a-7f3c"]
-CREW_MAY_NOT = [f"{P}/S1/cmd/courtesy", f"{P}/S1/cmd/update", f"{P}/S1/cmd/terminal/end-of-day", f"{P}/S1/cmd/notice",
-                f"{P}/S1/cmd/journey/cancel", f"{P}/S1/cmd/fixed/x", f"{P}/S1/help/to-parker", f"{P}/S1/cfg/desired",
+CREW_MAY = [f"{P}/S1/cmd/service/crew-anna", f"{P}/S2/cmd/restart", f"{P}/S1/cmd/terminal/status",
+            f"{P}/S1/cmd/fixed/crew-anna", f"{P}/_ack/crew-anna/a-7f3c"]
+CREW_MAY_NOT = [f"{P}/S1/cmd/mode", f"{P}/S1/cmd/fixed", f"{P}/S1/cmd/fixed/crew-ben", f"{P}/S1/cmd/service/a1",
+                f"{P}/S1/cmd/service", f"{P}/S1/cmd/fixed/crew-anna/x", f"{P}/S1/cmd/courtesy", f"{P}/S1/cmd/update",
+                f"{P}/S1/cmd/terminal/end-of-day", f"{P}/S1/cmd/notice", f"{P}/S1/cmd/journey/cancel",
+                f"{P}/S1/help/to-parker", f"{P}/S1/cfg/desired",
                 f"{P}/S1/status", f"{P}/S1/event/repair", f"{P}/_ack/a1/a-7f3c", f"{P}/_ack/crew-anna/a-7f3c/x",
                 f"{P}/_ack/cmd/mode", f"{P}/_alerts/a-7f3c", f"{P}/_alerts/cmd/mode"]
 
@@ -357,7 +391,29 @@ def test_crew_publishes_exactly_its_commands_and_its_own_acknowledgements(login:
         assert crew.publish(topic, payload) == SUCCESS, topic
         observer.wait_message(topic, payload)
     for topic in CREW_MAY_NOT:
-        assert_denied(crew, topic, observer, f"{P}/S1/cmd/fixed")
+        assert_denied(crew, topic, observer, f"{P}/S1/cmd/fixed/crew-anna")
+
+
+def test_a_crew_reads_only_the_stations_state_the_alerts_and_its_own_replies(login: Callable[..., Peer]) -> None:
+    """A lost phone tells nothing of payments, help conversations, commands or other crews' replies."""
+    crew = login("crew-anna", f"{P}/#")  # granted: the broker checks every message against the read rules
+    station, agent, operator, bridge = login("S1"), login("a1"), login("op1"), login("alerts")
+    hidden = [(station, f"{P}/S1/event/payment"), (station, f"{P}/S1/event/repair"), (station, f"{P}/S1/help/request"),
+              (station, f"{P}/S1/help/from-parker"), (station, f"{P}/S1/cfg/reported"),
+              (station, f"{P}/S1/reply/crew-ben/0a1b2c3d"), (station, f"{P}/S1/reply/crew-crew-anna2/x"),
+              (station, f"{P}/S1/reply/a1"), (agent, f"{P}/S1/help/to-parker"), (agent, f"{P}/_ack/a1/a-7f3c"),
+              (operator, f"{P}/S1/cmd/mode"), (operator, f"{P}/S1/cfg/desired"), (bridge, f"{P}/_alerts/a-1/x")]
+    shown = [(station, f"{P}/S1/status"), (station, f"{P}/S1/fault/door"), (station, f"{P}/S1/telemetry"),
+             (station, f"{P}/S1/help/state"), (station, f"{P}/S1/reply/crew-crew-anna/0a1b2c3d"),
+             (bridge, f"{P}/_alerts/a-1")]
+    payloads = [unique("hidden") for _ in hidden]
+    for (peer, topic), payload in zip(hidden, payloads, strict=True):  # each PUBACK comes once mosquitto routed it
+        assert peer.publish(topic, payload) == SUCCESS, topic
+    for peer, topic in shown:  # what arrives after the hidden ones were routed (mosquitto routes in one thread)
+        payload = unique("shown")
+        assert peer.publish(topic, payload) == SUCCESS, topic
+        crew.wait_message(topic, payload)
+    assert [message for message in crew.messages if message[1] in payloads] == []
 
 
 def test_crew_reads_the_alerts_the_bridge_writes_and_nothing_else_is_written_by_the_bridge(
@@ -467,10 +523,10 @@ def crew_over_websockets(mosquitto: ConfiguredMosquitto, folder: Path, pki: Pki,
     crew = peers(mosquitto.crew_port, "crew-anna", secret(folder, "crew-anna"), pki=pki, websockets=True)
     assert crew.connect() == SUCCESS and crew.subscribe(f"{P}/S1/cmd/#") == [GRANTED_QOS_1]
     payload = unique()
-    assert crew.publish(f"{P}/S1/cmd/fixed", payload) == SUCCESS
-    observer.wait_message(f"{P}/S1/cmd/fixed", payload)
-    crew.wait_message(f"{P}/S1/cmd/fixed", payload)
+    assert crew.publish(f"{P}/S1/cmd/fixed/crew-anna", payload) == SUCCESS
+    observer.wait_message(f"{P}/S1/cmd/fixed/crew-anna", payload)
     assert_denied(crew, f"{P}/S1/cmd/courtesy", observer, f"{P}/_ack/crew-anna/a-1")
+    assert [message for message in crew.messages if message[1] == payload] == []  # crews read no commands
 
 
 def test_printed_configuration_with_station_certificates(tmp_path: Path, pki: Pki,

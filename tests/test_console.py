@@ -27,6 +27,7 @@ from console.agent_link import AgentLink, check_agent, parse_broker_url, subscri
 from console.alerts import AlertKind
 from console.board import Board
 from console.forms import FormScreen
+from console.history_messages import parse as history_parse
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 ST1, ST2 = "ST-1", "ST-2"
@@ -105,6 +106,20 @@ def test_faults_critical_first_cleared_and_alerted_only_when_new_and_live() -> N
     assert [f.component for f in board.station(ST1).faults] == ["outbox", "operator"]
     [again] = board.apply(topic(ST1, "fault/card_terminal"), fault("not_ready", "critical"), False, T0)
     assert again.subject == "card_terminal/not_ready"
+
+
+@pytest.mark.parametrize("level", ["_ack", "_alerts", "_"])
+def test_the_bridges_trees_are_never_a_station(level: str, caplog: pytest.LogCaptureFixture) -> None:
+    """``_ack/fault/a-1`` matches ``+/fault/+``: an account "fault" must not plant a station ``_ack`` with a fault."""
+    board = Board("anna")
+    for name, payload in (("status", js({"state": "lost", "boot": 1})), ("fault/a-1", fault("open", "critical")),
+                          ("help/state", help_state(TICKET_A, "waiting", T0))):
+        assert not board.reads(f"paystation/v1/{level}/{name}")
+        assert board.apply(f"paystation/v1/{level}/{name}", payload, False, T0) == []
+        assert history_parse(f"paystation/v1/{level}/{name}", payload) is None
+    board.flush_warnings(T0 + timedelta(hours=1))
+    assert board.stations() == [] and board.queue(T0) == [] and caplog.records == []  # ignored, not malformed
+    assert board.reads(topic(ST1, "fault/door")) and history_parse(topic(ST1, "fault/door"), fault("open", "critical"))
 
 
 def test_queue_is_oldest_first_with_waiting_time_and_forgets_closed_tickets() -> None:

@@ -346,9 +346,9 @@ def test_service_mode_terminal_status_and_a_fixed_note_reach_the_station_and_its
         bench: Bench) -> None:
     crew, fleet, driver = bench
     fleet.answers.update({
-        "mode": {"ok": True, "code": "ok", "detail": "service mode on", "mode": "service"},
+        "service/anna": {"ok": True, "code": "ok", "detail": "service mode on", "mode": "service"},
         "terminal/status": {"ok": False, "code": "busy", "detail": "a parker is paying"},
-        "fixed": {"ok": True, "code": "ok", "detail": None, "fault_active": True, "recorded_at": iso(NOW)}})
+        "fixed/anna": {"ok": True, "code": "ok", "detail": None, "fault_active": True, "recorded_at": iso(NOW)}})
     before = len(fleet.commands)
     sign_in(driver, crew, "?station=DE-BER-0005")  # the station's QR code
     wait(driver, lambda d: d.find_element(By.CSS_SELECTOR, "#detail-info h2").text == "DE-BER-0005", "the station's page")
@@ -357,14 +357,14 @@ def test_service_mode_terminal_status_and_a_fixed_note_reach_the_station_and_its
 
     driver.find_element(By.CSS_SELECTOR, "[data-command='service_start']").click()
     confirm(driver, "Start service mode at DE-BER-0005?")
-    sent = fleet.wait_until(lambda: fleet.commands[before:], "cmd/mode")[0]
-    assert sent.topic == f"{P}/DE-BER-0005/cmd/mode"
-    assert sent.payload == b'{"mode":"service","reason":"crew anna at the station"}'
-    assert re.fullmatch(rf"{P}/DE-BER-0005/reply/crew-anna-[0-9a-f]{{8}}", sent.response_topic)
+    sent = fleet.wait_until(lambda: fleet.commands[before:], "cmd/service/anna")[0]
+    assert sent.topic == f"{P}/DE-BER-0005/cmd/service/anna"
+    assert sent.payload == b'{"on":true}'
+    assert re.fullmatch(rf"{P}/DE-BER-0005/reply/crew-anna/[0-9a-f]{{8}}", sent.response_topic)
     assert re.fullmatch(rb"[0-9a-f]{32}", sent.correlation)
     result_is(driver, "Start service mode: done · service mode on · mode: service")
 
-    fleet.answers["mode"] = {"ok": True, "code": "ok", "detail": "back to normal", "mode": "normal"}
+    fleet.answers["service/anna"] = {"ok": True, "code": "ok", "detail": "back to normal", "mode": "normal"}
     driver.find_element(By.CSS_SELECTOR, "[data-command='service_end']").click()
     confirm(driver, "End service mode at DE-BER-0005?")
     result_is(driver, "End service mode: done · back to normal · mode: normal")
@@ -385,9 +385,8 @@ def test_service_mode_terminal_status_and_a_fixed_note_reach_the_station_and_its
     assert driver.find_element(By.ID, "fixed-note").get_attribute("value") == ""
     commands = fleet.commands[before:]
     assert [(c.topic.removeprefix(f"{P}/DE-BER-0005/cmd/"), json.loads(c.payload)) for c in commands] == [
-        ("mode", {"mode": "service", "reason": "crew anna at the station"}), ("mode", {"mode": "normal"}),
-        ("terminal/status", {}),
-        ("fixed", {"component": "card_terminal", "note": "Replaced the terminal's cable", "by": "anna"})]
+        ("service/anna", {"on": True}), ("service/anna", {"on": False}), ("terminal/status", {}),
+        ("fixed/anna", {"component": "card_terminal", "note": "Replaced the terminal's cable"})]
     assert len({c.correlation for c in commands}) == 4 and {c.response_topic for c in commands} == {sent.response_topic}
 
 

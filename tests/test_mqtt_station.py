@@ -432,12 +432,12 @@ def test_doctor_command_and_kiosk_doctor_agree(running: tuple[Mosquitto, Staff, 
 
 
 def test_fixed_note_is_recorded_published_and_answered(running: tuple[Mosquitto, Staff, Station]) -> None:
-    """cmd/fixed (docs/mqtt.md): the reply's exact bytes, event/repair naming the fault, and a refusal."""
+    """cmd/fixed/{account} (docs/mqtt.md): the reply's exact bytes, event/repair naming the fault, and refusals."""
     _, staff, station = running
 
-    def fixed(payload: str) -> Received:
+    def fixed(payload: str, name: str = "fixed/crew-anna") -> Received:
         correlation, before = uuid.uuid4().bytes, len(staff.messages)
-        staff.publish(PREFIX + "cmd/fixed", payload, response_topic=REPLY_TOPIC, correlation=correlation)
+        staff.publish(PREFIX + "cmd/" + name, payload, response_topic=REPLY_TOPIC, correlation=correlation)
         replies = (lambda m: next((x for x in m[before:] if x.topic == REPLY_TOPIC and x.correlation == correlation),
                                   None))
         return staff.wait_for(replies, 20, "the reply to cmd/fixed")
@@ -445,7 +445,7 @@ def test_fixed_note_is_recorded_published_and_answered(running: tuple[Mosquitto,
     assert command(staff, "mode", '{"mode": "service", "reason": "crew crew-anna at the station"}')["ok"]
     raised = staff.wait_for(newest("fault/operator", active=True, code="service"), 10, "fault/operator service")
     before = len(events_of(staff, "repair"))
-    answer = fixed('{"component": "operator", "note": "Door seal replaced", "by": "crew-anna"}')
+    answer = fixed('{"component": "operator", "note": "Door seal replaced"}')
     [event] = staff.wait_for(lambda m: events_of(staff, "repair")[before:], 10, "event/repair")
     assert event["data"] == {"component": "operator", "code": "service", "fault_raised_at": raised["since"],
                              "fault_active": True, "note": "Door seal replaced", "by": "crew-anna"}
@@ -456,12 +456,45 @@ def test_fixed_note_is_recorded_published_and_answered(running: tuple[Mosquitto,
             ("operator", "service", "Door seal replaced", "crew-anna")]
 
     assert command(staff, "mode", '{"mode": "normal"}')["ok"]
-    after = fixed('{"component": "operator", "note": "Tested, back in service", "by": "crew-anna"}').json()
+    after = fixed('{"component": "operator", "note": "Tested, back in service"}').json()
     assert (after["ok"], after["detail"], after["fault_active"]) == (True, "note recorded on operator/service, cleared",
                                                                      False)
-    refused = fixed('{"component": "printer", "note": "x", "by": "crew anna"}')
-    assert refused.payload == (b'{"ok":false,"code":"bad_arguments","detail":"by: expected the crew member\'s account '
-                               b"name: letters, digits, '_', '.', '-' (1-64), got 'crew anna'\"}")
-    unknown = fixed('{"component": "printer", "note": "x", "by": "crew-anna"}')
+    signed_twice = fixed('{"component": "operator", "note": "x", "by": "crew-ben"}')
+    assert signed_twice.payload == (b'{"ok":false,"code":"bad_arguments",'
+                                    b'"detail":"by: unknown key; valid keys here: component, note"}')
+    unknown = fixed('{"component": "printer", "note": "x"}')
     assert unknown.payload == (b'{"ok":false,"code":"bad_arguments",'
                                b'"detail":"component: \'printer\' is no fault component of this station"}')
+    unsigned = fixed('{"component": "operator", "note": "x"}', "fixed").json()
+    assert (unsigned["code"], unsigned["detail"].split(";")[0]) == ("unknown_command", "unknown command 'fixed'")
+    reserved = fixed('{"component": "operator", "note": "x"}', "fixed/fault").json()
+    assert (reserved["code"], reserved["detail"]) == ("bad_arguments", "the topic's last level 'fault' is no account "
+                                                      "name: letters, digits, '_', '.', '-' (1-64), not a word of the "
+                                                      "station's topics")
+    with sqlite3.connect(station.config.parent / "kiosk.db") as conn:
+        assert conn.execute("SELECT count(*) FROM repair_note").fetchone() == (2,)
+
+
+def test_a_crew_starts_and_ends_service_mode_but_not_staffs_outage(running: tuple[Mosquitto, Staff, Station]) -> None:
+    """cmd/service/{account}: mode service with the crew's name, back to normal only from service mode."""
+    _, staff, _ = running
+    assert command(staff, "mode", '{"mode": "normal"}')["ok"]
+    assert command(staff, "service/crew-anna", '{"on": true}') == {
+        "ok": True, "code": "ok", "detail": "mode service", "mode": "service"}
+    fault = staff.wait_for(newest("fault/operator", active=True, code="service"), 10, "fault/operator service")
+    assert fault["message"] == "In service mode: a crew is working on the station: service by crew crew-anna"
+    assert command(staff, "service/crew-ben", '{"on": true}') == {
+        "ok": True, "code": "ok", "detail": "already in service mode; what parkers were told stays", "mode": "service"}
+    assert command(staff, "service/crew-anna", '{"on": false}') == {
+        "ok": True, "code": "ok", "detail": "mode normal", "mode": "normal"}
+    staff.wait_for(newest("fault/operator", active=False), 10, "fault/operator cleared")
+    assert command(staff, "service/crew-anna", '{"on": false}') == {
+        "ok": False, "code": "wrong_mode", "detail": "the station is not in service mode"}
+    assert command(staff, "mode", '{"mode": "out_of_service", "reason": "vandalised", "parking": "free"}')["ok"]
+    staff.wait_for(newest("fault/operator", active=True, code="out_of_service"), 10, "fault/operator out_of_service")
+    staffs = {"ok": False, "code": "wrong_mode",
+              "detail": "the station is out of service by staff; only staff can change that"}
+    assert command(staff, "service/crew-anna", '{"on": true}') == staffs
+    assert command(staff, "service/crew-anna", '{"on": false}') == staffs
+    assert command(staff, "service/crew-anna", '{"on": false, "mode": "normal"}')["code"] == "bad_arguments"
+    assert command(staff, "mode", '{"mode": "normal"}')["ok"]

@@ -1,4 +1,4 @@
-"""Staff commands run on the loop thread: notice, mode, courtesy, journey cancel, restart, service menu, fixed, update."""
+"""Staff commands on the loop: notice, mode, service, courtesy, journey cancel, restart, menu, terminal, fixed, update."""
 from __future__ import annotations
 
 import logging
@@ -13,7 +13,18 @@ from kiosk.domain.events import CourtesyGranted, Event, JourneyCancelled, Method
 from kiosk.domain.helpdesk import courtesy_reason_suffix
 from kiosk.domain.outage import LATEST_BACK, Outage, ParkingWhileOut, parse_back_at
 from kiosk.domain.payment import REQUEST_KINDS
-from kiosk.domain.staff import CourtesyArgs, Done, FixedArgs, JourneyCancelArgs, ModeArgs, NoArgs, NoticeArgs, Refusal
+from kiosk.domain.staff import (
+    CourtesyArgs,
+    Done,
+    FixedArgs,
+    JourneyCancelArgs,
+    ModeArgs,
+    NoArgs,
+    NoticeArgs,
+    Refusal,
+    ServiceArgs,
+    Signed,
+)
 from kiosk.domain.update import UpdateArgs
 from kiosk.mqtt.contract import time_text
 from kiosk.ports import StorageError, Store
@@ -64,6 +75,7 @@ class Operations:
         self._executors: dict[str, Callable[[Any, datetime], Done]] = {  # command name -> its executor
             "notice": self._notice,
             "mode": self._mode,
+            "service": self._service,
             "courtesy": self._courtesy,
             "journey/cancel": self._journey_cancel,
             "restart": self._restart_when_idle,
@@ -135,6 +147,25 @@ class Operations:
         self._service_menu.mode_set(now)  # a mode staff set is theirs: the menu gives nothing back over it
         return Done(f"mode {args.mode}", {"mode": args.mode})
 
+    def _service(self, signed: Signed[ServiceArgs], now: datetime) -> Done:
+        """A crew member's service mode: ``mode service`` on, ``mode normal`` off, and only over their own kind of mode.
+
+        Staff's out of service stays theirs (what parkers were told too), and a station in
+        service mode already keeps what staff told parkers.
+        """
+        operator = self._faults.get("operator")
+        mode = None if operator is None else operator.code
+        if mode == "out_of_service":
+            raise Refusal("wrong_mode", "the station is out of service by staff; only staff can change that")
+        if signed.args.on:
+            if mode == "service":
+                self._service_menu.mode_set(now)  # theirs now: a service menu that opened it gives nothing back
+                return Done("already in service mode; what parkers were told stays", {"mode": "service"})
+            return self._mode(ModeArgs("service", f"service by crew {signed.by}"), now)
+        if mode != "service":
+            raise Refusal("wrong_mode", "the station is not in service mode")
+        return self._mode(ModeArgs("normal"), now)
+
     def _courtesy(self, args: CourtesyArgs, now: datetime) -> Done:
         """Free parking for a plate, after the session it already has (however the agent spelled the plate)."""
         settings = self._state().settings
@@ -168,13 +199,14 @@ class Operations:
         self._post(JourneyCancelled(args.reason, args.ticket))
         return Done("the parker's journey ended; Welcome is shown")
 
-    def _fixed(self, args: FixedArgs, now: datetime) -> Done:
+    def _fixed(self, signed: Signed[FixedArgs], now: datetime) -> Done:
         """A crew member's "fixed" note: stored in the fault history with the fault it notes, and published."""
+        args = signed.args
         if not self._faults.knows(args.component):
             raise Refusal("bad_arguments", f"component: {args.component!r} is no fault component of this station")
         if not self._store.usable:
             raise Refusal("unavailable", "the station's database is not usable; the note needs the fault history")
-        note = self._store.note_repair(args.component, args.note, args.by, now)
+        note = self._store.note_repair(args.component, args.note, signed.by, now)
         if note.code is None:
             detail = f"note recorded; {note.component} has no fault on record"
         else:

@@ -1,21 +1,38 @@
 """Staff commands as the domain knows them: their validated arguments and the refusal of one that must not run."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Generic, TypeVar
 
 from kiosk.config import between, matches, one_of
 from kiosk.domain.outage import ParkingWhileOut
 from kiosk.domain.update import UpdateArgs
 
 __all__ = [
-    "ACCOUNT_NAME", "ARGUMENTS", "TERMINAL_REQUESTS", "CourtesyArgs", "Done", "FixedArgs", "JourneyCancelArgs",
-    "ModeArgs", "NoArgs", "NoticeArgs", "Refusal", "ServiceMenuArgs", "Text200", "TicketId",
+    "ACCOUNT_NAME", "ARGUMENTS", "CONTROL_CHARACTERS", "RESERVED_NAMES", "SIGNED", "TERMINAL_REQUESTS", "CourtesyArgs",
+    "Done", "FixedArgs", "JourneyCancelArgs", "ModeArgs", "NoArgs", "NoticeArgs", "Refusal", "ServiceArgs",
+    "ServiceMenuArgs", "Signed", "Text200", "TicketId", "account_name",
 ]
 
+A = TypeVar("A")
+
+# What no staff text may hold: C0 and C1 controls (NUL too: SQLite refuses it), DEL, and the bidirectional
+# embeddings, overrides and isolates that make a text read otherwise than it is stored.
+CONTROL_CHARACTERS = "\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
 TicketId = Annotated[str, matches(r"[0-9a-f-]{36}", "a help ticket id (UUID)")]
-Text200 = Annotated[str, matches(r"(?s)\S.{0,199}", "1 to 200 characters, not starting with a space")]
+Text200 = Annotated[str, matches(rf"[^\s{CONTROL_CHARACTERS}][^{CONTROL_CHARACTERS}]{{0,199}}",
+                                 "1 to 200 characters, not starting with a space, without control characters")]
 ACCOUNT_NAME = r"[A-Za-z0-9_.-]{1,64}"  # a broker account's name (provisioning/broker_accounts.py STAFF_NAME)
+# Names no staff account has (provisioning/broker_accounts.py RESERVED_NAMES): the first level of every station
+# topic, which an acknowledgement's user level would imitate; names starting with "." neither.
+RESERVED_NAMES = frozenset({"cfg", "cmd", "event", "fault", "help", "reply", "status", "telemetry"})
+SIGNED = frozenset({"fixed", "service"})  # sent to cmd/{name}/{account}: the broker vouches for the account
+
+
+def account_name(name: str) -> bool:
+    """Whether ``name`` can be a staff account's: ACCOUNT_NAME, not reserved, not starting with a dot."""
+    return re.fullmatch(ACCOUNT_NAME, name) is not None and name not in RESERVED_NAMES and not name.startswith(".")
 
 
 @dataclass(frozen=True)
@@ -68,7 +85,21 @@ class FixedArgs:
 
     component: Annotated[str, matches(r"[a-z][a-z0-9_]{0,63}", "a fault component, e.g. card_terminal")]
     note: Text200
-    by: Annotated[str, matches(ACCOUNT_NAME, "the crew member's account name: letters, digits, '_', '.', '-' (1-64)")]
+
+
+@dataclass(frozen=True)
+class ServiceArgs:
+    """A crew member starts service mode (on) or ends it (off): never free parking, never ending staff's outage."""
+
+    on: bool
+
+
+@dataclass(frozen=True)
+class Signed(Generic[A]):
+    """A signed command's arguments with its sender, the account named by the topic's last level (``cmd/fixed/anna``)."""
+
+    by: str
+    args: A
 
 
 @dataclass(frozen=True)
@@ -91,6 +122,7 @@ ARGUMENTS: dict[str, type] = {
     "service-menu": ServiceMenuArgs,
     "update": UpdateArgs,
     "fixed": FixedArgs,
+    "service": ServiceArgs,
 }
 
 TERMINAL_REQUESTS = {"terminal/status": "status",

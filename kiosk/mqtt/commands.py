@@ -10,7 +10,7 @@ from kiosk.config import matches, one_of
 from kiosk.domain import helpdesk, staff
 from kiosk.domain.events import AgentSays
 from kiosk.domain.outage import parse_back_at
-from kiosk.domain.staff import ModeArgs, Refusal, TicketId
+from kiosk.domain.staff import ModeArgs, Refusal, Signed, TicketId
 from kiosk.remote_config import json_value
 
 __all__ = [
@@ -37,13 +37,29 @@ class ToParkerArgs:
 
 @dataclass(frozen=True)
 class Request:
-    """A command as received: name (the topic after ``cmd/``), raw payload and MQTT 5 request properties."""
+    """A command as received: name (the topic after ``cmd/``), raw payload and MQTT 5 request properties.
+
+    ``name`` is what logs and the command record show: for a signed command it names the sender
+    too (``fixed/anna``); ``command`` is the command itself (``fixed``).
+    """
 
     name: str
     payload: bytes
     response_topic: str | None
     correlation: bytes | None
     retained: bool
+
+    @property
+    def command(self) -> str:
+        """The command's name: ``name`` without the sender's level of a signed command."""
+        head, _, _ = self.name.rpartition("/")
+        return head if head in staff.SIGNED else self.name
+
+    @property
+    def sender(self) -> str | None:
+        """The last level of a signed command's topic (the account that sent it); None for another command."""
+        head, _, last = self.name.rpartition("/")
+        return last if head in staff.SIGNED else None
 
 
 def reply(ok: bool, code: str, detail: str = "", **data: Any) -> str:
@@ -69,9 +85,13 @@ def parse(request: Request) -> Any:
         raise Refusal("retained", "commands must not be retained; clear the retained message")
     if len(request.payload) > MAX_COMMAND_BYTES:
         raise Refusal("too_large", f"payload of {len(request.payload)} bytes; at most {MAX_COMMAND_BYTES}")
-    cls = ARGUMENTS.get(request.name)
-    if cls is None:
-        raise Refusal("unknown_command", f"unknown command {request.name!r}; known: {', '.join(ARGUMENTS)}")
+    cls = ARGUMENTS.get(request.command)
+    if cls is None or (request.command in staff.SIGNED and request.sender is None):
+        known = ", ".join(f"{name}/{{account}}" if name in staff.SIGNED else name for name in ARGUMENTS)
+        raise Refusal("unknown_command", f"unknown command {request.name!r}; known: {known}")
+    if request.sender is not None and not staff.account_name(request.sender):
+        raise Refusal("bad_arguments", f"the topic's last level {request.sender!r} is no account name: "
+                                       "letters, digits, '_', '.', '-' (1-64), not a word of the station's topics")
     if not request.correlation:
         raise Refusal("bad_arguments", "correlation data is required: it is what makes a command run at most once")
     try:
@@ -86,7 +106,7 @@ def parse(request: Request) -> Any:
         raise Refusal("bad_arguments", "; ".join(f"{p.key}: {p.message}" for p in exc.problems)) from exc
     if isinstance(args, ModeArgs):
         _check_mode(args)
-    return args
+    return args if request.sender is None else Signed(request.sender, args)
 
 
 def _check_mode(args: ModeArgs) -> None:

@@ -435,7 +435,7 @@ class Uplink:
         return True
 
     def _execute(self, request: Request, key: str | None, args: Any, now: datetime) -> None:
-        name = request.name
+        name = request.command
         operations = self._control.operations
         if name == "rebirth":
             self._publish_birth(now)

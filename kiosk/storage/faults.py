@@ -18,6 +18,7 @@ __all__ = ["SEVERITIES", "FaultLog", "fault_record"]
 log = logging.getLogger("kiosk.storage.store")
 
 SEVERITIES = ("info", "warning", "critical")
+COMPONENT_CHARS = 64  # a fault component's longest name
 NOTE_CHARS = 200  # a repair note's longest text
 BY_CHARS = 64  # the longest account name that signs one
 
@@ -109,7 +110,8 @@ class FaultLog:
         The note names the fault it notes: the component's active fault, else its latest; none
         when the component never had one. InvalidValue for an empty or too long note or name.
         """
-        for name, value, longest in (("component", component, 64), ("note", note, NOTE_CHARS), ("by", by, BY_CHARS)):
+        for name, value, longest in (("component", component, COMPONENT_CHARS), ("note", note, NOTE_CHARS),
+                                     ("by", by, BY_CHARS)):
             if len(check_text(name, value)) > longest:
                 raise InvalidValue(f"{name} must be at most {longest} characters, got {len(value)}")
         utc(now, "now")
