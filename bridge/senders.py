@@ -76,7 +76,8 @@ def _local(moment: datetime, rules: Rules) -> str:
     try:
         return moment.astimezone(rules.bridge.timezone).strftime("%Y-%m-%d %H:%M %Z")
     except (OverflowError, ValueError):
-        return moment.strftime("%Y-%m-%d %H:%M UTC")
+        utc = moment.astimezone(UTC)
+        return f"{utc.year:04}-{utc:%m-%d %H:%M} UTC"
 
 
 def compose(alert: Alert, kind: SendKind, rules: Rules) -> Text:
@@ -91,7 +92,7 @@ def compose(alert: Alert, kind: SendKind, rules: Rules) -> Text:
         taken = f"Acknowledged by {alert.acked_by} at {_local(alert.acked_at, rules)}." \
             if alert.acked_by and alert.acked_at else "Nobody acknowledged it."
         body = (f"Resolved: {alert.title}\n\nThe problem ended; the alert closed at {_local(ended, rules)}, "
-                f"{_span(alert.since, ended)} after it began ({_local(alert.since, rules)}).\n{taken}\n"
+                f"{_minutes(ended - alert.since)} after it began ({_local(alert.since, rules)}).\n{taken}\n"
                 f"Stations: {places}\nAlert: {alert.id}\n")
         return Text(_one_line(f"Resolved: {alert.title}"), body, link)
     lines = [alert.title, "", alert.message, "", f"Stations: {places}"]
@@ -133,13 +134,6 @@ def broker_back_notice(url: str, now: datetime, rules: Rules) -> Notice:
 def _one_line(text: str) -> str:
     """A title as one line of printable characters (a mail subject, an HTTP header)."""
     return " ".join("".join(c if c.isprintable() else " " for c in text).split())[:200]
-
-
-def _span(start: datetime, end: datetime) -> str:
-    try:
-        return _minutes(end - start)
-    except OverflowError:
-        return "a very long time"
 
 
 def _minutes(span: timedelta) -> str:
@@ -215,7 +209,7 @@ def _notice_post(hook: Webhook, notice: Notice, text: Text) -> _Post:
 def _why(exc: Exception, deadline: Deadline) -> str:
     """Why a webhook's request failed, in words that hold no secret (a ValueError may quote a header)."""
     if deadline.fired:
-        return f"no answer within {deadline.seconds:g} s, cut off"
+        return f"cut off: {deadline.reason}"
     if isinstance(exc, SecretUnusable):
         return str(exc)
     if isinstance(exc, ValueError):
@@ -233,9 +227,10 @@ class Deadline:
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.fired = False
+        self.reason = ""
         self._lock = threading.Lock()
         self._socket_of: Callable[[], socket.socket | None] | None = None
-        self._timer = threading.Timer(seconds, self.abort)
+        self._timer = threading.Timer(seconds, self.abort, args=(f"no answer within {seconds:g} s",))
         self._timer.daemon = True
 
     def __enter__(self) -> Deadline:
@@ -253,10 +248,11 @@ class Deadline:
             if self.fired:
                 self._cut()
 
-    def abort(self) -> None:
-        """Cut the send off now."""
+    def abort(self, reason: str = "the bridge stopped") -> None:
+        """Cut the send off now; ``reason`` is what its error says."""
         with self._lock:
-            self.fired = True
+            if not self.fired:
+                self.fired, self.reason = True, reason
             self._cut()
 
     def _cut(self) -> None:
@@ -468,7 +464,7 @@ class Dispatcher:
                         server.login(smtp.username, read_secret(smtp.password_file))
                     server.send_message(message)
             except (OSError, smtplib.SMTPException, UnicodeError, SecretUnusable) as exc:
-                cut = f"no answer within {deadline.seconds:g} s, cut off" if deadline.fired else str(exc)
+                cut = f"cut off: {deadline.reason}" if deadline.fired else str(exc)
                 raise SendFailed(f"SMTP {smtp.host}:{smtp.port}: {cut}") from exc
             finally:
                 lane.deadline = None
