@@ -485,7 +485,7 @@ def _groups(tables: list[_Table], people: Mapping[str, Person]) -> dict[str, Gro
     groups: dict[str, Group] = {}
     read: list[tuple[_Table, Group]] = []
     for table in tables:
-        members = table.get("members", NO_NAMES, _texts(_name), "a non-empty list of [[people]] names", required=True)
+        members = table.get("members", NO_NAMES, _texts(_account), "a non-empty list of [[people]] names", required=True)
         for member in members:
             if member not in people:
                 table.bad("members", f"no [[people]] entry is named {member!r}")
