@@ -100,12 +100,12 @@ class Service:
         return self._fresh_at is not None and time.monotonic() >= self._fresh_at
 
     def start(self) -> None:
-        """Start sending, judging and connecting (in that order)."""
+        """Tell systemd it is ready, and start sending, judging and connecting (in that order)."""
+        if self._notifier is not None:
+            self._notifier.ready("connecting to the broker")
         self.dispatcher.start()
         self._thread.start()
         self.link.start()
-        if self._notifier is not None:
-            self._notifier.ready("connecting to the broker")
 
     def snapshot(self) -> Snapshot:
         """A copy of what the bridge watches now (for monitoring and tests), between two steps."""
