@@ -332,6 +332,14 @@ def test_a_fault_that_cleared_while_the_bridge_was_away_is_never_alerted(rig: Ri
     steps = service.steps
     wait_for(lambda: service.steps >= steps + 5, WAIT_S, "steps taken while disconnected")
     assert not service.judging and rig.watched("ST-A", "fault/card_terminal")
+    rig.clock.advance(300)  # broker_down_alert_s: the fallback group (the leads) hears of it, without the broker
+    down = mails_to(rig, 1, "the broker-down notice")[0]
+    assert (down.to, down.subject, down.message["Message-ID"]) == (
+        ("clara@example.org",), "Alert bridge: no connection to the broker",
+        "<bridge-down.20261207T100000.89a394e4e3e9@example.org>")
+    assert down.body == (f"The alert bridge has no connection to the broker mqtt://127.0.0.1:{rig.broker.port} since "
+                         "2026-12-07 11:00 CET.\n\nUntil it is back, the bridge sees no station and sends no alert: "
+                         "watch the stations another way.\nAnother message follows when the connection is back.\n")
     rig.broker.start()
     wait_for(lambda: rig.watched("ST-A", "fault/card_terminal", active=False), WAIT_S, "the cleared fault seen")
     wait_for(lambda: service.judging, WAIT_S, "the state settled")
@@ -342,10 +350,15 @@ def test_a_fault_that_cleared_while_the_bridge_was_away_is_never_alerted(rig: Ri
                          retain=True)
         wait_for(lambda: rig.watched("H1", "fault/door"), WAIT_S, "the sentinel watched")
         rig.clock.advance(121)
-        mails = mails_to(rig, 1, "the sentinel's mail")
+        mails = mails_to(rig, 3, "the sentinel's mail")
     finally:
         sentinel.close()
-    assert [(m.to, m.subject) for m in mails] == [(("clara@example.org",), "[critical] H1: door open")]
+    assert [(m.to, m.subject) for m in mails] == [
+        (("clara@example.org",), "Alert bridge: no connection to the broker"),
+        (("clara@example.org",), "Alert bridge: connection to the broker back"),
+        (("clara@example.org",), "[critical] H1: door open")]
+    assert "connected to the broker mqtt://127.0.0.1:" in mails[1].body and "again since 2026-12-07 11:05 CET" in \
+        mails[1].body
 
 
 @pytest.mark.parametrize("rig", [{"broker_extra": "log_type all\n"}], indirect=True)
