@@ -20,7 +20,8 @@ __all__ = ["BridgeSettings", "BrokerSettings", "ConfigError", "Group", "Person",
            "SmtpSettings", "Webhook", "WebhookFormat", "When", "check_files", "load", "parse", "read_secret"]
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,62}\.?)*|\[[0-9A-Fa-f:.]+\]")
+LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+HOST = re.compile(rf"{LABEL}(?:\.{LABEL})*\.?|\[[0-9A-Fa-f:.]+\]")  # a DNS name, an IPv4 or a [bracketed IPv6] address
 EMAIL = re.compile(r"[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+")
 NIGHT = re.compile(r"([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)")
 BROKER_PORTS = {"mqtt": 1883, "mqtts": 8883}

@@ -455,7 +455,7 @@ class Dispatcher:
         message = email_message(smtp, to, text, name, self._clock())
         with self._attempt(lane) as deadline:
             try:
-                with smtplib.SMTP(smtp.host, smtp.port, timeout=deadline.seconds) as server:
+                with smtplib.SMTP(smtp.host.strip("[]"), smtp.port, timeout=deadline.seconds) as server:
                     deadline.watch(lambda: server.sock)
                     if smtp.starttls:
                         server.starttls(context=ssl.create_default_context(

@@ -195,14 +195,19 @@ class Service:
 
     def _linked(self, event: LinkEvent, now: datetime) -> bool:
         """Follow the link's state; True when the open alerts are to be published again."""
-        if event is LinkEvent.CONNECTED:
-            self._fresh_at, self._down_since = None, None
-            return True
-        if event is LinkEvent.SUBSCRIBED:
-            self._fresh_at = time.monotonic() + self.rules.bridge.settle_s
-        elif event is LinkEvent.DISCONNECTED:
-            self._fresh_at = None
-            self._down_since = self._down_since or now
+        return LINK_EVENTS[event](self, now)
+
+    def _connected(self, _now: datetime) -> bool:
+        self._fresh_at, self._down_since = None, None
+        return True
+
+    def _subscribed(self, _now: datetime) -> bool:
+        self._fresh_at = time.monotonic() + self.rules.bridge.settle_s
+        return False
+
+    def _disconnected(self, now: datetime) -> bool:
+        self._fresh_at = None
+        self._down_since = self._down_since or now
         return False
 
     def _save(self, parts: list[tuple[str, Outcome]], now: datetime) -> Outcome:
@@ -273,3 +278,8 @@ class Service:
             log.error("%s: dropped, it cannot be judged: %s: %s", item.topic[:200], type(exc).__name__, str(exc)[:200])
             log.debug("the failure in full", exc_info=True)
         return Outcome()
+
+
+LINK_EVENTS: dict[LinkEvent, Callable[[Service, datetime], bool]] = {
+    LinkEvent.CONNECTED: Service._connected, LinkEvent.SUBSCRIBED: Service._subscribed,
+    LinkEvent.DISCONNECTED: Service._disconnected}
