@@ -8,7 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
-from bridge.rules import ConfigError, load
+from bridge.rules import ConfigError, Rules, SecretUnusable, check_files, load
 from bridge.store import StoreUnusable
 
 __all__ = ["EXIT_FAILED", "EXIT_USAGE", "add_arguments", "run"]
@@ -26,16 +26,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     which.add_argument("--check", type=Path, metavar="FILE", help="check a configuration: its problems, exit 2 if any")
 
 
-def run(args: argparse.Namespace) -> int:
-    """Check (0 or 2) or run the bridge: 0 after SIGTERM/SIGINT, 1 if it failed, 2 for a bad configuration."""
-    path: Path = args.check or args.config
+def _refused(path: Path, problems: list[str]) -> int:
+    for problem in problems:
+        print(f"{path}: {problem}", file=sys.stderr)
+    print(f"{path}: {len(problems)} problem(s)", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _checked(path: Path) -> Rules | list[str]:
+    """The configuration, with the files it names checked; else its problems."""
     try:
         rules = load(path)
     except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"{path}: {problem}", file=sys.stderr)
-        print(f"{path}: {len(exc.problems)} problem(s)", file=sys.stderr)
-        return EXIT_USAGE
+        return exc.problems
+    return check_files(rules) or rules
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check (0 or 2) or run the bridge: 0 after SIGTERM/SIGINT, 1 if it failed, 2 for a bad configuration.
+
+    A configuration is bad when its files (password, token, CA) are missing or unusable too, at --check
+    and at the start alike: the unit does not restart the bridge after exit 2.
+    """
+    path: Path = args.check or args.config
+    rules = _checked(path)
+    if isinstance(rules, list):
+        return _refused(path, rules)
     if args.check is not None:
         print(f"{path}: valid: {len(rules.routes)} routes, {len(rules.groups)} groups, {len(rules.people)} people, "
               f"{len(rules.webhooks)} webhooks")
@@ -43,9 +59,12 @@ def run(args: argparse.Namespace) -> int:
     # Held before any thread starts, so that every thread inherits it and only the waiter below takes them.
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     from bridge.service import Service
+    from kiosk.cli.sd_notify import SystemdNotifier
 
     try:
-        service = Service(rules)
+        service = Service(rules, notifier=SystemdNotifier())
+    except SecretUnusable as exc:
+        return _refused(path, [str(exc)])
     except (StoreUnusable, OSError) as exc:
         print(f"kiosk alerts: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -61,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     service.start()
     service.wait()
     service.stop()
-    if not stop.is_set():
+    if not stop.is_set() or service.failure is not None:
         return EXIT_FAILED
     log.info("alert bridge stopped")
     return 0

@@ -31,14 +31,17 @@ class NotConnected(RuntimeError):
 class Link:
     """One MQTT 5 client with paho's network thread; it reconnects by itself until stop().
 
-    ``on_message(topic, payload, retained)`` and ``on_connected()`` run on paho's thread.
+    ``on_message(topic, payload, retained)``, ``on_connected()``, ``on_subscribed()`` (the broker took the
+    subscriptions: its retained state follows) and ``on_disconnected()`` run on paho's thread.
     """
 
     def __init__(self, broker: BrokerSettings, *, on_message: Callable[[str, bytes, bool], None],
-                 on_connected: Callable[[], None], password: str | None = None) -> None:
+                 on_connected: Callable[[], None], on_subscribed: Callable[[], None],
+                 on_disconnected: Callable[[], None], password: str | None = None) -> None:
         self.broker = broker
         self.client_id = broker.username or CLIENT_ID
         self._on_message, self._on_connected = on_message, on_connected
+        self._on_subscribed, self._on_disconnected = on_subscribed, on_disconnected
         self._stopping = False
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5)
         client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
@@ -67,7 +70,11 @@ class Link:
         self._client.loop_start()
 
     def stop(self) -> None:
-        """Disconnect and end the network thread."""
+        """Disconnect and end the network thread: no message arrives after it returns.
+
+        Every message that arrived was handed to on_message before; the rest waits at the broker
+        (the session outlives the connection by SESSION_EXPIRY_S).
+        """
         self._stopping = True
         self._client.disconnect()
         self._client.loop_stop()
@@ -97,12 +104,14 @@ class Link:
                       reason_code: ReasonCode, _properties: Properties | None) -> None:
         if not self._stopping:
             log.warning("lost the connection to %s: %s", self.url, reason_code)
+        self._on_disconnected()
 
     def _subscribed(self, _client: mqtt.Client, _userdata: Any, _mid: int, reason_codes: list[ReasonCode],
                     _properties: Properties | None) -> None:
         refused = [topic for (topic, _), code in zip(subscriptions(), reason_codes) if code.is_failure]
         if refused:
             log.error("broker %s refused subscriptions: %s (check the bridge account's ACL)", self.url, refused)
+        self._on_subscribed()
 
     def _received(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         self._on_message(message.topic, bytes(message.payload), bool(message.retain))

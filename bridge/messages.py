@@ -5,24 +5,29 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from bridge.model import Severity, parse_time
 
-__all__ = ["ALERTS", "PREFIX", "AckSeen", "AlertSeen", "FaultSeen", "HelpSeen", "LinkState", "Malformed",
-           "Observation", "StatusSeen", "parse", "subscriptions"]
+__all__ = ["ACCOUNT", "ALERTS", "EARLIEST", "LATEST", "MAX_BOOT", "PREFIX", "AckSeen", "AlertSeen", "FaultSeen",
+           "HelpSeen", "LinkState", "Malformed", "Observation", "StatusSeen", "parse", "station_time", "subscriptions"]
 
 PREFIX = "paystation/v1"
 ALERTS = f"{PREFIX}/_alerts"
 STATION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 COMPONENT = re.compile(r"[a-z0-9_]{1,64}")
-USER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+# A broker account's name, as the broker tool (provisioning/broker_accounts.py) accepts it: the one rule for the
+# users of acknowledgements, the people of the configuration and the bridge's own account.
+ACCOUNT = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 ALERT_ID = re.compile(r"[a-z0-9-]{1,64}")
 MAX_PAYLOAD = 65_536
 MAX_TEXT = 500  # a fault's message is cut to this many characters
 MAX_NOTE = 200
+MAX_BOOT = 2**63 - 1  # a boot number is kept in SQLite, whose integers are signed 64-bit
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # a station's time outside these is wrong (a clock not set, a bug)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 class Malformed(ValueError):
@@ -111,7 +116,9 @@ def parse(topic: str, payload: bytes, retained: bool) -> Observation | None:
     if owner == "_ack" and len(rest) == 2:
         if retained:
             raise Malformed(f"{topic}: a retained acknowledgement (clear it: an empty retained message)")
-        return _ack(_match(USER, rest[0], "user"), _match(ALERT_ID, rest[1], "alert id"), _object(payload))
+        if not payload:
+            raise Malformed(f"{topic}: an empty acknowledgement (send {{}} or {{\"note\": ...}})")
+        return _ack(_match(ACCOUNT, rest[0], "user"), _match(ALERT_ID, rest[1], "alert id"), _object(payload))
     station = _match(STATION, owner, "station id")
     if rest == ("status",):
         return _status(station, _object(payload))
@@ -162,8 +169,8 @@ def _status(station: str, data: dict[str, Any]) -> StatusSeen:
     if state not in LinkState.__members__.values():
         raise Malformed(f"status state {str(state)[:40]!r}: one of online, offline, lost")
     boot = data.get("boot")
-    if boot is not None and (not isinstance(boot, int) or isinstance(boot, bool)):
-        raise Malformed("status boot: a whole number")
+    if boot is not None and (not isinstance(boot, int) or isinstance(boot, bool) or not 0 <= boot <= MAX_BOOT):
+        raise Malformed(f"status boot: a whole number from 0 to {MAX_BOOT}")
     return StatusSeen(station, LinkState(str(state)), boot, _zone(data))
 
 
@@ -177,7 +184,16 @@ def _fault(station: str, component: str, data: dict[str, Any]) -> FaultSeen:
     code = _text(data, "code", limit=64, optional=not active)
     return FaultSeen(station, component, active, code, Severity(str(severity)),
                      _text(data, "message", optional=True) or "", _text(data, "parker_impact", limit=64, optional=True),
-                     parse_time(data.get("since")))
+                     station_time(data.get("since")))
+
+
+def station_time(value: object) -> datetime | None:
+    """A station's time as an aware UTC datetime; None if it is not one, or not between EARLIEST and LATEST."""
+    try:
+        moment = parse_time(value)
+    except OverflowError:  # a far-off year with an offset: fromisoformat takes it, astimezone cannot
+        return None
+    return moment if moment is not None and EARLIEST <= moment < LATEST else None
 
 
 def _help_state(station: str, data: dict[str, Any]) -> HelpSeen:
@@ -203,6 +219,6 @@ def _ack(user: str, alert_id: str, data: dict[str, Any]) -> AckSeen:
     if unknown:
         raise Malformed(f"acknowledgement: unknown keys {', '.join(repr(k[:40]) for k in unknown[:5])}")
     note = data.get("note")
-    if note is not None and (not isinstance(note, str) or not 1 <= len(note) <= MAX_NOTE):
+    if "note" in data and (not isinstance(note, str) or not 1 <= len(note) <= MAX_NOTE):
         raise Malformed(f"acknowledgement note: 1 to {MAX_NOTE} characters")
     return AckSeen(user, alert_id, note)

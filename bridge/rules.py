@@ -13,12 +13,15 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bridge.messages import ACCOUNT
 from bridge.model import Channel, Problem, Severity, Target
 
-__all__ = ["BridgeSettings", "BrokerSettings", "ConfigError", "Group", "Person", "Route", "Rules", "SmtpSettings",
-           "Webhook", "WebhookFormat", "When", "load", "parse"]
+__all__ = ["BridgeSettings", "BrokerSettings", "ConfigError", "Group", "Person", "Route", "Rules", "SecretUnusable",
+           "SmtpSettings", "Webhook", "WebhookFormat", "When", "check_files", "load", "parse", "read_secret"]
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+HOST = re.compile(rf"{LABEL}(?:\.{LABEL})*\.?|\[[0-9A-Fa-f:.]+\]")  # a DNS name, an IPv4 or a [bracketed IPv6] address
 EMAIL = re.compile(r"[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+")
 NIGHT = re.compile(r"([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)")
 BROKER_PORTS = {"mqtt": 1883, "mqtts": 8883}
@@ -32,6 +35,28 @@ class ConfigError(ValueError):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("; ".join(problems))
         self.problems = problems
+
+
+class SecretUnusable(ValueError):
+    """A password or token file that cannot be read, is empty, or holds control characters (the text says which)."""
+
+
+def read_secret(path: Path) -> str:
+    """A password or token file's content without its trailing newlines; SecretUnusable says why it is not usable.
+
+    The text never contains the secret.
+    """
+    try:
+        secret = path.read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as exc:
+        raise SecretUnusable(f"{path}: cannot read it: {exc.strerror or type(exc).__name__}") from None
+    except UnicodeDecodeError:
+        raise SecretUnusable(f"{path}: not UTF-8 text") from None
+    if not secret:
+        raise SecretUnusable(f"{path}: empty")
+    if not secret.isprintable():
+        raise SecretUnusable(f"{path}: holds control characters (only a trailing newline is allowed)")
+    return secret
 
 
 class WebhookFormat(StrEnum):
@@ -81,6 +106,9 @@ class BridgeSettings:
     timezone: ZoneInfo
     retry_s: float
     send_timeout_s: float
+    give_up_s: float
+    broker_down_alert_s: float
+    settle_s: float
 
 
 @dataclass(frozen=True)
@@ -121,6 +149,8 @@ class SmtpSettings:
     starttls: bool
     username: str | None
     password_file: Path | None
+    ca: Path | None = None
+    allow_plain_login: bool = False
 
 
 @dataclass(frozen=True)
@@ -267,6 +297,20 @@ def _path(value: Any) -> Path | None:
     return Path(value) if isinstance(value, str) and value.isprintable() and Path(value).is_absolute() else None
 
 
+def _file(value: Any) -> Path | None:
+    """An absolute path that names a file, not a folder (no trailing ``/``, not ``/``)."""
+    path = _path(value)
+    return path if path is not None and path.name not in ("", ".", "..") and not str(value).endswith("/") else None
+
+
+def _host(value: Any) -> str | None:
+    return value if isinstance(value, str) and len(value) <= 253 and HOST.fullmatch(value) else None
+
+
+def _account(value: Any) -> str | None:
+    return value if isinstance(value, str) and ACCOUNT.fullmatch(value) else None
+
+
 def _bool(value: Any) -> bool | None:
     return value if isinstance(value, bool) else None
 
@@ -332,11 +376,11 @@ def _broker(table: _Table) -> BrokerSettings:
     parts = urlsplit(url)
     if url and (parts.username or parts.password or parts.path not in ("", "/") or parts.query):
         table.bad("url", "only mqtt[s]://host[:port]: give the account with username and password_file")
-    username = table.get("username", None, _name, "an account name ([A-Za-z0-9_.-], up to 64)")
-    password_file = table.get("password_file", None, _path, "an absolute path")
+    username = table.get("username", None, _account, "an account name ([A-Za-z0-9_.-], up to 64)")
+    password_file = table.get("password_file", None, _file, "an absolute path of a file")
     if password_file and not username:
         table.bad("password_file", "needs username")
-    ca = table.get("ca", None, _path, "an absolute path")
+    ca = table.get("ca", None, _file, "an absolute path of a file")
     if ca and parts.scheme != "mqtts":
         table.bad("ca", "needs an mqtts:// url")
     table.done()
@@ -348,7 +392,7 @@ def _bridge(table: _Table) -> BridgeSettings:
     day = 86_400.0
     night = table.get("night", (time(22), time(6)), _night, '"HH:MM-HH:MM", two different times')
     settings = BridgeSettings(
-        database=table.get("database", Path(), _path, "an absolute path", required=True),
+        database=table.get("database", Path(), _file, "an absolute path of a file", required=True),
         grace_s=table.get("grace_s", 120.0, _seconds(0, day), "0 to 86400 seconds"),
         lost_grace_s=table.get("lost_grace_s", 300.0, _seconds(0, day), "0 to 86400 seconds"),
         flap_window_s=table.get("flap_window_s", 900.0, _seconds(1, day), "1 to 86400 seconds"),
@@ -361,7 +405,10 @@ def _bridge(table: _Table) -> BridgeSettings:
         night_start=night[0], night_end=night[1],
         timezone=table.get("timezone", ZoneInfo("UTC"), _timezone, "an IANA time zone such as Europe/Berlin"),
         retry_s=table.get("retry_s", 60.0, _seconds(1, 3600), "1 to 3600 seconds"),
-        send_timeout_s=table.get("send_timeout_s", 10.0, _seconds(1, 120), "1 to 120 seconds"))
+        send_timeout_s=table.get("send_timeout_s", 10.0, _seconds(1, 120), "1 to 120 seconds"),
+        give_up_s=table.get("give_up_s", day, _seconds(60, 30 * day), "60 to 2592000 seconds"),
+        broker_down_alert_s=table.get("broker_down_alert_s", 300.0, _seconds(10, day), "10 to 86400 seconds"),
+        settle_s=table.get("settle_s", 2.0, _seconds(0, 60), "0 to 60 seconds"))
     if urlsplit(settings.crew_page_url).query:
         table.bad("crew_page_url", "must have no ?query (the bridge adds ?station=...)")
     table.done()
@@ -371,14 +418,22 @@ def _bridge(table: _Table) -> BridgeSettings:
 def _smtp(table: _Table) -> SmtpSettings:
     starttls = table.get("starttls", True, _bool, "true or false")
     username = table.get("username", None, _text, "a non-empty text")
-    password_file = table.get("password_file", None, _path, "an absolute path")
+    password_file = table.get("password_file", None, _file, "an absolute path of a file")
     if (username is None) != (password_file is None):
         table.problems.append(f"{table.where}: username and password_file go together")
-    smtp = SmtpSettings(host=table.get("host", "", _text, "a host name", required=True),
+    ca = table.get("ca", None, _file, "an absolute path of a file")
+    if ca is not None and not starttls:
+        table.bad("ca", "needs starttls = true")
+    plain = table.get("allow_plain_login", False, _bool, "true or false")
+    if username is not None and not starttls and not plain:
+        table.bad("username", "a login over plain SMTP sends the password readable: use starttls = true, or set "
+                              "allow_plain_login = true if the mail server is on this machine")
+    smtp = SmtpSettings(host=table.get("host", "", _host, "a host name or [IPv6 address]", required=True),
                         port=table.get("port", 587 if starttls else 25, _count(1, 65535), "a port 1 to 65535"),
                         sender=table.get("from", "", _text, "a sender such as Alerts <alerts@example.org>",
                                          required=True),
-                        starttls=starttls, username=username, password_file=password_file)
+                        starttls=starttls, username=username, password_file=password_file, ca=ca,
+                        allow_plain_login=plain)
     table.done()
     return smtp
 
@@ -400,7 +455,7 @@ def _unique(table: _Table, things: dict[str, T], name: str, thing: T) -> None:
 def _people(tables: list[_Table], webhooks: Mapping[str, Webhook]) -> dict[str, Person]:
     people: dict[str, Person] = {}
     for table in tables:
-        name = table.get("name", "", _name, "an account name ([A-Za-z0-9_.-], up to 64)", required=True)
+        name = table.get("name", "", _account, "an account name ([A-Za-z0-9_.-], up to 64)", required=True)
         email = table.get("email", None, _email, "an e-mail address")
         webhook = table.get("webhook", None, _name, "the name of a [[webhooks]] entry")
         if webhook is not None and webhook not in webhooks:
@@ -420,7 +475,7 @@ def _webhooks(tables: list[_Table]) -> dict[str, Webhook]:
                        url=table.get("url", "", _url(("https", "http")), "an http(s):// address", required=True),
                        format=table.get("format", WebhookFormat.JSON, _enum(WebhookFormat), '"ntfy" or "json"',
                                         required=True),
-                       token_file=table.get("token_file", None, _path, "an absolute path"))
+                       token_file=table.get("token_file", None, _file, "an absolute path of a file"))
         table.done()
         if hook.name:
             _unique(table, hooks, hook.name, hook)
@@ -429,8 +484,9 @@ def _webhooks(tables: list[_Table]) -> dict[str, Webhook]:
 
 def _groups(tables: list[_Table], people: Mapping[str, Person]) -> dict[str, Group]:
     groups: dict[str, Group] = {}
+    read: list[tuple[_Table, Group]] = []
     for table in tables:
-        members = table.get("members", NO_NAMES, _texts(_name), "a non-empty list of [[people]] names", required=True)
+        members = table.get("members", NO_NAMES, _texts(_account), "a non-empty list of [[people]] names", required=True)
         for member in members:
             if member not in people:
                 table.bad("members", f"no [[people]] entry is named {member!r}")
@@ -439,7 +495,8 @@ def _groups(tables: list[_Table], people: Mapping[str, Person]) -> dict[str, Gro
         table.done()
         if group.name:
             _unique(table, groups, group.name, group)
-    for table, group in zip(tables, groups.values()):
+            read.append((table, group))
+    for table, group in read:
         if group.escalate_to is not None and group.escalate_to not in groups:
             table.bad("escalate_to", f"no [[groups]] entry is named {group.escalate_to!r}")
         elif _escalates_in_circle(group.name, groups):
@@ -455,6 +512,28 @@ def _escalates_in_circle(start: str, groups: Mapping[str, Group]) -> bool:
         seen.add(current)
         current = groups[current].escalate_to
     return False
+
+
+def check_files(rules: Rules) -> list[str]:
+    """The problems of the files a configuration names: secrets readable and clean, CA files readable."""
+    problems: list[str] = []
+    secrets = [("broker.password_file", rules.broker.password_file),
+               ("smtp.password_file", rules.smtp.password_file if rules.smtp else None),
+               *((f"webhooks {hook.name!r} token_file", hook.token_file) for hook in rules.webhooks.values())]
+    for key, path in secrets:
+        if path is not None:
+            try:
+                read_secret(path)
+            except SecretUnusable as exc:
+                problems.append(f"{key}: {exc}")
+    for key, path in (("broker.ca", rules.broker.ca), ("smtp.ca", rules.smtp.ca if rules.smtp else None)):
+        if path is not None:
+            try:
+                with path.open("rb"):
+                    pass
+            except OSError as exc:
+                problems.append(f"{key}: {path}: cannot read it: {exc.strerror or type(exc).__name__}")
+    return problems
 
 
 def _routes(tables: list[_Table], groups: Mapping[str, Group]) -> tuple[Route, ...]:

@@ -15,11 +15,11 @@ from typing import Any
 from bridge.model import Alert, AlertState, Channel, Delivery, Problem, SendKind, Severity, Target
 from bridge.problems import Case, Outcome, StationInfo
 
-__all__ = ["SCHEMA_VERSION", "PendingSend", "Store", "StoreUnusable"]
+__all__ = ["SCHEMA_VERSION", "PendingSend", "Store", "StoreUnusable", "Unstorable"]
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1  # PRAGMA user_version of the file this code writes
+SCHEMA_VERSION = 2  # PRAGMA user_version of the file this code writes (2: sends keep the alert as queued)
 APPLICATION_ID = 0x4B414C54  # PRAGMA application_id: "KALT", the kiosk alert bridge
 BUSY_TIMEOUT_S = 5.0  # the sender's connection and the bridge's share the file
 
@@ -38,13 +38,15 @@ CREATE TABLE alerts (id TEXT PRIMARY KEY, problem TEXT NOT NULL, title TEXT NOT 
 CREATE INDEX alerts_closed ON alerts (closed);
 CREATE TABLE sends (id INTEGER PRIMARY KEY, alert_id TEXT NOT NULL, level INTEGER NOT NULL, kind TEXT NOT NULL,
     channel TEXT NOT NULL, target TEXT NOT NULL, queued TEXT NOT NULL, next_at TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0, sent_at TEXT, error TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0, sent_at TEXT, error TEXT, snapshot TEXT,
     UNIQUE (alert_id, level, kind, channel, target));
 CREATE INDEX sends_due ON sends (next_at) WHERE sent_at IS NULL;
 """
 ALERT_COLUMNS = ("id, problem, title, stations, zones, component, code, severity, message, parker_impact, since, "
                  "opened, grp, escalate_at, state, level, acked_by, acked_at, ack_note, changes, notified, closed, "
                  "ack_s, repair_s")
+MIGRATIONS = {1: "ALTER TABLE sends ADD COLUMN snapshot TEXT"}  # from version N to N + 1
+SKIPPED = "skipped: "  # the start of the error of a send that was not made on purpose (sent_at set)
 CASE_COLUMNS = ("station, subject, problem, active, code, severity, message, parker_impact, since, raised, raises, "
                 "cleared, alert_id")
 
@@ -53,13 +55,24 @@ class StoreUnusable(Exception):
     """The database cannot be used: another program's file, a newer bridge's, damaged, or the disk failed."""
 
 
+class Unstorable(ValueError):
+    """A value SQLite cannot keep (a number out of its range, a wrong type): a bug with one step's data, not the disk's."""
+
+
+DATA_ERRORS = (sqlite3.InterfaceError, sqlite3.DataError, sqlite3.IntegrityError, sqlite3.ProgrammingError,
+               OverflowError)
+
+
 @dataclass(frozen=True)
 class PendingSend:
-    """A queued message not yet delivered, with its ``attempts`` so far."""
+    """A queued message not yet delivered, with its ``attempts`` so far, when it was ``queued``, and ``snapshot``:
+    the alert as it was when the message was queued (None for a send queued by a bridge before schema 2)."""
 
     id: int
     delivery: Delivery
     attempts: int
+    queued: datetime
+    snapshot: Alert | None
 
 
 class Store:
@@ -97,12 +110,16 @@ class Store:
         if version == SCHEMA_VERSION:
             return
         with self._transaction():
-            if self._db.execute("PRAGMA user_version").fetchone()[0] == 0:
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version == 0:
                 for statement in SCHEMA.split(";"):
                     if statement.strip():
                         self._db.execute(statement)
                 self._db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-                self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            else:
+                for step in range(version, SCHEMA_VERSION):
+                    self._db.execute(MIGRATIONS[step])
+            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     # ---- the engine's state ----
 
@@ -131,11 +148,12 @@ class Store:
             for alert in outcome.alerts.values():
                 self._db.execute(f"INSERT OR REPLACE INTO alerts ({ALERT_COLUMNS}) VALUES ({_marks(24)})",
                                  _alert_row(alert))
+            snapshots = {alert_id: json.dumps(_alert_row(alert)) for alert_id, alert in outcome.alerts.items()}
             for delivery in outcome.deliveries:
-                self._db.execute("INSERT OR IGNORE INTO sends (alert_id, level, kind, channel, target, queued, next_at) "
-                                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                self._db.execute("INSERT OR IGNORE INTO sends (alert_id, level, kind, channel, target, queued, next_at, "
+                                 "snapshot) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                                  (delivery.alert_id, delivery.level, delivery.kind.value, delivery.target.channel.value,
-                                  delivery.target.address, _text(now), _text(now)))
+                                  delivery.target.address, _text(now), _text(now), snapshots.get(delivery.alert_id)))
 
     def alert(self, alert_id: str) -> Alert | None:
         """One alert, open or closed."""
@@ -145,14 +163,45 @@ class Store:
 
     # ---- sends ----
 
-    def due_sends(self, now: datetime, limit: int = 100) -> list[PendingSend]:
-        """Queued messages whose time has come, oldest first."""
+    def due_sends(self, now: datetime, channel: Channel, address: str | None = None,
+                  limit: int = 100) -> list[PendingSend]:
+        """Queued messages of one channel (and address, if given) whose time has come, oldest first."""
         with self._guard("read the sends"):
-            rows = self._db.execute("SELECT id, alert_id, level, kind, channel, target, attempts FROM sends "
-                                    "WHERE sent_at IS NULL AND next_at <= ? ORDER BY id LIMIT ?",
-                                    (_text(now), limit)).fetchall()
+            rows = self._db.execute("SELECT id, alert_id, level, kind, channel, target, attempts, queued, snapshot "
+                                    "FROM sends WHERE sent_at IS NULL AND next_at <= ? AND channel = ? "
+                                    "AND (? IS NULL OR target = ?) ORDER BY id LIMIT ?",
+                                    (_text(now), channel.value, address, address, limit)).fetchall()
         return [PendingSend(row[0], Delivery(row[1], row[2], SendKind(row[3]), Target(Channel(row[4]), row[5])),
-                            row[6]) for row in rows]
+                            row[6], _must(row[7]), _alert(tuple(json.loads(row[8]))) if row[8] else None)
+                for row in rows]
+
+    def skip(self, send_id: int, why: str, now: datetime) -> None:
+        """A message that will not be sent (``why`` is kept as its error, after SKIPPED)."""
+        with self._guard("mark a send"):
+            self._db.execute("UPDATE sends SET sent_at = ?, error = ? WHERE id = ?",
+                             (_text(now), (SKIPPED + why)[:500], send_id))
+
+    def reached(self, alert_id: str, target: Target) -> bool:
+        """Whether an alert's first message or an escalation of it was delivered to ``target``."""
+        with self._guard("read the sends"):
+            row = self._db.execute("SELECT 1 FROM sends WHERE alert_id = ? AND channel = ? AND target = ? "
+                                   "AND kind != ? AND sent_at IS NOT NULL AND error IS NULL LIMIT 1",
+                                   (alert_id, target.channel.value, target.address, SendKind.RESOLVED.value)).fetchone()
+        return row is not None
+
+    def unsent_webhooks(self) -> set[str]:
+        """The webhook names that queued messages are waiting for."""
+        with self._guard("read the sends"):
+            rows = self._db.execute("SELECT DISTINCT target FROM sends WHERE sent_at IS NULL AND channel = ?",
+                                    (Channel.WEBHOOK.value,)).fetchall()
+        return {row[0] for row in rows}
+
+    def skip_webhook(self, name: str, why: str, now: datetime) -> int:
+        """Skip every queued message to webhook ``name``; how many there were."""
+        with self._guard("mark the sends"):
+            cursor = self._db.execute("UPDATE sends SET sent_at = ?, error = ? WHERE sent_at IS NULL AND channel = ? "
+                                      "AND target = ?", (_text(now), (SKIPPED + why)[:500], Channel.WEBHOOK.value, name))
+        return cursor.rowcount
 
     def sent(self, send_id: int, now: datetime) -> None:
         """A message was delivered."""
@@ -201,6 +250,8 @@ class Store:
     def _guard(self, what: str) -> Iterator[None]:
         try:
             yield
+        except DATA_ERRORS as exc:
+            raise Unstorable(f"alert database {self.path}: cannot {what}: {type(exc).__name__}: {exc}") from exc
         except sqlite3.Error as exc:
             raise StoreUnusable(f"alert database {self.path}: cannot {what}: {exc}") from exc
 

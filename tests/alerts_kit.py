@@ -4,6 +4,7 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -48,7 +49,7 @@ def config_text(database: Path, broker_port: int, smtp_port: int, hook_url: str,
     """
     settings = {"grace_s": 120, "lost_grace_s": 300, "flap_window_s": 900, "flap_threshold": 3,
                 "fleet_threshold": 10, "fleet_window_s": 600, "escalate_after_s": 900, "retry_s": 30,
-                "send_timeout_s": 5, **bridge}
+                "send_timeout_s": 5, "settle_s": 0.05, **bridge}
     lines = "\n".join(f"{key} = {json.dumps(value)}" for key, value in settings.items())
     return f"""
 [broker]
@@ -175,12 +176,13 @@ class Mail:
 
 
 class MailSink(_Collector):
-    """A real SMTP server (aiosmtpd) on a free port that keeps every message."""
+    """A real SMTP server (aiosmtpd) on a free port that keeps every message; with ``tls`` it requires STARTTLS."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         super().__init__()
         self.port = free_port()
-        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        options: dict[str, Any] = {"tls_context": tls, "require_starttls": True} if tls is not None else {}
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port, **options)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         """aiosmtpd's hook: one message arrived."""
@@ -213,9 +215,9 @@ class Post:
 
 
 class HookSink(_Collector):
-    """A local HTTP receiver on a free port; the first ``failures`` requests are answered 500 (and kept too)."""
+    """A local HTTP receiver on a free port; the first ``failures`` requests are answered ``status`` (and kept too)."""
 
-    def __init__(self, failures: int = 0) -> None:
+    def __init__(self, failures: int = 0, status: int = 500) -> None:
         super().__init__()
         self.failures = failures
         sink = self
@@ -226,7 +228,9 @@ class HookSink(_Collector):
                 with sink._changed:
                     failing = sink.failures > 0
                     sink.failures -= failing
-                self.send_response(500 if failing else 200)
+                self.send_response(status if failing else 200)
+                if 300 <= status < 400:
+                    self.send_header("Location", "/elsewhere")
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 sink.add(Post(self.path, dict(self.headers.items()), body) if not failing else

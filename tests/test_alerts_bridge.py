@@ -65,8 +65,8 @@ class Rig:
         return found
 
 
-def make_rig(tmp_path: Path, failures: int = 0, **bridge: object) -> Iterator[Rig]:
-    broker = Mosquitto(tmp_path / "broker").start()
+def make_rig(tmp_path: Path, failures: int = 0, broker_extra: str = "", **bridge: object) -> Iterator[Rig]:
+    broker = Mosquitto(tmp_path / "broker", extra=broker_extra).start()
     mail, hooks = MailSink().start(), HookSink(failures).start()
     config = tmp_path / "alerts.toml"
     config.write_text(config_text(tmp_path / "alerts.db", broker.port, mail.port, hooks.url, **bridge), encoding="utf-8")
@@ -142,6 +142,11 @@ def test_routing_grace_escalation_acknowledgement_night_and_resolution(rig: Rig)
     acked = wait_for_alerts(rig, 2, lambda found: found[a["id"]]["state"] == "acknowledged")
     assert (acked[a["id"]]["acked_by"], acked[a["id"]]["acked_at"]) == ("crew-anna", "2026-12-07T09:02:01.000Z")
     rig.stations.publish(f"{PREFIX}/_ack/crew-ben/{a['id']}", "{}")  # a second one keeps the first
+    # A marker after it: a retained alert the bridge does not know, which it removes once it got there.
+    rig.stations.publish(f"{PREFIX}/_alerts/a-marker", "{}", retain=True)
+    rig.stations.wait_for(lambda found: any(m.topic.endswith("/a-marker") and not m.payload for m in found), WAIT_S,
+                          "the marker removed, so the second acknowledgement was handled")
+    assert wait_for_alerts(rig, 2)[a["id"]]["acked_by"] == "crew-anna"
     rig.clock.advance(900)
     escalated = mails_to(rig, 5, "the escalation to clara")[4]
     assert (escalated.to, escalated.subject) == (
@@ -311,3 +316,71 @@ def test_a_lost_station_is_alerted_after_its_grace_with_zone_and_since_and_hosti
     assert ("Station ST-L in zone Altstadt Süd has no connection to the broker since 2026-12-07 10:01 CET.\n"
             in mail.body)
     assert rig.service is not None and rig.service.failure is None
+
+
+def test_a_fault_that_cleared_while_the_bridge_was_away_is_never_alerted(rig: Rig) -> None:
+    """Time is judged only once the broker's retained state is back: not while disconnected, not before it settled."""
+    service = rig.start()
+    rig.publish("ST-A", "status", online("Altstadt Nord"))
+    rig.publish("ST-A", "fault/card_terminal", fault(True, since="2026-12-07T09:00:00.000Z"))
+    wait_for(lambda: rig.watched("ST-A", "fault/card_terminal"), WAIT_S, "the fault watched")
+    rig.stop()
+    rig.publish("ST-A", "fault/card_terminal", fault(False, since="2026-12-07T09:00:30.000Z"))
+    rig.broker.stop()  # the bridge comes back an hour later, to a broker that is not there yet
+    rig.clock.advance(3600)
+    service = rig.start()
+    steps = service.steps
+    wait_for(lambda: service.steps >= steps + 5, WAIT_S, "steps taken while disconnected")
+    assert not service.judging and rig.watched("ST-A", "fault/card_terminal")
+    rig.clock.advance(300)  # broker_down_alert_s: the fallback group (the leads) hears of it, without the broker
+    down = mails_to(rig, 1, "the broker-down notice")[0]
+    assert (down.to, down.subject, down.message["Message-ID"]) == (
+        ("clara@example.org",), "Alert bridge: no connection to the broker",
+        "<bridge-down.20261207T100000.89a394e4e3e9@example.org>")
+    assert down.body == (f"The alert bridge has no connection to the broker mqtt://127.0.0.1:{rig.broker.port} since "
+                         "2026-12-07 11:00 CET.\n\nUntil it is back, the bridge sees no station and sends no alert: "
+                         "watch the stations another way.\nAnother message follows when the connection is back.\n")
+    rig.broker.start()
+    wait_for(lambda: rig.watched("ST-A", "fault/card_terminal", active=False), WAIT_S, "the cleared fault seen")
+    wait_for(lambda: service.judging, WAIT_S, "the state settled")
+    sentinel = Staff(rig.broker.port)  # a harbour fault goes to the leads: once its mail is there, all was judged
+    try:
+        sentinel.publish(f"{PREFIX}/H1/status", online("Hafen"), retain=True)
+        sentinel.publish(f"{PREFIX}/H1/fault/door", fault(True, code="open", since="2026-12-07T10:00:00.000Z"),
+                         retain=True)
+        wait_for(lambda: rig.watched("H1", "fault/door"), WAIT_S, "the sentinel watched")
+        rig.clock.advance(121)
+        mails = mails_to(rig, 3, "the sentinel's mail")
+    finally:
+        sentinel.close()
+    assert [(m.to, m.subject) for m in mails] == [
+        (("clara@example.org",), "Alert bridge: no connection to the broker"),
+        (("clara@example.org",), "Alert bridge: connection to the broker back"),
+        (("clara@example.org",), "[critical] H1: door open")]
+    assert "connected to the broker mqtt://127.0.0.1:" in mails[1].body and "again since 2026-12-07 11:05 CET" in \
+        mails[1].body
+
+
+@pytest.mark.parametrize("rig", [{"broker_extra": "log_type all\n"}], indirect=True)
+def test_acknowledgements_during_a_stop_and_a_restart_are_kept(rig: Rig) -> None:
+    """An ack the bridge took while stopping is judged and saved; one sent while it is down waits at the broker."""
+    service = rig.start()
+    for station in ("ST-A", "ST-B"):
+        rig.publish(station, "status", online("Altstadt Nord"))
+        rig.publish(station, "fault/card_terminal", fault(True, since="2026-12-07T09:00:00.000Z"))
+        wait_for(lambda station=station: rig.watched(station, "fault/card_terminal"), WAIT_S, f"{station} watched")
+    rig.clock.advance(120)
+    by_station = {alert["stations"][0]: alert_id for alert_id, alert in wait_for_alerts(rig, 2).items()}
+    service.interrupt()  # what SIGTERM does: the owner is told to stop(); an ack arrives in between
+    rig.stations.publish(f"{PREFIX}/_ack/crew-anna/{by_station['ST-A']}", "{}")
+    wait_for(lambda: "Received PUBACK from kiosk-alerts" in rig.broker.log(), WAIT_S,
+             "the bridge's client took the acknowledgement")
+    rig.stop()
+    rig.stations.publish(f"{PREFIX}/_ack/crew-ben/{by_station['ST-B']}", json.dumps({"note": "on my way"}))
+    rig.start()
+    acked = wait_for_alerts(rig, 2, lambda found: all(alert["state"] == "acknowledged" for alert in found.values()))
+    assert {acked[by_station[station]]["acked_by"] for station in ("ST-A", "ST-B")} == {"crew-anna", "crew-ben"}
+    rig.stop()
+    with Store(rig.config.parent / "alerts.db") as store:
+        notes = {alert.acked_by: alert.ack_note for alert in store.load()[1]}
+    assert notes == {"crew-anna": None, "crew-ben": "on my way"}

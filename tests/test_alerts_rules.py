@@ -9,7 +9,7 @@ import pytest
 from alerts_kit import config_text
 from conftest import ROOT
 
-from bridge.rules import ConfigError, WebhookFormat, When, load, parse
+from bridge.rules import ConfigError, SmtpSettings, WebhookFormat, When, load, parse, read_secret
 from kiosk.cli.main import main
 
 EXAMPLE = ROOT / "provisioning" / "alerts.example.toml"
@@ -73,8 +73,18 @@ def change(path: str, value: Any) -> dict[str, Any]:
     ("broker.password_file", "/etc/p", "broker.password_file: needs username"),
     ("broker.ca", "/etc/ca.crt", "broker.ca: needs an mqtts:// url"),
     ("broker.port", 1883, "broker.port: unknown key"),
-    ("bridge.database", "alerts.db", "bridge.database: must be an absolute path, got 'alerts.db'"),
-    ("bridge.database", None, "bridge.database: required (an absolute path)"),
+    ("bridge.database", "alerts.db", "bridge.database: must be an absolute path of a file, got 'alerts.db'"),
+    ("bridge.database", "/", "bridge.database: must be an absolute path of a file, got '/'"),
+    ("bridge.database", "/var/lib/alerts/", "bridge.database: must be an absolute path of a file, got '/var/lib/alerts/'"),
+    ("bridge.database", None, "bridge.database: required (an absolute path of a file)"),
+    ("bridge.give_up_s", 59, "bridge.give_up_s: must be 60 to 2592000 seconds, got 59"),
+    ("bridge.broker_down_alert_s", 0, "bridge.broker_down_alert_s: must be 10 to 86400 seconds, got 0"),
+    ("bridge.settle_s", 61, "bridge.settle_s: must be 0 to 60 seconds, got 61"),
+    ("smtp.host", "mail server", "smtp.host: must be a host name or [IPv6 address], got 'mail server'"),
+    ("smtp.host", "mail.example.org\r\nX: y", "smtp.host: must be a host name or [IPv6 address], got "
+                                              "'mail.example.org\\r\\nX: y'"),
+    ("smtp.ca", "/etc/kiosk/smtp-ca.crt", "smtp.ca: needs starttls = true"),
+    ("smtp.allow_plain_login", "yes", "smtp.allow_plain_login: must be true or false, got 'yes'"),
     ("bridge.grace_s", -1, "bridge.grace_s: must be 0 to 86400 seconds, got -1"),
     ("bridge.grace_s", True, "bridge.grace_s: must be 0 to 86400 seconds, got True"),
     ("bridge.grace_s", "120", "bridge.grace_s: must be 0 to 86400 seconds, got '120'"),
@@ -91,6 +101,8 @@ def change(path: str, value: Any) -> dict[str, Any]:
     ("smtp.port", 0, "smtp.port: must be a port 1 to 65535, got 0"),
     ("smtp.from", None, "smtp.from: required (a sender such as Alerts <alerts@example.org>)"),
     ("smtp.username", "me", "smtp: username and password_file go together"),
+    ("smtp.username", "me", "smtp.username: a login over plain SMTP sends the password readable: use starttls = true, "
+                            "or set allow_plain_login = true if the mail server is on this machine"),
     ("smtp", None, "smtp: required, since people have e-mail addresses"),
     ("webhooks[0].format", "slack", "webhooks[0].format: must be \"ntfy\" or \"json\", got 'slack'"),
     ("webhooks[1].name", "phones", "webhooks[1].name: 'phones' is named twice"),
@@ -134,10 +146,65 @@ def test_check_prints_every_problem_and_exits_2(tmp_path: Path, capsys: pytest.C
     assert capsys.readouterr().err.splitlines() == [
         f"{bad}: bridge.timezone: must be an IANA time zone such as Europe/Berlin, got 'Europe/Nowhere'",
         f"{bad}: bridge.colour: unknown key", f"{bad}: 2 problem(s)"]
-    assert main(["alerts", "--check", str(EXAMPLE)]) == 0
-    assert capsys.readouterr().out == f"{EXAMPLE}: valid: 4 routes, 3 groups, 4 people, 2 webhooks\n"
+    example = tmp_path / "example.toml"  # the example with its files in tmp_path
+    text = EXAMPLE.read_text(encoding="utf-8")
+    for name in ("alerts.password", "fleet-ca.crt", "smtp.password", "oncall.token"):
+        (tmp_path / name).write_text("secret\n", encoding="utf-8")
+        text = text.replace(f"/etc/kiosk/{name}", str(tmp_path / name))
+    example.write_text(text, encoding="utf-8")
+    assert main(["alerts", "--check", str(example)]) == 0
+    assert capsys.readouterr().out == f"{example}: valid: 4 routes, 3 groups, 4 people, 2 webhooks\n"
     assert main(["alerts", "--check", str(tmp_path / "missing.toml")]) == 2
     assert "No such file or directory" in capsys.readouterr().err
     (tmp_path / "broken.toml").write_text("[bridge\n", encoding="utf-8")
     assert main(["alerts", "--check", str(tmp_path / "broken.toml")]) == 2
     assert "not valid TOML" in capsys.readouterr().err
+
+
+def test_accounts_are_named_as_the_broker_tool_names_them() -> None:
+    data = change("people[0].name", "_crew.anna")
+    data["groups"][0]["members"][0] = "_crew.anna"
+    data["broker"]["username"] = ".bridge"
+    config = parse(data)
+    assert "_crew.anna" in config.people and config.broker.username == ".bridge"
+
+
+def test_an_escalation_problem_names_its_own_group_when_an_earlier_group_is_unnamed() -> None:
+    data = good()
+    data["groups"].insert(0, {"members": ["crew-anna"]})
+    data["groups"][2]["escalate_to"] = "bosses"  # the group "leads", now the third
+    found = problems(data)
+    assert found == ["groups[0].name: required (a name ([A-Za-z0-9_.-], up to 64))",
+                     "groups[2].escalate_to: no [[groups]] entry is named 'bosses'"]
+
+
+def test_a_plain_login_needs_allow_plain_login() -> None:
+    data = change("smtp.username", "alerts")
+    data["smtp"]["password_file"] = "/etc/kiosk/smtp.password"
+    assert "smtp.username: a login over plain SMTP" in problems(data)[0]
+    data["smtp"]["allow_plain_login"] = True
+    assert parse(data).smtp == SmtpSettings("127.0.0.1", 25, "Pay stations <alerts@example.org>", False, "alerts",
+                                            Path("/etc/kiosk/smtp.password"), None, True)
+
+
+def test_missing_or_unusable_files_are_a_configuration_error_at_check_and_at_run(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    token, password = tmp_path / "token", tmp_path / "password"
+    token.write_text("to\x07ken\n", encoding="utf-8")
+    password.write_text("\n", encoding="utf-8")
+    config = tmp_path / "alerts.toml"
+    text = config_text(tmp_path / "alerts.db", 1883, 25, "https://hooks.example.org").replace(
+        'url = "mqtt://127.0.0.1:1883"', f'url = "mqtts://127.0.0.1:8883"\nusername = "alerts"\n'
+                                         f'password_file = "{password}"\nca = "{tmp_path / "ca.crt"}"').replace(
+        'format = "ntfy"', f'format = "ntfy"\ntoken_file = "{token}"')
+    config.write_text(text, encoding="utf-8")
+    expected = [f"{config}: broker.password_file: {password}: empty",
+                f"{config}: webhooks 'phones' token_file: {token}: holds control characters (only a trailing newline "
+                "is allowed)",
+                f"{config}: broker.ca: {tmp_path / 'ca.crt'}: cannot read it: No such file or directory",
+                f"{config}: 3 problem(s)"]
+    for option in ("--check", "--config"):
+        assert main(["alerts", option, str(config)]) == 2
+        assert capsys.readouterr().err.splitlines() == expected
+    token.write_text("token\r\n\n", encoding="utf-8")  # trailing newlines, as editors leave them, are not the token's
+    assert read_secret(token) == "token"
