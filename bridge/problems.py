@@ -124,14 +124,15 @@ class Engine:
         self.alerts: dict[str, Alert] = {alert.id: alert for alert in alerts if alert.closed is None}
         self.stations: dict[str, StationInfo] = {info.station: info for info in stations}
         self._members: dict[str, dict[CaseKey, Case]] = {alert_id: {} for alert_id in self.alerts}
+        self._out = Outcome()
         for case in self.cases.values():
             if case.alert_id in self._members:
                 self._members[case.alert_id][case.key] = case
             elif case.alert_id is not None:
                 log.warning("%s %s: its alert %s is not open: unlinked", case.station, case.subject, case.alert_id)
                 case.alert_id = None
+                self._out.cases[case.key] = case
         self._new_id = new_id
-        self._out = Outcome()
 
     # ---- inputs ----
 
