@@ -8,8 +8,8 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import quote
 
-__all__ = ["Alert", "AlertState", "Channel", "Delivery", "Problem", "SendKind", "Severity", "Target", "ack_link",
-           "format_time", "parse_time"]
+__all__ = ["Alert", "AlertState", "Channel", "Delivery", "Problem", "RepairSeen", "SendKind", "Severity", "Target",
+           "ack_link", "format_time", "parse_time"]
 
 
 class Problem(StrEnum):
@@ -19,6 +19,7 @@ class Problem(StrEnum):
     FAULT = "fault"  # one fault at one station
     FLEET_FAULT = "fleet_fault"  # the same fault (component and code) at many stations
     HELP = "help"  # a parker's help call that nobody answered
+    FLEET_LOST = "fleet_lost"  # many stations lost within the fleet window (a regional outage)
 
 
 class Severity(StrEnum):
@@ -75,6 +76,8 @@ class Alert:
 
     ``zones`` maps each station to its zone (None when unknown); ``notified`` is every target that got it;
     ``escalate_at`` is when it goes to the next group (None: it does not); ``closed`` is set when it ended.
+    ``repaired`` is when the problem was repaired, by the stations' own clocks where they say it (the clear's
+    ``since``, or a crew's ``event/repair`` note): None while it is not (or came back since).
     """
 
     id: str
@@ -99,6 +102,7 @@ class Alert:
     changes: int = 1
     notified: list[Target] = field(default_factory=list)
     closed: datetime | None = None
+    repaired: datetime | None = None
 
     @property
     def zone(self) -> str | None:
@@ -118,6 +122,16 @@ class Alert:
     def encoded(self) -> bytes:
         """The payload as compact UTF-8 JSON."""
         return json.dumps(self.payload(), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class RepairSeen:
+    """A station's ``event/repair``: a crew member noted ``component`` fixed at ``at`` (the event's ``ts``)."""
+
+    station: str
+    component: str
+    at: datetime
+    fault_active: bool
 
 
 def format_time(moment: datetime) -> str:

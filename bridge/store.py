@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -285,7 +285,7 @@ def _case(row: tuple[Any, ...]) -> Case:
 
 def _alert_row(alert: Alert) -> tuple[Any, ...]:
     ack_s = (alert.acked_at - alert.opened).total_seconds() if alert.acked_at else None
-    repair_s = (alert.closed - alert.since).total_seconds() if alert.closed else None
+    repair_s = (alert.repaired - alert.since).total_seconds() if alert.repaired else None  # by the stations' clocks
     return (alert.id, alert.problem.value, alert.title, json.dumps(alert.stations), json.dumps(alert.zones),
             alert.component, alert.code, alert.severity.value, alert.message, alert.parker_impact, _text(alert.since),
             _text(alert.opened), alert.group, _text(alert.escalate_at), alert.state.value, alert.level,
@@ -301,4 +301,5 @@ def _alert(row: tuple[Any, ...]) -> Alert:
                  state=AlertState(row[14]), level=row[15], acked_by=row[16], acked_at=_time(row[17]),
                  ack_note=row[18], changes=row[19],
                  notified=[Target(Channel(channel), address) for channel, address in json.loads(row[20])],
-                 closed=_time(row[21]))
+                 closed=_time(row[21]),
+                 repaired=_must(row[10]) + timedelta(seconds=row[23]) if row[23] is not None else None)

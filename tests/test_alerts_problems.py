@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import itertools
+import sqlite3
+from contextlib import closing
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -10,8 +12,9 @@ import pytest
 from alerts_kit import START, rules
 
 from bridge.messages import AckSeen, FaultSeen, HelpSeen, LinkState, StatusSeen
-from bridge.model import AlertState, Channel, Delivery, Problem, SendKind, Severity, Target
+from bridge.model import AlertState, Channel, Delivery, Problem, RepairSeen, SendKind, Severity, Target
 from bridge.problems import AckIgnored, Engine
+from bridge.store import Store
 
 ANNA, BEN = Target(Channel.EMAIL, "anna@example.org"), Target(Channel.EMAIL, "ben@example.org")
 PHONES, CLARA = Target(Channel.WEBHOOK, "phones"), Target(Channel.EMAIL, "clara@example.org")
@@ -28,8 +31,9 @@ def at(seconds: float) -> datetime:
     return START + timedelta(seconds=seconds)
 
 
-def terminal(station: str, active: bool, code: str = "unreachable", message: str = "no answer") -> FaultSeen:
-    return FaultSeen(station, "card_terminal", active, code, Severity.CRITICAL, message, "no_card_payment", START)
+def terminal(station: str, active: bool, code: str = "unreachable", message: str = "no answer",
+             severity: Severity = Severity.CRITICAL, since: datetime = START) -> FaultSeen:
+    return FaultSeen(station, "card_terminal", active, code, severity, message, "no_card_payment", since)
 
 
 def born(bridge: Engine, station: str, zone: str, boot: int = 100) -> None:
@@ -61,11 +65,16 @@ def test_a_fault_that_clears_within_the_grace_time_sends_nothing_and_one_that_st
     assert not bridge.tick(at(421)).deliveries and list(bridge.alerts) == ["a-1"]
 
 
-def test_the_grace_time_counts_from_the_station_s_since_when_it_is_older() -> None:
+def test_the_grace_time_counts_from_when_the_bridge_saw_the_fault_whatever_the_station_s_clock_says() -> None:
     bridge = engine()
-    old = FaultSeen("ST-9", "door", True, "open", Severity.CRITICAL, "door open", None, at(-600))
-    bridge.observe(old, at(0))
-    assert sends(bridge.tick(at(0)).deliveries) == [("a-1", SendKind.ALERT, CLARA)]  # no zone: the fallback (leads)
+    late = FaultSeen("ST-9", "door", True, "open", Severity.CRITICAL, "door open", None, at(-3600))  # drained late
+    ahead = FaultSeen("ST-8", "door", True, "open", Severity.CRITICAL, "door open", None, at(3600))  # clock ahead
+    bridge.observe(late, at(0))
+    bridge.observe(ahead, at(0))
+    assert not bridge.tick(at(119)).deliveries and not bridge.alerts
+    assert sends(bridge.tick(at(120)).deliveries) == [("a-1", SendKind.ALERT, CLARA), ("a-2", SendKind.ALERT, CLARA)]
+    assert [(alert.stations, alert.since) for alert in bridge.alerts.values()] == [
+        (["ST-8"], at(3600)), (["ST-9"], at(-3600))]  # the alert keeps the station's since (no zone: the leads)
 
 
 @pytest.mark.parametrize(("zone", "moment", "severity", "group"), [
@@ -138,14 +147,21 @@ def test_a_fleet_wide_fault_is_one_alert_naming_its_stations_and_later_ones_join
     fleet = bridge.alerts["a-1"]
     assert (fleet.problem, fleet.title, fleet.stations, fleet.zone) == (
         Problem.FLEET_FAULT, "card_terminal unreachable at 12 stations", stations, "Altstadt Nord")
-    born(bridge, "ST-99", "Hafen")
-    bridge.observe(terminal("ST-99", True), at(200))
+    born(bridge, "ST-98", "Altstadt Süd")
+    bridge.observe(terminal("ST-98", True), at(200))
     outcome = bridge.tick(at(400))
-    assert not outcome.deliveries and fleet.stations == [*stations, "ST-99"] and fleet.zone is None
+    assert not outcome.deliveries and fleet.stations == [*stations, "ST-98"] and fleet.zone is None
     assert fleet.title == "card_terminal unreachable at 13 stations" and len(bridge.alerts) == 1
+    born(bridge, "ST-99", "Hafen")  # the harbour's route gives it to the leads: not the fleet's group, its own alert
+    bridge.observe(terminal("ST-99", True), at(400))
+    assert sends(bridge.tick(at(520)).deliveries) == [("a-2", SendKind.ALERT, CLARA)]
+    assert bridge.alerts["a-2"].stations == ["ST-99"] and len(fleet.stations) == 13
     for station in stations[:6]:
         bridge.observe(terminal(station, False), at(500))
-    assert not bridge.tick(at(1000)).deliveries and len(bridge.alerts) == 1  # still active at 7 stations
+    assert not bridge.tick(at(619)).deliveries and len(fleet.stations) == 13
+    outcome = bridge.tick(at(620))  # cleared for the grace: they leave it, it stays active at 7 stations
+    assert not outcome.deliveries and fleet.stations == [*stations[6:], "ST-98"]
+    assert fleet.title == "card_terminal unreachable at 7 stations" and "a-1" in bridge.alerts
 
 
 def test_escalation_once_per_level_and_acknowledgement_stops_it() -> None:
@@ -197,3 +213,152 @@ def test_an_unanswered_help_call_is_alerted_at_once_and_closes_when_taken() -> N
     assert bridge.alerts["a-1"].payload()["code"] is None
     bridge.observe(HelpSeen("ST-1", "t-1", False, False, None), at(130))
     assert sends(bridge.tick(at(130)).deliveries) == [("a-1", SendKind.RESOLVED, t) for t in CREW]
+
+
+def test_a_slowly_spreading_fault_becomes_one_fleet_alert_folding_the_early_station_s_own() -> None:
+    bridge, deliveries = engine(fleet_threshold=5), []
+    stations = [f"ST-{n:02}" for n in range(20)]
+    for station in stations:
+        born(bridge, station, "Altstadt Nord")
+    for second in range(20 * 31 + 200):  # a station every 31 s; the bridge looks every second
+        if second % 31 == 0 and second // 31 < 20:
+            bridge.observe(terminal(stations[second // 31], True), at(second))
+        deliveries += bridge.tick(at(second)).deliveries
+    # ST-00 is due at 120 s with only 4 stations raised (0, 31, 62, 93 s): its own alert. At 151 s ST-01 is due and
+    # 5 stations were raised within the fleet window (ST-04 at 124 s): one fleet alert that takes ST-00's alert over
+    # (closed quietly: no resolved message); every later station joins it.
+    assert sends(deliveries) == [("a-1", SendKind.ALERT, t) for t in CREW] + [("a-2", SendKind.ALERT, t) for t in CREW]
+    assert list(bridge.alerts) == ["a-2"]
+    fleet = bridge.alerts["a-2"]
+    assert (fleet.problem, fleet.stations, fleet.title, fleet.opened, fleet.changes) == (
+        Problem.FLEET_FAULT, stations, "card_terminal unreachable at 20 stations", at(151), 1)
+    assert fleet.message == "no answer It replaces the alerts a-1 (ST-00)."
+
+
+def test_a_fleet_alert_takes_no_station_once_acknowledged_or_past_its_window() -> None:
+    bridge = engine(fleet_threshold=3)
+    for n in range(4):
+        born(bridge, f"ST-{n}", "Altstadt Nord")
+    for n in range(3):
+        bridge.observe(terminal(f"ST-{n}", True), at(0))
+    bridge.tick(at(120))
+    bridge.acknowledge(AckSeen("crew-anna", "a-1", None), at(130))
+    bridge.observe(terminal("ST-3", True), at(140))
+    assert sends(bridge.tick(at(260)).deliveries) == [("a-2", SendKind.ALERT, t) for t in CREW]  # its own
+    assert bridge.alerts["a-1"].stations == ["ST-0", "ST-1", "ST-2"]
+    late = engine(fleet_threshold=3)
+    for n in range(4):
+        born(late, f"ST-{n}", "Altstadt Nord")
+    for n in range(3):
+        late.observe(terminal(f"ST-{n}", True), at(0))
+    late.tick(at(120))
+    late.observe(terminal("ST-3", True), at(601))  # 601 s after the fleet's last member was raised
+    assert sends(late.tick(at(721)).deliveries) == [("a-2", SendKind.ALERT, t) for t in CREW]
+    assert late.alerts["a-2"].stations == ["ST-3"] and late.alerts["a-1"].stations == ["ST-0", "ST-1", "ST-2"]
+
+
+def test_flapping_is_per_station_a_fleet_of_single_raises_closes_after_the_grace() -> None:
+    bridge = engine(fleet_threshold=5)
+    for n in range(5):
+        born(bridge, f"ST-{n}", "Altstadt Nord")
+        bridge.observe(terminal(f"ST-{n}", True), at(0))
+    bridge.tick(at(120))
+    assert bridge.alerts["a-1"].changes == 1
+    for n in range(5):
+        bridge.observe(terminal(f"ST-{n}", False), at(200))
+    assert not bridge.tick(at(319)).deliveries
+    assert sends(bridge.tick(at(320)).deliveries) == [("a-1", SendKind.RESOLVED, t) for t in CREW]
+
+
+def test_a_link_that_drops_and_returns_within_the_lost_grace_sends_nothing_however_often() -> None:
+    bridge = engine()
+    born(bridge, "ST-1", "Altstadt Nord", boot=7)
+    for minute in range(0, 50, 5):  # lost for 4 minutes of every 5, ten times
+        bridge.observe(StatusSeen("ST-1", LinkState.LOST, 7, None), at(60 * minute))
+        assert not bridge.tick(at(60 * minute + 239)).deliveries
+        bridge.observe(StatusSeen("ST-1", LinkState.ONLINE, 7, "Altstadt Nord"), at(60 * minute + 240))
+    bridge.observe(StatusSeen("ST-1", LinkState.LOST, 7, None), at(3000))
+    assert not bridge.tick(at(3299)).deliveries
+    assert sends(bridge.tick(at(3300)).deliveries) == [("a-1", SendKind.ALERT, t) for t in CREW]
+    assert bridge.alerts["a-1"].changes == 1
+
+
+def test_a_fleet_member_whose_fault_changes_leaves_and_the_last_one_leaving_resolves_it() -> None:
+    bridge = engine(fleet_threshold=3)
+    for n in range(4):
+        born(bridge, f"ST-{n}", "Altstadt Nord")
+        bridge.observe(terminal(f"ST-{n}", True, severity=Severity.WARNING), at(0))
+    bridge.tick(at(120))
+    fleet = bridge.alerts["a-1"]
+    outcome = bridge.observe(terminal("ST-0", True, "not_ready", severity=Severity.WARNING), at(200))
+    assert not outcome.deliveries and fleet.stations == ["ST-1", "ST-2", "ST-3"]
+    bridge.observe(terminal("ST-1", True, severity=Severity.CRITICAL), at(200))  # worse than the fleet: leaves
+    bridge.observe(terminal("ST-2", True, severity=Severity.INFO, message="slow"), at(200))  # milder: stays
+    assert fleet.stations == ["ST-2", "ST-3"] and fleet.title == "card_terminal unreachable at 2 stations"
+    assert sends(bridge.tick(at(320)).deliveries) == [("a-2", SendKind.ALERT, t) for t in CREW] + [
+        ("a-3", SendKind.ALERT, t) for t in CREW]  # each its own case again, alerted after the grace
+    assert [(bridge.alerts[a].stations, bridge.alerts[a].code) for a in ("a-2", "a-3")] == [
+        (["ST-0"], "not_ready"), (["ST-1"], "unreachable")]
+    bridge.observe(terminal("ST-2", True, "not_ready", severity=Severity.INFO), at(400))
+    assert fleet.stations == ["ST-3"]
+    outcome = bridge.observe(terminal("ST-3", True, "not_ready", severity=Severity.WARNING), at(400))
+    assert sends(outcome.deliveries) == [("a-1", SendKind.RESOLVED, t) for t in CREW]
+    assert outcome.alerts["a-1"].closed == at(400) and outcome.alerts["a-1"].stations == ["ST-3"]
+
+
+def test_a_re_imaged_station_s_lower_boot_counts_from_its_latest_birth() -> None:
+    bridge = engine(lost_grace_s=0)
+    born(bridge, "ST-1", "Altstadt Nord", boot=200)
+    born(bridge, "ST-1", "Altstadt Nord", boot=5)  # re-imaged: its clock starts again
+    bridge.observe(StatusSeen("ST-1", LinkState.LOST, 4, None), at(0))  # older than the latest birth: stale
+    assert not bridge.cases
+    bridge.observe(StatusSeen("ST-1", LinkState.LOST, 5, None), at(0))
+    assert sends(bridge.tick(at(0)).deliveries) == [("a-1", SendKind.ALERT, t) for t in CREW]
+    assert bridge.stations["ST-1"].boot == 5
+
+
+def test_time_to_repair_is_by_the_station_s_clock_from_the_raise_to_its_clear_or_an_earlier_note(
+        tmp_path: Path) -> None:
+    bridge = engine()
+    for station in ("ST-1", "ST-2"):
+        born(bridge, station, "Altstadt Nord")
+        bridge.observe(FaultSeen(station, "printer", True, "jam", Severity.WARNING, "jam", None, at(-60)), at(0))
+    bridge.tick(at(120))
+    bridge.observe(RepairSeen("ST-1", "printer", at(400), False), at(410))  # the crew's note, then the clear
+    for station in ("ST-1", "ST-2"):
+        bridge.observe(FaultSeen(station, "printer", False, None, Severity.WARNING, "", None, at(500)), at(700))
+    outcome = bridge.tick(at(820))  # closed after the grace, by the bridge's clock
+    assert [(a.stations, a.closed, a.repaired) for a in outcome.alerts.values()] == [
+        (["ST-1"], at(820), at(400)), (["ST-2"], at(820), at(500))]
+    with Store(tmp_path / "alerts.db") as store:
+        store.apply(outcome, at(820))
+        kept = [store.alert(alert_id) for alert_id in ("a-1", "a-2")]
+    assert [(a.repaired, a.since) for a in kept if a] == [(at(400), at(-60)), (at(500), at(-60))]
+    with closing(sqlite3.connect(tmp_path / "alerts.db")) as db:
+        assert db.execute("SELECT repair_s FROM alerts ORDER BY id").fetchall() == [(460.0,), (560.0,)]
+
+
+def test_a_regional_outage_is_one_fleet_lost_alert_and_a_station_s_own_faults_are_capped() -> None:
+    bridge = engine(lost_grace_s=300, fleet_threshold=5)
+    stations = [f"ST-{n}" for n in range(7)]
+    for n, station in enumerate(stations):
+        born(bridge, station, "Altstadt Nord")
+        bridge.observe(StatusSeen(station, LinkState.LOST, 100, None), at(n))
+    assert not bridge.tick(at(299)).deliveries
+    assert sends(bridge.tick(at(306)).deliveries) == [("a-1", SendKind.ALERT, t) for t in CREW]
+    outage = bridge.alerts["a-1"]
+    assert (outage.problem, outage.title, outage.stations, outage.message) == (
+        Problem.FLEET_LOST, "7 stations lost", stations,
+        "Stations have no connection to the broker, the first since 2026-12-07 10:00 CET.")
+    capped = engine(grace_s=0)
+    born(capped, "ST-1", "Altstadt Nord")
+    for component in ("a", "b", "c", "d", "e", "f", "g"):
+        capped.observe(FaultSeen("ST-1", component, True, "broken", Severity.WARNING, "x", None, at(0)), at(0))
+    assert len(capped.tick(at(0)).deliveries) == 6 * 3
+    summary = capped.alerts["a-6"]
+    assert (summary.title, summary.component, summary.code, summary.message) == (
+        "ST-1: 2 more faults", None, None,
+        "ST-1 has more than 5 faults at once; these have no alert of their own: f broken; g broken.")
+    capped.observe(FaultSeen("ST-1", "f", False, None, Severity.WARNING, "", None, at(10)), at(10))
+    capped.tick(at(10))
+    assert capped.alerts["a-6"].title == "ST-1: 1 more faults"
