@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from bridge.model import Severity, parse_time
+from bridge.model import RepairSeen, Severity, parse_time
 
 __all__ = ["ACCOUNT", "ALERTS", "EARLIEST", "LATEST", "MAX_BOOT", "PREFIX", "AckSeen", "AlertSeen", "FaultSeen",
            "HelpSeen", "LinkState", "Malformed", "Observation", "StatusSeen", "parse", "station_time", "subscriptions"]
@@ -93,13 +93,14 @@ class AlertSeen:
     alert_id: str
 
 
-Observation = StatusSeen | FaultSeen | HelpSeen | AckSeen | AlertSeen
+Observation = StatusSeen | FaultSeen | HelpSeen | AckSeen | AlertSeen | RepairSeen
 
 
 def subscriptions() -> list[tuple[str, int]]:
     """The bridge's subscriptions and their QoS: retained state at 0 (no queue limit drops it), the rest at 1."""
     return [(f"{PREFIX}/+/status", 0), (f"{PREFIX}/+/fault/+", 0), (f"{PREFIX}/+/help/state", 0),
-            (f"{ALERTS}/+", 0), (f"{PREFIX}/+/help/request", 1), (f"{PREFIX}/_ack/+/+", 1)]
+            (f"{ALERTS}/+", 0), (f"{PREFIX}/+/help/request", 1), (f"{PREFIX}/_ack/+/+", 1),
+            (f"{PREFIX}/+/event/repair", 1)]
 
 
 def parse(topic: str, payload: bytes, retained: bool) -> Observation | None:
@@ -126,6 +127,8 @@ def parse(topic: str, payload: bytes, retained: bool) -> Observation | None:
         return _fault(station, _match(COMPONENT, rest[1], "component"), _object(payload))
     if rest in (("help", "state"), ("help", "request")):
         return HELP_READERS[rest[1]](station, _object(payload))
+    if rest == ("event", "repair"):
+        return _repair(station, _object(payload))
     raise Malformed(f"topic {topic!r}: not one the bridge reads")
 
 
@@ -172,6 +175,17 @@ def _status(station: str, data: dict[str, Any]) -> StatusSeen:
     if boot is not None and (not isinstance(boot, int) or isinstance(boot, bool) or not 0 <= boot <= MAX_BOOT):
         raise Malformed(f"status boot: a whole number from 0 to {MAX_BOOT}")
     return StatusSeen(station, LinkState(str(state)), boot, _zone(data))
+
+
+def _repair(station: str, envelope: dict[str, Any]) -> RepairSeen:
+    """A crew member's "fixed" note (``event/repair``): the component, and when the station recorded it."""
+    at, data = station_time(envelope.get("ts")), envelope.get("data")
+    if at is None or not isinstance(data, dict):
+        raise Malformed("repair event: no ts (a station's time) or no data object")
+    component, active = data.get("component"), data.get("fault_active")
+    if not isinstance(component, str) or not isinstance(active, bool):
+        raise Malformed("repair event: component (text) and fault_active (true or false) are required")
+    return RepairSeen(station, _match(COMPONENT, component, "component"), at, active)
 
 
 def _fault(station: str, component: str, data: dict[str, Any]) -> FaultSeen:

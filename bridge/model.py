@@ -148,9 +148,9 @@ def parse_time(text: object) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(text)
-    except ValueError:
+        return moment.astimezone(UTC) if moment.tzinfo is not None else None
+    except (ValueError, OverflowError):  # "0001-01-01T00:00:00+01:00" is before the first UTC moment Python has
         return None
-    return moment.astimezone(UTC) if moment.tzinfo is not None else None
 
 
 def ack_link(crew_page_url: str, station: str, alert_id: str) -> str:

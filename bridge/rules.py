@@ -98,6 +98,7 @@ class BridgeSettings:
     flap_window_s: float
     flap_threshold: int
     fleet_threshold: int
+    station_cap: int
     fleet_window_s: float
     escalate_after_s: float
     crew_page_url: str
@@ -398,6 +399,7 @@ def _bridge(table: _Table) -> BridgeSettings:
         flap_window_s=table.get("flap_window_s", 900.0, _seconds(1, day), "1 to 86400 seconds"),
         flap_threshold=table.get("flap_threshold", 3, _count(2, 1000), "a whole number from 2 to 1000"),
         fleet_threshold=table.get("fleet_threshold", 5, _count(2, 100_000), "a whole number from 2 to 100000"),
+        station_cap=table.get("station_cap", 5, _count(1, 1000), "a whole number from 1 to 1000"),
         fleet_window_s=table.get("fleet_window_s", 600.0, _seconds(1, day), "1 to 86400 seconds"),
         escalate_after_s=table.get("escalate_after_s", 900.0, _seconds(1, 7 * day), "1 to 604800 seconds"),
         crew_page_url=table.get("crew_page_url", "", _url(("https", "http")), "an http(s):// address without #",
@@ -550,7 +552,7 @@ def _routes(tables: list[_Table], groups: Mapping[str, Group]) -> tuple[Route, .
                       components=frozenset(table.get("components", NO_NAMES, _texts(_name),
                                                      "a non-empty list of component names")),
                       problems=frozenset(table.get("problems", (), _texts(_enum(Problem)),
-                                                   "a non-empty list of lost, fault, fleet_fault, help")),
+                                                   "a non-empty list of lost, fault, fleet_fault, fleet_lost, help")),
                       when=table.get("when", When.ANY, _enum(When), "any, night, day, weekend or weekday"))
         table.done()
         routes.append(route)

@@ -9,6 +9,7 @@ import smtplib
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -34,7 +35,8 @@ NTFY_MAX_BODY = 4096  # bytes: ntfy turns a longer body into an attachment
 NTFY_PRIORITY = {Severity.CRITICAL: "5", Severity.WARNING: "4", Severity.INFO: "3"}
 NTFY_TAGS = {Severity.CRITICAL: "rotating_light", Severity.WARNING: "warning", Severity.INFO: "information_source"}
 RESOLVED_PRIORITY, RESOLVED_TAGS = "2", "white_check_mark"
-STOP_JOIN_S = 5.0  # a lane's thread ends this soon after stop(): its send under way is cut off
+STOP_FINISH_S = 10.0  # at stop(), a send under way may finish this long (cutting it off could send it twice)
+STOP_JOIN_S = 5.0  # then a lane's thread ends this soon after its send was cut off
 
 
 class SendFailed(Exception):
@@ -102,7 +104,9 @@ def compose(alert: Alert, kind: SendKind, rules: Rules) -> Text:
     if alert.parker_impact:
         lines.append(f"Parker impact: {alert.parker_impact}")
     lines += [f"Since: {_local(alert.since, rules)}", f"Alert: {alert.id}, opened {_local(alert.opened, rules)}"]
-    if alert.changes > 1:
+    if alert.changes > 1 and len(alert.stations) > 1:
+        lines.append(f"Raised up to {alert.changes} times at one station (flapping: one alert, not one per change)")
+    elif alert.changes > 1:
         lines.append(f"Raised {alert.changes} times (flapping: one alert, not one per change)")
     title = f"[{alert.severity.value}] {alert.title}"
     if kind is SendKind.ESCALATION:
@@ -305,6 +309,11 @@ class Dispatcher:
         self._lanes = [_Lane(Channel.EMAIL, None), *(_Lane(Channel.WEBHOOK, name) for name in rules.webhooks)]
         self.failure: BaseException | None = None
 
+    @property
+    def stopping(self) -> bool:
+        """stop() was called: no new send starts."""
+        return self._stop.is_set()
+
     def start(self) -> None:
         """Start the sending threads."""
         for lane in self._lanes:
@@ -329,13 +338,22 @@ class Dispatcher:
         self.wake()
 
     def stop(self) -> None:
-        """Stop: the sends under way are cut off (they are sent again on the next run)."""
+        """Stop: no new send starts; one under way may finish for STOP_FINISH_S, then it is cut off.
+
+        A send cut off is sent again on the next run, and may then arrive twice: a server may have
+        taken it before the cut. So it is cut off only when it takes that long.
+        """
         with self._wake:
             self._stop.set()
+        self.wake()
+        finish_by = time.monotonic() + STOP_FINISH_S
+        for lane in self._lanes:
+            if lane.thread is not None:
+                lane.thread.join(timeout=max(0.0, finish_by - time.monotonic()))
+        with self._wake:
             for lane in self._lanes:
                 if lane.deadline is not None:
                     lane.deadline.abort()
-        self.wake()
         for lane in self._lanes:
             if lane.thread is not None:
                 lane.thread.join(timeout=STOP_JOIN_S)

@@ -80,7 +80,8 @@ class Service:
         self.steps = 0  # steps taken so far (for monitoring and tests)
         self._store = Store(rules.bridge.database)
         cases, alerts, stations = self._store.load()
-        self.engine = Engine(rules, cases=cases, alerts=alerts, stations=stations)
+        self.engine = Engine(rules, cases=cases, alerts=alerts, stations=stations,
+                             station_cap=rules.bridge.station_cap)
         password = read_secret(rules.broker.password_file) if rules.broker.password_file else None
         self.link = Link(rules.broker, password=password, on_connected=lambda: self._inbox.put(LinkEvent.CONNECTED),
                          on_subscribed=lambda: self._inbox.put(LinkEvent.SUBSCRIBED),

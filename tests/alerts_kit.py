@@ -215,16 +215,23 @@ class Post:
 
 
 class HookSink(_Collector):
-    """A local HTTP receiver on a free port; the first ``failures`` requests are answered ``status`` (and kept too)."""
+    """A local HTTP receiver on a free port; the first ``failures`` requests are answered ``status`` (and kept too).
+
+    ``arrived`` is set when a request has been read; ``before_answer`` runs then, before the answer (a test may hold it).
+    """
 
     def __init__(self, failures: int = 0, status: int = 500) -> None:
         super().__init__()
         self.failures = failures
+        self.arrived = threading.Event()
+        self.before_answer: Callable[[], object] = lambda: None
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                sink.arrived.set()
+                sink.before_answer()
                 with sink._changed:
                     failing = sink.failures > 0
                     sink.failures -= failing

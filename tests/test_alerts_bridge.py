@@ -248,7 +248,7 @@ def test_a_burst_of_200_fault_changes_at_50_stations_gives_exactly_six_alerts(ri
     assert displays == [([station], 2, "display (3)") for station in stations[45:]]
     fleet_mail = next(m for m in mails if "30 stations" in m.subject)
     assert "Stations: B00 (Altstadt Nord), B01 (Altstadt Nord)," in fleet_mail.body
-    assert "Raised 2 times (flapping: one alert, not one per change)" in fleet_mail.body
+    assert "Raised up to 2 times at one station (flapping: one alert, not one per change)" in fleet_mail.body
 
 
 @pytest.mark.parametrize("rig", [{"failures": 1}], indirect=True)  # the first post fails: retried after the restart
@@ -390,3 +390,25 @@ def test_acknowledgements_during_a_stop_and_a_restart_are_kept(rig: Rig) -> None
     with Store(rig.config.parent / "alerts.db") as store:
         notes = {alert.acked_by: alert.ack_note for alert in store.load()[1]}
     assert notes == {"crew-anna": None, "crew-ben": "on my way"}
+
+
+def test_time_to_repair_ends_at_the_crews_fixed_note_from_the_stations_own_event(rig: Rig) -> None:
+    rig.start()
+    rig.publish("ST-A", "status", online("Altstadt Nord"))
+    rig.publish("ST-A", "fault/card_terminal", fault(True, since="2026-12-07T09:00:00.000Z"))
+    wait_for(lambda: rig.watched("ST-A", "fault/card_terminal"), WAIT_S, "the fault watched")
+    rig.clock.advance(120)
+    (alert_id,) = wait_for_alerts(rig, 1)
+    note = {"id": "e-1", "series": "s", "seq": 7, "boot": 1, "ts": "2026-12-07T09:03:00.000Z", "kind": "repair",
+            "data": {"component": "card_terminal", "code": "unreachable", "fault_raised_at": "2026-12-07T09:00:00.000Z",
+                     "fault_active": True, "note": "new cable", "by": "crew-anna"}}
+    rig.publish("ST-A", "event/repair", json.dumps(note), retain=False)
+    rig.publish("ST-A", "fault/card_terminal", fault(False, since="2026-12-07T09:10:00.000Z"))
+    wait_for(lambda: rig.watched("ST-A", "fault/card_terminal", active=False), WAIT_S, "the clear seen")
+    rig.clock.advance(120)
+    mails_to(rig, 4, "the resolved mails")
+    rig.stop()
+    with Store(rig.config.parent / "alerts.db") as store:
+        closed = store.alert(alert_id)
+    assert closed is not None and closed.repaired is not None
+    assert (closed.repaired - closed.since).total_seconds() == 180, "the note at 09:03, not the clear at 09:10"

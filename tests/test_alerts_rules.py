@@ -123,7 +123,7 @@ def change(path: str, value: Any) -> dict[str, Any]:
     ("routes[0].severities", ["fatal"], "routes[0].severities: must be a non-empty list of critical, warning, info, "
                                         "got ['fatal']"),
     ("routes[0].problems", ["fire"], "routes[0].problems: must be a non-empty list of lost, fault, fleet_fault, "
-                                     "help, got ['fire']"),
+                                     "fleet_lost, help, got ['fire']"),
     ("routes[0].group", "nobody", "routes[0].group: no [[groups]] entry is named 'nobody'"),
     ("routes[1].zones", "Altstadt *", "routes[1].zones: must be a non-empty list of zone patterns, got 'Altstadt *'"),
     ("routes[2].when", "day", "routes[2]: the last route is the fallback and must have no conditions (no zones, "

@@ -18,6 +18,7 @@ from alerts_kit import START, HookSink, MailSink, ManualClock, rules
 from certs import make_pki
 from conftest import wait_for
 
+from bridge import senders
 from bridge.model import Alert, Channel, Delivery, Problem, SendKind, Severity, Target
 from bridge.problems import Outcome
 from bridge.rules import Rules, SmtpSettings
@@ -117,7 +118,8 @@ def test_a_slow_webhook_holds_up_no_mail_and_is_cut_off_at_its_total_deadline(tm
     assert time.monotonic() - stopping < 2
 
 
-def test_stop_cuts_the_send_under_way_off_at_once(tmp_path: Path) -> None:
+def test_stop_cuts_a_send_off_only_after_its_time_to_finish(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(senders, "STOP_FINISH_S", 0.5)
     slow = SlowServer()
     database = tmp_path / "alerts.db"
     queue(database, alert(), (SendKind.ALERT, PHONES))
@@ -126,9 +128,32 @@ def test_stop_cuts_the_send_under_way_off_at_once(tmp_path: Path) -> None:
     stopping = time.monotonic()
     dispatcher.stop()
     slow.stop()
-    assert time.monotonic() - stopping < 2
+    assert 0.5 <= time.monotonic() - stopping < 2.5
     assert sends(database)[0][2:] == (None, f"webhook phones ({slow.url}): cut off: the bridge "
                                             "stopped")
+
+
+def test_a_send_under_way_at_stop_finishes_and_is_recorded_never_sent_twice(tmp_path: Path) -> None:
+    """Cutting it off at once made the next run send a message the server had already taken (a duplicate)."""
+    hooks = HookSink().start()
+    gate = threading.Event()
+    hooks.before_answer = gate.wait  # the receiver holds its answer until the stop has begun
+    database = tmp_path / "alerts.db"
+    queue(database, alert(), (SendKind.ALERT, PHONES))
+    dispatcher = running(rules(database, hook_url=hooks.url, send_timeout_s=30), ManualClock())
+    try:
+        assert hooks.arrived.wait(WAIT_S), "the post received"
+        stopper = threading.Thread(target=dispatcher.stop)
+        stopper.start()
+        wait_for(lambda: dispatcher.stopping, WAIT_S, "the stop begun")
+        gate.set()
+        stopper.join(WAIT_S)
+        assert not stopper.is_alive()
+        (kept,) = sends(database)
+        assert kept[2] is not None and kept[3] is None, kept
+    finally:
+        gate.set()
+        hooks.stop()
 
 
 def test_ntfy_and_mail_texts_headers_and_caps(tmp_path: Path, mail: MailSink) -> None:

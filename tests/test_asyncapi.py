@@ -210,6 +210,8 @@ def test_the_alert_payload_is_the_documented_one() -> None:
     assert tuple(documented_fields("### `paystation/v1/_alerts/{alert_id}`")) == ALERT_FIELDS
     assert [list(example["payload"]) for example in alert["examples"]] == [list(ALERT_FIELDS)] * 2
     assert problems(json.loads(BRIDGE_ALERT.encoded()), schema) == [], "what the bridge publishes"
+    assert set(schema["properties"]["problem"]["enum"]) == {str(problem) for problem in Problem}
+    assert set(schema["properties"]["state"]["enum"]) == {str(state) for state in AlertState}
     for example in alert["examples"]:
         assert problems(example["payload"], schema) == []
         assert example["payload"]["parker_impact"] in [*spec()["components"]["messages"]["fault"]["payload"][
