@@ -32,7 +32,7 @@ CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 WIDTH, HEIGHT = 360, 780
 TIMEOUT_S = 10.0
 TIME_ZONE = "Europe/Berlin"  # the browser's; the page shows local times
-CREW, FLEET = "anna", "fleet"
+CREW, FLEET, BRIDGE = "anna", "fleet", "alerts"
 # The crew account gets the generator's crew role; the simulated fleet (every station, and the bridge's alerts) is
 # the test's own stand-in, so its operator account gets every topic on top.
 FLEET_RULES = f"""
@@ -59,6 +59,7 @@ class CrewBroker:
     ws_port: int
     password: str
     fleet_password: str
+    accounts: Path  # the generated accounts (secrets/NAME.password), the alert bridge's among them
 
     @property
     def url(self) -> str:
@@ -78,14 +79,14 @@ class CrewBroker:
 def crew_broker(folder: Path) -> CrewBroker:
     """Accounts, the installed page and the broker, started."""
     accounts, site = folder / "accounts", folder / "site"
-    generate(accounts, "--crew", CREW, "--operator", FLEET)
+    generate(accounts, "--crew", CREW, "--operator", FLEET, "--bridge", BRIDGE)
     acl = folder / "acl"
     acl.write_text((accounts / "acl").read_text(encoding="utf-8") + FLEET_RULES, encoding="utf-8")
     install_page(site)
     ws_port = free_port()
     broker = Mosquitto(folder / "broker", password_file=accounts / "passwd", acl_file=acl,
                        extra=f"listener {ws_port} 127.0.0.1\nprotocol websockets\nhttp_dir {site}\n")
-    crew = CrewBroker(broker, ws_port, secret(accounts, CREW), secret(accounts, FLEET))
+    crew = CrewBroker(broker, ws_port, secret(accounts, CREW), secret(accounts, FLEET), accounts)
     crew.start()
     return crew
 

@@ -21,12 +21,16 @@ from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 import pytest
+from alerts_kit import MailSink, ManualClock, config_text
 from conftest import ROOT
-from crew_site import CREW, CrewBroker, Fleet, chromium, crew_broker, wait
+from crew_site import BRIDGE, CREW, CrewBroker, Fleet, chromium, crew_broker, wait
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+
+from bridge.rules import load
+from bridge.service import Service
 
 CHROMIUM_MISSING = shutil.which("chromium") is None and not Path("/usr/bin/chromium").exists()
 DOC_IMAGES = ROOT / "docs" / "images"
@@ -514,3 +518,41 @@ def test_the_stale_marker_while_the_broker_is_away(bench: Bench) -> None:
     finally:
         crew.start()
     wait(driver, lambda d: d.find_element(By.ID, "conn").text == "Connected", "the connection back", timeout=15)
+
+
+@browser_test
+def test_an_acknowledgement_from_the_page_reaches_the_real_bridge_and_comes_back(bench: Bench, tmp_path: Path) -> None:
+    """The whole way: the stations' retained faults, the alert bridge (kiosk alerts, on its own broker account and a
+    manual clock), its retained alert on the page, the crew member's tap, the bridge's acknowledged state."""
+    crew, fleet, driver = bench
+    mail = MailSink().start()
+    config = tmp_path / "alerts.toml"
+    text = config_text(tmp_path / "alerts.db", crew.broker.port, mail.port, "http://127.0.0.1:9")
+    config.write_text(text.replace("[broker]\n", f"[broker]\nusername = \"{BRIDGE}\"\n"
+                                   f"password_file = \"{crew.accounts / 'secrets' / f'{BRIDGE}.password'}\"\n", 1),
+                      encoding="utf-8")
+    clock = ManualClock(NOW)
+    bridge = Service(load(config), clock=clock, tick_s=0.02)
+    bridge.start()
+    opened: list[str] = []
+    try:
+        wait(driver, lambda d: ("DE-BER-0005", "fault/card_terminal") in bridge.snapshot().cases, "the bridge's watch")
+        clock.advance(121)  # past the grace time, counted from when the bridge first saw the fault
+        terminal = wait(driver, lambda d: next((a for a in bridge.snapshot().alerts.values()
+                                                if a.stations == ["DE-BER-0005"] and a.component == "card_terminal"),
+                                               None), "the bridge's alert")
+        opened = list(bridge.snapshot().alerts)
+        sign_in(driver, crew)
+        card = f"[data-alert='{terminal.id}']"
+        wait(driver, lambda d: texts(d, f"{card} .title") == [terminal.title], "the bridge's alert on the page")
+        driver.find_element(By.CSS_SELECTOR, f"{card} button.ack").click()
+        confirm(driver, f"Acknowledge the alert “{terminal.title}”?")
+        taken = wait(driver, lambda d: bridge.snapshot().alerts[terminal.id].acked_by, "the bridge's acknowledgement")
+        assert taken == CREW and bridge.snapshot().alerts[terminal.id].state.value == "acknowledged"
+        wait(driver, lambda d: texts(d, f"{card} .acked") and texts(d, f"{card} .acked")[0].startswith(
+            f"Acknowledged by {CREW} at "), "the acknowledged state back on the page")
+    finally:
+        bridge.stop()
+        mail.stop()
+        for alert_id in opened:
+            fleet.retain(f"_alerts/{alert_id}", None)
