@@ -49,7 +49,7 @@ def config_text(database: Path, broker_port: int, smtp_port: int, hook_url: str,
     """
     settings = {"grace_s": 120, "lost_grace_s": 300, "flap_window_s": 900, "flap_threshold": 3,
                 "fleet_threshold": 10, "fleet_window_s": 600, "escalate_after_s": 900, "retry_s": 30,
-                "send_timeout_s": 5, "settle_s": 0.05, **bridge}
+                "send_timeout_s": 30, "settle_s": 0.05, **bridge}  # 30 s: a loaded CI machine is slow, never this slow
     lines = "\n".join(f"{key} = {json.dumps(value)}" for key, value in settings.items())
     return f"""
 [broker]
