@@ -14,6 +14,7 @@ from typing import Any
 
 from bridge.model import Alert, AlertState, Channel, Delivery, Problem, SendKind, Severity, Target
 from bridge.problems import Case, Outcome, StationInfo
+from kiosk.sqlite_file import FileRefused, Upgrade, open_versioned
 
 __all__ = ["SCHEMA_VERSION", "PendingSend", "Store", "StoreUnusable", "Unstorable"]
 
@@ -45,7 +46,8 @@ CREATE INDEX sends_due ON sends (next_at) WHERE sent_at IS NULL;
 ALERT_COLUMNS = ("id, problem, title, stations, zones, component, code, severity, message, parker_impact, since, "
                  "opened, grp, escalate_at, state, level, acked_by, acked_at, ack_note, changes, notified, closed, "
                  "ack_s, repair_s")
-MIGRATIONS = {1: "ALTER TABLE sends ADD COLUMN snapshot TEXT"}  # from version N to N + 1
+# UPGRADES[n] takes a file from version n to n + 1 (append only; a fresh file gets SCHEMA at once).
+UPGRADES: dict[int, Upgrade] = {1: lambda db: db.execute("ALTER TABLE sends ADD COLUMN snapshot TEXT")}
 SKIPPED = "skipped: "  # the start of the error of a send that was not made on purpose (sent_at set)
 CASE_COLUMNS = ("station, subject, problem, active, code, severity, message, parker_impact, since, raised, raises, "
                 "cleared, alert_id")
@@ -97,29 +99,11 @@ class Store:
             raise StoreUnusable(f"alert database {path}: {exc}") from exc
 
     def _open(self) -> None:
-        application = self._db.execute("PRAGMA application_id").fetchone()[0]
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        tables = self._db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
-        if tables and application != APPLICATION_ID:
-            raise StoreUnusable(f"alert database {self.path}: not an alert bridge database")
-        if version > SCHEMA_VERSION:
-            raise StoreUnusable(f"alert database {self.path}: schema {version} is newer than this bridge's "
-                                f"{SCHEMA_VERSION}")
-        self._db.execute("PRAGMA journal_mode = WAL")
-        self._db.execute("PRAGMA synchronous = FULL")  # a send recorded as done must stay done after a power cut
-        if version == SCHEMA_VERSION:
-            return
-        with self._transaction():
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version == 0:
-                for statement in SCHEMA.split(";"):
-                    if statement.strip():
-                        self._db.execute(statement)
-                self._db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-            else:
-                for step in range(version, SCHEMA_VERSION):
-                    self._db.execute(MIGRATIONS[step])
-            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        try:  # synchronous FULL: a send recorded as done must stay done after a power cut
+            open_versioned(self._db, application_id=APPLICATION_ID, version=SCHEMA_VERSION, schema=SCHEMA,
+                           upgrades=UPGRADES, synchronous="FULL")
+        except FileRefused as exc:
+            raise StoreUnusable(f"alert database {self.path}: {exc}, not one this bridge can use") from exc
 
     # ---- the engine's state ----
 

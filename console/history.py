@@ -27,6 +27,7 @@ from console.metrics import (
     replay,
 )
 from console.summarised import MalformedWarnings
+from kiosk.sqlite_file import FileRefused, open_versioned
 
 __all__ = [
     "DEFAULT_RETENTION",
@@ -151,36 +152,11 @@ class History:
 
     def _open(self) -> None:
         """Check what the file is before changing anything in it; create the schema in an empty one, upgrade an older one."""
-        version, tables = self._shape()
-        self._db.execute("PRAGMA journal_mode = WAL")
-        self._db.execute("PRAGMA synchronous = NORMAL")
-        if version == SCHEMA_VERSION:
-            return
-        with self._transaction("BEGIN IMMEDIATE"):
-            version, tables = self._shape()  # another console may have created or upgraded it meanwhile
-            if version == 0 and tables == 0:
-                for statement in SCHEMA.split(";"):
-                    if statement.strip():
-                        self._db.execute(statement)
-                self._db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-                version = SCHEMA_VERSION
-            elif version == 0:
-                raise HistoryUnusable(f"console history {self.path}: tables without a schema version")
-            for step in range(version, SCHEMA_VERSION):
-                UPGRADES[step](self._db)
-            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-
-    def _shape(self) -> tuple[int, int]:
-        """The file's schema version and table count; HistoryUnusable if it is another program's or a newer console's."""
-        application = self._db.execute("PRAGMA application_id").fetchone()[0]
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        tables = self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-        if (tables or version) and application != APPLICATION_ID:
-            raise HistoryUnusable(f"console history {self.path}: another program's database, not a console history")
-        if version > SCHEMA_VERSION:
-            raise HistoryUnusable(f"console history {self.path}: written by a newer console "
-                                  f"(schema {version}, this one knows {SCHEMA_VERSION})")
-        return int(version), int(tables)
+        try:
+            open_versioned(self._db, application_id=APPLICATION_ID, version=SCHEMA_VERSION, schema=SCHEMA,
+                           upgrades=UPGRADES, synchronous="NORMAL")
+        except FileRefused as exc:
+            raise HistoryUnusable(f"console history {self.path}: {exc}") from exc
 
     # ---- input ----
 

@@ -82,8 +82,10 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "kiosk.mqtt": ("kiosk.mqtt", "kiosk.domain", "kiosk.ports", *KERNEL),
     "drivers": ("drivers", "kiosk.domain", "kiosk.ports", *KERNEL),
     "screens": ("screens", "kiosk.domain", "kiosk.config"),
-    "console": ("console", "kiosk.mqtt.contract"),
-    "bridge": ("bridge",),  # the alert bridge runs beside the broker: it shares the MQTT contract, not the code
+    "console": ("console", "kiosk.mqtt.contract", "kiosk.sqlite_file"),
+    # The alert bridge runs beside the broker: it shares the MQTT contract, not the station's code; its database is a
+    # versioned SQLite file like the console's history (kiosk.sqlite_file, standard library only).
+    "bridge": ("bridge", "kiosk.sqlite_file"),
 }
 # Deliberate exceptions, each with its reason (docs/architecture.md, "Deliberate choices").
 EXCEPTIONS: dict[str, tuple[str, ...]] = {

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from console import command as console_command
 from console.history import HISTORY_TOPICS, SCHEMA_VERSION, History, HistoryUnusable
 from console.metrics import CallRecord, FaultPeriod, Grouping, HelpMetrics, RepairStats, VoiceFigures, p90
+from kiosk import sqlite_file
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 NOW = T0 + timedelta(days=1)
@@ -222,15 +223,15 @@ def test_a_file_a_newer_console_upgraded_meanwhile_is_refused_not_marked_older(t
     History(path).close()
     with sqlite3.connect(path) as db:
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")  # the newer console's upgrade ...
-    shape = History._shape
+    shape = sqlite_file.file_shape
     looks: list[int] = []
 
-    def first_look_before_the_upgrade(history: History) -> tuple[int, int]:
-        looks.append(1)
-        return (1, 1) if len(looks) == 1 else shape(history)  # ... came between the first look and the lock
+    def first_look_before_the_upgrade(db: sqlite3.Connection, application_id: int, known: int) -> int:
+        looks.append(1)  # ... came between the first look and the lock
+        return 1 if len(looks) == 1 else shape(db, application_id, known)
 
-    monkeypatch.setattr(History, "_shape", first_look_before_the_upgrade)
-    with pytest.raises(HistoryUnusable, match="newer console"):
+    monkeypatch.setattr(sqlite_file, "file_shape", first_look_before_the_upgrade)
+    with pytest.raises(HistoryUnusable, match="newer version"):
         History(path)
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION + 1,)
@@ -420,7 +421,7 @@ def test_a_damaged_foreign_or_too_new_file_is_refused_clearly(tmp_path: Path) ->
     with sqlite3.connect(newer) as db:
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     refused = {"garbage": (garbage, "file is not a database"), "foreign": (foreign, "another program's database"),
-               "newer": (newer, f"newer console (schema {SCHEMA_VERSION + 1}"), "folder": (tmp_path, "cannot open")}
+               "newer": (newer, f"newer version (schema {SCHEMA_VERSION + 1}"), "folder": (tmp_path, "cannot open")}
     for path, why in refused.values():
         with pytest.raises(HistoryUnusable, match=why.replace("(", r"\(")):
             History(path)
