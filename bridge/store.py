@@ -14,7 +14,7 @@ from typing import Any
 
 from bridge.model import Alert, AlertState, Channel, Delivery, Problem, SendKind, Severity, Target
 from bridge.problems import Case, Outcome, StationInfo
-from kiosk.sqlite_file import FileRefused, Upgrade, open_versioned
+from kiosk.sqlite_file import FileRefused, Upgrade, connect_versioned
 
 __all__ = ["SCHEMA_VERSION", "PendingSend", "Store", "StoreUnusable", "Unstorable"]
 
@@ -83,27 +83,12 @@ class Store:
     def __init__(self, path: Path) -> None:
         """Open (or create) the database; StoreUnusable says why it cannot be used."""
         self.path = path
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # Used by one thread at a time, but handed over: the service opens it, its thread works with it.
-            self._db = sqlite3.connect(str(path), isolation_level=None, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
-        except (OSError, sqlite3.Error) as exc:
+        try:  # shared: the service opens it, its thread works with it; FULL: a send recorded as done stays done
+            self._db = connect_versioned(str(path), application_id=APPLICATION_ID, version=SCHEMA_VERSION,
+                                         schema=SCHEMA, upgrades=UPGRADES, synchronous="FULL",
+                                         busy_timeout_s=BUSY_TIMEOUT_S, shared=True)
+        except (FileRefused, OSError, sqlite3.Error) as exc:
             raise StoreUnusable(f"alert database {path}: cannot open: {exc}") from exc
-        try:
-            self._open()
-        except StoreUnusable:
-            self._db.close()
-            raise
-        except sqlite3.Error as exc:
-            self._db.close()
-            raise StoreUnusable(f"alert database {path}: {exc}") from exc
-
-    def _open(self) -> None:
-        try:  # synchronous FULL: a send recorded as done must stay done after a power cut
-            open_versioned(self._db, application_id=APPLICATION_ID, version=SCHEMA_VERSION, schema=SCHEMA,
-                           upgrades=UPGRADES, synchronous="FULL")
-        except FileRefused as exc:
-            raise StoreUnusable(f"alert database {self.path}: {exc}, not one this bridge can use") from exc
 
     # ---- the engine's state ----
 

@@ -27,7 +27,7 @@ from console.metrics import (
     replay,
 )
 from console.summarised import MalformedWarnings
-from kiosk.sqlite_file import FileRefused, open_versioned
+from kiosk.sqlite_file import FileRefused, connect_versioned
 
 __all__ = [
     "DEFAULT_RETENTION",
@@ -136,27 +136,10 @@ class History:
         self._store: dict[type, Callable[[Any], bool]] = {HelpStep: self._help, Rating: self._rating,
                                                           FaultSeen: self._fault}
         try:
-            if self.path != ":memory:":
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
-        except (OSError, sqlite3.Error) as exc:
+            self._db = connect_versioned(self.path, application_id=APPLICATION_ID, version=SCHEMA_VERSION, schema=SCHEMA,
+                                         upgrades=UPGRADES, synchronous="NORMAL", busy_timeout_s=BUSY_TIMEOUT_S)
+        except (FileRefused, OSError, sqlite3.Error) as exc:
             raise HistoryUnusable(f"console history {self.path}: cannot open: {exc}") from exc
-        try:
-            self._open()
-        except HistoryUnusable:
-            self._db.close()
-            raise
-        except sqlite3.Error as exc:
-            self._db.close()
-            raise HistoryUnusable(f"console history {self.path}: {exc}") from exc
-
-    def _open(self) -> None:
-        """Check what the file is before changing anything in it; create the schema in an empty one, upgrade an older one."""
-        try:
-            open_versioned(self._db, application_id=APPLICATION_ID, version=SCHEMA_VERSION, schema=SCHEMA,
-                           upgrades=UPGRADES, synchronous="NORMAL")
-        except FileRefused as exc:
-            raise HistoryUnusable(f"console history {self.path}: {exc}") from exc
 
     # ---- input ----
 

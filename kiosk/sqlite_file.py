@@ -8,8 +8,9 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
-__all__ = ["FileRefused", "Upgrade", "file_shape", "open_versioned"]
+__all__ = ["FileRefused", "Upgrade", "connect_versioned", "file_shape", "open_versioned"]
 
 Upgrade = Callable[[sqlite3.Connection], object]  # what it returns is not used
 
@@ -64,3 +65,22 @@ def open_versioned(db: sqlite3.Connection, *, application_id: int, version: int,
             db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+
+
+def connect_versioned(path: str, *, application_id: int, version: int, schema: str, upgrades: Mapping[int, Upgrade],
+                      synchronous: str, busy_timeout_s: float, shared: bool = False) -> sqlite3.Connection:
+    """Connect to ``path`` (its folder is made; ":memory:" for no file) and open_versioned() it.
+
+    ``shared``: the connection may be handed to another thread (used by one at a time). The connection
+    is closed again when the file cannot be used: FileRefused, sqlite3.Error or OSError say why.
+    """
+    if path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout_s, check_same_thread=not shared)
+    try:
+        open_versioned(db, application_id=application_id, version=version, schema=schema, upgrades=upgrades,
+                       synchronous=synchronous)
+    except BaseException:
+        db.close()
+        raise
+    return db
