@@ -14,7 +14,7 @@ from typing import Any
 
 from bridge.model import Alert, AlertState, Channel, Delivery, Problem, SendKind, Severity, Target
 from bridge.problems import Case, Outcome, StationInfo
-from kiosk.sqlite_file import FileRefused, Upgrade, connect_versioned
+from kiosk.sqlite_file import FileRefused, Upgrade, connect_versioned, transaction
 
 __all__ = ["SCHEMA_VERSION", "PendingSend", "Store", "StoreUnusable", "Unstorable"]
 
@@ -105,7 +105,7 @@ class Store:
         """Keep what one step of the engine changed, and queue its sends, in one transaction."""
         if not outcome:
             return
-        with self._guard("save"), self._transaction():
+        with self._guard("save"), transaction(self._db, "BEGIN IMMEDIATE"):
             for info in outcome.stations.values():
                 self._db.execute("INSERT OR REPLACE INTO stations VALUES (?, ?, ?)", (info.station, info.zone, info.boot))
             for key, case in outcome.cases.items():
@@ -204,16 +204,6 @@ class Store:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  trace: TracebackType | None) -> None:
         self.close()
-
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
 
     @contextmanager
     def _guard(self, what: str) -> Iterator[None]:

@@ -27,7 +27,7 @@ from console.metrics import (
     replay,
 )
 from console.summarised import MalformedWarnings
-from kiosk.sqlite_file import FileRefused, connect_versioned
+from kiosk.sqlite_file import FileRefused, connect_versioned, transaction
 
 __all__ = [
     "DEFAULT_RETENTION",
@@ -166,7 +166,7 @@ class History:
         prune = self._pruned is None or now - self._pruned >= PRUNE_EVERY
         recorded = 0
         if records or prune:
-            with self._guard("apply"), self._transaction():
+            with self._guard("apply"), transaction(self._db):
                 self._touched.clear()
                 recorded = sum(self._store[type(record)](record) for record in records)
                 for (station, component), since in self._touched.items():
@@ -284,10 +284,10 @@ class History:
         HistoryUnusable if the history fails; OSError if the folder cannot be written.
         """
         with self._guard("export"):
-            with self._transaction():
+            with transaction(self._db):
                 self._prune(now - self.retention)
             self._pruned = now
-            with self._transaction():  # one snapshot for every file
+            with transaction(self._db):  # one snapshot for every file
                 tables = {
                     "help-by-station.csv": ("station", self.help_metrics(Grouping.STATION)),
                     "help-by-agent.csv": ("agent", self.help_metrics(Grouping.AGENT)),
@@ -309,19 +309,6 @@ class History:
                  traceback: TracebackType | None) -> None:
         """Close the file."""
         self.close()
-
-    @contextmanager
-    def _transaction(self, begin: str = "BEGIN") -> Iterator[None]:
-        self._db.execute(begin)
-        try:
-            yield
-        except BaseException:
-            try:
-                self._db.execute("ROLLBACK")
-            except sqlite3.Error:
-                log.debug("history: rollback failed (the transaction was already over)")
-            raise
-        self._db.execute("COMMIT")
 
     @contextmanager
     def _guard(self, what: str) -> Iterator[None]:

@@ -7,16 +7,29 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
-__all__ = ["FileRefused", "Upgrade", "connect_versioned", "file_shape", "open_versioned"]
+__all__ = ["FileRefused", "Upgrade", "connect_versioned", "file_shape", "open_versioned", "transaction"]
 
 Upgrade = Callable[[sqlite3.Connection], object]  # what it returns is not used
 
 
 class FileRefused(Exception):
     """The file is another program's, or written by a newer version, or has tables but no version: not used."""
+
+
+@contextlib.contextmanager
+def transaction(db: sqlite3.Connection, begin: str = "BEGIN") -> Iterator[None]:
+    """A transaction on an autocommit connection: committed at the end, rolled back on any exception."""
+    db.execute(begin)
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):  # SQLite may have ended the transaction itself
+            db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 def file_shape(db: sqlite3.Connection, application_id: int, known: int) -> int:
@@ -48,8 +61,7 @@ def open_versioned(db: sqlite3.Connection, *, application_id: int, version: int,
     db.execute(f"PRAGMA synchronous = {synchronous}")
     if found == version:
         return
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(db, "BEGIN IMMEDIATE"):
         found = file_shape(db, application_id, version)
         if found == 0:
             for statement in schema.split(";"):
@@ -60,11 +72,6 @@ def open_versioned(db: sqlite3.Connection, *, application_id: int, version: int,
         for step in range(found, version):
             upgrades[step](db)
         db.execute(f"PRAGMA user_version = {version}")
-    except BaseException:
-        with contextlib.suppress(sqlite3.Error):  # SQLite may have ended the transaction itself
-            db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
 
 
 def connect_versioned(path: str, *, application_id: int, version: int, schema: str, upgrades: Mapping[int, Upgrade],
