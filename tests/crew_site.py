@@ -86,7 +86,8 @@ def crew_broker(folder: Path) -> CrewBroker:
     install_page(site)
     ws_port = free_port()
     broker = Mosquitto(folder / "broker", password_file=accounts / "passwd", acl_file=acl,
-                       extra=f"listener {ws_port} 127.0.0.1\nprotocol websockets\nhttp_dir {site}\n")
+                       extra=f"listener {ws_port} 127.0.0.1\nprotocol websockets\nhttp_dir {site}\n"
+                             "use_username_as_clientid true\n")  # as in production (docs/crew.md)
     crew = CrewBroker(broker, ws_port, secret(accounts, CREW), secret(accounts, FLEET), accounts, site)
     crew.start()
     return crew
