@@ -3,15 +3,14 @@
   "use strict";
 
   var M = CrewModel;
-  var PREFIX = M.PREFIX, IMPACTS = M.IMPACTS, STATION_ID = M.STATION_ID, USER_NAME = M.USER_NAME, ALERT_ID = M.ALERT_ID;
-  var isObject = M.isObject, text = M.text, parse = M.parse, activeFaults = M.activeFaults, rankOf = M.rankOf;
-  var NOTE_MAX = 200;
+  var OUTCOME = CrewLink.OUTCOME;
+  var PREFIX = M.PREFIX, STATION_ID = M.STATION_ID, USER_NAME = M.USER_NAME, ALERT_ID = M.ALERT_ID;
+  var dict = M.dict, has = M.has, isObject = M.isObject, text = M.text, parse = M.parse, activeFaults = M.activeFaults;
   var REPLY_WAIT_MS = 30000;
   var QUIET_MS = 11 * 60 * 1000;  /* a little over two telemetry intervals (300 s) */
   var TICK_MS = 15000;
   var LOGIN_KEY = "crew.login";
   var LANG_KEY = "crew.lang";
-  var REFUSED_CODES = {134: true, 135: true};  /* CONNACK: bad user name or password, not authorized */
   /* Signed commands go to cmd/{topic}/{user}: the broker lets a crew sign with its own name only (docs/mqtt.md). */
   var COMMANDS = {
     service_start: {topic: "service", signed: true, args: function () { return {on: true}; }},
@@ -21,42 +20,44 @@
     fixed: {topic: "fixed", signed: true, args: function (extra) { return {component: extra.component, note: extra.note}; }}
   };
   var CONFIRMED = ["service_start", "service_end", "terminal_status", "restart"];
+  var SINCE_KEYS = {lost: "station.lost_since", offline: "station.offline_since"};
 
   var state = {
-    lang: "en", user: null, password: null, client: null, connected: false, everConnected: false,
-    staleSince: null, replyTag: null, stations: {}, alerts: {}, pending: {}, results: {},
-    confirm: null, notice: null, loginError: null, ackAsked: false, renderQueued: false
+    lang: "en", user: null, link: null, connected: false, everConnected: false, lastHeard: null, staleSince: null,
+    stations: dict(), previous: dict(), alerts: dict(), pending: dict(), results: dict(),
+    confirm: null, notice: null, loginError: null, ackAsked: null, renderQueued: false
   };
 
   /* Texts and times */
 
   function t(key, params) {
     var table = CREW_TEXTS[state.lang] || CREW_TEXTS.en;
-    var text = table[key] !== undefined ? table[key] : CREW_TEXTS.en[key];
-    return String(text).replace(/\{(\w+)\}/g, function (whole, name) {
-      return params && params[name] !== undefined && params[name] !== null ? String(params[name]) : whole;
+    var value = has(table, key) ? table[key] : CREW_TEXTS.en[key];
+    return String(value).replace(/\{(\w+)\}/g, function (whole, name) {
+      if (!params || !has(params, name)) { return whole; }
+      var param = params[name];  /* a time is a Date, or null when the message had none that parses */
+      return param instanceof Date || param === null ? fmtTime(param) : String(param);
     });
   }
 
   function pad(n) { return n < 10 ? "0" + n : String(n); }
 
-  function fmtTime(value) {
-    var date = value instanceof Date ? value : new Date(value);
-    if (isNaN(date.getTime())) { return String(value); }
+  /* A time (a Date from the model, null when the message had none that parses) in the phone's local time. */
+  function fmtTime(date) {
+    if (!(date instanceof Date) || isNaN(date.getTime())) { return t("time.unknown"); }
     var time = pad(date.getHours()) + ":" + pad(date.getMinutes());
-    var now = new Date();
-    if (date.toDateString() === now.toDateString()) { return time; }
+    if (date.toDateString() === new Date().toDateString()) { return time; }
     var months = t("months").split(" ");
     return t("date.format", {day: date.getDate(), month: months[date.getMonth()], time: time});
   }
 
   function chooseLanguage() {
     var stored = localStorage.getItem(LANG_KEY);
-    if (stored && CREW_TEXTS[stored]) { return stored; }
+    if (stored && has(CREW_TEXTS, stored)) { return stored; }
     var wanted = navigator.languages && navigator.languages.length ? navigator.languages : [navigator.language || "en"];
     for (var i = 0; i < wanted.length; i++) {
       var base = String(wanted[i]).toLowerCase().split("-")[0];
-      if (CREW_TEXTS[base]) { return base; }
+      if (has(CREW_TEXTS, base)) { return base; }
     }
     return "en";
   }
@@ -74,62 +75,74 @@
     return node;
   }
 
-  function randomHex(bytes) {
-    var values = new Uint8Array(bytes);
-    crypto.getRandomValues(values);
-    return Array.prototype.map.call(values, function (b) { return pad16(b); }).join("");
-  }
-
-  function pad16(b) { return (b < 16 ? "0" : "") + b.toString(16); }
-
-  /* What arrives */
+  /* What arrives: each message on its own, so that one bad message is dropped (and logged) and never stops the others. */
 
   function station(id) {
-    if (!state.stations[id]) { state.stations[id] = M.newStation(id); }
+    if (!state.stations[id]) {
+      var st = state.stations[id] = M.newStation(id);
+      var before = state.previous[id];  /* telemetry is not retained: keep the last one over a reconnect */
+      if (before) { st.telemetry = before.telemetry; st.seen = before.seen; }
+    }
     return state.stations[id];
   }
 
-  function onMessage(topic, payload, packet) {
+  function onMessage(topic, body, correlation) {
+    state.lastHeard = new Date();
+    try {
+      handle(topic, body, correlation);
+    } catch (error) {
+      console.error("crew page: dropped the message on " + topic + ":", error);
+    }
+  }
+
+  function handle(topic, body, correlation) {
     var levels = topic.split("/");
     if (levels.length < 4 || levels[0] + "/" + levels[1] !== PREFIX) { return; }
-    var body = new TextDecoder().decode(payload);
     if (levels[2] === "_alerts" && levels.length === 4) { return onAlert(levels[3], body); }
     if (levels[2].charAt(0) === "_" || !STATION_ID.test(levels[2])) { return; }
-    if (levels[3] === "reply") { return onReply(levels[2], packet, body); }
-    if (M.apply(station(levels[2]), levels[3], levels.slice(4), parse(body), new Date())) { renderSoon(); }
+    if (levels[3] === "reply") { return onReply(levels[2], correlation, body); }
+    var st = station(levels[2]);
+    var changed = M.apply(st, levels[3], levels.slice(4), body, new Date());
+    if (M.isEmpty(st)) { delete state.stations[st.id]; }
+    if (changed) { renderSoon(); }
   }
 
   function onAlert(id, body) {
     if (!ALERT_ID.test(id)) { return; }
-    var data = parse(body);
-    if (body === "" || !isObject(data)) { delete state.alerts[id]; } else { state.alerts[id] = data; }
+    var alert = body === "" ? null : M.cleanAlert(id, parse(body));
+    if (alert) { state.alerts[id] = alert; } else if (body === "") { delete state.alerts[id]; } else { return; }
     renderSoon();
   }
 
-  function onReply(stationId, packet, body) {
-    var raw = packet.properties && packet.properties.correlationData;
-    var correlation = raw ? new TextDecoder().decode(raw) : "";
+  function onReply(stationId, correlation, body) {
     var pending = state.pending[correlation];
     var data = parse(body);
     if (!pending || pending.station !== stationId || !isObject(data)) { return; }
     clearTimeout(pending.timer);
     delete state.pending[correlation];
-    state.results[stationId] = {command: pending.command, state: data.ok === true ? "ok" : "refused", reply: data};
+    setResult(stationId, correlation, {command: pending.command, state: data.ok === true ? "ok" : "refused", reply: data});
     if (pending.command === "fixed" && data.ok === true) { $("fixed-note").value = ""; }
+  }
+
+  /* A command's result, unless a newer command to the station has one already. */
+  function setResult(stationId, correlation, result) {
+    var shown = state.results[stationId];
+    if (shown && shown.correlation !== correlation) { return; }
+    result.correlation = correlation;
+    state.results[stationId] = result;
     render();
   }
 
-  /* Rendering */
+  /* Rendering: never throws, whatever arrived (the model has checked every value). */
 
   function faultItem(component, fault) {
-    var active = fault.active === true;
-    var when = fault.since ? t(active ? "fault.since" : "fault.cleared", {time: fmtTime(fault.since)}) : "";
-    var impact = active && IMPACTS.indexOf(fault.parker_impact) >= 0 ? t("impact." + fault.parker_impact) : "";
-    return el("li", {"class": "fault " + (active ? "active sev-" + text(fault.severity) : "cleared")}, [
+    var when = t(fault.active ? "fault.since" : "fault.cleared", {time: fault.since});
+    var impact = fault.active && fault.impact ? t("impact." + fault.impact) : "";
+    return el("li", {"class": "fault " + (fault.active ? "active sev-" + fault.severity : "cleared")}, [
       el("p", {"class": "what"}, [
-        el("span", {"class": "component", text: component + ": " + text(fault.code)}), document.createTextNode(" "),
+        el("span", {"class": "component", text: component + ": " + fault.code}), document.createTextNode(" "),
         el("span", {"class": "since", text: when})]),
-      text(fault.message) ? el("p", {"class": "message", text: fault.message}) : null,
+      fault.message ? el("p", {"class": "message", text: fault.message}) : null,
       impact ? el("p", {"class": "impact", text: impact}) : null
     ]);
   }
@@ -137,62 +150,56 @@
   function telemetryLine(st) {
     var data = st.telemetry;
     if (!data) { return el("p", {"class": "telemetry none", text: t("telemetry.none")}); }
-    var link = isObject(data.link) ? text(data.link.state) : "";
-    var temp = typeof data.cpu_temp_c === "number" ? data.cpu_temp_c.toFixed(1) + " °C" : t("telemetry.no_temp");
     return el("p", {"class": "telemetry", text: t("telemetry.line", {
-      terminal: text(data.terminal) || "?", link: link || "?", outbox: typeof data.outbox_depth === "number" ? data.outbox_depth : "?",
-      temp: temp, time: fmtTime(typeof data.ts === "string" ? data.ts : st.seen)})});
+      terminal: data.terminal || "?", link: data.link || "?", outbox: data.outbox === null ? "?" : data.outbox,
+      temp: data.temp === null ? t("telemetry.no_temp") : data.temp.toFixed(1) + " °C", time: data.ts || st.seen})});
   }
 
   function stationCard(st, detail) {
-    var rank = rankOf(st);
-    var zone = st.status && text(st.status.zone);
-    var components = Object.keys(st.faults).sort();
-    var shown = components.filter(function (c) { return detail || st.faults[c].active === true; });
-    var quiet = st.seen && st.status && st.status.state === "online" && Date.now() - st.seen.getTime() > QUIET_MS;
+    var rank = M.rankOf(st);
+    var status = st.status || {state: "", zone: "", since: null};
+    var sinceKey = has(SINCE_KEYS, status.state) ? SINCE_KEYS[status.state] : "";
+    var shown = Object.keys(st.faults).sort().filter(function (c) { return detail || st.faults[c].active; });
+    var quiet = st.seen && status.state === "online" && Date.now() - st.seen.getTime() > QUIET_MS;
     var title = detail ? el("h2", {"class": "name", text: st.id}) :
       el("h3", {"class": "name"}, [el("button", {"type": "button", "class": "open", "data-focus": "open:" + st.id, "aria-label": st.id + " – " + t("station.open"),
         text: st.id, onclick: function () { openStation(st.id); }})]);
     return el(detail ? "div" : "li", {"class": "station rank-" + rank, "data-station": st.id}, [
       el("div", {"class": "head"}, [title, el("span", {"class": "badge", text: t("rank." + rank)})]),
-      zone ? el("p", {"class": "zone", text: t("station.zone", {zone: zone})}) : null,
-      quiet ? el("p", {"class": "quiet", text: t("stale.quiet", {time: fmtTime(st.seen)})}) : null,
+      status.zone ? el("p", {"class": "zone", text: t("station.zone", {zone: status.zone})}) : null,
+      sinceKey ? el("p", {"class": "state-since", text: t(sinceKey, {time: status.since})}) : null,
+      quiet ? el("p", {"class": "quiet", text: t("stale.quiet", {time: st.seen})}) : null,
       shown.length ? el("ul", {"class": "faults"}, shown.map(function (c) { return faultItem(c, st.faults[c]); })) :
-        el("p", {"class": "faults none", text: t("fault.none")}),
+        sinceKey ? null : el("p", {"class": "faults none", text: t("fault.none")}),
       telemetryLine(st)
     ]);
   }
 
-  function alertItem(alert, id) {
-    var acked = alert.state === "acknowledged";
-    var stations = Array.isArray(alert.stations) ? alert.stations.filter(function (s) { return typeof s === "string"; }) : [];
-    var severity = M.SEVERITY_ORDER.hasOwnProperty(alert.severity) ? t("severity." + alert.severity) : "";
-    var meta = [severity, alert.since ? t("alert.since", {time: fmtTime(alert.since)}) : "",
+  function alertItem(alert) {
+    var id = alert.id;
+    var meta = [alert.severity ? t("severity." + alert.severity) : "", alert.since ? t("alert.since", {time: alert.since}) : "",
       alert.group ? t("alert.group", {group: alert.group}) : ""].filter(Boolean).join(" · ");
-    return el("li", {"class": "alert sev-" + text(alert.severity) + (acked ? " acked" : ""), "data-alert": id}, [
-      el("p", {"class": "title", text: text(alert.title) || id}),
+    return el("li", {"class": "alert sev-" + alert.severity + (alert.acked ? " acked" : ""), "data-alert": id}, [
+      el("p", {"class": "title", text: alert.title}),
       el("p", {"class": "meta", text: meta}),
-      text(alert.message) ? el("p", {"class": "message", text: alert.message}) : null,
-      stations.length ? el("p", {"class": "stations"}, stations.map(function (s) {
+      alert.message ? el("p", {"class": "message", text: alert.message}) : null,
+      alert.stations.length ? el("p", {"class": "stations"}, alert.stations.map(function (s) {
         return el("button", {"type": "button", "class": "link", "data-focus": "alert-station:" + id + ":" + s, text: s, onclick: function () { openStation(s); }});
       })) : null,
-      acked ? el("p", {"class": "acked", text: t("alert.acked", {user: text(alert.acked_by), time: fmtTime(alert.acked_at)})}) :
-        el("button", {"type": "button", "class": "ack", "data-focus": "ack:" + id, text: t("alert.ack"), onclick: function () { askAck(id); }})
+      alert.acked ? el("p", {"class": "acked", text: t("alert.acked", {user: alert.ackedBy, time: alert.ackedAt})}) :
+        el("button", {"type": "button", "class": "ack", "data-focus": "ack:" + id, "aria-label": t("alert.ack.label", {title: alert.title}),
+          text: t("alert.ack"), onclick: function () { askAck(id); }})
     ]);
   }
 
   function resultText(result) {
     var name = t("cmd." + result.command);
-    if (result.state === "sent") { return t("cmd.sent", {command: name}); }
-    if (result.state === "no_answer") { return t("cmd.no_answer", {command: name}); }
+    if (result.state !== "ok" && result.state !== "refused") { return t("cmd." + result.state, {command: name}); }
     var reply = result.reply;
-    var parts = [result.state === "ok" ? t("cmd.ok", {command: name}) : t("cmd.refused", {command: name, code: text(reply.code)})];
+    var parts = [result.state === "ok" ? t("cmd.ok", {command: name}) :
+      t("cmd.refused", {command: name, reason: t(M.codeKey(reply), {code: text(reply.code) || "?"})})];
     if (text(reply.detail)) { parts.push(reply.detail); }
-    Object.keys(reply).forEach(function (key) {
-      if (["ok", "code", "detail", "fault_active", "recorded_at"].indexOf(key) >= 0) { return; }
-      parts.push(key + ": " + (typeof reply[key] === "string" ? reply[key] : JSON.stringify(reply[key])));
-    });
-    if (typeof reply.fault_active === "boolean") { parts.push(t(reply.fault_active ? "fixed.active" : "fixed.cleared")); }
+    M.replyFacts(result.command, reply).forEach(function (fact) { parts.push(t(fact[0], fact[1])); });
     return parts.join(" · ");
   }
 
@@ -215,6 +222,9 @@
     Array.prototype.forEach.call(document.querySelectorAll("[data-text]"), function (node) {
       node.textContent = t(node.getAttribute("data-text"));
     });
+    Array.prototype.forEach.call(document.querySelectorAll("[data-label]"), function (node) {
+      node.setAttribute("aria-label", t(node.getAttribute("data-label")));
+    });
     Array.prototype.forEach.call(document.querySelectorAll("[data-lang]"), function (node) {
       node.textContent = CREW_TEXTS[node.getAttribute("data-lang")]["lang.name"];
       node.setAttribute("aria-pressed", String(node.getAttribute("data-lang") === state.lang));
@@ -228,7 +238,7 @@
     if (state.connected) {
       conn.textContent = t("conn.connected");
     } else if (state.staleSince) {
-      conn.appendChild(el("strong", {"class": "stale-since", text: t("stale.since", {time: fmtTime(state.staleSince)})}));
+      conn.appendChild(el("strong", {"class": "stale-since", text: t("stale.since", {time: state.staleSince})}));
       conn.appendChild(el("span", {text: " " + t("stale.detail")}));
     } else {
       conn.textContent = t("conn.waiting");
@@ -236,11 +246,15 @@
   }
 
   function render() {
-    var focused = document.activeElement && document.activeElement.getAttribute("data-focus");
-    renderLists();
-    if (focused && !$("confirm").open) {
-      var again = document.querySelector("[data-focus=\"" + CSS.escape(focused) + "\"]");
-      if (again) { again.focus(); }
+    try {
+      var focused = document.activeElement && document.activeElement.getAttribute("data-focus");
+      renderLists();
+      if (focused && !$("confirm").open) {
+        var again = document.querySelector("[data-focus=\"" + CSS.escape(focused) + "\"]");
+        if (again) { again.focus(); }
+      }
+    } catch (error) {
+      console.error("crew page: cannot draw the page:", error);
     }
   }
 
@@ -257,9 +271,9 @@
     $("notice").textContent = state.notice ? t(state.notice.key, state.notice.params) : "";
     var detailId = currentStation();
     var alertIds = M.sortAlerts(state.alerts).filter(function (id) {
-      return detailId === null || (Array.isArray(state.alerts[id].stations) && state.alerts[id].stations.indexOf(detailId) >= 0);
+      return detailId === null || state.alerts[id].stations.indexOf(detailId) >= 0;
     });
-    replaceIfChanged($("alert-list"), alertIds.map(function (id) { return alertItem(state.alerts[id], id); }));
+    replaceIfChanged($("alert-list"), alertIds.map(function (id) { return alertItem(state.alerts[id]); }));
     $("alerts-none").hidden = alertIds.length > 0;
     $("alerts").hidden = detailId !== null && alertIds.length === 0;
     $("back").hidden = detailId === null;
@@ -287,7 +301,7 @@
     var select = $("fixed-component");
     var chosen = select.value;
     var components = st ? activeFaults(st).map(function (item) { return item.component; }).concat(
-      Object.keys(st.faults).sort().filter(function (c) { return st.faults[c].active !== true; })) : [];
+      Object.keys(st.faults).sort().filter(function (c) { return !st.faults[c].active; })) : [];
     if (components.join("\n") !== Array.prototype.map.call(select.options, function (o) { return o.value; }).join("\n")) {
       select.replaceChildren.apply(select, components.map(function (c) { return el("option", {value: c, text: c}); }));
       if (components.indexOf(chosen) >= 0) { select.value = chosen; }
@@ -305,20 +319,23 @@
     $("confirm-note-row").hidden = ask.kind !== "ack";
     if (ask.kind === "ack") {
       var alert = state.alerts[ask.id];
-      if (alert && alert.state === "acknowledged") {
-        $("confirm-text").textContent = t("alert.ack.already", {title: text(alert.title) || ask.id, user: text(alert.acked_by)});
+      if (!alert) {
+        $("confirm-text").textContent = t("alert.ack.unknown", {id: ask.id});
+        okButton.disabled = true;
+      } else if (alert.acked) {
+        $("confirm-text").textContent = t("alert.ack.already", {title: alert.title, user: alert.ackedBy});
         okButton.disabled = true;
       } else {
-        $("confirm-text").textContent = alert ? t("alert.ack.question", {title: text(alert.title) || ask.id}) :
-          t("alert.ack.unknown", {id: ask.id});
+        $("confirm-text").textContent = t("alert.ack.question", {title: alert.title});
       }
     } else {
       $("confirm-text").textContent = t("cmd.question", {command: t("cmd." + ask.command), station: ask.station});
     }
     if (!dialog.open) {
       $("confirm-note").value = "";
+      $("confirm-error").textContent = "";
       dialog.showModal();
-      okButton.focus();
+      (ask.kind === "ack" ? $("confirm-note") : okButton).focus();  /* a second Enter after signing in confirms nothing */
     }
   }
 
@@ -334,9 +351,14 @@
 
   function confirmed() {
     var ask = state.confirm;
-    state.confirm = null;
-    if (ask && ask.kind === "ack") { sendAck(ask.id, $("confirm-note").value.trim().slice(0, NOTE_MAX)); }
+    if (ask && ask.kind === "ack") {
+      var note = $("confirm-note").value.trim();
+      var problem = M.noteProblem(note, true);
+      if (problem) { $("confirm-error").textContent = t(problem); return; }
+      sendAck(ask.id, note);
+    }
     if (ask && ask.kind === "command") { sendCommand(ask.station, ask.command, {}); }
+    state.confirm = null;
     render();
   }
 
@@ -349,44 +371,42 @@
   /* What the page sends */
 
   function sendAck(id, note) {
-    if (!state.connected) { state.notice = {key: "cmd.offline"}; return; }
-    var alert = state.alerts[id];
-    var title = alert ? text(alert.title) || id : id;
-    state.client.publish(PREFIX + "/_ack/" + state.user + "/" + id, JSON.stringify(note ? {note: note} : {}), {qos: 1, retain: false},
-      function (error) {
-        if (!error) { state.notice = {key: "alert.ack.sent", params: {title: title}}; render(); }
-      });
     forgetAckLink();
+    if (!state.connected) { state.notice = {key: "cmd.offline"}; return; }
+    var title = state.alerts[id] ? state.alerts[id].title : id;
+    state.link.publish(PREFIX + "/_ack/" + state.user + "/" + id, note ? {note: note} : {}, function (outcome) {
+      state.notice = {key: "alert.ack." + outcome, params: {title: title}};
+      render();
+    });
   }
 
   function sendCommand(stationId, command, extra) {
     if (!state.connected || !stationId) { state.notice = {key: "cmd.offline"}; return; }
     var spec = COMMANDS[command];
-    var correlation = randomHex(16);
+    var topic = PREFIX + "/" + stationId + "/cmd/" + spec.topic + (spec.signed ? "/" + state.user : "");
+    var correlation = state.link.request(stationId, topic, spec.args(extra), function (outcome) {
+      if (outcome === OUTCOME.SENT || !state.pending[correlation]) { return; }
+      clearTimeout(state.pending[correlation].timer);
+      delete state.pending[correlation];
+      setResult(stationId, correlation, {command: command, state: outcome});
+    });
     state.pending[correlation] = {station: stationId, command: command, timer: setTimeout(function () {
       if (state.pending[correlation]) {
         delete state.pending[correlation];
-        state.results[stationId] = {command: command, state: "no_answer"};
-        render();
+        setResult(stationId, correlation, {command: command, state: "no_answer"});
       }
     }, REPLY_WAIT_MS)};
-    state.results[stationId] = {command: command, state: "sent"};
-    var topic = PREFIX + "/" + stationId + "/cmd/" + spec.topic + (spec.signed ? "/" + state.user : "");
-    state.client.publish(topic, JSON.stringify(spec.args(extra)), {
-      qos: 1, retain: false,
-      properties: {responseTopic: PREFIX + "/" + stationId + "/reply/" + state.replyTag, correlationData: correlation,
-        payloadFormatIndicator: true, contentType: "application/json"}});
+    state.results[stationId] = {command: command, state: "sent", correlation: correlation};
   }
 
   function submitFixed(event) {
     event.preventDefault();
-    var stationId = currentStation();
     var component = $("fixed-component").value;
     var note = $("fixed-note").value.trim();
-    $("fixed-error").textContent = "";
-    if (!component) { $("fixed-error").textContent = t("fixed.need_component"); return; }
-    if (note.length < 1 || note.length > NOTE_MAX) { $("fixed-error").textContent = t("fixed.need_note"); return; }
-    sendCommand(stationId, "fixed", {component: component, note: note});
+    var problem = component ? M.noteProblem(note, false) : "fixed.need_component";
+    $("fixed-error").textContent = problem ? t(problem) : "";
+    if (problem) { return; }
+    sendCommand(currentStation(), "fixed", {component: component, note: note});
     render();
   }
 
@@ -419,52 +439,44 @@
     if (ackFromLink()) { history.replaceState(null, "", location.pathname + location.search); }
   }
 
-  /* The connection */
-
-  function connect() {
-    var scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    var tag = randomHex(4);
-    state.replyTag = "crew-" + state.user + "/" + tag;  /* the crew reads only reply/crew-{user}/# (docs/broker.md) */
-    state.client = mqtt.connect(scheme + location.host + "/mqtt", {
-      protocolVersion: 5, username: state.user, password: state.password, clientId: "crew-" + state.user + "-" + tag, clean: true,
-      keepalive: 20, reconnectPeriod: 3000, connectTimeout: 10000, resubscribe: false});
-    state.client.on("connect", onConnect);
-    state.client.on("message", onMessage);
-    state.client.on("close", onDown);
-    state.client.on("error", onError);
-  }
-
-  function onConnect() {
-    state.connected = true;
-    state.everConnected = true;
-    state.staleSince = null;
-    state.loginError = null;
-    state.alerts = {};  /* the retained alerts come again: one closed meanwhile must not linger */
-    /* The retained state at QoS 0, which the broker writes out whole (at QoS 1 it queues 1,000 and drops the rest). */
-    var topics = {};
-    [PREFIX + "/+/status", PREFIX + "/+/fault/+", PREFIX + "/+/telemetry", PREFIX + "/_alerts/+"].forEach(function (topic) {
-      topics[topic] = {qos: 0};
-    });
-    topics[PREFIX + "/+/reply/" + state.replyTag] = {qos: 1};
-    state.client.subscribe(topics);
+  /* Ask once per link: after sign-in, and when the address gets a new #ack= while the page is open. */
+  function askFromLink() {
     var ackId = ackFromLink();
-    if (ackId && !state.ackAsked) { state.ackAsked = true; state.confirm = {kind: "ack", id: ackId}; }
-    render();
+    if (ackId && state.connected && state.ackAsked !== ackId) { state.ackAsked = ackId; state.confirm = {kind: "ack", id: ackId}; }
   }
 
-  function onDown() {
-    if (state.connected || (state.everConnected && !state.staleSince)) { state.staleSince = new Date(); }
-    state.connected = false;
-    render();
-  }
+  /* The connection (crew-link.js) */
 
-  function onError(error) {
-    if (error && REFUSED_CODES[error.code]) {
+  var LINK_EVENTS = {
+    connected: function () {
+      state.connected = state.everConnected = true;
+      state.staleSince = state.loginError = null;
+      state.lastHeard = new Date();
+      /* Rebuilt from the retained messages that come again: what the broker dropped meanwhile must not linger. */
+      state.previous = state.stations;
+      state.stations = dict();
+      state.alerts = dict();
+      askFromLink();
+      render();
+    },
+    down: function () {
+      if (state.user === null) { return; }
+      if (state.connected || (state.everConnected && !state.staleSince)) { state.staleSince = state.lastHeard || new Date(); }
+      state.connected = false;
+      render();
+    },
+    refused: function () {
       signOut();
       state.loginError = "login.refused";
       render();
+    },
+    message: onMessage,
+    denied: function (topics) {
+      console.error("crew page: the broker refused the subscriptions", topics);
+      state.notice = {key: "subscribe.denied"};
+      render();
     }
-  }
+  };
 
   function signIn(event) {
     event.preventDefault();
@@ -479,24 +491,24 @@
 
   function start(user, password) {
     state.user = user;
-    state.password = password;
     state.loginError = null;
     render();
-    connect();
+    state.link = CrewLink.open(user, password, LINK_EVENTS);
   }
 
   function signOut() {
     sessionStorage.removeItem(LOGIN_KEY);
-    if (state.client) { state.client.end(true); }
     Object.keys(state.pending).forEach(function (c) { clearTimeout(state.pending[c].timer); });
-    state.client = null;
-    state.user = state.password = null;
+    state.user = null;
+    if (state.link) { state.link.end(); }
+    state.link = null;
     state.connected = state.everConnected = false;
-    state.staleSince = state.confirm = state.notice = null;
-    state.stations = {};
-    state.alerts = {};
-    state.pending = {};
-    state.results = {};
+    state.staleSince = state.confirm = state.notice = state.lastHeard = null;
+    state.stations = dict();
+    state.previous = dict();
+    state.alerts = dict();
+    state.pending = dict();
+    state.results = dict();
     render();
   }
 
@@ -506,8 +518,14 @@
     render();
   }
 
+  /* Framed by another page (clickjacking: mosquitto's http_dir cannot send X-Frame-Options), the page does nothing. */
+  function framed() {
+    document.body.replaceChildren(el("p", {"id": "framed", text: t("framed")}));
+  }
+
   function init() {
     state.lang = chooseLanguage();
+    if (window.top !== window.self) { framed(); return; }
     $("login-form").addEventListener("submit", signIn);
     $("logout").addEventListener("click", signOut);
     $("back").addEventListener("click", closeStation);
@@ -523,6 +541,7 @@
       if (CONFIRMED.indexOf(command) >= 0) { button.addEventListener("click", function () { askCommand(command); }); }
     });
     window.addEventListener("popstate", render);
+    window.addEventListener("hashchange", function () { askFromLink(); render(); });
     setInterval(render, TICK_MS);  /* the "since" and "no data since" markers age */
     var saved = parse(sessionStorage.getItem(LOGIN_KEY) || "");
     if (isObject(saved) && typeof saved.user === "string" && USER_NAME.test(saved.user) && typeof saved.password === "string") {
@@ -532,5 +551,6 @@
     }
   }
 
+  if (window.top !== window.self) { document.documentElement.className = "framed"; }
   document.addEventListener("DOMContentLoaded", init);
 }());

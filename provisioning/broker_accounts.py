@@ -44,8 +44,7 @@ STATION_WRITES = ("status", "fault/+", "event/+", "help/state", "help/request", 
 STATION_READS = ("cmd/#", "cfg/desired", "help/to-parker")
 STAFF_READS = (f"{PREFIX}/#",)
 # A crew's phone may get lost: it reads the stations' retained state, the alerts and its own replies only.
-CREW_READS = (f"{PREFIX}/+/status", f"{PREFIX}/+/fault/+", f"{PREFIX}/+/telemetry", f"{PREFIX}/+/help/state",
-              f"{PREFIX}/_alerts/+")
+CREW_READS = (f"{PREFIX}/+/status", f"{PREFIX}/+/fault/+", f"{PREFIX}/+/telemetry", f"{PREFIX}/_alerts/+")
 CREW_REPLIES = "reply/crew-{name}"  # under a station's prefix: where the crew page asks for its replies
 STAFF_WRITES = {
     Role.AGENT: (f"{PREFIX}/+/help/to-parker", f"{PREFIX}/+/cmd/#"),

@@ -14,6 +14,7 @@ import tarfile
 import tempfile
 import urllib.error
 import urllib.request
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ log = logging.getLogger("crew_web")
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "crew"
 VENDOR = PAGE / "vendor"
-PAGE_FILES = ("index.html", "crew.css", "crew.js", "crew-model.js", "crew-texts.js")
+PAGE_FILES = ("index.html", "crew.css", "crew.js", "crew-link.js", "crew-model.js", "crew-texts.js")
 REGISTRY = "https://registry.npmjs.org"
 PACKAGE = "mqtt"
 BUNDLE = "mqtt.min.js"
@@ -82,7 +83,7 @@ def check_integrity(data: bytes, integrity: str) -> None:
     if algorithm != "sha512" or not expected:
         raise BundleRefused(f"integrity {integrity!r}: only sha512-… is accepted")
     actual = base64.b64encode(hashlib.sha512(data).digest()).decode("ascii")
-    if not hmac.compare_digest(actual, expected):
+    if not hmac.compare_digest(actual.encode("ascii"), expected.encode("utf-8", "replace")):
         raise BundleRefused(f"the tarball's sha512 is sha512-{actual}, the pin says {integrity}: refused")
 
 
@@ -96,7 +97,7 @@ def unpack(data: bytes) -> dict[str, bytes]:
                     extracted = archive.extractfile(member)
                     if extracted is not None:
                         found[MEMBERS[member.name]] = extracted.read()
-    except (tarfile.TarError, OSError, EOFError) as error:
+    except (tarfile.TarError, zlib.error, OSError, EOFError, ValueError) as error:  # a corrupt archive, anywhere in it
         raise BundleRefused(f"the tarball cannot be read: {error}") from error
     if BUNDLE not in found:
         raise BundleRefused(f"the tarball has no package/dist/{BUNDLE}")
@@ -163,7 +164,7 @@ def pin_for(version: str, registry: str = REGISTRY) -> Pin:
     try:
         meta = json.loads(download(f"{registry.rstrip('/')}/{PACKAGE}/{version}"))
         integrity = str(meta["dist"]["integrity"])
-    except (ValueError, KeyError, TypeError) as error:
+    except (ValueError, KeyError, TypeError, RecursionError) as error:
         raise FetchFailed(f"the registry has no usable metadata for {PACKAGE} {version}: {error}") from error
     data = download(tarball_url(version, registry))
     check_integrity(data, integrity)

@@ -60,6 +60,7 @@ class CrewBroker:
     password: str
     fleet_password: str
     accounts: Path  # the generated accounts (secrets/NAME.password), the alert bridge's among them
+    site: Path  # the websockets listener's http_dir: the installed page
 
     @property
     def url(self) -> str:
@@ -85,8 +86,9 @@ def crew_broker(folder: Path) -> CrewBroker:
     install_page(site)
     ws_port = free_port()
     broker = Mosquitto(folder / "broker", password_file=accounts / "passwd", acl_file=acl,
-                       extra=f"listener {ws_port} 127.0.0.1\nprotocol websockets\nhttp_dir {site}\n")
-    crew = CrewBroker(broker, ws_port, secret(accounts, CREW), secret(accounts, FLEET), accounts)
+                       extra=f"listener {ws_port} 127.0.0.1\nprotocol websockets\nhttp_dir {site}\n"
+                             "use_username_as_clientid true\n")  # as in production (docs/crew.md)
+    crew = CrewBroker(broker, ws_port, secret(accounts, CREW), secret(accounts, FLEET), accounts, site)
     crew.start()
     return crew
 
@@ -114,6 +116,7 @@ class Fleet:
         self._client.username_pw_set(FLEET, password)
         self._client.on_message = self._on_message
         self._client.on_connect = self._on_connect
+        self._client.on_disconnect = lambda *args: self._notify()
         self._client.on_subscribe = lambda *args: self._mark_subscribed()
         self._client.connect("127.0.0.1", port, keepalive=30)
         self._client.loop_start()
@@ -123,6 +126,15 @@ class Fleet:
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         client.subscribe([(f"{P}/+/cmd/#", 1), (f"{P}/_ack/#", 1)])
+        self._notify()
+
+    def _notify(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
+
+    def wait_connected(self) -> None:
+        """Wait until paho has connected again (after the broker was restarted)."""
+        self.wait_until(self._client.is_connected, "the fleet's connection", timeout=15)
 
     def _mark_subscribed(self) -> None:
         with self._changed:

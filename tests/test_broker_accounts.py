@@ -58,8 +58,8 @@ AGENT_RULES = {"topic read paystation/v1/#", "topic write paystation/v1/+/help/t
 OPERATOR_RULES = {"topic read paystation/v1/#", "topic write paystation/v1/+/cmd/#",
                   "topic write paystation/v1/+/cfg/desired", *DENIED}
 CREW_RULES = {"topic read paystation/v1/+/status", "topic read paystation/v1/+/fault/+",
-              "topic read paystation/v1/+/telemetry", "topic read paystation/v1/+/help/state",
-              "topic read paystation/v1/_alerts/+", "topic read paystation/v1/+/reply/crew-crew-anna/#",
+              "topic read paystation/v1/+/telemetry", "topic read paystation/v1/_alerts/+",
+              "topic read paystation/v1/+/reply/crew-crew-anna/#",
               "topic write paystation/v1/+/cmd/restart", "topic write paystation/v1/+/cmd/terminal/status",
               "topic write paystation/v1/+/cmd/service/crew-anna", "topic write paystation/v1/+/cmd/fixed/crew-anna",
               "topic write paystation/v1/_ack/crew-anna/+", *DENIED}
@@ -400,11 +400,12 @@ def test_a_crew_reads_only_the_stations_state_the_alerts_and_its_own_replies(log
     station, agent, operator, bridge = login("S1"), login("a1"), login("op1"), login("alerts")
     hidden = [(station, f"{P}/S1/event/payment"), (station, f"{P}/S1/event/repair"), (station, f"{P}/S1/help/request"),
               (station, f"{P}/S1/help/from-parker"), (station, f"{P}/S1/cfg/reported"),
+              (station, f"{P}/S1/help/state"),
               (station, f"{P}/S1/reply/crew-ben/0a1b2c3d"), (station, f"{P}/S1/reply/crew-crew-anna2/x"),
               (station, f"{P}/S1/reply/a1"), (agent, f"{P}/S1/help/to-parker"), (agent, f"{P}/_ack/a1/a-7f3c"),
               (operator, f"{P}/S1/cmd/mode"), (operator, f"{P}/S1/cfg/desired"), (bridge, f"{P}/_alerts/a-1/x")]
     shown = [(station, f"{P}/S1/status"), (station, f"{P}/S1/fault/door"), (station, f"{P}/S1/telemetry"),
-             (station, f"{P}/S1/help/state"), (station, f"{P}/S1/reply/crew-crew-anna/0a1b2c3d"),
+             (station, f"{P}/S1/reply/crew-crew-anna/0a1b2c3d"),
              (bridge, f"{P}/_alerts/a-1")]
     payloads = [unique("hidden") for _ in hidden]
     for (peer, topic), payload in zip(hidden, payloads, strict=True):  # each PUBACK comes once mosquitto routed it
