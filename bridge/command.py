@@ -7,9 +7,10 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bridge.rules import ConfigError, Rules, SecretUnusable, check_files, load
-from bridge.store import StoreUnusable
+if TYPE_CHECKING:  # the bridge itself is imported when the command runs: `kiosk run` never loads it
+    from bridge.rules import Rules
 
 __all__ = ["EXIT_FAILED", "EXIT_USAGE", "add_arguments", "run"]
 
@@ -35,6 +36,8 @@ def _refused(path: Path, problems: list[str]) -> int:
 
 def _checked(path: Path) -> Rules | list[str]:
     """The configuration, with the files it names checked; else its problems."""
+    from bridge.rules import ConfigError, check_files, load
+
     try:
         rules = load(path)
     except ConfigError as exc:
@@ -58,7 +61,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     # Held before any thread starts, so that every thread inherits it and only the waiter below takes them.
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    from bridge.rules import SecretUnusable
     from bridge.service import Service
+    from bridge.store import StoreUnusable
     from kiosk.cli.sd_notify import SystemdNotifier
 
     try:
