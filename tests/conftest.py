@@ -1,5 +1,7 @@
 """Test set-up shared by every test: SDL without a screen or sound card, a runtime folder (XDG_RUNTIME_DIR) of their own."""
 import os
+import re
+import shutil
 
 os.environ["SDL_VIDEODRIVER"] = "dummy"
 os.environ["SDL_AUDIODRIVER"] = "dummy"
@@ -60,6 +62,18 @@ class NoMenu:
 
 
 no_menu = NoMenu()
+
+
+def unit_exposure(unit: Path) -> tuple[float, str]:
+    """A systemd unit file's exposure as `systemd-analyze security --offline=yes` rates it: the level and its word."""
+    analyze = shutil.which("systemd-analyze")
+    assert analyze is not None, "systemd-analyze is missing (provisioning/setup.sh --test installs systemd)"
+    result = subprocess.run([analyze, "security", "--offline=yes", "--no-pager", str(unit)], capture_output=True,
+                            text=True, timeout=60, check=False)
+    found = re.search(rf"Overall exposure level for {re.escape(unit.name)}: (\d+\.\d+) (\w+)",
+                      result.stdout + result.stderr)
+    assert found is not None, result.stdout + result.stderr
+    return float(found.group(1)), found.group(2)
 
 
 def run_kiosk(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import os
-import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -13,7 +11,7 @@ from pathlib import Path
 
 from alerts_kit import PREFIX, HookSink, MailSink, config_text, fault, online
 from broker import Mosquitto
-from conftest import ROOT
+from conftest import ROOT, unit_exposure
 from mqtt_client import Staff
 
 UNIT = ROOT / "systemd" / "kiosk-alerts.service"
@@ -21,14 +19,7 @@ TARGET = 1.5
 
 
 def test_the_unit_is_hardened() -> None:
-    analyze = shutil.which("systemd-analyze")
-    assert analyze is not None, "systemd-analyze is missing (provisioning/setup.sh --test installs systemd)"
-    result = subprocess.run([analyze, "security", "--offline=yes", "--no-pager", str(UNIT)], capture_output=True,
-                            text=True, timeout=60, check=False)
-    found = re.search(r"Overall exposure level for kiosk-alerts\.service: (\d+\.\d+) (\w+)",
-                      result.stdout + result.stderr)
-    assert found is not None, result.stdout + result.stderr
-    assert float(found.group(1)) <= TARGET
+    assert unit_exposure(UNIT)[0] <= TARGET
     text = UNIT.read_text(encoding="utf-8")
     assert "ExecStart=/opt/kiosk-alerts/.venv/bin/kiosk alerts --config /etc/kiosk/alerts.toml\n" in text
     assert "StateDirectory=kiosk-alerts\n" in text and "KillSignal=SIGTERM\n" in text
